@@ -1,0 +1,1 @@
+//! Sans-IO MP4 demuxing (placeholder, being written).

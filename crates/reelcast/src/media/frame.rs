@@ -1,0 +1,28 @@
+//! The unit that flows from a source through a stream to its sinks.
+
+use bytes::Bytes;
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// One access unit, ready to be sent: a whole H.264 picture in Annex-B form (with SPS/PPS
+/// in front of every keyframe) or one Opus packet.
+///
+/// Times are microseconds on the stream's own timeline, which starts at 0 when the
+/// stream starts and keeps rising across loop seams. `data` is shared between every sink;
+/// it is never copied per viewer.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub kind: MediaKind,
+    /// Decode time: frames of one kind are delivered in this order.
+    pub dts_us: i64,
+    /// Presentation time: what RTP timestamps are made from.
+    pub pts_us: i64,
+    /// True for a picture a decoder can start from (IDR); always true for audio.
+    pub keyframe: bool,
+    pub data: Bytes,
+}
