@@ -1,0 +1,1 @@
+//! Codec work (placeholder, being written).
