@@ -1,4 +1,11 @@
 //! reelcast: a media server that plays MP4 files to browsers over WebRTC, speaking the
 //! protocol of Flashphoner Web Call Server so existing WCS apps work unchanged.
 
+pub mod config;
 pub mod media;
+pub mod playback;
+pub mod server;
+pub mod signal;
+pub mod source;
+pub mod stream;
+pub mod webrtc;

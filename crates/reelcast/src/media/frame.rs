@@ -1,6 +1,6 @@
 //! The unit that flows from a source through a stream to its sinks.
 
-use bytes::Bytes;
+use std::sync::Arc;
 
 /// Audio or video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -14,7 +14,8 @@ pub enum MediaKind {
 ///
 /// Times are microseconds on the stream's own timeline, which starts at 0 when the
 /// stream starts and keeps rising across loop seams. `data` is shared between every sink;
-/// it is never copied per viewer.
+/// it is never copied per viewer: it is an `Arc<[u8]>` rather than `bytes::Bytes` because
+/// that is what str0m's `Writer::write` takes, so handing it to each viewer is a refcount bump.
 #[derive(Debug, Clone)]
 pub struct Frame {
     pub kind: MediaKind,
@@ -24,5 +25,5 @@ pub struct Frame {
     pub pts_us: i64,
     /// True for a picture a decoder can start from (IDR); always true for audio.
     pub keyframe: bool,
-    pub data: Bytes,
+    pub data: Arc<[u8]>,
 }

@@ -1,0 +1,1110 @@
+//! Server settings, under the key names of Flashphoner WCS's `flashphoner.properties`.
+//!
+//! Owns: the [`Settings`] every other module reads, their built-in defaults, and how
+//! they are layered from four sources, later wins:
+//!
+//! 1. built-in defaults ([`Settings::default`]);
+//! 2. a Java properties file (`--config FILE`, else `./flashphoner.properties` when it
+//!    exists), parsed by [`parse_properties`];
+//! 3. environment variables `REELCAST_<KEY>` (key upper-cased, `.` → `_`, see
+//!    [`env_var_name`]);
+//! 4. command-line flags (`--http-port`, `--set KEY=VALUE`, ...), given as [`Override`]s.
+//!
+//! A WCS properties file holds many keys reelcast does not use: those are ignored with
+//! one debug log line each, never an error. A value that is wrong fails the start with
+//! a message that names the key, the value and where it came from ([`Origin`]). An
+//! empty value (`http.port=`) means "the built-in default" (for optional keys: unset).
+//!
+//! Must not: open sockets, start anything, or read media. Checking that `media_dir`
+//! exists is the one file-system look it takes, so that a wrong folder fails at start.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The file read when no `--config` is given, if it exists in the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "flashphoner.properties";
+
+/// Prefix of the environment variables that set keys (`REELCAST_HTTP_PORT`).
+pub const ENV_PREFIX: &str = "REELCAST_";
+
+/// Every key reelcast understands, in the order the documentation lists them.
+pub const KEYS: &[&str] = &[
+    "media_dir",
+    "http.port",
+    "ws.port",
+    "media_port",
+    "ip",
+    "ip_local",
+    "vod_stream_timeout",
+    "vod_live_loop",
+    "disable_rest_auth",
+    "keep_alive.server_interval",
+    "ws.max_message_size",
+    "aws_s3_credentials",
+    "vod_mp4_container_new",
+    "vod_mp4_container_new_buffer_ms",
+];
+
+/// Keys whose value is a secret: never shown in logs, summaries or error messages.
+const SECRET_KEYS: &[&str] = &["aws_s3_credentials"];
+
+/// Smallest accepted `ws.max_message_size`: a browser's SDP offer alone is a few KiB.
+const MIN_MESSAGE_BYTES: usize = 4096;
+
+/// The server's settings. Build with [`Settings::default`] and adjust fields (tests),
+/// or [`load`] them from the user's sources (the binary).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `media_dir`: the folder `vod://NAME` and `vod-live://NAME` are read from.
+    pub media_dir: PathBuf,
+    /// `http.port`: REST API (`/rest-api/...`).
+    pub http_port: u16,
+    /// `ws.port`: WebSocket signalling, where the WCS browser SDK connects.
+    pub ws_port: u16,
+    /// `media_port`: the one UDP port every WebRTC viewer shares.
+    pub media_port: u16,
+    /// `ip`: the address announced in ICE candidates (the public one behind NAT).
+    /// `None`: [`Settings::announced_ip`] derives it from `ip_local`.
+    pub ip: Option<IpAddr>,
+    /// `ip_local`: the address the server binds to.
+    pub ip_local: IpAddr,
+    /// `vod_stream_timeout`: how long a VOD stream stays up after its last viewer left.
+    pub vod_stream_timeout: Duration,
+    /// `vod_live_loop`: a live translation restarts at the end of its file.
+    pub vod_live_loop: bool,
+    /// `disable_rest_auth`: `false` turns on HTTP Basic auth for REST.
+    pub disable_rest_auth: bool,
+    /// `keep_alive.server_interval`: how often the server pings each WebSocket session.
+    pub keep_alive_server_interval: Duration,
+    /// `ws.max_message_size`: largest signalling message accepted, in bytes.
+    pub signalling_max_message_bytes: usize,
+    /// `aws_s3_credentials`: `region;access_key_id;secret`. A secret: never logged.
+    pub aws_s3_credentials: Option<String>,
+    /// `vod_mp4_container_new`: play an S3 file while it is still downloading.
+    pub vod_mp4_container_new: bool,
+    /// `vod_mp4_container_new_buffer_ms`: read-ahead for that, in ms of media.
+    pub vod_mp4_container_new_buffer_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            media_dir: PathBuf::from("./media"),
+            http_port: 8081,
+            ws_port: 8080,
+            media_port: 31000,
+            ip: None,
+            ip_local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            vod_stream_timeout: Duration::from_millis(30_000),
+            vod_live_loop: false,
+            disable_rest_auth: true,
+            keep_alive_server_interval: Duration::from_millis(5_000),
+            signalling_max_message_bytes: 1024 * 1024,
+            aws_s3_credentials: None,
+            vod_mp4_container_new: false,
+            vod_mp4_container_new_buffer_ms: 10_000,
+        }
+    }
+}
+
+/// Debug shows every key but never the secret ones.
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Settings");
+        for key in KEYS {
+            // Every entry of KEYS is answered by `get` (test `every_key_round_trips`).
+            let value = self.shown_value(key).unwrap_or_default();
+            d.field(key, &value);
+        }
+        d.finish()
+    }
+}
+
+/// Where a value came from; named in every error so the user knows what to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Nobody set it.
+    Default,
+    /// A properties file, with the line the entry starts on (1-based).
+    File { path: PathBuf, line: usize },
+    /// An environment variable.
+    Env { var: String },
+    /// A command-line flag (`--http-port`, `--set`).
+    Flag { flag: String },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("built-in default"),
+            Origin::File { path, line } => write!(f, "{} line {line}", path.display()),
+            Origin::Env { var } => write!(f, "environment {var}"),
+            Origin::Flag { flag } => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// Why the settings could not be loaded. Each message is one plain line for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {reason}", path.display())]
+    ReadFile { path: PathBuf, reason: String },
+    #[error("invalid value \"{value}\" for {key} (from {origin}): {expected}")]
+    InvalidValue {
+        key: String,
+        /// The value as given, or `<hidden>` for secret keys.
+        value: String,
+        origin: Origin,
+        expected: String,
+    },
+    #[error("unknown setting \"{key}\" (from {origin}); known settings: {}", KEYS.join(", "))]
+    UnknownKey { key: String, origin: Origin },
+    #[error("invalid {flag} argument \"{arg}\": expected KEY=VALUE")]
+    BadOverride { flag: String, arg: String },
+    #[error(
+        "media_dir {} (from {origin}) does not exist; set media_dir in the properties \
+         file, REELCAST_MEDIA_DIR or --media-dir",
+        path.display()
+    )]
+    MediaDirMissing { path: PathBuf, origin: Origin },
+    #[error("media_dir {} (from {origin}) is not a directory", path.display())]
+    MediaDirNotDir { path: PathBuf, origin: Origin },
+    #[error("media_dir {} (from {origin}) cannot be read: {reason}", path.display())]
+    MediaDirUnreadable {
+        path: PathBuf,
+        origin: Origin,
+        reason: String,
+    },
+}
+
+/// Which properties file to read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ConfigFile {
+    /// None at all.
+    #[default]
+    None,
+    /// This one if it exists, else none (the `./flashphoner.properties` default).
+    IfExists(PathBuf),
+    /// This one; missing or unreadable is an error (`--config FILE`).
+    Required(PathBuf),
+}
+
+/// One value given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    pub key: String,
+    pub value: String,
+    /// The flag it came from, for messages: `--http-port`, `--set`.
+    pub flag: String,
+}
+
+impl Override {
+    /// An override from a dedicated flag: `Override::new("http.port", "9000", "--http-port")`.
+    pub fn new(key: &str, value: &str, flag: &str) -> Self {
+        Override {
+            key: key.to_string(),
+            value: value.to_string(),
+            flag: flag.to_string(),
+        }
+    }
+
+    /// Parses the argument of `--set KEY=VALUE` (split at the first `=`).
+    pub fn parse_set(arg: &str) -> Result<Self, ConfigError> {
+        match arg.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => {
+                Ok(Override::new(key.trim(), value, "--set"))
+            }
+            _ => Err(ConfigError::BadOverride {
+                flag: "--set".to_string(),
+                arg: arg.to_string(),
+            }),
+        }
+    }
+}
+
+/// Everything [`load`] reads, gathered by the caller so that tests need no process state.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub config_file: ConfigFile,
+    /// Environment variables as `(NAME, value)`; only `REELCAST_*` ones are looked at.
+    pub env: Vec<(String, String)>,
+    /// Command-line values, applied in order after everything else.
+    pub overrides: Vec<Override>,
+}
+
+impl Sources {
+    /// The sources of this process: `config` (else `./flashphoner.properties` if it
+    /// exists), the real environment, and the given command-line overrides.
+    pub fn from_process(config: Option<PathBuf>, overrides: Vec<Override>) -> Self {
+        let config_file = match config {
+            Some(path) => ConfigFile::Required(path),
+            None => ConfigFile::IfExists(PathBuf::from(DEFAULT_CONFIG_FILE)),
+        };
+        let env = std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let k = k.into_string().ok()?;
+                k.starts_with(ENV_PREFIX)
+                    .then(|| (k, v.to_string_lossy().into_owned()))
+            })
+            .collect();
+        Sources {
+            config_file,
+            env,
+            overrides,
+        }
+    }
+}
+
+/// Loaded settings together with where each value came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub settings: Settings,
+    /// The properties file that was read, if any.
+    pub config_file: Option<PathBuf>,
+    /// The origin of every key that was set by something other than the defaults.
+    pub origins: BTreeMap<&'static str, Origin>,
+}
+
+impl Loaded {
+    /// Where `key`'s value came from.
+    pub fn origin(&self, key: &str) -> Origin {
+        self.origins.get(key).cloned().unwrap_or(Origin::Default)
+    }
+
+    /// One line per key, `key = value (origin)`, secrets hidden: for the start-up log.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        for key in KEYS {
+            let value = self.settings.shown_value(key).unwrap_or_default();
+            out.push_str(&format!("{key} = {value} ({})\n", self.origin(key)));
+        }
+        out
+    }
+}
+
+/// Loads the settings from `sources` (defaults < file < environment < overrides) and
+/// checks that `media_dir` is a readable folder.
+pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
+    let mut settings = Settings::default();
+    let mut origins = BTreeMap::new();
+
+    let file = match &sources.config_file {
+        ConfigFile::None => None,
+        ConfigFile::IfExists(path) if !path.exists() => None,
+        ConfigFile::IfExists(path) | ConfigFile::Required(path) => Some(path.clone()),
+    };
+    if let Some(path) = &file {
+        let bytes = std::fs::read(path).map_err(|e| ConfigError::ReadFile {
+            path: path.clone(),
+            reason: io_reason(&e),
+        })?;
+        for entry in parse_properties(&decode_text(bytes)) {
+            let origin = Origin::File {
+                path: path.clone(),
+                line: entry.line,
+            };
+            match settings.set(&entry.key, &entry.value, &origin) {
+                Ok(key) => {
+                    origins.insert(key, origin);
+                }
+                Err(ConfigError::UnknownKey { .. }) => {
+                    tracing::debug!(key = %entry.key, "{origin}: ignoring a key reelcast does not use");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    for (var, value) in &sources.env {
+        let Some(key) = KEYS.iter().find(|k| env_var_name(k) == *var) else {
+            if var.starts_with(ENV_PREFIX) {
+                tracing::debug!(%var, "ignoring an environment variable that names no setting");
+            }
+            continue;
+        };
+        let origin = Origin::Env { var: var.clone() };
+        settings.set(key, value, &origin)?;
+        origins.insert(key, origin);
+    }
+
+    for o in &sources.overrides {
+        let origin = Origin::Flag {
+            flag: o.flag.clone(),
+        };
+        let key = settings.set(&o.key, &o.value, &origin)?;
+        origins.insert(key, origin);
+    }
+
+    let media_origin = origins.get("media_dir").cloned().unwrap_or(Origin::Default);
+    check_media_dir(&settings.media_dir, &media_origin)?;
+
+    Ok(Loaded {
+        settings,
+        config_file: file,
+        origins,
+    })
+}
+
+/// `REELCAST_` + the key upper-cased with `.` turned to `_`: `http.port` → `REELCAST_HTTP_PORT`.
+pub fn env_var_name(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.to_ascii_uppercase().replace('.', "_"))
+}
+
+impl Settings {
+    /// Sets `key` from its text form, as a properties file would. Returns the key's
+    /// canonical (static) name. Surrounding whitespace is ignored; an empty value means
+    /// the built-in default (or unset, for optional keys).
+    pub fn set(
+        &mut self,
+        key: &str,
+        value: &str,
+        origin: &Origin,
+    ) -> Result<&'static str, ConfigError> {
+        let Some(&canon) = KEYS.iter().find(|k| **k == key) else {
+            return Err(ConfigError::UnknownKey {
+                key: key.to_string(),
+                origin: origin.clone(),
+            });
+        };
+        // Empty means the built-in default: parse the default's text form instead
+        // (`""` for the optional keys, which the arms below read as unset).
+        let default_text;
+        let value = match value.trim() {
+            "" => {
+                default_text = Settings::default().get(canon).unwrap_or_default();
+                default_text.as_str()
+            }
+            trimmed => trimmed,
+        };
+        let bad = |expected: &str| ConfigError::InvalidValue {
+            key: canon.to_string(),
+            value: if SECRET_KEYS.contains(&canon) {
+                "<hidden>".to_string()
+            } else {
+                value.to_string()
+            },
+            origin: origin.clone(),
+            expected: expected.to_string(),
+        };
+        match canon {
+            "media_dir" => self.media_dir = PathBuf::from(value),
+            "http.port" => self.http_port = port(value).ok_or_else(|| bad(PORT))?,
+            "ws.port" => self.ws_port = port(value).ok_or_else(|| bad(PORT))?,
+            "media_port" => self.media_port = port(value).ok_or_else(|| bad(PORT))?,
+            "ip" if value.is_empty() => self.ip = None,
+            "ip" => self.ip = Some(value.parse().map_err(|_| bad(IP))?),
+            "ip_local" => self.ip_local = value.parse().map_err(|_| bad(IP))?,
+            "vod_stream_timeout" => {
+                self.vod_stream_timeout = millis(value, 0).ok_or_else(|| bad(MS))?
+            }
+            "vod_live_loop" => self.vod_live_loop = boolean(value).ok_or_else(|| bad(BOOL))?,
+            "disable_rest_auth" => {
+                self.disable_rest_auth = boolean(value).ok_or_else(|| bad(BOOL))?
+            }
+            "keep_alive.server_interval" => {
+                self.keep_alive_server_interval =
+                    millis(value, 1).ok_or_else(|| bad(MS_POSITIVE))?
+            }
+            "ws.max_message_size" => {
+                self.signalling_max_message_bytes = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= MIN_MESSAGE_BYTES)
+                    .ok_or_else(|| bad("expected a number of bytes, at least 4096"))?
+            }
+            "aws_s3_credentials" if value.is_empty() => self.aws_s3_credentials = None,
+            "aws_s3_credentials" => {
+                let parts: Vec<&str> = value.split(';').collect();
+                if parts.len() != 3 || parts.iter().any(|p| p.trim().is_empty()) {
+                    return Err(bad("expected region;access_key_id;secret_access_key"));
+                }
+                self.aws_s3_credentials = Some(value.to_string());
+            }
+            "vod_mp4_container_new" => {
+                self.vod_mp4_container_new = boolean(value).ok_or_else(|| bad(BOOL))?
+            }
+            "vod_mp4_container_new_buffer_ms" => {
+                self.vod_mp4_container_new_buffer_ms = value.parse().map_err(|_| bad(MS))?
+            }
+            // Not reached: every entry of KEYS has an arm above (test
+            // `every_key_round_trips`); refused rather than panicking all the same.
+            _ => {
+                return Err(ConfigError::UnknownKey {
+                    key: key.to_string(),
+                    origin: origin.clone(),
+                })
+            }
+        }
+        Ok(canon)
+    }
+
+    /// `key`'s current value in its text form (as `set` accepts it; `""` for unset
+    /// optional keys), or `None` for a key reelcast does not know.
+    pub fn get(&self, key: &str) -> Option<String> {
+        let ms = |d: Duration| d.as_millis().to_string();
+        Some(match key {
+            "media_dir" => self.media_dir.display().to_string(),
+            "http.port" => self.http_port.to_string(),
+            "ws.port" => self.ws_port.to_string(),
+            "media_port" => self.media_port.to_string(),
+            "ip" => self.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            "ip_local" => self.ip_local.to_string(),
+            "vod_stream_timeout" => ms(self.vod_stream_timeout),
+            "vod_live_loop" => self.vod_live_loop.to_string(),
+            "disable_rest_auth" => self.disable_rest_auth.to_string(),
+            "keep_alive.server_interval" => ms(self.keep_alive_server_interval),
+            "ws.max_message_size" => self.signalling_max_message_bytes.to_string(),
+            "aws_s3_credentials" => self.aws_s3_credentials.clone().unwrap_or_default(),
+            "vod_mp4_container_new" => self.vod_mp4_container_new.to_string(),
+            "vod_mp4_container_new_buffer_ms" => self.vod_mp4_container_new_buffer_ms.to_string(),
+            _ => return None,
+        })
+    }
+
+    /// Like [`get`](Self::get) but for people: secrets shown as `<hidden>`, unset as `(unset)`.
+    fn shown_value(&self, key: &str) -> Option<String> {
+        let value = self.get(key)?;
+        Some(if value.is_empty() {
+            "(unset)".to_string()
+        } else if SECRET_KEYS.contains(&key) {
+            "<hidden>".to_string()
+        } else {
+            value
+        })
+    }
+
+    /// The address to put in ICE candidates: `ip` if set, else `ip_local`, except that
+    /// an unspecified bind address (`0.0.0.0`, `::`) is announced as loopback, which
+    /// only browsers on this machine can reach: set `ip` for anything else.
+    pub fn announced_ip(&self) -> IpAddr {
+        match (self.ip, self.ip_local) {
+            (Some(ip), _) => ip,
+            (None, IpAddr::V4(v4)) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            (None, IpAddr::V6(v6)) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            (None, local) => local,
+        }
+    }
+}
+
+const PORT: &str = "expected a port number 1-65535";
+const IP: &str = "expected an IP address such as 203.0.113.7";
+const MS: &str = "expected a number of milliseconds";
+const MS_POSITIVE: &str = "expected a number of milliseconds greater than 0";
+const BOOL: &str = "expected true or false";
+
+fn port(value: &str) -> Option<u16> {
+    value.parse::<u16>().ok().filter(|p| *p != 0)
+}
+
+fn millis(value: &str, min: u64) -> Option<Duration> {
+    let n = value.parse::<u64>().ok().filter(|n| *n >= min)?;
+    Some(Duration::from_millis(n))
+}
+
+/// `true`/`false` in any case. Java's `Boolean.parseBoolean` takes every other word as
+/// false; a typo turning a feature silently off is worse than a clear error.
+fn boolean(value: &str) -> Option<bool> {
+    if value.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if value.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+fn check_media_dir(path: &Path, origin: &Origin) -> Result<(), ConfigError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => match std::fs::read_dir(path) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(ConfigError::MediaDirUnreadable {
+                path: path.to_path_buf(),
+                origin: origin.clone(),
+                reason: io_reason(&e),
+            }),
+        },
+        Ok(_) => Err(ConfigError::MediaDirNotDir {
+            path: path.to_path_buf(),
+            origin: origin.clone(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ConfigError::MediaDirMissing {
+            path: path.to_path_buf(),
+            origin: origin.clone(),
+        }),
+        Err(e) => Err(ConfigError::MediaDirUnreadable {
+            path: path.to_path_buf(),
+            origin: origin.clone(),
+            reason: io_reason(&e),
+        }),
+    }
+}
+
+/// An io error's words without the `(os error N)` tail.
+fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+/// Properties files are UTF-8 in practice; Java's default is ISO-8859-1, which maps
+/// every byte to the char of the same number, so fall back to that.
+fn decode_text(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(s) => s.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(s),
+        Err(e) => e.into_bytes().iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
+/// One `key=value` entry of a properties file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertyEntry {
+    pub key: String,
+    pub value: String,
+    /// 1-based number of the line the entry starts on.
+    pub line: usize,
+}
+
+/// Parses Java properties text (`java.util.Properties.load`): `key=value`, `key: value`
+/// or `key value`; `#` and `!` comment lines; a line ending in an odd number of `\`
+/// continues on the next; escapes `\t \n \r \f \uXXXX` and `\x` → `x`. Surrounding
+/// whitespace of values is trimmed. Never fails: malformed `\u` escapes are kept as text.
+pub fn parse_properties(text: &str) -> Vec<PropertyEntry> {
+    let mut entries = Vec::new();
+    let mut lines = text.split('\n').enumerate().peekable();
+    while let Some((index, raw)) = lines.next() {
+        let first = strip_line_end(raw).trim_start_matches(is_prop_space);
+        if first.is_empty() || first.starts_with('#') || first.starts_with('!') {
+            continue;
+        }
+        let mut logical = String::from(first);
+        while ends_with_odd_backslashes(&logical) {
+            logical.pop();
+            match lines.next() {
+                Some((_, next)) => {
+                    logical.push_str(strip_line_end(next).trim_start_matches(is_prop_space))
+                }
+                None => break,
+            }
+        }
+        let (key, value) = split_key_value(&logical);
+        entries.push(PropertyEntry {
+            key: unescape(key),
+            value: unescape(value).trim().to_string(),
+            line: index + 1,
+        });
+    }
+    entries
+}
+
+fn is_prop_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\u{c}')
+}
+
+fn strip_line_end(line: &str) -> &str {
+    line.strip_suffix('\r').unwrap_or(line)
+}
+
+fn ends_with_odd_backslashes(s: &str) -> bool {
+    s.chars().rev().take_while(|c| *c == '\\').count() % 2 == 1
+}
+
+/// Splits a logical line at the first unescaped `=`, `:` or whitespace, as Java does.
+fn split_key_value(line: &str) -> (&str, &str) {
+    let mut escaped = false;
+    let mut key_end = line.len();
+    for (i, c) in line.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == '=' || c == ':' || is_prop_space(c) {
+            key_end = i;
+            break;
+        }
+    }
+    let key = &line[..key_end];
+    let mut rest = line[key_end..].trim_start_matches(is_prop_space);
+    if let Some(after) = rest.strip_prefix(['=', ':']) {
+        rest = after.trim_start_matches(is_prop_space);
+    }
+    (key, rest)
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('f') => out.push('\u{c}'),
+            Some('u') => {
+                let hex: String = chars.clone().take(4).collect();
+                match u32::from_str_radix(&hex, 16)
+                    .ok()
+                    .filter(|_| hex.len() == 4)
+                    .and_then(char::from_u32)
+                {
+                    Some(ch) => {
+                        out.push(ch);
+                        for _ in 0..4 {
+                            chars.next();
+                        }
+                    }
+                    None => out.push_str("\\u"),
+                }
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "reelcast-config-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir can be created");
+        dir
+    }
+
+    /// A temp folder with a `media` subfolder and a properties file holding `text`.
+    fn setup(tag: &str, text: &str) -> (PathBuf, PathBuf) {
+        let dir = temp_dir(tag);
+        std::fs::create_dir(dir.join("media")).expect("media dir can be created");
+        let file = dir.join("test.properties");
+        std::fs::write(&file, text).expect("properties file can be written");
+        (dir, file)
+    }
+
+    fn sources(file: &Path, env: &[(&str, &str)], overrides: Vec<Override>) -> Sources {
+        Sources {
+            config_file: ConfigFile::Required(file.to_path_buf()),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            overrides,
+        }
+    }
+
+    fn media_line(dir: &Path) -> String {
+        format!("media_dir={}\n", dir.join("media").display())
+    }
+
+    #[test]
+    fn defaults_match_wcs() {
+        let s = Settings::default();
+        assert_eq!(s.media_dir, PathBuf::from("./media"));
+        assert_eq!((s.http_port, s.ws_port, s.media_port), (8081, 8080, 31000));
+        assert_eq!(s.ip, None);
+        assert_eq!(s.ip_local, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(s.vod_stream_timeout, Duration::from_secs(30));
+        assert!(!s.vod_live_loop);
+        assert!(s.disable_rest_auth);
+        assert_eq!(s.keep_alive_server_interval, Duration::from_secs(5));
+        assert_eq!(s.signalling_max_message_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn every_key_round_trips() {
+        let mut s = Settings::default();
+        for key in KEYS {
+            let text = s.get(key).expect("every listed key has a getter");
+            assert_eq!(s.set(key, &text, &Origin::Default).unwrap(), *key);
+            assert_eq!(s, Settings::default(), "{key}");
+        }
+    }
+
+    #[test]
+    fn env_var_names() {
+        assert_eq!(env_var_name("media_dir"), "REELCAST_MEDIA_DIR");
+        assert_eq!(env_var_name("http.port"), "REELCAST_HTTP_PORT");
+        assert_eq!(
+            env_var_name("keep_alive.server_interval"),
+            "REELCAST_KEEP_ALIVE_SERVER_INTERVAL"
+        );
+    }
+
+    #[test]
+    fn precedence_default_file_env_flag() {
+        let (dir, file) = setup("prec", "");
+        let text = format!(
+            "{}http.port=9001\nws.port=9002\nmedia_port=9003\nvod_live_loop=true\n",
+            media_line(&dir)
+        );
+        std::fs::write(&file, text).unwrap();
+        let loaded = load(&sources(
+            &file,
+            &[
+                ("REELCAST_WS_PORT", "9102"),
+                ("REELCAST_MEDIA_PORT", "9103"),
+                ("REELCAST_UNRELATED", "x"),
+                ("HOME", "/root"),
+            ],
+            vec![Override::new("media_port", "9203", "--media-port")],
+        ))
+        .unwrap();
+        let s = &loaded.settings;
+        assert_eq!(s.http_port, 9001, "file beats default");
+        assert_eq!(s.ws_port, 9102, "env beats file");
+        assert_eq!(s.media_port, 9203, "flag beats env");
+        assert!(s.vod_live_loop);
+        assert_eq!(
+            s.vod_stream_timeout,
+            Duration::from_secs(30),
+            "default kept"
+        );
+        assert_eq!(
+            loaded.origin("http.port"),
+            Origin::File {
+                path: file.clone(),
+                line: 2
+            }
+        );
+        assert_eq!(
+            loaded.origin("ws.port"),
+            Origin::Env {
+                var: "REELCAST_WS_PORT".into()
+            }
+        );
+        assert_eq!(
+            loaded.origin("media_port"),
+            Origin::Flag {
+                flag: "--media-port".into()
+            }
+        );
+        assert_eq!(loaded.origin("vod_stream_timeout"), Origin::Default);
+        assert!(loaded
+            .summary()
+            .contains("media_port = 9203 (flag --media-port)"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn later_override_wins_and_set_takes_any_key() {
+        let (dir, file) = setup("set", "");
+        std::fs::write(&file, media_line(&dir)).unwrap();
+        let overrides = vec![
+            Override::parse_set("vod_stream_timeout=5000").unwrap(),
+            Override::parse_set("http.port=1000").unwrap(),
+            Override::new("http.port", "2000", "--http-port"),
+        ];
+        let s = load(&sources(&file, &[], overrides)).unwrap().settings;
+        assert_eq!(s.vod_stream_timeout, Duration::from_millis(5000));
+        assert_eq!(s.http_port, 2000);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_file_keys_are_ignored() {
+        let (dir, file) = setup("unknown", "");
+        let text = format!(
+            "# a WCS file\nrtc_ice_add_local_component = true\nhls.port=8082\n{}",
+            media_line(&dir)
+        );
+        std::fs::write(&file, text).unwrap();
+        let loaded = load(&sources(&file, &[], vec![])).unwrap();
+        assert_eq!(loaded.settings.http_port, 8081);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_set_key_is_an_error() {
+        let (dir, file) = setup("unknown-set", "");
+        std::fs::write(&file, media_line(&dir)).unwrap();
+        let err = load(&sources(
+            &file,
+            &[],
+            vec![Override::parse_set("htp.port=1").unwrap()],
+        ))
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::UnknownKey { .. }));
+        assert!(err
+            .to_string()
+            .starts_with("unknown setting \"htp.port\" (from flag --set)"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bad_value_names_key_value_file_and_line() {
+        let (dir, file) = setup("bad", "");
+        let text = format!("{}# comment\n\nhttp.port = abc\n", media_line(&dir));
+        std::fs::write(&file, text).unwrap();
+        let err = load(&sources(&file, &[], vec![])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "invalid value \"abc\" for http.port (from {} line 4): expected a port number 1-65535",
+                file.display()
+            )
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bad_env_and_flag_values_name_their_origin() {
+        let (dir, file) = setup("bad-env", "");
+        std::fs::write(&file, media_line(&dir)).unwrap();
+        let err = load(&sources(
+            &file,
+            &[("REELCAST_VOD_LIVE_LOOP", "yes")],
+            vec![],
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid value \"yes\" for vod_live_loop (from environment REELCAST_VOD_LIVE_LOOP): expected true or false"
+        );
+        let err = load(&sources(
+            &file,
+            &[],
+            vec![Override::new("ip", "1.2.3", "--ip")],
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid value \"1.2.3\" for ip (from flag --ip): expected an IP address such as 203.0.113.7"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn every_value_check() {
+        let mut s = Settings::default();
+        let o = Origin::Default;
+        let bad = |s: &mut Settings, k: &str, v: &str| {
+            assert!(
+                matches!(s.set(k, v, &o), Err(ConfigError::InvalidValue { .. })),
+                "{k}={v} should be refused"
+            )
+        };
+        for key in ["http.port", "ws.port", "media_port"] {
+            bad(&mut s, key, "0");
+            bad(&mut s, key, "65536");
+            bad(&mut s, key, "-1");
+            bad(&mut s, key, "80a");
+        }
+        bad(&mut s, "ip", "localhost");
+        bad(&mut s, "ip_local", "300.1.1.1");
+        bad(&mut s, "vod_stream_timeout", "30s");
+        bad(&mut s, "vod_stream_timeout", "-5");
+        bad(&mut s, "keep_alive.server_interval", "0");
+        bad(&mut s, "disable_rest_auth", "1");
+        bad(&mut s, "vod_mp4_container_new", "on");
+        bad(&mut s, "ws.max_message_size", "100");
+        bad(&mut s, "ws.max_message_size", "1MB");
+        bad(&mut s, "vod_mp4_container_new_buffer_ms", "x");
+        bad(&mut s, "aws_s3_credentials", "us-east-1;key");
+        assert_eq!(s, Settings::default(), "refused values change nothing");
+
+        s.set("ip", "::1", &o).unwrap();
+        s.set("vod_stream_timeout", "0", &o).unwrap();
+        s.set("vod_live_loop", " TRUE ", &o).unwrap();
+        s.set("aws_s3_credentials", "ams3;key;secret", &o).unwrap();
+        assert_eq!(s.ip, Some("::1".parse().unwrap()));
+        assert_eq!(s.vod_stream_timeout, Duration::ZERO);
+        assert!(s.vod_live_loop);
+        assert_eq!(s.aws_s3_credentials.as_deref(), Some("ams3;key;secret"));
+    }
+
+    #[test]
+    fn empty_value_means_default() {
+        let mut s = Settings::default();
+        let o = Origin::Default;
+        s.set("http.port", "9000", &o).unwrap();
+        s.set("ip", "10.0.0.1", &o).unwrap();
+        s.set("http.port", "", &o).unwrap();
+        s.set("ip", "  ", &o).unwrap();
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn secrets_never_shown() {
+        let mut s = Settings::default();
+        let err = s
+            .set("aws_s3_credentials", "region;xyzzy", &Origin::Default)
+            .unwrap_err();
+        assert!(!err.to_string().contains("xyzzy"), "{err}");
+        s.set("aws_s3_credentials", "r;k;topsecret", &Origin::Default)
+            .unwrap();
+        assert!(!format!("{s:?}").contains("topsecret"));
+        let loaded = Loaded {
+            settings: s,
+            config_file: None,
+            origins: BTreeMap::new(),
+        };
+        assert!(!loaded.summary().contains("topsecret"));
+        assert!(loaded.summary().contains("aws_s3_credentials = <hidden>"));
+    }
+
+    #[test]
+    fn missing_required_config_file() {
+        let dir = temp_dir("nofile");
+        let file = dir.join("absent.properties");
+        let err = load(&sources(&file, &[], vec![])).unwrap_err();
+        assert!(matches!(err, ConfigError::ReadFile { .. }));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot read config file {}: No such file or directory",
+                file.display()
+            )
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn optional_config_file_may_be_absent() {
+        let dir = temp_dir("optfile");
+        std::fs::create_dir(dir.join("media")).unwrap();
+        let src = Sources {
+            config_file: ConfigFile::IfExists(dir.join("flashphoner.properties")),
+            env: vec![(
+                "REELCAST_MEDIA_DIR".into(),
+                dir.join("media").display().to_string(),
+            )],
+            overrides: vec![],
+        };
+        let loaded = load(&src).unwrap();
+        assert_eq!(loaded.config_file, None);
+        assert_eq!(loaded.settings.media_dir, dir.join("media"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn media_dir_errors() {
+        let (dir, file) = setup("mediadir", "");
+        let missing = dir.join("nope");
+        std::fs::write(&file, format!("media_dir={}\n", missing.display())).unwrap();
+        let err = load(&sources(&file, &[], vec![])).unwrap_err();
+        assert!(matches!(err, ConfigError::MediaDirMissing { .. }), "{err}");
+        assert!(err
+            .to_string()
+            .contains(&format!("{} line 1", file.display())));
+
+        let not_dir = dir.join("plain");
+        std::fs::write(&not_dir, b"x").unwrap();
+        let err = load(&sources(
+            &file,
+            &[],
+            vec![Override::new(
+                "media_dir",
+                &not_dir.display().to_string(),
+                "--media-dir",
+            )],
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "media_dir {} (from flag --media-dir) is not a directory",
+                not_dir.display()
+            )
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bad_set_argument() {
+        for arg in ["novalue", "=5", " =5"] {
+            let err = Override::parse_set(arg).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("invalid --set argument \"{arg}\": expected KEY=VALUE")
+            );
+        }
+        let o = Override::parse_set("ip_local = 10.0.0.2").unwrap();
+        assert_eq!(
+            (o.key.as_str(), o.value.as_str()),
+            ("ip_local", " 10.0.0.2")
+        );
+    }
+
+    #[test]
+    fn announced_ip_rules() {
+        let mut s = Settings::default();
+        assert_eq!(s.announced_ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        s.ip_local = "::".parse().unwrap();
+        assert_eq!(s.announced_ip(), IpAddr::V6(Ipv6Addr::LOCALHOST));
+        s.ip_local = "10.1.2.3".parse().unwrap();
+        assert_eq!(s.announced_ip(), s.ip_local);
+        s.ip = Some("203.0.113.7".parse().unwrap());
+        assert_eq!(s.announced_ip(), s.ip.unwrap());
+    }
+
+    fn kv(text: &str) -> Vec<(String, String, usize)> {
+        parse_properties(text)
+            .into_iter()
+            .map(|e| (e.key, e.value, e.line))
+            .collect()
+    }
+
+    #[test]
+    fn properties_separators_and_comments() {
+        let text = "# comment\n! also comment\n\n  a=1\nb : 2\nc 3\nd\t=\t4  \ne=\nf\n   # indented comment\ng==x\nh=a=b\n";
+        let got = kv(text);
+        let want: Vec<(String, String, usize)> = [
+            ("a", "1", 4),
+            ("b", "2", 5),
+            ("c", "3", 6),
+            ("d", "4", 7),
+            ("e", "", 8),
+            ("f", "", 9),
+            ("g", "=x", 11),
+            ("h", "a=b", 12),
+        ]
+        .iter()
+        .map(|(k, v, l)| (k.to_string(), v.to_string(), *l))
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn properties_continuations_escapes_and_crlf() {
+        let text = "list = a,\\\r\n    b,\\\n    c\r\nkey\\ with\\:odd\\=chars = v\\tx\\u0041\\\\\nbad=\\u00zz\nlast=\\";
+        let got = kv(text);
+        assert_eq!(got[0], ("list".into(), "a,b,c".into(), 1));
+        assert_eq!(got[1], ("key with:odd=chars".into(), "v\txA\\".into(), 4));
+        assert_eq!(got[2], ("bad".into(), "\\u00zz".into(), 5));
+        assert_eq!(got[3], ("last".into(), "".into(), 6));
+    }
+
+    #[test]
+    fn properties_file_in_latin1_and_with_bom() {
+        let (dir, file) = setup("latin1", "");
+        let mut bytes = b"\xef\xbb\xbf".to_vec();
+        bytes.extend_from_slice(media_line(&dir).as_bytes());
+        std::fs::write(&file, &bytes).unwrap();
+        assert!(load(&sources(&file, &[], vec![])).is_ok(), "BOM is skipped");
+        let mut bytes = b"comment_key=caf\xe9\n".to_vec();
+        bytes.extend_from_slice(media_line(&dir).as_bytes());
+        std::fs::write(&file, &bytes).unwrap();
+        assert!(
+            load(&sources(&file, &[], vec![])).is_ok(),
+            "latin-1 accepted"
+        );
+        assert_eq!(decode_text(b"caf\xe9".to_vec()), "café");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,221 @@
+//! The `reelcast` command: `reelcast serve` runs the server, `reelcast probe FILE`
+//! describes a media file.
+//!
+//! Owns: command-line parsing, logging set-up, turning flags into settings overrides,
+//! and exit codes (2: bad configuration or usage, 1: any other failure). Everything
+//! else lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use reelcast::config::{self, Override, Settings, Sources};
+
+/// Exit code for a configuration or usage error (clap uses 2 for usage errors too).
+const EXIT_CONFIG: u8 = 2;
+/// Exit code for any other failure.
+const EXIT_FAILURE: u8 = 1;
+
+/// Media server: MP4 files to browsers over WebRTC, compatible with Flashphoner WCS.
+#[derive(Debug, Parser)]
+#[command(name = "reelcast", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    ///
+    /// Settings come from built-in defaults, then the properties file, then
+    /// REELCAST_<KEY> environment variables, then these flags (later wins).
+    /// See docs/CONFIGURATION.md.
+    Serve(ServeArgs),
+    /// Describe a media file: tracks, codecs, duration, what would play.
+    Probe {
+        /// The file to describe.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Properties file in WCS format [default: ./flashphoner.properties if it exists]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Folder of playable files (media_dir) [default: ./media]
+    #[arg(long, value_name = "DIR")]
+    media_dir: Option<String>,
+    /// REST API port (http.port) [default: 8081]
+    #[arg(long, value_name = "N")]
+    http_port: Option<String>,
+    /// WebSocket signalling port (ws.port) [default: 8080]
+    #[arg(long, value_name = "N")]
+    ws_port: Option<String>,
+    /// The one UDP port all WebRTC viewers share (media_port) [default: 31000]
+    #[arg(long, value_name = "N")]
+    media_port: Option<String>,
+    /// Address announced to browsers in ICE candidates, e.g. the public IP behind NAT (ip)
+    #[arg(long, value_name = "ADDR")]
+    ip: Option<String>,
+    /// Set any settings key, e.g. --set vod_stream_timeout=5000 (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+impl ServeArgs {
+    /// The flags as settings overrides: every `--set` in order, then the dedicated
+    /// flags, which so win over a `--set` of the same key.
+    fn overrides(&self) -> Result<Vec<Override>, config::ConfigError> {
+        let mut overrides = self
+            .set
+            .iter()
+            .map(|arg| Override::parse_set(arg))
+            .collect::<Result<Vec<_>, _>>()?;
+        let dedicated = [
+            ("media_dir", &self.media_dir, "--media-dir"),
+            ("http.port", &self.http_port, "--http-port"),
+            ("ws.port", &self.ws_port, "--ws-port"),
+            ("media_port", &self.media_port, "--media-port"),
+            ("ip", &self.ip, "--ip"),
+        ];
+        for (key, value, flag) in dedicated {
+            if let Some(value) = value {
+                overrides.push(Override::new(key, value, flag));
+            }
+        }
+        Ok(overrides)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Probe { file } => probe(&file),
+    }
+}
+
+/// `RUST_LOG` if set (e.g. `RUST_LOG=reelcast=debug`), else `info`.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let loaded = match args
+        .overrides()
+        .and_then(|overrides| config::load(&Sources::from_process(args.config.clone(), overrides)))
+    {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("reelcast: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match &loaded.config_file {
+        Some(path) => tracing::info!("settings from {}", path.display()),
+        None => tracing::info!("no properties file; settings from defaults, environment and flags"),
+    }
+    for line in loaded.summary().lines() {
+        tracing::debug!("{line}");
+    }
+    let settings = loaded.settings;
+    if settings.ip.is_none() && settings.ip_local.is_unspecified() {
+        tracing::warn!(
+            "ip is not set: announcing {} in ICE candidates, so only browsers on this \
+             machine can play; set ip (--ip ADDR) to an address browsers can reach",
+            settings.announced_ip()
+        );
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("reelcast: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(run_server(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("reelcast: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// Runs the server until it stops.
+async fn run_server(settings: Settings) -> anyhow::Result<()> {
+    reelcast::server::run(settings).await
+}
+
+fn probe(file: &std::path::Path) -> ExitCode {
+    // TODO(LEAD): wire `probe` to the demuxer (tracks, codecs, duration, B-frames,
+    // moov position); until then it is refused.
+    let _ = file;
+    eprintln!("reelcast: probe: not yet available");
+    ExitCode::from(EXIT_FAILURE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_become_overrides_after_set() {
+        let cli = Cli::try_parse_from([
+            "reelcast",
+            "serve",
+            "--set",
+            "http.port=1",
+            "--http-port",
+            "2",
+            "--set",
+            "vod_stream_timeout=5000",
+            "--ip",
+            "203.0.113.7",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve expected");
+        };
+        let o: Vec<(String, String, String)> = args
+            .overrides()
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.key, o.value, o.flag))
+            .collect();
+        let t = |k: &str, v: &str, f: &str| (k.to_string(), v.to_string(), f.to_string());
+        assert_eq!(
+            o,
+            vec![
+                t("http.port", "1", "--set"),
+                t("vod_stream_timeout", "5000", "--set"),
+                t("http.port", "2", "--http-port"),
+                t("ip", "203.0.113.7", "--ip"),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_set_is_a_config_error() {
+        let cli = Cli::try_parse_from(["reelcast", "serve", "--set", "oops"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve expected");
+        };
+        assert!(args.overrides().is_err());
+    }
+}

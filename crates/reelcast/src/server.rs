@@ -1,0 +1,138 @@
+//! The server: binds the ports the settings name and wires the parts together.
+//!
+//! - HTTP (`http.port`, 8081): the demo page, `/api/files`, WHEP.
+//! - WebSocket (`ws.port`, 8080): the WCS protocol, on any path.
+//! - UDP (`media_port`, 31000): every viewer's WebRTC traffic (see [`crate::webrtc`]).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
+use axum::response::{Html, IntoResponse};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use tokio::sync::Mutex;
+use tower_http::cors::{Any, CorsLayer};
+use tracing::info;
+
+use crate::config::Settings;
+use crate::signal::{wcs, whep};
+use crate::source::list_media;
+use crate::stream::vod::VodStopper;
+use crate::webrtc::{RtcFactory, RtcHub};
+
+/// The demo player page, built into the binary so the server needs no files beside it.
+const INDEX_HTML: &str = include_str!("../../../web/index.html");
+
+/// What every request handler shares.
+pub struct ServerContext {
+    pub settings: Settings,
+    pub rtc: RtcFactory,
+    pub hub: RtcHub,
+    /// Live WHEP sessions by resource id.
+    pub whep_sessions: Mutex<HashMap<String, VodStopper>>,
+}
+
+/// Ports actually bound (differs from the settings when a port is 0).
+#[derive(Debug, Clone, Copy)]
+pub struct BoundPorts {
+    pub http: SocketAddr,
+    pub ws: SocketAddr,
+    pub media: SocketAddr,
+}
+
+/// Binds everything and serves until the process is stopped.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let (ports, serving) = start(settings).await?;
+    info!(
+        "reelcast listening: http {} (open http://localhost:{}/), ws {}, webrtc udp {}",
+        ports.http,
+        ports.http.port(),
+        ports.ws,
+        ports.media
+    );
+    serving.await.context("server task failed")?
+}
+
+/// Binds every port and starts serving in the background.
+pub async fn start(
+    settings: Settings,
+) -> anyhow::Result<(BoundPorts, tokio::task::JoinHandle<anyhow::Result<()>>)> {
+    let bind_ip = settings.ip_local;
+    let udp = tokio::net::UdpSocket::bind(SocketAddr::new(bind_ip, settings.media_port))
+        .await
+        .with_context(|| format!("cannot bind WebRTC udp port {}", settings.media_port))?;
+    let media = udp.local_addr()?;
+    let announced = SocketAddr::new(settings.announced_ip(), media.port());
+    let rtc = RtcFactory::new(announced).context("WebRTC setup")?;
+    let hub = RtcHub::start(udp, announced);
+
+    let http = tokio::net::TcpListener::bind(SocketAddr::new(bind_ip, settings.http_port))
+        .await
+        .with_context(|| format!("cannot bind http.port {}", settings.http_port))?;
+    let ws = tokio::net::TcpListener::bind(SocketAddr::new(bind_ip, settings.ws_port))
+        .await
+        .with_context(|| format!("cannot bind ws.port {}", settings.ws_port))?;
+    let ports = BoundPorts {
+        http: http.local_addr()?,
+        ws: ws.local_addr()?,
+        media,
+    };
+
+    let ctx = Arc::new(ServerContext {
+        settings,
+        rtc,
+        hub,
+        whep_sessions: Mutex::new(HashMap::new()),
+    });
+
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods(Any)
+        .allow_headers(Any)
+        .expose_headers([axum::http::header::LOCATION]);
+    let http_app = Router::new()
+        .route("/", get(|| async { Html(INDEX_HTML) }))
+        .route("/api/files", get(files))
+        .route("/whep/{name}", post(whep::create))
+        .route("/whep/resource/{id}", delete(whep::delete))
+        .layer(cors)
+        .with_state(ctx.clone());
+    let ws_app = Router::new()
+        .fallback(get(ws_upgrade))
+        .with_state(ctx.clone());
+
+    let serving = tokio::spawn(async move {
+        let http_server = axum::serve(http, http_app);
+        let ws_server = axum::serve(
+            ws,
+            ws_app.into_make_service_with_connect_info::<SocketAddr>(),
+        );
+        tokio::try_join!(http_server, ws_server)?;
+        Ok(())
+    });
+    Ok((ports, serving))
+}
+
+async fn files(State(ctx): State<Arc<ServerContext>>) -> impl IntoResponse {
+    let dir = ctx.settings.media_dir.clone();
+    let list = tokio::task::spawn_blocking(move || list_media(&dir))
+        .await
+        .unwrap_or_default();
+    Json(list)
+}
+
+async fn ws_upgrade(
+    upgrade: WebSocketUpgrade,
+    State(ctx): State<Arc<ServerContext>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> impl IntoResponse {
+    let max = ctx.settings.signalling_max_message_bytes;
+    upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| wcs::serve_session(socket, ctx, peer.to_string()))
+}

@@ -1,0 +1,333 @@
+//! Reading a file as a stream's frames: demux, then the per-stream codec work.
+//!
+//! Owns: finding the movie structure through ranged reads (so the same code reads local
+//! files now and S3 objects later), choosing the tracks we can play, reading each sample's
+//! bytes just before it is needed, turning H.264 samples into Annex-B with SPS/PPS before
+//! keyframes, and AAC into Opus. Done once per stream, never per viewer.
+//!
+//! Memory: the sample index (a few bytes per sample) and the frames in flight; sample
+//! bytes are read one at a time, nothing is mapped or loaded whole.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use codec::audio::AacToOpus;
+use codec::h264::{self, AvcConfig};
+use mp4::{Codec, Movie, MovieOpener, OpenStep, Track};
+use tracing::{info, warn};
+
+use super::vod::FrameSource;
+use super::StreamError;
+use crate::media::{Frame, MediaKind};
+use crate::source::LocalFile;
+
+/// The largest structure (moov, moof) we read whole while opening. A moov of 2-hour file
+/// is a few MB; anything near this limit is not a real file.
+const MAX_BOX_READ: u64 = 256 << 20;
+
+/// Random-access bytes: a local file now, an S3 object later.
+pub trait ByteSource: Send + Sync + 'static {
+    fn size(&self) -> u64;
+    /// Exactly `len` bytes at `offset`.
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, StreamError>;
+}
+
+impl ByteSource for LocalFile {
+    fn size(&self) -> u64 {
+        LocalFile::size(self)
+    }
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, StreamError> {
+        Ok(LocalFile::read_at(self, offset, len)?)
+    }
+}
+
+/// What a viewer and the REST API are told about a stream's media.
+#[derive(Debug, Clone, Default)]
+pub struct MediaInfo {
+    pub has_video: bool,
+    pub has_audio: bool,
+    pub width: u32,
+    pub height: u32,
+    pub h264_profile_idc: Option<u8>,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    pub duration_us: i64,
+    /// The video has pictures out of presentation order (B-frames).
+    pub reordered_video: bool,
+}
+
+struct VideoTrack {
+    track: Track,
+    next: usize,
+    avc: AvcConfig,
+}
+
+enum AudioCodec {
+    Aac(Box<AacToOpus>),
+    Opus,
+}
+
+struct AudioTrack {
+    track: Track,
+    next: usize,
+    codec: AudioCodec,
+    /// Opus packets made from AAC but not handed out yet.
+    pending: VecDeque<Frame>,
+}
+
+/// A file opened as a stream of frames.
+pub struct MediaReader<S: ByteSource> {
+    source: S,
+    info: MediaInfo,
+    video: Option<VideoTrack>,
+    audio: Option<AudioTrack>,
+    annex_b: Vec<u8>,
+}
+
+impl<S: ByteSource> MediaReader<S> {
+    /// Reads the movie's structure and prepares the tracks we can play.
+    pub fn open(source: S) -> Result<Self, StreamError> {
+        let movie = open_movie(&source)?;
+        let mut info = MediaInfo::default();
+        let mut video = None;
+        let mut audio = None;
+        let mut unsupported = Vec::new();
+        for track in movie.tracks {
+            match &track.codec {
+                Codec::H264 { avcc, width, height, .. } if video.is_none() => {
+                    let avc = AvcConfig::parse(avcc)
+                        .map_err(|e| StreamError::WrongFormat(format!("bad H.264 configuration: {e}")))?;
+                    let mut w = u32::from(*width);
+                    let mut h = u32::from(*height);
+                    if let Some(sps) = avc.sps.first().and_then(|s| h264::parse_sps(s).ok()) {
+                        if sps.width > 0 && sps.height > 0 {
+                            (w, h) = (sps.width, sps.height);
+                        }
+                    }
+                    info.has_video = true;
+                    info.width = w;
+                    info.height = h;
+                    info.h264_profile_idc = Some(avc.profile_idc);
+                    info.video_codec = Some("H264".into());
+                    info.reordered_video = has_reordering(&track);
+                    info.duration_us = info.duration_us.max(track_duration_us(&track));
+                    video = Some(VideoTrack { track, next: 0, avc });
+                }
+                Codec::Aac { audio_specific_config, .. } if audio.is_none() => {
+                    let transcoder = AacToOpus::new(audio_specific_config)
+                        .map_err(|e| StreamError::WrongFormat(e.to_string()))?;
+                    info.has_audio = true;
+                    info.audio_codec = Some("opus (from AAC)".into());
+                    info.duration_us = info.duration_us.max(track_duration_us(&track));
+                    audio = Some(AudioTrack {
+                        track,
+                        next: 0,
+                        codec: AudioCodec::Aac(Box::new(transcoder)),
+                        pending: VecDeque::new(),
+                    });
+                }
+                Codec::Opus { .. } if audio.is_none() => {
+                    info.has_audio = true;
+                    info.audio_codec = Some("opus".into());
+                    info.duration_us = info.duration_us.max(track_duration_us(&track));
+                    audio = Some(AudioTrack {
+                        track,
+                        next: 0,
+                        codec: AudioCodec::Opus,
+                        pending: VecDeque::new(),
+                    });
+                }
+                Codec::Unsupported { fourcc } => {
+                    unsupported.push(String::from_utf8_lossy(fourcc).into_owned());
+                }
+                _ => {}
+            }
+        }
+        if video.is_none() && audio.is_none() {
+            let what = if unsupported.is_empty() {
+                String::new()
+            } else {
+                format!(" (found {})", unsupported.join(", "))
+            };
+            return Err(StreamError::WrongFormat(format!(
+                "no video or audio track we can play{what}; reelcast plays H.264 video with AAC or Opus audio"
+            )));
+        }
+        if info.reordered_video {
+            info!("video has B-frames: sent in decode order with presentation timestamps");
+        }
+        Ok(MediaReader {
+            source,
+            info,
+            video,
+            audio,
+            annex_b: Vec::new(),
+        })
+    }
+
+    pub fn info(&self) -> &MediaInfo {
+        &self.info
+    }
+
+    /// The next frame in decode order across tracks, `None` at the end of the file.
+    pub fn read_frame(&mut self) -> Result<Option<Frame>, StreamError> {
+        loop {
+            let video_dts = self.video.as_ref().and_then(|v| next_dts_us(&v.track, v.next));
+            let audio_dts = self.audio.as_ref().and_then(|a| {
+                a.pending
+                    .front()
+                    .map(|f| f.dts_us)
+                    .or_else(|| next_dts_us(&a.track, a.next))
+            });
+            let take_video = match (video_dts, audio_dts) {
+                (None, None) => return self.finish_audio(),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(v), Some(a)) => v <= a,
+            };
+            if take_video {
+                return self.read_video().map(Some);
+            }
+            if let Some(frame) = self.read_audio()? {
+                return Ok(Some(frame));
+            }
+        }
+    }
+
+    fn read_video(&mut self) -> Result<Frame, StreamError> {
+        // Invariant: only called when `next_dts_us` found a sample on the video track.
+        let v = self.video.as_mut().expect("video track present");
+        let sample = v
+            .track
+            .samples
+            .get(v.next)
+            .ok_or_else(|| StreamError::Streaming("video sample index out of range".into()))?;
+        v.next += 1;
+        let bytes = self.source.read_at(sample.offset, sample.size as usize)?;
+        self.annex_b.clear();
+        h264::sample_to_annex_b(&v.avc, &bytes, sample.sync, &mut self.annex_b)
+            .map_err(|e| StreamError::Streaming(format!("bad H.264 sample {}: {e}", v.next - 1)))?;
+        let (dts_us, pts_us) = sample_times_us(&v.track, &sample);
+        Ok(Frame {
+            kind: MediaKind::Video,
+            dts_us,
+            pts_us,
+            keyframe: sample.sync,
+            data: Arc::from(self.annex_b.as_slice()),
+        })
+    }
+
+    /// One audio frame if one is ready; `None` when an AAC frame produced no Opus packet yet.
+    fn read_audio(&mut self) -> Result<Option<Frame>, StreamError> {
+        // Invariant: only called when the audio track has pending frames or samples.
+        let a = self.audio.as_mut().expect("audio track present");
+        if let Some(frame) = a.pending.pop_front() {
+            return Ok(Some(frame));
+        }
+        let Some(sample) = a.track.samples.get(a.next) else {
+            return Ok(None);
+        };
+        a.next += 1;
+        let bytes = self.source.read_at(sample.offset, sample.size as usize)?;
+        let (dts_us, pts_us) = sample_times_us(&a.track, &sample);
+        match &mut a.codec {
+            AudioCodec::Opus => Ok(Some(Frame {
+                kind: MediaKind::Audio,
+                dts_us: pts_us,
+                pts_us,
+                keyframe: true,
+                data: Arc::from(&bytes[..]),
+            })),
+            AudioCodec::Aac(t) => {
+                let _ = dts_us;
+                match t.push(&bytes, pts_us) {
+                    Ok(packets) => a.pending.extend(packets.into_iter().map(opus_frame)),
+                    Err(e) => warn!("AAC frame {} skipped: {e}", a.next - 1),
+                }
+                Ok(a.pending.pop_front())
+            }
+        }
+    }
+
+    /// At the end: what the transcoder still holds, then `None`.
+    fn finish_audio(&mut self) -> Result<Option<Frame>, StreamError> {
+        let Some(a) = self.audio.as_mut() else {
+            return Ok(None);
+        };
+        if let AudioCodec::Aac(t) = &mut a.codec {
+            if let Ok(packets) = t.flush() {
+                a.pending.extend(packets.into_iter().map(opus_frame));
+            }
+        }
+        Ok(a.pending.pop_front())
+    }
+}
+
+impl<S: ByteSource> FrameSource for MediaReader<S> {
+    fn next_frame(&mut self) -> Result<Option<Frame>, StreamError> {
+        self.read_frame()
+    }
+}
+
+fn opus_frame(p: codec::audio::OpusPacket) -> Frame {
+    Frame {
+        kind: MediaKind::Audio,
+        dts_us: p.pts_us,
+        pts_us: p.pts_us,
+        keyframe: true,
+        data: Arc::from(&p.data[..]),
+    }
+}
+
+/// Runs the demuxer's open loop over `source`.
+fn open_movie(source: &impl ByteSource) -> Result<Movie, StreamError> {
+    let size = source.size();
+    if size == 0 {
+        return Err(StreamError::WrongFormat("file is empty".into()));
+    }
+    let mut opener = MovieOpener::new(size);
+    loop {
+        match opener.poll().map_err(|e| StreamError::WrongFormat(e.to_string()))? {
+            OpenStep::Done(movie) => return Ok(movie),
+            OpenStep::Read { offset, len } => {
+                if len > MAX_BOX_READ {
+                    return Err(StreamError::WrongFormat(format!(
+                        "a {len}-byte header box is larger than any real file has"
+                    )));
+                }
+                let len = len.min(size.saturating_sub(offset)) as usize;
+                let data = source.read_at(offset, len)?;
+                opener
+                    .feed(offset, &data)
+                    .map_err(|e| StreamError::WrongFormat(e.to_string()))?;
+            }
+        }
+    }
+}
+
+fn next_dts_us(track: &Track, i: usize) -> Option<i64> {
+    track.samples.get(i).map(|s| sample_times_us(track, &s).0)
+}
+
+/// Decode and presentation time of a sample on the stream timeline, edit list applied.
+fn sample_times_us(track: &Track, s: &mp4::SampleInfo) -> (i64, i64) {
+    (
+        track.to_us(track.decode_time(s)),
+        track.to_us(track.presentation_time(s)),
+    )
+}
+
+fn track_duration_us(track: &Track) -> i64 {
+    track.duration_us()
+}
+
+/// True when composition offsets vary: pictures are stored out of presentation order.
+fn has_reordering(track: &Track) -> bool {
+    let mut offsets = track.samples.iter().take(300).map(|s| s.cts_offset);
+    let Some(first) = offsets.next() else {
+        return false;
+    };
+    offsets.any(|o| o != first)
+}

@@ -1,0 +1,173 @@
+//! Personal VOD (`vod://file`): one viewer, the file from its start, ended at end of file.
+//!
+//! The task waits for the viewer's WebRTC connection, then starts the stream clock (so the
+//! first keyframe is the first thing the browser gets, and time to first frame is only the
+//! handshake), reads frames on a blocking thread a little ahead of the clock, and hands
+//! each frame to the hub when it is due.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
+use tracing::{debug, info, warn, Instrument};
+
+use super::{PacingClock, StreamError, StreamStatus};
+use crate::media::Frame;
+use crate::webrtc::{FeedId, RtcHub, ViewerEvent, ViewerId};
+
+/// How many frames the reader may run ahead of the clock (about a second of media): the
+/// bound on a stream's buffered memory.
+const READ_AHEAD_FRAMES: usize = 96;
+
+/// How long a viewer has to complete ICE and DTLS after the answer went out.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Anything that yields a stream's frames in order. Runs on a blocking thread.
+pub trait FrameSource: Send + 'static {
+    /// The next frame, `None` at the end.
+    fn next_frame(&mut self) -> Result<Option<Frame>, StreamError>;
+}
+
+/// Stops a playing personal VOD.
+pub struct VodStopper(Option<oneshot::Sender<&'static str>>);
+
+impl VodStopper {
+    /// Ends the stream; the viewer gets STOPPED with `reason` (a WCS info string).
+    pub fn stop(&mut self, reason: &'static str) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(reason);
+        }
+    }
+}
+
+/// Everything a personal VOD task needs.
+pub struct PersonalVod {
+    pub hub: RtcHub,
+    pub viewer: ViewerId,
+    pub feed: FeedId,
+    pub viewer_events: UnboundedReceiver<ViewerEvent>,
+    pub status: UnboundedSender<StreamStatus>,
+    pub name: String,
+}
+
+impl PersonalVod {
+    /// Starts the task; statuses arrive on `self.status`.
+    pub fn spawn(self, source: impl FrameSource) -> VodStopper {
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let span = tracing::info_span!("vod", stream = %self.name, viewer = self.viewer.0);
+        tokio::spawn(self.run(source, stop_rx).instrument(span));
+        VodStopper(Some(stop_tx))
+    }
+
+    async fn run(mut self, source: impl FrameSource, mut stop: oneshot::Receiver<&'static str>) {
+        let outcome = self.play(source, &mut stop).await;
+        let status = match outcome {
+            Ok(()) => StreamStatus::Stopped(String::new()),
+            Err(Ending::Stopped(reason)) => StreamStatus::Stopped(reason.to_string()),
+            Err(Ending::Failed(reason)) => StreamStatus::Failed(reason),
+        };
+        info!("ended: {status:?}");
+        self.hub.remove_viewer(self.viewer, "Stopped");
+        self.hub.close_feed(self.feed);
+        let _ = self.status.send(status);
+    }
+
+    async fn play(
+        &mut self,
+        source: impl FrameSource,
+        stop: &mut oneshot::Receiver<&'static str>,
+    ) -> Result<(), Ending> {
+        // 1. The viewer connects.
+        let deadline = tokio::time::sleep(CONNECT_TIMEOUT);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                event = self.viewer_events.recv() => match event {
+                    Some(ViewerEvent::Connected) => break,
+                    Some(ViewerEvent::Closed(reason)) => return Err(Ending::from_reason(reason)),
+                    None => return Err(Ending::Failed("Failed by ICE timeout".into())),
+                },
+                reason = &mut *stop => return Err(Ending::Stopped(reason.unwrap_or("Stopped by user"))),
+                _ = &mut deadline => return Err(Ending::Failed("Failed by ICE timeout".into())),
+            }
+        }
+
+        // 2. The clock starts now; the reader runs ahead of it on its own thread.
+        let clock = PacingClock::new(Instant::now());
+        self.hub.open_feed(self.feed, clock.epoch());
+        let _ = self.status.send(StreamStatus::Playing);
+        let mut frames = spawn_reader(source);
+        let mut last_pts_us = 0i64;
+
+        // 3. Each frame goes out when it is due.
+        loop {
+            let next = tokio::select! {
+                next = frames.recv() => next,
+                event = self.viewer_events.recv() => match event {
+                    Some(ViewerEvent::Closed(reason)) => return Err(Ending::from_reason(reason)),
+                    Some(ViewerEvent::Connected) => continue,
+                    None => return Err(Ending::Failed("Failed by RTP activity".into())),
+                },
+                reason = &mut *stop => return Err(Ending::Stopped(reason.unwrap_or("Stopped by user"))),
+            };
+            let frame = match next {
+                Some(Ok(frame)) => frame,
+                Some(Err(e)) => return Err(Ending::Failed(e.to_string())),
+                None => break,
+            };
+            let wait = clock.wait(frame.dts_us, Instant::now());
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {},
+                    reason = &mut *stop => return Err(Ending::Stopped(reason.unwrap_or("Stopped by user"))),
+                }
+            }
+            last_pts_us = last_pts_us.max(frame.pts_us);
+            self.hub.send_frame(self.feed, frame);
+        }
+
+        // 4. End of file: let the last picture be shown before saying STOPPED.
+        let tail = clock.wait(last_pts_us, Instant::now()) + Duration::from_millis(200);
+        debug!("end of file; stopping in {tail:?}");
+        tokio::select! {
+            _ = tokio::time::sleep(tail) => Ok(()),
+            reason = &mut *stop => Err(Ending::Stopped(reason.unwrap_or("Stopped by user"))),
+        }
+    }
+}
+
+enum Ending {
+    Stopped(&'static str),
+    Failed(String),
+}
+
+impl Ending {
+    fn from_reason(reason: &'static str) -> Self {
+        if reason.starts_with("Stopped") {
+            Ending::Stopped(reason)
+        } else {
+            Ending::Failed(reason.to_string())
+        }
+    }
+}
+
+/// Runs `source` on a blocking thread, at most `READ_AHEAD_FRAMES` ahead of the consumer.
+/// The thread ends when the source ends, fails, or the receiver is dropped.
+fn spawn_reader(mut source: impl FrameSource) -> mpsc::Receiver<Result<Frame, StreamError>> {
+    let (tx, rx) = mpsc::channel(READ_AHEAD_FRAMES);
+    tokio::task::spawn_blocking(move || loop {
+        let item = match source.next_frame() {
+            Ok(Some(frame)) => Ok(frame),
+            Ok(None) => return,
+            Err(e) => {
+                warn!("read failed: {e}");
+                Err(e)
+            }
+        };
+        let failed = item.is_err();
+        if tx.blocking_send(item).is_err() || failed {
+            return;
+        }
+    });
+    rx
+}

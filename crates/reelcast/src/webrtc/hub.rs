@@ -1,0 +1,366 @@
+//! The hub: one task that owns the shared UDP socket and every viewer's engine.
+//!
+//! Inputs are datagrams, commands from streams and signalling, and timeouts; outputs are
+//! datagrams and [`ViewerEvent`]s. Datagrams are routed without asking every engine: a STUN
+//! request names our ICE ufrag (which identifies the viewer), and once a viewer's browser
+//! has been seen at an address, everything from that address goes to it.
+//!
+//! A *feed* is one stream as the hub sees it: its epoch (wall-clock time of stream time 0,
+//! used for RTCP sender reports so audio and video share one clock), its viewers, and its
+//! last keyframe (to answer picture-loss requests). Frames arrive once per feed and are
+//! written to each of its viewers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use str0m::net::{Protocol, Receive};
+use str0m::{Input, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tracing::{debug, info, warn};
+
+use super::viewer::Viewer;
+use super::Accepted;
+use crate::media::{Frame, MediaKind};
+
+/// Identifies one viewer (one `Rtc`) inside the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ViewerId(pub u64);
+
+/// Identifies one stream's output inside the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FeedId(pub u64);
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl ViewerId {
+    pub fn next() -> Self {
+        ViewerId(NEXT_ID.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl FeedId {
+    pub fn next() -> Self {
+        FeedId(NEXT_ID.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// What a stream will send, so a viewer can pick payload types when it connects.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewerPlan {
+    /// `profile_idc` of the H.264 video, `None` when there is no video.
+    pub h264_profile_idc: Option<u8>,
+    pub has_audio: bool,
+}
+
+/// What happens to a viewer, told to whoever added it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewerEvent {
+    /// ICE and DTLS are up: media written from now on reaches the browser.
+    Connected,
+    /// The viewer is gone; the reason is a WCS status info string.
+    Closed(&'static str),
+}
+
+enum Command {
+    OpenFeed {
+        feed: FeedId,
+        epoch: Instant,
+    },
+    CloseFeed {
+        feed: FeedId,
+    },
+    AddViewer {
+        id: ViewerId,
+        feed: FeedId,
+        accepted: Box<Accepted>,
+        plan: ViewerPlan,
+        events: UnboundedSender<ViewerEvent>,
+    },
+    RemoveViewer {
+        id: ViewerId,
+        reason: &'static str,
+    },
+    Frame {
+        feed: FeedId,
+        frame: Frame,
+    },
+}
+
+/// A cheap, cloneable handle to the hub task.
+#[derive(Clone)]
+pub struct RtcHub {
+    tx: UnboundedSender<Command>,
+    local_addr: SocketAddr,
+}
+
+impl RtcHub {
+    /// Starts the hub on `socket`. `announced` is the address in our ICE candidate.
+    pub fn start(socket: UdpSocket, announced: SocketAddr) -> Self {
+        let local_addr = socket.local_addr().unwrap_or(announced);
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(socket, announced, rx));
+        RtcHub { tx, local_addr }
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Starts a feed whose stream time 0 is `epoch`, or moves the epoch of an open one (a
+    /// personal VOD opens its feed before its viewer connects and starts the clock after).
+    pub fn open_feed(&self, feed: FeedId, epoch: Instant) {
+        let _ = self.tx.send(Command::OpenFeed { feed, epoch });
+    }
+
+    /// Ends a feed; its viewers stay until removed.
+    pub fn close_feed(&self, feed: FeedId) {
+        let _ = self.tx.send(Command::CloseFeed { feed });
+    }
+
+    /// Adds a viewer of `feed`; events about it go to `events`.
+    pub fn add_viewer(
+        &self,
+        id: ViewerId,
+        feed: FeedId,
+        accepted: Accepted,
+        plan: ViewerPlan,
+        events: UnboundedSender<ViewerEvent>,
+    ) {
+        let _ = self.tx.send(Command::AddViewer {
+            id,
+            feed,
+            accepted: Box::new(accepted),
+            plan,
+            events,
+        });
+    }
+
+    /// Disconnects a viewer; it gets `Closed(reason)`.
+    pub fn remove_viewer(&self, id: ViewerId, reason: &'static str) {
+        let _ = self.tx.send(Command::RemoveViewer { id, reason });
+    }
+
+    /// Sends a frame to every viewer of `feed`.
+    pub fn send_frame(&self, feed: FeedId, frame: Frame) {
+        let _ = self.tx.send(Command::Frame { feed, frame });
+    }
+}
+
+struct Feed {
+    epoch: Instant,
+    last_keyframe: Option<Frame>,
+    viewers: Vec<ViewerId>,
+}
+
+struct HubState {
+    announced: SocketAddr,
+    feeds: HashMap<FeedId, Feed>,
+    viewers: HashMap<ViewerId, Viewer>,
+    by_ufrag: HashMap<String, ViewerId>,
+    by_addr: HashMap<SocketAddr, ViewerId>,
+}
+
+async fn run(socket: UdpSocket, announced: SocketAddr, mut rx: UnboundedReceiver<Command>) {
+    let mut state = HubState {
+        announced,
+        feeds: HashMap::new(),
+        viewers: HashMap::new(),
+        by_ufrag: HashMap::new(),
+        by_addr: HashMap::new(),
+    };
+    let mut buf = vec![0u8; 2048];
+    info!("WebRTC on udp {} (announced {announced})", socket.local_addr().map(|a| a.to_string()).unwrap_or_default());
+    loop {
+        let wake = state.next_timeout();
+        tokio::select! {
+            command = rx.recv() => match command {
+                Some(command) => state.on_command(command, &socket),
+                None => break,
+            },
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((n, source)) => state.on_datagram(&buf[..n], source, &socket),
+                // ICMP "port unreachable" from a closed browser surfaces here on Linux.
+                Err(e) => debug!("udp receive: {e}"),
+            },
+            _ = tokio::time::sleep_until(wake.into()) => state.on_timeout(&socket),
+        }
+        state.reap();
+    }
+}
+
+impl HubState {
+    fn next_timeout(&self) -> Instant {
+        let idle = Instant::now() + Duration::from_millis(500);
+        self.viewers
+            .values()
+            .map(|v| v.next_timeout)
+            .min()
+            .map_or(idle, |t| t.min(idle))
+    }
+
+    fn on_command(&mut self, command: Command, socket: &UdpSocket) {
+        let now = Instant::now();
+        match command {
+            Command::OpenFeed { feed, epoch } => {
+                let f = self.feeds.entry(feed).or_insert(Feed {
+                    epoch,
+                    last_keyframe: None,
+                    viewers: Vec::new(),
+                });
+                f.epoch = epoch;
+            }
+            Command::CloseFeed { feed } => {
+                self.feeds.remove(&feed);
+            }
+            Command::AddViewer {
+                id,
+                feed,
+                accepted,
+                plan,
+                events,
+            } => {
+                let Accepted {
+                    rtc, local_ufrag, ..
+                } = *accepted;
+                let mut viewer = Viewer::new(id, feed, rtc, local_ufrag.clone(), plan, events, now);
+                viewer.drain(socket);
+                self.by_ufrag.insert(local_ufrag, id);
+                self.viewers.insert(id, viewer);
+                if let Some(f) = self.feeds.get_mut(&feed) {
+                    f.viewers.push(id);
+                }
+            }
+            Command::RemoveViewer { id, reason } => {
+                if let Some(v) = self.viewers.get_mut(&id) {
+                    v.close(reason);
+                    v.drain(socket);
+                }
+            }
+            Command::Frame { feed, frame } => {
+                let Some(f) = self.feeds.get_mut(&feed) else {
+                    return;
+                };
+                if frame.kind == MediaKind::Video && frame.keyframe {
+                    f.last_keyframe = Some(frame.clone());
+                }
+                for id in &f.viewers {
+                    if let Some(v) = self.viewers.get_mut(id) {
+                        v.write(&frame, f.epoch, now);
+                        v.drain(socket);
+                        if v.wants_keyframe {
+                            if let Some(k) = &f.last_keyframe {
+                                v.resend_keyframe(k, f.epoch, now);
+                                v.drain(socket);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, data: &[u8], source: SocketAddr, socket: &UdpSocket) {
+        let Some(id) = self.route(data, source) else {
+            debug!("datagram from {source} matches no viewer");
+            return;
+        };
+        let Some(viewer) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        let Ok(contents) = data.try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            Instant::now(),
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                // The engine only knows the announced address; behind NAT the socket's own
+                // address differs, so present every datagram as sent to the announced one.
+                destination: self.announced,
+                contents,
+            },
+        );
+        if !viewer.rtc.accepts(&input) {
+            return;
+        }
+        if let Err(e) = viewer.rtc.handle_input(input) {
+            warn!(viewer = id.0, "bad input from {source}: {e}");
+        }
+        viewer.drain(socket);
+        self.by_addr.insert(source, id);
+    }
+
+    /// Finds the viewer a datagram is for: by our ufrag in a STUN request, else by address.
+    fn route(&self, data: &[u8], source: SocketAddr) -> Option<ViewerId> {
+        if let Some(ufrag) = stun_local_ufrag(data) {
+            if let Some(id) = self.by_ufrag.get(&ufrag) {
+                return Some(*id);
+            }
+        }
+        self.by_addr.get(&source).copied()
+    }
+
+    fn on_timeout(&mut self, socket: &UdpSocket) {
+        let now = Instant::now();
+        for viewer in self.viewers.values_mut() {
+            if viewer.next_timeout <= now && !viewer.closed {
+                if let Err(e) = viewer.rtc.handle_input(Input::Timeout(now)) {
+                    warn!(viewer = viewer.id.0, "engine timeout error: {e}");
+                }
+                viewer.drain(socket);
+            }
+        }
+    }
+
+    /// Forgets viewers whose engine has stopped.
+    fn reap(&mut self) {
+        let dead: Vec<ViewerId> = self
+            .viewers
+            .values()
+            .filter(|v| v.closed || !v.rtc.is_alive())
+            .map(|v| v.id)
+            .collect();
+        for id in dead {
+            if let Some(mut v) = self.viewers.remove(&id) {
+                v.close("Stopped by session disconnect");
+                self.by_ufrag.remove(&v.local_ufrag);
+                self.by_addr.retain(|_, vid| *vid != id);
+                if let Some(f) = self.feeds.get_mut(&v.feed) {
+                    f.viewers.retain(|x| *x != id);
+                }
+                drop::<Rtc>(v.rtc);
+                debug!(viewer = id.0, "viewer removed");
+            }
+        }
+    }
+}
+
+/// The local (our) ufrag of a STUN binding request: USERNAME is "ours:theirs".
+fn stun_local_ufrag(data: &[u8]) -> Option<String> {
+    // STUN: first two bits zero and the magic cookie at bytes 4..8.
+    if data.len() < 20 || data[0] >= 2 || data[4..8] != [0x21, 0x12, 0xA4, 0x42] {
+        return None;
+    }
+    let msg = str0m::ice::StunMessage::parse(data).ok()?;
+    let (local, _) = msg.split_username()?;
+    Some(local.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_stun_datagrams_have_no_ufrag() {
+        assert_eq!(stun_local_ufrag(&[0x80; 40]), None);
+        assert_eq!(stun_local_ufrag(&[]), None);
+        let mut fake = [0u8; 20];
+        fake[4..8].copy_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+        assert_eq!(stun_local_ufrag(&fake), None);
+    }
+}
+

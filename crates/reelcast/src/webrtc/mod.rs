@@ -1,0 +1,27 @@
+//! WebRTC transport: every viewer's str0m [`Rtc`](str0m::Rtc) on one shared UDP port.
+//!
+//! Owns: answering a browser's offer as an ICE-lite peer (`answer`), the UDP socket and the
+//! loop that demultiplexes datagrams to viewers and drives their engines (`hub`), and what
+//! each viewer needs on its own: payload types, RTP time, keyframe gating (`viewer`).
+//!
+//! Must not: read files, parse MP4, know stream names or signalling. It receives finished
+//! [`Frame`](crate::media::Frame)s on *feeds* (one feed per stream) and fans each frame out
+//! to the feed's viewers. Everything per-stream (demux, transcoding) has happened before.
+
+mod answer;
+mod hub;
+mod viewer;
+
+pub use answer::{Accepted, RtcFactory};
+pub use hub::{FeedId, RtcHub, ViewerEvent, ViewerId, ViewerPlan};
+
+/// Why a WebRTC session could not be set up. Display strings are what a user reads.
+#[derive(Debug, thiserror::Error)]
+pub enum WebRtcError {
+    #[error("Invalid SDP offer: {0}")]
+    BadOffer(String),
+    #[error("Offer has no audio or video we can send")]
+    NothingToSend,
+    #[error("WebRTC setup failed: {0}")]
+    Setup(String),
+}

@@ -1,0 +1,226 @@
+//! One viewer's share of the hub: its engine and what must be per viewer.
+//!
+//! Per viewer is only what cannot be shared: the negotiated payload types, the SRTP and
+//! congestion state inside `Rtc`, and whether video may flow yet (a decoder must start at a
+//! keyframe). Frame bytes are shared `Arc`s; writing them here costs a refcount.
+
+use std::time::{Duration, Instant};
+
+use str0m::format::Codec;
+use str0m::media::{Frequency, MediaKind as RtcKind, MediaTime, Mid, Pt};
+use str0m::{Event, IceConnectionState, Output, Rtc};
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{debug, info, warn};
+
+use super::hub::{FeedId, ViewerEvent, ViewerId, ViewerPlan};
+use crate::media::{Frame, MediaKind};
+
+/// A picture-loss request within this long after a keyframe went out is not answered:
+/// browsers ask for one while they wait for the first, and that one is on its way.
+const KEYFRAME_REQUEST_GRACE: Duration = Duration::from_millis(1000);
+
+pub(super) struct Viewer {
+    pub id: ViewerId,
+    pub feed: FeedId,
+    pub rtc: Rtc,
+    pub local_ufrag: String,
+    plan: ViewerPlan,
+    events: UnboundedSender<ViewerEvent>,
+    video: Option<Mid>,
+    audio: Option<Mid>,
+    video_pt: Option<Pt>,
+    audio_pt: Option<Pt>,
+    connected: bool,
+    /// Video is held back until a keyframe: a decoder cannot start anywhere else.
+    awaiting_keyframe: bool,
+    last_keyframe_sent: Option<Instant>,
+    /// Presentation time of the last video frame written, to place a re-sent keyframe.
+    last_video_pts_us: i64,
+    /// Set when the browser asked for a picture; the hub answers from the feed's cache.
+    pub wants_keyframe: bool,
+    pub next_timeout: Instant,
+    pub closed: bool,
+}
+
+impl Viewer {
+    pub fn new(
+        id: ViewerId,
+        feed: FeedId,
+        rtc: Rtc,
+        local_ufrag: String,
+        plan: ViewerPlan,
+        events: UnboundedSender<ViewerEvent>,
+        now: Instant,
+    ) -> Self {
+        Viewer {
+            id,
+            feed,
+            rtc,
+            local_ufrag,
+            plan,
+            events,
+            video: None,
+            audio: None,
+            video_pt: None,
+            audio_pt: None,
+            connected: false,
+            awaiting_keyframe: true,
+            last_keyframe_sent: None,
+            last_video_pts_us: 0,
+            wants_keyframe: false,
+            next_timeout: now,
+            closed: false,
+        }
+    }
+
+    /// Drains the engine until it asks to be woken later: sends what it transmits and turns
+    /// its events into viewer events. This is str0m's "drain after every mutation" rule.
+    pub fn drain(&mut self, socket: &tokio::net::UdpSocket) {
+        while !self.closed {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.next_timeout = t;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => {
+                    // UDP is lossy anyway: a full socket buffer drops like the network would,
+                    // and NACK/RTX recovers it.
+                    if let Err(e) = socket.try_send_to(&t.contents, t.destination) {
+                        debug!(viewer = self.id.0, "send to {} failed: {e}", t.destination);
+                    }
+                }
+                Ok(Output::Event(event)) => self.on_event(event),
+                Err(e) => {
+                    warn!(viewer = self.id.0, "WebRTC engine failed: {e}");
+                    self.close("Failed by DTLS error");
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            // str0m announces the negotiated media only once DTLS is up, after `Connected`.
+            Event::MediaAdded(m) => {
+                match m.kind {
+                    RtcKind::Video => self.video = Some(m.mid),
+                    RtcKind::Audio => self.audio = Some(m.mid),
+                }
+                self.choose_payload_types();
+            }
+            Event::Connected => {
+                self.connected = true;
+                info!(viewer = self.id.0, "WebRTC connected");
+                let _ = self.events.send(ViewerEvent::Connected);
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                if self.connected {
+                    self.close("Failed by RTP activity");
+                } else {
+                    self.close("Failed by ICE timeout");
+                }
+            }
+            Event::KeyframeRequest(_) => {
+                let recent = self
+                    .last_keyframe_sent
+                    .is_some_and(|t| t.elapsed() < KEYFRAME_REQUEST_GRACE);
+                if !recent && !self.awaiting_keyframe {
+                    self.wants_keyframe = true;
+                }
+            }
+            Event::Closed => self.close("Stopped by session disconnect"),
+            _ => {}
+        }
+    }
+
+    /// Picks the H.264 payload type whose profile matches the file (a browser decodes any
+    /// profile it offered, but the matching one keeps the SDP honest) and the Opus one.
+    fn choose_payload_types(&mut self) {
+        if let (Some(mid), Some(profile)) = (self.video, self.plan.h264_profile_idc) {
+            if let Some(writer) = self.rtc.writer(mid) {
+                let h264: Vec<_> = writer
+                    .payload_params()
+                    .filter(|p| p.spec().codec == Codec::H264)
+                    .filter(|p| p.spec().format.packetization_mode == Some(1))
+                    .map(|p| (p.pt(), p.spec().format.profile_level_id))
+                    .collect();
+                let same_profile = h264
+                    .iter()
+                    .find(|(_, plid)| plid.map(|v| (v >> 16) as u8) == Some(profile));
+                self.video_pt = same_profile.or(h264.first()).map(|(pt, _)| *pt);
+            }
+        }
+        if let (Some(mid), true) = (self.audio, self.plan.has_audio) {
+            if let Some(writer) = self.rtc.writer(mid) {
+                self.audio_pt = writer
+                    .payload_params()
+                    .find(|p| p.spec().codec == Codec::Opus)
+                    .map(|p| p.pt());
+            }
+        }
+        if self.plan.h264_profile_idc.is_some() && self.video.is_some() && self.video_pt.is_none() {
+            warn!(viewer = self.id.0, "browser offered no H.264 with packetization-mode 1: video not sent");
+        }
+    }
+
+    /// Writes one frame. Before the connection is up str0m would drop it anyway.
+    pub fn write(&mut self, frame: &Frame, epoch: Instant, now: Instant) {
+        if !self.connected || self.closed {
+            return;
+        }
+        let (mid, pt, rate) = match frame.kind {
+            MediaKind::Video => {
+                if self.awaiting_keyframe && !frame.keyframe {
+                    return;
+                }
+                (self.video, self.video_pt, Frequency::NINETY_KHZ)
+            }
+            MediaKind::Audio => (self.audio, self.audio_pt, Frequency::FORTY_EIGHT_KHZ),
+        };
+        let (Some(mid), Some(pt)) = (mid, pt) else {
+            return;
+        };
+        let pts_us = frame.pts_us.max(0);
+        let ticks = (pts_us as u128 * rate.get() as u128 / 1_000_000) as u64;
+        let wallclock = epoch + Duration::from_micros(pts_us as u64);
+        let Some(writer) = self.rtc.writer(mid) else {
+            return;
+        };
+        match writer.write(pt, wallclock, MediaTime::new(ticks, rate), frame.data.clone()) {
+            Ok(()) => {
+                if frame.kind == MediaKind::Video {
+                    self.last_video_pts_us = pts_us;
+                    if frame.keyframe {
+                        self.awaiting_keyframe = false;
+                        self.last_keyframe_sent = Some(now);
+                    }
+                }
+            }
+            Err(e) => debug!(viewer = self.id.0, "write failed: {e}"),
+        }
+    }
+
+    /// Answers a picture-loss request with the feed's last keyframe. A file cannot make a
+    /// new keyframe, so the cached one is re-sent just after the newest picture, and the
+    /// pictures that depend on frames the browser lost are held back until the next real
+    /// keyframe: the viewer sees a still picture, never a smeared one.
+    pub fn resend_keyframe(&mut self, cached: &Frame, epoch: Instant, now: Instant) {
+        self.wants_keyframe = false;
+        let mut frame = cached.clone();
+        // One 90 kHz tick after the newest picture, so the browser treats it as new.
+        frame.pts_us = self.last_video_pts_us + 12;
+        frame.dts_us = frame.pts_us;
+        self.write(&frame, epoch, now);
+        self.awaiting_keyframe = true;
+        self.last_keyframe_sent = Some(now);
+        debug!(viewer = self.id.0, "picture loss answered with the cached keyframe");
+    }
+
+    pub fn close(&mut self, reason: &'static str) {
+        if !self.closed {
+            self.closed = true;
+            self.rtc.disconnect();
+            let _ = self.events.send(ViewerEvent::Closed(reason));
+        }
+    }
+}
