@@ -78,8 +78,71 @@ impl RtcFactory {
             .map_err(|e| WebRtcError::BadOffer(e.to_string()))?;
         Ok(Accepted {
             rtc,
-            answer_sdp: answer.to_sdp_string(),
+            answer_sdp: one_media_stream(&answer.to_sdp_string()),
             local_ufrag,
         })
+    }
+}
+
+/// The media stream id every track of an answer is put in.
+const MEDIA_STREAM_ID: &str = "reelcast";
+
+/// Puts every track of `sdp` into one media stream.
+///
+/// str0m gives each answered m-line a random stream id, so a browser sees the audio and the
+/// video as two `MediaStream`s. Players that do `video.srcObject = event.streams[0]` on each
+/// track (the WCS SDK does) would then keep only the last track and lose the sound. One
+/// stream id also tells the browser to lip-sync the two tracks.
+fn one_media_stream(sdp: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        let ending = &line[body.len()..];
+        if body.starts_with("a=msid-semantic:") {
+            out.push_str("a=msid-semantic: WMS ");
+            out.push_str(MEDIA_STREAM_ID);
+        } else if let Some(rest) = body.strip_prefix("a=msid:") {
+            out.push_str("a=msid:");
+            out.push_str(&replace_stream_id(rest));
+        } else if let Some((head, rest)) = body
+            .strip_prefix("a=ssrc:")
+            .and_then(|r| r.split_once(" msid:"))
+        {
+            out.push_str("a=ssrc:");
+            out.push_str(head);
+            out.push_str(" msid:");
+            out.push_str(&replace_stream_id(rest));
+        } else {
+            out.push_str(body);
+        }
+        out.push_str(ending);
+    }
+    out
+}
+
+/// `"<stream id> <track id>"` with the stream id replaced.
+fn replace_stream_id(msid: &str) -> String {
+    match msid.split_once(' ') {
+        Some((_, track)) => format!("{MEDIA_STREAM_ID} {track}"),
+        None => MEDIA_STREAM_ID.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_and_video_share_one_media_stream() {
+        let sdp = "v=0\r\na=msid-semantic: WMS abc def\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+                   a=msid:abc t1\r\na=ssrc:1 msid:abc t1\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\n\
+                   a=msid:def t2\r\na=ssrc:2 cname:x\r\na=ssrc:2 msid:def t2\r\n";
+        let out = one_media_stream(sdp);
+        assert!(out.contains("a=msid-semantic: WMS reelcast\r\n"));
+        assert!(out.contains("a=msid:reelcast t1\r\n"));
+        assert!(out.contains("a=msid:reelcast t2\r\n"));
+        assert!(out.contains("a=ssrc:2 msid:reelcast t2\r\n"));
+        assert!(out.contains("a=ssrc:2 cname:x\r\n"));
+        assert!(!out.contains("abc") && !out.contains("def"));
     }
 }

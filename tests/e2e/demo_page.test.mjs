@@ -1,0 +1,73 @@
+// The demo page a newcomer opens first (GET / → web/index.html): it lists the files,
+// plays one on a click, shows the server's reason when a stream fails.
+//
+// Stable hooks the page provides (keep them when editing web/index.html):
+//   #files button[data-file="NAME"]  one per entry of /api/files; a click plays vod://NAME
+//   #stream-name  #play  #stop  #video  #stats
+//   #status[data-state]  idle | connecting | playing | stopped | error (text: the reason)
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SAMPLE, launchBrowser, startServer, waitForStats, withServerLog } from './helpers.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+describe('demo page', { timeout: 120000 }, () => {
+  let server;
+  let browser;
+  let page;
+
+  before(async () => {
+    server = await startServer({ files: [SAMPLE] });
+    browser = await launchBrowser();
+    page = await browser.newPage();
+  }, { timeout: 60000 });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (server) await server.stop();
+  });
+
+  test('GET / serves the page; it lists sample.mp4', { timeout: 20000 }, async () => {
+    const res = await fetch(`${server.base}/`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') || '', /text\/html/);
+    await page.goto(`${server.base}/`);
+    assert.equal(await page.title(), 'reelcast');
+    await page.locator('#files button[data-file="sample.mp4"]').waitFor({ timeout: 10000 });
+    assert.equal(await page.inputValue('#stream-name'), 'vod://sample.mp4');
+  });
+
+  test('clicking sample.mp4 plays it in the <video>', { timeout: 40000 }, async () => {
+    await page.click('#files button[data-file="sample.mp4"]');
+    await page.waitForSelector('#status[data-state="playing"]', { timeout: 15000 })
+      .catch(async (e) => {
+        const st = await page.textContent('#status');
+        throw new Error(withServerLog(server, `page status stayed "${st}": ${e.message}`));
+      });
+    const frames = () => page.evaluate(() => document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames);
+    const f0 = await frames();
+    await sleep(2000);
+    const f1 = await frames();
+    assert.ok(f1 - f0 > 25, `the <video> showed ${f1 - f0} frames in 2 s`);
+    const size = await page.evaluate(() => {
+      const v = document.getElementById('video');
+      return `${v.videoWidth}x${v.videoHeight}`;
+    });
+    assert.equal(size, '640x360');
+    const s = await waitForStats(page, (st) => st.audio?.totalSamplesReceived > 0, { timeoutMs: 5000, what: 'audio' });
+    assert.ok(s.video.framesDecoded > 25);
+    // The live stats line shows the resolution.
+    await page.waitForFunction(() => /640\D360/.test(document.getElementById('stats').textContent), null, { timeout: 5000 });
+
+    await page.click('#stop');
+    await page.waitForSelector('#status[data-state="stopped"]', { timeout: 5000 });
+  });
+
+  test('a missing file shows the server\'s reason', { timeout: 20000 }, async () => {
+    await page.fill('#stream-name', 'vod://no_such_file.mp4');
+    await page.click('#play');
+    await page.waitForSelector('#status[data-state="error"]', { timeout: 10000 });
+    assert.match(await page.textContent('#status'), /File not found/);
+  });
+});

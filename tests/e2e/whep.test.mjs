@@ -1,0 +1,117 @@
+// WHEP (RFC 9725) playback: a plain browser client, no SDK: RTCPeerConnection with
+// recvonly video+audio transceivers, POST the offer, apply the answer.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  SAMPLE, assertServerUp, launchBrowser, measure, startServer, waitForStats, withServerLog,
+} from './helpers.mjs';
+
+/** In the page: start a WHEP session for `name`; returns {status, location, body, contentType}. */
+function whepStart(page, name) {
+  return page.evaluate(async (streamName) => {
+    const pc = new RTCPeerConnection();
+    window.__whepPc = pc;
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    const video = document.createElement('video');
+    video.autoplay = true;
+    video.playsInline = true;
+    video.id = 'whep-video';
+    document.body.appendChild(video);
+    pc.ontrack = (e) => {
+      video.srcObject = e.streams[0] || new MediaStream([e.track, ...(video.srcObject?.getTracks() || [])]);
+      video.play().catch(() => {});
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    // The complete offer: wait for ICE gathering (at most 2 s; the server is ICE-lite).
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === 'complete') return resolve();
+      const t = setTimeout(resolve, 2000);
+      pc.addEventListener('icegatheringstatechange', () => {
+        if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); }
+      });
+    });
+    const res = await fetch(`/whep/${encodeURIComponent(streamName)}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/sdp' },
+      body: pc.localDescription.sdp,
+    });
+    const body = await res.text();
+    const out = { status: res.status, location: res.headers.get('location'), body, contentType: res.headers.get('content-type') };
+    if (res.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: body });
+    else pc.close();
+    return out;
+  }, name);
+}
+
+describe('WHEP playback', { timeout: 120000 }, () => {
+  let server;
+  let browser;
+  let page;
+
+  before(async () => {
+    server = await startServer({ files: [SAMPLE] });
+    browser = await launchBrowser();
+    page = await browser.newPage();
+    // A same-origin document, so the client's fetch needs no CORS.
+    await page.goto(`${server.base}/api/files`);
+  }, { timeout: 60000 });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (server) await server.stop();
+  });
+
+  test('plays vod://sample.mp4; DELETE ends the session', { timeout: 40000 }, async () => {
+    const r = await whepStart(page, 'vod://sample.mp4');
+    assert.equal(r.status, 201, withServerLog(server, `POST /whep answered ${r.status}: ${r.body}`));
+    assert.match(r.body, /^v=0/m, 'the 201 body is an SDP answer');
+    assert.ok(r.location, 'the 201 carries a Location header');
+    assert.match(r.location, /\/whep\/resource\/[^/]+$/, `Location: ${r.location}`);
+
+    await waitForStats(page, (s) => s.video?.framesDecoded > 0 && s.audio?.totalSamplesReceived > 0,
+      { timeoutMs: 10000, what: 'first decoded frame and audio samples' })
+      .catch((e) => { throw new Error(withServerLog(server, e.message)); });
+    const m = await measure(page, 3000);
+    assert.ok(m.frames > 40, withServerLog(server, `only ${m.frames} frames decoded in 3 s: ${JSON.stringify(m.last)}`));
+    assert.equal(`${m.last.video.frameWidth}x${m.last.video.frameHeight}`, '640x360');
+    assert.ok(m.samples > 0, `no audio samples in 3 s: ${JSON.stringify(m.last.audio)}`);
+    assert.ok(m.concealed < 0.1 * m.samples, `audio concealed ${m.concealed} of ${m.samples} samples`);
+    const size = await page.evaluate(() => {
+      const v = document.getElementById('whep-video');
+      return `${v.videoWidth}x${v.videoHeight}`;
+    });
+    assert.equal(size, '640x360', 'the <video> element shows the picture');
+
+    const del = await fetch(new URL(r.location, server.base), { method: 'DELETE' });
+    assert.equal(del.status, 200, `DELETE ${r.location} answered ${del.status}`);
+    await page.evaluate(() => window.__whepPc.close());
+    await assertServerUp(server);
+  });
+
+  test('a missing file answers 404 "File not found"', { timeout: 20000 }, async () => {
+    const r = await whepStart(page, 'vod://no_such_file.mp4');
+    assert.equal(r.status, 404, `POST answered ${r.status}: ${r.body}`);
+    assert.match(r.body, /File not found/);
+    await assertServerUp(server);
+  });
+
+  test('two viewers at once each get their own picture', { timeout: 40000 }, async () => {
+    const page2 = await browser.newPage();
+    await page2.goto(`${server.base}/api/files`);
+    const [a, b] = await Promise.all([whepStart(page, 'vod://sample.mp4'), whepStart(page2, 'vod://sample.mp4')]);
+    assert.equal(a.status, 201, a.body);
+    assert.equal(b.status, 201, b.body);
+    assert.notEqual(a.location, b.location, 'each session has its own resource');
+    for (const p of [page, page2]) {
+      await waitForStats(p, (s) => s.video?.framesDecoded > 25, { timeoutMs: 10000, what: '25 frames in each viewer' })
+        .catch((e) => { throw new Error(withServerLog(server, e.message)); });
+    }
+    for (const loc of [a.location, b.location]) {
+      const del = await fetch(new URL(loc, server.base), { method: 'DELETE' });
+      assert.equal(del.status, 200);
+    }
+    await page2.close();
+  });
+});
