@@ -28,7 +28,7 @@ describe('official WCS SDK against reelcast', { timeout: 240000 }, () => {
   let page;
 
   before(async () => {
-    const files = [SAMPLE, ...PLAYABLE.map(([n]) => testMedia(n)), ...BROKEN.map(testMedia)];
+    const files = [SAMPLE, ...PLAYABLE.map(([n]) => testMedia(n)), ...BROKEN.map(testMedia), testMedia('bframes.mp4')];
     requireFiles(...files);
     server = await startServer({
       files,
