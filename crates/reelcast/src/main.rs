@@ -157,11 +157,42 @@ async fn run_server(settings: Settings) -> anyhow::Result<()> {
 }
 
 fn probe(file: &std::path::Path) -> ExitCode {
-    // TODO(LEAD): wire `probe` to the demuxer (tracks, codecs, duration, B-frames,
-    // moov position); until then it is refused.
-    let _ = file;
-    eprintln!("reelcast: probe: not yet available");
-    ExitCode::from(EXIT_FAILURE)
+    use reelcast::source::{LocalFile, MediaPath};
+    use reelcast::stream::MediaReader;
+    // The file's folder plays the part of media_dir, so the same checks apply.
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let opened = MediaPath::new(name)
+        .and_then(|path| LocalFile::open(dir, &path))
+        .map_err(reelcast::stream::StreamError::from)
+        .and_then(MediaReader::open);
+    match opened {
+        Ok(reader) => {
+            let i = reader.info();
+            println!("{}: plays", file.display());
+            println!("  duration: {:.3} s", i.duration_us as f64 / 1e6);
+            if let Some(codec) = &i.video_codec {
+                println!(
+                    "  video: {codec} {}x{} (profile_idc {:?})",
+                    i.width, i.height, i.h264_profile_idc
+                );
+            }
+            if let Some(codec) = &i.audio_codec {
+                println!("  audio: {codec}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -163,7 +163,12 @@ impl Session {
                 let (id, name) = req
                     .map(|r| (r.media_session_id, r.name))
                     .unwrap_or_default();
-                vec![status(&id, &name, "FAILED", "Publishing is not supported by this server yet")]
+                vec![status(
+                    &id,
+                    &name,
+                    "FAILED",
+                    "Publishing is not supported by this server yet",
+                )]
             }
             "availableStream" => {
                 let id = first.get("mediaSessionId").cloned().unwrap_or(Value::Null);
@@ -183,7 +188,12 @@ impl Session {
         let id = req.media_session_id.clone();
         let name = req.name.clone();
         if self.streams.contains_key(&id) {
-            return vec![status(&id, &name, "FAILED", "Stream name is already in use")];
+            return vec![status(
+                &id,
+                &name,
+                "FAILED",
+                "Stream name is already in use",
+            )];
         }
         let Some(offer) = req.sdp.filter(|s| !s.is_empty()) else {
             return vec![status(&id, &name, "FAILED", "No SDP offer in playStream")];

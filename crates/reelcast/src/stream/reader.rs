@@ -101,9 +101,15 @@ impl<S: ByteSource> MediaReader<S> {
         let mut unsupported = Vec::new();
         for track in movie.tracks {
             match &track.codec {
-                Codec::H264 { avcc, width, height, .. } if video.is_none() => {
-                    let avc = AvcConfig::parse(avcc)
-                        .map_err(|e| StreamError::WrongFormat(format!("bad H.264 configuration: {e}")))?;
+                Codec::H264 {
+                    avcc,
+                    width,
+                    height,
+                    ..
+                } if video.is_none() => {
+                    let avc = AvcConfig::parse(avcc).map_err(|e| {
+                        StreamError::WrongFormat(format!("bad H.264 configuration: {e}"))
+                    })?;
                     let mut w = u32::from(*width);
                     let mut h = u32::from(*height);
                     if let Some(sps) = avc.sps.first().and_then(|s| h264::parse_sps(s).ok()) {
@@ -118,9 +124,16 @@ impl<S: ByteSource> MediaReader<S> {
                     info.video_codec = Some("H264".into());
                     info.reordered_video = has_reordering(&track);
                     info.duration_us = info.duration_us.max(track_duration_us(&track));
-                    video = Some(VideoTrack { track, next: 0, avc });
+                    video = Some(VideoTrack {
+                        track,
+                        next: 0,
+                        avc,
+                    });
                 }
-                Codec::Aac { audio_specific_config, .. } if audio.is_none() => {
+                Codec::Aac {
+                    audio_specific_config,
+                    ..
+                } if audio.is_none() => {
                     let transcoder = AacToOpus::new(audio_specific_config)
                         .map_err(|e| StreamError::WrongFormat(e.to_string()))?;
                     info.has_audio = true;
@@ -186,7 +199,10 @@ impl<S: ByteSource> MediaReader<S> {
     /// The next frame in decode order across tracks, `None` at the end of the file.
     pub fn read_frame(&mut self) -> Result<Option<Frame>, StreamError> {
         loop {
-            let video_dts = self.video.as_ref().and_then(|v| next_dts_us(&v.track, v.next));
+            let video_dts = self
+                .video
+                .as_ref()
+                .and_then(|v| next_dts_us(&v.track, v.next));
             let audio_dts = self.audio.as_ref().and_then(|a| {
                 a.pending
                     .front()
@@ -301,7 +317,10 @@ fn open_movie(source: &impl ByteSource) -> Result<Movie, StreamError> {
     }
     let mut opener = MovieOpener::new(size);
     loop {
-        match opener.poll().map_err(|e| StreamError::WrongFormat(e.to_string()))? {
+        match opener
+            .poll()
+            .map_err(|e| StreamError::WrongFormat(e.to_string()))?
+        {
             OpenStep::Done(movie) => return Ok(movie),
             OpenStep::Read { offset, len } => {
                 if len > MAX_BOX_READ {

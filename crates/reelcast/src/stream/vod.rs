@@ -78,18 +78,14 @@ impl PersonalVod {
         stop: &mut oneshot::Receiver<&'static str>,
     ) -> Result<(), Ending> {
         // 1. The viewer connects.
-        let deadline = tokio::time::sleep(CONNECT_TIMEOUT);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                event = self.viewer_events.recv() => match event {
-                    Some(ViewerEvent::Connected) => break,
-                    Some(ViewerEvent::Closed(reason)) => return Err(Ending::from_reason(reason)),
-                    None => return Err(Ending::Failed("Failed by ICE timeout".into())),
-                },
-                reason = &mut *stop => return Err(Ending::Stopped(reason.unwrap_or("Stopped by user"))),
-                _ = &mut deadline => return Err(Ending::Failed("Failed by ICE timeout".into())),
-            }
+        tokio::select! {
+            event = self.viewer_events.recv() => match event {
+                Some(ViewerEvent::Connected) => {}
+                Some(ViewerEvent::Closed(reason)) => return Err(Ending::from_reason(reason)),
+                None => return Err(Ending::Failed("Failed by ICE timeout".into())),
+            },
+            reason = &mut *stop => return Err(Ending::Stopped(reason.unwrap_or("Stopped by user"))),
+            _ = tokio::time::sleep(CONNECT_TIMEOUT) => return Err(Ending::Failed("Failed by ICE timeout".into())),
         }
 
         // 2. The clock starts now; the reader runs ahead of it on its own thread.

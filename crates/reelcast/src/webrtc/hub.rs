@@ -172,7 +172,13 @@ async fn run(socket: UdpSocket, announced: SocketAddr, mut rx: UnboundedReceiver
         by_addr: HashMap::new(),
     };
     let mut buf = vec![0u8; 2048];
-    info!("WebRTC on udp {} (announced {announced})", socket.local_addr().map(|a| a.to_string()).unwrap_or_default());
+    info!(
+        "WebRTC on udp {} (announced {announced})",
+        socket
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    );
     loop {
         let wake = state.next_timeout();
         tokio::select! {
@@ -363,4 +369,3 @@ mod tests {
         assert_eq!(stun_local_ufrag(&fake), None);
     }
 }
-

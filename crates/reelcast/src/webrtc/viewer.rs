@@ -159,7 +159,10 @@ impl Viewer {
             }
         }
         if self.plan.h264_profile_idc.is_some() && self.video.is_some() && self.video_pt.is_none() {
-            warn!(viewer = self.id.0, "browser offered no H.264 with packetization-mode 1: video not sent");
+            warn!(
+                viewer = self.id.0,
+                "browser offered no H.264 with packetization-mode 1: video not sent"
+            );
         }
     }
 
@@ -186,7 +189,12 @@ impl Viewer {
         let Some(writer) = self.rtc.writer(mid) else {
             return;
         };
-        match writer.write(pt, wallclock, MediaTime::new(ticks, rate), frame.data.clone()) {
+        match writer.write(
+            pt,
+            wallclock,
+            MediaTime::new(ticks, rate),
+            frame.data.clone(),
+        ) {
             Ok(()) => {
                 if frame.kind == MediaKind::Video {
                     self.last_video_pts_us = pts_us;
@@ -213,7 +221,10 @@ impl Viewer {
         self.write(&frame, epoch, now);
         self.awaiting_keyframe = true;
         self.last_keyframe_sent = Some(now);
-        debug!(viewer = self.id.0, "picture loss answered with the cached keyframe");
+        debug!(
+            viewer = self.id.0,
+            "picture loss answered with the cached keyframe"
+        );
     }
 
     pub fn close(&mut self, reason: &'static str) {
