@@ -201,10 +201,12 @@ fn parse_asc(asc: &[u8]) -> Result<(AacConfig, usize), AudioError> {
                 )));
             }
         }
-        other => return Err(unsupported(&format!(
+        other => {
+            return Err(unsupported(&format!(
             "AAC object type {other} ({}) is not supported; only AAC-LC and HE-AAC (v1, v2) are",
             object_type_name(other)
-        ))),
+        )))
+        }
     }
     // GASpecificConfig: frameLengthFlag.
     if bits.read(1).map_err(truncated)? == 1 {
