@@ -261,6 +261,8 @@ impl<S: ByteSource> MediaReader<S> {
         let bytes = self.source.read_at(sample.offset, sample.size as usize)?;
         let (dts_us, pts_us) = sample_times_us(&a.track, &sample);
         match &mut a.codec {
+            // Opus pre-skip makes the first packet start before 0: cut, as the edit says.
+            AudioCodec::Opus if pts_us < 0 => Ok(None),
             AudioCodec::Opus => Ok(Some(Frame {
                 kind: MediaKind::Audio,
                 dts_us: pts_us,
@@ -271,7 +273,14 @@ impl<S: ByteSource> MediaReader<S> {
             AudioCodec::Aac(t) => {
                 let _ = dts_us;
                 match t.push(&bytes, pts_us) {
-                    Ok(packets) => a.pending.extend(packets.into_iter().map(opus_frame)),
+                    // Packets before stream time 0 are the encoder's priming, which the
+                    // edit list cuts: sending them would put two packets on RTP time 0.
+                    Ok(packets) => a.pending.extend(
+                        packets
+                            .into_iter()
+                            .filter(|p| p.pts_us >= 0)
+                            .map(opus_frame),
+                    ),
                     Err(e) => warn!("AAC frame {} skipped: {e}", a.next - 1),
                 }
                 Ok(a.pending.pop_front())

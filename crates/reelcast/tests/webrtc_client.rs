@@ -1,0 +1,345 @@
+//! End-to-end: a real reelcast server (HTTP + UDP on 127.0.0.1) played over WHEP by a real
+//! WebRTC client written with str0m, the same stack a browser speaks.
+//!
+//! The bundled `media/sample.mp4` is 10 s of 640x360 H.264 at a constant 25 fps (a keyframe
+//! every 2 s, no B-frames) with AAC audio that the server sends as 20 ms Opus frames.
+
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// 90 kHz RTP clock / 25 fps.
+const VIDEO_FRAME_TICKS: u64 = 3600;
+/// 48 kHz RTP clock * 20 ms.
+const OPUS_FRAME_TICKS: u64 = 960;
+/// The sample has a keyframe every 2 s, i.e. every 50th picture.
+const FRAMES_PER_GOP: u64 = 50;
+/// How much media (by RTP time of the video) the client collects before hanging up.
+const MEDIA_WANTED: Duration = Duration::from_millis(3500);
+/// Whole-session deadline (connect + collect); generous for a loaded machine.
+const DEADLINE: Duration = Duration::from_secs(15);
+
+async fn start_server() -> SocketAddr {
+    let settings = reelcast::config::Settings {
+        media_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../../media").into(),
+        http_port: 0,
+        ws_port: 0,
+        media_port: 0,
+        ip_local: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ..Default::default()
+    };
+    let (ports, _serving) = reelcast::server::start(settings)
+        .await
+        .expect("server starts");
+    ports.http
+}
+
+/// One HTTP/1.1 POST over a plain TCP stream; returns (status, body).
+async fn post_sdp(http: SocketAddr, path: &str, sdp: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(http)
+        .await
+        .expect("connect to http");
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {http}\r\nContent-Type: application/sdp\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send request");
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .expect("http response within 10 s")
+        .expect("read response");
+    let raw = String::from_utf8(raw).expect("response is UTF-8");
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .expect("response has a header/body separator");
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line in {head:?}"));
+    let length = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())?
+    });
+    let body = match length {
+        Some(n) => body[..n.min(body.len())].to_string(),
+        None => body.to_string(),
+    };
+    (status, body)
+}
+
+/// A receive-only str0m peer (full ICE, the controlling side) with its UDP socket.
+fn new_client() -> (Rtc, UdpSocket, SdpOffer, SdpPendingOffer) {
+    let mut rtc = Rtc::builder()
+        .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+        .clear_codecs()
+        .enable_h264(true)
+        .enable_opus(true, false)
+        .build(Instant::now());
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind client udp");
+    let local = socket.local_addr().expect("client udp address");
+    rtc.add_local_candidate(Candidate::host(local, "udp").expect("host candidate"))
+        .expect("candidate accepted");
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    let (offer, pending) = api.apply().expect("an offer");
+    (rtc, socket, offer, pending)
+}
+
+/// One received frame, as the test needs it.
+#[derive(Debug, Clone)]
+struct Frame {
+    /// RTP time (extended) in the codec's clock.
+    time: u64,
+    keyframe: bool,
+    data: Arc<[u8]>,
+}
+
+#[derive(Debug, Default)]
+struct Session {
+    connected: bool,
+    video: Vec<Frame>,
+    audio: Vec<Frame>,
+}
+
+impl Session {
+    fn video_span(&self) -> u64 {
+        match (self.video.first(), self.video.last()) {
+            (Some(a), Some(b)) => b.time.saturating_sub(a.time),
+            _ => 0,
+        }
+    }
+
+    fn has_enough(&self) -> bool {
+        let wanted = MEDIA_WANTED.as_millis() as u64 * 90;
+        self.video_span() >= wanted && self.audio.len() as u64 >= 100
+    }
+}
+
+/// The str0m run loop: UDP in, timeouts, transmits out, media collected.
+fn run_client(mut rtc: Rtc, socket: UdpSocket) -> Session {
+    let deadline = Instant::now() + DEADLINE;
+    let local = socket.local_addr().unwrap();
+    let mut session = Session::default();
+    let mut buf = vec![0u8; 2000];
+    while Instant::now() < deadline && !session.has_enough() {
+        let timeout = match rtc.poll_output().expect("poll_output") {
+            Output::Timeout(t) => t,
+            Output::Transmit(t) => {
+                socket
+                    .send_to(&t.contents, t.destination)
+                    .expect("udp send");
+                continue;
+            }
+            Output::Event(event) => {
+                match event {
+                    Event::Connected => session.connected = true,
+                    Event::MediaData(m) => {
+                        let frame = Frame {
+                            time: m.time.numer(),
+                            keyframe: m.is_keyframe(),
+                            data: m.data.clone(),
+                        };
+                        match m.params.spec().codec {
+                            Codec::H264 => session.video.push(frame),
+                            Codec::Opus => session.audio.push(frame),
+                            other => panic!("unexpected codec {other:?}"),
+                        }
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+        };
+        // Short reads keep the deadline checks frequent.
+        let wait = timeout
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(50));
+        if wait.is_zero() {
+            rtc.handle_input(Input::Timeout(Instant::now()))
+                .expect("timeout input");
+            continue;
+        }
+        socket.set_read_timeout(Some(wait)).unwrap();
+        let input = match socket.recv_from(&mut buf) {
+            Ok((n, source)) => Input::Receive(
+                Instant::now(),
+                Receive {
+                    proto: Protocol::Udp,
+                    source,
+                    destination: local,
+                    contents: buf[..n].try_into().expect("a known packet kind"),
+                },
+            ),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                Input::Timeout(Instant::now())
+            }
+            Err(e) => panic!("udp recv: {e}"),
+        };
+        // Anything unparseable would be a server bug; str0m reports it as an error.
+        rtc.handle_input(input).expect("handle_input");
+    }
+    rtc.disconnect();
+    session
+}
+
+/// NAL unit types of an Annex-B access unit, in order.
+fn nal_types(annexb: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    let mut i = 0;
+    while i + 3 <= annexb.len() {
+        if annexb[i] == 0 && annexb[i + 1] == 0 && annexb[i + 2] == 1 {
+            if let Some(header) = annexb.get(i + 3) {
+                types.push(header & 0x1f);
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    types
+}
+
+/// Offers, plays `sample.mp4` and returns what the client received.
+async fn play_sample() -> Session {
+    let http = start_server().await;
+    let (rtc, socket, offer, pending) = new_client();
+    let (status, answer) =
+        post_sdp(http, "/whep/vod%3A%2F%2Fsample.mp4", &offer.to_sdp_string()).await;
+    assert_eq!(status, 201, "WHEP answer status; body: {answer}");
+    let answer = SdpAnswer::from_sdp_string(&answer).expect("answer SDP parses");
+    tokio::task::spawn_blocking(move || {
+        let mut rtc = rtc;
+        rtc.sdp_api()
+            .accept_answer(pending, answer)
+            .expect("answer accepted");
+        run_client(rtc, socket)
+    })
+    .await
+    .expect("client thread")
+}
+
+/// The steps between consecutive frames' RTP times that are not `step` ±1, as
+/// (index of the later frame, step).
+fn off_grid(frames: &[Frame], step: u64) -> Vec<(usize, i64)> {
+    frames
+        .windows(2)
+        .map(|w| w[1].time as i64 - w[0].time as i64)
+        .enumerate()
+        .filter(|&(_, d)| (d - step as i64).abs() > 1)
+        .map(|(i, d)| (i + 1, d))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whep_viewer_gets_keyframe_first_then_frames_in_order_at_file_timestamps() {
+    let s = play_sample().await;
+    assert!(s.connected, "the WebRTC connection never reached Connected");
+
+    // Video: the first picture is a complete keyframe (SPS, PPS, then the IDR slice).
+    let first = s.video.first().expect("no video frame received");
+    let types = nal_types(&first.data);
+    assert!(
+        first.keyframe,
+        "first video frame is not a keyframe: NALs {types:?}"
+    );
+    let sps = types.iter().position(|&t| t == 7);
+    let pps = types.iter().position(|&t| t == 8);
+    let idr = types.iter().position(|&t| t == 5);
+    match (sps, pps, idr) {
+        (Some(sps), Some(pps), Some(idr)) => {
+            assert!(
+                sps < idr && pps < idr,
+                "SPS/PPS not before the IDR: {types:?}"
+            )
+        }
+        _ => panic!("first video frame lacks SPS/PPS/IDR: NALs {types:?}"),
+    }
+
+    // Enough pictures, in order, every 40 ms of RTP time (25 fps on a 90 kHz clock).
+    assert!(
+        s.video.len() >= 70,
+        "only {} video frames in {:.2} s of media",
+        s.video.len(),
+        s.video_span() as f64 / 90_000.0
+    );
+    let bad = off_grid(&s.video, VIDEO_FRAME_TICKS);
+    assert!(
+        bad.is_empty(),
+        "video RTP time steps must all be {VIDEO_FRAME_TICKS} ±1; (frame index, step) off \
+         grid: {bad:?} of {} frames",
+        s.video.len()
+    );
+
+    // Each picture sits at the file's timestamp: picture k at k * 40 ms after the first,
+    // and keyframes exactly where the file has them (every 50th picture from the first).
+    let t0 = first.time;
+    for (k, f) in s.video.iter().enumerate() {
+        let expected = k as u64 * VIDEO_FRAME_TICKS;
+        let rel = f.time - t0;
+        assert!(
+            rel.abs_diff(expected) <= 1,
+            "picture {k} at RTP +{rel}, file says +{expected}"
+        );
+        let should_be_key = (k as u64).is_multiple_of(FRAMES_PER_GOP);
+        assert_eq!(
+            f.keyframe, should_be_key,
+            "picture {k}: keyframe flag {} but the file has a keyframe every {FRAMES_PER_GOP}",
+            f.keyframe
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whep_viewer_gets_opus_audio_every_20ms_from_the_first_frame() {
+    let s = play_sample().await;
+    assert!(s.connected, "the WebRTC connection never reached Connected");
+    assert!(
+        s.audio.len() >= 100,
+        "only {} audio frames received",
+        s.audio.len()
+    );
+    assert!(
+        s.audio.iter().all(|f| !f.data.is_empty()),
+        "an empty Opus frame was received"
+    );
+    // One Opus frame per 20 ms of a 48 kHz clock, from the very first one: two packets
+    // with the same RTP time (or an off-grid step) make a browser drop or mistime audio.
+    let bad = off_grid(&s.audio, OPUS_FRAME_TICKS);
+    assert!(
+        bad.is_empty(),
+        "audio RTP time steps must all be {OPUS_FRAME_TICKS} ±1; (frame index, step) off \
+         grid: {bad:?} of {} frames",
+        s.audio.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whep_request_for_missing_file_answers_404_file_not_found() {
+    let http = start_server().await;
+    let (_rtc, _socket, offer, _pending) = new_client();
+    let (status, body) = post_sdp(
+        http,
+        "/whep/vod%3A%2F%2Fno_such_file.mp4",
+        &offer.to_sdp_string(),
+    )
+    .await;
+    assert_eq!(status, 404, "body: {body}");
+    assert_eq!(body, "File not found");
+}
