@@ -653,20 +653,14 @@ impl AacToOpus {
                     if self.resample_in[0].len() < need {
                         break;
                     }
-                    let input = [&self.resample_in[0][..need], &self.resample_in[1][..need]];
-                    let (used, produced) = resampler
-                        .process_into_buffer(&input, &mut self.resample_out, None)
-                        .map_err(|e| AudioError::Internal(format!("resampler: {e}")))?;
-                    self.resample_in[0].drain(..used);
-                    self.resample_in[1].drain(..used);
-                    let skip = self.resampler_skip.min(produced);
-                    self.resampler_skip -= skip;
-                    interleave_into(
+                    resample_block(
+                        resampler,
+                        &mut self.resample_in,
+                        &mut self.resample_out,
+                        &mut self.resampler_skip,
                         &mut self.pending,
-                        &self.resample_out[0][..produced],
-                        &self.resample_out[1][..produced],
-                        skip,
-                    );
+                        need,
+                    )?;
                 }
             }
         }
@@ -715,20 +709,14 @@ impl AacToOpus {
                 let need = resampler.input_frames_next();
                 self.resample_in[0].resize(need.max(self.resample_in[0].len()), 0.0);
                 self.resample_in[1].resize(need.max(self.resample_in[1].len()), 0.0);
-                let input = [&self.resample_in[0][..need], &self.resample_in[1][..need]];
-                let (used, produced) = resampler
-                    .process_into_buffer(&input, &mut self.resample_out, None)
-                    .map_err(|e| AudioError::Internal(format!("resampler: {e}")))?;
-                self.resample_in[0].drain(..used);
-                self.resample_in[1].drain(..used);
-                let skip = self.resampler_skip.min(produced);
-                self.resampler_skip -= skip;
-                interleave_into(
+                resample_block(
+                    resampler,
+                    &mut self.resample_in,
+                    &mut self.resample_out,
+                    &mut self.resampler_skip,
                     &mut self.pending,
-                    &self.resample_out[0][..produced],
-                    &self.resample_out[1][..produced],
-                    skip,
-                );
+                    need,
+                )?;
             }
             resampler.reset();
         }
@@ -746,6 +734,33 @@ impl AacToOpus {
         self.reset_delays();
         Ok(())
     }
+}
+
+/// Resamples the first `need` buffered input frames into `pending` (interleaved stereo),
+/// dropping what is left of the resampler's start-up delay.
+fn resample_block(
+    resampler: &mut FftFixedIn<f32>,
+    resample_in: &mut [Vec<f32>; 2],
+    resample_out: &mut [Vec<f32>],
+    resampler_skip: &mut usize,
+    pending: &mut Vec<f32>,
+    need: usize,
+) -> Result<(), AudioError> {
+    let input = [&resample_in[0][..need], &resample_in[1][..need]];
+    let (used, produced) = resampler
+        .process_into_buffer(&input, resample_out, None)
+        .map_err(|e| AudioError::Internal(format!("resampler: {e}")))?;
+    resample_in[0].drain(..used);
+    resample_in[1].drain(..used);
+    let skip = (*resampler_skip).min(produced);
+    *resampler_skip -= skip;
+    interleave_into(
+        pending,
+        &resample_out[0][..produced],
+        &resample_out[1][..produced],
+        skip,
+    );
+    Ok(())
 }
 
 fn interleave_into(dst: &mut Vec<f32>, left: &[f32], right: &[f32], skip: usize) {
