@@ -7,9 +7,10 @@ use std::time::Instant;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 use crate::server::ServerContext;
-use crate::source::{LocalFile, Location, PlayMode, StreamUri};
+use crate::source::{PlayMode, StreamUri};
+use crate::stream::open::open_media;
 use crate::stream::vod::{PersonalVod, VodStopper};
-use crate::stream::{MediaInfo, MediaReader, StreamError, StreamStatus};
+use crate::stream::{MediaInfo, StreamError, StreamStatus};
 use crate::webrtc::{FeedId, ViewerId, ViewerPlan};
 
 /// A stream that has been answered and is starting.
@@ -33,21 +34,11 @@ pub async fn start(
             "Live translations (vod-live://) are not available in this version".into(),
         ));
     }
-    let path = match uri.location {
-        Location::Local(path) => path,
-        Location::S3 { .. } => {
-            return Err(StreamError::Other(
-                "S3 storage (vod://s3/...) is not available in this version".into(),
-            ))
-        }
-    };
-    let media_dir = ctx.settings.media_dir.clone();
-    let reader = tokio::task::spawn_blocking(move || {
-        let file = LocalFile::open(&media_dir, &path).map_err(StreamError::from)?;
-        MediaReader::open(file)
-    })
-    .await
-    .map_err(|e| StreamError::Other(format!("internal error opening the file: {e}")))??;
+    let settings = ctx.settings.clone();
+    let location = uri.location;
+    let reader = tokio::task::spawn_blocking(move || open_media(&settings, &location))
+        .await
+        .map_err(|e| StreamError::Other(format!("internal error opening the file: {e}")))??;
     let info = reader.info().clone();
 
     let accepted = ctx

@@ -6,6 +6,7 @@
 //! happens as [`StreamStatus`] and sends frames through [`RtcHub`](crate::webrtc::RtcHub).
 
 pub mod clock;
+pub mod open;
 pub mod reader;
 pub mod vod;
 

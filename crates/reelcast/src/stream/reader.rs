@@ -39,6 +39,15 @@ pub trait ByteSource: Send + Sync + 'static {
     fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, StreamError>;
 }
 
+impl<T: ByteSource + ?Sized> ByteSource for Box<T> {
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, StreamError> {
+        (**self).read_at(offset, len)
+    }
+}
+
 impl ByteSource for LocalFile {
     fn size(&self) -> u64 {
         LocalFile::size(self)
