@@ -1,25 +1,40 @@
 //! Starting playback: a stream name and a browser's offer in, an answer and a running
 //! stream out. The one path both signalling protocols (WCS WebSocket, WHEP) take, so they
 //! cannot drift apart in what they accept or how they fail.
+//!
+//! A name is, in this order: the local name of a running live translation (`test`, made
+//! by REST `/vod/startup`); `vod-live://file` (joins that file's translation, starting it
+//! if none runs); `vod://file` (a personal VOD from the file's start).
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
-use tokio::sync::mpsc::{self, UnboundedReceiver};
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use crate::server::ServerContext;
 use crate::source::{PlayMode, StreamUri};
+use crate::stream::live::{self, StartError, TranslationHandle, TranslationSpec};
 use crate::stream::open::open_media;
-use crate::stream::vod::{PersonalVod, VodStopper};
-use crate::stream::{MediaInfo, StreamError, StreamStatus};
+use crate::stream::registry::{PlayKind, PlayRecord};
+use crate::stream::vod::PersonalVod;
+use crate::stream::{MediaInfo, Stopper, StreamError, StreamStatus};
 use crate::webrtc::{FeedId, ViewerId, ViewerPlan};
 
 /// A stream that has been answered and is starting.
 pub struct Playback {
     pub answer_sdp: String,
-    pub stopper: VodStopper,
+    pub stopper: Stopper,
     /// PLAYING, then STOPPED or FAILED.
     pub statuses: UnboundedReceiver<StreamStatus>,
     pub info: MediaInfo,
+}
+
+/// Who asks: the id the viewer's signalling knows its playback by, and which signalling.
+pub struct Requester<'a> {
+    /// WCS `mediaSessionId`, or the WHEP resource id.
+    pub media_session_id: &'a str,
+    /// `"wcs"` or `"whep"`.
+    pub protocol: &'static str,
 }
 
 /// Opens `name` and answers `offer_sdp`. Errors are what the viewer is told.
@@ -27,15 +42,113 @@ pub async fn start(
     ctx: &ServerContext,
     name: &str,
     offer_sdp: &str,
+    requester: Requester<'_>,
 ) -> Result<Playback, StreamError> {
-    let uri = StreamUri::parse(name).map_err(StreamError::from)?;
-    if uri.mode != PlayMode::Personal {
-        return Err(StreamError::Other(
-            "Live translations (vod-live://) are not available in this version".into(),
-        ));
+    if let Some(t) = ctx.registry.translation(name).filter(|t| !t.is_ended()) {
+        return join_translation(ctx, name, t, offer_sdp, requester);
     }
+    let uri = StreamUri::parse(name).map_err(|e| match e {
+        // A plain name that is no running translation: WCS's words for it.
+        crate::source::SourceError::UnknownScheme { .. } if !name.contains("://") => {
+            StreamError::StreamNotFound
+        }
+        e => StreamError::from(e),
+    })?;
+    match uri.mode {
+        PlayMode::Live => {
+            let translation = find_or_start_translation(ctx, name, uri).await?;
+            join_translation(ctx, name, translation, offer_sdp, requester)
+        }
+        PlayMode::Personal => start_personal(ctx, name, uri, offer_sdp, requester).await,
+    }
+}
+
+/// The running translation of `uri`, or a new one named `name`.
+async fn find_or_start_translation(
+    ctx: &ServerContext,
+    name: &str,
+    uri: StreamUri,
+) -> Result<TranslationHandle, StreamError> {
+    let canonical = uri.uri_string();
+    let running = || {
+        ctx.registry
+            .translation(name)
+            .filter(|t| !t.is_ended())
+            .or_else(|| ctx.registry.translation_of(&canonical))
+    };
+    if let Some(t) = running() {
+        return Ok(t);
+    }
+    // One start at a time, so two viewers arriving together share one translation.
+    let _starting = ctx.registry.starting.lock().await;
+    if let Some(t) = running() {
+        return Ok(t);
+    }
+    let spec = TranslationSpec {
+        name: name.to_string(),
+        uri,
+        looped: ctx.settings.vod_live_loop,
+    };
+    live::start(&ctx.settings, &ctx.hub, &ctx.registry, spec)
+        .await
+        .map_err(|e| match e {
+            StartError::Stream(e) => e,
+            other => StreamError::Other(other.to_string()),
+        })
+}
+
+fn join_translation(
+    ctx: &ServerContext,
+    name: &str,
+    translation: TranslationHandle,
+    offer_sdp: &str,
+    requester: Requester<'_>,
+) -> Result<Playback, StreamError> {
+    let accepted = ctx
+        .rtc
+        .accept_offer(offer_sdp, Instant::now())
+        .map_err(|e| StreamError::Other(e.to_string()))?;
+    let answer_sdp = accepted.answer_sdp.clone();
+    let info = translation.info.clone();
+    let viewer = ViewerId::next();
+    ctx.hub.add_viewer(
+        viewer,
+        translation.feed,
+        accepted,
+        plan(&info),
+        translation.viewer_events.clone(),
+    );
+    let (status_tx, status_rx) = mpsc::unbounded_channel();
+    if !translation.join(viewer, status_tx) {
+        ctx.hub.remove_viewer(viewer, "Stopped");
+        return Err(StreamError::StreamNotFound);
+    }
+    let handle = translation.clone();
+    let stopper = Stopper::new(move |reason| handle.leave(viewer, reason));
+    let record = PlayRecord {
+        media_session_id: requester.media_session_id.to_string(),
+        name: name.to_string(),
+        uri: translation.uri.clone(),
+        kind: PlayKind::Live {
+            translation: translation.name.clone(),
+        },
+        info: info.clone(),
+        created: SystemTime::now(),
+        protocol: requester.protocol,
+        stopper: stopper.clone(),
+    };
+    Ok(registered(ctx, record, answer_sdp, status_rx))
+}
+
+async fn start_personal(
+    ctx: &ServerContext,
+    name: &str,
+    uri: StreamUri,
+    offer_sdp: &str,
+    requester: Requester<'_>,
+) -> Result<Playback, StreamError> {
     let settings = ctx.settings.clone();
-    let location = uri.location;
+    let location = uri.location.clone();
     let reader = tokio::task::spawn_blocking(move || open_media(&settings, &location))
         .await
         .map_err(|e| StreamError::Other(format!("internal error opening the file: {e}")))??;
@@ -50,13 +163,10 @@ pub async fn start(
     let viewer = ViewerId::next();
     let feed = FeedId::next();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let (status_tx, statuses) = mpsc::unbounded_channel();
-    let plan = ViewerPlan {
-        h264_profile_idc: info.h264_profile_idc,
-        has_audio: info.has_audio,
-    };
+    let (status_tx, status_rx) = mpsc::unbounded_channel();
     ctx.hub.open_feed(feed, Instant::now());
-    ctx.hub.add_viewer(viewer, feed, accepted, plan, events_tx);
+    ctx.hub
+        .add_viewer(viewer, feed, accepted, plan(&info), events_tx);
     let stopper = PersonalVod {
         hub: ctx.hub.clone(),
         viewer,
@@ -66,10 +176,54 @@ pub async fn start(
         name: name.to_string(),
     }
     .spawn(reader);
-    Ok(Playback {
+    let record = PlayRecord {
+        media_session_id: requester.media_session_id.to_string(),
+        name: name.to_string(),
+        uri: uri.uri_string(),
+        kind: PlayKind::Personal,
+        info,
+        created: SystemTime::now(),
+        protocol: requester.protocol,
+        stopper,
+    };
+    Ok(registered(ctx, record, answer_sdp, status_rx))
+}
+
+fn plan(info: &MediaInfo) -> ViewerPlan {
+    ViewerPlan {
+        h264_profile_idc: info.h264_profile_idc,
+        has_audio: info.has_audio,
+    }
+}
+
+/// Lists the play in the registry for as long as it runs: its statuses pass through a
+/// small task that removes the entry at STOPPED or FAILED.
+fn registered(
+    ctx: &ServerContext,
+    record: PlayRecord,
+    answer_sdp: String,
+    mut inner: UnboundedReceiver<StreamStatus>,
+) -> Playback {
+    let (outer_tx, statuses): (UnboundedSender<StreamStatus>, _) = mpsc::unbounded_channel();
+    let registry = Arc::clone(&ctx.registry);
+    let id = record.media_session_id.clone();
+    let stopper = record.stopper.clone();
+    let info = record.info.clone();
+    registry.add_play(record);
+    tokio::spawn(async move {
+        while let Some(status) = inner.recv().await {
+            let last = !matches!(status, StreamStatus::Playing);
+            let _ = outer_tx.send(status);
+            if last {
+                break;
+            }
+        }
+        registry.remove_play(&id);
+    });
+    Playback {
         answer_sdp,
         stopper,
         statuses,
         info,
-    })
+    }
 }

@@ -21,7 +21,7 @@ use tracing::info;
 use crate::config::Settings;
 use crate::signal::{wcs, whep};
 use crate::source::list_media;
-use crate::stream::vod::VodStopper;
+use crate::stream::{Registry, Stopper};
 use crate::webrtc::{RtcFactory, RtcHub};
 
 /// The demo player page, built into the binary so the server needs no files beside it.
@@ -32,8 +32,10 @@ pub struct ServerContext {
     pub settings: Settings,
     pub rtc: RtcFactory,
     pub hub: RtcHub,
+    /// Every running stream (plays and live translations).
+    pub registry: Arc<Registry>,
     /// Live WHEP sessions by resource id.
-    pub whep_sessions: Mutex<HashMap<String, VodStopper>>,
+    pub whep_sessions: Mutex<HashMap<String, Stopper>>,
 }
 
 /// Ports actually bound (differs from the settings when a port is 0).
@@ -86,6 +88,7 @@ pub async fn start(
         settings,
         rtc,
         hub,
+        registry: Arc::new(Registry::default()),
         whep_sessions: Mutex::new(HashMap::new()),
     });
 

@@ -16,10 +16,9 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::playback::{self, Playback};
+use crate::playback::{self, Playback, Requester};
 use crate::server::ServerContext;
-use crate::stream::vod::VodStopper;
-use crate::stream::StreamStatus;
+use crate::stream::{Stopper, StreamStatus};
 
 #[derive(Deserialize)]
 struct Incoming {
@@ -51,7 +50,7 @@ enum Outgoing {
 }
 
 struct PlayingStream {
-    stopper: VodStopper,
+    stopper: Stopper,
 }
 
 /// Runs one WCS session on an upgraded WebSocket until it closes.
@@ -120,7 +119,7 @@ impl Session {
                 }
             }
         }
-        for (_, mut stream) in self.streams.drain() {
+        for (_, stream) in self.streams.drain() {
             stream.stopper.stop("Stopped by session disconnect");
         }
         info!("session closed");
@@ -152,7 +151,7 @@ impl Session {
             },
             "stopStream" | "unPublishStream" => {
                 if let Ok(req) = serde_json::from_value::<StreamRequest>(first) {
-                    if let Some(mut s) = self.streams.remove(&req.media_session_id) {
+                    if let Some(s) = self.streams.remove(&req.media_session_id) {
                         s.stopper.stop("Stopped by user");
                     }
                 }
@@ -198,7 +197,11 @@ impl Session {
         let Some(offer) = req.sdp.filter(|s| !s.is_empty()) else {
             return vec![status(&id, &name, "FAILED", "No SDP offer in playStream")];
         };
-        match playback::start(&self.ctx, &name, &offer).await {
+        let requester = Requester {
+            media_session_id: &id,
+            protocol: "wcs",
+        };
+        match playback::start(&self.ctx, &name, &offer, requester).await {
             Err(e) => {
                 info!(stream = %name, "play refused: {e}");
                 vec![status(&id, &name, "FAILED", &e.to_string())]

@@ -13,7 +13,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tracing::info;
 
-use crate::playback;
+use crate::playback::{self, Requester};
 use crate::server::ServerContext;
 use crate::stream::{StreamError, StreamStatus};
 
@@ -31,13 +31,17 @@ pub async fn create(
     if !offer.starts_with("v=") {
         return (StatusCode::BAD_REQUEST, "Body is not an SDP offer").into_response();
     }
-    match playback::start(&ctx, &name, offer).await {
+    let id = uuid::Uuid::new_v4().to_string();
+    let requester = Requester {
+        media_session_id: &id,
+        protocol: "whep",
+    };
+    match playback::start(&ctx, &name, offer, requester).await {
         Err(e) => {
             info!(stream = %name, "WHEP play refused: {e}");
             (error_status(&e), e.to_string()).into_response()
         }
         Ok(p) => {
-            let id = uuid::Uuid::new_v4().to_string();
             ctx.whep_sessions.lock().await.insert(id.clone(), p.stopper);
             let (ctx2, id2, mut statuses) = (ctx.clone(), id.clone(), p.statuses);
             tokio::spawn(async move {
@@ -63,7 +67,7 @@ pub async fn create(
 
 pub async fn delete(State(ctx): State<Arc<ServerContext>>, Path(id): Path<String>) -> Response {
     match ctx.whep_sessions.lock().await.remove(&id) {
-        Some(mut stopper) => {
+        Some(stopper) => {
             stopper.stop("Stopped by user");
             StatusCode::OK.into_response()
         }
@@ -73,7 +77,7 @@ pub async fn delete(State(ctx): State<Arc<ServerContext>>, Path(id): Path<String
 
 fn error_status(e: &StreamError) -> StatusCode {
     match e {
-        StreamError::NotFound => StatusCode::NOT_FOUND,
+        StreamError::NotFound | StreamError::StreamNotFound => StatusCode::NOT_FOUND,
         StreamError::Restricted(_) => StatusCode::FORBIDDEN,
         StreamError::WrongFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         StreamError::ReadFailed(_) | StreamError::Streaming(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -2,16 +2,38 @@
 //!
 //! Owns: opening a source as media (`reader`: demux, H.264 to Annex-B, AAC to Opus, once
 //! per stream), real-time pacing (`clock`), and a stream's life (`vod`: personal VOD, one
-//! viewer from the file's start). Must not: touch sockets or signalling; it reports what
+//! viewer from the file's start; `live`: a live translation shared by many viewers), and
+//! the list of what runs (`registry`). Must not: touch sockets or signalling; it reports what
 //! happens as [`StreamStatus`] and sends frames through [`RtcHub`](crate::webrtc::RtcHub).
 
 pub mod clock;
+pub mod live;
 pub mod open;
 pub mod reader;
+pub mod registry;
 pub mod vod;
+
+use std::sync::Arc;
 
 pub use clock::PacingClock;
 pub use reader::{MediaInfo, MediaReader};
+pub use registry::Registry;
+
+/// Ends one viewer's playback, from wherever asks: its signalling (`stopStream`, WHEP
+/// `DELETE`, a closed socket) or the REST API. Cheap to clone; stopping twice is harmless.
+#[derive(Clone)]
+pub struct Stopper(Arc<dyn Fn(&'static str) + Send + Sync>);
+
+impl Stopper {
+    pub fn new(stop: impl Fn(&'static str) + Send + Sync + 'static) -> Self {
+        Stopper(Arc::new(stop))
+    }
+
+    /// Ends the playback; the viewer gets STOPPED with `reason` (a WCS info string).
+    pub fn stop(&self, reason: &'static str) {
+        (self.0)(reason)
+    }
+}
 
 /// Why a stream cannot play. Display strings are the WCS status infos a user sees.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,6 +48,9 @@ pub enum StreamError {
     Streaming(String),
     #[error("Failed to get agent storage")]
     UnknownStorage,
+    /// A plain name (no scheme) that no running stream has.
+    #[error("Stream not found")]
+    StreamNotFound,
     #[error("Restricted access: {0}")]
     Restricted(String),
     #[error("{0}")]

@@ -205,6 +205,30 @@ impl<S: ByteSource> MediaReader<S> {
         &self.info
     }
 
+    /// Goes back to the start of the file (a looping translation): every track to its
+    /// first sample, and a fresh AAC decoder, since its state belongs to the last pass.
+    pub fn rewind(&mut self) -> Result<(), StreamError> {
+        if let Some(v) = &mut self.video {
+            v.next = 0;
+        }
+        if let Some(a) = &mut self.audio {
+            a.next = 0;
+            a.pending.clear();
+            if let (
+                AudioCodec::Aac(t),
+                Codec::Aac {
+                    audio_specific_config,
+                    ..
+                },
+            ) = (&mut a.codec, &a.track.codec)
+            {
+                **t = AacToOpus::new(audio_specific_config)
+                    .map_err(|e| StreamError::WrongFormat(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The next frame in decode order across tracks, `None` at the end of the file.
     pub fn read_frame(&mut self) -> Result<Option<Frame>, StreamError> {
         loop {

@@ -8,10 +8,9 @@
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
-use tokio::sync::oneshot;
 use tracing::{debug, info, warn, Instrument};
 
-use super::{PacingClock, StreamError, StreamStatus};
+use super::{PacingClock, Stopper, StreamError, StreamStatus};
 use crate::media::Frame;
 use crate::webrtc::{FeedId, RtcHub, ViewerEvent, ViewerId};
 
@@ -28,38 +27,28 @@ pub trait FrameSource: Send + 'static {
     fn next_frame(&mut self) -> Result<Option<Frame>, StreamError>;
 }
 
-/// Stops a playing personal VOD.
-pub struct VodStopper(Option<oneshot::Sender<&'static str>>);
-
-impl VodStopper {
-    /// Ends the stream; the viewer gets STOPPED with `reason` (a WCS info string).
-    pub fn stop(&mut self, reason: &'static str) {
-        if let Some(tx) = self.0.take() {
-            let _ = tx.send(reason);
-        }
-    }
-}
-
 /// Everything a personal VOD task needs.
 pub struct PersonalVod {
     pub hub: RtcHub,
     pub viewer: ViewerId,
     pub feed: FeedId,
-    pub viewer_events: UnboundedReceiver<ViewerEvent>,
+    pub viewer_events: UnboundedReceiver<(ViewerId, ViewerEvent)>,
     pub status: UnboundedSender<StreamStatus>,
     pub name: String,
 }
 
 impl PersonalVod {
     /// Starts the task; statuses arrive on `self.status`.
-    pub fn spawn(self, source: impl FrameSource) -> VodStopper {
-        let (stop_tx, stop_rx) = oneshot::channel();
+    pub fn spawn(self, source: impl FrameSource) -> Stopper {
+        let (stop_tx, stop_rx) = mpsc::unbounded_channel();
         let span = tracing::info_span!("vod", stream = %self.name, viewer = self.viewer.0);
         tokio::spawn(self.run(source, stop_rx).instrument(span));
-        VodStopper(Some(stop_tx))
+        Stopper::new(move |reason| {
+            let _ = stop_tx.send(reason);
+        })
     }
 
-    async fn run(mut self, source: impl FrameSource, mut stop: oneshot::Receiver<&'static str>) {
+    async fn run(mut self, source: impl FrameSource, mut stop: StopRx) {
         let outcome = self.play(source, &mut stop).await;
         let status = match outcome {
             Ok(()) => StreamStatus::Stopped(String::new()),
@@ -72,19 +61,15 @@ impl PersonalVod {
         let _ = self.status.send(status);
     }
 
-    async fn play(
-        &mut self,
-        source: impl FrameSource,
-        stop: &mut oneshot::Receiver<&'static str>,
-    ) -> Result<(), Ending> {
+    async fn play(&mut self, source: impl FrameSource, stop: &mut StopRx) -> Result<(), Ending> {
         // 1. The viewer connects.
         tokio::select! {
-            event = self.viewer_events.recv() => match event {
+            event = self.viewer_events.recv() => match event.map(|(_, e)| e) {
                 Some(ViewerEvent::Connected) => {}
                 Some(ViewerEvent::Closed(reason)) => return Err(Ending::from_reason(reason)),
                 None => return Err(Ending::Failed("Failed by ICE timeout".into())),
             },
-            reason = &mut *stop => return Err(Ending::Stopped(reason.unwrap_or("Stopped by user"))),
+            reason = stop.recv() => return Err(Ending::Stopped(reason.unwrap_or("Stopped by user"))),
             _ = tokio::time::sleep(CONNECT_TIMEOUT) => return Err(Ending::Failed("Failed by ICE timeout".into())),
         }
 
@@ -99,12 +84,12 @@ impl PersonalVod {
         loop {
             let next = tokio::select! {
                 next = frames.recv() => next,
-                event = self.viewer_events.recv() => match event {
+                event = self.viewer_events.recv() => match event.map(|(_, e)| e) {
                     Some(ViewerEvent::Closed(reason)) => return Err(Ending::from_reason(reason)),
                     Some(ViewerEvent::Connected) => continue,
                     None => return Err(Ending::Failed("Failed by RTP activity".into())),
                 },
-                reason = &mut *stop => return Err(Ending::Stopped(reason.unwrap_or("Stopped by user"))),
+                reason = stop.recv() => return Err(Ending::Stopped(reason.unwrap_or("Stopped by user"))),
             };
             let frame = match next {
                 Some(Ok(frame)) => frame,
@@ -115,7 +100,7 @@ impl PersonalVod {
             if !wait.is_zero() {
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {},
-                    reason = &mut *stop => return Err(Ending::Stopped(reason.unwrap_or("Stopped by user"))),
+                    reason = stop.recv() => return Err(Ending::Stopped(reason.unwrap_or("Stopped by user"))),
                 }
             }
             last_pts_us = last_pts_us.max(frame.pts_us);
@@ -127,10 +112,12 @@ impl PersonalVod {
         debug!("end of file; stopping in {tail:?}");
         tokio::select! {
             _ = tokio::time::sleep(tail) => Ok(()),
-            reason = &mut *stop => Err(Ending::Stopped(reason.unwrap_or("Stopped by user"))),
+            reason = stop.recv() => Err(Ending::Stopped(reason.unwrap_or("Stopped by user"))),
         }
     }
 }
+
+type StopRx = UnboundedReceiver<&'static str>;
 
 enum Ending {
     Stopped(&'static str),
@@ -149,7 +136,9 @@ impl Ending {
 
 /// Runs `source` on a blocking thread, at most `READ_AHEAD_FRAMES` ahead of the consumer.
 /// The thread ends when the source ends, fails, or the receiver is dropped.
-fn spawn_reader(mut source: impl FrameSource) -> mpsc::Receiver<Result<Frame, StreamError>> {
+pub(super) fn spawn_reader(
+    mut source: impl FrameSource,
+) -> mpsc::Receiver<Result<Frame, StreamError>> {
     let (tx, rx) = mpsc::channel(READ_AHEAD_FRAMES);
     tokio::task::spawn_blocking(move || loop {
         let item = match source.next_frame() {

@@ -7,8 +7,11 @@
 //!
 //! A *feed* is one stream as the hub sees it: its epoch (wall-clock time of stream time 0,
 //! used for RTCP sender reports so audio and video share one clock), its viewers, and its
-//! last keyframe (to answer picture-loss requests). Frames arrive once per feed and are
-//! written to each of its viewers.
+//! current GOP (the last keyframe and the pictures since). Frames arrive once per feed and
+//! are written to each of its viewers. The GOP answers picture-loss requests (with its
+//! keyframe) and gives a viewer who joins mid-stream a picture at once: the whole GOP is
+//! sent on connect, its timestamps packed just before the newest picture, so the browser
+//! decodes up to "now" in one go and then follows the shared timeline.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -64,6 +67,19 @@ pub enum ViewerEvent {
     Closed(&'static str),
 }
 
+/// Where a viewer's events go, each tagged with the viewer (a translation hears all of
+/// its viewers on one channel).
+pub type ViewerEvents = UnboundedSender<(ViewerId, ViewerEvent)>;
+
+/// The GOP cache stops growing past these (a file with one keyframe in an hour must not
+/// grow without bound): late joiners of such a file wait for the next keyframe.
+const GOP_CACHE_MAX_FRAMES: usize = 1200;
+const GOP_CACHE_MAX_BYTES: usize = 16 << 20;
+
+/// Send buffer of the shared UDP socket: a late joiner's GOP and many viewers' packets of
+/// one frame leave in one burst.
+const SOCKET_SEND_BUFFER: usize = 8 << 20;
+
 enum Command {
     OpenFeed {
         feed: FeedId,
@@ -77,7 +93,7 @@ enum Command {
         feed: FeedId,
         accepted: Box<Accepted>,
         plan: ViewerPlan,
-        events: UnboundedSender<ViewerEvent>,
+        events: ViewerEvents,
     },
     RemoveViewer {
         id: ViewerId,
@@ -127,7 +143,7 @@ impl RtcHub {
         feed: FeedId,
         accepted: Accepted,
         plan: ViewerPlan,
-        events: UnboundedSender<ViewerEvent>,
+        events: ViewerEvents,
     ) {
         let _ = self.tx.send(Command::AddViewer {
             id,
@@ -151,8 +167,44 @@ impl RtcHub {
 
 struct Feed {
     epoch: Instant,
-    last_keyframe: Option<Frame>,
+    gop: GopCache,
     viewers: Vec<ViewerId>,
+}
+
+/// The video frames from the last keyframe on.
+#[derive(Default)]
+struct GopCache {
+    frames: Vec<Frame>,
+    bytes: usize,
+    /// Too long to keep: empty until the next keyframe.
+    overflowed: bool,
+}
+
+impl GopCache {
+    fn push(&mut self, frame: &Frame) {
+        if frame.kind != MediaKind::Video {
+            return;
+        }
+        if frame.keyframe {
+            self.frames.clear();
+            self.bytes = 0;
+            self.overflowed = false;
+        } else if self.overflowed || self.frames.is_empty() {
+            return;
+        }
+        if self.frames.len() >= GOP_CACHE_MAX_FRAMES || self.bytes >= GOP_CACHE_MAX_BYTES {
+            self.frames.clear();
+            self.bytes = 0;
+            self.overflowed = true;
+            return;
+        }
+        self.bytes += frame.data.len();
+        self.frames.push(frame.clone());
+    }
+
+    fn keyframe(&self) -> Option<&Frame> {
+        self.frames.first()
+    }
 }
 
 struct HubState {
@@ -164,6 +216,9 @@ struct HubState {
 }
 
 async fn run(socket: UdpSocket, announced: SocketAddr, mut rx: UnboundedReceiver<Command>) {
+    if let Err(e) = socket2::SockRef::from(&socket).set_send_buffer_size(SOCKET_SEND_BUFFER) {
+        warn!("cannot enlarge the udp send buffer: {e}");
+    }
     let mut state = HubState {
         announced,
         feeds: HashMap::new(),
@@ -213,7 +268,7 @@ impl HubState {
             Command::OpenFeed { feed, epoch } => {
                 let f = self.feeds.entry(feed).or_insert(Feed {
                     epoch,
-                    last_keyframe: None,
+                    gop: GopCache::default(),
                     viewers: Vec::new(),
                 });
                 f.epoch = epoch;
@@ -249,15 +304,13 @@ impl HubState {
                 let Some(f) = self.feeds.get_mut(&feed) else {
                     return;
                 };
-                if frame.kind == MediaKind::Video && frame.keyframe {
-                    f.last_keyframe = Some(frame.clone());
-                }
+                f.gop.push(&frame);
                 for id in &f.viewers {
                     if let Some(v) = self.viewers.get_mut(id) {
                         v.write(&frame, f.epoch, now);
                         v.drain(socket);
                         if v.wants_keyframe {
-                            if let Some(k) = &f.last_keyframe {
+                            if let Some(k) = f.gop.keyframe() {
                                 v.resend_keyframe(k, f.epoch, now);
                                 v.drain(socket);
                             }
@@ -297,6 +350,12 @@ impl HubState {
             warn!(viewer = id.0, "bad input from {source}: {e}");
         }
         viewer.drain(socket);
+        if viewer.wants_catch_up() {
+            if let Some(f) = self.feeds.get(&viewer.feed) {
+                viewer.catch_up(&f.gop.frames, f.epoch, Instant::now());
+                viewer.drain(socket);
+            }
+        }
         self.by_addr.insert(source, id);
     }
 

@@ -13,7 +13,7 @@ mod hub;
 mod viewer;
 
 pub use answer::{Accepted, RtcFactory};
-pub use hub::{FeedId, RtcHub, ViewerEvent, ViewerId, ViewerPlan};
+pub use hub::{FeedId, RtcHub, ViewerEvent, ViewerEvents, ViewerId, ViewerPlan};
 
 /// Why a WebRTC session could not be set up. Display strings are what a user reads.
 #[derive(Debug, thiserror::Error)]

@@ -9,15 +9,18 @@ use std::time::{Duration, Instant};
 use str0m::format::Codec;
 use str0m::media::{Frequency, MediaKind as RtcKind, MediaTime, Mid, Pt};
 use str0m::{Event, IceConnectionState, Output, Rtc};
-use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 
-use super::hub::{FeedId, ViewerEvent, ViewerId, ViewerPlan};
+use super::hub::{FeedId, ViewerEvent, ViewerEvents, ViewerId, ViewerPlan};
 use crate::media::{Frame, MediaKind};
 
 /// A picture-loss request within this long after a keyframe went out is not answered:
 /// browsers ask for one while they wait for the first, and that one is on its way.
 const KEYFRAME_REQUEST_GRACE: Duration = Duration::from_millis(1000);
+
+/// Spacing of a late joiner's catch-up pictures: just over one 90 kHz tick, so each gets
+/// its own RTP timestamp.
+const CATCH_UP_STEP_US: i64 = 12;
 
 pub(super) struct Viewer {
     pub id: ViewerId,
@@ -25,7 +28,7 @@ pub(super) struct Viewer {
     pub rtc: Rtc,
     pub local_ufrag: String,
     plan: ViewerPlan,
-    events: UnboundedSender<ViewerEvent>,
+    events: ViewerEvents,
     video: Option<Mid>,
     audio: Option<Mid>,
     video_pt: Option<Pt>,
@@ -33,6 +36,8 @@ pub(super) struct Viewer {
     connected: bool,
     /// Video is held back until a keyframe: a decoder cannot start anywhere else.
     awaiting_keyframe: bool,
+    /// Any video written yet (a viewer joining mid-stream first gets the feed's GOP).
+    video_started: bool,
     last_keyframe_sent: Option<Instant>,
     /// Presentation time of the last video frame written, to place a re-sent keyframe.
     last_video_pts_us: i64,
@@ -49,7 +54,7 @@ impl Viewer {
         rtc: Rtc,
         local_ufrag: String,
         plan: ViewerPlan,
-        events: UnboundedSender<ViewerEvent>,
+        events: ViewerEvents,
         now: Instant,
     ) -> Self {
         Viewer {
@@ -65,6 +70,7 @@ impl Viewer {
             audio_pt: None,
             connected: false,
             awaiting_keyframe: true,
+            video_started: false,
             last_keyframe_sent: None,
             last_video_pts_us: 0,
             wants_keyframe: false,
@@ -111,7 +117,7 @@ impl Viewer {
             Event::Connected => {
                 self.connected = true;
                 info!(viewer = self.id.0, "WebRTC connected");
-                let _ = self.events.send(ViewerEvent::Connected);
+                let _ = self.events.send((self.id, ViewerEvent::Connected));
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 if self.connected {
@@ -197,6 +203,7 @@ impl Viewer {
         ) {
             Ok(()) => {
                 if frame.kind == MediaKind::Video {
+                    self.video_started = true;
                     self.last_video_pts_us = pts_us;
                     if frame.keyframe {
                         self.awaiting_keyframe = false;
@@ -206,6 +213,34 @@ impl Viewer {
             }
             Err(e) => debug!(viewer = self.id.0, "write failed: {e}"),
         }
+    }
+
+    /// True once the viewer can take video and has had none: time for [`Self::catch_up`].
+    pub fn wants_catch_up(&self) -> bool {
+        self.connected && !self.closed && self.video_pt.is_some() && !self.video_started
+    }
+
+    /// Sends a viewer who joins mid-stream the feed's current GOP, so its first picture
+    /// comes now and not at the next keyframe (which may be seconds away). The frames keep
+    /// their order, but their timestamps are packed one 90 kHz tick apart just before the
+    /// newest one: the browser decodes them in one go and shows the newest picture when
+    /// every other viewer does, then follows the shared timeline.
+    pub fn catch_up(&mut self, gop: &[Frame], epoch: Instant, now: Instant) {
+        let Some(newest) = gop.last() else {
+            return;
+        };
+        let count = gop.len() as i64;
+        for (i, cached) in gop.iter().enumerate() {
+            let mut frame = cached.clone();
+            frame.pts_us = newest.pts_us - (count - 1 - i as i64) * CATCH_UP_STEP_US;
+            frame.dts_us = frame.pts_us;
+            self.write(&frame, epoch, now);
+        }
+        debug!(
+            viewer = self.id.0,
+            frames = gop.len(),
+            "joined mid-stream: sent the current GOP"
+        );
     }
 
     /// Answers a picture-loss request with the feed's last keyframe. A file cannot make a
@@ -231,7 +266,7 @@ impl Viewer {
         if !self.closed {
             self.closed = true;
             self.rtc.disconnect();
-            let _ = self.events.send(ViewerEvent::Closed(reason));
+            let _ = self.events.send((self.id, ViewerEvent::Closed(reason)));
         }
     }
 }

@@ -1,0 +1,346 @@
+//! Live translations (`vod-live://file`): one file played once, on one timeline, for
+//! every viewer at the same time, like a TV channel made from a file.
+//!
+//! Owns a translation's life: its reader (demux and AAC→Opus run once here, never per
+//! viewer), real-time pacing, looping, who watches, and when it ends: at end of file
+//! (without loop), on `terminate`, or after `vod_stream_timeout` with no viewer. Viewers
+//! join and leave through a [`TranslationHandle`]; the hub fans frames out to them and
+//! gives a newcomer the current picture at once from the feed's GOP cache.
+//!
+//! Looping: the same reader is rewound and its timestamps shifted by the file's length
+//! per pass, so RTP time keeps rising across the seam and audio and video share the
+//! shift exactly (no drift however many passes).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tracing::{debug, info, Instrument};
+
+use super::open::{open_media, AnyReader};
+use super::registry::Registry;
+use super::vod::{spawn_reader, FrameSource};
+use super::{MediaInfo, PacingClock, StreamError, StreamStatus};
+use crate::config::Settings;
+use crate::media::{Frame, MediaKind};
+use crate::source::{PlayMode, StreamUri};
+use crate::webrtc::{FeedId, RtcHub, ViewerEvent, ViewerId};
+
+/// A running translation as others see it: what it plays and how to join or end it.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct TranslationHandle {
+    /// `localMediaSessionId` in the REST API.
+    pub id: String,
+    /// `localStreamName`: what viewers play to join.
+    pub name: String,
+    /// The canonical `vod-live://` name of the file.
+    pub uri: String,
+    pub looped: bool,
+    pub info: MediaInfo,
+    pub created: SystemTime,
+    pub feed: FeedId,
+    /// Where the hub reports this translation's viewers' connection events.
+    pub(crate) viewer_events: UnboundedSender<(ViewerId, ViewerEvent)>,
+    commands: UnboundedSender<Command>,
+    viewers: Arc<AtomicUsize>,
+}
+
+impl TranslationHandle {
+    /// True once the translation has ended (it cannot be joined any more).
+    pub fn is_ended(&self) -> bool {
+        self.commands.is_closed()
+    }
+
+    /// Viewers watching now.
+    pub fn viewer_count(&self) -> usize {
+        self.viewers.load(Ordering::Relaxed)
+    }
+
+    /// Ends the translation; every viewer gets STOPPED with `reason`.
+    pub fn terminate(&self, reason: &'static str) {
+        let _ = self.commands.send(Command::Terminate { reason });
+    }
+
+    /// Adds a viewer already given to the hub on this feed; its statuses go to `status`.
+    /// `false` when the translation has just ended.
+    pub(crate) fn join(&self, viewer: ViewerId, status: UnboundedSender<StreamStatus>) -> bool {
+        self.commands.send(Command::Join { viewer, status }).is_ok()
+    }
+
+    /// Removes a viewer; it gets STOPPED with `reason`.
+    pub(crate) fn leave(&self, viewer: ViewerId, reason: &'static str) {
+        let _ = self.commands.send(Command::Leave { viewer, reason });
+    }
+}
+
+enum Command {
+    Join {
+        viewer: ViewerId,
+        status: UnboundedSender<StreamStatus>,
+    },
+    Leave {
+        viewer: ViewerId,
+        reason: &'static str,
+    },
+    Terminate {
+        reason: &'static str,
+    },
+}
+
+/// Why a translation could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A running translation already has this name.
+    #[error("Stream name is already in use")]
+    NameInUse,
+    /// The uri does not name a live translation.
+    #[error("Not a live translation: {0} (expected vod-live://FILE)")]
+    NotLive(String),
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+}
+
+/// What to translate.
+pub struct TranslationSpec {
+    /// `localStreamName`.
+    pub name: String,
+    pub uri: StreamUri,
+    pub looped: bool,
+}
+
+/// Opens the file and starts its translation, registered under `spec.name`.
+pub async fn start(
+    settings: &Settings,
+    hub: &RtcHub,
+    registry: &Arc<Registry>,
+    spec: TranslationSpec,
+) -> Result<TranslationHandle, StartError> {
+    if spec.uri.mode != PlayMode::Live {
+        return Err(StartError::NotLive(spec.uri.uri_string()));
+    }
+    if registry
+        .translation(&spec.name)
+        .is_some_and(|t| !t.is_ended())
+    {
+        return Err(StartError::NameInUse);
+    }
+    let (settings_copy, location) = (settings.clone(), spec.uri.location.clone());
+    let reader = tokio::task::spawn_blocking(move || open_media(&settings_copy, &location))
+        .await
+        .map_err(|e| StreamError::Other(format!("internal error opening the file: {e}")))??;
+
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let (viewer_events, event_rx) = mpsc::unbounded_channel();
+    let handle = TranslationHandle {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: spec.name,
+        uri: spec.uri.uri_string(),
+        looped: spec.looped,
+        info: reader.info().clone(),
+        created: SystemTime::now(),
+        feed: FeedId::next(),
+        viewer_events,
+        commands,
+        viewers: Arc::new(AtomicUsize::new(0)),
+    };
+    registry
+        .add_translation(handle.clone())
+        .map_err(|_| StartError::NameInUse)?;
+    let task = Translation {
+        handle: handle.clone(),
+        hub: hub.clone(),
+        registry: registry.clone(),
+        idle_timeout: settings.vod_stream_timeout,
+        viewers: HashMap::new(),
+    };
+    let span = tracing::info_span!("live", stream = %handle.name);
+    let source = LoopingReader::new(reader, handle.looped);
+    tokio::spawn(task.run(source, command_rx, event_rx).instrument(span));
+    info!(stream = %handle.name, uri = %handle.uri, looped = handle.looped, "translation started");
+    Ok(handle)
+}
+
+struct Translation {
+    handle: TranslationHandle,
+    hub: RtcHub,
+    registry: Arc<Registry>,
+    idle_timeout: Duration,
+    viewers: HashMap<ViewerId, UnboundedSender<StreamStatus>>,
+}
+
+impl Translation {
+    async fn run(
+        mut self,
+        source: LoopingReader,
+        mut commands: UnboundedReceiver<Command>,
+        mut events: UnboundedReceiver<(ViewerId, ViewerEvent)>,
+    ) {
+        let clock = PacingClock::new(Instant::now());
+        let feed = self.handle.feed;
+        self.hub.open_feed(feed, clock.epoch());
+        let mut frames = spawn_reader(source);
+        let mut pending: Option<Frame> = None;
+        let mut last_pts_us = 0i64;
+        let mut reader_done = false;
+        // No viewer yet: a translation nobody joins ends like one everybody left.
+        let mut idle_since = Some(Instant::now());
+
+        let ending: StreamStatus = loop {
+            let due = pending.as_ref().map(|f| clock.due(f.dts_us));
+            let idle_deadline = idle_since.map(|t| t + self.idle_timeout);
+            // After the last frame: the last picture is shown, then everybody is told.
+            let end_at = reader_done.then(|| clock.due(last_pts_us) + Duration::from_millis(200));
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Join { viewer, status }) => {
+                        self.viewers.insert(viewer, status);
+                        idle_since = None;
+                    }
+                    Some(Command::Leave { viewer, reason }) => {
+                        self.drop_viewer(viewer, StreamStatus::Stopped(reason.into()));
+                        if self.viewers.is_empty() {
+                            idle_since = Some(Instant::now());
+                        }
+                    }
+                    Some(Command::Terminate { reason }) => break StreamStatus::Stopped(reason.into()),
+                    // Every handle is gone (cannot happen while registered): nothing can join.
+                    None => break StreamStatus::Stopped(String::new()),
+                },
+                Some((viewer, event)) = events.recv() => match event {
+                    ViewerEvent::Connected => {
+                        if let Some(status) = self.viewers.get(&viewer) {
+                            let _ = status.send(StreamStatus::Playing);
+                        }
+                    }
+                    ViewerEvent::Closed(reason) => {
+                        self.drop_viewer(viewer, closed_status(reason));
+                        if self.viewers.is_empty() {
+                            idle_since = Some(Instant::now());
+                        }
+                    }
+                },
+                next = frames.recv(), if pending.is_none() && !reader_done => match next {
+                    Some(Ok(frame)) => pending = Some(frame),
+                    Some(Err(e)) => break StreamStatus::Failed(e.to_string()),
+                    None => reader_done = true,
+                },
+                _ = sleep_until(due), if due.is_some() => {
+                    if let Some(frame) = pending.take() {
+                        last_pts_us = last_pts_us.max(frame.pts_us);
+                        self.hub.send_frame(feed, frame);
+                    }
+                }
+                _ = sleep_until(idle_deadline), if idle_deadline.is_some() => {
+                    info!("no viewer for {:?}: stopping", self.idle_timeout);
+                    break StreamStatus::Stopped("Stopped: no viewers".into());
+                }
+                _ = sleep_until(end_at), if end_at.is_some() => break StreamStatus::Stopped(String::new()),
+            }
+        };
+
+        info!("translation ended: {ending:?}");
+        self.registry
+            .remove_translation(&self.handle.name, &self.handle.id);
+        commands.close();
+        let viewers: Vec<ViewerId> = self.viewers.keys().copied().collect();
+        for viewer in viewers {
+            self.drop_viewer(viewer, ending.clone());
+        }
+        self.hub.close_feed(feed);
+    }
+
+    /// Takes a viewer off the feed and tells it why.
+    fn drop_viewer(&mut self, viewer: ViewerId, status: StreamStatus) {
+        if let Some(tx) = self.viewers.remove(&viewer) {
+            self.hub.remove_viewer(viewer, "Stopped");
+            let _ = tx.send(status);
+            debug!(viewer = viewer.0, "viewer left");
+        }
+        self.handle
+            .viewers
+            .store(self.viewers.len(), Ordering::Relaxed);
+    }
+}
+
+/// A viewer's connection ended: its status, by the hub's reason.
+fn closed_status(reason: &'static str) -> StreamStatus {
+    if reason.starts_with("Stopped") {
+        StreamStatus::Stopped(reason.into())
+    } else {
+        StreamStatus::Failed(reason.into())
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The reader, rewound at the end when looping, with each pass's timestamps shifted by
+/// the file's length so the timeline keeps rising.
+struct LoopingReader {
+    reader: AnyReader,
+    looped: bool,
+    /// Added to every timestamp of the current pass.
+    offset_us: i64,
+    /// One pass's length: the longest track.
+    pass_us: i64,
+    /// Frames read in the current pass (a pass with none must not loop forever).
+    frames_this_pass: u64,
+    /// The end of the last audio packet sent (taking packets as 20 ms): right after a
+    /// seam, packets of the new pass that would overlap it (the file's audio ran a little
+    /// past its length) are dropped.
+    audio_end_us: i64,
+    after_seam: bool,
+}
+
+impl LoopingReader {
+    fn new(reader: AnyReader, looped: bool) -> Self {
+        let pass_us = reader.info().duration_us;
+        LoopingReader {
+            reader,
+            looped,
+            offset_us: 0,
+            pass_us,
+            frames_this_pass: 0,
+            audio_end_us: i64::MIN,
+            after_seam: false,
+        }
+    }
+}
+
+/// Opus packets are 20 ms.
+const AUDIO_PACKET_US: i64 = 20_000;
+
+impl FrameSource for LoopingReader {
+    fn next_frame(&mut self) -> Result<Option<Frame>, StreamError> {
+        loop {
+            let Some(mut frame) = self.reader.read_frame()? else {
+                if !self.looped || self.frames_this_pass == 0 || self.pass_us <= 0 {
+                    return Ok(None);
+                }
+                self.reader.rewind()?;
+                self.offset_us += self.pass_us;
+                self.frames_this_pass = 0;
+                self.after_seam = true;
+                continue;
+            };
+            self.frames_this_pass += 1;
+            frame.dts_us += self.offset_us;
+            frame.pts_us += self.offset_us;
+            if frame.kind == MediaKind::Audio {
+                if self.after_seam && frame.pts_us < self.audio_end_us {
+                    continue;
+                }
+                self.after_seam = false;
+                self.audio_end_us = frame.pts_us + AUDIO_PACKET_US;
+            }
+            return Ok(Some(frame));
+        }
+    }
+}

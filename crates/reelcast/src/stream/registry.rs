@@ -1,0 +1,146 @@
+//! The registry: every stream the server runs, for the REST API and for joining.
+//!
+//! Two kinds of entries. A *play* is one viewer's playback (a WCS `playStream` or a WHEP
+//! session), keyed by its media session id: a personal VOD, or a viewer of a live
+//! translation. A *translation* is one shared live timeline (`vod-live://`), keyed by its
+//! local stream name. Entries are added when they start and removed by their own tasks
+//! when they end, so what the registry lists is what is running.
+//!
+//! Must not: hold anything while a stream works; it stores handles (cheap clones), never
+//! media, and its lock is held only to read or change the maps.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use super::live::TranslationHandle;
+use super::{MediaInfo, Stopper};
+
+/// What kind of stream a play is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlayKind {
+    /// `vod://file`: this viewer's own stream.
+    Personal,
+    /// A viewer of the live translation named here.
+    Live { translation: String },
+}
+
+/// One viewer's playback.
+#[derive(Clone)]
+pub struct PlayRecord {
+    /// The WCS media session id (SDK), or the WHEP resource id.
+    pub media_session_id: String,
+    /// The name the viewer asked for (`vod://sample.mp4`, `vod-live://x.mp4`, `test`).
+    pub name: String,
+    /// The canonical `vod://` or `vod-live://` name of what plays.
+    pub uri: String,
+    pub kind: PlayKind,
+    pub info: MediaInfo,
+    pub created: SystemTime,
+    /// `"wcs"` or `"whep"`: which signalling started it.
+    pub protocol: &'static str,
+    pub stopper: Stopper,
+}
+
+#[derive(Default)]
+struct Maps {
+    plays: HashMap<String, PlayRecord>,
+    translations: HashMap<String, TranslationHandle>,
+}
+
+/// Every running stream. Shared by the server's handlers (`Arc` in the server context).
+#[derive(Default)]
+pub struct Registry {
+    maps: Mutex<Maps>,
+    /// Held while a translation is being opened, so two viewers asking for the same new
+    /// translation at once start it once.
+    pub(crate) starting: tokio::sync::Mutex<()>,
+}
+
+impl Registry {
+    fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
+        // A panic while holding this lock leaves plain maps behind: still usable.
+        self.maps.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every play, oldest first.
+    pub fn plays(&self) -> Vec<PlayRecord> {
+        let mut plays: Vec<_> = self.maps().plays.values().cloned().collect();
+        plays.sort_by_key(|p| p.created);
+        plays
+    }
+
+    pub fn play(&self, media_session_id: &str) -> Option<PlayRecord> {
+        self.maps().plays.get(media_session_id).cloned()
+    }
+
+    /// Every live translation, oldest first.
+    pub fn translations(&self) -> Vec<TranslationHandle> {
+        let mut list: Vec<_> = self.maps().translations.values().cloned().collect();
+        list.sort_by_key(|t| t.created);
+        list
+    }
+
+    /// The translation with this local stream name.
+    pub fn translation(&self, name: &str) -> Option<TranslationHandle> {
+        self.maps().translations.get(name).cloned()
+    }
+
+    /// A running translation of `uri` (canonical `vod-live://` name), whatever its name.
+    pub fn translation_of(&self, uri: &str) -> Option<TranslationHandle> {
+        let maps = self.maps();
+        let mut found: Vec<_> = maps
+            .translations
+            .values()
+            .filter(|t| t.uri == uri && !t.is_ended())
+            .collect();
+        found.sort_by_key(|t| t.created);
+        found.first().map(|t| (*t).clone())
+    }
+
+    /// Stops a play; `false` when there is none with that id.
+    pub fn stop_play(&self, media_session_id: &str, reason: &'static str) -> bool {
+        let stopper = self
+            .maps()
+            .plays
+            .get(media_session_id)
+            .map(|p| p.stopper.clone());
+        match stopper {
+            Some(s) => {
+                s.stop(reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn add_play(&self, play: PlayRecord) {
+        self.maps()
+            .plays
+            .insert(play.media_session_id.clone(), play);
+    }
+
+    pub(crate) fn remove_play(&self, media_session_id: &str) {
+        self.maps().plays.remove(media_session_id);
+    }
+
+    /// Adds a translation unless its name is taken by a running one.
+    pub(super) fn add_translation(&self, t: TranslationHandle) -> Result<(), TranslationHandle> {
+        let mut maps = self.maps();
+        if let Some(existing) = maps.translations.get(&t.name) {
+            if !existing.is_ended() {
+                return Err(existing.clone());
+            }
+        }
+        maps.translations.insert(t.name.clone(), t);
+        Ok(())
+    }
+
+    /// Removes the translation `id` (a newer one of the same name stays).
+    pub(super) fn remove_translation(&self, name: &str, id: &str) {
+        let mut maps = self.maps();
+        if maps.translations.get(name).is_some_and(|t| t.id == id) {
+            maps.translations.remove(name);
+        }
+    }
+}
