@@ -146,9 +146,9 @@ pub async fn start(
         commands,
         viewers: Arc::new(AtomicUsize::new(0)),
     };
-    registry
-        .add_translation(handle.clone())
-        .map_err(|_| StartError::NameInUse)?;
+    if !registry.add_translation(handle.clone()) {
+        return Err(StartError::NameInUse);
+    }
     let task = Translation {
         handle: handle.clone(),
         hub: hub.clone(),

@@ -124,16 +124,18 @@ impl Registry {
         self.maps().plays.remove(media_session_id);
     }
 
-    /// Adds a translation unless its name is taken by a running one.
-    pub(super) fn add_translation(&self, t: TranslationHandle) -> Result<(), TranslationHandle> {
+    /// Adds a translation unless its name is taken by a running one (then `false`).
+    pub(super) fn add_translation(&self, t: TranslationHandle) -> bool {
         let mut maps = self.maps();
-        if let Some(existing) = maps.translations.get(&t.name) {
-            if !existing.is_ended() {
-                return Err(existing.clone());
-            }
+        if maps
+            .translations
+            .get(&t.name)
+            .is_some_and(|e| !e.is_ended())
+        {
+            return false;
         }
         maps.translations.insert(t.name.clone(), t);
-        Ok(())
+        true
     }
 
     /// Removes the translation `id` (a newer one of the same name stays).
