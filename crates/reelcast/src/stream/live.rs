@@ -158,7 +158,10 @@ pub async fn start(
     };
     let span = tracing::info_span!("live", stream = %handle.name);
     let source = LoopingReader::new(reader, handle.looped);
-    tokio::spawn(task.run(source, command_rx, event_rx).instrument(span));
+    // The feed opens here, before anyone can add a viewer to it.
+    let clock = PacingClock::new(Instant::now());
+    hub.open_feed(handle.feed, clock.epoch());
+    tokio::spawn(task.run(clock, source, command_rx, event_rx).instrument(span));
     info!(stream = %handle.name, uri = %handle.uri, looped = handle.looped, "translation started");
     Ok(handle)
 }
@@ -174,13 +177,12 @@ struct Translation {
 impl Translation {
     async fn run(
         mut self,
+        clock: PacingClock,
         source: LoopingReader,
         mut commands: UnboundedReceiver<Command>,
         mut events: UnboundedReceiver<(ViewerId, ViewerEvent)>,
     ) {
-        let clock = PacingClock::new(Instant::now());
         let feed = self.handle.feed;
-        self.hub.open_feed(feed, clock.epoch());
         let mut frames = spawn_reader(source);
         let mut pending: Option<Frame> = None;
         let mut last_pts_us = 0i64;
