@@ -161,7 +161,10 @@ pub async fn start(
     // The feed opens here, before anyone can add a viewer to it.
     let clock = PacingClock::new(Instant::now());
     hub.open_feed(handle.feed, clock.epoch());
-    tokio::spawn(task.run(clock, source, command_rx, event_rx).instrument(span));
+    tokio::spawn(
+        task.run(clock, source, command_rx, event_rx)
+            .instrument(span),
+    );
     info!(stream = %handle.name, uri = %handle.uri, looped = handle.looped, "translation started");
     Ok(handle)
 }
@@ -344,5 +347,96 @@ impl FrameSource for LoopingReader {
             }
             return Ok(Some(frame));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{LocalFile, MediaPath};
+    use crate::stream::reader::ByteSource;
+    use crate::stream::MediaReader;
+
+    fn sample_reader() -> AnyReader {
+        let media_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../media");
+        let path = MediaPath::new("sample.mp4").expect("valid name");
+        let file = LocalFile::open(&media_dir, &path).expect("media/sample.mp4 is bundled");
+        MediaReader::open(Box::new(file) as Box<dyn ByteSource>).expect("sample opens")
+    }
+
+    /// Many passes of the 10 s sample (read as fast as it decodes, no pacing): the
+    /// timeline rises without a step at the seams, and audio and video stay together.
+    #[test]
+    fn looping_keeps_one_rising_timeline_without_drift() {
+        const PASSES: i64 = 30; // five minutes of stream time
+        let mut looping = LoopingReader::new(sample_reader(), true);
+        let pass_us = looping.pass_us;
+        assert!(
+            pass_us > 9_900_000 && pass_us < 10_200_000,
+            "pass {pass_us} µs"
+        );
+        let (mut last_video, mut last_audio) = (i64::MIN, i64::MIN);
+        let (mut worst_video_step, mut worst_audio_step) = (0i64, 0i64);
+        let mut keyframes_at_seams = 0;
+        while last_video < PASSES * pass_us {
+            let frame = looping.next_frame().expect("reads").expect("never ends");
+            match frame.kind {
+                MediaKind::Video => {
+                    assert!(
+                        frame.pts_us > last_video,
+                        "video went back at {}",
+                        frame.pts_us
+                    );
+                    if last_video != i64::MIN {
+                        worst_video_step = worst_video_step.max(frame.pts_us - last_video);
+                    }
+                    if frame.pts_us % pass_us < 1_000 {
+                        assert!(frame.keyframe, "a pass starts with a keyframe");
+                        keyframes_at_seams += 1;
+                    }
+                    last_video = frame.pts_us;
+                }
+                MediaKind::Audio => {
+                    assert!(
+                        frame.pts_us > last_audio,
+                        "audio went back at {}",
+                        frame.pts_us
+                    );
+                    if last_audio != i64::MIN {
+                        worst_audio_step = worst_audio_step.max(frame.pts_us - last_audio);
+                    }
+                    last_audio = frame.pts_us;
+                }
+            }
+        }
+        assert!(
+            keyframes_at_seams >= PASSES,
+            "{keyframes_at_seams} seams seen"
+        );
+        // 25 fps: 40 ms a picture, also across a seam (the file's length is whole frames).
+        assert!(
+            worst_video_step <= 41_000,
+            "video step {worst_video_step} µs"
+        );
+        // 20 ms Opus packets; a seam may drop at most one overlapping packet.
+        assert!(
+            worst_audio_step <= 40_000,
+            "audio step {worst_audio_step} µs"
+        );
+        // After five minutes, audio is where video is: no drift from the passes.
+        assert!(
+            (last_audio - last_video).abs() < 60_000,
+            "audio at {last_audio} µs, video at {last_video} µs"
+        );
+    }
+
+    #[test]
+    fn without_loop_the_reader_ends() {
+        let mut once = LoopingReader::new(sample_reader(), false);
+        let mut last = 0;
+        while let Some(frame) = once.next_frame().expect("reads") {
+            last = last.max(frame.pts_us);
+        }
+        assert!(last < 10_100_000, "read past one pass: {last} µs");
     }
 }
