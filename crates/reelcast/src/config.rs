@@ -44,12 +44,20 @@ pub const KEYS: &[&str] = &[
     "keep_alive.server_interval",
     "ws.max_message_size",
     "aws_s3_credentials",
+    "aws_s3_endpoint",
+    "aws_s3_addressing",
     "vod_mp4_container_new",
     "vod_mp4_container_new_buffer_ms",
 ];
 
 /// Keys whose value is a secret: never shown in logs, summaries or error messages.
-const SECRET_KEYS: &[&str] = &["aws_s3_credentials"];
+const SECRET_KEYS: &[&str] = &["aws_s3_credentials", HOST_CREDENTIALS_KEY];
+
+/// `aws_s3_credentials.HOST[:PORT]=region;key;secret`: credentials for one S3 endpoint.
+/// The one key family whose names are not fixed; recorded in [`Loaded::origins`] under
+/// this name.
+pub const HOST_CREDENTIALS_KEY: &str = "aws_s3_credentials.<host>";
+const HOST_CREDENTIALS_PREFIX: &str = "aws_s3_credentials.";
 
 /// Smallest accepted `ws.max_message_size`: a browser's SDP offer alone is a few KiB.
 const MIN_MESSAGE_BYTES: usize = 4096;
@@ -81,8 +89,17 @@ pub struct Settings {
     pub keep_alive_server_interval: Duration,
     /// `ws.max_message_size`: largest signalling message accepted, in bytes.
     pub signalling_max_message_bytes: usize,
-    /// `aws_s3_credentials`: `region;access_key_id;secret`. A secret: never logged.
-    pub aws_s3_credentials: Option<String>,
+    /// `aws_s3_credentials`: `region;access_key_id;secret`, for every S3 endpoint that
+    /// has no credentials of its own. A secret: never logged.
+    pub aws_s3_credentials: Option<S3Credentials>,
+    /// `aws_s3_credentials.HOST[:PORT]`: credentials for one endpoint, keyed by the
+    /// lower-cased host as written (`nyc3.digitaloceanspaces.com`, `127.0.0.1:9000`).
+    pub aws_s3_host_credentials: BTreeMap<String, S3Credentials>,
+    /// `aws_s3_endpoint`: where `vod://s3/BUCKET/KEY` (no URL in the name) is fetched
+    /// from, `http[s]://host[:port]`. `None`: AWS, `https://s3.REGION.amazonaws.com`.
+    pub aws_s3_endpoint: Option<String>,
+    /// `aws_s3_addressing`: path-style or virtual-host-style requests.
+    pub aws_s3_addressing: S3Addressing,
     /// `vod_mp4_container_new`: play an S3 file while it is still downloading.
     pub vod_mp4_container_new: bool,
     /// `vod_mp4_container_new_buffer_ms`: read-ahead for that, in ms of media.
@@ -104,6 +121,9 @@ impl Default for Settings {
             keep_alive_server_interval: Duration::from_millis(5_000),
             signalling_max_message_bytes: 1024 * 1024,
             aws_s3_credentials: None,
+            aws_s3_host_credentials: BTreeMap::new(),
+            aws_s3_endpoint: None,
+            aws_s3_addressing: S3Addressing::Auto,
             vod_mp4_container_new: false,
             vod_mp4_container_new_buffer_ms: 10_000,
         }
@@ -118,6 +138,9 @@ impl fmt::Debug for Settings {
             // Every entry of KEYS is answered by `get` (test `every_key_round_trips`).
             let value = self.shown_value(key).unwrap_or_default();
             d.field(key, &value);
+        }
+        for host in self.aws_s3_host_credentials.keys() {
+            d.field(&format!("{HOST_CREDENTIALS_PREFIX}{host}"), &"<hidden>");
         }
         d.finish()
     }
@@ -281,6 +304,12 @@ impl Loaded {
             let value = self.settings.shown_value(key).unwrap_or_default();
             out.push_str(&format!("{key} = {value} ({})\n", self.origin(key)));
         }
+        for host in self.settings.aws_s3_host_credentials.keys() {
+            out.push_str(&format!(
+                "{HOST_CREDENTIALS_PREFIX}{host} = <hidden> ({})\n",
+                self.origin(HOST_CREDENTIALS_KEY)
+            ));
+        }
         out
     }
 }
@@ -363,6 +392,9 @@ impl Settings {
         value: &str,
         origin: &Origin,
     ) -> Result<&'static str, ConfigError> {
+        if let Some(host) = key.strip_prefix(HOST_CREDENTIALS_PREFIX) {
+            return self.set_host_credentials(host, value, origin);
+        }
         let Some(&canon) = KEYS.iter().find(|k| **k == key) else {
             return Err(ConfigError::UnknownKey {
                 key: key.to_string(),
@@ -417,11 +449,16 @@ impl Settings {
             }
             "aws_s3_credentials" if value.is_empty() => self.aws_s3_credentials = None,
             "aws_s3_credentials" => {
-                let parts: Vec<&str> = value.split(';').collect();
-                if parts.len() != 3 || parts.iter().any(|p| p.trim().is_empty()) {
-                    return Err(bad("expected region;access_key_id;secret_access_key"));
-                }
-                self.aws_s3_credentials = Some(value.to_string());
+                self.aws_s3_credentials =
+                    Some(S3Credentials::parse(value).ok_or_else(|| bad(CREDENTIALS))?)
+            }
+            "aws_s3_endpoint" if value.is_empty() => self.aws_s3_endpoint = None,
+            "aws_s3_endpoint" => {
+                self.aws_s3_endpoint = Some(endpoint(value).ok_or_else(|| bad(ENDPOINT))?)
+            }
+            "aws_s3_addressing" => {
+                self.aws_s3_addressing =
+                    S3Addressing::parse(value).ok_or_else(|| bad(ADDRESSING))?
             }
             "vod_mp4_container_new" => {
                 self.vod_mp4_container_new = boolean(value).ok_or_else(|| bad(BOOL))?
@@ -457,7 +494,13 @@ impl Settings {
             "disable_rest_auth" => self.disable_rest_auth.to_string(),
             "keep_alive.server_interval" => ms(self.keep_alive_server_interval),
             "ws.max_message_size" => self.signalling_max_message_bytes.to_string(),
-            "aws_s3_credentials" => self.aws_s3_credentials.clone().unwrap_or_default(),
+            "aws_s3_credentials" => self
+                .aws_s3_credentials
+                .as_ref()
+                .map(S3Credentials::to_text)
+                .unwrap_or_default(),
+            "aws_s3_endpoint" => self.aws_s3_endpoint.clone().unwrap_or_default(),
+            "aws_s3_addressing" => self.aws_s3_addressing.as_str().to_string(),
             "vod_mp4_container_new" => self.vod_mp4_container_new.to_string(),
             "vod_mp4_container_new_buffer_ms" => self.vod_mp4_container_new_buffer_ms.to_string(),
             _ => return None,
@@ -494,6 +537,162 @@ const IP: &str = "expected an IP address such as 203.0.113.7";
 const MS: &str = "expected a number of milliseconds";
 const MS_POSITIVE: &str = "expected a number of milliseconds greater than 0";
 const BOOL: &str = "expected true or false";
+const CREDENTIALS: &str = "expected region;access_key_id;secret_access_key \
+    (in a properties file, write a port in the key as \\:, e.g. aws_s3_credentials.host\\:9000=...)";
+const ENDPOINT: &str = "expected http://host[:port] or https://host[:port]";
+const ADDRESSING: &str = "expected auto, path or virtual";
+
+/// The three parts of `aws_s3_credentials` (WCS's form `region;access_key_id;secret`).
+/// `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Credentials {
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl S3Credentials {
+    /// `region;access_key_id;secret_access_key`, each part non-empty (spaces around
+    /// parts are dropped); `None` otherwise.
+    pub fn parse(text: &str) -> Option<S3Credentials> {
+        let parts: Vec<&str> = text.split(';').map(str::trim).collect();
+        match parts[..] {
+            [region, key, secret]
+                if valid_region(region) && !key.is_empty() && !secret.is_empty() =>
+            {
+                Some(S3Credentials {
+                    region: region.to_string(),
+                    access_key_id: key.to_string(),
+                    secret_access_key: secret.to_string(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The text form `parse` reads.
+    pub fn to_text(&self) -> String {
+        format!(
+            "{};{};{}",
+            self.region, self.access_key_id, self.secret_access_key
+        )
+    }
+}
+
+/// A region name: letters, digits, `-` and `_` (`us-east-1`, `ams3`, MinIO's own).
+/// Anything else is most likely a misplaced separator (an unescaped `:` in a
+/// properties file key makes the rest of the line the value).
+fn valid_region(region: &str) -> bool {
+    !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Credentials")
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<hidden>")
+            .finish()
+    }
+}
+
+/// `aws_s3_addressing`: how a bucket is named in a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum S3Addressing {
+    /// Virtual-host style for AWS hosts (`*.amazonaws.com`) when the bucket name allows
+    /// it, path style for every other store (MinIO, local stores).
+    #[default]
+    Auto,
+    /// `https://host/BUCKET/KEY`.
+    Path,
+    /// `https://BUCKET.host/KEY`.
+    VirtualHost,
+}
+
+impl S3Addressing {
+    fn parse(text: &str) -> Option<S3Addressing> {
+        match text.to_ascii_lowercase().as_str() {
+            "auto" => Some(S3Addressing::Auto),
+            "path" => Some(S3Addressing::Path),
+            "virtual" => Some(S3Addressing::VirtualHost),
+            _ => None,
+        }
+    }
+
+    /// The text form `parse` reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            S3Addressing::Auto => "auto",
+            S3Addressing::Path => "path",
+            S3Addressing::VirtualHost => "virtual",
+        }
+    }
+}
+
+/// `http[s]://host[:port]` with an optional trailing `/`, normalised without it; the
+/// host part holds only host-name and address characters.
+fn endpoint(value: &str) -> Option<String> {
+    let value = value.trim_end_matches('/');
+    let (scheme, host) = value.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let ok_host = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'));
+    ((scheme == "http" || scheme == "https") && ok_host).then(|| format!("{scheme}://{host}"))
+}
+
+impl Settings {
+    /// `aws_s3_credentials.HOST=...`: empty value removes that host's credentials.
+    fn set_host_credentials(
+        &mut self,
+        host: &str,
+        value: &str,
+        origin: &Origin,
+    ) -> Result<&'static str, ConfigError> {
+        let bad = |expected: &str| ConfigError::InvalidValue {
+            key: format!("{HOST_CREDENTIALS_PREFIX}{host}"),
+            value: "<hidden>".to_string(),
+            origin: origin.clone(),
+            expected: expected.to_string(),
+        };
+        let host = host.trim().to_ascii_lowercase();
+        let ok_host = !host.is_empty()
+            && host.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_')
+            });
+        if !ok_host {
+            return Err(bad(
+                "a host name after the dot: aws_s3_credentials.HOST[:PORT]=region;key;secret",
+            ));
+        }
+        if value.trim().is_empty() {
+            self.aws_s3_host_credentials.remove(&host);
+        } else {
+            let creds = S3Credentials::parse(value).ok_or_else(|| bad(CREDENTIALS))?;
+            self.aws_s3_host_credentials.insert(host, creds);
+        }
+        Ok(HOST_CREDENTIALS_KEY)
+    }
+
+    /// The credentials for requests to `host` (`host[:port]` as in the endpoint URL):
+    /// that host's own (`aws_s3_credentials.host:port`, then `aws_s3_credentials.host`),
+    /// else `aws_s3_credentials`, else none (unsigned requests, for public buckets).
+    pub fn s3_credentials_for(&self, host: &str) -> Option<&S3Credentials> {
+        let host = host.to_ascii_lowercase();
+        let without_port = host
+            .rsplit_once(':')
+            .filter(|(_, port)| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()))
+            .map(|(h, _)| h);
+        self.aws_s3_host_credentials
+            .get(&host)
+            .or_else(|| without_port.and_then(|h| self.aws_s3_host_credentials.get(h)))
+            .or(self.aws_s3_credentials.as_ref())
+    }
+}
 
 fn port(value: &str) -> Option<u16> {
     value.parse::<u16>().ok().filter(|p| *p != 0)
@@ -925,7 +1124,95 @@ mod tests {
         assert_eq!(s.ip, Some("::1".parse().unwrap()));
         assert_eq!(s.vod_stream_timeout, Duration::ZERO);
         assert!(s.vod_live_loop);
-        assert_eq!(s.aws_s3_credentials.as_deref(), Some("ams3;key;secret"));
+        assert_eq!(
+            s.aws_s3_credentials.as_ref().map(S3Credentials::to_text),
+            Some("ams3;key;secret".to_string())
+        );
+    }
+
+    #[test]
+    fn s3_settings() {
+        let mut s = Settings::default();
+        let o = Origin::Default;
+        let refused = |s: &mut Settings, k: &str, v: &str| {
+            let err = s.set(k, v, &o).expect_err(v);
+            assert!(
+                matches!(err, ConfigError::InvalidValue { .. }),
+                "{k}={v}: {err}"
+            );
+            err.to_string()
+        };
+        refused(&mut s, "aws_s3_endpoint", "ftp://host");
+        refused(&mut s, "aws_s3_endpoint", "host:9000");
+        refused(&mut s, "aws_s3_endpoint", "http://ho st");
+        refused(&mut s, "aws_s3_addressing", "dns");
+        refused(&mut s, "aws_s3_credentials", "r;;secret");
+        refused(&mut s, "aws_s3_credentials", "r;k;s;extra");
+        let err = refused(&mut s, "aws_s3_credentials.h/x", "r;k;s");
+        assert!(err.contains("aws_s3_credentials.HOST"), "{err}");
+        let err = refused(&mut s, "aws_s3_credentials.minio:9000", "r;k");
+        assert!(!err.contains("r;k"), "a secret in {err}");
+        // What an unescaped `:` in a properties key gives: refused, with the fix.
+        let err = refused(&mut s, "aws_s3_credentials.minio", "9000=r;k;s");
+        assert!(err.contains("\\:9000"), "{err}");
+        assert_eq!(s, Settings::default(), "refused values change nothing");
+
+        s.set("aws_s3_endpoint", "HTTP://127.0.0.1:9000/", &o)
+            .unwrap();
+        assert_eq!(s.aws_s3_endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        s.set("aws_s3_addressing", "Virtual", &o).unwrap();
+        assert_eq!(s.aws_s3_addressing, S3Addressing::VirtualHost);
+        assert_eq!(s.get("aws_s3_addressing").unwrap(), "virtual");
+
+        s.set("aws_s3_credentials", " us-east-1 ; AK ; SK ", &o)
+            .unwrap();
+        let key = s
+            .set("aws_s3_credentials.Minio:9000", "eu;mk;mysecretvalue", &o)
+            .unwrap();
+        assert_eq!(key, HOST_CREDENTIALS_KEY);
+        s.set("aws_s3_credentials.spaces.example", "ams3;dk;ds", &o)
+            .unwrap();
+        let id = |s: &Settings, h: &str| s.s3_credentials_for(h).map(|c| c.access_key_id.clone());
+        assert_eq!(id(&s, "minio:9000").as_deref(), Some("mk"));
+        assert_eq!(
+            id(&s, "minio:9001").as_deref(),
+            Some("AK"),
+            "other port: the default"
+        );
+        assert_eq!(
+            id(&s, "SPACES.example:443").as_deref(),
+            Some("dk"),
+            "any port of a host"
+        );
+        assert_eq!(id(&s, "s3.amazonaws.com").as_deref(), Some("AK"));
+        assert_eq!(s.s3_credentials_for("minio:9000").unwrap().region, "eu");
+        assert!(!format!("{s:?}").contains("mysecretvalue"), "{s:?}");
+
+        s.set("aws_s3_credentials.minio:9000", "", &o).unwrap();
+        s.set("aws_s3_credentials", "", &o).unwrap();
+        assert_eq!(id(&s, "minio:9000"), None);
+        assert_eq!(id(&s, "spaces.example").as_deref(), Some("dk"));
+    }
+
+    #[test]
+    fn host_credentials_from_a_file_are_hidden_in_the_summary() {
+        let (dir, file) = setup("s3hosts", "");
+        let text = format!(
+            "{}aws_s3_credentials.minio.local\\:9000=r;key;verysecret\n\
+             aws_s3_credentials.other.local=r;key;secret2\n",
+            media_line(&dir)
+        );
+        std::fs::write(&file, text).unwrap();
+        let loaded = load(&sources(&file, &[], vec![])).unwrap();
+        let summary = loaded.summary();
+        assert!(!summary.contains("verysecret"), "{summary}");
+        assert!(
+            summary.contains("aws_s3_credentials.minio.local:9000 = <hidden> ("),
+            "{summary}"
+        );
+        assert!(summary.contains("aws_s3_credentials.other.local = <hidden> ("));
+        let creds = &loaded.settings.aws_s3_host_credentials;
+        assert_eq!(creds["minio.local:9000"].secret_access_key, "verysecret");
     }
 
     #[test]

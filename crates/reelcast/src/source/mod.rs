@@ -4,7 +4,8 @@
 //! `vod-live://dir/a%20b.mp4`, `vod://s3/bucket/key.mp4`) into a [`StreamUri`]
 //! (`uri`), keeping every local name inside `media_dir` ([`MediaPath`]), and reading
 //! byte ranges of local files without mapping or loading them whole ([`LocalFile`]).
-//! S3 objects (ranged GETs, read-ahead) will live here too.
+//! S3 objects are read with signed ranged GETs and a read-ahead buffer ([`S3Object`],
+//! module `s3`).
 //!
 //! Must not: parse MP4 (the demuxer asks for byte ranges and gets [`bytes::Bytes`]),
 //! know about streams, viewers or signalling. Reads are blocking: callers run them on
@@ -14,9 +15,11 @@
 //! (`File not found`, `Failed to read file: ...`, `Failed to get agent storage`).
 
 mod local;
+pub mod s3;
 mod uri;
 
 pub use local::{list_media, LocalFile, MEDIA_EXTENSIONS};
+pub use s3::S3Object;
 pub use uri::{Location, MediaPath, PlayMode, StreamUri};
 
 /// Why a stream name could not be turned into bytes. `Display` is the user-facing info.

@@ -1,13 +1,13 @@
 //! Opening a stream's media: a parsed stream name in, a [`MediaReader`] out.
 //!
 //! The one place that knows which [`ByteSource`] serves which [`Location`], so personal
-//! VODs and live translations open local files and (later) S3 objects the same way.
+//! VODs and live translations open local files and S3 objects the same way.
 //! Blocking: call it on a blocking thread.
 
 use super::reader::ByteSource;
 use super::{MediaReader, StreamError};
 use crate::config::Settings;
-use crate::source::{LocalFile, Location};
+use crate::source::{LocalFile, Location, S3Object};
 
 /// A reader over whichever byte source the name points at.
 pub type AnyReader = MediaReader<Box<dyn ByteSource>>;
@@ -16,11 +16,11 @@ pub type AnyReader = MediaReader<Box<dyn ByteSource>>;
 pub fn open_media(settings: &Settings, location: &Location) -> Result<AnyReader, StreamError> {
     let source: Box<dyn ByteSource> = match location {
         Location::Local(path) => Box::new(LocalFile::open(&settings.media_dir, path)?),
-        Location::S3 { .. } => {
-            return Err(StreamError::Other(
-                "S3 storage (vod://s3/...) is not available in this version".into(),
-            ))
-        }
+        Location::S3 {
+            endpoint,
+            bucket,
+            key,
+        } => Box::new(S3Object::open(settings, endpoint.as_deref(), bucket, key)?),
     };
     MediaReader::open(source)
 }

@@ -1,7 +1,7 @@
 //! Reading a file as a stream's frames: demux, then the per-stream codec work.
 //!
 //! Owns: finding the movie structure through ranged reads (so the same code reads local
-//! files now and S3 objects later), choosing the tracks we can play, reading each sample's
+//! files and S3 objects), choosing the tracks we can play, reading each sample's
 //! bytes just before it is needed, turning H.264 samples into Annex-B with SPS/PPS before
 //! keyframes, and AAC into Opus. Done once per stream, never per viewer.
 //!
@@ -32,11 +32,15 @@ pub const B_FRAMES_REFUSED: &str = "H.264 with B-frames cannot be played over We
     (browsers do not reorder pictures); re-encode without them: \
     ffmpeg -i in.mp4 -c:v libx264 -bf 0 -c:a copy out.mp4";
 
-/// Random-access bytes: a local file now, an S3 object later.
+/// Random-access bytes: a local file or an S3 object.
 pub trait ByteSource: Send + Sync + 'static {
     fn size(&self) -> u64;
-    /// Exactly `len` bytes at `offset`.
+    /// Exactly `len` bytes at `offset`. May block until the bytes have arrived.
     fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, StreamError>;
+    /// The movie structure has been read; from now on reads follow playback, which
+    /// consumes about `bytes_per_second`. A source that fetches ahead (S3) sizes its
+    /// read-ahead from it; others ignore it.
+    fn begin_playback(&self, _bytes_per_second: u64) {}
 }
 
 impl<T: ByteSource + ?Sized> ByteSource for Box<T> {
@@ -45,6 +49,9 @@ impl<T: ByteSource + ?Sized> ByteSource for Box<T> {
     }
     fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, StreamError> {
         (**self).read_at(offset, len)
+    }
+    fn begin_playback(&self, bytes_per_second: u64) {
+        (**self).begin_playback(bytes_per_second)
     }
 }
 
@@ -192,6 +199,7 @@ impl<S: ByteSource> MediaReader<S> {
         if info.reordered_video {
             return Err(StreamError::WrongFormat(B_FRAMES_REFUSED.into()));
         }
+        source.begin_playback(bytes_per_second(source.size(), info.duration_us));
         Ok(MediaReader {
             source,
             info,
@@ -390,6 +398,17 @@ fn sample_times_us(track: &Track, s: &mp4::SampleInfo) -> (i64, i64) {
         track.to_us(track.decode_time(s)),
         track.to_us(track.presentation_time(s)),
     )
+}
+
+/// The average rate at which playback consumes the file (the whole file over its
+/// duration: an overestimate by the size of the movie structure, which is small).
+fn bytes_per_second(size: u64, duration_us: i64) -> u64 {
+    match u64::try_from(duration_us) {
+        Ok(us) if us > 0 => (u128::from(size) * 1_000_000 / u128::from(us))
+            .try_into()
+            .unwrap_or(u64::MAX),
+        _ => 0,
+    }
 }
 
 fn track_duration_us(track: &Track) -> i64 {

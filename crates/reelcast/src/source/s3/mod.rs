@@ -1,0 +1,191 @@
+//! S3 objects as random-access bytes: `vod://s3/BUCKET/KEY` and
+//! `vod://s3/https://host/BUCKET/KEY` play while they download.
+//!
+//! Owns: turning a name's endpoint, bucket and key into signed ranged GETs
+//! (`address`, `sigv4`, `client`), the read-ahead buffer that keeps bytes just ahead of
+//! playback with bounded memory (`readahead`), and the thread that fills it and rides
+//! out a flaky link (`prefetch`). Must not: parse MP4 (the demuxer asks for byte
+//! ranges), or know about streams and viewers.
+//!
+//! How a stream starts: [`S3Object::open`] fetches the first 64 KiB (one request also
+//! tells the object's size, from `Content-Range`); the demuxer then asks for the `moov`
+//! wherever it is (a ranged read at the end for moov-last files); once the movie is
+//! read, [`ByteSource::begin_playback`] sizes the read-ahead from the bitrate, and the
+//! prefetch thread keeps about `vod_mp4_container_new_buffer_ms` of media ahead of the
+//! reader. A read of bytes that have not arrived waits: the viewer sees a pause, not a
+//! failure. Only a permanent failure (404, 403, retries used up) fails a read.
+//!
+//! Failures, as the viewer reads them: a missing object is `File not found`; a denied
+//! request `Restricted access: S3 denied access to BUCKET/KEY (...)`; a missing bucket,
+//! an unknown or unreachable host `Failed to read file: ...` with the reason.
+
+mod address;
+mod client;
+mod prefetch;
+mod readahead;
+mod sigv4;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tracing::info;
+
+pub use address::ObjectAddress;
+use client::{ObjectClient, S3Error};
+use prefetch::Shared;
+use readahead::{backoff_ms, ReadAhead, Sizes};
+
+use crate::config::Settings;
+use crate::stream::reader::ByteSource;
+use crate::stream::StreamError;
+
+/// Bytes fetched by the first request (the `ftyp`, and the `moov` of most faststart
+/// files of a few minutes).
+const FIRST_READ: u64 = 64 * 1024;
+/// Attempts at the first request before the stream fails (a store that does not answer
+/// now is reported at once rather than after the long streaming retries).
+const OPEN_ATTEMPTS: u32 = 3;
+
+/// An S3 object being played. Reads block until their bytes have arrived.
+pub struct S3Object {
+    shared: Arc<Shared>,
+    address: ObjectAddress,
+    size: u64,
+    buffer_ms: u64,
+}
+
+impl S3Object {
+    /// Starts fetching `bucket`/`key` (decoded) from `endpoint` (`None`: the configured
+    /// endpoint or AWS). Blocking: the first ranged GET is made here.
+    pub fn open(
+        settings: &Settings,
+        endpoint: Option<&str>,
+        bucket: &str,
+        key: &str,
+    ) -> Result<S3Object, StreamError> {
+        let address = ObjectAddress::resolve(settings, endpoint, bucket, key)
+            .map_err(StreamError::ReadFailed)?;
+        let client = ObjectClient::new(address.clone());
+        let (size, first) = first_bytes(&client).map_err(|e| describe(&e, &address, false))?;
+        info!(object = ?address, size, "S3 object opened");
+        let mut buffer = ReadAhead::new(size);
+        if !first.is_empty() {
+            buffer.insert(0, first);
+        }
+        let shared = Shared::new(buffer);
+        prefetch::spawn(client, shared.clone(), format!("{bucket}/{key}"));
+        Ok(S3Object {
+            shared,
+            address,
+            size,
+            buffer_ms: settings.vod_mp4_container_new_buffer_ms,
+        })
+    }
+}
+
+/// The object's size and its first bytes (fewer when the body broke off: the rest is
+/// fetched on demand). An empty object is size 0.
+fn first_bytes(client: &ObjectClient) -> Result<(u64, Bytes), S3Error> {
+    let mut attempt = 1;
+    loop {
+        match client.get_range(0, Some(FIRST_READ)) {
+            Ok(response) => {
+                let mut data = Vec::new();
+                let want = response.len.min(FIRST_READ);
+                let _ = std::io::Read::read_to_end(
+                    &mut std::io::Read::take(response.body, want),
+                    &mut data,
+                );
+                return Ok((response.total, Bytes::from(data)));
+            }
+            Err(S3Error::RangeNotSatisfiable) => return Ok((0, Bytes::new())),
+            Err(e) if e.is_transient() && attempt < OPEN_ATTEMPTS => {
+                std::thread::sleep(std::time::Duration::from_millis(backoff_ms(attempt)));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A request's failure in the words the viewer sees.
+fn describe(e: &S3Error, a: &ObjectAddress, streaming: bool) -> StreamError {
+    let object = format!("{}/{}", a.bucket, a.key);
+    match e {
+        S3Error::NoSuchKey => StreamError::NotFound,
+        S3Error::NoSuchBucket => StreamError::ReadFailed(format!(
+            "S3 bucket \"{}\" does not exist at {}",
+            a.bucket, a.endpoint
+        )),
+        S3Error::Denied(code) => {
+            let hint = if a.credentials.is_some() {
+                "check aws_s3_credentials"
+            } else {
+                "no aws_s3_credentials are set for this endpoint"
+            };
+            StreamError::Restricted(format!("S3 denied access to {object} ({code}; {hint})"))
+        }
+        S3Error::UnknownHost => StreamError::ReadFailed(format!(
+            "S3 endpoint {} is unknown (host name not found)",
+            a.endpoint
+        )),
+        S3Error::Transient(why) if streaming => StreamError::Streaming(format!(
+            "S3 read of {object} failed {} times in a row: {why}",
+            prefetch::STREAM_ATTEMPTS
+        )),
+        S3Error::Transient(why) => StreamError::ReadFailed(format!(
+            "S3 endpoint {} cannot be reached: {why}",
+            a.endpoint
+        )),
+        S3Error::RangeNotSatisfiable => {
+            StreamError::Streaming(format!("S3 object {object} became shorter while playing"))
+        }
+        S3Error::Permanent(why) => StreamError::ReadFailed(format!("S3 {object}: {why}")),
+    }
+}
+
+impl ByteSource for S3Object {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, StreamError> {
+        let mut st = self.shared.lock();
+        loop {
+            match st.buffer.read(offset, len) {
+                Ok(Some(bytes)) => return Ok(bytes),
+                Ok(None) => {}
+                Err(()) => return Err(StreamError::ReadFailed("unexpected end of file".into())),
+            }
+            if let Some(e) = &st.failed {
+                return Err(describe(e, &self.address, true));
+            }
+            // The read is now the buffer's demand: wake the prefetch thread.
+            self.shared.changed.notify_all();
+            st = self.shared.wait(st);
+        }
+    }
+
+    fn begin_playback(&self, bytes_per_second: u64) {
+        let sizes = Sizes::for_media(bytes_per_second, self.buffer_ms);
+        let mut st = self.shared.lock();
+        st.buffer.begin_playback(sizes);
+        self.shared.changed.notify_all();
+    }
+}
+
+impl Drop for S3Object {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        st.closed = true;
+        self.shared.changed.notify_all();
+        let (fetched, served) = (st.buffer.fetched_total, st.buffer.served_total);
+        info!(
+            object = ?self.address,
+            fetched,
+            served,
+            "S3 object closed: {fetched} bytes fetched for {served} bytes read ({:.3} per byte)",
+            fetched as f64 / served.max(1) as f64
+        );
+    }
+}
