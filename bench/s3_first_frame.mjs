@@ -1,7 +1,8 @@
 // Benchmark (not a test): S3 playback start. For a ~10 MB and a ~1 GB object, moov first
 // and moov last: bytes fetched from the store before the first decoded frame, and the
 // time from the SDK's stream.play() to that frame (headless Chromium, loopback). Then
-// bytes fetched per byte played, for one object played to its end.
+// bytes fetched per byte played, for one object played to its end, and for a live
+// translation of it with 20 viewers.
 //
 //   node bench/s3_first_frame.mjs            # makes the media (ffmpeg) in a temp dir,
 //   N=3 node bench/s3_first_frame.mjs        # runs N times each (default 3), deletes it
@@ -150,6 +151,17 @@ const deadline = Date.now() + 60000;
 let closed;
 while (Date.now() < deadline && !(closed = /S3 object closed: (\d+) bytes fetched for (\d+) bytes read/.exec(server.stderr().slice(before)))) await sleep(500);
 const size10 = OBJECTS.find((o) => o.name === '10m_end.mp4').size;
+
+// The same object as a live translation with 20 viewers (WCS SDK plays in one page):
+// demux runs once per translation, so it must be fetched once, not 20 times.
+const VIEWERS = 20;
+const beforeLive = server.stderr().length;
+const live = `vod-live://s3/${motoProxy.endpoint}/bench/10m_end.mp4`;
+for (let i = 0; i < VIEWERS; i++) await page.evaluate(([u, n]) => window.__play(u, n), [server.wsUrl, live]);
+const liveDeadline = Date.now() + 60000;
+let liveClosed;
+while (Date.now() < liveDeadline && !(liveClosed = /S3 object closed: (\d+) bytes fetched for (\d+) bytes read/.exec(server.stderr().slice(beforeLive)))) await sleep(500);
+const liveTranslations = (server.stderr().slice(beforeLive).match(/translation started/g) || []).length;
 console.log('\n| object | store | bytes before 1st frame | of which media (s) | time to 1st frame, ms: median (min-max) |');
 console.log('|---|---|---|---|---|');
 for (const r of rows) console.log(`| ${Object.values(r).join(' | ')} |`);
@@ -158,6 +170,12 @@ if (closed) {
     + `fetched per byte read ${(Number(closed[1]) / Number(closed[2])).toFixed(3)}, per byte of object ${(Number(closed[1]) / size10).toFixed(3)}`);
 } else {
   console.log('\nplayed to the end: no "S3 object closed" line within 60 s');
+}
+if (liveClosed) {
+  console.log(`live translation, ${VIEWERS} viewers, ${liveTranslations} translation(s): ${liveClosed[1]} bytes fetched for an object of ${size10} bytes: `
+    + `fetched per byte of object ${(Number(liveClosed[1]) / size10).toFixed(3)}`);
+} else {
+  console.log(`\nlive translation, ${VIEWERS} viewers: no "S3 object closed" line within 60 s`);
 }
 await browser.close();
 await server.stop();

@@ -96,6 +96,21 @@ describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
     await playsFrames('vod://s3/media/dir/with%20spaces.mp4');
   });
 
+  test('a live translation of an object (vod-live://s3/...): two viewers share it, the object is read once', { timeout: 40000 }, async () => {
+    const name = 'vod-live://s3/media/moov_end.mp4';
+    const before = server.stderr().length;
+    const a = (await play(name, 'PLAYING')).idx;
+    const b = (await play(name, 'PLAYING')).idx;
+    // moov_end.mp4 is 4 s: both viewers see the one end of file.
+    const endA = await waitForStatus(page, a, ['STOPPED', 'FAILED'], 10000);
+    const endB = await waitForStatus(page, b, ['STOPPED', 'FAILED'], 10000);
+    assert.equal(endA.status, 'STOPPED', withServerLog(server, JSON.stringify(endA)));
+    assert.equal(endB.status, 'STOPPED', withServerLog(server, JSON.stringify(endB)));
+    const log = server.stderr().slice(before);
+    const started = log.match(/translation started/g) || [];
+    assert.equal(started.length, 1, withServerLog(server, `${started.length} translations started for two viewers`));
+  });
+
   test('failures say why; the server plays on', { timeout: 90000 }, async () => {
     const failed = async (name) => (await play(name, 'FAILED')).ev.info;
     assert.match(await failed(`vod://s3/http://localhost:${store.port}/media/moov_first.mp4`),
