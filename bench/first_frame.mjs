@@ -117,9 +117,7 @@ async function whepRun(page, name) {
   return page.evaluate(async (streamName) => {
     const rec = {};
     const tPc = performance.now();
-    const pc = new RTCPeerConnection();
-    pc.addTransceiver('video', { direction: 'recvonly' });
-    pc.addTransceiver('audio', { direction: 'recvonly' });
+    const pc = window.__whep.peer();
     const video = document.createElement('video');
     video.autoplay = true;
     video.muted = true;
@@ -132,26 +130,16 @@ async function whepRun(page, name) {
       video.srcObject = new MediaStream([e.track]);
       video.play().catch(() => {});
     };
-    await pc.setLocalDescription(await pc.createOffer());
-    await new Promise((resolve) => {
-      if (pc.iceGatheringState === 'complete') return resolve();
-      const t = setTimeout(resolve, 2000);
-      pc.addEventListener('icegatheringstatechange', () => {
-        if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); }
-      });
-    });
+    await window.__whep.offer(pc);
     const t0 = performance.now();
     rec.gather = t0 - tPc;
     window.__bench.watchVideo(video, recPc, t0);
     window.__bench.watchStats(() => pc, recPc, t0);
-    const res = await fetch(`/whep/${encodeURIComponent(streamName)}`, {
-      method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
-    });
-    const body = await res.text();
+    const res = await window.__whep.post(pc, streamName);
     rec.status = res.status;
     rec.post = performance.now() - t0;
     if (res.status === 201) {
-      await pc.setRemoteDescription({ type: 'answer', sdp: body });
+      await window.__whep.answer(pc, res);
       await new Promise((resolve) => {
         const iv = setInterval(() => { if (recPc.rvfc != null && recPc.stats != null) { clearInterval(iv); resolve(); } }, 5);
         setTimeout(() => { clearInterval(iv); rec.timeout = true; resolve(); }, 10000);
@@ -160,7 +148,7 @@ async function whepRun(page, name) {
     recPc.stopStats();
     Object.assign(rec, { rvfc: recPc.rvfc, rvfcNow: recPc.rvfcNow, stats: recPc.stats, width: recPc.width, height: recPc.height, noRvfc: recPc.noRvfc });
     rec.rvfcFromPc = rec.rvfc != null ? rec.rvfc + rec.gather : null;
-    const loc = res.headers.get('location');
+    const loc = res.location;
     if (loc) await fetch(loc, { method: 'DELETE' }).catch(() => {});
     pc.close();
     video.remove();

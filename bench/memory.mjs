@@ -57,20 +57,9 @@ function startViewers(page, n, name) {
   return page.evaluate(async ([count, streamName]) => {
     window.__viewers = window.__viewers || [];
     const one = async () => {
-      const pc = new RTCPeerConnection();
-      pc.addTransceiver('video', { direction: 'recvonly' });
-      pc.addTransceiver('audio', { direction: 'recvonly' });
-      await pc.setLocalDescription(await pc.createOffer());
-      await new Promise((resolve) => {
-        if (pc.iceGatheringState === 'complete') return resolve();
-        const t = setTimeout(resolve, 2000);
-        pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); } });
-      });
-      const res = await fetch(`/whep/${encodeURIComponent(streamName)}`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
-      const body = await res.text();
-      if (res.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: body });
-      window.__viewers.push({ pc, location: res.headers.get('location') });
-      return res.status;
+      const { pc, status, location } = await window.__whep.start(streamName);
+      window.__viewers.push({ pc, location });
+      return status;
     };
     return Promise.all(Array.from({ length: count }, one));
   }, [n, name]);

@@ -8,24 +8,22 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SAMPLE, launchBrowser, startServer, waitForStats, withServerLog } from './helpers.mjs';
+import { SAMPLE, serverAndPage, waitForStats, withServerLog } from './helpers.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 describe('demo page', { timeout: 120000 }, () => {
+  let env;
   let server;
-  let browser;
   let page;
 
   before(async () => {
-    server = await startServer({ files: [SAMPLE] });
-    browser = await launchBrowser();
-    page = await browser.newPage();
+    env = await serverAndPage({ files: [SAMPLE], sameOrigin: false });
+    ({ server, page } = env);
   }, { timeout: 60000 });
 
   after(async () => {
-    if (browser) await browser.close();
-    if (server) await server.stop();
+    if (env) await env.close();
   });
 
   test('GET / serves the page; it lists sample.mp4', { timeout: 20000 }, async () => {

@@ -193,6 +193,7 @@ export async function launchBrowser() {
     timeout: 30000,
   });
   await context.addInitScript(recordPeerConnections);
+  await context.addInitScript(defineWhepClient);
   const consoleLines = [];
   context.on('console', (msg) => { consoleLines.push(`[${msg.type()}] ${msg.text()}`); if (consoleLines.length > 500) consoleLines.shift(); });
   context.on('weberror', (err) => consoleLines.push(`[pageerror] ${err.error()}`));
@@ -210,6 +211,75 @@ export async function launchBrowser() {
     async close() {
       await context.close().catch(() => {});
       await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
+    },
+  };
+}
+
+/**
+ * Runs in every page before any script: `window.__whep`, the one in-page WHEP client of
+ * the tests and benchmarks (a plain browser, no SDK). Steps are separate so a benchmark
+ * can time each; `start` does them all.
+ */
+function defineWhepClient() {
+  window.__whep = {
+    /** A new RTCPeerConnection with recvonly video and audio transceivers. */
+    peer() {
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      return pc;
+    },
+    /** Sets the local offer and waits for ICE gathering (at most maxMs: the server is ICE-lite). */
+    async offer(pc, maxMs = 2000) {
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === 'complete') return resolve();
+        const t = setTimeout(resolve, maxMs);
+        pc.addEventListener('icegatheringstatechange', () => {
+          if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); }
+        });
+      });
+    },
+    /** POST /whep/{name} with the offer: {status, location, body, contentType}. */
+    async post(pc, name) {
+      const res = await fetch(`/whep/${encodeURIComponent(name)}`, {
+        method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
+      });
+      const body = await res.text();
+      return { status: res.status, location: res.headers.get('location'), body, contentType: res.headers.get('content-type') };
+    },
+    /** Applies a 201's answer; closes the pc on any other status. */
+    async answer(pc, r) {
+      if (r.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: r.body });
+      else pc.close();
+    },
+    /** peer, offer, post, answer: {pc, status, location, body, contentType}. */
+    async start(name) {
+      const pc = this.peer();
+      await this.offer(pc);
+      const r = await this.post(pc, name);
+      await this.answer(pc, r);
+      return { pc, ...r };
+    },
+  };
+}
+
+/**
+ * A server with `files` and a browser page on a same-origin document (so in-page fetches
+ * need no CORS). Returns { server, browser, page, close() }.
+ */
+export async function serverAndPage({ files = [SAMPLE], sameOrigin = true } = {}) {
+  const server = await startServer({ files });
+  const browser = await launchBrowser();
+  const page = await browser.newPage();
+  if (sameOrigin) await page.goto(`${server.base}/api/files`);
+  return {
+    server,
+    browser,
+    page,
+    async close() {
+      await browser.close();
+      await server.stop();
     },
   };
 }

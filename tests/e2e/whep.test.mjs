@@ -4,16 +4,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  SAMPLE, assertServerUp, launchBrowser, measure, startServer, waitForStats, withServerLog,
+  SAMPLE, assertServerUp, measure, serverAndPage, waitForStats, withServerLog,
 } from './helpers.mjs';
 
-/** In the page: start a WHEP session for `name`; returns {status, location, body, contentType}. */
+/** In the page: start a WHEP session for `name` showing in #whep-video; returns {status, location, body, contentType}. */
 function whepStart(page, name) {
   return page.evaluate(async (streamName) => {
-    const pc = new RTCPeerConnection();
+    const pc = window.__whep.peer();
     window.__whepPc = pc;
-    pc.addTransceiver('video', { direction: 'recvonly' });
-    pc.addTransceiver('audio', { direction: 'recvonly' });
     const video = document.createElement('video');
     video.autoplay = true;
     video.playsInline = true;
@@ -23,44 +21,26 @@ function whepStart(page, name) {
       video.srcObject = e.streams[0] || new MediaStream([e.track, ...(video.srcObject?.getTracks() || [])]);
       video.play().catch(() => {});
     };
-    await pc.setLocalDescription(await pc.createOffer());
-    // The complete offer: wait for ICE gathering (at most 2 s; the server is ICE-lite).
-    await new Promise((resolve) => {
-      if (pc.iceGatheringState === 'complete') return resolve();
-      const t = setTimeout(resolve, 2000);
-      pc.addEventListener('icegatheringstatechange', () => {
-        if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); }
-      });
-    });
-    const res = await fetch(`/whep/${encodeURIComponent(streamName)}`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/sdp' },
-      body: pc.localDescription.sdp,
-    });
-    const body = await res.text();
-    const out = { status: res.status, location: res.headers.get('location'), body, contentType: res.headers.get('content-type') };
-    if (res.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: body });
-    else pc.close();
-    return out;
+    await window.__whep.offer(pc);
+    const r = await window.__whep.post(pc, streamName);
+    await window.__whep.answer(pc, r);
+    return r;
   }, name);
 }
 
 describe('WHEP playback', { timeout: 120000 }, () => {
+  let env;
   let server;
   let browser;
   let page;
 
   before(async () => {
-    server = await startServer({ files: [SAMPLE] });
-    browser = await launchBrowser();
-    page = await browser.newPage();
-    // A same-origin document, so the client's fetch needs no CORS.
-    await page.goto(`${server.base}/api/files`);
+    env = await serverAndPage({ files: [SAMPLE] });
+    ({ server, browser, page } = env);
   }, { timeout: 60000 });
 
   after(async () => {
-    if (browser) await browser.close();
-    if (server) await server.stop();
+    if (env) await env.close();
   });
 
   test('plays vod://sample.mp4; DELETE ends the session', { timeout: 40000 }, async () => {

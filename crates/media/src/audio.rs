@@ -803,30 +803,21 @@ mod tests {
     /// Runs ffmpeg to make an ADTS file; `None` (with a notice) if ffmpeg is missing,
     /// unless CI=true, where a missing ffmpeg fails the test.
     fn ffmpeg_adts(name: &str, args: &[&str]) -> Option<Vec<u8>> {
-        let dir = std::env::temp_dir().join(format!("reelcast-media-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir is writable");
-        let path: PathBuf = dir.join(name);
+        if !test_support::tools_available(&["ffmpeg"], "the AAC transcode test") {
+            return None;
+        }
+        let path: PathBuf = test_support::temp_dir("media").join(name);
         let status = Command::new("ffmpeg")
             .args(["-v", "error", "-y", "-f", "lavfi"])
             .args(args)
             .args(["-c:a", "aac", "-f", "adts"])
             .arg(&path)
-            .status();
-        match status {
-            Ok(s) if s.success() => {
-                let data = std::fs::read(&path).expect("ffmpeg wrote its output");
-                let _ = std::fs::remove_file(&path);
-                Some(data)
-            }
-            Ok(s) => panic!("ffmpeg failed ({s}) making {name}"),
-            Err(e) => {
-                if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!("ffmpeg is needed for this test and was not found: {e}");
-                }
-                eprintln!("NOTICE: ffmpeg not found ({e}); skipping the AAC transcode test");
-                None
-            }
-        }
+            .status()
+            .expect("ffmpeg ran a moment ago");
+        assert!(status.success(), "ffmpeg failed ({status}) making {name}");
+        let data = std::fs::read(&path).expect("ffmpeg wrote its output");
+        let _ = std::fs::remove_file(&path);
+        Some(data)
     }
 
     /// Splits an ADTS stream into raw access units and builds the AudioSpecificConfig

@@ -15,7 +15,9 @@
 //! - sync samples: sorted ranges `[start, end)` of consecutive keyframes;
 //! - every 64th sample's file offset, so `get(i)` sums at most 63 sizes.
 //!
-//! A 2-hour H.264 + AAC file costs under 6 bytes per sample (tested below).
+//! A 2-hour H.264 + AAC file with ~12 samples per chunk costs under 6 bytes per sample
+//! (tested below); one that interleaves every sample or two pays 16 bytes per chunk on
+//! top (15 B/sample measured). Servers page the tables instead (`table`, `walker`).
 //! `get(i)` is O(log n); [`SampleCursor`] walks samples in O(1) each.
 
 /// One sample (access unit) as stored in the file.
@@ -469,8 +471,9 @@ impl IndexBuilder {
         self.chunk_samples = self.chunk_samples.saturating_add(count);
     }
 
-    pub(crate) fn chunk_samples(&self) -> u32 {
-        self.chunk_samples
+    /// The last chunk holds `count` more samples (contiguous with it).
+    pub(crate) fn extend_chunk(&mut self, count: u32) {
+        self.chunk_samples = self.chunk_samples.saturating_add(count);
     }
 
     /// `count` samples of duration `delta`.
@@ -523,7 +526,8 @@ impl IndexBuilder {
         self.cts_samples = self.cts_samples.saturating_add(count);
     }
 
-    /// Samples `[start, end)` are sync (no `stss`: every sample is sync).
+    /// Samples `[start, end)` are sync.
+    #[cfg(test)]
     pub(crate) fn push_sync_range(&mut self, start: u32, end: u32) {
         if start >= end {
             return;

@@ -41,7 +41,8 @@
 //! let movie = open("movie.mp4").unwrap();
 //! for track in &movie.tracks {
 //!     println!("track {} {:?}: {} samples", track.id, track.codec, track.samples.len());
-//!     for s in track.samples.iter().take(3) {
+//!     let index = track.samples.index().expect("MovieOpener::new indexes every track");
+//!     for s in index.iter().take(3) {
 //!         let pts_us = track.to_us(track.presentation_time(&s));
 //!         println!("  {} bytes at {} plays at {pts_us} µs, key={}", s.size, s.offset, s.sync);
 //!     }
@@ -84,11 +85,21 @@
 //! opens with `tracks` empty: the caller decides that is unplayable.
 //!
 //! ## Memory
-//! The [`SampleIndex`] keeps the tables about as compact as the file does (sizes as
-//! `u32`, times and composition offsets as runs or small per-sample integers, chunk
-//! offsets per chunk, keyframes as ranges): under 6 bytes per sample for a 2-hour
-//! H.264 + AAC file. [`SampleInfo`] is computed on demand; [`SampleCursor`] walks
-//! samples in O(1) each, `get(i)` is O(log n).
+//! Two ways to hold a track's samples ([`SampleTable`]):
+//! - [`MovieOpener::paged`]: a progressive file's `stbl` tables stay in the file; the
+//!   movie holds where they are (a few hundred bytes per track) and a [`SampleWalker`]
+//!   reads them 4 KiB at a time as playback advances. Memory does not grow with the
+//!   file's length. This is what a server wants. Fragmented files are indexed.
+//! - [`MovieOpener::new`]: a [`SampleIndex`] in memory, about as compact as the file's
+//!   tables (sizes as `u32`, times and composition offsets as runs or small per-sample
+//!   integers, one entry per run of contiguous samples, keyframes as ranges), with random
+//!   access: `get(i)` is O(log n), [`SampleCursor`] walks samples in O(1) each. That is
+//!   4 to 15 bytes per sample depending on how finely the file interleaves its tracks.
+//!
+//! Either way the opener decodes the tables once, from the `moov` in memory, to count
+//! the samples that lie inside the file and check that the tables can be read; the
+//! same decoder serves both ways, so they cannot disagree (tested). The `moov` itself
+//! is read whole while opening (4 MB for a 2-hour file) and freed before `Done`.
 //!
 //! ## Why not `mp4-atom`
 //! The box decoding here is a small bounded reader ([`reader`](crate) module, private)
@@ -107,6 +118,8 @@ mod moov;
 mod movie;
 mod opener;
 mod reader;
+mod table;
+mod walker;
 
 #[cfg(test)]
 mod tests;
@@ -116,6 +129,8 @@ pub use error::{FourCc, Mp4Error};
 pub use index::{SampleCursor, SampleIndex, SampleInfo};
 pub use movie::{EditShift, Movie, Track, TrackKind};
 pub use opener::{MovieOpener, OpenStep, MAX_MOOF_SIZE, MAX_MOOV_SIZE};
+pub use table::PagedTables;
+pub use walker::{SampleTable, SampleWalker, WalkStep};
 
 /// Runs the open loop over a file that is already in memory.
 pub fn open_in_memory(file: &[u8]) -> Result<Movie, Mp4Error> {

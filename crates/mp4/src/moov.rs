@@ -10,6 +10,7 @@ use crate::error::Mp4Error;
 use crate::index::IndexBuilder;
 use crate::movie::{EditShift, TrackKind};
 use crate::reader::Reader;
+use crate::table::{Entries, PagedTables, SizeTable, TableSummary};
 
 /// The most samples one track may have (a 24-hour 60 fps video has 5.2 million).
 pub(crate) const MAX_SAMPLES: u32 = 1 << 26;
@@ -30,6 +31,12 @@ pub(crate) struct TrackDraft {
     pub timescale: u32,
     pub codec: Codec,
     pub edit: EditShift,
+    /// Where the `stbl` tables are (progressive samples), if any.
+    pub tables: Option<PagedTables>,
+    /// The progressive samples were indexed into `builder` (not left paged).
+    pub indexed_tables: bool,
+    /// Samples indexed in memory: the progressive ones when the opener indexes, and
+    /// every fragment's.
     pub builder: IndexBuilder,
     pub trex: Trex,
 }
@@ -170,7 +177,7 @@ fn parse_trak(
     let Some(mut stbl) = stbl else {
         return Err(mdia.error(format!("track {id} has no sample table (stbl)")));
     };
-    let (codec, builder) = parse_stbl(&mut stbl, file_size)?;
+    let (codec, tables) = parse_stbl(&mut stbl, file_size)?;
     let edit = match elst {
         Some(mut e) => parse_elst(&mut e, movie_timescale, timescale)?,
         None => EditShift::default(),
@@ -181,7 +188,9 @@ fn parse_trak(
         timescale,
         codec,
         edit,
-        builder,
+        tables,
+        indexed_tables: true,
+        builder: IndexBuilder::default(),
         trex: Trex::default(),
     }))
 }
@@ -225,8 +234,13 @@ fn parse_elst(e: &mut Reader<'_>, movie_ts: u32, track_ts: u32) -> Result<EditSh
     Ok(shift)
 }
 
-/// Parses the sample description and the sample tables into an index builder.
-fn parse_stbl(stbl: &mut Reader<'_>, file_size: u64) -> Result<(Codec, IndexBuilder), Mp4Error> {
+/// Parses the sample description and finds the sample tables. Table entries are not
+/// decoded here: the opener walks them once (see `table`), and playback may walk them
+/// again from the file. `None` tables: an unsupported codec, or no samples described.
+fn parse_stbl(
+    stbl: &mut Reader<'_>,
+    file_size: u64,
+) -> Result<(Codec, Option<PagedTables>), Mp4Error> {
     let mut codec = None;
     let (mut stts, mut ctts, mut stsc, mut stsz, mut stco, mut stss) =
         (None, None, None, None, None, None);
@@ -249,157 +263,80 @@ fn parse_stbl(stbl: &mut Reader<'_>, file_size: u64) -> Result<(Codec, IndexBuil
     let Some(codec) = codec else {
         return Err(stbl.error("no sample description (stsd)"));
     };
-    let mut b = IndexBuilder::default();
     if matches!(codec, Codec::Unsupported { .. }) {
-        return Ok((codec, b));
+        return Ok((codec, None));
     }
+    // Without sizes, chunks or times no sample is fully described.
+    let (Some(mut sz), Some(sc), Some(co), Some(tt)) = (stsz, stsc, stco, stts) else {
+        return Ok((codec, None));
+    };
 
-    // Sizes.
-    let mut count: u32 = 0;
-    if let Some(mut r) = stsz {
-        r.full_box()?;
-        if r.fourcc() == *b"stsz" {
-            let size = r.u32()?;
-            if size != 0 {
-                let n = r.u32()?;
-                // Every sample occupies `size` bytes of the file: cap by the file.
-                let cap = (file_size / u64::from(size)).min(u64::from(MAX_SAMPLES));
-                count = n.min(u32::try_from(cap).unwrap_or(MAX_SAMPLES));
-                b.set_constant_size(size, count);
-            } else {
-                let n = r.count(4)?;
-                check_max(&r, n)?;
-                b.reserve_sizes(n);
-                for _ in 0..n {
-                    b.push_size(r.u32()?);
-                }
-                count = n as u32; // n <= MAX_SAMPLES (check_max)
-            }
+    sz.full_box()?;
+    let (sizes, count) = if sz.fourcc() == *b"stsz" {
+        let size = sz.u32()?;
+        if size != 0 {
+            let n = sz.u32()?;
+            // Every sample occupies `size` bytes of the file: cap by the file.
+            let cap = (file_size / u64::from(size)).min(u64::from(MAX_SAMPLES));
+            let count = n.min(u32::try_from(cap).unwrap_or(MAX_SAMPLES));
+            (SizeTable::Constant(size), count)
         } else {
-            r.skip(3)?;
-            let field = r.u8()?;
-            let n = r.u32()? as usize;
-            let bits = match field {
-                4 | 8 | 16 => usize::from(field),
-                _ => return Err(r.error(format!("field size {field} is not 4, 8 or 16"))),
-            };
-            if n.saturating_mul(bits).div_ceil(8) > r.remaining() {
-                return Err(r.error("sample count larger than the table"));
-            }
-            check_max(&r, n)?;
-            let data = r.rest();
-            b.reserve_sizes(n);
-            for i in 0..n {
-                let v = match bits {
-                    4 => {
-                        let byte = data.get(i / 2).copied().unwrap_or(0);
-                        u32::from(if i % 2 == 0 { byte >> 4 } else { byte & 0xf })
-                    }
-                    8 => u32::from(data.get(i).copied().unwrap_or(0)),
-                    _ => {
-                        let hi = data.get(2 * i).copied().unwrap_or(0);
-                        let lo = data.get(2 * i + 1).copied().unwrap_or(0);
-                        u32::from(u16::from_be_bytes([hi, lo]))
-                    }
-                };
-                b.push_size(v);
-            }
-            count = n as u32; // n <= MAX_SAMPLES (check_max)
+            let n = sz.count(4)?;
+            check_max(&sz, n)?;
+            (SizeTable::Each(entries(&sz, n, 32)), n as u32) // n <= MAX_SAMPLES
         }
-    }
+    } else {
+        sz.skip(3)?;
+        let field = sz.u8()?;
+        let n = sz.u32()? as usize;
+        let bits = match field {
+            4 | 8 | 16 => field,
+            _ => return Err(sz.error(format!("field size {field} is not 4, 8 or 16"))),
+        };
+        if n.saturating_mul(usize::from(bits)).div_ceil(8) > sz.remaining() {
+            return Err(sz.error("sample count larger than the table"));
+        }
+        check_max(&sz, n)?;
+        (SizeTable::Each(entries(&sz, n, bits)), n as u32) // n <= MAX_SAMPLES
+    };
 
-    // Chunks: stsc runs expanded over the chunk offsets.
-    if let (Some(mut sc), Some(mut co)) = (stsc, stco) {
-        sc.full_box()?;
-        let n_sc = sc.count(12)?;
-        let mut runs = Vec::with_capacity(n_sc);
-        for _ in 0..n_sc {
-            let first_chunk = sc.u32()?;
-            let per_chunk = sc.u32()?;
-            sc.skip(4)?;
-            runs.push((first_chunk, per_chunk));
-        }
-        co.full_box()?;
-        let wide = co.fourcc() == *b"co64";
-        let n_co = co.count(if wide { 8 } else { 4 })?;
-        let mut run = 0usize;
-        for chunk in 1..=n_co as u64 {
-            if b.chunk_samples() >= count {
-                break;
-            }
-            while runs
-                .get(run + 1)
-                .is_some_and(|&(first, _)| u64::from(first) <= chunk)
-            {
-                run += 1;
-            }
-            let offset = if wide {
-                co.u64()?
-            } else {
-                u64::from(co.u32()?)
-            };
-            let per_chunk = match runs.get(run) {
-                Some(&(first, n)) if u64::from(first) <= chunk => n,
-                _ => 0,
-            };
-            b.push_chunk(offset, per_chunk.min(count - b.chunk_samples()));
-        }
-    }
+    let wide = co.fourcc() == *b"co64";
+    let chunk_offsets = table_entries(co, if wide { 64 } else { 32 })?;
+    let sample_to_chunk = table_entries(sc, 96)?;
+    let times = table_entries(tt, 64)?;
+    let cts = ctts.map(|r| table_entries(r, 64)).transpose()?;
+    // No stss means every sample is sync.
+    let sync = stss.map(|r| table_entries(r, 32)).transpose()?;
+    Ok((
+        codec,
+        Some(PagedTables {
+            sizes,
+            chunk_offsets,
+            sample_to_chunk,
+            times,
+            cts,
+            sync,
+            limit: count,
+            summary: TableSummary::default(),
+        }),
+    ))
+}
 
-    // Decode times.
-    if let Some(mut r) = stts {
-        r.full_box()?;
-        let n = r.count(8)?;
-        let mut last = 0;
-        for _ in 0..n {
-            if b.time_samples() >= count {
-                break;
-            }
-            let c = r.u32()?;
-            let d = r.u32()?;
-            b.push_times(c.min(count - b.time_samples()), d);
-            last = d;
-        }
-        if b.time_samples() < count {
-            b.push_times(count - b.time_samples(), last);
-        }
-    }
+/// A full box holding an entry count and entries of `bits` (32, 64 or 96) bits each.
+fn table_entries(mut r: Reader<'_>, bits: u8) -> Result<Entries, Mp4Error> {
+    r.full_box()?;
+    let n = r.count(usize::from(bits / 8))?;
+    Ok(entries(&r, n, bits))
+}
 
-    // Composition offsets (version 0 is read as signed too, as players do).
-    if let Some(mut r) = ctts {
-        r.full_box()?;
-        let n = r.count(8)?;
-        let mut covered = 0u32;
-        for _ in 0..n {
-            if covered >= count {
-                break;
-            }
-            let c = r.u32()?.min(count - covered);
-            let o = r.i32()?;
-            b.push_cts(c, o);
-            covered += c; // c <= count - covered
-        }
-        b.push_cts(count - covered, 0);
+/// The `n` entries of `bits` bits that start at the reader's position. `n` was checked
+/// against the bytes present, so it fits `u32`.
+fn entries(r: &Reader<'_>, n: usize, bits: u8) -> Entries {
+    Entries {
+        offset: r.offset(),
+        count: u32::try_from(n).unwrap_or(u32::MAX),
+        bits,
     }
-
-    // Sync samples; no stss means every sample is sync.
-    match stss {
-        None => b.push_sync_range(0, count),
-        Some(mut r) => {
-            r.full_box()?;
-            let n = r.count(4)?;
-            let mut v = Vec::with_capacity(n);
-            for _ in 0..n {
-                v.push(r.u32()?);
-            }
-            v.sort_unstable();
-            v.dedup();
-            for s in v.into_iter().filter(|&s| s >= 1) {
-                b.push_sync(s - 1);
-            }
-        }
-    }
-    Ok((codec, b))
 }
 
 fn check_max(r: &Reader<'_>, n: usize) -> Result<(), Mp4Error> {

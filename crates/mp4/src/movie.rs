@@ -2,7 +2,8 @@
 //! and [`SampleIndex`]. Plain data; no parsing here.
 
 use crate::codec::Codec;
-use crate::index::{SampleIndex, SampleInfo};
+use crate::index::SampleInfo;
+use crate::walker::SampleTable;
 
 /// An opened MP4: its playable-looking tracks and a few facts about the file.
 #[derive(Debug, Clone)]
@@ -85,8 +86,10 @@ pub struct Track {
     pub codec: Codec,
     /// Shift, in timescale units, to apply to media times (see [`EditShift`]).
     pub edit: EditShift,
-    /// Where each sample is and when it plays. Empty for [`Codec::Unsupported`].
-    pub samples: SampleIndex,
+    /// Where each sample is and when it plays: indexed in memory, or left in the file's
+    /// tables (see [`MovieOpener::paged`](crate::MovieOpener::paged)). Empty for
+    /// [`Codec::Unsupported`].
+    pub samples: SampleTable,
     /// Samples the tables describe but whose bytes lie past the end of the file
     /// (a truncated download or recording); they are not in `samples`.
     pub samples_beyond_eof: u32,

@@ -14,9 +14,13 @@ use std::collections::VecDeque;
 
 use crate::error::{FourCc, Mp4Error};
 use crate::fragment::parse_moof;
+use crate::index::IndexBuilder;
+use crate::moov::TrackDraft;
 use crate::moov::{parse_moov, MoovInfo};
 use crate::movie::{Movie, Track};
 use crate::reader::{parse_header, Reader};
+use crate::table::{walk_in_memory, SizeTable, TableSummary};
+use crate::walker::SampleTable;
 
 /// The largest `moov` read into memory (a 24-hour file's moov is tens of MB).
 pub const MAX_MOOV_SIZE: u64 = 256 << 20;
@@ -79,6 +83,9 @@ pub struct MovieOpener {
     compatible_brands: Vec<[u8; 4]>,
     moov: Option<MoovInfo>,
     deferred: VecDeque<(u64, u64)>,
+    /// Keep progressive sample tables in the file ([`SampleTable::Paged`]) rather than
+    /// indexing them in memory.
+    paged: bool,
 }
 
 fn slice_at(buf: &[u8], buf_at: u64, offset: u64, len: u64) -> Option<&[u8]> {
@@ -109,8 +116,22 @@ fn plausible_first_box(fourcc: &[u8; 4]) -> bool {
 }
 
 impl MovieOpener {
-    /// Starts opening a file of `file_size` bytes.
+    /// Starts opening a file of `file_size` bytes; every track's samples are indexed
+    /// in memory ([`SampleTable::Indexed`]: random access, a few bytes per sample).
     pub fn new(file_size: u64) -> Self {
+        Self::with_mode(file_size, false)
+    }
+
+    /// Starts opening a file of `file_size` bytes, leaving the sample tables of a
+    /// progressive (non-fragmented) file where they are ([`SampleTable::Paged`]): the
+    /// movie then holds a few hundred bytes per track whatever the file's length, and
+    /// playback reads the tables a window at a time with a [`SampleWalker`](crate::SampleWalker).
+    /// Fragmented files are indexed as with [`MovieOpener::new`].
+    pub fn paged(file_size: u64) -> Self {
+        Self::with_mode(file_size, true)
+    }
+
+    fn with_mode(file_size: u64, paged: bool) -> Self {
         MovieOpener {
             file_size,
             state: State::Scan { pos: 0 },
@@ -122,6 +143,7 @@ impl MovieOpener {
             compatible_brands: Vec::new(),
             moov: None,
             deferred: VecDeque::new(),
+            paged,
         }
     }
 
@@ -304,7 +326,15 @@ impl MovieOpener {
                                 self.compatible_brands.push(r.fourcc_value()?);
                             }
                         }
-                        Kind::Moov => self.moov = Some(parse_moov(&mut r, self.file_size)?),
+                        Kind::Moov => {
+                            let mut info = parse_moov(&mut r, self.file_size)?;
+                            let index = !self.paged || info.fragmented;
+                            let at = offset + h.header_len;
+                            for d in &mut info.tracks {
+                                walk_tables(d, payload, at, self.file_size, index)?;
+                            }
+                            self.moov = Some(info);
+                        }
                         Kind::Moof => {
                             if let Some(m) = self.moov.as_mut() {
                                 parse_moof(&mut r, offset, &mut m.tracks, self.file_size)?;
@@ -363,15 +393,22 @@ impl MovieOpener {
             .tracks
             .into_iter()
             .map(|d| {
-                let mut samples = d.builder.finish();
-                let past = samples
-                    .iter()
-                    .position(|s| s.offset.saturating_add(u64::from(s.size)) > file_size);
-                let mut samples_beyond_eof = 0;
-                if let Some(i) = past {
-                    samples_beyond_eof = (samples.len() - i) as u32; // len fits u32
-                    samples.truncate(i as u32); // i < len <= u32::MAX
-                }
+                let (samples, samples_beyond_eof) = match d.tables {
+                    // Paged: the open-time walk already stopped at the end of the file.
+                    Some(t) if !d.indexed_tables => (SampleTable::Paged(t), t.summary.beyond_eof),
+                    tables => {
+                        let mut index = d.builder.finish();
+                        let past = index
+                            .iter()
+                            .position(|s| s.offset.saturating_add(u64::from(s.size)) > file_size);
+                        let mut beyond = tables.map_or(0, |t| t.summary.beyond_eof);
+                        if let Some(i) = past {
+                            beyond += (index.len() - i) as u32; // len fits u32
+                            index.truncate(i as u32); // i < len <= u32::MAX
+                        }
+                        (SampleTable::Indexed(index), beyond)
+                    }
+                };
                 Track {
                     id: d.id,
                     kind: d.kind,
@@ -398,4 +435,62 @@ impl MovieOpener {
             timescale: info.timescale,
         }
     }
+}
+
+/// Walks a track's progressive tables once, from the moov in memory: counts the samples
+/// that lie inside the file, gathers the [`TableSummary`], and, when `index` is set,
+/// indexes every sample in the draft's builder.
+fn walk_tables(
+    d: &mut TrackDraft,
+    moov: &[u8],
+    moov_at: u64,
+    file_size: u64,
+    index: bool,
+) -> Result<(), Mp4Error> {
+    let Some(tables) = d.tables.as_mut() else {
+        return Ok(());
+    };
+    let mut sum = TableSummary::default();
+    let mut first_cts = None;
+    let builder: &mut IndexBuilder = &mut d.builder;
+    let mut chunk_end = None;
+    if let (true, SizeTable::Each(e)) = (index, tables.sizes) {
+        builder.reserve_sizes(e.count as usize);
+    }
+    walk_in_memory(tables, tables.limit, moov, moov_at, |i, s| {
+        if s.offset.saturating_add(u64::from(s.size)) > file_size {
+            sum.beyond_eof = tables.limit - i; // i < limit
+            return false;
+        }
+        sum.len = i + 1;
+        sum.end_dts = s.dts.saturating_add(i64::from(s.duration));
+        sum.has_cts |= s.cts_offset != 0;
+        sum.cts_varies |= *first_cts.get_or_insert(s.cts_offset) != s.cts_offset;
+        sum.sync_count += u32::from(s.sync);
+        if index {
+            if chunk_end == Some(s.offset) {
+                builder.extend_chunk(1);
+            } else {
+                builder.push_chunk(s.offset, 1);
+            }
+            chunk_end = Some(s.offset.saturating_add(u64::from(s.size)));
+            if !matches!(tables.sizes, SizeTable::Constant(_)) {
+                builder.push_size(s.size);
+            }
+            builder.push_times(1, s.duration);
+            builder.push_cts(1, s.cts_offset);
+            if s.sync {
+                builder.push_sync(i);
+            }
+        }
+        true
+    })?;
+    if index {
+        if let SizeTable::Constant(size) = tables.sizes {
+            builder.set_constant_size(size, sum.len);
+        }
+    }
+    tables.summary = sum;
+    d.indexed_tables = index;
+    Ok(())
 }

@@ -1,7 +1,10 @@
 //! Tests over whole files: synthetic boxes, random and mutated input (no panic), and
 //! real files made by ffmpeg (checked against ffprobe).
 
-use crate::{open_in_memory, Codec, Movie, MovieOpener, Mp4Error, OpenStep, TrackKind};
+use crate::{
+    open_in_memory, Codec, Movie, MovieOpener, Mp4Error, OpenStep, SampleInfo, SampleTable,
+    SampleWalker, TrackKind, WalkStep,
+};
 
 // ---------- synthetic files ----------
 
@@ -114,7 +117,7 @@ fn synthetic_moov_at_end_file_is_indexed() {
     ));
     assert_eq!(t.edit.media_time, 1024);
     assert_eq!(t.edit.delay, 12800); // 1000 ms of empty edit in track ticks
-    let s: Vec<_> = t.samples.iter().collect();
+    let s: Vec<_> = t.samples.index().unwrap().iter().collect();
     assert_eq!(s.len(), 6);
     let ctts: Vec<i32> = s.iter().map(|s| s.cts_offset).collect();
     assert_eq!(ctts, vec![1024, -512, 512, 512, 512, 512]);
@@ -128,7 +131,10 @@ fn synthetic_moov_at_end_file_is_indexed() {
     );
     assert_eq!(t.presentation_time(&s[0]), 12800);
     assert_eq!(t.to_us(12800), 1_000_000);
-    assert_eq!(t.samples.first_sync_at_or_before(5 * 512), Some(4));
+    assert_eq!(
+        t.samples.index().unwrap().first_sync_at_or_before(5 * 512),
+        Some(4)
+    );
 }
 
 #[test]
@@ -208,23 +214,33 @@ fn largesize_and_size_zero_boxes_are_walked() {
     assert_eq!(open_in_memory(&z).unwrap_err(), Mp4Error::NoMoov);
 }
 
-#[test]
-fn samples_past_end_of_file_are_dropped() {
-    // Faststart layout: moov first, then a cut mdat.
-    let file = synthetic_file();
-    let moov_at = 24 + 8 + 600;
-    let moov = &file[moov_at..];
-    // Offsets in the moov point at 36..636; place the moov first would shift them,
-    // so instead keep layout and cut nothing but tell the opener the file is shorter
-    // via a short feed of the mdat region: simplest is to blank the stco to far away.
-    let mut v = file.clone();
+/// The synthetic file with its third chunk's offset moved far past the end of the file.
+fn samples_past_end_file() -> Vec<u8> {
+    let mut v = synthetic_file();
     let pos = v.windows(4).position(|w| w == b"stco").unwrap();
     let third = pos + 4 + 4 + 4 + 8;
     v[third..third + 4].copy_from_slice(&0x7fff_0000u32.to_be_bytes());
-    let m = open_in_memory(&v).unwrap();
+    v
+}
+
+#[test]
+fn samples_without_a_chunk_are_not_counted_past_the_end() {
+    // stco says 2 chunks (of the 3 it holds): 4 samples are described, none past EOF.
+    let mut v = synthetic_file();
+    let pos = v.windows(4).position(|w| w == b"stco").unwrap();
+    v[pos + 8..pos + 12].copy_from_slice(&2u32.to_be_bytes());
+    for m in [open_in_memory(&v).unwrap(), walk_paged(&v, 16).unwrap().0] {
+        assert_eq!(m.tracks[0].samples.len(), 4);
+        assert_eq!(m.tracks[0].samples_beyond_eof, 0);
+    }
+    assert_paged_matches_index(&v);
+}
+
+#[test]
+fn samples_past_end_of_file_are_dropped() {
+    let m = open_in_memory(&samples_past_end_file()).unwrap();
     assert_eq!(m.tracks[0].samples.len(), 4);
     assert_eq!(m.tracks[0].samples_beyond_eof, 2);
-    assert!(!moov.is_empty());
 }
 
 // ---------- no panics on random and mutated input ----------
@@ -243,28 +259,126 @@ impl Rng {
     }
 }
 
+/// Opens `data` with [`MovieOpener::paged`] and walks every track with `window`-byte
+/// table reads; returns each track's samples and the walk's read count, or the first error.
+fn walk_paged(data: &[u8], window: u64) -> Result<(Movie, Vec<Vec<SampleInfo>>, usize), Mp4Error> {
+    let mut o = MovieOpener::paged(data.len() as u64);
+    let m = loop {
+        match o.poll()? {
+            OpenStep::Read { offset, len } => {
+                let end = (offset + len).min(data.len() as u64) as usize;
+                o.feed(offset, &data[offset as usize..end])?;
+            }
+            OpenStep::Done(m) => break m,
+        }
+    };
+    let mut all = Vec::new();
+    let mut reads = 0;
+    for t in &m.tracks {
+        let mut w = SampleWalker::with_window(window);
+        let mut v = Vec::new();
+        loop {
+            match w.poll(&t.samples) {
+                WalkStep::Sample(s) => v.push(s),
+                WalkStep::Read { offset, len } => {
+                    reads += 1;
+                    assert!(len <= window.max(16), "asked {len} bytes, window {window}");
+                    let end = (offset + len).min(data.len() as u64) as usize;
+                    w.feed(offset, data.get(offset as usize..end).unwrap_or_default())?;
+                }
+                WalkStep::End => break,
+            }
+        }
+        assert_eq!(v.len(), t.samples.len());
+        assert_eq!(w.next_index(), v.len());
+        all.push(v);
+    }
+    Ok((m, all, reads))
+}
+
+/// The paged walk yields exactly what the in-memory index holds, whatever the window.
+fn assert_paged_matches_index(data: &[u8]) {
+    let indexed = open_in_memory(data).unwrap();
+    for window in [16, 17, 100, 4096] {
+        let (paged, walked, _) = walk_paged(data, window).unwrap();
+        assert_eq!(paged.tracks.len(), indexed.tracks.len());
+        assert_eq!(paged.duration_us, indexed.duration_us);
+        for ((p, samples), t) in paged.tracks.iter().zip(&walked).zip(&indexed.tracks) {
+            let want: Vec<_> = t.samples.index().unwrap().iter().collect();
+            assert_eq!(samples, &want, "track {} window {window}", t.id);
+            assert_eq!(p.samples.len(), t.samples.len());
+            assert_eq!(p.samples.end_dts(), t.samples.end_dts());
+            assert_eq!(p.samples.has_cts_offsets(), t.samples.has_cts_offsets());
+            assert_eq!(p.samples.cts_offsets_vary(), t.samples.cts_offsets_vary());
+            assert_eq!(p.samples.sync_count(), t.samples.sync_count());
+            assert_eq!(p.samples_beyond_eof, t.samples_beyond_eof);
+            let fragmented = matches!(p.samples, SampleTable::Indexed(_));
+            assert_eq!(fragmented, paged.fragmented);
+        }
+    }
+}
+
+#[test]
+fn paged_tables_walk_like_the_index() {
+    let file = synthetic_file();
+    assert_paged_matches_index(&file);
+    let (m, _, reads) = walk_paged(&file, 16).unwrap();
+    assert!(matches!(m.tracks[0].samples, SampleTable::Paged(_)));
+    assert_eq!(m.tracks[0].samples.heap_bytes(), 0);
+    assert!(reads >= 6, "{reads} reads");
+    // Samples past the end of the file: the walk stops where the index does.
+    assert_paged_matches_index(&samples_past_end_file());
+}
+
+#[test]
+fn paged_walk_of_a_file_that_shrank_fails_plainly() {
+    let file = synthetic_file();
+    let (m, _, _) = walk_paged(&file, 16).unwrap();
+    let t = &m.tracks[0];
+    let mut w = SampleWalker::with_window(16);
+    let err = loop {
+        match w.poll(&t.samples) {
+            WalkStep::Read { offset, .. } => {
+                if let Err(e) = w.feed(offset, &[]) {
+                    break e;
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(err.to_string().starts_with("truncated file"), "{err}");
+}
+
 /// Opens `data` and, if it opens, touches every sample and a few random ones.
 fn exercise(data: &[u8]) {
     if let Ok(m) = open_in_memory(data) {
         for t in &m.tracks {
             let n = t.samples.len();
             let mut count = 0;
-            for s in t.samples.iter() {
+            for s in t.samples.index().unwrap().iter() {
                 let _ = t.to_us(t.presentation_time(&s));
                 count += 1;
             }
             assert_eq!(count, n);
             for i in [0, 1, n / 2, n.saturating_sub(1), n, n + 1, usize::MAX] {
-                let _ = t.samples.get(i);
-                let _ = t.samples.sync_at_or_before(i);
-                let _ = t.samples.sync_at_or_after(i);
-                let _ = t.samples.cursor_at(i).next();
+                let _ = t.samples.index().unwrap().get(i);
+                let _ = t.samples.index().unwrap().sync_at_or_before(i);
+                let _ = t.samples.index().unwrap().sync_at_or_after(i);
+                let _ = t.samples.index().unwrap().cursor_at(i).next();
             }
             for dts in [i64::MIN, -1, 0, 1000, i64::MAX] {
-                let _ = t.samples.first_sync_at_or_before(dts);
+                let _ = t.samples.index().unwrap().first_sync_at_or_before(dts);
             }
             let _ = t.duration_us();
             let _ = t.samples.heap_bytes();
+        }
+    }
+    // The paged walk of the same bytes never panics, and agrees with the index.
+    if let (Ok(m), Ok((_, walked, _))) = (open_in_memory(data), walk_paged(data, 32)) {
+        for (t, w) in m.tracks.iter().zip(&walked) {
+            if let Some(ix) = t.samples.index().filter(|_| !m.fragmented) {
+                assert_eq!(w.len(), ix.len());
+            }
         }
     }
 }
@@ -331,18 +445,8 @@ mod ffmpeg {
     /// The temp dir for generated files, or `None` (test skipped) when ffmpeg is
     /// missing; with `CI=true` a missing ffmpeg fails the test.
     fn workdir() -> Option<PathBuf> {
-        let ok = Command::new("ffmpeg").arg("-version").output().is_ok()
-            && Command::new("ffprobe").arg("-version").output().is_ok();
-        if !ok {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("ffmpeg/ffprobe not found on PATH: install ffmpeg (CI=true requires it)");
-            }
-            eprintln!("NOTICE: ffmpeg not found, skipping real-file test");
-            return None;
-        }
-        let dir = std::env::temp_dir().join(format!("reelcast-mp4-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        Some(dir)
+        test_support::tools_available(&["ffmpeg", "ffprobe"], "the real-file test")
+            .then(|| test_support::temp_dir("mp4-test"))
     }
 
     fn make(dir: &Path, name: &str, args: &str) -> PathBuf {
@@ -428,10 +532,12 @@ mod ffmpeg {
         );
         for t in &m.tracks {
             assert_eq!(t.samples_beyond_eof, 0);
-            let first = t.samples.get(0).expect("samples");
+            let first = t.samples.index().unwrap().get(0).expect("samples");
             assert!(first.sync, "{path:?} track {} first sample not sync", t.id);
             let min_pts = t
                 .samples
+                .index()
+                .unwrap()
                 .iter()
                 .map(|s| t.presentation_time(&s))
                 .min()
@@ -449,7 +555,7 @@ mod ffmpeg {
             if !m.fragmented {
                 assert!(min_pts.abs() <= frame, "{path:?}: edit shift not applied");
             }
-            for s in t.samples.iter() {
+            for s in t.samples.index().unwrap().iter() {
                 let end = s.offset as usize + s.size as usize;
                 assert!(end <= bytes.len());
                 if matches!(t.codec, Codec::H264 { .. }) {
@@ -465,8 +571,8 @@ mod ffmpeg {
                 }
             }
             // Random access agrees with the cursor.
-            for (i, s) in t.samples.iter().enumerate().step_by(7) {
-                assert_eq!(t.samples.get(i), Some(s));
+            for (i, s) in t.samples.index().unwrap().iter().enumerate().step_by(7) {
+                assert_eq!(t.samples.index().unwrap().get(i), Some(s));
             }
         }
         assert!(
@@ -507,6 +613,7 @@ mod ffmpeg {
         for (name, args) in &cases {
             let path = make(&dir, name, args);
             let m = check(&path);
+            assert_paged_matches_index(&std::fs::read(&path).unwrap());
             match *name {
                 "frag.mp4" | "frag_moof_base.mp4" => {
                     assert!(m.fragmented);

@@ -5,8 +5,9 @@
 //! bytes just before it is needed, turning H.264 samples into Annex-B with SPS/PPS before
 //! keyframes, and AAC into Opus. Done once per stream, never per viewer.
 //!
-//! Memory: the sample index (a few bytes per sample) and the frames in flight; sample
-//! bytes are read one at a time, nothing is mapped or loaded whole.
+//! Memory: the sample tables stay in the file and are read 4 KiB at a time per table as
+//! playback advances ([`SampleLane`]), so a 2-hour file costs what a 10-second one does;
+//! sample bytes are read one at a time; nothing is mapped or loaded whole.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use bytes::Bytes;
 
 use codec::audio::AacToOpus;
 use codec::h264::{self, AvcConfig};
-use mp4::{Codec, Movie, MovieOpener, OpenStep, Track};
+use mp4::{Codec, Movie, MovieOpener, OpenStep, SampleInfo, SampleWalker, Track, WalkStep};
 use tracing::warn;
 
 use super::vod::FrameSource;
@@ -79,9 +80,59 @@ pub struct MediaInfo {
     pub reordered_video: bool,
 }
 
-struct VideoTrack {
+/// One track's samples in decode order, with the next one looked at but not taken.
+struct SampleLane {
     track: Track,
-    next: usize,
+    walker: SampleWalker,
+    peeked: Option<SampleInfo>,
+}
+
+impl SampleLane {
+    fn new(track: Track) -> Self {
+        SampleLane {
+            track,
+            walker: SampleWalker::new(),
+            peeked: None,
+        }
+    }
+
+    /// The next sample, reading sample-table bytes from `source` when the walker asks.
+    fn peek(&mut self, source: &impl ByteSource) -> Result<Option<SampleInfo>, StreamError> {
+        while self.peeked.is_none() {
+            match self.walker.poll(&self.track.samples) {
+                WalkStep::Sample(s) => self.peeked = Some(s),
+                WalkStep::Read { offset, len } => {
+                    let len = usize::try_from(len).unwrap_or(usize::MAX);
+                    let bytes = source.read_at(offset, len)?;
+                    self.walker
+                        .feed(offset, &bytes)
+                        .map_err(|e| StreamError::Streaming(e.to_string()))?;
+                }
+                WalkStep::End => return Ok(None),
+            }
+        }
+        Ok(self.peeked)
+    }
+
+    /// Takes the next sample and its index.
+    fn take(
+        &mut self,
+        source: &impl ByteSource,
+    ) -> Result<Option<(usize, SampleInfo)>, StreamError> {
+        let s = self.peek(source)?;
+        self.peeked = None;
+        Ok(s.map(|s| (self.walker.next_index() - 1, s)))
+    }
+
+    fn next_dts_us(&mut self, source: &impl ByteSource) -> Result<Option<i64>, StreamError> {
+        Ok(self
+            .peek(source)?
+            .map(|s| sample_times_us(&self.track, &s).0))
+    }
+}
+
+struct VideoTrack {
+    lane: SampleLane,
     avc: AvcConfig,
 }
 
@@ -91,8 +142,7 @@ enum AudioCodec {
 }
 
 struct AudioTrack {
-    track: Track,
-    next: usize,
+    lane: SampleLane,
     codec: AudioCodec,
     /// Opus packets made from AAC but not handed out yet.
     pending: VecDeque<Frame>,
@@ -141,8 +191,7 @@ impl<S: ByteSource> MediaReader<S> {
                     info.reordered_video = has_reordering(&track);
                     info.duration_us = info.duration_us.max(track_duration_us(&track));
                     video = Some(VideoTrack {
-                        track,
-                        next: 0,
+                        lane: SampleLane::new(track),
                         avc,
                     });
                 }
@@ -156,8 +205,7 @@ impl<S: ByteSource> MediaReader<S> {
                     info.audio_codec = Some("opus (from AAC)".into());
                     info.duration_us = info.duration_us.max(track_duration_us(&track));
                     audio = Some(AudioTrack {
-                        track,
-                        next: 0,
+                        lane: SampleLane::new(track),
                         codec: AudioCodec::Aac(Box::new(transcoder)),
                         pending: VecDeque::new(),
                     });
@@ -167,8 +215,7 @@ impl<S: ByteSource> MediaReader<S> {
                     info.audio_codec = Some("opus".into());
                     info.duration_us = info.duration_us.max(track_duration_us(&track));
                     audio = Some(AudioTrack {
-                        track,
-                        next: 0,
+                        lane: SampleLane::new(track),
                         codec: AudioCodec::Opus,
                         pending: VecDeque::new(),
                     });
@@ -240,16 +287,17 @@ impl<S: ByteSource> MediaReader<S> {
     /// The next frame in decode order across tracks, `None` at the end of the file.
     pub fn read_frame(&mut self) -> Result<Option<Frame>, StreamError> {
         loop {
-            let video_dts = self
-                .video
-                .as_ref()
-                .and_then(|v| next_dts_us(&v.track, v.next));
-            let audio_dts = self.audio.as_ref().and_then(|a| {
-                a.pending
-                    .front()
-                    .map(|f| f.dts_us)
-                    .or_else(|| next_dts_us(&a.track, a.next))
-            });
+            let video_dts = match self.video.as_mut() {
+                Some(v) => v.lane.next_dts_us(&self.source)?,
+                None => None,
+            };
+            let audio_dts = match self.audio.as_mut() {
+                Some(a) => match a.pending.front() {
+                    Some(f) => Some(f.dts_us),
+                    None => a.lane.next_dts_us(&self.source)?,
+                },
+                None => None,
+            };
             let take_video = match (video_dts, audio_dts) {
                 (None, None) => return self.finish_audio(),
                 (Some(_), None) => true,
@@ -268,17 +316,15 @@ impl<S: ByteSource> MediaReader<S> {
     fn read_video(&mut self) -> Result<Frame, StreamError> {
         // Invariant: only called when `next_dts_us` found a sample on the video track.
         let v = self.video.as_mut().expect("video track present");
-        let sample = v
-            .track
-            .samples
-            .get(v.next)
+        let (i, sample) = v
+            .lane
+            .take(&self.source)?
             .ok_or_else(|| StreamError::Streaming("video sample index out of range".into()))?;
-        v.next += 1;
         let bytes = self.source.read_at(sample.offset, sample.size as usize)?;
         self.annex_b.clear();
         h264::sample_to_annex_b(&v.avc, &bytes, sample.sync, &mut self.annex_b)
-            .map_err(|e| StreamError::Streaming(format!("bad H.264 sample {}: {e}", v.next - 1)))?;
-        let (dts_us, pts_us) = sample_times_us(&v.track, &sample);
+            .map_err(|e| StreamError::Streaming(format!("bad H.264 sample {i}: {e}")))?;
+        let (dts_us, pts_us) = sample_times_us(&v.lane.track, &sample);
         Ok(Frame {
             kind: MediaKind::Video,
             dts_us,
@@ -295,12 +341,11 @@ impl<S: ByteSource> MediaReader<S> {
         if let Some(frame) = a.pending.pop_front() {
             return Ok(Some(frame));
         }
-        let Some(sample) = a.track.samples.get(a.next) else {
+        let Some((i, sample)) = a.lane.take(&self.source)? else {
             return Ok(None);
         };
-        a.next += 1;
         let bytes = self.source.read_at(sample.offset, sample.size as usize)?;
-        let (dts_us, pts_us) = sample_times_us(&a.track, &sample);
+        let (dts_us, pts_us) = sample_times_us(&a.lane.track, &sample);
         match &mut a.codec {
             // Opus pre-skip makes the first packet start before 0: cut, as the edit says.
             AudioCodec::Opus if pts_us < 0 => Ok(None),
@@ -322,7 +367,7 @@ impl<S: ByteSource> MediaReader<S> {
                             .filter(|p| p.pts_us >= 0)
                             .map(opus_frame),
                     ),
-                    Err(e) => warn!("AAC frame {} skipped: {e}", a.next - 1),
+                    Err(e) => warn!("AAC frame {i} skipped: {e}"),
                 }
                 Ok(a.pending.pop_front())
             }
@@ -365,7 +410,8 @@ fn open_movie(source: &impl ByteSource) -> Result<Movie, StreamError> {
     if size == 0 {
         return Err(StreamError::WrongFormat("file is empty".into()));
     }
-    let mut opener = MovieOpener::new(size);
+    // Paged: the sample tables stay in the file (see the module docs).
+    let mut opener = MovieOpener::paged(size);
     loop {
         match opener
             .poll()
@@ -386,10 +432,6 @@ fn open_movie(source: &impl ByteSource) -> Result<Movie, StreamError> {
             }
         }
     }
-}
-
-fn next_dts_us(track: &Track, i: usize) -> Option<i64> {
-    track.samples.get(i).map(|s| sample_times_us(track, &s).0)
 }
 
 /// Decode and presentation time of a sample on the stream timeline, edit list applied.
@@ -417,9 +459,5 @@ fn track_duration_us(track: &Track) -> i64 {
 
 /// True when composition offsets vary: pictures are stored out of presentation order.
 fn has_reordering(track: &Track) -> bool {
-    let mut offsets = track.samples.iter().take(300).map(|s| s.cts_offset);
-    let Some(first) = offsets.next() else {
-        return false;
-    };
-    offsets.any(|o| o != first)
+    track.samples.cts_offsets_vary()
 }
