@@ -124,6 +124,12 @@ impl SampleLane {
         Ok(s.map(|s| (self.walker.next_index() - 1, s)))
     }
 
+    /// Back to the first sample.
+    fn rewind(&mut self) {
+        self.walker = SampleWalker::new();
+        self.peeked = None;
+    }
+
     fn next_dts_us(&mut self, source: &impl ByteSource) -> Result<Option<i64>, StreamError> {
         Ok(self
             .peek(source)?
@@ -264,10 +270,10 @@ impl<S: ByteSource> MediaReader<S> {
     /// first sample, and a fresh AAC decoder, since its state belongs to the last pass.
     pub fn rewind(&mut self) -> Result<(), StreamError> {
         if let Some(v) = &mut self.video {
-            v.next = 0;
+            v.lane.rewind();
         }
         if let Some(a) = &mut self.audio {
-            a.next = 0;
+            a.lane.rewind();
             a.pending.clear();
             if let (
                 AudioCodec::Aac(t),
@@ -275,7 +281,7 @@ impl<S: ByteSource> MediaReader<S> {
                     audio_specific_config,
                     ..
                 },
-            ) = (&mut a.codec, &a.track.codec)
+            ) = (&mut a.codec, &a.lane.track.codec)
             {
                 **t = AacToOpus::new(audio_specific_config)
                     .map_err(|e| StreamError::WrongFormat(e.to_string()))?;
