@@ -5,6 +5,8 @@
 //   #files button[data-file="NAME"]  one per entry of /api/files; a click plays vod://NAME
 //   #stream-name  #play  #stop  #video  #stats
 //   #status[data-state]  idle | connecting | playing | stopped | error (text: the reason)
+//   Live translations (REST): #tr-form (#tr-file, #tr-name, #tr-loop, #tr-start), #tr-refresh,
+//   #tr-list li[data-name][data-uri][data-loop] with button[data-action=play|stop], #tr-note[data-state]
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -67,5 +69,44 @@ describe('demo page', { timeout: 120000 }, () => {
     await page.click('#play');
     await page.waitForSelector('#status[data-state="error"]', { timeout: 10000 });
     assert.match(await page.textContent('#status'), /File not found/);
+  });
+
+  test('starts a live translation, lists it, plays it by its name, stops it', { timeout: 60000 }, async () => {
+    const restFind = (name) => fetch(`${server.base}/rest-api/vod/find`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ localStreamName: name }),
+    });
+    await page.goto(`${server.base}/`);
+    await page.locator('#tr-file option[value="sample.mp4"]').waitFor({ state: 'attached', timeout: 10000 });
+    await page.selectOption('#tr-file', 'sample.mp4');
+    await page.fill('#tr-name', 'channel1');
+    await page.check('#tr-loop');
+    await page.click('#tr-start');
+    await page.waitForSelector('#tr-list li[data-name="channel1"][data-loop="true"][data-uri="vod-live://sample.mp4"]', { timeout: 10000 })
+      .catch(async (e) => { throw new Error(withServerLog(server, `not listed (note: ${await page.textContent('#tr-note')}): ${e.message}`)); });
+    assert.match(await page.textContent('#tr-note'), /Started channel1/);
+    const found = await restFind('channel1');
+    assert.equal(found.status, 200, 'the server runs what the page lists');
+    assert.equal((await found.json())[0].loop, true);
+
+    // The same name again: the server's reason is shown.
+    await page.click('#tr-start');
+    await page.waitForSelector('#tr-note[data-state="error"]', { timeout: 5000 });
+    assert.match(await page.textContent('#tr-note'), /Stream name is already in use/);
+
+    await page.click('#tr-list li[data-name="channel1"] button[data-action="play"]');
+    assert.equal(await page.inputValue('#stream-name'), 'channel1');
+    await page.waitForSelector('#status[data-state="playing"]', { timeout: 15000 })
+      .catch(async (e) => { throw new Error(withServerLog(server, `status "${await page.textContent('#status')}": ${e.message}`)); });
+    const frames = () => page.evaluate(() => document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames);
+    const f0 = await frames();
+    await sleep(1500);
+    assert.ok((await frames()) - f0 > 15, 'the translation plays in the <video>');
+
+    await page.click('#tr-list li[data-name="channel1"] button[data-action="stop"]');
+    await page.waitForSelector('#tr-list li[data-name="channel1"]', { state: 'detached', timeout: 10000 });
+    assert.match(await page.textContent('#tr-note'), /Stopped channel1/);
+    assert.equal((await restFind('channel1')).status, 404);
+    // The player notices that the stream has gone.
+    await page.waitForSelector('#status[data-state="stopped"], #status[data-state="error"]', { timeout: 30000 });
   });
 });

@@ -58,7 +58,7 @@ export function requireFiles(...files) {
 export const testMedia = (name) => path.join(TEST_MEDIA, name);
 
 /** A TCP port nobody listens on right now (the OS picks it). */
-function freeTcpPort() {
+export function freeTcpPort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
@@ -181,15 +181,16 @@ export async function assertServerUp(server) {
  * Headless Chromium with a fresh profile (--user-data-dir from mkdtemp).
  * Returns { context, newPage(), close() }; every page records each RTCPeerConnection
  * it creates in window.__pcs (so getStats() works on the SDK's internal pc too).
+ * `args` adds Chromium flags (e.g. --ignore-certificate-errors for a self-signed wss).
  */
-export async function launchBrowser() {
+export async function launchBrowser({ args = [] } = {}) {
   requireFiles(CHROMIUM);
   const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'reelcast-chromium-'));
   // launchPersistentContext is playwright's way to pass --user-data-dir.
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_FLAGS,
+    args: [...CHROMIUM_FLAGS, ...args],
     timeout: 30000,
   });
   await context.addInitScript(recordPeerConnections);

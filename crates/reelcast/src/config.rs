@@ -41,6 +41,11 @@ pub const KEYS: &[&str] = &[
     "vod_stream_timeout",
     "vod_live_loop",
     "disable_rest_auth",
+    "rest_auth_users",
+    "https.port",
+    "wss.port",
+    "https.cert",
+    "https.key",
     "keep_alive.server_interval",
     "ws.max_message_size",
     "aws_s3_credentials",
@@ -51,7 +56,11 @@ pub const KEYS: &[&str] = &[
 ];
 
 /// Keys whose value is a secret: never shown in logs, summaries or error messages.
-const SECRET_KEYS: &[&str] = &["aws_s3_credentials", HOST_CREDENTIALS_KEY];
+const SECRET_KEYS: &[&str] = &[
+    "aws_s3_credentials",
+    HOST_CREDENTIALS_KEY,
+    "rest_auth_users",
+];
 
 /// `aws_s3_credentials.HOST[:PORT]=region;key;secret`: credentials for one S3 endpoint.
 /// The one key family whose names are not fixed; recorded in [`Loaded::origins`] under
@@ -85,6 +94,17 @@ pub struct Settings {
     pub vod_live_loop: bool,
     /// `disable_rest_auth`: `false` turns on HTTP Basic auth for REST.
     pub disable_rest_auth: bool,
+    /// `rest_auth_users`: who may call REST when auth is on, as `user:password` pairs
+    /// (the text form is `admin:secret,ops:pw2`). A secret: never logged.
+    pub rest_auth_users: Vec<RestUser>,
+    /// `https.port`: the HTTP app (page, WHEP, REST) over TLS; bound only with a certificate.
+    pub https_port: u16,
+    /// `wss.port`: WCS WebSocket signalling over TLS; bound only with a certificate.
+    pub wss_port: u16,
+    /// `https.cert`: PEM certificate chain (server certificate first) for HTTPS and WSS.
+    pub https_cert: Option<PathBuf>,
+    /// `https.key`: the PEM private key of `https.cert`.
+    pub https_key: Option<PathBuf>,
     /// `keep_alive.server_interval`: how often the server pings each WebSocket session.
     pub keep_alive_server_interval: Duration,
     /// `ws.max_message_size`: largest signalling message accepted, in bytes.
@@ -118,6 +138,11 @@ impl Default for Settings {
             vod_stream_timeout: Duration::from_millis(30_000),
             vod_live_loop: false,
             disable_rest_auth: true,
+            rest_auth_users: Vec::new(),
+            https_port: 8444,
+            wss_port: 8443,
+            https_cert: None,
+            https_key: None,
             keep_alive_server_interval: Duration::from_millis(5_000),
             signalling_max_message_bytes: 1024 * 1024,
             aws_s3_credentials: None,
@@ -144,6 +169,37 @@ impl fmt::Debug for Settings {
         }
         d.finish()
     }
+}
+
+/// One REST user (`rest_auth_users`). Debug hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RestUser {
+    pub name: String,
+    pub password: String,
+}
+
+impl fmt::Debug for RestUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RestUser({}:<hidden>)", self.name)
+    }
+}
+
+/// Parses `rest_auth_users`: `user:password` pairs separated by commas. A name may not
+/// hold `:` (Basic auth splits there); a password may, but not `,`. Names are unique.
+pub fn parse_rest_users(value: &str) -> Result<Vec<RestUser>, &'static str> {
+    const EXPECTED: &str = "expected user:password pairs separated by commas, e.g. admin:secret,ops:pw2 (no empty names or passwords, no name twice)";
+    let mut users: Vec<RestUser> = Vec::new();
+    for pair in value.split(',') {
+        let (name, password) = pair.trim().split_once(':').ok_or(EXPECTED)?;
+        if name.is_empty() || password.is_empty() || users.iter().any(|u| u.name == name) {
+            return Err(EXPECTED);
+        }
+        users.push(RestUser {
+            name: name.to_string(),
+            password: password.to_string(),
+        });
+    }
+    Ok(users)
 }
 
 /// Where a value came from; named in every error so the user knows what to fix.
@@ -195,6 +251,19 @@ pub enum ConfigError {
     MediaDirMissing { path: PathBuf, origin: Origin },
     #[error("media_dir {} (from {origin}) is not a directory", path.display())]
     MediaDirNotDir { path: PathBuf, origin: Origin },
+    #[error(
+        "disable_rest_auth=false (from {origin}) turns REST auth on, but rest_auth_users \
+         names nobody: set rest_auth_users=user:password[,user2:password2]"
+    )]
+    RestAuthWithoutUsers { origin: Origin },
+    #[error(
+        "TLS needs both https.cert and https.key: {given} is set (from {origin}), {missing} is not"
+    )]
+    TlsIncomplete {
+        given: &'static str,
+        missing: &'static str,
+        origin: Origin,
+    },
     #[error("media_dir {} (from {origin}) cannot be read: {reason}", path.display())]
     MediaDirUnreadable {
         path: PathBuf,
@@ -369,6 +438,7 @@ pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
 
     let media_origin = origins.get("media_dir").cloned().unwrap_or(Origin::Default);
     check_media_dir(&settings.media_dir, &media_origin)?;
+    check_combinations(&settings, &origins)?;
 
     Ok(Loaded {
         settings,
@@ -436,6 +506,14 @@ impl Settings {
             "disable_rest_auth" => {
                 self.disable_rest_auth = boolean(value).ok_or_else(|| bad(BOOL))?
             }
+            "rest_auth_users" if value.is_empty() => self.rest_auth_users = Vec::new(),
+            "rest_auth_users" => self.rest_auth_users = parse_rest_users(value).map_err(bad)?,
+            "https.port" => self.https_port = port(value).ok_or_else(|| bad(PORT))?,
+            "wss.port" => self.wss_port = port(value).ok_or_else(|| bad(PORT))?,
+            "https.cert" if value.is_empty() => self.https_cert = None,
+            "https.cert" => self.https_cert = Some(PathBuf::from(value)),
+            "https.key" if value.is_empty() => self.https_key = None,
+            "https.key" => self.https_key = Some(PathBuf::from(value)),
             "keep_alive.server_interval" => {
                 self.keep_alive_server_interval =
                     millis(value, 1).ok_or_else(|| bad(MS_POSITIVE))?
@@ -492,6 +570,16 @@ impl Settings {
             "vod_stream_timeout" => ms(self.vod_stream_timeout),
             "vod_live_loop" => self.vod_live_loop.to_string(),
             "disable_rest_auth" => self.disable_rest_auth.to_string(),
+            "rest_auth_users" => self
+                .rest_auth_users
+                .iter()
+                .map(|u| format!("{}:{}", u.name, u.password))
+                .collect::<Vec<_>>()
+                .join(","),
+            "https.port" => self.https_port.to_string(),
+            "wss.port" => self.wss_port.to_string(),
+            "https.cert" => path_text(&self.https_cert),
+            "https.key" => path_text(&self.https_key),
             "keep_alive.server_interval" => ms(self.keep_alive_server_interval),
             "ws.max_message_size" => self.signalling_max_message_bytes.to_string(),
             "aws_s3_credentials" => self
@@ -533,6 +621,12 @@ impl Settings {
 }
 
 const PORT: &str = "expected a port number 1-65535";
+
+fn path_text(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
 const IP: &str = "expected an IP address such as 203.0.113.7";
 const MS: &str = "expected a number of milliseconds";
 const MS_POSITIVE: &str = "expected a number of milliseconds greater than 0";
@@ -712,6 +806,32 @@ fn boolean(value: &str) -> Option<bool> {
         Some(false)
     } else {
         None
+    }
+}
+
+/// Checks between keys, once every source has been applied.
+fn check_combinations(
+    settings: &Settings,
+    origins: &BTreeMap<&'static str, Origin>,
+) -> Result<(), ConfigError> {
+    let origin = |key: &str| origins.get(key).cloned().unwrap_or(Origin::Default);
+    if !settings.disable_rest_auth && settings.rest_auth_users.is_empty() {
+        return Err(ConfigError::RestAuthWithoutUsers {
+            origin: origin("disable_rest_auth"),
+        });
+    }
+    match (&settings.https_cert, &settings.https_key) {
+        (Some(_), None) => Err(ConfigError::TlsIncomplete {
+            given: "https.cert",
+            missing: "https.key",
+            origin: origin("https.cert"),
+        }),
+        (None, Some(_)) => Err(ConfigError::TlsIncomplete {
+            given: "https.key",
+            missing: "https.cert",
+            origin: origin("https.key"),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -1338,6 +1458,97 @@ mod tests {
         assert_eq!(s.announced_ip(), s.ip_local);
         s.ip = Some("203.0.113.7".parse().unwrap());
         assert_eq!(s.announced_ip(), s.ip.unwrap());
+    }
+
+    #[test]
+    fn rest_auth_users_parse_and_stay_hidden() {
+        let mut s = Settings::default();
+        let o = Origin::Default;
+        s.set("rest_auth_users", " admin:secret , ops:p:w2 ", &o)
+            .unwrap();
+        let pairs: Vec<(&str, &str)> = s
+            .rest_auth_users
+            .iter()
+            .map(|u| (u.name.as_str(), u.password.as_str()))
+            .collect();
+        assert_eq!(pairs, [("admin", "secret"), ("ops", "p:w2")]);
+        assert_eq!(
+            s.get("rest_auth_users").as_deref(),
+            Some("admin:secret,ops:p:w2")
+        );
+        assert!(!format!("{s:?}").contains("secret"));
+        for wrong in ["admin", "admin:", ":pw", "a:1,,b:2", "a:1,a:2", "a:1,b"] {
+            let err = s.set("rest_auth_users", wrong, &o).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains("expected user:password pairs"),
+                "{wrong}: {text}"
+            );
+            assert!(text.contains("<hidden>"), "the value is a secret: {text}");
+        }
+        s.set("rest_auth_users", "", &o).unwrap();
+        assert!(s.rest_auth_users.is_empty());
+    }
+
+    #[test]
+    fn rest_auth_on_needs_users() {
+        let (dir, file) = setup("auth", "");
+        std::fs::write(
+            &file,
+            format!("{}disable_rest_auth=false\n", media_line(&dir)),
+        )
+        .unwrap();
+        let err = load(&sources(&file, &[], vec![])).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::RestAuthWithoutUsers { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("rest_auth_users"), "{err}");
+        let loaded = load(&sources(
+            &file,
+            &[("REELCAST_REST_AUTH_USERS", "admin:secret")],
+            vec![],
+        ))
+        .unwrap();
+        assert!(!loaded.settings.disable_rest_auth);
+        assert_eq!(loaded.settings.rest_auth_users[0].name, "admin");
+        assert!(loaded.summary().contains("rest_auth_users = <hidden>"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn tls_keys_default_ports_and_pairing() {
+        let s = Settings::default();
+        assert_eq!((s.https_port, s.wss_port), (8444, 8443));
+        assert_eq!((s.https_cert.as_ref(), s.https_key.as_ref()), (None, None));
+        let (dir, file) = setup("tls", "");
+        std::fs::write(
+            &file,
+            format!("{}https.cert=/x/cert.pem\n", media_line(&dir)),
+        )
+        .unwrap();
+        let err = load(&sources(&file, &[], vec![])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "TLS needs both https.cert and https.key: https.cert is set (from {} line 2), https.key is not",
+                file.display()
+            )
+        );
+        let loaded = load(&sources(
+            &file,
+            &[],
+            vec![
+                Override::parse_set("https.key=/x/key.pem").unwrap(),
+                Override::parse_set("wss.port=9443").unwrap(),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(loaded.settings.https_key, Some(PathBuf::from("/x/key.pem")));
+        assert_eq!(loaded.settings.wss_port, 9443);
+        let mut s = Settings::default();
+        assert!(s.set("https.port", "0", &Origin::Default).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     fn kv(text: &str) -> Vec<(String, String, usize)> {

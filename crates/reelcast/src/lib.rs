@@ -4,8 +4,10 @@
 pub mod config;
 pub mod media;
 pub mod playback;
+pub mod rest;
 pub mod server;
 pub mod signal;
 pub mod source;
 pub mod stream;
+pub mod tls;
 pub mod webrtc;

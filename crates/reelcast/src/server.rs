@@ -1,7 +1,10 @@
 //! The server: binds the ports the settings name and wires the parts together.
 //!
-//! - HTTP (`http.port`, 8081): the demo page, `/api/files`, WHEP.
+//! - HTTP (`http.port`, 8081): the demo page, `/api/files`, WHEP, the REST API
+//!   (`/rest-api/...`, see [`crate::rest`]).
 //! - WebSocket (`ws.port`, 8080): the WCS protocol, on any path.
+//! - With `https.cert` and `https.key`: the same HTTP app over TLS (`https.port`, 8444)
+//!   and the same WebSocket over TLS (`wss.port`, 8443), see [`crate::tls`].
 //! - UDP (`media_port`, 31000): every viewer's WebRTC traffic (see [`crate::webrtc`]).
 
 use std::collections::HashMap;
@@ -13,15 +16,18 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::response::{Html, IntoResponse};
 use axum::routing::{delete, get, post};
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use tokio::sync::Mutex;
 use tower_http::cors::{Any, CorsLayer};
 use tracing::info;
 
 use crate::config::Settings;
+use crate::rest;
 use crate::signal::{wcs, whep};
 use crate::source::list_media;
 use crate::stream::{Registry, Stopper};
+use crate::tls::{self, TlsListener};
 use crate::webrtc::{RtcFactory, RtcHub};
 
 /// The demo player page, built into the binary so the server needs no files beside it.
@@ -44,6 +50,10 @@ pub struct BoundPorts {
     pub http: SocketAddr,
     pub ws: SocketAddr,
     pub media: SocketAddr,
+    /// `https.port`, when a certificate is configured.
+    pub https: Option<SocketAddr>,
+    /// `wss.port`, when a certificate is configured.
+    pub wss: Option<SocketAddr>,
 }
 
 /// Binds everything and serves until the process is stopped.
@@ -56,6 +66,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ports.ws,
         ports.media
     );
+    if let (Some(https), Some(wss)) = (ports.https, ports.wss) {
+        info!("reelcast listening with TLS: https {https}, wss {wss}");
+    }
     serving.await.context("server task failed")?
 }
 
@@ -64,6 +77,11 @@ pub async fn start(
     settings: Settings,
 ) -> anyhow::Result<(BoundPorts, tokio::task::JoinHandle<anyhow::Result<()>>)> {
     let bind_ip = settings.ip_local;
+    // A bad certificate fails the start before any port is taken.
+    let acceptor = match (&settings.https_cert, &settings.https_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        _ => None,
+    };
     let udp = tokio::net::UdpSocket::bind(SocketAddr::new(bind_ip, settings.media_port))
         .await
         .with_context(|| format!("cannot bind WebRTC udp port {}", settings.media_port))?;
@@ -78,10 +96,28 @@ pub async fn start(
     let ws = tokio::net::TcpListener::bind(SocketAddr::new(bind_ip, settings.ws_port))
         .await
         .with_context(|| format!("cannot bind ws.port {}", settings.ws_port))?;
+    let (https, wss) = match acceptor {
+        Some(acceptor) => {
+            let https =
+                tokio::net::TcpListener::bind(SocketAddr::new(bind_ip, settings.https_port))
+                    .await
+                    .with_context(|| format!("cannot bind https.port {}", settings.https_port))?;
+            let wss = tokio::net::TcpListener::bind(SocketAddr::new(bind_ip, settings.wss_port))
+                .await
+                .with_context(|| format!("cannot bind wss.port {}", settings.wss_port))?;
+            (
+                Some(TlsListener::new(https, acceptor.clone())?),
+                Some(TlsListener::new(wss, acceptor)?),
+            )
+        }
+        None => (None, None),
+    };
     let ports = BoundPorts {
         http: http.local_addr()?,
         ws: ws.local_addr()?,
         media,
+        https: https.as_ref().map(|l| l.local_addr()),
+        wss: wss.as_ref().map(|l| l.local_addr()),
     };
 
     let ctx = Arc::new(ServerContext {
@@ -102,6 +138,7 @@ pub async fn start(
         .route("/api/files", get(files))
         .route("/whep/{name}", post(whep::create))
         .route("/whep/resource/{id}", delete(whep::delete))
+        .nest("/rest-api", rest::router(ctx.clone()))
         .layer(cors)
         .with_state(ctx.clone());
     let ws_app = Router::new()
@@ -109,12 +146,32 @@ pub async fn start(
         .with_state(ctx.clone());
 
     let serving = tokio::spawn(async move {
+        let (https_app, wss_app) = (http_app.clone(), ws_app.clone());
+        let https_server = async move {
+            match https {
+                Some(listener) => axum::serve(listener, https_app).await,
+                None => Ok(()),
+            }
+        };
+        let wss_server = async move {
+            match wss {
+                // `tap_io` is what gives a custom listener axum's `ConnectInfo<SocketAddr>`.
+                Some(listener) => {
+                    axum::serve(
+                        listener.tap_io(|_| {}),
+                        wss_app.into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .await
+                }
+                None => Ok(()),
+            }
+        };
         let http_server = axum::serve(http, http_app);
         let ws_server = axum::serve(
             ws,
             ws_app.into_make_service_with_connect_info::<SocketAddr>(),
         );
-        tokio::try_join!(http_server, ws_server)?;
+        tokio::try_join!(http_server, ws_server, https_server, wss_server)?;
         Ok(())
     });
     Ok((ports, serving))

@@ -202,6 +202,7 @@ impl Translation {
                 command = commands.recv() => match command {
                     Some(Command::Join { viewer, status }) => {
                         self.viewers.insert(viewer, status);
+                        self.handle.viewers.store(self.viewers.len(), Ordering::Relaxed);
                         idle_since = None;
                     }
                     Some(Command::Leave { viewer, reason }) => {

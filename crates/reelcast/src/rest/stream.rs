@@ -1,0 +1,337 @@
+//! `/stream/*`: every stream and viewer as WCS stream objects. A live translation is a
+//! *published* stream (`mediaType: publish`, status `PUBLISHING`, its id and local stream
+//! name); every viewer's play (WCS SDK or WHEP; personal VOD or translation viewer) is a
+//! *play* stream (`mediaType: play`, status `PLAYING`, its media session id).
+//!
+//! Owns the stream object and the filter of `/stream/find`. Must not: reach into a
+//! stream; stopping goes through the registry's handles.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::json::{RestError, RestJson};
+use super::{epoch_ms, stop_all, Running};
+use crate::server::ServerContext;
+use crate::stream::live::TranslationHandle;
+use crate::stream::registry::PlayRecord;
+use crate::stream::MediaInfo;
+
+/// A stream as WCS describes it, plus `uri`, `viewers` (published) and `protocol` (play).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamObject {
+    pub media_session_id: String,
+    pub name: String,
+    pub published: bool,
+    pub has_video: bool,
+    pub has_audio: bool,
+    /// `PUBLISHING` (translation) or `PLAYING` (viewer).
+    pub status: &'static str,
+    pub record: bool,
+    pub width: u32,
+    pub height: u32,
+    /// What viewers receive: `opus`, or null without audio.
+    pub audio_codec: Option<&'static str>,
+    /// What viewers receive: `H264`, or null without video.
+    pub video_codec: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub create_date: u64,
+    /// `publish` or `play`.
+    pub media_type: &'static str,
+    pub media_provider: &'static str,
+    /// The canonical `vod://` / `vod-live://` name of the file.
+    pub uri: String,
+    /// Published streams: viewers watching now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub viewers: Option<usize>,
+    /// Play streams: `wcs` (WebSocket SDK) or `whep`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<&'static str>,
+}
+
+impl StreamObject {
+    fn media(info: &MediaInfo) -> (Option<&'static str>, Option<String>) {
+        // Every audio track reaches WebRTC viewers as Opus (AAC is transcoded once).
+        let audio = info.has_audio.then_some("opus");
+        let video = info
+            .has_video
+            .then(|| info.video_codec.clone().unwrap_or_else(|| "H264".into()));
+        (audio, video)
+    }
+
+    fn of_translation(t: &TranslationHandle) -> Self {
+        let (audio_codec, video_codec) = Self::media(&t.info);
+        StreamObject {
+            media_session_id: t.id.clone(),
+            name: t.name.clone(),
+            published: true,
+            has_video: t.info.has_video,
+            has_audio: t.info.has_audio,
+            status: "PUBLISHING",
+            record: false,
+            width: t.info.width,
+            height: t.info.height,
+            audio_codec,
+            video_codec,
+            create_date: epoch_ms(t.created),
+            media_type: "publish",
+            media_provider: "WebRTC",
+            uri: t.uri.clone(),
+            viewers: Some(t.viewer_count()),
+            protocol: None,
+        }
+    }
+
+    fn of_play(p: &PlayRecord) -> Self {
+        let (audio_codec, video_codec) = Self::media(&p.info);
+        StreamObject {
+            media_session_id: p.media_session_id.clone(),
+            name: p.name.clone(),
+            published: false,
+            has_video: p.info.has_video,
+            has_audio: p.info.has_audio,
+            status: "PLAYING",
+            record: false,
+            width: p.info.width,
+            height: p.info.height,
+            audio_codec,
+            video_codec,
+            create_date: epoch_ms(p.created),
+            media_type: "play",
+            media_provider: "WebRTC",
+            uri: p.uri.clone(),
+            viewers: None,
+            protocol: Some(p.protocol),
+        }
+    }
+}
+
+/// `/stream/find`: a stream matches when every given field equals its own.
+/// `{}` matches every stream.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StreamFilter {
+    #[serde(default)]
+    pub media_session_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub published: Option<bool>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub media_type: Option<String>,
+    #[serde(default)]
+    pub has_video: Option<bool>,
+    #[serde(default)]
+    pub has_audio: Option<bool>,
+    #[serde(default)]
+    pub record: Option<bool>,
+    #[serde(default)]
+    pub uri: Option<String>,
+    #[serde(default)]
+    pub protocol: Option<String>,
+}
+
+impl StreamFilter {
+    pub fn matches(&self, s: &StreamObject) -> bool {
+        fn eq<T: PartialEq + ?Sized>(want: Option<&T>, have: &T) -> bool {
+            want.is_none_or(|w| w == have)
+        }
+        eq(
+            self.media_session_id.as_deref(),
+            s.media_session_id.as_str(),
+        ) && eq(self.name.as_deref(), s.name.as_str())
+            && eq(self.published.as_ref(), &s.published)
+            && eq(self.status.as_deref(), s.status)
+            && eq(self.media_type.as_deref(), s.media_type)
+            && eq(self.has_video.as_ref(), &s.has_video)
+            && eq(self.has_audio.as_ref(), &s.has_audio)
+            && eq(self.record.as_ref(), &s.record)
+            && eq(self.uri.as_deref(), s.uri.as_str())
+            && self
+                .protocol
+                .as_deref()
+                .is_none_or(|p| Some(p) == s.protocol)
+    }
+}
+
+/// `/stream/terminate`: `mediaSessionId` or `name` (both: both must match).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TerminateRequest {
+    #[serde(default)]
+    pub media_session_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl TerminateRequest {
+    fn into_filter(self) -> Result<StreamFilter, RestError> {
+        if self.media_session_id.is_none() && self.name.is_none() {
+            return Err(RestError::bad_request(
+                "Give mediaSessionId or name to select the streams to terminate",
+            ));
+        }
+        Ok(StreamFilter {
+            media_session_id: self.media_session_id,
+            name: self.name,
+            ..StreamFilter::default()
+        })
+    }
+}
+
+/// Every stream: translations (oldest first), then plays (oldest first).
+fn all_streams(ctx: &ServerContext) -> Vec<(StreamObject, Running)> {
+    let registry = &ctx.registry;
+    let published = registry
+        .translations()
+        .into_iter()
+        .filter(|t| !t.is_ended())
+        .map(|t| (StreamObject::of_translation(&t), Running::Translation(t)));
+    let plays = registry
+        .plays()
+        .into_iter()
+        .map(|p| (StreamObject::of_play(&p), Running::Play(p.media_session_id)));
+    published.chain(plays).collect()
+}
+
+fn found(list: Vec<StreamObject>, what: &str) -> Result<Json<Vec<StreamObject>>, RestError> {
+    if list.is_empty() {
+        Err(RestError::not_found(format!("Stream not found: {what}")))
+    } else {
+        Ok(Json(list))
+    }
+}
+
+pub async fn find(
+    State(ctx): State<Arc<ServerContext>>,
+    RestJson(filter): RestJson<StreamFilter>,
+) -> Result<Json<Vec<StreamObject>>, RestError> {
+    let list = all_streams(&ctx)
+        .into_iter()
+        .map(|(s, _)| s)
+        .filter(|s| filter.matches(s))
+        .collect();
+    found(list, "none matches")
+}
+
+/// No body is needed; any body is ignored.
+pub async fn find_all(
+    State(ctx): State<Arc<ServerContext>>,
+) -> Result<Json<Vec<StreamObject>>, RestError> {
+    found(
+        all_streams(&ctx).into_iter().map(|(s, _)| s).collect(),
+        "none is running",
+    )
+}
+
+/// Stops every matching stream (a translation with all its viewers); answers what was
+/// stopped.
+pub async fn terminate(
+    State(ctx): State<Arc<ServerContext>>,
+    RestJson(req): RestJson<TerminateRequest>,
+) -> Result<Json<Vec<StreamObject>>, RestError> {
+    let filter = req.into_filter()?;
+    let (streams, targets): (Vec<_>, Vec<_>) = all_streams(&ctx)
+        .into_iter()
+        .filter(|(s, _)| filter.matches(s))
+        .unzip();
+    if streams.is_empty() {
+        return Err(RestError::not_found("Stream not found"));
+    }
+    stop_all(&ctx.registry, &targets).await;
+    Ok(Json(streams))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rest::json::parse_body;
+
+    fn object(published: bool) -> StreamObject {
+        StreamObject {
+            media_session_id: "m1".into(),
+            name: "test".into(),
+            published,
+            has_video: true,
+            has_audio: false,
+            status: if published { "PUBLISHING" } else { "PLAYING" },
+            record: false,
+            width: 640,
+            height: 360,
+            audio_codec: None,
+            video_codec: Some("H264".into()),
+            create_date: 1,
+            media_type: if published { "publish" } else { "play" },
+            media_provider: "WebRTC",
+            uri: "vod-live://a.mp4".into(),
+            viewers: published.then_some(2),
+            protocol: (!published).then_some("whep"),
+        }
+    }
+
+    fn filter(body: &str) -> StreamFilter {
+        parse_body(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn filter_matches_on_given_fields_only() {
+        assert!(filter("{}").matches(&object(true)));
+        assert!(filter(r#"{"name":"test","published":true}"#).matches(&object(true)));
+        assert!(!filter(r#"{"name":"test","published":true}"#).matches(&object(false)));
+        assert!(filter(r#"{"mediaType":"play","protocol":"whep"}"#).matches(&object(false)));
+        assert!(!filter(r#"{"protocol":"whep"}"#).matches(&object(true)));
+        assert!(!filter(r#"{"hasAudio":true}"#).matches(&object(true)));
+        assert!(
+            filter(r#"{"status":"PUBLISHING","uri":"vod-live://a.mp4"}"#).matches(&object(true))
+        );
+    }
+
+    #[test]
+    fn filter_refuses_unknown_fields_and_wrong_types() {
+        let err = parse_body::<StreamFilter>(br#"{"nmae":"x"}"#).unwrap_err();
+        assert!(
+            err.reason.contains("unknown field `nmae`"),
+            "{}",
+            err.reason
+        );
+        let err = parse_body::<StreamFilter>(br#"{"published":"true"}"#).unwrap_err();
+        assert!(err.reason.contains("expected a boolean"), "{}", err.reason);
+    }
+
+    #[test]
+    fn terminate_needs_an_id_or_a_name() {
+        let req: TerminateRequest = parse_body(b"{}").unwrap();
+        assert!(req.into_filter().is_err());
+        let req: TerminateRequest = parse_body(br#"{"mediaSessionId":"m1"}"#).unwrap();
+        assert!(req.into_filter().unwrap().matches(&object(false)));
+    }
+
+    #[test]
+    fn stream_object_fields() {
+        let v = serde_json::to_value(object(true)).unwrap();
+        for key in [
+            "mediaSessionId",
+            "name",
+            "published",
+            "hasVideo",
+            "hasAudio",
+            "status",
+            "record",
+            "width",
+            "height",
+            "audioCodec",
+            "videoCodec",
+            "createDate",
+            "mediaType",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing from {v}");
+        }
+        assert_eq!(v["viewers"], 2);
+        assert!(v.get("protocol").is_none());
+    }
+}
