@@ -146,7 +146,13 @@ pub async fn start(
         commands,
         viewers: Arc::new(AtomicUsize::new(0)),
     };
+    // The feed is open before anyone can find the translation: a viewer added to a feed
+    // the hub does not know yet would never be given its frames (the first viewer's join
+    // used to race the task below, and got the GOP on connect and then nothing). The task
+    // moves the epoch to its clock's when it starts.
+    hub.open_feed(handle.feed, Instant::now());
     if !registry.add_translation(handle.clone()) {
+        hub.close_feed(handle.feed);
         return Err(StartError::NameInUse);
     }
     let task = Translation {

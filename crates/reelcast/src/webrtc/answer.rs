@@ -13,6 +13,7 @@ use std::time::Instant;
 use str0m::change::SdpOffer;
 use str0m::crypto::dtls::DtlsCert;
 use str0m::crypto::CryptoProvider;
+use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, IceCreds, Rtc};
 
 use super::WebRtcError;
@@ -67,6 +68,7 @@ impl RtcFactory {
             .clear_codecs()
             .enable_opus(true, false)
             .enable_h264(true)
+            .set_extension_map(extensions_without_twcc())
             .build(now);
         let candidate = Candidate::host(self.candidate, "udp")
             .map_err(|e| WebRtcError::Setup(format!("bad host candidate: {e}")))?;
@@ -82,6 +84,23 @@ impl RtcFactory {
             local_ufrag,
         })
     }
+}
+
+/// str0m's standard RTP header extensions minus transport-wide congestion control.
+///
+/// TWCC is feedback for a sender's bandwidth estimation, which reelcast does not run (a
+/// file's bit rate is what it is). Negotiating it made every browser send a feedback packet
+/// every ~100 ms that the engine then matched against a record it kept of every packet
+/// sent: in the fan-out benchmark that was ~6 % of the server's CPU, the largest single
+/// item in str0m, for nothing. Put it back together with BWE.
+fn extensions_without_twcc() -> ExtensionMap {
+    let mut map = ExtensionMap::empty();
+    for (id, ext) in ExtensionMap::standard().iter() {
+        if *ext != Extension::TransportSequenceNumber {
+            map.set(id, ext.clone());
+        }
+    }
+    map
 }
 
 /// The media stream id every track of an answer is put in.
@@ -144,5 +163,28 @@ mod tests {
         assert!(out.contains("a=ssrc:2 msid:reelcast t2\r\n"));
         assert!(out.contains("a=ssrc:2 cname:x\r\n"));
         assert!(!out.contains("abc") && !out.contains("def"));
+    }
+
+    #[test]
+    fn answer_leaves_out_transport_wide_congestion_control() {
+        let mut browser = Rtc::builder().build(Instant::now());
+        let mut api = browser.sdp_api();
+        api.add_media(
+            str0m::media::MediaKind::Video,
+            str0m::media::Direction::RecvOnly,
+            None,
+            None,
+            None,
+        );
+        let (offer, _pending) = api.apply().expect("an offer");
+        let offer = offer.to_sdp_string();
+        assert!(offer.contains("transport-wide-cc"), "offer: {offer}");
+        let factory = RtcFactory::new("127.0.0.1:9".parse().unwrap()).expect("factory");
+        let answer = factory
+            .accept_offer(&offer, Instant::now())
+            .expect("offer accepted")
+            .answer_sdp;
+        assert!(!answer.contains("transport-wide-cc"), "answer: {answer}");
+        assert!(answer.contains("urn:ietf:params:rtp-hdrext:sdes:mid"));
     }
 }

@@ -12,14 +12,19 @@
 //! keyframe) and gives a viewer who joins mid-stream a picture at once: the whole GOP is
 //! sent on connect, its timestamps packed just before the newest picture, so the browser
 //! decodes up to "now" in one go and then follows the shared timeline.
+//!
+//! Every wake-up costs O(1) in the number of viewers, apart from fanning a frame out (which
+//! must visit the feed's viewers): engine timeouts wait in a min-heap ([`Wakeups`]), and only
+//! viewers whose engine was driven since the last wake-up are checked for having ended.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use str0m::net::{Protocol, Receive};
-use str0m::{Input, Rtc};
+use str0m::Input;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info, warn};
@@ -210,9 +215,74 @@ impl GopCache {
 struct HubState {
     announced: SocketAddr,
     feeds: HashMap<FeedId, Feed>,
-    viewers: HashMap<ViewerId, Viewer>,
+    /// Boxed: an engine is ~10 KB, and a map of them inline would move them all on every
+    /// rehash and keep up to twice that per viewer as spare capacity.
+    viewers: HashMap<ViewerId, Box<Viewer>>,
     by_ufrag: HashMap<String, ViewerId>,
     by_addr: HashMap<SocketAddr, ViewerId>,
+    wakeups: Wakeups,
+}
+
+/// When each viewer's engine next wants [`Input::Timeout`], and which engines have ended.
+///
+/// A min-heap of (time, viewer) with at most one live entry per viewer: the earliest time
+/// asked for, kept in `armed`. A viewer that later asks for an earlier time gets a new entry
+/// and the old one turns stale (skipped when it comes up); one that asks for a later time
+/// keeps its earlier entry, is woken then, and is simply re-armed if not yet due (the hub
+/// only feeds an engine a timeout it asked for, as before).
+#[derive(Default)]
+struct Wakeups {
+    heap: BinaryHeap<Reverse<(Instant, u64)>>,
+    armed: HashMap<ViewerId, Instant>,
+    /// Viewers found closed or with a stopped engine after being driven: to reap.
+    finished: Vec<ViewerId>,
+}
+
+impl Wakeups {
+    /// To call after every [`Viewer::drain`]: arms the viewer's next timeout, or notes that
+    /// it has ended.
+    fn after_drain(&mut self, viewer: &Viewer) {
+        if viewer.closed || !viewer.rtc.is_alive() {
+            self.finished.push(viewer.id);
+        } else {
+            self.arm(viewer.id, viewer.next_timeout);
+        }
+    }
+
+    /// Wakes `id` at `at`, unless it is already to be woken no later.
+    fn arm(&mut self, id: ViewerId, at: Instant) {
+        if self.armed.get(&id).is_some_and(|armed| *armed <= at) {
+            return;
+        }
+        self.armed.insert(id, at);
+        self.heap.push(Reverse((at, id.0)));
+    }
+
+    /// The earliest armed time (a stale entry may make it early: a harmless extra wake-up).
+    fn next(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// The next viewer whose armed time has come, disarmed.
+    fn pop_due(&mut self, now: Instant) -> Option<ViewerId> {
+        while let Some(Reverse((at, id))) = self.heap.peek().copied() {
+            if at > now {
+                return None;
+            }
+            self.heap.pop();
+            let id = ViewerId(id);
+            if self.armed.get(&id) == Some(&at) {
+                self.armed.remove(&id);
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    fn forget(&mut self, id: ViewerId) {
+        // Its heap entries become stale and are dropped when they come up.
+        self.armed.remove(&id);
+    }
 }
 
 async fn run(socket: UdpSocket, announced: SocketAddr, mut rx: UnboundedReceiver<Command>) {
@@ -225,6 +295,7 @@ async fn run(socket: UdpSocket, announced: SocketAddr, mut rx: UnboundedReceiver
         viewers: HashMap::new(),
         by_ufrag: HashMap::new(),
         by_addr: HashMap::new(),
+        wakeups: Wakeups::default(),
     };
     let mut buf = vec![0u8; 2048];
     info!(
@@ -255,11 +326,7 @@ async fn run(socket: UdpSocket, announced: SocketAddr, mut rx: UnboundedReceiver
 impl HubState {
     fn next_timeout(&self) -> Instant {
         let idle = Instant::now() + Duration::from_millis(500);
-        self.viewers
-            .values()
-            .map(|v| v.next_timeout)
-            .min()
-            .map_or(idle, |t| t.min(idle))
+        self.wakeups.next().map_or(idle, |t| t.min(idle))
     }
 
     fn on_command(&mut self, command: Command, socket: &UdpSocket) {
@@ -286,8 +353,17 @@ impl HubState {
                 let Accepted {
                     rtc, local_ufrag, ..
                 } = *accepted;
-                let mut viewer = Viewer::new(id, feed, rtc, local_ufrag.clone(), plan, events, now);
+                let mut viewer = Box::new(Viewer::new(
+                    id,
+                    feed,
+                    rtc,
+                    local_ufrag.clone(),
+                    plan,
+                    events,
+                    now,
+                ));
                 viewer.drain(socket);
+                self.wakeups.after_drain(&viewer);
                 self.by_ufrag.insert(local_ufrag, id);
                 self.viewers.insert(id, viewer);
                 if let Some(f) = self.feeds.get_mut(&feed) {
@@ -298,6 +374,7 @@ impl HubState {
                 if let Some(v) = self.viewers.get_mut(&id) {
                     v.close(reason);
                     v.drain(socket);
+                    self.wakeups.after_drain(v);
                 }
             }
             Command::Frame { feed, frame } => {
@@ -315,6 +392,7 @@ impl HubState {
                                 v.drain(socket);
                             }
                         }
+                        self.wakeups.after_drain(v);
                     }
                 }
             }
@@ -352,10 +430,10 @@ impl HubState {
         viewer.drain(socket);
         if viewer.wants_catch_up() {
             if let Some(f) = self.feeds.get(&viewer.feed) {
-                viewer.catch_up(&f.gop.frames, f.epoch, Instant::now());
-                viewer.drain(socket);
+                viewer.catch_up(&f.gop.frames, f.epoch, Instant::now(), socket);
             }
         }
+        self.wakeups.after_drain(viewer);
         self.by_addr.insert(source, id);
     }
 
@@ -371,25 +449,26 @@ impl HubState {
 
     fn on_timeout(&mut self, socket: &UdpSocket) {
         let now = Instant::now();
-        for viewer in self.viewers.values_mut() {
+        while let Some(id) = self.wakeups.pop_due(now) {
+            let Some(viewer) = self.viewers.get_mut(&id) else {
+                continue;
+            };
             if viewer.next_timeout <= now && !viewer.closed {
                 if let Err(e) = viewer.rtc.handle_input(Input::Timeout(now)) {
                     warn!(viewer = viewer.id.0, "engine timeout error: {e}");
                 }
                 viewer.drain(socket);
             }
+            self.wakeups.after_drain(viewer);
         }
     }
 
-    /// Forgets viewers whose engine has stopped.
+    /// Forgets viewers whose engine has stopped (only those driven since the last call can
+    /// have: an engine changes only when it is given input, and every input is drained).
     fn reap(&mut self) {
-        let dead: Vec<ViewerId> = self
-            .viewers
-            .values()
-            .filter(|v| v.closed || !v.rtc.is_alive())
-            .map(|v| v.id)
-            .collect();
+        let dead = std::mem::take(&mut self.wakeups.finished);
         for id in dead {
+            self.wakeups.forget(id);
             if let Some(mut v) = self.viewers.remove(&id) {
                 v.close("Stopped by session disconnect");
                 self.by_ufrag.remove(&v.local_ufrag);
@@ -397,7 +476,7 @@ impl HubState {
                 if let Some(f) = self.feeds.get_mut(&v.feed) {
                     f.viewers.retain(|x| *x != id);
                 }
-                drop::<Rtc>(v.rtc);
+                drop::<Box<Viewer>>(v);
                 debug!(viewer = id.0, "viewer removed");
             }
         }
@@ -426,5 +505,28 @@ mod tests {
         let mut fake = [0u8; 20];
         fake[4..8].copy_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
         assert_eq!(stun_local_ufrag(&fake), None);
+    }
+
+    #[test]
+    fn wakeups_come_in_time_order_once_each_and_skip_superseded_times() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let (a, b, c) = (ViewerId(1), ViewerId(2), ViewerId(3));
+        let mut w = Wakeups::default();
+        w.arm(a, ms(10));
+        w.arm(b, ms(5));
+        w.arm(c, ms(30));
+        // A later time does not replace an earlier one; an earlier one does.
+        w.arm(b, ms(8));
+        w.arm(a, ms(2));
+        assert_eq!(w.next(), Some(ms(2)));
+        assert_eq!(w.pop_due(ms(1)), None);
+        assert_eq!(w.pop_due(ms(20)), Some(a));
+        assert_eq!(w.pop_due(ms(20)), Some(b));
+        // a's superseded entry at 10 ms is skipped, c is not due yet.
+        assert_eq!(w.pop_due(ms(20)), None);
+        w.forget(c);
+        assert_eq!(w.pop_due(ms(100)), None);
+        assert!(w.heap.is_empty() && w.armed.is_empty());
     }
 }

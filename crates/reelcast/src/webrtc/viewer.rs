@@ -18,6 +18,17 @@ use crate::media::{Frame, MediaKind};
 /// browsers ask for one while they wait for the first, and that one is on its way.
 const KEYFRAME_REQUEST_GRACE: Duration = Duration::from_millis(1000);
 
+/// How long sent video packets are kept to answer NACKs. A browser asks for a lost packet
+/// as soon as a later one arrives and repeats every round trip; after about a second the
+/// picture it belonged to is past its playout time and the browser asks for a keyframe
+/// instead. One second covers several retries at any usable round-trip time.
+const RESEND_CACHE_AGE: Duration = Duration::from_secs(1);
+/// At most this many packets (a second of ~5 Mbit/s video); the cache grows to it only
+/// when needed.
+const RESEND_CACHE_PACKETS: usize = 512;
+/// str0m's default: queued resends are dropped when they exceed 15 % of what is sent.
+const RESEND_RATIO_CAP: Option<f32> = Some(0.15);
+
 /// Spacing of a late joiner's catch-up pictures: just over one 90 kHz tick, so each gets
 /// its own RTP timestamp.
 const CATCH_UP_STEP_US: i64 = 12;
@@ -109,7 +120,10 @@ impl Viewer {
             // str0m announces the negotiated media only once DTLS is up, after `Connected`.
             Event::MediaAdded(m) => {
                 match m.kind {
-                    RtcKind::Video => self.video = Some(m.mid),
+                    RtcKind::Video => {
+                        self.video = Some(m.mid);
+                        self.size_resend_cache(m.mid);
+                    }
                     RtcKind::Audio => self.audio = Some(m.mid),
                 }
                 self.choose_payload_types();
@@ -136,6 +150,16 @@ impl Viewer {
             }
             Event::Closed => self.close("Stopped by session disconnect"),
             _ => {}
+        }
+    }
+
+    /// Keeps sent video packets for answering NACKs for [`RESEND_CACHE_AGE`] rather than
+    /// str0m's 3 s. The cache is per viewer (each engine packetizes for itself) and was
+    /// most of a viewer's memory: 3 s of a 600 kbit/s stream is ~220 KB of payload plus
+    /// ~430 B of bookkeeping per packet.
+    fn size_resend_cache(&mut self, mid: Mid) {
+        if let Some(stream) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
+            stream.set_rtx_cache(RESEND_CACHE_PACKETS, RESEND_CACHE_AGE, RESEND_RATIO_CAP);
         }
     }
 
@@ -224,8 +248,16 @@ impl Viewer {
     /// comes now and not at the next keyframe (which may be seconds away). The frames keep
     /// their order, but their timestamps are packed one 90 kHz tick apart just before the
     /// newest one: the browser decodes them in one go and shows the newest picture when
-    /// every other viewer does, then follows the shared timeline.
-    pub fn catch_up(&mut self, gop: &[Frame], epoch: Instant, now: Instant) {
+    /// every other viewer does, then follows the shared timeline. Each frame is sent before
+    /// the next is written, so the engine's send queue never holds the whole GOP (its
+    /// queues keep the largest size they ever reached, for as long as the viewer stays).
+    pub fn catch_up(
+        &mut self,
+        gop: &[Frame],
+        epoch: Instant,
+        now: Instant,
+        socket: &tokio::net::UdpSocket,
+    ) {
         let Some(newest) = gop.last() else {
             return;
         };
@@ -235,6 +267,7 @@ impl Viewer {
             frame.pts_us = newest.pts_us - (count - 1 - i as i64) * CATCH_UP_STEP_US;
             frame.dts_us = frame.pts_us;
             self.write(&frame, epoch, now);
+            self.drain(socket);
         }
         debug!(
             viewer = self.id.0,
