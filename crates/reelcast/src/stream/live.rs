@@ -147,10 +147,9 @@ pub async fn start(
         viewers: Arc::new(AtomicUsize::new(0)),
     };
     // The feed is open before anyone can find the translation: a viewer added to a feed
-    // the hub does not know yet would never be given its frames (the first viewer's join
-    // used to race the task below, and got the GOP on connect and then nothing). The task
-    // moves the epoch to its clock's when it starts.
-    hub.open_feed(handle.feed, Instant::now());
+    // the hub does not know yet would never be given its frames. Its epoch is the clock's.
+    let clock = PacingClock::new(Instant::now());
+    hub.open_feed(handle.feed, clock.epoch());
     if !registry.add_translation(handle.clone()) {
         hub.close_feed(handle.feed);
         return Err(StartError::NameInUse);
@@ -164,9 +163,6 @@ pub async fn start(
     };
     let span = tracing::info_span!("live", stream = %handle.name);
     let source = LoopingReader::new(reader, handle.looped);
-    // The feed opens here, before anyone can add a viewer to it.
-    let clock = PacingClock::new(Instant::now());
-    hub.open_feed(handle.feed, clock.epoch());
     tokio::spawn(
         task.run(clock, source, command_rx, event_rx)
             .instrument(span),
