@@ -33,30 +33,18 @@ export async function whepWatch(page, name) {
   await installFrameRecorder(page);
   return page.evaluate(async (streamName) => {
     const startedAt = performance.timeOrigin + performance.now();
-    const pc = new RTCPeerConnection();
-    pc.addTransceiver('video', { direction: 'recvonly' });
-    pc.addTransceiver('audio', { direction: 'recvonly' });
+    const pc = window.__whep.peer();
     const video = document.createElement('video');
     video.autoplay = true;
     video.muted = true;
     document.body.appendChild(video);
     pc.ontrack = (e) => { video.srcObject = e.streams[0]; video.play().catch(() => {}); };
     const index = window.__watch(video, startedAt);
-    await pc.setLocalDescription(await pc.createOffer());
-    await new Promise((resolve) => {
-      if (pc.iceGatheringState === 'complete') return resolve();
-      const t = setTimeout(resolve, 2000);
-      pc.addEventListener('icegatheringstatechange', () => {
-        if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); }
-      });
-    });
-    const res = await fetch(`/whep/${encodeURIComponent(streamName)}`, {
-      method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
-    });
-    const body = await res.text();
-    if (res.status !== 201) throw new Error(`WHEP POST answered ${res.status}: ${body}`);
-    window.__whepLocations = [...(window.__whepLocations || []), res.headers.get('location')];
-    await pc.setRemoteDescription({ type: 'answer', sdp: body });
+    await window.__whep.offer(pc);
+    const r = await window.__whep.post(pc, streamName);
+    if (r.status !== 201) throw new Error(`WHEP POST answered ${r.status}: ${r.body}`);
+    window.__whepLocations = [...(window.__whepLocations || []), r.location];
+    await window.__whep.answer(pc, r);
     return index;
   }, name);
 }

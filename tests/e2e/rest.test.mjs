@@ -106,23 +106,8 @@ function httpsRequest(url, body, headers, method = 'POST') {
 // ---------------------------------------------------------------- a WHEP viewer in a page
 function whepPlay(page, name) {
   return page.evaluate(async (streamName) => {
-    const pc = new RTCPeerConnection();
-    pc.addTransceiver('video', { direction: 'recvonly' });
-    pc.addTransceiver('audio', { direction: 'recvonly' });
-    await pc.setLocalDescription(await pc.createOffer());
-    await new Promise((resolve) => {
-      if (pc.iceGatheringState === 'complete') return resolve();
-      const t = setTimeout(resolve, 2000);
-      pc.addEventListener('icegatheringstatechange', () => {
-        if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); }
-      });
-    });
-    const res = await fetch(`/whep/${encodeURIComponent(streamName)}`, {
-      method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
-    });
-    const body = await res.text();
-    if (res.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: body });
-    return { status: res.status, location: res.headers.get('location'), body };
+    const { status, location, body } = await window.__whep.start(streamName);
+    return { status, location, body };
   }, name);
 }
 

@@ -9,22 +9,12 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freeTcpPort } from './helpers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const PYTHON = process.env.PYTHON || 'python3';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * Starts moto on a free port and fills it: `buckets` (names), `objects` ([{bucket,
@@ -32,7 +22,7 @@ function freePort() {
  * secret}, stop() }. `reader` may read everything; `nobody` has no permissions.
  */
 export async function startStore({ buckets, objects }) {
-  const port = await freePort();
+  const port = await freeTcpPort();
   const proc = spawn(PYTHON, ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });
