@@ -13,9 +13,8 @@ pub enum MediaKind {
 /// in front of every keyframe) or one Opus packet.
 ///
 /// Times are microseconds on the stream's own timeline, which starts at 0 when the
-/// stream starts and keeps rising across loop seams. `data` is shared between every sink;
-/// it is never copied per viewer: it is an `Arc<[u8]>` rather than `bytes::Bytes` because
-/// that is what str0m's `Writer::write` takes, so handing it to each viewer is a refcount bump.
+/// stream starts and keeps rising across loop seams. `data` is shared between every sink and
+/// never copied per viewer (the WebRTC hub cuts it into RTP payloads once per stream).
 #[derive(Debug, Clone)]
 pub struct Frame {
     pub kind: MediaKind,

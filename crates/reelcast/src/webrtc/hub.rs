@@ -7,8 +7,8 @@
 //!
 //! A *feed* is one stream as the hub sees it: its epoch (wall-clock time of stream time 0,
 //! used for RTCP sender reports so audio and video share one clock), its viewers, and its
-//! current GOP (the last keyframe and the pictures since). Frames arrive once per feed and
-//! are written to each of its viewers. The GOP answers picture-loss requests (with its
+//! current GOP (the last keyframe and the pictures since). Frames arrive once per feed, are
+//! cut into RTP payloads once ([`packets`]) and are written to each of its viewers. The GOP answers picture-loss requests (with its
 //! keyframe) and gives a viewer who joins mid-stream a picture at once: the whole GOP is
 //! sent on connect, its timestamps packed just before the newest picture, so the browser
 //! decodes up to "now" in one go and then follows the shared timeline.
@@ -21,6 +21,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::net::{Protocol, Receive};
@@ -29,6 +30,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info, warn};
 
+use super::packets::{self, RtpFrame};
 use super::viewer::Viewer;
 use super::Accepted;
 use crate::media::{Frame, MediaKind};
@@ -176,17 +178,17 @@ struct Feed {
     viewers: Vec<ViewerId>,
 }
 
-/// The video frames from the last keyframe on.
+/// The video frames from the last keyframe on, as sent.
 #[derive(Default)]
 struct GopCache {
-    frames: Vec<Frame>,
+    frames: Vec<Arc<RtpFrame>>,
     bytes: usize,
     /// Too long to keep: empty until the next keyframe.
     overflowed: bool,
 }
 
 impl GopCache {
-    fn push(&mut self, frame: &Frame) {
+    fn push(&mut self, frame: &Arc<RtpFrame>) {
         if frame.kind != MediaKind::Video {
             return;
         }
@@ -203,12 +205,12 @@ impl GopCache {
             self.overflowed = true;
             return;
         }
-        self.bytes += frame.data.len();
+        self.bytes += frame.bytes;
         self.frames.push(frame.clone());
     }
 
-    fn keyframe(&self) -> Option<&Frame> {
-        self.frames.first()
+    fn keyframe(&self) -> Option<&RtpFrame> {
+        self.frames.first().map(|f| &**f)
     }
 }
 
@@ -381,17 +383,21 @@ impl HubState {
                 let Some(f) = self.feeds.get_mut(&feed) else {
                     return;
                 };
+                let Some(frame) = packets::packetize(&frame) else {
+                    return;
+                };
                 f.gop.push(&frame);
                 for id in &f.viewers {
                     if let Some(v) = self.viewers.get_mut(id) {
-                        v.write(&frame, f.epoch, now);
-                        v.drain(socket);
+                        v.write(&frame, frame.pts_us, f.epoch, now);
                         if v.wants_keyframe {
                             if let Some(k) = f.gop.keyframe() {
                                 v.resend_keyframe(k, f.epoch, now);
-                                v.drain(socket);
                             }
                         }
+                        // Sent now rather than at the engine's next wake-up: one pass over
+                        // the viewers while the frame is hot in cache, and no heap churn.
+                        v.transmit(now, socket);
                         self.wakeups.after_drain(v);
                     }
                 }

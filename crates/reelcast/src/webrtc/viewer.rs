@@ -2,17 +2,21 @@
 //!
 //! Per viewer is only what cannot be shared: the negotiated payload types, the SRTP and
 //! congestion state inside `Rtc`, and whether video may flow yet (a decoder must start at a
-//! keyframe). Frame bytes are shared `Arc`s; writing them here costs a refcount.
+//! keyframe), and the sequence numbers of its two RTP streams. RTP payloads are cut once
+//! per feed ([`RtpFrame`]) and shared: writing them here costs a refcount per packet.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::format::Codec;
-use str0m::media::{Frequency, MediaKind as RtcKind, MediaTime, Mid, Pt};
-use str0m::{Event, IceConnectionState, Output, Rtc};
+use str0m::media::{MediaKind as RtcKind, Mid, Pt};
+use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, info, warn};
 
 use super::hub::{FeedId, ViewerEvent, ViewerEvents, ViewerId, ViewerPlan};
-use crate::media::{Frame, MediaKind};
+use super::packets::RtpFrame;
+use crate::media::MediaKind;
 
 /// A picture-loss request within this long after a keyframe went out is not answered:
 /// browsers ask for one while they wait for the first, and that one is on its way.
@@ -33,6 +37,29 @@ const RESEND_RATIO_CAP: Option<f32> = Some(0.15);
 /// its own RTP timestamp.
 const CATCH_UP_STEP_US: i64 = 12;
 
+/// RTP clock rates: H.264 and Opus.
+const VIDEO_CLOCK_HZ: u64 = 90_000;
+const AUDIO_CLOCK_HZ: u64 = 48_000;
+
+/// One negotiated RTP stream of this viewer.
+struct Track {
+    mid: Mid,
+    /// Chosen once the browser's payload types are known; nothing is sent before.
+    pt: Option<Pt>,
+    /// Sequence numbers are per viewer (random start, RFC 3550); payloads are not.
+    next_seq: SeqNo,
+}
+
+impl Track {
+    fn new(mid: Mid) -> Self {
+        Track {
+            mid,
+            pt: None,
+            next_seq: SeqNo::default(),
+        }
+    }
+}
+
 pub(super) struct Viewer {
     pub id: ViewerId,
     pub feed: FeedId,
@@ -40,10 +67,8 @@ pub(super) struct Viewer {
     pub local_ufrag: String,
     plan: ViewerPlan,
     events: ViewerEvents,
-    video: Option<Mid>,
-    audio: Option<Mid>,
-    video_pt: Option<Pt>,
-    audio_pt: Option<Pt>,
+    video: Option<Track>,
+    audio: Option<Track>,
     connected: bool,
     /// Video is held back until a keyframe: a decoder cannot start anywhere else.
     awaiting_keyframe: bool,
@@ -77,8 +102,6 @@ impl Viewer {
             events,
             video: None,
             audio: None,
-            video_pt: None,
-            audio_pt: None,
             connected: false,
             awaiting_keyframe: true,
             video_started: false,
@@ -121,10 +144,10 @@ impl Viewer {
             Event::MediaAdded(m) => {
                 match m.kind {
                     RtcKind::Video => {
-                        self.video = Some(m.mid);
+                        self.video = Some(Track::new(m.mid));
                         self.size_resend_cache(m.mid);
                     }
-                    RtcKind::Audio => self.audio = Some(m.mid),
+                    RtcKind::Audio => self.audio = Some(Track::new(m.mid)),
                 }
                 self.choose_payload_types();
             }
@@ -166,8 +189,8 @@ impl Viewer {
     /// Picks the H.264 payload type whose profile matches the file (a browser decodes any
     /// profile it offered, but the matching one keeps the SDP honest) and the Opus one.
     fn choose_payload_types(&mut self) {
-        if let (Some(mid), Some(profile)) = (self.video, self.plan.h264_profile_idc) {
-            if let Some(writer) = self.rtc.writer(mid) {
+        if let (Some(track), Some(profile)) = (&mut self.video, self.plan.h264_profile_idc) {
+            if let Some(writer) = self.rtc.writer(track.mid) {
                 let h264: Vec<_> = writer
                     .payload_params()
                     .filter(|p| p.spec().codec == Codec::H264)
@@ -177,71 +200,92 @@ impl Viewer {
                 let same_profile = h264
                     .iter()
                     .find(|(_, plid)| plid.map(|v| (v >> 16) as u8) == Some(profile));
-                self.video_pt = same_profile.or(h264.first()).map(|(pt, _)| *pt);
+                track.pt = same_profile.or(h264.first()).map(|(pt, _)| *pt);
+            }
+            if track.pt.is_none() {
+                warn!(
+                    viewer = self.id.0,
+                    "browser offered no H.264 with packetization-mode 1: video not sent"
+                );
             }
         }
-        if let (Some(mid), true) = (self.audio, self.plan.has_audio) {
-            if let Some(writer) = self.rtc.writer(mid) {
-                self.audio_pt = writer
+        if let (Some(track), true) = (&mut self.audio, self.plan.has_audio) {
+            if let Some(writer) = self.rtc.writer(track.mid) {
+                track.pt = writer
                     .payload_params()
                     .find(|p| p.spec().codec == Codec::Opus)
                     .map(|p| p.pt());
             }
         }
-        if self.plan.h264_profile_idc.is_some() && self.video.is_some() && self.video_pt.is_none() {
-            warn!(
-                viewer = self.id.0,
-                "browser offered no H.264 with packetization-mode 1: video not sent"
-            );
-        }
     }
 
-    /// Writes one frame. Before the connection is up str0m would drop it anyway.
-    pub fn write(&mut self, frame: &Frame, epoch: Instant, now: Instant) {
+    /// Queues one frame's packets, stamped `pts_us` (its own time, or another one for a
+    /// catch-up or a re-sent keyframe). Before the connection is up nothing is sent: the
+    /// engine would drop it anyway. [`Self::transmit`] sends what was queued.
+    pub fn write(&mut self, frame: &RtpFrame, pts_us: i64, epoch: Instant, now: Instant) {
         if !self.connected || self.closed {
             return;
         }
-        let (mid, pt, rate) = match frame.kind {
-            MediaKind::Video => {
-                if self.awaiting_keyframe && !frame.keyframe {
-                    return;
-                }
-                (self.video, self.video_pt, Frequency::NINETY_KHZ)
-            }
-            MediaKind::Audio => (self.audio, self.audio_pt, Frequency::FORTY_EIGHT_KHZ),
-        };
-        let (Some(mid), Some(pt)) = (mid, pt) else {
+        let video = frame.kind == MediaKind::Video;
+        if video && self.awaiting_keyframe && !frame.keyframe {
             return;
-        };
-        let pts_us = frame.pts_us.max(0);
-        let ticks = (pts_us as u128 * rate.get() as u128 / 1_000_000) as u64;
-        let wallclock = epoch + Duration::from_micros(pts_us as u64);
-        let Some(writer) = self.rtc.writer(mid) else {
-            return;
-        };
-        match writer.write(
-            pt,
-            wallclock,
-            MediaTime::new(ticks, rate),
-            frame.data.clone(),
-        ) {
-            Ok(()) => {
-                if frame.kind == MediaKind::Video {
-                    self.video_started = true;
-                    self.last_video_pts_us = pts_us;
-                    if frame.keyframe {
-                        self.awaiting_keyframe = false;
-                        self.last_keyframe_sent = Some(now);
-                    }
-                }
-            }
-            Err(e) => debug!(viewer = self.id.0, "write failed: {e}"),
         }
+        let (track, clock_hz) = if video {
+            (&mut self.video, VIDEO_CLOCK_HZ)
+        } else {
+            (&mut self.audio, AUDIO_CLOCK_HZ)
+        };
+        let Some(Track {
+            mid,
+            pt: Some(pt),
+            next_seq,
+        }) = track
+        else {
+            return;
+        };
+        let mut api = self.rtc.direct_api();
+        let Some(stream) = api.stream_tx_by_mid(*mid, None) else {
+            return;
+        };
+        let pts_us = pts_us.max(0);
+        // RTP time wraps at 32 bits by design; the receiver unwraps it.
+        let rtp_time = (pts_us as u128 * clock_hz as u128 / 1_000_000) as u32;
+        let wallclock = epoch + Duration::from_micros(pts_us as u64);
+        let last = frame.payloads.len() - 1;
+        for (i, payload) in frame.payloads.iter().enumerate() {
+            let packet = RtpWrite::new(*pt, next_seq.inc(), rtp_time, wallclock, payload.clone())
+                // Video: the marker ends a picture, and lost packets are re-sent on NACK.
+                // Audio: a lost Opus packet is concealed; re-sending it would come too late.
+                .marker(video && i == last)
+                .nackable(video);
+            stream.write_rtp(packet);
+        }
+        if video {
+            self.video_started = true;
+            self.last_video_pts_us = pts_us;
+            if frame.keyframe {
+                self.awaiting_keyframe = false;
+                self.last_keyframe_sent = Some(now);
+            }
+        }
+    }
+
+    /// Sends what [`Self::write`] queued: the engine packs and encrypts queued packets when
+    /// time moves, so it is given `now`, then drained.
+    pub fn transmit(&mut self, now: Instant, socket: &tokio::net::UdpSocket) {
+        if self.closed {
+            return;
+        }
+        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+            warn!(viewer = self.id.0, "engine timeout error: {e}");
+        }
+        self.drain(socket);
     }
 
     /// True once the viewer can take video and has had none: time for [`Self::catch_up`].
     pub fn wants_catch_up(&self) -> bool {
-        self.connected && !self.closed && self.video_pt.is_some() && !self.video_started
+        let video_negotiated = self.video.as_ref().is_some_and(|t| t.pt.is_some());
+        self.connected && !self.closed && video_negotiated && !self.video_started
     }
 
     /// Sends a viewer who joins mid-stream the feed's current GOP, so its first picture
@@ -253,7 +297,7 @@ impl Viewer {
     /// queues keep the largest size they ever reached, for as long as the viewer stays).
     pub fn catch_up(
         &mut self,
-        gop: &[Frame],
+        gop: &[Arc<RtpFrame>],
         epoch: Instant,
         now: Instant,
         socket: &tokio::net::UdpSocket,
@@ -262,12 +306,10 @@ impl Viewer {
             return;
         };
         let count = gop.len() as i64;
-        for (i, cached) in gop.iter().enumerate() {
-            let mut frame = cached.clone();
-            frame.pts_us = newest.pts_us - (count - 1 - i as i64) * CATCH_UP_STEP_US;
-            frame.dts_us = frame.pts_us;
-            self.write(&frame, epoch, now);
-            self.drain(socket);
+        for (i, frame) in gop.iter().enumerate() {
+            let pts_us = newest.pts_us - (count - 1 - i as i64) * CATCH_UP_STEP_US;
+            self.write(frame, pts_us, epoch, now);
+            self.transmit(now, socket);
         }
         debug!(
             viewer = self.id.0,
@@ -280,13 +322,10 @@ impl Viewer {
     /// new keyframe, so the cached one is re-sent just after the newest picture, and the
     /// pictures that depend on frames the browser lost are held back until the next real
     /// keyframe: the viewer sees a still picture, never a smeared one.
-    pub fn resend_keyframe(&mut self, cached: &Frame, epoch: Instant, now: Instant) {
+    pub fn resend_keyframe(&mut self, keyframe: &RtpFrame, epoch: Instant, now: Instant) {
         self.wants_keyframe = false;
-        let mut frame = cached.clone();
         // One 90 kHz tick after the newest picture, so the browser treats it as new.
-        frame.pts_us = self.last_video_pts_us + 12;
-        frame.dts_us = frame.pts_us;
-        self.write(&frame, epoch, now);
+        self.write(keyframe, self.last_video_pts_us + 12, epoch, now);
         self.awaiting_keyframe = true;
         self.last_keyframe_sent = Some(now);
         debug!(
