@@ -30,6 +30,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info, warn};
 
+use super::outbox::Outbox;
 use super::packets::{self, RtpFrame};
 use super::viewer::Viewer;
 use super::Accepted;
@@ -291,6 +292,8 @@ async fn run(socket: UdpSocket, announced: SocketAddr, mut rx: UnboundedReceiver
     if let Err(e) = socket2::SockRef::from(&socket).set_send_buffer_size(SOCKET_SEND_BUFFER) {
         warn!("cannot enlarge the udp send buffer: {e}");
     }
+    let socket = Arc::new(socket);
+    let mut out = Outbox::new(socket.clone());
     let mut state = HubState {
         announced,
         feeds: HashMap::new(),
@@ -311,16 +314,17 @@ async fn run(socket: UdpSocket, announced: SocketAddr, mut rx: UnboundedReceiver
         let wake = state.next_timeout();
         tokio::select! {
             command = rx.recv() => match command {
-                Some(command) => state.on_command(command, &socket),
+                Some(command) => state.on_command(command, &mut out),
                 None => break,
             },
             received = socket.recv_from(&mut buf) => match received {
-                Ok((n, source)) => state.on_datagram(&buf[..n], source, &socket),
+                Ok((n, source)) => state.on_datagram(&buf[..n], source, &mut out),
                 // ICMP "port unreachable" from a closed browser surfaces here on Linux.
                 Err(e) => debug!("udp receive: {e}"),
             },
-            _ = tokio::time::sleep_until(wake.into()) => state.on_timeout(&socket),
+            _ = tokio::time::sleep_until(wake.into()) => state.on_timeout(&mut out),
         }
+        out.flush();
         state.reap();
     }
 }
@@ -331,7 +335,7 @@ impl HubState {
         self.wakeups.next().map_or(idle, |t| t.min(idle))
     }
 
-    fn on_command(&mut self, command: Command, socket: &UdpSocket) {
+    fn on_command(&mut self, command: Command, out: &mut Outbox) {
         let now = Instant::now();
         match command {
             Command::OpenFeed { feed, epoch } => {
@@ -364,7 +368,7 @@ impl HubState {
                     events,
                     now,
                 ));
-                viewer.drain(socket);
+                viewer.drain(out);
                 self.wakeups.after_drain(&viewer);
                 self.by_ufrag.insert(local_ufrag, id);
                 self.viewers.insert(id, viewer);
@@ -375,7 +379,7 @@ impl HubState {
             Command::RemoveViewer { id, reason } => {
                 if let Some(v) = self.viewers.get_mut(&id) {
                     v.close(reason);
-                    v.drain(socket);
+                    v.drain(out);
                     self.wakeups.after_drain(v);
                 }
             }
@@ -397,7 +401,7 @@ impl HubState {
                         }
                         // Sent now rather than at the engine's next wake-up: one pass over
                         // the viewers while the frame is hot in cache, and no heap churn.
-                        v.transmit(now, socket);
+                        v.transmit(now, out);
                         self.wakeups.after_drain(v);
                     }
                 }
@@ -405,7 +409,7 @@ impl HubState {
         }
     }
 
-    fn on_datagram(&mut self, data: &[u8], source: SocketAddr, socket: &UdpSocket) {
+    fn on_datagram(&mut self, data: &[u8], source: SocketAddr, out: &mut Outbox) {
         let Some(id) = self.route(data, source) else {
             debug!("datagram from {source} matches no viewer");
             return;
@@ -433,10 +437,10 @@ impl HubState {
         if let Err(e) = viewer.rtc.handle_input(input) {
             warn!(viewer = id.0, "bad input from {source}: {e}");
         }
-        viewer.drain(socket);
+        viewer.drain(out);
         if viewer.wants_catch_up() {
             if let Some(f) = self.feeds.get(&viewer.feed) {
-                viewer.catch_up(&f.gop.frames, f.epoch, Instant::now(), socket);
+                viewer.catch_up(&f.gop.frames, f.epoch, Instant::now(), out);
             }
         }
         self.wakeups.after_drain(viewer);
@@ -453,7 +457,7 @@ impl HubState {
         self.by_addr.get(&source).copied()
     }
 
-    fn on_timeout(&mut self, socket: &UdpSocket) {
+    fn on_timeout(&mut self, out: &mut Outbox) {
         let now = Instant::now();
         while let Some(id) = self.wakeups.pop_due(now) {
             let Some(viewer) = self.viewers.get_mut(&id) else {
@@ -463,7 +467,7 @@ impl HubState {
                 if let Err(e) = viewer.rtc.handle_input(Input::Timeout(now)) {
                     warn!(viewer = viewer.id.0, "engine timeout error: {e}");
                 }
-                viewer.drain(socket);
+                viewer.drain(out);
             }
             self.wakeups.after_drain(viewer);
         }

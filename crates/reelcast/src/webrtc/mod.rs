@@ -3,7 +3,8 @@
 //! Owns: answering a browser's offer as an ICE-lite peer (`answer`), the UDP socket and the
 //! loop that demultiplexes datagrams to viewers and drives their engines (`hub`), and what
 //! each viewer needs on its own: payload types, RTP time, keyframe gating (`viewer`), and
-//! cutting frames into RTP payloads once per feed for all its viewers (`packets`).
+//! cutting frames into RTP payloads once per feed for all its viewers (`packets`); sending
+//! datagrams in batches (`outbox`).
 //!
 //! Must not: read files, parse MP4, know stream names or signalling. It receives finished
 //! [`Frame`](crate::media::Frame)s on *feeds* (one feed per stream) and fans each frame out
@@ -11,6 +12,7 @@
 
 mod answer;
 mod hub;
+mod outbox;
 mod packets;
 mod viewer;
 

@@ -15,6 +15,7 @@ use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, info, warn};
 
 use super::hub::{FeedId, ViewerEvent, ViewerEvents, ViewerId, ViewerPlan};
+use super::outbox::Outbox;
 use super::packets::RtpFrame;
 use crate::media::MediaKind;
 
@@ -75,6 +76,9 @@ pub(super) struct Viewer {
     /// Any video written yet (a viewer joining mid-stream first gets the feed's GOP).
     video_started: bool,
     last_keyframe_sent: Option<Instant>,
+    /// The catch-up burst grew the engine's resend cache; it is made anew at the next
+    /// keyframe (see [`Self::write`]).
+    resend_cache_oversized: bool,
     /// Presentation time of the last video frame written, to place a re-sent keyframe.
     last_video_pts_us: i64,
     /// Set when the browser asked for a picture; the hub answers from the feed's cache.
@@ -106,6 +110,7 @@ impl Viewer {
             awaiting_keyframe: true,
             video_started: false,
             last_keyframe_sent: None,
+            resend_cache_oversized: false,
             last_video_pts_us: 0,
             wants_keyframe: false,
             next_timeout: now,
@@ -115,20 +120,14 @@ impl Viewer {
 
     /// Drains the engine until it asks to be woken later: sends what it transmits and turns
     /// its events into viewer events. This is str0m's "drain after every mutation" rule.
-    pub fn drain(&mut self, socket: &tokio::net::UdpSocket) {
+    pub fn drain(&mut self, out: &mut Outbox) {
         while !self.closed {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
                     self.next_timeout = t;
                     return;
                 }
-                Ok(Output::Transmit(t)) => {
-                    // UDP is lossy anyway: a full socket buffer drops like the network would,
-                    // and NACK/RTX recovers it.
-                    if let Err(e) = socket.try_send_to(&t.contents, t.destination) {
-                        debug!(viewer = self.id.0, "send to {} failed: {e}", t.destination);
-                    }
-                }
+                Ok(Output::Transmit(t)) => out.push(t.destination, t.contents.into()),
                 Ok(Output::Event(event)) => self.on_event(event),
                 Err(e) => {
                     warn!(viewer = self.id.0, "WebRTC engine failed: {e}");
@@ -230,6 +229,16 @@ impl Viewer {
         if video && self.awaiting_keyframe && !frame.keyframe {
             return;
         }
+        if video && frame.keyframe && self.resend_cache_oversized {
+            // The cache is a ring that grows to hold what was sent within its age and never
+            // shrinks: a GOP sent at once left it several times its steady size. Packets
+            // from before a keyframe are not needed to decode after it, so here a fresh,
+            // small cache loses nothing worth re-sending.
+            self.resend_cache_oversized = false;
+            if let Some(mid) = self.video.as_ref().map(|t| t.mid) {
+                self.size_resend_cache(mid);
+            }
+        }
         let (track, clock_hz) = if video {
             (&mut self.video, VIDEO_CLOCK_HZ)
         } else {
@@ -272,14 +281,14 @@ impl Viewer {
 
     /// Sends what [`Self::write`] queued: the engine packs and encrypts queued packets when
     /// time moves, so it is given `now`, then drained.
-    pub fn transmit(&mut self, now: Instant, socket: &tokio::net::UdpSocket) {
+    pub fn transmit(&mut self, now: Instant, out: &mut Outbox) {
         if self.closed {
             return;
         }
         if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
             warn!(viewer = self.id.0, "engine timeout error: {e}");
         }
-        self.drain(socket);
+        self.drain(out);
     }
 
     /// True once the viewer can take video and has had none: time for [`Self::catch_up`].
@@ -300,7 +309,7 @@ impl Viewer {
         gop: &[Arc<RtpFrame>],
         epoch: Instant,
         now: Instant,
-        socket: &tokio::net::UdpSocket,
+        out: &mut Outbox,
     ) {
         let Some(newest) = gop.last() else {
             return;
@@ -309,8 +318,9 @@ impl Viewer {
         for (i, frame) in gop.iter().enumerate() {
             let pts_us = newest.pts_us - (count - 1 - i as i64) * CATCH_UP_STEP_US;
             self.write(frame, pts_us, epoch, now);
-            self.transmit(now, socket);
+            self.transmit(now, out);
         }
+        self.resend_cache_oversized = gop.len() > 1;
         debug!(
             viewer = self.id.0,
             frames = gop.len(),
