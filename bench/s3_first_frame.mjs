@@ -59,10 +59,11 @@ const OBJECTS = ['10m_first.mp4', '10m_end.mp4', '1g_first.mp4', '1g_end.mp4'].m
   return { name, size, dur, bps: size / dur, moov: moovOf(f(name)) };
 });
 
-/** A range-serving HTTP server for /BUCKET/KEY → file (GET with Range only). */
+/** A range-serving HTTP server for /BUCKET/KEY → file (GET with Range only; no auth). */
 function rangeServer(files) {
   const srv = http.createServer((req, res) => {
-    const file = files[decodeURIComponent(req.url.split('/').slice(2).join('/'))];
+    // The path only: presigned requests carry their signature in the query string.
+    const file = files[decodeURIComponent(new URL(req.url, 'http://store').pathname.split('/').slice(2).join('/'))];
     if (!file) { res.writeHead(404, { 'content-type': 'application/xml' }); res.end('<Error><Code>NoSuchKey</Code></Error>'); return; }
     const size = statSync(file).size;
     const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range || '');
@@ -142,14 +143,24 @@ for (const o of OBJECTS) {
   console.log(rows[rows.length - 1]);
 }
 
-// Bytes fetched per byte played: the 10 MB moov-last object played to its end.
+// The server's count of one object's bytes, from its "S3 object closed" line (only
+// lines of 10m_end.mp4: a stream stopped earlier may log its own line late).
+const CLOSED = /S3 object closed: (\d+) bytes fetched for (\d+) bytes read[^\n]*\/bench\/10m_end\.mp4/;
+async function closedLine(from) {
+  const deadline = Date.now() + 60000;
+  let m;
+  while (Date.now() < deadline && !(m = CLOSED.exec(server.stderr().slice(from)))) await sleep(500);
+  return m;
+}
+
+// Bytes fetched per byte played: the 10 MB moov-last object played to its end. The
+// proxy's count is taken when the server's line appears (the next play reuses the proxy).
 const before = server.stderr().length;
 const full = `vod://s3/${motoProxy.endpoint}/bench/10m_end.mp4`;
 motoProxy.stats.bytes = 0;
 await page.evaluate(([u, n]) => window.__play(u, n), [server.wsUrl, full]);
-const deadline = Date.now() + 60000;
-let closed;
-while (Date.now() < deadline && !(closed = /S3 object closed: (\d+) bytes fetched for (\d+) bytes read/.exec(server.stderr().slice(before)))) await sleep(500);
+const closed = await closedLine(before);
+const proxyFull = motoProxy.stats.bytes;
 const size10 = OBJECTS.find((o) => o.name === '10m_end.mp4').size;
 
 // The same object as a live translation with 20 viewers (WCS SDK plays in one page):
@@ -157,22 +168,22 @@ const size10 = OBJECTS.find((o) => o.name === '10m_end.mp4').size;
 const VIEWERS = 20;
 const beforeLive = server.stderr().length;
 const live = `vod-live://s3/${motoProxy.endpoint}/bench/10m_end.mp4`;
+motoProxy.stats.bytes = 0;
 for (let i = 0; i < VIEWERS; i++) await page.evaluate(([u, n]) => window.__play(u, n), [server.wsUrl, live]);
-const liveDeadline = Date.now() + 60000;
-let liveClosed;
-while (Date.now() < liveDeadline && !(liveClosed = /S3 object closed: (\d+) bytes fetched for (\d+) bytes read/.exec(server.stderr().slice(beforeLive)))) await sleep(500);
+const liveClosed = await closedLine(beforeLive);
+const proxyLive = motoProxy.stats.bytes;
 const liveTranslations = (server.stderr().slice(beforeLive).match(/translation started/g) || []).length;
 console.log('\n| object | store | bytes before 1st frame | of which media (s) | time to 1st frame, ms: median (min-max) |');
 console.log('|---|---|---|---|---|');
 for (const r of rows) console.log(`| ${Object.values(r).join(' | ')} |`);
 if (closed) {
-  console.log(`\nplayed to the end: ${closed[1]} bytes fetched (proxy: ${motoProxy.stats.bytes}) for ${closed[2]} bytes read by the demuxer; object ${size10} bytes; `
+  console.log(`\nplayed to the end: ${closed[1]} bytes fetched (proxy, with HTTP headers: ${proxyFull}) for ${closed[2]} bytes read by the demuxer; object ${size10} bytes; `
     + `fetched per byte read ${(Number(closed[1]) / Number(closed[2])).toFixed(3)}, per byte of object ${(Number(closed[1]) / size10).toFixed(3)}`);
 } else {
   console.log('\nplayed to the end: no "S3 object closed" line within 60 s');
 }
 if (liveClosed) {
-  console.log(`live translation, ${VIEWERS} viewers, ${liveTranslations} translation(s): ${liveClosed[1]} bytes fetched for an object of ${size10} bytes: `
+  console.log(`live translation, ${VIEWERS} viewers, ${liveTranslations} translation(s): ${liveClosed[1]} bytes fetched (proxy: ${proxyLive}) for an object of ${size10} bytes: `
     + `fetched per byte of object ${(Number(liveClosed[1]) / size10).toFixed(3)}`);
 } else {
   console.log(`\nlive translation, ${VIEWERS} viewers: no "S3 object closed" line within 60 s`);

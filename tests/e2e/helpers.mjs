@@ -99,11 +99,12 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * (absolute paths; copied under their base names), on free random ports.
  * Resolves once GET /api/files answers 200 (20 s at most, else rejects with the
  * server's stderr). `extraFiles` maps a path relative to the temp root (outside the
- * media dir) to a source file, for path-traversal tests.
+ * media dir) to a source file, for path-traversal tests. `env` adds to (or replaces)
+ * the server's environment.
  *
  * Returns { http, ws, media, base, wsUrl, mediaDir, root, stderr(), stop(), alive() }.
  */
-export async function startServer({ files = [SAMPLE], outside = {}, settings = {}, readyTimeoutMs = 20000 } = {}) {
+export async function startServer({ files = [SAMPLE], outside = {}, settings = {}, env = {}, readyTimeoutMs = 20000 } = {}) {
   requireFiles(BIN, ...files, ...Object.values(outside));
   const root = await mkdtemp(path.join(os.tmpdir(), 'reelcast-e2e-'));
   const mediaDir = path.join(root, 'media');
@@ -122,7 +123,7 @@ export async function startServer({ files = [SAMPLE], outside = {}, settings = {
     for (const [k, v] of Object.entries(settings)) args.push('--set', `${k}=${v}`);
     const proc = spawn(BIN, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NO_COLOR: '1', RUST_BACKTRACE: '1', RUST_LOG: process.env.RUST_LOG || 'info' },
+      env: { ...process.env, NO_COLOR: '1', RUST_BACKTRACE: '1', RUST_LOG: process.env.RUST_LOG || 'info', ...env },
     });
     let log = '';
     const keep = (chunk) => { log += chunk; if (log.length > 400000) log = log.slice(-200000); };

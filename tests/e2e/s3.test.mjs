@@ -3,17 +3,24 @@
 // act on: wrong credentials, no permission, missing object, missing bucket, not an MP4,
 // a store that does not answer. Then the same through a slow link that drops its
 // connections: playback starts long before the object is read and survives the cuts.
+// Over HTTPS (a TLS front with a certificate from a test CA given in aws_s3_ca_file; an
+// untrusted one fails at once) and with virtual-host names (bucket.s3.reelcast.test,
+// reached through a CONNECT proxy, ALL_PROXY).
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {
   SAMPLE, assertServerUp, launchBrowser, measure, openSdkPage, requireFiles, sdkEvents, sdkPlay,
-  sdkStopLast, startServer, testMedia, waitForStats, waitForStatus, withServerLog,
+  readStats, sdkStopLast, startServer, testMedia, waitForStats, waitForStatus, withServerLog,
 } from './helpers.mjs';
+import { STORE_DOMAIN, makeCertificates, startConnectProxy, startFront } from './s3_https.mjs';
 import { startProxy, startStore } from './s3_store.mjs';
 
 const LONG = testMedia('long_moov_end.mp4');
+const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
   let store;
@@ -23,6 +30,12 @@ describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
   let slow;        // throttled, connection-cutting proxy in front of the store
   let denied;      // plain proxy whose host:port has the credentials of a user without rights
   let closedPort;  // a port nobody listens on
+  let tmp;         // certificates
+  let certs;
+  let fronts = []; // HTTPS (trusted CA, untrusted) and HTTP fronts of the store
+  let connect;     // CONNECT proxy for virtual-host names under STORE_DOMAIN
+  let stalling;    // proxy that can stop passing on anything the store sends
+  let small;       // a server with 1 s of read-ahead, so that a stall shows soon
 
   before(async () => {
     requireFiles(SAMPLE, testMedia('moov_end.mp4'), testMedia('not_mp4.mp4'), LONG);
@@ -31,18 +44,27 @@ describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
       objects: [
         { bucket: 'media', key: 'moov_first.mp4', file: SAMPLE },
         { bucket: 'media', key: 'moov_end.mp4', file: testMedia('moov_end.mp4') },
-        { bucket: 'media', key: 'dir/with spaces.mp4', file: SAMPLE },
+        { bucket: 'media', key: 'dir/with spaces+(é).mp4', file: SAMPLE },
         { bucket: 'media', key: 'not_mp4.mp4', file: testMedia('not_mp4.mp4') },
         { bucket: 'media', key: 'long_moov_end.mp4', file: LONG },
       ],
     });
     slow = await startProxy(store.port, { bytesPerSecond: 200000, cutEvery: 100000 });
     denied = await startProxy(store.port);
+    stalling = await startProxy(store.port);
     closedPort = await startProxy(store.port).then(async (p) => { await p.close(); return p.port; });
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'reelcast-s3-tls-'));
+    certs = makeCertificates(tmp);
+    fronts = [
+      await startFront(store.port, { tls: { cert: certs.cert, key: certs.key } }),
+      await startFront(store.port, { tls: { cert: certs.rogueCert, key: certs.rogueKey } }),
+      await startFront(store.port),
+    ];
     const { reader, nobody } = store;
     server = await startServer({
       files: [SAMPLE],
       settings: {
+        aws_s3_ca_file: certs.ca,
         aws_s3_endpoint: store.endpoint,
         aws_s3_credentials: `us-east-1;${reader.key};${reader.secret}`,
         // Per-endpoint credentials: a wrong secret for `localhost:PORT` (the same store),
@@ -51,6 +73,10 @@ describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
         [`aws_s3_credentials.127.0.0.1:${denied.port}`]: `us-east-1;${nobody.key};${nobody.secret}`,
       },
     });
+    small = await startServer({
+      files: [SAMPLE],
+      settings: { aws_s3_credentials: `us-east-1;${reader.key};${reader.secret}`, vod_mp4_container_new_buffer_ms: 1000 },
+    });
     browser = await launchBrowser();
     page = await openSdkPage(browser);
   }, { timeout: 120000 });
@@ -58,25 +84,30 @@ describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
   after(async () => {
     if (browser) await browser.close();
     if (server) await server.stop();
+    if (small) await small.stop();
     if (slow) await slow.close();
+    if (stalling) await stalling.close();
     if (denied) await denied.close();
+    for (const f of fronts) await f.close();
+    if (connect) await connect.close();
     if (store) await store.stop();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
-  async function play(name, want, timeoutMs = 15000) {
-    const idx = await sdkPlay(page, server, name);
+  async function play(name, want, { timeoutMs = 15000, on = server } = {}) {
+    const idx = await sdkPlay(page, on, name);
     const ev = await waitForStatus(page, idx, ['PLAYING', 'FAILED', 'STOPPED'], timeoutMs)
-      .catch((e) => { throw new Error(withServerLog(server, `${name}: ${e.message}`)); });
+      .catch((e) => { throw new Error(withServerLog(on, `${name}: ${e.message}`)); });
     assert.equal(ev.status, want,
-      withServerLog(server, `${name}: expected ${want}, got ${JSON.stringify(await sdkEvents(page, idx))}`));
+      withServerLog(on, `${name}: expected ${want}, got ${JSON.stringify(await sdkEvents(page, idx))}`));
     return { idx, ev };
   }
 
-  async function playsFrames(name) {
-    await play(name, 'PLAYING');
+  async function playsFrames(name, { on = server } = {}) {
+    await play(name, 'PLAYING', { on });
     const s = await waitForStats(page, (st) => st.video?.framesDecoded > 20 && st.audio?.totalSamplesReceived > 0,
       { timeoutMs: 10000, what: `${name}: 20 decoded frames and audio` })
-      .catch((e) => { throw new Error(withServerLog(server, e.message)); });
+      .catch((e) => { throw new Error(withServerLog(on, e.message)); });
     await sdkStopLast(page);
     await new Promise((r) => setTimeout(r, 300));
     return s;
@@ -92,8 +123,56 @@ describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
     assert.equal(`${s.video.frameWidth}x${s.video.frameHeight}`, '320x240');
   });
 
-  test('a key with a space, written %20: plays', { timeout: 30000 }, async () => {
-    await playsFrames('vod://s3/media/dir/with%20spaces.mp4');
+  test('a key with a space, a plus, parentheses and a non-ASCII letter, written %XX: plays', { timeout: 30000 }, async () => {
+    await playsFrames('vod://s3/media/dir/with%20spaces%2B(%C3%A9).mp4');
+  });
+
+  test('an HTTPS endpoint whose certificate a CA in aws_s3_ca_file issued: plays (path style)', { timeout: 30000 }, async () => {
+    const [trusted] = fronts;
+    const endpoint = `https://127.0.0.1:${trusted.port}`;
+    await playsFrames(`vod://s3/${endpoint}/media/moov_first.mp4`);
+    const seen = trusted.requests.map((r) => `${r.host} ${r.path.split('?')[0]}`);
+    assert.ok(seen.includes(`127.0.0.1:${trusted.port} /media/moov_first.mp4`), seen.join('\n'));
+    assert.ok(trusted.requests.every((r) => /[?&]X-Amz-Signature=[0-9a-f]{64}/.test(r.path)), 'every request presigned');
+  });
+
+  test('an HTTPS endpoint with a certificate nobody trusts: FAILED at once, saying why', { timeout: 30000 }, async () => {
+    const rogue = fronts[1];
+    const t0 = Date.now();
+    const { ev } = await play(`vod://s3/https://127.0.0.1:${rogue.port}/media/moov_first.mp4`, 'FAILED', { timeoutMs: 10000 });
+    const ms = Date.now() - t0;
+    assert.match(ev.info, /^Failed to read file: S3 endpoint https:\/\/127\.0\.0\.1:\d+: its TLS certificate is not trusted \(self-signed certificate\); if a private CA issued it, set aws_s3_ca_file to that CA's PEM file$/);
+    assert.ok(ms < 5000, `FAILED after ${ms} ms`);
+    assert.equal(rogue.requests.length, 0, 'no request went over the untrusted connection');
+  });
+
+  test('virtual-host addressing over HTTPS and HTTP: the bucket is in the host name, the object plays', { timeout: 60000 }, async () => {
+    const [httpsFront, , httpFront] = fronts;
+    connect = await startConnectProxy({ 443: httpsFront.port, 80: httpFront.port });
+    const { reader } = store;
+    const virtual = await startServer({
+      files: [SAMPLE],
+      settings: {
+        aws_s3_addressing: 'virtual',
+        aws_s3_ca_file: certs.ca,
+        aws_s3_credentials: `us-east-1;${reader.key};${reader.secret}`,
+      },
+      // No DNS names STORE_DOMAIN: the proxy reaches it.
+      env: { ALL_PROXY: connect.url, NO_PROXY: '' },
+    });
+    try {
+      const before = [httpsFront.requests.length, httpFront.requests.length];
+      await playsFrames(`vod://s3/https://${STORE_DOMAIN}/media/moov_first.mp4`, { on: virtual });
+      await playsFrames(`vod://s3/http://${STORE_DOMAIN}/media/moov_end.mp4`, { on: virtual });
+      const overHttps = httpsFront.requests.slice(before[0]).map((r) => `${r.host} ${r.path.split('?')[0]}`);
+      const overHttp = httpFront.requests.slice(before[1]).map((r) => `${r.host} ${r.path.split('?')[0]}`);
+      assert.ok(overHttps.length > 0 && overHttps.every((r) => r === `media.${STORE_DOMAIN} /moov_first.mp4`), overHttps.join('\n'));
+      assert.ok(overHttp.length > 0 && overHttp.every((r) => r === `media.${STORE_DOMAIN} /moov_end.mp4`), overHttp.join('\n'));
+      assert.ok(connect.tunnels.includes(`media.${STORE_DOMAIN}:443`), connect.tunnels.join(' '));
+      assert.ok(connect.tunnels.includes(`media.${STORE_DOMAIN}:80`), connect.tunnels.join(' '));
+    } finally {
+      await virtual.stop();
+    }
   });
 
   test('a live translation of an object (vod-live://s3/...): two viewers share it, the object is read once', { timeout: 40000 }, async () => {
@@ -151,5 +230,61 @@ describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
     console.log(`# slow link: first frame after ${firstFrameMs} ms with ${atFirstFrame} of ${size} bytes fetched; `
       + `${m.frames} frames in 8 s across ${slow.stats.cuts} cuts`);
     await sdkStopLast(page);
+  });
+
+  // Plays the 20 s moov-last object through the stalling proxy on `small` until 1 s of
+  // it has been decoded, then stalls the store. Returns the play's index and the time.
+  async function playThenStall() {
+    const { idx } = await play(`vod://s3/${stalling.endpoint}/media/long_moov_end.mp4`, 'PLAYING', { on: small });
+    await waitForStats(page, (st) => st.video?.framesDecoded > 25, { timeoutMs: 10000, what: '1 s of frames' })
+      .catch((e) => { throw new Error(withServerLog(small, e.message)); });
+    stalling.stall();
+    return { idx, t0: Date.now() };
+  }
+
+  const framesNow = async () => (await readStats(page)).video?.framesDecoded ?? 0;
+
+  test('a store that stalls for 7 s (past the 5 s read timeout): a pause, then playback goes on', { timeout: 60000 }, async () => {
+    const { idx, t0 } = await playThenStall();
+    const { connections } = stalling.stats;
+    try {
+      await sleep(4000 - (Date.now() - t0));
+      const at4 = await framesNow();
+      await sleep(7000 - (Date.now() - t0));
+      const at7 = await framesNow();
+      assert.ok(at7 - at4 <= 3, `frames kept coming during the stall: ${at4} at 4 s, ${at7} at 7 s`);
+      assert.ok(stalling.stats.connections > connections, 'no new request after the read timeout');
+      stalling.resume();
+      await waitForStats(page, (st) => st.video?.framesDecoded > at7 + 50, { timeoutMs: 10000, what: '50 more frames after the store came back' })
+        .catch((e) => { throw new Error(withServerLog(small, e.message)); });
+      const events = await sdkEvents(page, idx);
+      assert.ok(!events.some((e) => e.status === 'FAILED'), withServerLog(small, `events: ${JSON.stringify(events)}`));
+    } finally {
+      stalling.resume();
+      await sdkStopLast(page);
+    }
+  });
+
+  test('a store that stops answering for good: a pause, then FAILED within 20 s, saying why; opening on it too', { timeout: 90000 }, async () => {
+    const { idx, t0 } = await playThenStall();
+    try {
+      const ev = await waitForStatus(page, idx, ['FAILED', 'STOPPED'], 30000)
+        .catch((e) => { throw new Error(withServerLog(small, e.message)); });
+      const ms = Date.now() - t0;
+      assert.equal(ev.status, 'FAILED', withServerLog(small, JSON.stringify(ev)));
+      assert.match(ev.info, /^Got exception while streaming file: S3 read of media\/long_moov_end\.mp4 stopped: no data for 1\d s \((waiting for|reading) the answer timed out\)$/);
+      // Retried first (a 5 s read timeout, then more), and bounded (12 s + one attempt).
+      assert.ok(ms > 8000 && ms < 21000, withServerLog(small, `FAILED ${ms} ms after the store stalled: ${ev.info}`));
+      console.log(`# stalled store: FAILED ${ms} ms after the stall: ${ev.info}`);
+      // Opening an object on the silent store fails in bounded time too (3 attempts).
+      const t1 = Date.now();
+      const open = await play(`vod://s3/${stalling.endpoint}/media/moov_first.mp4`, 'FAILED', { on: small, timeoutMs: 30000 });
+      const openMs = Date.now() - t1;
+      assert.match(open.ev.info, /^Failed to read file: S3 endpoint http:\/\/127\.0\.0\.1:\d+ cannot be reached: waiting for the answer timed out$/);
+      assert.ok(openMs < 20000, `opening on a silent store FAILED after ${openMs} ms`);
+      console.log(`# silent store at open: FAILED after ${openMs} ms`);
+    } finally {
+      stalling.resume();
+    }
   });
 });

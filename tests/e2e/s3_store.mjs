@@ -1,7 +1,8 @@
-// A real S3-protocol server for the tests: moto (PyPI `moto[server]`) on 127.0.0.1,
+// A real S3-protocol server for the tests: moto (PyPI `moto[server]`) on 127.0.0.1, run
+// by tests/e2e/s3_server.py (which checks presigned URLs, as S3 does and moto does not),
 // filled by tests/e2e/s3_setup.py (boto3), with SigV4 and IAM checks switched on.
 // And a TCP proxy to put between reelcast and the store: it counts the bytes the
-// store sends, can limit their rate and can cut connections after N bytes.
+// store sends, can limit their rate, cut connections after N bytes, and stall.
 //
 // A missing moto is always a failure (never a skip), like every other missing tool.
 
@@ -23,13 +24,13 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  */
 export async function startStore({ buckets, objects }) {
   const port = await freeTcpPort();
-  const proc = spawn(PYTHON, ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(PYTHON, [path.join(here, 's3_server.py'), String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });
   proc.stderr.on('data', (d) => { log = (log + d).slice(-20000); });
   let exited = null;
   const spawnError = new Promise((resolve) => proc.on('error', (e) => { exited = e; resolve(e); }));
-  proc.on('exit', (code) => { exited = exited || new Error(`moto_server exited with ${code}`); });
+  proc.on('exit', (code) => { exited = exited || new Error(`s3_server.py exited with ${code}`); });
   const endpoint = `http://127.0.0.1:${port}`;
   const stop = async () => {
     if (proc.exitCode === null && proc.signalCode === null) {
@@ -40,13 +41,13 @@ export async function startStore({ buckets, objects }) {
   const deadline = Date.now() + 20000;
   for (;;) {
     if (exited) {
-      throw new Error(`cannot run ${PYTHON} -m moto.server (install it with: python3 -m pip install 'moto[server]'): ${exited.message}\n${log}`);
+      throw new Error(`cannot run ${PYTHON} s3_server.py (moto; install it with: python3 -m pip install 'moto[server]'): ${exited.message}\n${log}`);
     }
     try {
       const res = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1000) });
       if (res.status < 500) break;
     } catch { /* not listening yet */ }
-    if (Date.now() > deadline) { await stop(); throw new Error(`moto_server not ready in 20 s:\n${log}`); }
+    if (Date.now() > deadline) { await stop(); throw new Error(`s3_server.py (moto) not ready in 20 s:\n${log}`); }
     await Promise.race([sleep(100), spawnError]);
   }
   const keys = await new Promise((resolve, reject) => {
@@ -66,12 +67,14 @@ export async function startStore({ buckets, objects }) {
  * A TCP proxy on 127.0.0.1 in front of `targetPort`. Options: `bytesPerSecond` (limit
  * on what the store sends, 0: none), `cutEvery` (every time this many more bytes came
  * from the store, the connection carrying the last of them is cut mid-response, 0:
- * never). Resolves to { port, endpoint, stats:
- * {bytes, connections, cuts}, close() }.
+ * never). Resolves to { port, endpoint, stats: {bytes, connections, cuts}, stall(),
+ * resume(), close() }: a stalled proxy holds everything the store sends.
  */
 export async function startProxy(targetPort, { bytesPerSecond = 0, cutEvery = 0 } = {}) {
   const stats = { bytes: 0, connections: 0, cuts: 0 };
   let sinceCut = 0;
+  let stalled = false;
+  const pumps = new Set();
   const sockets = new Set();
   const server = net.createServer((client) => {
     stats.connections += 1;
@@ -86,6 +89,7 @@ export async function startProxy(targetPort, { bytesPerSecond = 0, cutEvery = 0 
       if (timer) clearInterval(timer);
       client.destroy(); upstream.destroy();
       sockets.delete(client); sockets.delete(upstream);
+      pumps.delete(pump);
     };
     const send = (buf) => {
       let chunk = buf;
@@ -103,9 +107,9 @@ export async function startProxy(targetPort, { bytesPerSecond = 0, cutEvery = 0 
       client.write(chunk);
       return true;
     };
-    // Throttle: every 20 ms, release bytesPerSecond / 50 bytes of what the store sent.
-    const timer = bytesPerSecond ? setInterval(() => {
-      let budget = Math.max(1, Math.floor(bytesPerSecond / 50));
+    // Releases what the store sent (at most `budget` bytes), unless the proxy stalls.
+    const pump = (budget = Infinity) => {
+      if (stalled) return;
       while (budget > 0 && queue.length && !closed) {
         const head = queue[0];
         const part = head.subarray(0, budget);
@@ -114,13 +118,16 @@ export async function startProxy(targetPort, { bytesPerSecond = 0, cutEvery = 0 
         if (!send(part)) return;
       }
       if (!queue.length && !closed) {
-        if (upstreamEnded) { clearInterval(timer); client.end(() => close()); } else upstream.resume();
+        if (upstreamEnded) { if (timer) clearInterval(timer); client.end(() => close()); } else upstream.resume();
       }
-    }, 20) : null;
+    };
+    pumps.add(pump);
+    // Throttle: every 20 ms, release bytesPerSecond / 50 bytes of what the store sent.
+    const timer = bytesPerSecond ? setInterval(() => pump(Math.max(1, Math.floor(bytesPerSecond / 50))), 20) : null;
     upstream.on('data', (buf) => {
-      if (!bytesPerSecond) { send(buf); return; }
       queue.push(buf);
       upstream.pause();
+      if (!bytesPerSecond) pump();
     });
     client.on('data', (buf) => upstream.write(buf));
     client.on('error', close); upstream.on('error', close);
@@ -139,6 +146,10 @@ export async function startProxy(targetPort, { bytesPerSecond = 0, cutEvery = 0 
     port,
     endpoint: `http://127.0.0.1:${port}`,
     stats,
+    /** From now on connections are accepted and requests passed on, but nothing comes back. */
+    stall() { stalled = true; },
+    /** What the store sent meanwhile (on connections still open) flows again. */
+    resume() { stalled = false; for (const pump of pumps) pump(); },
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise((r) => server.close(r));

@@ -51,6 +51,7 @@ pub const KEYS: &[&str] = &[
     "aws_s3_credentials",
     "aws_s3_endpoint",
     "aws_s3_addressing",
+    "aws_s3_ca_file",
     "vod_mp4_container_new",
     "vod_mp4_container_new_buffer_ms",
 ];
@@ -120,6 +121,9 @@ pub struct Settings {
     pub aws_s3_endpoint: Option<String>,
     /// `aws_s3_addressing`: path-style or virtual-host-style requests.
     pub aws_s3_addressing: S3Addressing,
+    /// `aws_s3_ca_file`: PEM CA certificates trusted for S3 endpoints over HTTPS, next
+    /// to the system's (a store with a private or self-signed CA).
+    pub aws_s3_ca_file: Option<PathBuf>,
     /// `vod_mp4_container_new`: play an S3 file while it is still downloading.
     pub vod_mp4_container_new: bool,
     /// `vod_mp4_container_new_buffer_ms`: read-ahead for that, in ms of media.
@@ -149,6 +153,7 @@ impl Default for Settings {
             aws_s3_host_credentials: BTreeMap::new(),
             aws_s3_endpoint: None,
             aws_s3_addressing: S3Addressing::Auto,
+            aws_s3_ca_file: None,
             vod_mp4_container_new: false,
             vod_mp4_container_new_buffer_ms: 10_000,
         }
@@ -538,6 +543,8 @@ impl Settings {
                 self.aws_s3_addressing =
                     S3Addressing::parse(value).ok_or_else(|| bad(ADDRESSING))?
             }
+            "aws_s3_ca_file" if value.is_empty() => self.aws_s3_ca_file = None,
+            "aws_s3_ca_file" => self.aws_s3_ca_file = Some(PathBuf::from(value)),
             "vod_mp4_container_new" => {
                 self.vod_mp4_container_new = boolean(value).ok_or_else(|| bad(BOOL))?
             }
@@ -589,6 +596,7 @@ impl Settings {
                 .unwrap_or_default(),
             "aws_s3_endpoint" => self.aws_s3_endpoint.clone().unwrap_or_default(),
             "aws_s3_addressing" => self.aws_s3_addressing.as_str().to_string(),
+            "aws_s3_ca_file" => path_text(&self.aws_s3_ca_file),
             "vod_mp4_container_new" => self.vod_mp4_container_new.to_string(),
             "vod_mp4_container_new_buffer_ms" => self.vod_mp4_container_new_buffer_ms.to_string(),
             _ => return None,

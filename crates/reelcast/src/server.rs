@@ -82,6 +82,7 @@ pub async fn start(
         (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
         _ => None,
     };
+    crate::source::s3::check_settings(&settings).map_err(anyhow::Error::msg)?;
     let udp = tokio::net::UdpSocket::bind(SocketAddr::new(bind_ip, settings.media_port))
         .await
         .with_context(|| format!("cannot bind WebRTC udp port {}", settings.media_port))?;

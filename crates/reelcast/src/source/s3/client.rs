@@ -1,23 +1,23 @@
-//! Ranged, signed `GET`s of one object over blocking HTTP(S) (ureq), and S3's answers
+//! Ranged, presigned `GET`s of one object over blocking HTTP(S) (ureq), and S3's answers
 //! sorted into what they mean for playback ([`S3Error`]): retry, or fail with a reason.
 //!
 //! Owns: one request's life. Must not: decide when to retry (see `prefetch`), or hold
 //! bytes beyond the response it hands back.
 
 use std::io::Read;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 use ureq::Agent;
 
 use super::address::ObjectAddress;
-use super::sigv4::{self, EMPTY_BODY_SHA256};
 
-/// Longest wait for a TCP (and TLS) connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest wait for the status line, and for any one read of the body: a stalled
-/// connection is dropped and the range resumed on a new one.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for a TCP connection and its TLS handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest wait for the status line, and for any one read of the body: a connection
+/// that stalls is dropped and the range resumed on a new one (`prefetch`). Short, so a
+/// stall is noticed while the read-ahead still covers it.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most of an error answer's body we read (S3 error documents are < 1 KiB).
 const MAX_ERROR_BODY: u64 = 16 * 1024;
 
@@ -40,6 +40,10 @@ pub enum S3Error {
     /// The host name does not resolve.
     #[error("unknown host")]
     UnknownHost,
+    /// The TLS handshake failed (mostly: a certificate not trusted). Not retried: it
+    /// fails the same way until the certificate or `aws_s3_ca_file` changes.
+    #[error("{0}")]
+    Tls(String),
     /// May pass: connection refused or dropped, timeout, `5xx`, `429`.
     #[error("{0}")]
     Transient(String),
@@ -71,10 +75,11 @@ pub struct ObjectClient {
 }
 
 impl ObjectClient {
-    pub fn new(address: ObjectAddress) -> ObjectClient {
+    /// A client of `address` trusting `roots` over HTTPS (see `trust`).
+    pub fn new(address: ObjectAddress, roots: RootCerts) -> ObjectClient {
         let tls = TlsConfig::builder()
             .provider(TlsProvider::NativeTls)
-            .root_certs(RootCerts::PlatformVerifier)
+            .root_certs(roots)
             .build();
         let agent: Agent = Agent::config_builder()
             .http_status_as_error(false)
@@ -94,27 +99,12 @@ impl ObjectClient {
             Some(end) => format!("bytes={start}-{}", end.saturating_sub(1)),
             None => format!("bytes={start}-"),
         };
-        let date = sigv4::amz_date(SystemTime::now());
-        let mut req = self
+        let response = self
             .agent
-            .get(self.address.url())
+            .get(self.address.get_url().as_str())
             .header("Range", &range)
-            .header("x-amz-date", &date)
-            .header("x-amz-content-sha256", EMPTY_BODY_SHA256);
-        if let Some(creds) = &self.address.credentials {
-            let auth = sigv4::authorization(
-                &sigv4::Request {
-                    method: "GET",
-                    host: &self.address.host,
-                    path: &self.address.path,
-                    range: Some(&range),
-                    amz_date: &date,
-                },
-                creds,
-            );
-            req = req.header("Authorization", &auth);
-        }
-        let response = req.call().map_err(transport_error)?;
+            .call()
+            .map_err(transport_error)?;
         let status = response.status().as_u16();
         let header = |name: &str| {
             response
@@ -235,15 +225,73 @@ fn transport_error(e: ureq::Error) -> S3Error {
             S3Error::Transient("connection refused".into())
         }
         ureq::Error::Io(io) => S3Error::Transient(io.to_string()),
-        ureq::Error::Timeout(t) => S3Error::Transient(format!("timeout ({t})")),
+        ureq::Error::Timeout(t) => S3Error::Transient(timed_out(t)),
         ureq::Error::ConnectionFailed => S3Error::Transient("connection failed".into()),
+        ureq::Error::NativeTls(e) => S3Error::Tls(tls_words(&e.to_string())),
         other => S3Error::Transient(other.to_string()),
+    }
+}
+
+/// A timeout in words for the viewer: "waiting for the answer timed out".
+pub fn timed_out(t: ureq::Timeout) -> String {
+    let what = match t {
+        ureq::Timeout::Connect => "connecting",
+        ureq::Timeout::RecvResponse => "waiting for the answer",
+        ureq::Timeout::RecvBody | ureq::Timeout::PerRead => "reading the answer",
+        other => return format!("{other} timed out"),
+    };
+    format!("{what} timed out")
+}
+
+/// OpenSSL's words for a failed handshake, with what to do about it.
+fn tls_words(openssl: &str) -> String {
+    if !openssl.contains("certificate verify failed") {
+        return format!("TLS handshake failed ({openssl})");
+    }
+    // "error:...:certificate verify failed:...: (self-signed certificate)": the reason
+    // is in the last parentheses.
+    let reason = openssl
+        .rsplit_once('(')
+        .map(|(_, r)| r.trim_end_matches(')'))
+        .unwrap_or("certificate verify failed");
+    if reason.contains("hostname mismatch") {
+        format!(
+            "its TLS certificate is not for this host name ({reason}); check the endpoint, \
+             and aws_s3_addressing (a bucket name with dots cannot be a host name over HTTPS)"
+        )
+    } else {
+        format!(
+            "its TLS certificate is not trusted ({reason}); if a private CA issued it, set \
+             aws_s3_ca_file to that CA's PEM file"
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_failures_say_what_to_do() {
+        let untrusted = tls_words(
+            "error:0A000086:SSL routines:tls_post_process_server_certificate:certificate \
+             verify failed:../ssl/statem/statem_clnt.c:1889: (self-signed certificate)",
+        );
+        assert!(
+            untrusted.starts_with("its TLS certificate is not trusted (self-signed certificate)"),
+            "{untrusted}"
+        );
+        assert!(untrusted.contains("aws_s3_ca_file"));
+        let wrong_name = tls_words("error:...:certificate verify failed:...: (hostname mismatch)");
+        assert!(
+            wrong_name.starts_with("its TLS certificate is not for this host name"),
+            "{wrong_name}"
+        );
+        assert_eq!(
+            tls_words("wrong version"),
+            "TLS handshake failed (wrong version)"
+        );
+    }
 
     #[test]
     fn content_ranges() {

@@ -1,10 +1,11 @@
 //! S3 objects as random-access bytes: `vod://s3/BUCKET/KEY` and
 //! `vod://s3/https://host/BUCKET/KEY` play while they download.
 //!
-//! Owns: turning a name's endpoint, bucket and key into signed ranged GETs
-//! (`address`, `sigv4`, `client`), the read-ahead buffer that keeps bytes just ahead of
-//! playback with bounded memory (`readahead`), and the thread that fills it and rides
-//! out a flaky link (`prefetch`). Must not: parse MP4 (the demuxer asks for byte
+//! Owns: turning a name's endpoint, bucket and key into presigned ranged GETs
+//! (`address`, signed by `rusty-s3`; `client`; `trust`: the CAs for HTTPS), the
+//! read-ahead buffer that keeps bytes just ahead of playback with bounded memory
+//! (`readahead`), and the thread that fills it and rides out a flaky or stalled link
+//! (`prefetch`). Must not: parse MP4 (the demuxer asks for byte
 //! ranges), or know about streams and viewers.
 //!
 //! How a stream starts: [`S3Object::open`] fetches the first 64 KiB (one request also
@@ -13,7 +14,8 @@
 //! read, [`ByteSource::begin_playback`] sizes the read-ahead from the bitrate, and the
 //! prefetch thread keeps about `vod_mp4_container_new_buffer_ms` of media ahead of the
 //! reader. A read of bytes that have not arrived waits: the viewer sees a pause, not a
-//! failure. Only a permanent failure (404, 403, retries used up) fails a read.
+//! failure. Only a permanent failure (404, 403, an untrusted certificate, or no byte
+//! for [`prefetch::STALL_LIMIT`] while retrying) fails a read.
 //!
 //! Failures, as the viewer reads them: a missing object is `File not found`; a denied
 //! request `Restricted access: S3 denied access to BUCKET/KEY (...)`; a missing bucket,
@@ -23,7 +25,7 @@ mod address;
 mod client;
 mod prefetch;
 mod readahead;
-mod sigv4;
+mod trust;
 
 use std::sync::Arc;
 
@@ -42,9 +44,15 @@ use crate::stream::StreamError;
 /// Bytes fetched by the first request (the `ftyp`, and the `moov` of most faststart
 /// files of a few minutes).
 const FIRST_READ: u64 = 64 * 1024;
-/// Attempts at the first request before the stream fails (a store that does not answer
-/// now is reported at once rather than after the long streaming retries).
+/// Attempts at the first request before the stream fails: a refused connection fails
+/// in 0.3 s, a store that accepts but stays silent in about 15 s (3 read timeouts).
 const OPEN_ATTEMPTS: u32 = 3;
+
+/// Checks the S3 settings that can be wrong in ways `config` cannot see (an unreadable
+/// `aws_s3_ca_file`), so that the server refuses to start rather than fail every stream.
+pub fn check_settings(settings: &Settings) -> Result<(), String> {
+    trust::root_certs(settings.aws_s3_ca_file.as_deref()).map(drop)
+}
 
 /// An S3 object being played. Reads block until their bytes have arrived.
 pub struct S3Object {
@@ -65,7 +73,9 @@ impl S3Object {
     ) -> Result<S3Object, StreamError> {
         let address = ObjectAddress::resolve(settings, endpoint, bucket, key)
             .map_err(StreamError::ReadFailed)?;
-        let client = ObjectClient::new(address.clone());
+        let roots = trust::root_certs(settings.aws_s3_ca_file.as_deref())
+            .map_err(StreamError::ReadFailed)?;
+        let client = ObjectClient::new(address.clone(), roots);
         let (size, first) = first_bytes(&client).map_err(|e| describe(&e, &address, false))?;
         info!(object = ?address, size, "S3 object opened");
         let mut buffer = ReadAhead::new(size);
@@ -118,21 +128,21 @@ fn describe(e: &S3Error, a: &ObjectAddress, streaming: bool) -> StreamError {
             a.bucket, a.endpoint
         )),
         S3Error::Denied(code) => {
-            let hint = if a.credentials.is_some() {
+            let hint = if a.signed() {
                 "check aws_s3_credentials"
             } else {
                 "no aws_s3_credentials are set for this endpoint"
             };
             StreamError::Restricted(format!("S3 denied access to {object} ({code}; {hint})"))
         }
+        S3Error::Tls(why) => StreamError::ReadFailed(format!("S3 endpoint {}: {why}", a.endpoint)),
         S3Error::UnknownHost => StreamError::ReadFailed(format!(
             "S3 endpoint {} is unknown (host name not found)",
             a.endpoint
         )),
-        S3Error::Transient(why) if streaming => StreamError::Streaming(format!(
-            "S3 read of {object} failed {} times in a row: {why}",
-            prefetch::STREAM_ATTEMPTS
-        )),
+        S3Error::Transient(why) if streaming => {
+            StreamError::Streaming(format!("S3 read of {object} stopped: {why}"))
+        }
         S3Error::Transient(why) => StreamError::ReadFailed(format!(
             "S3 endpoint {} cannot be reached: {why}",
             a.endpoint

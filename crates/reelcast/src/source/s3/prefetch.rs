@@ -1,6 +1,12 @@
 //! The prefetch thread of one object: asks the read-ahead buffer what to fetch, fetches
-//! it with ranged GETs, and resumes a dropped or failed request from the byte where it
-//! stopped, with backoff, a bounded number of times.
+//! it with ranged GETs, and resumes a dropped, stalled or failed request from the byte
+//! where it stopped, with backoff, until no byte has come for [`STALL_LIMIT`].
+//!
+//! A store that accepts connections but sends nothing is noticed by the client's read
+//! timeout (`client::READ_TIMEOUT`, 5 s) and retried; the fetch fails when the next
+//! retry would start [`STALL_LIMIT`] after the last byte, so a store gone for good ends
+//! the stream 12-20 s after its last byte (15 s for a silent one), and one back sooner
+//! only paused it.
 //!
 //! Owns: the waiting and retrying. Must not: decide what to fetch (`readahead`) or
 //! how a request is made (`client`).
@@ -8,16 +14,16 @@
 use std::io::Read;
 use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tracing::{debug, warn};
 
-use super::client::{ObjectClient, S3Error};
+use super::client::{timed_out, ObjectClient, S3Error};
 use super::readahead::{backoff_ms, ReadAhead};
 
-/// Failed attempts in a row (no byte arriving in between) before a fetch gives up.
-pub const STREAM_ATTEMPTS: u32 = 8;
+/// A fetch gives up rather than start a retry this long after the last byte came.
+pub const STALL_LIMIT: Duration = Duration::from_secs(12);
 /// Largest piece read from a response body at a time (and handed to the reader).
 const PIECE: usize = 64 * 1024;
 
@@ -101,6 +107,7 @@ fn run(client: &ObjectClient, shared: &Shared, name: &str) {
 fn fetch(client: &ObjectClient, shared: &Shared, range: Range<u64>) -> Result<(), S3Error> {
     let mut at = range.start;
     let mut failures = 0u32;
+    let mut last_byte = Instant::now();
     let mut piece = vec![0u8; PIECE];
     while at < range.end {
         let error = match client.get_range(at, Some(range.end)) {
@@ -115,6 +122,7 @@ fn fetch(client: &ObjectClient, shared: &Shared, range: Range<u64>) -> Result<()
                         Ok(0) => break S3Error::Transient("connection closed early".into()),
                         Ok(n) => {
                             failures = 0;
+                            last_byte = Instant::now();
                             let mut st = shared.lock();
                             st.buffer.insert(at, Bytes::copy_from_slice(&piece[..n]));
                             at += n as u64;
@@ -124,6 +132,9 @@ fn fetch(client: &ObjectClient, shared: &Shared, range: Range<u64>) -> Result<()
                             }
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                            break S3Error::Transient(timed_out(ureq::Timeout::PerRead))
+                        }
                         Err(e) => break S3Error::Transient(e.to_string()),
                     }
                 }
@@ -132,10 +143,14 @@ fn fetch(client: &ObjectClient, shared: &Shared, range: Range<u64>) -> Result<()
             Err(e) => return Err(e),
         };
         failures += 1;
-        if failures >= STREAM_ATTEMPTS {
-            return Err(error);
-        }
         let wait = Duration::from_millis(backoff_ms(failures));
+        let silent = last_byte.elapsed();
+        if silent + wait >= STALL_LIMIT {
+            return Err(S3Error::Transient(format!(
+                "no data for {} s ({error})",
+                silent.as_secs()
+            )));
+        }
         debug!(
             "bytes from {at}: {error}; attempt {} in {wait:?}",
             failures + 1

@@ -4,7 +4,7 @@
 //!
 //! The reader's reads pull a window along: after [`ReadAhead::begin_playback`] the
 //! buffer is filled up to `ahead` bytes past the end of the latest read. `ahead` starts
-//! at about a second of media and grows with the bytes played, up to the configured
+//! at about half a second of media and grows by half the bytes played, up to the configured
 //! read-ahead (`vod_mp4_container_new_buffer_ms` of media), so the first frame waits
 //! for little more than the bytes it needs (a slow start, as TCP does it). A read of
 //! bytes that are neither held nor coming is a *demand*: it is fetched next, at once.
@@ -42,7 +42,9 @@ impl Sizes {
         let per_ms = |ms: u64| bytes_per_second.saturating_mul(ms) / 1000;
         let min_request = per_ms(250).clamp(16 << 10, 1 << 20);
         let max_request = per_ms(2000).clamp(256 << 10, 8 << 20);
-        let min_ahead = per_ms(1000).max(min_request);
+        // Half a second: the first frame waits for the moov, the reader's lead and this;
+        // the window then grows with playback (docs/PERFORMANCE.md, S3).
+        let min_ahead = per_ms(500).max(min_request);
         let max_ahead = per_ms(buffer_ms).clamp(min_ahead, 256 << 20);
         Sizes {
             min_request,
@@ -204,11 +206,12 @@ impl ReadAhead {
         }
     }
 
-    /// The current read-ahead: grows with the bytes played, within the sizes.
+    /// The current read-ahead: half the bytes played, within the sizes. Half, because
+    /// "played" starts with the reader's lead over the clock (about 1.3 s of frames read
+    /// before the first is shown): at the full rate the window would double that lead
+    /// before the first frame (docs/PERFORMANCE.md, S3).
     fn ahead(&self) -> u64 {
-        self.played
-            .unwrap_or(0)
-            .clamp(self.sizes.min_ahead, self.sizes.max_ahead)
+        (self.played.unwrap_or(0) / 2).clamp(self.sizes.min_ahead, self.sizes.max_ahead)
     }
 
     /// `end`, or the start of the next held piece after `from` if that comes first.
@@ -362,8 +365,8 @@ mod tests {
             ra.fetched_total, 500,
             "min_ahead (500), then a min_request at a time"
         );
-        // Play 3000 bytes in 10-byte reads, refilling as a prefetcher would.
-        for at in (10..3010).step_by(10) {
+        // Play 4000 bytes in 10-byte reads, refilling as a prefetcher would.
+        for at in (10..4010).step_by(10) {
             fill(&mut ra);
             let got = ra
                 .read(at, 10)
@@ -372,13 +375,13 @@ mod tests {
             assert_eq!(got, bytes_at(at, 10));
         }
         fill(&mut ra);
-        assert_eq!(ra.ahead(), 2000, "grown to max_ahead");
+        assert_eq!(ra.ahead(), 2000, "grown to max_ahead (half of 4010 played)");
         let fetched = ra.fetched_total;
         assert!(
-            (4910..=5010).contains(&fetched),
+            (5910..=6010).contains(&fetched),
             "max_ahead past the reads: {fetched}"
         );
-        assert_eq!(ra.served_total, 3010);
+        assert_eq!(ra.served_total, 4010);
         assert!(ra.held() <= 2000 + 64 * 10 + 100, "held {}", ra.held());
         assert_eq!(
             ra.held(),
@@ -457,7 +460,7 @@ mod tests {
     #[test]
     fn sizes_follow_the_bitrate() {
         let s = Sizes::for_media(250_000, 10_000); // 2 Mbit/s, 10 s buffer
-        assert_eq!(s.min_ahead, 250_000);
+        assert_eq!(s.min_ahead, 125_000);
         assert_eq!(s.max_ahead, 2_500_000);
         assert_eq!(s.max_request, 500_000);
         let low = Sizes::for_media(5_000, 10_000);
