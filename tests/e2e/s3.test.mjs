@@ -202,6 +202,9 @@ describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
     assert.match(await failed('vod://s3/media/not_mp4.mp4'), /^File has wrong format/);
     assert.match(await failed(`vod://s3/http://127.0.0.1:${closedPort}/media/moov_first.mp4`),
       /^Failed to read file: S3 endpoint http:\/\/127\.0\.0\.1:\d+ cannot be reached: connection refused$/);
+    // .invalid never resolves (RFC 6761).
+    assert.equal(await failed('vod://s3/http://no-such-store.invalid/media/moov_first.mp4'),
+      'Failed to read file: S3 endpoint http://no-such-store.invalid is unknown (host name not found)');
     await assertServerUp(server);
     await playsFrames('vod://s3/media/moov_first.mp4');
   });

@@ -224,12 +224,23 @@ fn transport_error(e: ureq::Error) -> S3Error {
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             S3Error::Transient("connection refused".into())
         }
+        ureq::Error::Io(io) if names_unknown_host(&io) => S3Error::UnknownHost,
         ureq::Error::Io(io) => S3Error::Transient(io.to_string()),
         ureq::Error::Timeout(t) => S3Error::Transient(timed_out(t)),
         ureq::Error::ConnectionFailed => S3Error::Transient("connection failed".into()),
         ureq::Error::NativeTls(e) => S3Error::Tls(tls_words(&e.to_string())),
         other => S3Error::Transient(other.to_string()),
     }
+}
+
+/// The resolver's "no such name" (EAI_NONAME, EAI_NODATA). std reports getaddrinfo
+/// failures as an `io::Error` with no kind of their own, only `gai_strerror`'s words;
+/// "temporary failure in name resolution" (EAI_AGAIN) is not among these: it may pass.
+fn names_unknown_host(io: &std::io::Error) -> bool {
+    let words = io.to_string();
+    words.contains("failed to lookup address information")
+        && (words.contains("Name or service not known")
+            || words.contains("No address associated with hostname"))
 }
 
 /// A timeout in words for the viewer: "waiting for the answer timed out".
@@ -270,6 +281,17 @@ fn tls_words(openssl: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_that_does_not_exist_is_final_a_resolver_hiccup_is_not() {
+        let lookup = |why: &str| {
+            transport_error(ureq::Error::Io(std::io::Error::other(format!(
+                "failed to lookup address information: {why}"
+            ))))
+        };
+        assert_eq!(lookup("Name or service not known"), S3Error::UnknownHost);
+        assert!(lookup("Temporary failure in name resolution").is_transient());
+    }
 
     #[test]
     fn tls_failures_say_what_to_do() {
