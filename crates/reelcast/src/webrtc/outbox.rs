@@ -74,6 +74,14 @@ impl Outbox {
                 Ok(0) => break,
                 Ok(n) => start += n,
                 Err(Errno::EINTR) => {}
+                Err(e @ (Errno::EAGAIN | Errno::ENOBUFS)) => {
+                    // The send buffer is full: the rest would be refused one by one.
+                    debug!(
+                        "udp send buffer full: {} datagrams dropped ({e})",
+                        self.datagrams.len() - start
+                    );
+                    break;
+                }
                 Err(e) => {
                     // The first datagram was refused; the rest may still go.
                     debug!("send to {:?} failed: {e}", self.addresses[start]);
