@@ -30,6 +30,11 @@
 //!
 //! Options: `--viewers LIST` (default `0,100,250,500,1000`), `--window S` (20), `--settle S`
 //! (5), `--batch N` (50), `--client-threads N` (2), `--server PATH`.
+//!
+//! Against another build (`--baseline PATH`, e.g. an older `reelcast` binary): the two
+//! servers are measured in turn, `--rounds N` times each (default 3), under the same
+//! client, and a last table compares their per-viewer figures (medians over the rounds).
+//! The machine's speed drifts over minutes; alternating is what makes the two comparable.
 
 use std::net::{SocketAddr, TcpListener, UdpSocket as StdUdpSocket};
 use std::path::{Path, PathBuf};
@@ -65,6 +70,8 @@ struct Options {
     batch: usize,
     client_threads: usize,
     server: PathBuf,
+    baseline: Option<PathBuf>,
+    rounds: usize,
 }
 
 impl Options {
@@ -76,6 +83,8 @@ impl Options {
             batch: 50,
             client_threads: 2,
             server: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/reelcast"),
+            baseline: None,
+            rounds: 0,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -92,6 +101,8 @@ impl Options {
                 "--batch" => o.batch = value()?.parse::<usize>()?.max(1),
                 "--client-threads" => o.client_threads = value()?.parse::<usize>()?.max(1),
                 "--server" => o.server = value()?.into(),
+                "--baseline" => o.baseline = Some(value()?.into()),
+                "--rounds" => o.rounds = value()?.parse::<usize>()?.max(1),
                 other => bail!("unknown option {other} (see the example's docs)"),
             }
         }
@@ -101,17 +112,26 @@ impl Options {
             // The idle server is the baseline every per-viewer figure is measured from.
             o.viewers.insert(0, 0);
         }
+        if o.rounds == 0 {
+            o.rounds = if o.baseline.is_some() { 3 } else { 1 };
+        }
         Ok(o)
     }
 }
 
 fn main() -> Result<()> {
     let options = Options::parse()?;
-    if !options.server.exists() {
-        bail!(
-            "{} not found: run `cargo build --release` first",
-            options.server.display()
-        );
+    let servers: Vec<(&str, &Path)> = match &options.baseline {
+        Some(baseline) => vec![("baseline", baseline), ("reelcast", &options.server)],
+        None => vec![("reelcast", &options.server)],
+    };
+    for (_, path) in &servers {
+        if !path.exists() {
+            bail!(
+                "{} not found: run `cargo build --release` first",
+                path.display()
+            );
+        }
     }
     let media = make_media()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -119,9 +139,27 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     let root = std::env::temp_dir().join(format!("reelcast-fanout-{}", std::process::id()));
-    let result = runtime.block_on(run(&options, &media, &root));
-    let _ = std::fs::remove_dir_all(&root);
-    result
+    let mut results: Vec<(&str, Vec<Point>)> = Vec::new();
+    for round in 1..=options.rounds {
+        for (label, path) in &servers {
+            if servers.len() > 1 || options.rounds > 1 {
+                eprintln!(
+                    "\n== round {round}/{}: {label} ({})",
+                    options.rounds,
+                    path.display()
+                );
+            }
+            let points = runtime.block_on(run(&options, path, &media, &root));
+            let _ = std::fs::remove_dir_all(&root);
+            let points = points?;
+            print_table(&points, &options);
+            results.push((label, points));
+        }
+    }
+    if servers.len() > 1 {
+        print_comparison(&results, &options);
+    }
+    Ok(())
 }
 
 /// The file's video bit rate, from ffprobe.
@@ -194,7 +232,7 @@ fn free_tcp_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-async fn start_server(options: &Options, media: &MediaFacts, root: &Path) -> Result<Server> {
+async fn start_server(server: &Path, media: &MediaFacts, root: &Path) -> Result<Server> {
     let media_dir = root.join("media");
     std::fs::create_dir_all(&media_dir)?;
     std::fs::copy(&media.path, media_dir.join("file.mp4"))?;
@@ -202,7 +240,7 @@ async fn start_server(options: &Options, media: &MediaFacts, root: &Path) -> Res
     for _attempt in 0..3 {
         let (http, ws) = (free_tcp_port()?, free_tcp_port()?);
         let udp = StdUdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut child = Command::new(&options.server)
+        let mut child = Command::new(server)
             .arg("serve")
             .arg("--media-dir")
             .arg(&media_dir)
@@ -222,7 +260,7 @@ async fn start_server(options: &Options, media: &MediaFacts, root: &Path) -> Res
             .stdout(log.try_clone()?)
             .stderr(log.try_clone()?)
             .spawn()
-            .with_context(|| format!("starting {}", options.server.display()))?;
+            .with_context(|| format!("starting {}", server.display()))?;
         let http = SocketAddr::from(([127, 0, 0, 1], http));
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -494,8 +532,14 @@ struct Point {
     median_kbps: f64,
 }
 
-async fn run(options: &Options, media: &MediaFacts, root: &Path) -> Result<()> {
-    let server = start_server(options, media, root).await?;
+/// Measures one server at every viewer count of `options`.
+async fn run(
+    options: &Options,
+    server: &Path,
+    media: &MediaFacts,
+    root: &Path,
+) -> Result<Vec<Point>> {
+    let server = start_server(server, media, root).await?;
     let pid = server.child.id().to_string();
     let own = std::process::id().to_string();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -631,8 +675,54 @@ async fn run(options: &Options, media: &MediaFacts, root: &Path) -> Result<()> {
             eprintln!("  {line}");
         }
     }
-    print_table(&points, options);
-    Ok(())
+    Ok(points)
+}
+
+/// Per viewer of `point` over the idle server: (share of a core, KB of `smaps` anonymous).
+fn per_viewer(point: &Point, idle: &Point) -> (f64, f64) {
+    let n = point.viewers.max(1) as f64;
+    (
+        (point.server_cpu - idle.server_cpu) / n,
+        (point.mem.smaps_anon_kb as f64 - idle.mem.smaps_anon_kb as f64) / n,
+    )
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The baseline against reelcast, per viewer count: every round's figure and the median.
+fn print_comparison(results: &[(&str, Vec<Point>)], options: &Options) {
+    println!(
+        "\nper viewer, {} rounds alternating (medians decide)\n",
+        options.rounds
+    );
+    println!("| viewers | server | % of a core per viewer (each round) | median → viewers per core | KB per viewer (each round) | median KB |");
+    println!("|---|---|---|---|---|---|");
+    for (i, &viewers) in options.viewers.iter().enumerate().skip(1) {
+        for label in ["baseline", "reelcast"] {
+            let rounds: Vec<(f64, f64)> = results
+                .iter()
+                .filter(|(l, _)| *l == label)
+                .filter_map(|(_, points)| Some(per_viewer(points.get(i)?, points.first()?)))
+                .collect();
+            let cpu: Vec<f64> = rounds.iter().map(|r| r.0).collect();
+            let kb: Vec<f64> = rounds.iter().map(|r| r.1).collect();
+            let list = |v: &[f64], f: fn(f64) -> String| {
+                v.iter().map(|x| f(*x)).collect::<Vec<_>>().join(", ")
+            };
+            let cpu_median = median(cpu.clone());
+            println!(
+                "| {viewers} | {label} | {} | {:.4} → {:.0} | {} | {:.0} |",
+                list(&cpu, |x| format!("{:.4}", x * 100.0)),
+                cpu_median * 100.0,
+                1.0 / cpu_median.max(1e-9),
+                list(&kb, |x| format!("{x:.0}")),
+                median(kb.clone()),
+            );
+        }
+    }
 }
 
 fn print_table(points: &[Point], options: &Options) {
@@ -658,15 +748,12 @@ fn print_table(points: &[Point], options: &Options) {
         let (per_cpu, per_core, per_rss, per_anon) = if p.viewers == 0 {
             ("".into(), "".into(), "".into(), "".into())
         } else {
-            let cpu = (p.server_cpu - idle.server_cpu) / n;
+            let (cpu, anon_kb) = per_viewer(p, idle);
             (
                 format!("{:.4}", cpu * 100.0),
                 format!("{:.0}", 1.0 / cpu.max(1e-9)),
                 format!("{:.1}", (p.mem.rss_kb as f64 - idle.mem.rss_kb as f64) / n),
-                format!(
-                    "{:.1}",
-                    (p.mem.smaps_anon_kb as f64 - idle.mem.smaps_anon_kb as f64) / n
-                ),
+                format!("{anon_kb:.1}"),
             )
         };
         println!(
