@@ -329,6 +329,9 @@ export async function readStats(page) {
           packetsLost: s.packetsLost || 0,
           keyFramesDecoded: s.keyFramesDecoded || 0,
           freezeCount: s.freezeCount || 0,
+          nackCount: s.nackCount || 0,
+          pliCount: s.pliCount || 0,
+          retransmittedPacketsReceived: s.retransmittedPacketsReceived,
         };
       } else if (kind === 'audio') {
         out.audio = {
