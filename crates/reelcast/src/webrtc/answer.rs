@@ -7,7 +7,7 @@
 //! of CPU on every join.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use str0m::change::SdpOffer;
@@ -16,7 +16,15 @@ use str0m::crypto::CryptoProvider;
 use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, IceCreds, Rtc};
 
+use super::dtls_keys::{self, KeySlot};
 use super::WebRtcError;
+
+/// The server's crypto provider: str0m's, with DTLS wrapped so each viewer's SRTP keys can
+/// be taken for its media plane.
+pub(super) fn crypto_provider() -> &'static CryptoProvider {
+    static PROVIDER: OnceLock<CryptoProvider> = OnceLock::new();
+    PROVIDER.get_or_init(|| dtls_keys::capturing_provider(str0m::crypto::from_feature_flags()))
+}
 
 /// Makes answering `Rtc`s that all share one certificate and one UDP port.
 pub struct RtcFactory {
@@ -32,13 +40,17 @@ pub struct Accepted {
     /// Our ICE username fragment: STUN requests from the browser carry it, which is how the
     /// hub finds this viewer before it knows the browser's address.
     pub local_ufrag: String,
+    /// Our ICE password, to answer the browser's consent checks once str0m is gone.
+    pub(crate) ice_password: String,
+    /// Where the SRTP keys land when DTLS is done.
+    pub(crate) keys: KeySlot,
 }
 
 impl RtcFactory {
     /// `candidate` is the address browsers are told to send to (the announced IP and the
     /// shared media port).
     pub fn new(candidate: SocketAddr) -> Result<Self, WebRtcError> {
-        let provider = str0m::crypto::from_feature_flags();
+        let provider = crypto_provider().clone();
         let cert = provider
             .dtls_provider
             .generate_certificate()
@@ -60,16 +72,19 @@ impl RtcFactory {
             .map_err(|e| WebRtcError::BadOffer(e.to_string()))?;
         let creds = IceCreds::new();
         let local_ufrag = creds.ufrag.clone();
-        let mut rtc = Rtc::builder()
-            .set_ice_lite(true)
-            .set_crypto_provider(self.provider.clone())
-            .set_dtls_cert(self.cert.clone())
-            .set_local_ice_credentials(creds)
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_h264(true)
-            .set_extension_map(extensions_without_twcc())
-            .build(now);
+        let ice_password = creds.pass.clone();
+        let (mut rtc, keys) = dtls_keys::build_with_slot(|| {
+            Rtc::builder()
+                .set_ice_lite(true)
+                .set_crypto_provider(self.provider.clone())
+                .set_dtls_cert(self.cert.clone())
+                .set_local_ice_credentials(creds)
+                .clear_codecs()
+                .enable_opus(true, false)
+                .enable_h264(true)
+                .set_extension_map(extensions_without_twcc())
+                .build(now)
+        });
         let candidate = Candidate::host(self.candidate, "udp")
             .map_err(|e| WebRtcError::Setup(format!("bad host candidate: {e}")))?;
         rtc.add_local_candidate(candidate)
@@ -82,6 +97,8 @@ impl RtcFactory {
             rtc,
             answer_sdp: one_media_stream(&answer.to_sdp_string()),
             local_ufrag,
+            ice_password,
+            keys,
         })
     }
 }

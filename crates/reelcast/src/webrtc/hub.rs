@@ -24,8 +24,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::net::{Protocol, Receive};
-use str0m::Input;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info, warn};
@@ -210,8 +208,8 @@ impl GopCache {
         self.frames.push(frame.clone());
     }
 
-    fn keyframe(&self) -> Option<&RtpFrame> {
-        self.frames.first().map(|f| &**f)
+    fn keyframe(&self) -> Option<&Arc<RtpFrame>> {
+        self.frames.first()
     }
 }
 
@@ -226,7 +224,8 @@ struct HubState {
     wakeups: Wakeups,
 }
 
-/// When each viewer's engine next wants [`Input::Timeout`], and which engines have ended.
+/// When each viewer next wants to be woken (its engine's timers, its sender reports and
+/// consent deadline), and which viewers have ended.
 ///
 /// A min-heap of (time, viewer) with at most one live entry per viewer: the earliest time
 /// asked for, kept in `armed`. A viewer that later asks for an earlier time gets a new entry
@@ -245,7 +244,7 @@ impl Wakeups {
     /// To call after every [`Viewer::drain`]: arms the viewer's next timeout, or notes that
     /// it has ended.
     fn after_drain(&mut self, viewer: &Viewer) {
-        if viewer.closed || !viewer.rtc.is_alive() {
+        if viewer.is_finished() {
             self.finished.push(viewer.id);
         } else {
             self.arm(viewer.id, viewer.next_timeout);
@@ -357,18 +356,24 @@ impl HubState {
                 events,
             } => {
                 let Accepted {
-                    rtc, local_ufrag, ..
+                    rtc,
+                    local_ufrag,
+                    ice_password,
+                    keys,
+                    ..
                 } = *accepted;
                 let mut viewer = Box::new(Viewer::new(
                     id,
                     feed,
                     rtc,
+                    keys,
                     local_ufrag.clone(),
+                    ice_password,
                     plan,
                     events,
                     now,
                 ));
-                viewer.drain(out);
+                viewer.drain(now, out);
                 self.wakeups.after_drain(&viewer);
                 self.by_ufrag.insert(local_ufrag, id);
                 self.viewers.insert(id, viewer);
@@ -378,8 +383,8 @@ impl HubState {
             }
             Command::RemoveViewer { id, reason } => {
                 if let Some(v) = self.viewers.get_mut(&id) {
-                    v.close(reason);
-                    v.drain(out);
+                    v.close_and_say_goodbye(reason, out);
+                    v.drain(now, out);
                     self.wakeups.after_drain(v);
                 }
             }
@@ -393,16 +398,12 @@ impl HubState {
                 f.gop.push(&frame);
                 for id in &f.viewers {
                     if let Some(v) = self.viewers.get_mut(id) {
-                        v.write(&frame, frame.pts_us, f.epoch, now);
+                        v.write(&frame, frame.pts_us, now, out);
                         if v.wants_keyframe {
                             if let Some(k) = f.gop.keyframe() {
-                                v.resend_keyframe(k, f.epoch, now);
+                                v.resend_keyframe(k, now, out);
                             }
                         }
-                        // Sent now rather than at the engine's next wake-up: one pass over
-                        // the viewers while the frame is hot in cache, and no heap churn.
-                        v.transmit(now, out);
-                        self.wakeups.after_drain(v);
                     }
                 }
             }
@@ -417,30 +418,11 @@ impl HubState {
         let Some(viewer) = self.viewers.get_mut(&id) else {
             return;
         };
-        let Ok(contents) = data.try_into() else {
-            return;
-        };
-        let input = Input::Receive(
-            Instant::now(),
-            Receive {
-                proto: Protocol::Udp,
-                source,
-                // The engine only knows the announced address; behind NAT the socket's own
-                // address differs, so present every datagram as sent to the announced one.
-                destination: self.announced,
-                contents,
-            },
-        );
-        if !viewer.rtc.accepts(&input) {
-            return;
-        }
-        if let Err(e) = viewer.rtc.handle_input(input) {
-            warn!(viewer = id.0, "bad input from {source}: {e}");
-        }
-        viewer.drain(out);
+        let now = Instant::now();
+        viewer.on_datagram(data, source, self.announced, now, out);
         if viewer.wants_catch_up() {
             if let Some(f) = self.feeds.get(&viewer.feed) {
-                viewer.catch_up(&f.gop.frames, f.epoch, Instant::now(), out);
+                viewer.catch_up(&f.gop.frames, now, out);
             }
         }
         self.wakeups.after_drain(viewer);
@@ -464,10 +446,8 @@ impl HubState {
                 continue;
             };
             if viewer.next_timeout <= now && !viewer.closed {
-                if let Err(e) = viewer.rtc.handle_input(Input::Timeout(now)) {
-                    warn!(viewer = viewer.id.0, "engine timeout error: {e}");
-                }
-                viewer.drain(out);
+                let epoch = self.feeds.get(&viewer.feed).map(|f| f.epoch);
+                viewer.on_timeout(epoch, now, out);
             }
             self.wakeups.after_drain(viewer);
         }

@@ -11,9 +11,12 @@
 //! to the feed's viewers. Everything per-stream (demux, transcoding) has happened before.
 
 mod answer;
+mod dtls_keys;
 mod hub;
+mod media_plane;
 mod outbox;
 mod packets;
+mod srtp;
 mod viewer;
 
 pub use answer::{Accepted, RtcFactory};

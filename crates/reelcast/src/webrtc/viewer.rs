@@ -1,84 +1,75 @@
-//! One viewer's share of the hub: its engine and what must be per viewer.
+//! One viewer's share of the hub: its handshake engine, then its lean media plane.
 //!
-//! Per viewer is only what cannot be shared: the negotiated payload types, the SRTP and
-//! congestion state inside `Rtc`, and whether video may flow yet (a decoder must start at a
-//! keyframe), and the sequence numbers of its two RTP streams. RTP payloads are cut once
-//! per feed ([`RtpFrame`]) and shared: writing them here costs a refcount per packet.
+//! A viewer starts as a str0m [`Rtc`] doing ICE and DTLS. Once connected, the SRTP keys
+//! the handshake exported (see [`super::dtls_keys`]) go to a [`MediaPlane`] that sends and
+//! hears media without str0m; the engine stays only until the browser shows it has the
+//! keys too (its first authenticated RTCP), in case our last handshake flight was lost and
+//! must be answered again, and is then dropped with everything it held.
+//!
+//! Per viewer is only what cannot be shared: the negotiated payload types and SSRCs, the
+//! SRTP contexts and sequence numbers, and whether video may flow yet (a decoder must start
+//! at a keyframe). RTP payloads are cut once per feed ([`RtpFrame`]) and shared.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::format::Codec;
 use str0m::media::{MediaKind as RtcKind, Mid, Pt};
-use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, info, warn};
 
+use super::dtls_keys::KeySlot;
 use super::hub::{FeedId, ViewerEvent, ViewerEvents, ViewerId, ViewerPlan};
+use super::media_plane::{Heard, MediaPlane, OutTrack, RtxTrack};
 use super::outbox::Outbox;
 use super::packets::RtpFrame;
+use super::srtp::SrtpKeys;
 use crate::media::MediaKind;
 
 /// A picture-loss request within this long after a keyframe went out is not answered:
 /// browsers ask for one while they wait for the first, and that one is on its way.
 const KEYFRAME_REQUEST_GRACE: Duration = Duration::from_millis(1000);
 
-/// How long sent video packets are kept to answer NACKs. A browser asks for a lost packet
-/// as soon as a later one arrives and repeats every round trip; after about a second the
-/// picture it belonged to is past its playout time and the browser asks for a keyframe
-/// instead. One second covers several retries at any usable round-trip time.
-const RESEND_CACHE_AGE: Duration = Duration::from_secs(1);
-/// At most this many packets (a second of ~5 Mbit/s video); the cache grows to it only
-/// when needed.
-const RESEND_CACHE_PACKETS: usize = 512;
-/// str0m's default: queued resends are dropped when they exceed 15 % of what is sent.
-const RESEND_RATIO_CAP: Option<f32> = Some(0.15);
+/// The handshake engine is dropped this long after connecting even if the browser has not
+/// sent RTCP yet (it sends a report within about a second of receiving media).
+const HANDSHAKE_LINGER: Duration = Duration::from_secs(5);
 
 /// Spacing of a late joiner's catch-up pictures: just over one 90 kHz tick, so each gets
 /// its own RTP timestamp.
 const CATCH_UP_STEP_US: i64 = 12;
 
 /// RTP clock rates: H.264 and Opus.
-const VIDEO_CLOCK_HZ: u64 = 90_000;
-const AUDIO_CLOCK_HZ: u64 = 48_000;
+const VIDEO_CLOCK_HZ: u32 = 90_000;
+const AUDIO_CLOCK_HZ: u32 = 48_000;
 
-/// One negotiated RTP stream of this viewer.
-struct Track {
-    mid: Mid,
-    /// Chosen once the browser's payload types are known; nothing is sent before.
-    pt: Option<Pt>,
-    /// Sequence numbers are per viewer (random start, RFC 3550); payloads are not.
-    next_seq: SeqNo,
-}
-
-impl Track {
-    fn new(mid: Mid) -> Self {
-        Track {
-            mid,
-            pt: None,
-            next_seq: SeqNo::default(),
-        }
-    }
+/// Where the viewer's handshake stands.
+pub(super) struct Handshake {
+    pub rtc: Rtc,
+    keys: KeySlot,
+    ice_password: String,
+    video_mid: Option<Mid>,
+    audio_mid: Option<Mid>,
+    connected_at: Option<Instant>,
+    next_timeout: Instant,
 }
 
 pub(super) struct Viewer {
     pub id: ViewerId,
     pub feed: FeedId,
-    pub rtc: Rtc,
     pub local_ufrag: String,
     plan: ViewerPlan,
     events: ViewerEvents,
-    video: Option<Track>,
-    audio: Option<Track>,
-    connected: bool,
+    /// str0m's engine while it is needed (see the module docs).
+    handshake: Option<Box<Handshake>>,
+    plane: Option<MediaPlane>,
+    /// The browser's address as last seen by the hub.
+    last_source: Option<SocketAddr>,
     /// Video is held back until a keyframe: a decoder cannot start anywhere else.
     awaiting_keyframe: bool,
     /// Any video written yet (a viewer joining mid-stream first gets the feed's GOP).
     video_started: bool,
     last_keyframe_sent: Option<Instant>,
-    /// The catch-up burst grew the engine's resend cache; it is made anew at the next
-    /// keyframe (see [`Self::write`]).
-    resend_cache_oversized: bool,
     /// Presentation time of the last video frame written, to place a re-sent keyframe.
     last_video_pts_us: i64,
     /// Set when the browser asked for a picture; the hub answers from the feed's cache.
@@ -88,11 +79,14 @@ pub(super) struct Viewer {
 }
 
 impl Viewer {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: ViewerId,
         feed: FeedId,
         rtc: Rtc,
+        keys: KeySlot,
         local_ufrag: String,
+        ice_password: String,
         plan: ViewerPlan,
         events: ViewerEvents,
         now: Instant,
@@ -100,17 +94,23 @@ impl Viewer {
         Viewer {
             id,
             feed,
-            rtc,
             local_ufrag,
             plan,
             events,
-            video: None,
-            audio: None,
-            connected: false,
+            handshake: Some(Box::new(Handshake {
+                rtc,
+                keys,
+                ice_password,
+                video_mid: None,
+                audio_mid: None,
+                connected_at: None,
+                next_timeout: now,
+            })),
+            plane: None,
+            last_source: None,
             awaiting_keyframe: true,
             video_started: false,
             last_keyframe_sent: None,
-            resend_cache_oversized: false,
             last_video_pts_us: 0,
             wants_keyframe: false,
             next_timeout: now,
@@ -118,158 +118,250 @@ impl Viewer {
         }
     }
 
+    /// True once the viewer has ended (closed, or its handshake engine gave up).
+    pub fn is_finished(&self) -> bool {
+        self.closed || self.handshake.as_ref().is_some_and(|h| !h.rtc.is_alive())
+    }
+
+    /// Handles a datagram from the browser: RTCP goes to the media plane, the handshake's
+    /// STUN and DTLS to the engine while there is one, the rest to the media plane.
+    pub fn on_datagram(
+        &mut self,
+        data: &[u8],
+        source: SocketAddr,
+        announced: SocketAddr,
+        now: Instant,
+        out: &mut Outbox,
+    ) {
+        self.last_source = Some(source);
+        let to_plane = MediaPlane::is_rtcp_datagram(data) || self.handshake.is_none();
+        if let (Some(plane), true) = (&mut self.plane, to_plane) {
+            match plane.on_datagram(data, source, now, out) {
+                Heard::Nothing => {}
+                Heard::KeyframeRequest => self.on_keyframe_request(),
+                Heard::Gone => self.close("Stopped by session disconnect"),
+            }
+            self.drop_handshake_when_done(now);
+            self.update_timeout();
+            return;
+        }
+        let Some(handshake) = &mut self.handshake else {
+            return;
+        };
+        let Ok(contents) = data.try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            str0m::net::Receive {
+                proto: str0m::net::Protocol::Udp,
+                source,
+                // The engine only knows the announced address; behind NAT the socket's own
+                // address differs, so present every datagram as sent to the announced one.
+                destination: announced,
+                contents,
+            },
+        );
+        if !handshake.rtc.accepts(&input) {
+            return;
+        }
+        if let Err(e) = handshake.rtc.handle_input(input) {
+            warn!(viewer = self.id.0, "bad input from {source}: {e}");
+        }
+        self.drain(now, out);
+    }
+
+    /// Drives the engine and the media plane at `now`; `epoch` is the feed's stream time 0.
+    pub fn on_timeout(&mut self, epoch: Option<Instant>, now: Instant, out: &mut Outbox) {
+        if self.closed {
+            return;
+        }
+        if let Some(handshake) = &mut self.handshake {
+            if handshake.next_timeout <= now {
+                if let Err(e) = handshake.rtc.handle_input(Input::Timeout(now)) {
+                    warn!(viewer = self.id.0, "engine timeout error: {e}");
+                }
+                self.drain(now, out);
+            }
+        }
+        if let (Some(plane), Some(epoch)) = (&mut self.plane, epoch) {
+            if plane.next_timeout() <= now && !plane.on_timeout(epoch, now, out) {
+                self.close("Failed by RTP activity");
+            }
+        }
+        self.drop_handshake_when_done(now);
+        self.update_timeout();
+    }
+
     /// Drains the engine until it asks to be woken later: sends what it transmits and turns
-    /// its events into viewer events. This is str0m's "drain after every mutation" rule.
-    pub fn drain(&mut self, out: &mut Outbox) {
-        while !self.closed {
-            match self.rtc.poll_output() {
+    /// its events into viewer events (str0m's "drain after every mutation" rule), then
+    /// starts the media plane once the handshake is done.
+    pub fn drain(&mut self, now: Instant, out: &mut Outbox) {
+        let Some(handshake) = &mut self.handshake else {
+            return;
+        };
+        let mut events = Vec::new();
+        loop {
+            match handshake.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
-                    self.next_timeout = t;
-                    return;
+                    handshake.next_timeout = t;
+                    break;
                 }
                 Ok(Output::Transmit(t)) => out.push(t.destination, t.contents.into()),
-                Ok(Output::Event(event)) => self.on_event(event),
+                Ok(Output::Event(event)) => events.push(event),
                 Err(e) => {
                     warn!(viewer = self.id.0, "WebRTC engine failed: {e}");
-                    self.close("Failed by DTLS error");
+                    events.push(Event::Closed);
+                    break;
                 }
             }
         }
+        for event in events {
+            self.on_event(event, now);
+        }
+        if self.plane.is_none() && !self.closed {
+            self.start_media_plane(now);
+        }
+        self.update_timeout();
     }
 
-    fn on_event(&mut self, event: Event) {
+    fn on_event(&mut self, event: Event, now: Instant) {
+        let Some(handshake) = &mut self.handshake else {
+            return;
+        };
         match event {
             // str0m announces the negotiated media only once DTLS is up, after `Connected`.
-            Event::MediaAdded(m) => {
-                match m.kind {
-                    RtcKind::Video => {
-                        self.video = Some(Track::new(m.mid));
-                        self.size_resend_cache(m.mid);
-                    }
-                    RtcKind::Audio => self.audio = Some(Track::new(m.mid)),
-                }
-                self.choose_payload_types();
-            }
-            Event::Connected => {
-                self.connected = true;
-                info!(viewer = self.id.0, "WebRTC connected");
-                let _ = self.events.send((self.id, ViewerEvent::Connected));
-            }
+            Event::MediaAdded(m) => match m.kind {
+                RtcKind::Video => handshake.video_mid = Some(m.mid),
+                RtcKind::Audio => handshake.audio_mid = Some(m.mid),
+            },
+            Event::Connected => handshake.connected_at = Some(now),
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                if self.connected {
+                if self.plane.is_some() {
                     self.close("Failed by RTP activity");
                 } else {
                     self.close("Failed by ICE timeout");
                 }
             }
-            Event::KeyframeRequest(_) => {
-                let recent = self
-                    .last_keyframe_sent
-                    .is_some_and(|t| t.elapsed() < KEYFRAME_REQUEST_GRACE);
-                if !recent && !self.awaiting_keyframe {
-                    self.wants_keyframe = true;
-                }
-            }
+            Event::KeyframeRequest(_) => self.on_keyframe_request(),
             Event::Closed => self.close("Stopped by session disconnect"),
             _ => {}
         }
     }
 
-    /// Keeps sent video packets for answering NACKs for [`RESEND_CACHE_AGE`] rather than
-    /// str0m's 3 s. The cache is per viewer (each engine packetizes for itself) and was
-    /// most of a viewer's memory: 3 s of a 600 kbit/s stream is ~220 KB of payload plus
-    /// ~430 B of bookkeeping per packet.
-    fn size_resend_cache(&mut self, mid: Mid) {
-        if let Some(stream) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
-            stream.set_rtx_cache(RESEND_CACHE_PACKETS, RESEND_CACHE_AGE, RESEND_RATIO_CAP);
+    fn on_keyframe_request(&mut self) {
+        let recent = self
+            .last_keyframe_sent
+            .is_some_and(|t| t.elapsed() < KEYFRAME_REQUEST_GRACE);
+        if !recent && !self.awaiting_keyframe {
+            self.wants_keyframe = true;
         }
     }
 
-    /// Picks the H.264 payload type whose profile matches the file (a browser decodes any
-    /// profile it offered, but the matching one keeps the SDP honest) and the Opus one.
-    fn choose_payload_types(&mut self) {
-        if let (Some(track), Some(profile)) = (&mut self.video, self.plan.h264_profile_idc) {
-            if let Some(writer) = self.rtc.writer(track.mid) {
-                let h264: Vec<_> = writer
-                    .payload_params()
-                    .filter(|p| p.spec().codec == Codec::H264)
-                    .filter(|p| p.spec().format.packetization_mode == Some(1))
-                    .map(|p| (p.pt(), p.spec().format.profile_level_id))
-                    .collect();
-                let same_profile = h264
-                    .iter()
-                    .find(|(_, plid)| plid.map(|v| (v >> 16) as u8) == Some(profile));
-                track.pt = same_profile.or(h264.first()).map(|(pt, _)| *pt);
-            }
-            if track.pt.is_none() {
-                warn!(
-                    viewer = self.id.0,
-                    "browser offered no H.264 with packetization-mode 1: video not sent"
-                );
-            }
-        }
-        if let (Some(track), true) = (&mut self.audio, self.plan.has_audio) {
-            if let Some(writer) = self.rtc.writer(track.mid) {
-                track.pt = writer
-                    .payload_params()
-                    .find(|p| p.spec().codec == Codec::Opus)
-                    .map(|p| p.pt());
-            }
-        }
-    }
-
-    /// Queues one frame's packets, stamped `pts_us` (its own time, or another one for a
-    /// catch-up or a re-sent keyframe). Before the connection is up nothing is sent: the
-    /// engine would drop it anyway. [`Self::transmit`] sends what was queued.
-    pub fn write(&mut self, frame: &RtpFrame, pts_us: i64, epoch: Instant, now: Instant) {
-        if !self.connected || self.closed {
+    /// Once DTLS is up: takes the exported keys, the negotiated payload types and SSRCs,
+    /// and makes the media plane. From then on media flows.
+    fn start_media_plane(&mut self, now: Instant) {
+        let Some(handshake) = &mut self.handshake else {
+            return;
+        };
+        if handshake.connected_at.is_none() {
             return;
         }
+        let (Some(peer), Some(exported)) = (self.last_source, handshake.keys.take()) else {
+            return;
+        };
+        let Some(keys) = SrtpKeys::from_keying_material(
+            &exported.material,
+            exported.profile,
+            exported.we_are_client,
+        ) else {
+            warn!(
+                viewer = self.id.0,
+                "DTLS exported keys of an unexpected size"
+            );
+            self.close("Failed by DTLS error");
+            return;
+        };
+        let provider = super::answer::crypto_provider();
+        let video = handshake
+            .video_mid
+            .zip(self.plan.h264_profile_idc)
+            .and_then(|(mid, profile)| video_track(&mut handshake.rtc, mid, profile));
+        let audio = handshake
+            .audio_mid
+            .filter(|_| self.plan.has_audio)
+            .and_then(|mid| audio_track(&mut handshake.rtc, mid));
+        if self.plan.h264_profile_idc.is_some() && handshake.video_mid.is_some() && video.is_none()
+        {
+            warn!(
+                viewer = self.id.0,
+                "browser offered no H.264 with packetization-mode 1: video not sent"
+            );
+        }
+        self.plane = Some(MediaPlane::new(
+            peer,
+            &keys,
+            provider,
+            &handshake.ice_password,
+            video,
+            audio,
+            now,
+        ));
+        info!(viewer = self.id.0, "WebRTC connected");
+        let _ = self.events.send((self.id, ViewerEvent::Connected));
+    }
+
+    /// Drops the handshake engine once the browser has the keys, or after a while anyway.
+    fn drop_handshake_when_done(&mut self, now: Instant) {
+        let (Some(plane), Some(handshake)) = (&self.plane, &self.handshake) else {
+            return;
+        };
+        let lingered = handshake
+            .connected_at
+            .is_some_and(|t| now.duration_since(t) >= HANDSHAKE_LINGER);
+        if plane.peer_has_keys || lingered {
+            self.handshake = None;
+            debug!(viewer = self.id.0, "handshake engine dropped");
+        }
+    }
+
+    fn update_timeout(&mut self) {
+        let engine = self.handshake.as_ref().map(|h| {
+            // Wake when the engine may be dropped, too.
+            let linger = h.connected_at.map(|t| t + HANDSHAKE_LINGER);
+            linger.map_or(h.next_timeout, |l| l.min(h.next_timeout))
+        });
+        let plane = self.plane.as_ref().map(|p| p.next_timeout());
+        self.next_timeout = match (engine, plane) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => Instant::now() + Duration::from_secs(1),
+        };
+    }
+
+    /// Sends one frame's packets, stamped `pts_us` (its own time, or another one for a
+    /// catch-up or a re-sent keyframe). Before the media plane is up nothing is sent.
+    pub fn write(&mut self, frame: &Arc<RtpFrame>, pts_us: i64, now: Instant, out: &mut Outbox) {
+        if self.closed {
+            return;
+        }
+        let Some(plane) = &mut self.plane else {
+            return;
+        };
         let video = frame.kind == MediaKind::Video;
         if video && self.awaiting_keyframe && !frame.keyframe {
             return;
         }
-        if video && frame.keyframe && self.resend_cache_oversized {
-            // The cache is a ring that grows to hold what was sent within its age and never
-            // shrinks: a GOP sent at once left it several times its steady size. Packets
-            // from before a keyframe are not needed to decode after it, so here a fresh,
-            // small cache loses nothing worth re-sending.
-            self.resend_cache_oversized = false;
-            if let Some(mid) = self.video.as_ref().map(|t| t.mid) {
-                self.size_resend_cache(mid);
-            }
-        }
-        let (track, clock_hz) = if video {
-            (&mut self.video, VIDEO_CLOCK_HZ)
+        let clock_hz = if video {
+            VIDEO_CLOCK_HZ
         } else {
-            (&mut self.audio, AUDIO_CLOCK_HZ)
-        };
-        let Some(Track {
-            mid,
-            pt: Some(pt),
-            next_seq,
-        }) = track
-        else {
-            return;
-        };
-        let mut api = self.rtc.direct_api();
-        let Some(stream) = api.stream_tx_by_mid(*mid, None) else {
-            return;
+            AUDIO_CLOCK_HZ
         };
         let pts_us = pts_us.max(0);
         // RTP time wraps at 32 bits by design; the receiver unwraps it.
         let rtp_time = (pts_us as u128 * clock_hz as u128 / 1_000_000) as u32;
-        let wallclock = epoch + Duration::from_micros(pts_us as u64);
-        let last = frame.payloads.len() - 1;
-        for (i, payload) in frame.payloads.iter().enumerate() {
-            let packet = RtpWrite::new(*pt, next_seq.inc(), rtp_time, wallclock, payload.clone())
-                // Video: the marker ends a picture, and lost packets are re-sent on NACK.
-                // Audio: a lost Opus packet is concealed; re-sending it would come too late.
-                .marker(video && i == last)
-                .nackable(video);
-            stream.write_rtp(packet);
-        }
-        if video {
+        plane.send_frame(frame, rtp_time, now, out);
+        if video && plane.video.is_some() {
             self.video_started = true;
             self.last_video_pts_us = pts_us;
             if frame.keyframe {
@@ -279,48 +371,26 @@ impl Viewer {
         }
     }
 
-    /// Sends what [`Self::write`] queued: the engine packs and encrypts queued packets when
-    /// time moves, so it is given `now`, then drained.
-    pub fn transmit(&mut self, now: Instant, out: &mut Outbox) {
-        if self.closed {
-            return;
-        }
-        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
-            warn!(viewer = self.id.0, "engine timeout error: {e}");
-        }
-        self.drain(out);
-    }
-
     /// True once the viewer can take video and has had none: time for [`Self::catch_up`].
     pub fn wants_catch_up(&self) -> bool {
-        let video_negotiated = self.video.as_ref().is_some_and(|t| t.pt.is_some());
-        self.connected && !self.closed && video_negotiated && !self.video_started
+        let video_negotiated = self.plane.as_ref().is_some_and(|p| p.video.is_some());
+        !self.closed && video_negotiated && !self.video_started
     }
 
     /// Sends a viewer who joins mid-stream the feed's current GOP, so its first picture
     /// comes now and not at the next keyframe (which may be seconds away). The frames keep
     /// their order, but their timestamps are packed one 90 kHz tick apart just before the
     /// newest one: the browser decodes them in one go and shows the newest picture when
-    /// every other viewer does, then follows the shared timeline. Each frame is sent before
-    /// the next is written, so the engine's send queue never holds the whole GOP (its
-    /// queues keep the largest size they ever reached, for as long as the viewer stays).
-    pub fn catch_up(
-        &mut self,
-        gop: &[Arc<RtpFrame>],
-        epoch: Instant,
-        now: Instant,
-        out: &mut Outbox,
-    ) {
+    /// every other viewer does, then follows the shared timeline.
+    pub fn catch_up(&mut self, gop: &[Arc<RtpFrame>], now: Instant, out: &mut Outbox) {
         let Some(newest) = gop.last() else {
             return;
         };
         let count = gop.len() as i64;
         for (i, frame) in gop.iter().enumerate() {
             let pts_us = newest.pts_us - (count - 1 - i as i64) * CATCH_UP_STEP_US;
-            self.write(frame, pts_us, epoch, now);
-            self.transmit(now, out);
+            self.write(frame, pts_us, now, out);
         }
-        self.resend_cache_oversized = gop.len() > 1;
         debug!(
             viewer = self.id.0,
             frames = gop.len(),
@@ -332,10 +402,10 @@ impl Viewer {
     /// new keyframe, so the cached one is re-sent just after the newest picture, and the
     /// pictures that depend on frames the browser lost are held back until the next real
     /// keyframe: the viewer sees a still picture, never a smeared one.
-    pub fn resend_keyframe(&mut self, keyframe: &RtpFrame, epoch: Instant, now: Instant) {
+    pub fn resend_keyframe(&mut self, keyframe: &Arc<RtpFrame>, now: Instant, out: &mut Outbox) {
         self.wants_keyframe = false;
         // One 90 kHz tick after the newest picture, so the browser treats it as new.
-        self.write(keyframe, self.last_video_pts_us + 12, epoch, now);
+        self.write(keyframe, self.last_video_pts_us + 12, now, out);
         self.awaiting_keyframe = true;
         self.last_keyframe_sent = Some(now);
         debug!(
@@ -347,8 +417,74 @@ impl Viewer {
     pub fn close(&mut self, reason: &'static str) {
         if !self.closed {
             self.closed = true;
-            self.rtc.disconnect();
+            if let Some(handshake) = &mut self.handshake {
+                handshake.rtc.disconnect();
+            }
             let _ = self.events.send((self.id, ViewerEvent::Closed(reason)));
         }
     }
+
+    /// Closes the viewer from our side, telling the browser its streams ended.
+    pub fn close_and_say_goodbye(&mut self, reason: &'static str, out: &mut Outbox) {
+        if !self.closed {
+            if let Some(plane) = &mut self.plane {
+                plane.say_goodbye(out);
+            }
+        }
+        self.close(reason);
+    }
+}
+
+/// The video stream the viewer gets: the H.264 payload type whose profile matches the
+/// file (a browser decodes any profile it offered, but the matching one keeps the SDP
+/// honest), its SSRC, and the retransmission stream when negotiated.
+fn video_track(rtc: &mut Rtc, mid: Mid, profile_idc: u8) -> Option<OutTrack> {
+    let writer = rtc.writer(mid)?;
+    let h264: Vec<(Pt, Option<Pt>, Option<u32>)> = writer
+        .payload_params()
+        .filter(|p| p.spec().codec == Codec::H264)
+        .filter(|p| p.spec().format.packetization_mode == Some(1))
+        .map(|p| (p.pt(), p.resend(), p.spec().format.profile_level_id))
+        .collect();
+    let same_profile = h264
+        .iter()
+        .find(|(_, _, plid)| plid.map(|v| (v >> 16) as u8) == Some(profile_idc));
+    let (pt, rtx_pt, _) = *same_profile.or(h264.first())?;
+    let mut api = rtc.direct_api();
+    let stream = api.stream_tx_by_mid(mid, None)?;
+    let rtx = stream.rtx().zip(rtx_pt).map(|(ssrc, pt)| RtxTrack {
+        ssrc: *ssrc,
+        pt: *pt,
+        next_seq: u64::from(random_u16()),
+    });
+    Some(OutTrack::new(
+        *stream.ssrc(),
+        *pt,
+        VIDEO_CLOCK_HZ,
+        random_u16(),
+        rtx,
+    ))
+}
+
+fn audio_track(rtc: &mut Rtc, mid: Mid) -> Option<OutTrack> {
+    let pt = rtc
+        .writer(mid)?
+        .payload_params()
+        .find(|p| p.spec().codec == Codec::Opus)
+        .map(|p| p.pt())?;
+    let mut api = rtc.direct_api();
+    let stream = api.stream_tx_by_mid(mid, None)?;
+    Some(OutTrack::new(
+        *stream.ssrc(),
+        *pt,
+        AUDIO_CLOCK_HZ,
+        random_u16(),
+        None,
+    ))
+}
+
+/// A random first sequence number (RFC 3550 §5.1), kept below 2^15 so that the SRTP
+/// roll-over counter a browser infers from the first packets cannot be off by one.
+fn random_u16() -> u16 {
+    fastrand::u16(..0x8000)
 }

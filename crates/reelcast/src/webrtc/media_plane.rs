@@ -1,0 +1,512 @@
+//! A connected viewer's media, sent and heard by the hub itself: the lean per-viewer path.
+//!
+//! str0m runs a viewer's ICE and DTLS handshakes; after that a viewer that only receives
+//! needs little: an RTP header and SRTP per packet (the payloads are cut once per feed and
+//! shared), a sender report per second per track, answers to the browser's consent checks
+//! (STUN, every ~5 s), and reading its RTCP for lost packets (NACK) and picture-loss
+//! requests. A general engine per viewer kept ~100 KB of queues, caches and statistics
+//! and did bookkeeping per packet for features a file server does not use (bandwidth
+//! estimation, pacing, simulcast), which made it most of a viewer's cost.
+//!
+//! Owns per viewer: the SRTP contexts, the sequence numbers of its streams, packet and byte
+//! counts for sender reports, and which pictures it sent in the last second (references to
+//! the shared frames, to answer NACKs). Does not own: what to send and when (the hub and
+//! [`super::viewer`]), the handshakes (str0m).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use str0m::crypto::{CryptoProvider, Sha1HmacProvider};
+use str0m::ice::StunMessage;
+use str0m::rtp::rtcp::Rtcp;
+
+use super::outbox::Outbox;
+use super::packets::RtpFrame;
+use super::srtp::{SrtcpReceiver, SrtpKeys, SrtpSender};
+use crate::media::MediaKind;
+
+/// How long sent pictures are kept for NACKs: a browser asks for a lost packet as soon as
+/// a later one arrives and repeats every round trip; after about a second the picture is
+/// past its playout time and it asks for a keyframe instead.
+const RESEND_WINDOW: Duration = Duration::from_secs(1);
+/// At most this many packets are re-sent for one NACK packet (a burst of loss asks for
+/// more than is worth sending again; the keyframe request that follows repairs it).
+const RESEND_PER_NACK: usize = 64;
+/// Sender reports give the browser the RTP-to-wall-clock mapping it lip-syncs with.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// No consent check for this long: the browser is gone (RFC 7675 says 30 s at most; str0m's
+/// ICE-lite agent gives up after 15 s, which this keeps).
+const CONSENT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The SRTCP index our sender reports start at: above any str0m may have used for the
+/// same keys during the handshake (an SRTCP receiver refuses an index it has seen).
+const FIRST_SRTCP_INDEX: u32 = 1 << 16;
+
+const RTP_VERSION: u8 = 0x80;
+const RTCP_SR: u8 = 200;
+const RTCP_BYE: u8 = 203;
+/// Seconds from 1900 (NTP) to 1970 (Unix).
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+
+/// One of this viewer's outgoing RTP streams.
+pub(super) struct OutTrack {
+    pub ssrc: u32,
+    pub pt: u8,
+    pub clock_hz: u32,
+    /// Extended (64-bit) sequence number of the next packet; the SRTP index is its low 48 bits.
+    pub next_seq: u64,
+    /// The retransmission stream (RFC 4588), when the browser negotiated one.
+    pub rtx: Option<RtxTrack>,
+    packets: u32,
+    octets: u32,
+}
+
+pub(super) struct RtxTrack {
+    pub ssrc: u32,
+    pub pt: u8,
+    pub next_seq: u64,
+}
+
+impl OutTrack {
+    pub fn new(ssrc: u32, pt: u8, clock_hz: u32, first_seq: u16, rtx: Option<RtxTrack>) -> Self {
+        OutTrack {
+            ssrc,
+            pt,
+            clock_hz,
+            next_seq: u64::from(first_seq),
+            rtx,
+            packets: 0,
+            octets: 0,
+        }
+    }
+}
+
+/// A picture as this viewer got it: where its packets start and the time it was stamped.
+struct SentPicture {
+    first_seq: u64,
+    rtp_time: u32,
+    sent_at: Instant,
+    frame: Arc<RtpFrame>,
+}
+
+/// What a datagram from the browser asked for.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Heard {
+    Nothing,
+    /// A picture-loss or full-intra request for the video.
+    KeyframeRequest,
+    /// The browser ended the session (DTLS close alert or RTCP BYE).
+    Gone,
+}
+
+pub(super) struct MediaPlane {
+    /// Where the browser is: the source of its last authenticated datagram.
+    peer: SocketAddr,
+    srtp: SrtpSender,
+    srtcp: SrtcpReceiver,
+    hmac: &'static dyn Sha1HmacProvider,
+    ice_password: Box<str>,
+    pub video: Option<OutTrack>,
+    pub audio: Option<OutTrack>,
+    sent_video: VecDeque<SentPicture>,
+    last_consent: Instant,
+    next_report: Instant,
+    /// An SRTCP packet from the browser authenticated: it has the keys, so its DTLS
+    /// handshake is over and str0m's engine is no longer needed.
+    pub peer_has_keys: bool,
+    /// Reused for every datagram made here; each datagram handed on is a copy of its size.
+    scratch: Vec<u8>,
+}
+
+impl MediaPlane {
+    pub fn new(
+        peer: SocketAddr,
+        keys: &SrtpKeys,
+        provider: &'static CryptoProvider,
+        ice_password: &str,
+        video: Option<OutTrack>,
+        audio: Option<OutTrack>,
+        now: Instant,
+    ) -> Self {
+        let mut srtp = keys.sender(provider);
+        srtp.set_next_rtcp_index(FIRST_SRTCP_INDEX);
+        MediaPlane {
+            peer,
+            srtp,
+            srtcp: keys.receiver(provider),
+            hmac: provider.sha1_hmac_provider,
+            ice_password: ice_password.into(),
+            video,
+            audio,
+            sent_video: VecDeque::new(),
+            last_consent: now,
+            next_report: now,
+            peer_has_keys: false,
+            scratch: Vec::with_capacity(1500),
+        }
+    }
+
+    /// When [`Self::on_timeout`] wants to run next.
+    pub fn next_timeout(&self) -> Instant {
+        self.next_report.min(self.last_consent + CONSENT_TIMEOUT)
+    }
+
+    /// Sends one frame's packets stamped `rtp_time`. Video packets are remembered for a
+    /// second to answer NACKs.
+    pub fn send_frame(
+        &mut self,
+        frame: &Arc<RtpFrame>,
+        rtp_time: u32,
+        now: Instant,
+        out: &mut Outbox,
+    ) {
+        let video = frame.kind == MediaKind::Video;
+        let track = if video {
+            &mut self.video
+        } else {
+            &mut self.audio
+        };
+        let Some(track) = track else {
+            return;
+        };
+        let first_seq = track.next_seq;
+        let last = frame.payloads.len() - 1;
+        for (i, payload) in frame.payloads.iter().enumerate() {
+            let seq = track.next_seq;
+            track.next_seq += 1;
+            track.packets = track.packets.wrapping_add(1);
+            track.octets = track.octets.wrapping_add(payload.len() as u32);
+            let header = rtp_header(track.pt, video && i == last, seq, rtp_time, track.ssrc);
+            self.scratch.clear();
+            self.srtp.protect_rtp(
+                &header,
+                payload,
+                track.ssrc,
+                srtp_index(seq),
+                &mut self.scratch,
+            );
+            out.push(self.peer, self.scratch.clone());
+        }
+        if video {
+            while self
+                .sent_video
+                .front()
+                .is_some_and(|p| now.duration_since(p.sent_at) > RESEND_WINDOW)
+            {
+                self.sent_video.pop_front();
+            }
+            // A late joiner's catch-up made the queue large; give the memory back.
+            if self.sent_video.capacity() > 64
+                && self.sent_video.len() < self.sent_video.capacity() / 4
+            {
+                self.sent_video.shrink_to_fit();
+            }
+            self.sent_video.push_back(SentPicture {
+                first_seq,
+                rtp_time,
+                sent_at: now,
+                frame: frame.clone(),
+            });
+        }
+    }
+
+    /// Handles a datagram from the browser once connected: consent checks, RTCP, DTLS alerts.
+    pub fn on_datagram(
+        &mut self,
+        data: &[u8],
+        source: SocketAddr,
+        now: Instant,
+        out: &mut Outbox,
+    ) -> Heard {
+        match data.first() {
+            Some(0..=3) => {
+                self.answer_consent(data, source, now, out);
+                Heard::Nothing
+            }
+            // DTLS: after the handshake only an alert is expected, and an alert ends it.
+            Some(21) => Heard::Gone,
+            Some(20..=63) => Heard::Nothing,
+            Some(128..=191) if is_rtcp(data) => self.on_rtcp(data, source, out),
+            _ => Heard::Nothing,
+        }
+    }
+
+    /// True for an SRTCP packet (RTP and RTCP share the port, RFC 5761: RTCP packet types
+    /// 192–223 sit where RTP's marker bit and payload type would be).
+    pub fn is_rtcp_datagram(data: &[u8]) -> bool {
+        matches!(data.first(), Some(128..=191)) && is_rtcp(data)
+    }
+
+    fn answer_consent(&mut self, data: &[u8], source: SocketAddr, now: Instant, out: &mut Outbox) {
+        let Ok(request) = StunMessage::parse(data) else {
+            return;
+        };
+        let hmac = |key: &[u8], parts: &[&[u8]]| self.hmac.sha1_hmac(key, parts);
+        if !request.is_binding_request() || !request.verify(self.ice_password.as_bytes(), hmac) {
+            return;
+        }
+        let reply = StunMessage::binding_reply(request.trans_id(), source);
+        let mut buf = [0u8; 256];
+        let hmac = |key: &[u8], parts: &[&[u8]]| self.hmac.sha1_hmac(key, parts);
+        if let Ok(n) = reply.to_bytes(Some(self.ice_password.as_bytes()), &mut buf, hmac) {
+            out.push(source, buf[..n].to_vec());
+        }
+        self.last_consent = now;
+        self.peer = source;
+    }
+
+    fn on_rtcp(&mut self, data: &[u8], source: SocketAddr, out: &mut Outbox) -> Heard {
+        let Some(compound) = self.srtcp.unprotect_rtcp(data) else {
+            return Heard::Nothing;
+        };
+        self.peer_has_keys = true;
+        self.peer = source;
+        let mut heard = Heard::Nothing;
+        for packet in rtcp_packets(&compound) {
+            if packet.get(1) == Some(&RTCP_BYE) {
+                return Heard::Gone;
+            }
+            match Rtcp::try_from(packet) {
+                Ok(Rtcp::Nack(nack)) => {
+                    let lost = nack
+                        .reports
+                        .iter()
+                        .flat_map(|e| nacked_seqs(e.pid, e.blp))
+                        .take(RESEND_PER_NACK);
+                    let lost: Vec<u16> = lost.collect();
+                    for seq in lost {
+                        self.resend(seq, out);
+                    }
+                }
+                Ok(Rtcp::Pli(_)) | Ok(Rtcp::Fir(_)) => heard = Heard::KeyframeRequest,
+                _ => {}
+            }
+        }
+        heard
+    }
+
+    /// Sends a lost video packet again: on the RTX stream when negotiated (RFC 4588: the
+    /// original sequence number first, then the payload), else as it was.
+    fn resend(&mut self, seq16: u16, out: &mut Outbox) {
+        let Some(track) = &mut self.video else {
+            return;
+        };
+        let seq = extend_seq(track.next_seq, seq16);
+        let Some(picture) = self
+            .sent_video
+            .iter()
+            .rev()
+            .find(|p| p.first_seq <= seq && seq < p.first_seq + p.frame.payloads.len() as u64)
+        else {
+            return;
+        };
+        let index = (seq - picture.first_seq) as usize;
+        let payload = &picture.frame.payloads[index];
+        let marker = index == picture.frame.payloads.len() - 1;
+        self.scratch.clear();
+        match &mut track.rtx {
+            Some(rtx) => {
+                let rtx_seq = rtx.next_seq;
+                rtx.next_seq += 1;
+                let header = rtp_header(rtx.pt, marker, rtx_seq, picture.rtp_time, rtx.ssrc);
+                let mut body = Vec::with_capacity(payload.len() + 2);
+                body.extend_from_slice(&seq16.to_be_bytes());
+                body.extend_from_slice(payload);
+                self.srtp.protect_rtp(
+                    &header,
+                    &body,
+                    rtx.ssrc,
+                    srtp_index(rtx_seq),
+                    &mut self.scratch,
+                );
+            }
+            None => {
+                let header = rtp_header(track.pt, marker, seq, picture.rtp_time, track.ssrc);
+                self.srtp.protect_rtp(
+                    &header,
+                    payload,
+                    track.ssrc,
+                    srtp_index(seq),
+                    &mut self.scratch,
+                );
+            }
+        }
+        out.push(self.peer, self.scratch.clone());
+    }
+
+    /// Sends due sender reports; returns false when the browser stopped answering.
+    /// `epoch` is the wall-clock time of stream time 0, the same for audio and video.
+    pub fn on_timeout(&mut self, epoch: Instant, now: Instant, out: &mut Outbox) -> bool {
+        if now.duration_since(self.last_consent) >= CONSENT_TIMEOUT {
+            return false;
+        }
+        if now >= self.next_report {
+            self.next_report = now + REPORT_INTERVAL;
+            let ntp = ntp_time(SystemTime::now());
+            let stream_us = now.saturating_duration_since(epoch).as_micros() as u64;
+            for track in [&self.video, &self.audio].into_iter().flatten() {
+                if track.packets == 0 {
+                    continue;
+                }
+                let rtp_time = (stream_us as u128 * track.clock_hz as u128 / 1_000_000) as u32;
+                let report = sender_report(track.ssrc, ntp, rtp_time, track.packets, track.octets);
+                self.scratch.clear();
+                self.srtp.protect_rtcp(&report, &mut self.scratch);
+                out.push(self.peer, self.scratch.clone());
+            }
+        }
+        true
+    }
+
+    /// Tells the browser the streams end (RTCP BYE), when the server closes the viewer.
+    pub fn say_goodbye(&mut self, out: &mut Outbox) {
+        let ssrcs: Vec<u32> = [&self.video, &self.audio]
+            .into_iter()
+            .flatten()
+            .map(|t| t.ssrc)
+            .collect();
+        if ssrcs.is_empty() {
+            return;
+        }
+        let mut bye = vec![RTP_VERSION | ssrcs.len() as u8, RTCP_BYE];
+        bye.extend_from_slice(&(ssrcs.len() as u16).to_be_bytes());
+        for ssrc in ssrcs {
+            bye.extend_from_slice(&ssrc.to_be_bytes());
+        }
+        self.scratch.clear();
+        self.srtp.protect_rtcp(&bye, &mut self.scratch);
+        out.push(self.peer, self.scratch.clone());
+    }
+}
+
+/// The SRTP packet index of an extended sequence number: 48 bits (ROC and sequence).
+fn srtp_index(seq: u64) -> u64 {
+    seq & 0xFFFF_FFFF_FFFF
+}
+
+fn rtp_header(pt: u8, marker: bool, seq: u64, rtp_time: u32, ssrc: u32) -> [u8; 12] {
+    let mut h = [0u8; 12];
+    h[0] = RTP_VERSION;
+    h[1] = (pt & 0x7F) | if marker { 0x80 } else { 0 };
+    h[2..4].copy_from_slice(&(seq as u16).to_be_bytes());
+    h[4..8].copy_from_slice(&rtp_time.to_be_bytes());
+    h[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    h
+}
+
+fn is_rtcp(data: &[u8]) -> bool {
+    data.len() >= 8 && (192..=223).contains(&data[1])
+}
+
+/// The packets of a compound RTCP packet, each cut to its stated length less padding.
+fn rtcp_packets(compound: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = compound;
+    std::iter::from_fn(move || {
+        if rest.len() < 4 {
+            return None;
+        }
+        let len = (usize::from(u16::from_be_bytes([rest[2], rest[3]])) + 1) * 4;
+        if len > rest.len() {
+            return None;
+        }
+        let (packet, tail) = rest.split_at(len);
+        rest = tail;
+        let padding = if packet[0] & 0x20 != 0 {
+            usize::from(packet[len - 1])
+        } else {
+            0
+        };
+        Some(&packet[..len.saturating_sub(padding).max(4)])
+    })
+}
+
+/// The sequence numbers one NACK entry names: `pid` and each set bit of `blp` after it.
+fn nacked_seqs(pid: u16, blp: u16) -> impl Iterator<Item = u16> {
+    std::iter::once(pid).chain(
+        (0..16)
+            .filter(move |bit| blp & (1 << bit) != 0)
+            .map(move |bit| pid.wrapping_add(bit + 1)),
+    )
+}
+
+/// The extended sequence number of `seq16`, taken as at most 32768 behind `next`.
+fn extend_seq(next: u64, seq16: u16) -> u64 {
+    let behind = (next as u16).wrapping_sub(seq16);
+    next.saturating_sub(u64::from(behind))
+}
+
+/// 64-bit NTP time: seconds since 1900 and a binary fraction.
+fn ntp_time(now: SystemTime) -> u64 {
+    let since_unix = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since_unix.as_secs() + NTP_UNIX_OFFSET;
+    let frac = (u64::from(since_unix.subsec_nanos()) << 32) / 1_000_000_000;
+    (secs << 32) | frac
+}
+
+/// An RTCP sender report (RFC 3550 §6.4.1) without report blocks: we receive nothing.
+fn sender_report(ssrc: u32, ntp: u64, rtp_time: u32, packets: u32, octets: u32) -> [u8; 28] {
+    let mut sr = [0u8; 28];
+    sr[0] = RTP_VERSION;
+    sr[1] = RTCP_SR;
+    sr[2..4].copy_from_slice(&6u16.to_be_bytes()); // length in words, less one
+    sr[4..8].copy_from_slice(&ssrc.to_be_bytes());
+    sr[8..16].copy_from_slice(&ntp.to_be_bytes());
+    sr[16..20].copy_from_slice(&rtp_time.to_be_bytes());
+    sr[20..24].copy_from_slice(&packets.to_be_bytes());
+    sr[24..28].copy_from_slice(&octets.to_be_bytes());
+    sr
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nack_entry_names_pid_and_each_bit_after_it() {
+        let seqs: Vec<u16> = nacked_seqs(65534, 0b101).collect();
+        assert_eq!(seqs, vec![65534, 65535, 1]);
+        assert_eq!(nacked_seqs(7, 0).collect::<Vec<_>>(), vec![7]);
+    }
+
+    #[test]
+    fn sequence_numbers_extend_across_the_wrap() {
+        assert_eq!(extend_seq(70_000, 4_463), 69_999);
+        assert_eq!(extend_seq(65_540, 65_535), 65_535);
+        assert_eq!(extend_seq(10, 5), 5);
+        // Never below zero for a number from "before" the first packet.
+        assert_eq!(extend_seq(3, 65_000), 0);
+    }
+
+    #[test]
+    fn compound_rtcp_is_cut_into_packets_without_padding() {
+        // RR (2 words after the header) then a padded PLI with 4 bytes of padding.
+        let mut data = vec![0x80, 201, 0, 1, 1, 2, 3, 4];
+        data.extend_from_slice(&[0xA1, 206, 0, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 4]);
+        let packets: Vec<&[u8]> = rtcp_packets(&data).collect();
+        assert_eq!(packets.len(), 2);
+        assert_eq!(packets[0].len(), 8);
+        assert_eq!(packets[1].len(), 12);
+        // A length past the end stops the walk instead of reading out of bounds.
+        assert_eq!(rtcp_packets(&[0x80, 201, 0, 9, 0, 0, 0, 0]).count(), 0);
+    }
+
+    #[test]
+    fn sender_report_carries_the_clock_mapping() {
+        let sr = sender_report(0xAABBCCDD, 0x0102030405060708, 90_000, 7, 1000);
+        assert_eq!(&sr[..4], &[0x80, 200, 0, 6]);
+        assert_eq!(&sr[4..8], &[0xAA, 0xBB, 0xCC, 0xDD]);
+        assert_eq!(&sr[8..16], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(u32::from_be_bytes(sr[16..20].try_into().unwrap()), 90_000);
+        let parsed = Rtcp::try_from(&sr[..]).expect("str0m parses our SR");
+        assert!(matches!(parsed, Rtcp::SenderReport(_)));
+    }
+
+    #[test]
+    fn ntp_time_counts_from_1900() {
+        let t = UNIX_EPOCH + Duration::from_millis(1500);
+        let ntp = ntp_time(t);
+        assert_eq!(ntp >> 32, NTP_UNIX_OFFSET + 1);
+        assert_eq!(ntp & 0xFFFF_FFFF, 1 << 31);
+    }
+}
