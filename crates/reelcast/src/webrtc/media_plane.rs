@@ -186,7 +186,7 @@ impl MediaPlane {
                 srtp_index(seq),
                 &mut self.scratch,
             );
-            out.push(self.peer, self.scratch.clone());
+            out.push_packet(self.peer, &self.scratch);
         }
         if video {
             while self
@@ -250,7 +250,7 @@ impl MediaPlane {
         let mut buf = [0u8; 256];
         let hmac = |key: &[u8], parts: &[&[u8]]| self.hmac.sha1_hmac(key, parts);
         if let Ok(n) = reply.to_bytes(Some(self.ice_password.as_bytes()), &mut buf, hmac) {
-            out.push(source, buf[..n].to_vec());
+            out.push(source, &buf[..n]);
         }
         self.last_consent = now;
         self.peer = source;
@@ -332,7 +332,7 @@ impl MediaPlane {
                 );
             }
         }
-        out.push(self.peer, self.scratch.clone());
+        out.push_packet(self.peer, &self.scratch);
     }
 
     /// Sends due sender reports; returns false when the browser stopped answering.
@@ -353,7 +353,7 @@ impl MediaPlane {
                 let report = sender_report(track.ssrc, ntp, rtp_time, track.packets, track.octets);
                 self.scratch.clear();
                 self.srtp.protect_rtcp(&report, &mut self.scratch);
-                out.push(self.peer, self.scratch.clone());
+                out.push(self.peer, &self.scratch);
             }
         }
         true
@@ -376,7 +376,7 @@ impl MediaPlane {
         }
         self.scratch.clear();
         self.srtp.protect_rtcp(&bye, &mut self.scratch);
-        out.push(self.peer, self.scratch.clone());
+        out.push(self.peer, &self.scratch);
     }
 }
 

@@ -1,10 +1,17 @@
-//! Outgoing datagrams of the hub, sent in batches: one `sendmmsg(2)` per up to
-//! [`BATCH`] datagrams instead of one `sendto(2)` each.
+//! Outgoing datagrams of the hub, sent in batches: one `sendmmsg(2)` per up to [`BATCH`]
+//! messages, and consecutive equal-sized packets to one address as one message that the
+//! kernel cuts into datagrams (UDP generic segmentation offload, `UDP_SEGMENT`).
 //!
 //! Fanning one frame out to N viewers makes N × (packets per frame) datagrams at once, each
-//! to another address; a system call per datagram was the largest single cost of the hub.
+//! to another address; a system call per datagram was the largest single cost of the hub,
+//! and after batching, the kernel's per-datagram walk down the stack was. A picture's
+//! packets to one viewer are all full-sized but the last, which is exactly the shape
+//! `UDP_SEGMENT` takes: the stack is walked once per picture per viewer, not per packet.
+//! Where the kernel refuses it (older than 4.18), packets go out one by one, as before.
+//!
 //! Datagrams wait here only until the hub finishes the event it is handling (it flushes
 //! after every command, datagram and timeout), so batching adds no latency worth naming.
+//! Bytes are kept in arenas reused from flush to flush: no allocation per datagram.
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -12,36 +19,120 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use nix::errno::Errno;
-use nix::sys::socket::{sendmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
+use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
 use tokio::net::UdpSocket;
-use tracing::debug;
+use tracing::{debug, warn};
 
-/// Datagrams per system call. The kernel takes up to 1,024; past a few dozen the saving
-/// per datagram no longer changes.
+/// Messages per system call. The kernel takes up to 1,024; past a few dozen the saving
+/// per message no longer changes.
 const BATCH: usize = 64;
+/// Segments in one `UDP_SEGMENT` message: the kernel's limit (`UDP_MAX_SEGMENTS`).
+const MAX_SEGMENTS: usize = 64;
+/// Bytes in one `UDP_SEGMENT` message: under the 64 KiB of one IP packet with its headers.
+const MAX_TRAIN_BYTES: usize = 60_000;
 
-/// Datagrams to send on one socket.
+/// One message: a datagram, or a train of packets the kernel is to cut into datagrams of
+/// `segment` bytes (0 for a lone datagram).
+#[derive(Clone, Copy)]
+struct Message {
+    to: SockaddrStorage,
+    start: usize,
+    len: usize,
+    segment: u16,
+}
+
+/// Packets to one address being gathered into one segmented message.
+struct Train {
+    to: SocketAddr,
+    start: usize,
+    /// Size of every segment but the last.
+    segment: usize,
+    segments: usize,
+    /// A shorter last segment has come: nothing more can join.
+    closed: bool,
+}
+
+/// Datagrams to send on one socket, in the order they were queued.
 pub(super) struct Outbox {
     socket: Arc<UdpSocket>,
-    datagrams: Vec<Vec<u8>>,
-    addresses: Vec<Option<SockaddrStorage>>,
+    /// Every queued byte, back to back; reused from flush to flush.
+    bytes: Vec<u8>,
+    messages: Vec<Message>,
+    /// The train being gathered at the end of `bytes`.
+    train: Option<Train>,
+    /// False once the kernel refused a segmented message.
+    segmentation: bool,
 }
 
 impl Outbox {
     pub fn new(socket: Arc<UdpSocket>) -> Self {
         Outbox {
             socket,
-            datagrams: Vec::with_capacity(BATCH),
-            addresses: Vec::with_capacity(BATCH),
+            bytes: Vec::new(),
+            messages: Vec::new(),
+            train: None,
+            segmentation: true,
         }
     }
 
-    /// Queues a datagram; a full batch goes out at once.
-    pub fn push(&mut self, to: SocketAddr, datagram: Vec<u8>) {
-        self.datagrams.push(datagram);
-        self.addresses.push(Some(SockaddrStorage::from(to)));
-        if self.datagrams.len() >= BATCH {
-            self.flush();
+    /// Queues a datagram on its own (handshakes, RTCP, STUN).
+    pub fn push(&mut self, to: SocketAddr, datagram: &[u8]) {
+        self.end_train();
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(datagram);
+        self.queue(to, start, datagram.len(), 0);
+    }
+
+    /// Queues an RTP packet. Consecutive packets to the same address of the same size,
+    /// perhaps ended by one shorter packet, leave as one segmented message.
+    pub fn push_packet(&mut self, to: SocketAddr, packet: &[u8]) {
+        let joins = self.segmentation
+            && self.train.as_ref().is_some_and(|t| {
+                t.to == to
+                    && !t.closed
+                    && packet.len() <= t.segment
+                    && t.segments < MAX_SEGMENTS
+                    && self.bytes.len() - t.start + packet.len() <= MAX_TRAIN_BYTES
+            });
+        if !joins {
+            self.end_train();
+            self.train = Some(Train {
+                to,
+                start: self.bytes.len(),
+                segment: packet.len(),
+                segments: 0,
+                closed: false,
+            });
+        }
+        let train = self.train.as_mut().expect("a train was just started");
+        train.segments += 1;
+        train.closed = packet.len() < train.segment;
+        self.bytes.extend_from_slice(packet);
+    }
+
+    /// Queues the gathered train: one packet as a lone datagram, several as one message.
+    fn end_train(&mut self) {
+        let Some(train) = self.train.take() else {
+            return;
+        };
+        let len = self.bytes.len() - train.start;
+        let segment = if train.segments > 1 {
+            train.segment as u16
+        } else {
+            0
+        };
+        self.queue(train.to, train.start, len, segment);
+    }
+
+    fn queue(&mut self, to: SocketAddr, start: usize, len: usize, segment: u16) {
+        self.messages.push(Message {
+            to: SockaddrStorage::from(to),
+            start,
+            len,
+            segment,
+        });
+        if self.messages.len() >= BATCH {
+            self.send_all();
         }
     }
 
@@ -49,49 +140,136 @@ impl Outbox {
     /// full, or a viewer's address is unreachable) is dropped as a network would drop it,
     /// and NACK/RTX or the next packet recovers it.
     pub fn flush(&mut self) {
-        if self.datagrams.is_empty() {
-            return;
-        }
-        // Made per flush: the headers hold raw pointers, so they cannot live in the hub's
-        // future (which must be `Send`); a few kilobytes next to dozens of datagrams.
-        let mut headers = MultiHeaders::preallocate(self.datagrams.len(), None);
-        let mut start = 0;
-        while start < self.datagrams.len() {
-            let slices: Vec<[IoSlice<'_>; 1]> = self.datagrams[start..]
-                .iter()
-                .map(|d| [IoSlice::new(d)])
-                .collect();
-            let sent = sendmmsg(
-                self.socket.as_raw_fd(),
-                &mut headers,
-                &slices,
-                &self.addresses[start..],
-                [],
-                MsgFlags::MSG_DONTWAIT,
-            )
-            .map(|results| results.count());
-            match sent {
-                Ok(0) => break,
-                Ok(n) => start += n,
-                Err(Errno::EINTR) => {}
-                Err(e @ (Errno::EAGAIN | Errno::ENOBUFS)) => {
-                    // The send buffer is full: the rest would be refused one by one.
-                    debug!(
-                        "udp send buffer full: {} datagrams dropped ({e})",
-                        self.datagrams.len() - start
-                    );
-                    break;
-                }
-                Err(e) => {
-                    // The first datagram was refused; the rest may still go.
-                    debug!("send to {:?} failed: {e}", self.addresses[start]);
-                    start += 1;
+        self.end_train();
+        self.send_all();
+    }
+
+    /// Sends the queued messages in order, in runs that can share one system call: one
+    /// segment size per call, which lone datagrams no larger than it may join (the kernel
+    /// sends a message no longer than the segment size as it is).
+    fn send_all(&mut self) {
+        let mut i = 0;
+        while i < self.messages.len() {
+            let (end, segment) = run_from(&self.messages[i..]);
+            let end = i + end;
+            let run = &self.messages[i..end];
+            if let Err(sent) = send(&self.socket, &self.bytes, run, segment) {
+                warn!("udp segmentation offload refused by the kernel: sending packets one by one");
+                self.segmentation = false;
+                let singles = split_into_datagrams(&run[sent..]);
+                for chunk in singles.chunks(BATCH) {
+                    let _ = send(&self.socket, &self.bytes, chunk, None);
                 }
             }
+            i = end;
         }
-        self.datagrams.clear();
-        self.addresses.clear();
+        self.messages.clear();
+        // Only called with no train being gathered: every queued byte has been sent.
+        self.bytes.clear();
     }
+}
+
+/// The longest run at the start of `messages` (at most [`BATCH`]) that one system call can
+/// send, and its segment size.
+fn run_from(messages: &[Message]) -> (usize, Option<u16>) {
+    let mut segment: Option<u16> = None;
+    let mut largest_lone = 0;
+    for (i, m) in messages.iter().enumerate().take(BATCH) {
+        if m.segment > 0 {
+            match segment {
+                None if largest_lone <= usize::from(m.segment) => segment = Some(m.segment),
+                Some(s) if s == m.segment => {}
+                _ => return (i, segment),
+            }
+        } else if segment.is_some_and(|s| m.len > usize::from(s)) {
+            return (i, segment);
+        } else {
+            largest_lone = largest_lone.max(m.len);
+        }
+    }
+    (messages.len().min(BATCH), segment)
+}
+
+/// The messages with every train cut into its datagrams, for a kernel without segmentation.
+fn split_into_datagrams(messages: &[Message]) -> Vec<Message> {
+    let mut out = Vec::new();
+    for m in messages {
+        let size = if m.segment > 0 {
+            usize::from(m.segment)
+        } else {
+            m.len
+        };
+        let mut at = m.start;
+        while at < m.start + m.len {
+            let len = size.min(m.start + m.len - at);
+            out.push(Message {
+                start: at,
+                len,
+                segment: 0,
+                ..*m
+            });
+            at += len;
+        }
+    }
+    out
+}
+
+/// Sends `messages` (at most [`BATCH`]) with `segment` as the segment size of each.
+/// `Err(n)` when the kernel refused segmentation after `n` messages went out: the caller
+/// sends the rest another way.
+fn send(
+    socket: &UdpSocket,
+    bytes: &[u8],
+    messages: &[Message],
+    segment: Option<u16>,
+) -> Result<(), usize> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let cmsg_space = segment.map(|_| nix::cmsg_space!(u16));
+    let mut headers = MultiHeaders::preallocate(messages.len(), cmsg_space);
+    let segment_size = segment.unwrap_or(0);
+    let gso = [ControlMessage::UdpGsoSegments(&segment_size)];
+    let cmsgs: &[ControlMessage] = if segment.is_some() { &gso } else { &[] };
+    let addresses: Vec<Option<SockaddrStorage>> = messages.iter().map(|m| Some(m.to)).collect();
+    let slices: Vec<[IoSlice<'_>; 1]> = messages
+        .iter()
+        .map(|m| [IoSlice::new(&bytes[m.start..m.start + m.len])])
+        .collect();
+    let mut start = 0;
+    while start < messages.len() {
+        let sent = sendmmsg(
+            socket.as_raw_fd(),
+            &mut headers,
+            &slices[start..],
+            &addresses[start..],
+            cmsgs,
+            MsgFlags::MSG_DONTWAIT,
+        )
+        .map(|results| results.count());
+        match sent {
+            Ok(0) => break,
+            Ok(n) => start += n,
+            Err(Errno::EINTR) => {}
+            Err(e @ (Errno::EAGAIN | Errno::ENOBUFS)) => {
+                // The send buffer is full: the rest would be refused one by one.
+                debug!(
+                    "udp send buffer full: {} messages dropped ({e})",
+                    messages.len() - start
+                );
+                break;
+            }
+            Err(Errno::EINVAL | Errno::EIO | Errno::ENOPROTOOPT) if segment.is_some() => {
+                return Err(start);
+            }
+            Err(e) => {
+                // The first message was refused; the rest may still go.
+                debug!("send to {:?} failed: {e}", addresses[start]);
+                start += 1;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -107,7 +285,7 @@ mod tests {
         // More than one batch, alternating between two receivers.
         for i in 0..(BATCH + 10) as u16 {
             let to = if i % 2 == 0 { &a } else { &b };
-            outbox.push(to.local_addr().unwrap(), i.to_be_bytes().to_vec());
+            outbox.push(to.local_addr().unwrap(), &i.to_be_bytes());
         }
         outbox.flush();
         let mut buf = [0u8; 8];
@@ -124,11 +302,83 @@ mod tests {
         let good = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let mut outbox = Outbox::new(Arc::new(sender));
         // An IPv6 destination on an IPv4 socket is refused by the kernel.
-        outbox.push("[::1]:9".parse().unwrap(), b"lost".to_vec());
-        outbox.push(good.local_addr().unwrap(), b"kept".to_vec());
+        outbox.push("[::1]:9".parse().unwrap(), b"lost");
+        outbox.push(good.local_addr().unwrap(), b"kept");
         outbox.flush();
         let mut buf = [0u8; 8];
         let n = good.recv(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"kept");
+    }
+
+    /// A picture's packets (equal sizes, a shorter last one) interleaved over viewers, a
+    /// packet larger than the train's size, and more trains than one batch: each receiver
+    /// gets exactly its datagrams, whole and in order.
+    #[tokio::test]
+    async fn packet_trains_arrive_as_the_datagrams_they_were() {
+        let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut outbox = Outbox::new(Arc::new(sender));
+        let packet = |picture: usize, i: usize, len: usize| -> Vec<u8> {
+            let mut p = vec![(picture % 251) as u8; len];
+            p[0] = i as u8;
+            p
+        };
+        // Per picture: three full packets, one shorter, then one longer (a new train).
+        let sizes = [1100, 1100, 1100, 300, 1200];
+        // Five messages per picture: past one batch, within the receivers' socket buffers.
+        let pictures = 20;
+        for picture in 0..pictures {
+            for to in [&a, &b] {
+                for (i, len) in sizes.iter().enumerate() {
+                    outbox.push_packet(to.local_addr().unwrap(), &packet(picture, i, *len));
+                }
+            }
+            // A single datagram between pictures ends any train.
+            outbox.push(a.local_addr().unwrap(), b"sr");
+        }
+        outbox.flush();
+        assert!(outbox.segmentation, "the kernel refused UDP_SEGMENT");
+        let mut buf = [0u8; 2048];
+        for picture in 0..pictures {
+            for from in [&a, &b] {
+                for (i, len) in sizes.iter().enumerate() {
+                    let n = from.recv(&mut buf).await.unwrap();
+                    assert_eq!(
+                        &buf[..n],
+                        &packet(picture, i, *len)[..],
+                        "picture {picture}"
+                    );
+                }
+            }
+            // Queued after the picture, it arrives after it: order is kept.
+            let n = a.recv(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"sr");
+        }
+    }
+
+    #[test]
+    fn runs_share_a_segment_size_and_take_lone_datagrams_that_fit() {
+        let to = SockaddrStorage::from("127.0.0.1:9".parse::<SocketAddr>().unwrap());
+        let m = |len, segment| Message {
+            to,
+            start: 0,
+            len,
+            segment,
+        };
+        // Lone datagrams no larger than the trains' segments ride along.
+        let run = [m(200, 0), m(3000, 1100), m(80, 0), m(2500, 1100)];
+        assert_eq!(run_from(&run), (4, Some(1100)));
+        // Another segment size, or a lone datagram too large for the segment, starts a run.
+        let run = [m(3000, 1100), m(2000, 1000)];
+        assert_eq!(run_from(&run), (1, Some(1100)));
+        let run = [m(3000, 1100), m(1200, 0)];
+        assert_eq!(run_from(&run), (1, Some(1100)));
+        let run = [m(1200, 0), m(3000, 1100)];
+        assert_eq!(run_from(&run), (1, None));
+        // Cut into datagrams, a train keeps its shorter last one.
+        let split = split_into_datagrams(&[m(2500, 1100)]);
+        let lens: Vec<usize> = split.iter().map(|d| d.len).collect();
+        assert_eq!(lens, vec![1100, 1100, 300]);
     }
 }

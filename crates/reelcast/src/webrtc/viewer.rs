@@ -207,7 +207,7 @@ impl Viewer {
                     handshake.next_timeout = t;
                     break;
                 }
-                Ok(Output::Transmit(t)) => out.push(t.destination, t.contents.into()),
+                Ok(Output::Transmit(t)) => out.push(t.destination, &t.contents),
                 Ok(Output::Event(event)) => events.push(event),
                 Err(e) => {
                     warn!(viewer = self.id.0, "WebRTC engine failed: {e}");
