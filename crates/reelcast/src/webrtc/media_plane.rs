@@ -13,6 +13,7 @@
 //! the shared frames, to answer NACKs). Does not own: what to send and when (the hub and
 //! [`super::viewer`]), the handshakes (str0m).
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -268,7 +269,9 @@ impl MediaPlane {
                 return Heard::Gone;
             }
             match Rtcp::try_from(packet) {
-                Ok(Rtcp::Nack(nack)) => {
+                Ok(Rtcp::Nack(nack))
+                    if self.video.as_ref().is_some_and(|v| *nack.ssrc == v.ssrc) =>
+                {
                     let lost = nack
                         .reports
                         .iter()
@@ -304,34 +307,24 @@ impl MediaPlane {
         let index = (seq - picture.first_seq) as usize;
         let payload = &picture.frame.payloads[index];
         let marker = index == picture.frame.payloads.len() - 1;
-        self.scratch.clear();
-        match &mut track.rtx {
+        let (header, ssrc, index, body) = match &mut track.rtx {
             Some(rtx) => {
                 let rtx_seq = rtx.next_seq;
                 rtx.next_seq += 1;
-                let header = rtp_header(rtx.pt, marker, rtx_seq, picture.rtp_time, rtx.ssrc);
                 let mut body = Vec::with_capacity(payload.len() + 2);
                 body.extend_from_slice(&seq16.to_be_bytes());
                 body.extend_from_slice(payload);
-                self.srtp.protect_rtp(
-                    &header,
-                    &body,
-                    rtx.ssrc,
-                    srtp_index(rtx_seq),
-                    &mut self.scratch,
-                );
+                let header = rtp_header(rtx.pt, marker, rtx_seq, picture.rtp_time, rtx.ssrc);
+                (header, rtx.ssrc, rtx_seq, Cow::Owned(body))
             }
             None => {
                 let header = rtp_header(track.pt, marker, seq, picture.rtp_time, track.ssrc);
-                self.srtp.protect_rtp(
-                    &header,
-                    payload,
-                    track.ssrc,
-                    srtp_index(seq),
-                    &mut self.scratch,
-                );
+                (header, track.ssrc, seq, Cow::Borrowed(&payload[..]))
             }
-        }
+        };
+        self.scratch.clear();
+        self.srtp
+            .protect_rtp(&header, &body, ssrc, srtp_index(index), &mut self.scratch);
         out.push_packet(self.peer, &self.scratch);
     }
 
@@ -461,6 +454,224 @@ fn sender_report(ssrc: u32, ntp: u64, rtp_time: u32, packets: u32, octets: u32) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use str0m::crypto::dtls::SrtpProfile;
+    use str0m::ice::TransId;
+    use tokio::net::UdpSocket;
+
+    const PASSWORD: &str = "our-ice-password-of-22+";
+    const VIDEO_SSRC: u32 = 0x1111_1111;
+    const RTX_SSRC: u32 = 0x2222_2222;
+
+    /// Both ends' keys from one made-up DTLS export: ours (the DTLS server) and the
+    /// browser's (the client).
+    fn keys() -> (SrtpKeys, SrtpKeys) {
+        let material: Vec<u8> = (0..56u8).collect();
+        let profile = SrtpProfile::AEAD_AES_128_GCM;
+        (
+            SrtpKeys::from_keying_material(&material, profile, false).unwrap(),
+            SrtpKeys::from_keying_material(&material, profile, true).unwrap(),
+        )
+    }
+
+    /// A plane whose peer is a real UDP socket, with the outbox to send through.
+    async fn plane(now: Instant) -> (MediaPlane, Outbox, UdpSocket, SrtpKeys) {
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (ours, browsers) = keys();
+        let video = OutTrack::new(
+            VIDEO_SSRC,
+            102,
+            90_000,
+            100,
+            Some(RtxTrack {
+                ssrc: RTX_SSRC,
+                pt: 103,
+                next_seq: 500,
+            }),
+        );
+        let plane = MediaPlane::new(
+            peer.local_addr().unwrap(),
+            &ours,
+            super::super::answer::crypto_provider(),
+            PASSWORD,
+            Some(video),
+            None,
+            now,
+        );
+        (plane, Outbox::new(Arc::new(server)), peer, browsers)
+    }
+
+    fn picture(packets: usize) -> Arc<RtpFrame> {
+        let payloads: Vec<Arc<[u8]>> = (0..packets)
+            .map(|i| Arc::from(vec![i as u8; 100].into_boxed_slice()))
+            .collect();
+        Arc::new(RtpFrame {
+            kind: MediaKind::Video,
+            pts_us: 0,
+            keyframe: true,
+            payloads: payloads.into(),
+            bytes: packets * 100,
+        })
+    }
+
+    fn consent_request(password: &str) -> Vec<u8> {
+        let hmac = |key: &[u8], parts: &[&[u8]]| {
+            super::super::answer::crypto_provider()
+                .sha1_hmac_provider
+                .sha1_hmac(key, parts)
+        };
+        let request =
+            StunMessage::binding_request("ours:theirs", TransId::new(), true, 7, 1, false);
+        let mut buf = [0u8; 256];
+        let n = request
+            .to_bytes(Some(password.as_bytes()), &mut buf, hmac)
+            .unwrap();
+        buf[..n].to_vec()
+    }
+
+    #[tokio::test]
+    async fn consent_checks_are_answered_and_keep_the_viewer() {
+        let t0 = Instant::now();
+        let (mut plane, mut out, peer, _) = plane(t0).await;
+        let from = peer.local_addr().unwrap();
+        let at = t0 + Duration::from_secs(10);
+        assert_eq!(
+            plane.on_datagram(&consent_request(PASSWORD), from, at, &mut out),
+            Heard::Nothing
+        );
+        out.flush();
+        let mut buf = [0u8; 256];
+        let n = peer.recv(&mut buf).await.unwrap();
+        let reply = StunMessage::parse(&buf[..n]).expect("a STUN reply");
+        assert!(reply.is_successful_binding_response());
+        assert_eq!(reply.mapped_address(), Some(from));
+        // 20 s after start but 10 s after the check: still alive; 15 s after it: gone.
+        assert!(plane.on_timeout(t0, t0 + Duration::from_secs(20), &mut out));
+        assert!(!plane.on_timeout(t0, t0 + Duration::from_secs(25), &mut out));
+    }
+
+    #[tokio::test]
+    async fn a_check_with_the_wrong_password_is_ignored() {
+        let t0 = Instant::now();
+        let (mut plane, mut out, peer, _) = plane(t0).await;
+        let from = peer.local_addr().unwrap();
+        plane.on_datagram(
+            &consent_request("not-the-password-at-all"),
+            from,
+            t0,
+            &mut out,
+        );
+        out.flush();
+        let mut buf = [0u8; 256];
+        assert!(
+            peer.try_recv(&mut buf).is_err(),
+            "no reply to a forged check"
+        );
+        assert!(!plane.on_timeout(t0, t0 + Duration::from_secs(15), &mut out));
+    }
+
+    #[tokio::test]
+    async fn a_nack_is_answered_on_the_rtx_stream_with_the_original_sequence_number() {
+        let t0 = Instant::now();
+        let (mut plane, mut out, peer, browsers) = plane(t0).await;
+        let from = peer.local_addr().unwrap();
+        // One picture of three packets: sequence numbers 100, 101, 102.
+        plane.send_frame(&picture(3), 9000, t0, &mut out);
+        out.flush();
+        let mut buf = [0u8; 2048];
+        for _ in 0..3 {
+            peer.recv(&mut buf).await.unwrap();
+        }
+        // The browser lost 101: a generic NACK (RFC 4585) for the video SSRC.
+        let mut nack = vec![0x81, 205, 0, 3];
+        nack.extend_from_slice(&0xAAAA_AAAAu32.to_be_bytes());
+        nack.extend_from_slice(&VIDEO_SSRC.to_be_bytes());
+        nack.extend_from_slice(&[0, 101, 0, 0]);
+        let mut srtcp = Vec::new();
+        browsers
+            .sender(super::super::answer::crypto_provider())
+            .protect_rtcp(&nack, &mut srtcp);
+        assert_eq!(
+            plane.on_datagram(&srtcp, from, t0, &mut out),
+            Heard::Nothing
+        );
+        assert!(
+            plane.peer_has_keys,
+            "an authenticated RTCP packet proves the keys"
+        );
+        out.flush();
+        let n = peer.recv(&mut buf).await.unwrap();
+        // Header in the clear: RTX payload type, RTX SSRC, its own sequence, same time.
+        assert_eq!(buf[1] & 0x7F, 103);
+        assert_eq!(u16::from_be_bytes([buf[2], buf[3]]), 500);
+        assert_eq!(u32::from_be_bytes(buf[4..8].try_into().unwrap()), 9000);
+        assert_eq!(u32::from_be_bytes(buf[8..12].try_into().unwrap()), RTX_SSRC);
+        // Original sequence number (2 bytes) + payload (100) + GCM tag (16).
+        assert_eq!(n, 12 + 2 + 100 + 16);
+        // A NACK for another SSRC, or a forged one, re-sends nothing.
+        let mut other = nack.clone();
+        other[8..12].copy_from_slice(&0x3333_3333u32.to_be_bytes());
+        let mut srtcp = Vec::new();
+        browsers
+            .sender(super::super::answer::crypto_provider())
+            .protect_rtcp(&other, &mut srtcp);
+        plane.on_datagram(&srtcp, from, t0, &mut out);
+        let mut forged = srtcp.clone();
+        forged[10] ^= 1;
+        plane.on_datagram(&forged, from, t0, &mut out);
+        out.flush();
+        assert!(peer.try_recv(&mut buf).is_err());
+    }
+
+    #[tokio::test]
+    async fn picture_loss_is_heard_and_sender_reports_go_out() {
+        let t0 = Instant::now();
+        let (mut plane, mut out, peer, browsers) = plane(t0).await;
+        let from = peer.local_addr().unwrap();
+        let mut pli = vec![0x81, 206, 0, 2];
+        pli.extend_from_slice(&0xAAAA_AAAAu32.to_be_bytes());
+        pli.extend_from_slice(&VIDEO_SSRC.to_be_bytes());
+        let mut srtcp = Vec::new();
+        browsers
+            .sender(super::super::answer::crypto_provider())
+            .protect_rtcp(&pli, &mut srtcp);
+        assert_eq!(
+            plane.on_datagram(&srtcp, from, t0, &mut out),
+            Heard::KeyframeRequest
+        );
+        // Nothing sent yet: no report. After a picture, a report per second.
+        assert!(plane.on_timeout(t0, t0, &mut out));
+        plane.send_frame(&picture(1), 0, t0, &mut out);
+        assert!(plane.on_timeout(t0, t0 + Duration::from_secs(1), &mut out));
+        out.flush();
+        let mut buf = [0u8; 2048];
+        peer.recv(&mut buf).await.unwrap(); // the picture
+        let n = peer.recv(&mut buf).await.unwrap();
+        let provider = super::super::answer::crypto_provider();
+        let (ours, _) = keys();
+        assert!(
+            ours.receiver(provider).unprotect_rtcp(&buf[..n]).is_none(),
+            "our own receive keys must not open what we send"
+        );
+        let report = browsers
+            .receiver(provider)
+            .unprotect_rtcp(&buf[..n])
+            .expect("the browser opens our report");
+        assert!(matches!(
+            Rtcp::try_from(&report[..]),
+            Ok(Rtcp::SenderReport(_))
+        ));
+        // 90 kHz stream time at one second after the epoch.
+        assert_eq!(
+            u32::from_be_bytes(report[16..20].try_into().unwrap()),
+            90_000
+        );
+        assert_eq!(
+            u32::from_be_bytes(report[20..24].try_into().unwrap()),
+            1,
+            "packets"
+        );
+    }
 
     #[test]
     fn nack_entry_names_pid_and_each_bit_after_it() {

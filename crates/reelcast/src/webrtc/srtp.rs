@@ -726,14 +726,19 @@ mod tests {
         (0..len).map(|i| (i * 37 + 11) as u8).collect()
     }
 
-    fn gcm_sender(key: &str) -> SrtpSender {
-        let p = provider();
-        let key = hex(key);
-        let suite = if key.len() == 16 {
+    /// The GCM suite of a key: 16 bytes for AES-128, 32 for AES-256.
+    fn gcm_suite(key: &[u8]) -> Suite {
+        if key.len() == 16 {
             Suite::AeadAes128Gcm
         } else {
             Suite::AeadAes256Gcm
-        };
+        }
+    }
+
+    fn gcm_sender(key: &str) -> SrtpSender {
+        let p = provider();
+        let key = hex(key);
+        let suite = gcm_suite(&key);
         let salt = hex(GCM_SALT);
         SrtpSender {
             rtp: Transform::new(p.srtp_provider, suite, &key, &salt, &[], true),
@@ -746,11 +751,7 @@ mod tests {
     fn gcm_receiver(key: &str) -> SrtcpReceiver {
         let p = provider();
         let key = hex(key);
-        let suite = if key.len() == 16 {
-            Suite::AeadAes128Gcm
-        } else {
-            Suite::AeadAes256Gcm
-        };
+        let suite = gcm_suite(&key);
         SrtcpReceiver {
             rtcp: Transform::new(p.srtp_provider, suite, &key, &hex(GCM_SALT), &[], false),
             hmac: p.sha1_hmac_provider,
