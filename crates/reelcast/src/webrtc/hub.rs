@@ -1,7 +1,7 @@
-//! The hub: one task that owns the shared UDP socket and every viewer's engine.
+//! The hub: one task that owns the shared UDP socket and every viewer.
 //!
 //! Inputs are datagrams, commands from streams and signalling, and timeouts; outputs are
-//! datagrams and [`ViewerEvent`]s. Datagrams are routed without asking every engine: a STUN
+//! datagrams and [`ViewerEvent`]s. Datagrams are routed without asking every viewer: a STUN
 //! request names our ICE ufrag (which identifies the viewer), and once a viewer's browser
 //! has been seen at an address, everything from that address goes to it.
 //!
@@ -14,8 +14,8 @@
 //! decodes up to "now" in one go and then follows the shared timeline.
 //!
 //! Every wake-up costs O(1) in the number of viewers, apart from fanning a frame out (which
-//! must visit the feed's viewers): engine timeouts wait in a min-heap ([`Wakeups`]), and only
-//! viewers whose engine was driven since the last wake-up are checked for having ended.
+//! must visit the feed's viewers): viewers' timeouts wait in a min-heap ([`Wakeups`]), and
+//! only viewers driven since the last wake-up are checked for having ended.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -216,8 +216,8 @@ impl GopCache {
 struct HubState {
     announced: SocketAddr,
     feeds: HashMap<FeedId, Feed>,
-    /// Boxed: an engine is ~10 KB, and a map of them inline would move them all on every
-    /// rehash and keep up to twice that per viewer as spare capacity.
+    /// Boxed: a map of viewers inline would move them all on every rehash and keep up to
+    /// twice their size per viewer as spare capacity.
     viewers: HashMap<ViewerId, Box<Viewer>>,
     by_ufrag: HashMap<String, ViewerId>,
     by_addr: HashMap<SocketAddr, ViewerId>,
@@ -231,12 +231,12 @@ struct HubState {
 /// asked for, kept in `armed`. A viewer that later asks for an earlier time gets a new entry
 /// and the old one turns stale (skipped when it comes up); one that asks for a later time
 /// keeps its earlier entry, is woken then, and is simply re-armed if not yet due (the hub
-/// only feeds an engine a timeout it asked for, as before).
+/// only drives a viewer at a time it asked for).
 #[derive(Default)]
 struct Wakeups {
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
     armed: HashMap<ViewerId, Instant>,
-    /// Viewers found closed or with a stopped engine after being driven: to reap.
+    /// Viewers found ended after being driven: to reap.
     finished: Vec<ViewerId>,
 }
 
@@ -453,8 +453,8 @@ impl HubState {
         }
     }
 
-    /// Forgets viewers whose engine has stopped (only those driven since the last call can
-    /// have: an engine changes only when it is given input, and every input is drained).
+    /// Forgets viewers that have ended (only those driven since the last call can have: a
+    /// viewer changes only when it is given input or woken).
     fn reap(&mut self) {
         let dead = std::mem::take(&mut self.wakeups.finished);
         for id in dead {

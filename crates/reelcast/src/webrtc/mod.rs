@@ -1,10 +1,12 @@
-//! WebRTC transport: every viewer's str0m [`Rtc`](str0m::Rtc) on one shared UDP port.
+//! WebRTC transport: every viewer on one shared UDP port.
 //!
 //! Owns: answering a browser's offer as an ICE-lite peer (`answer`), the UDP socket and the
-//! loop that demultiplexes datagrams to viewers and drives their engines (`hub`), and what
-//! each viewer needs on its own: payload types, RTP time, keyframe gating (`viewer`), and
-//! cutting frames into RTP payloads once per feed for all its viewers (`packets`); sending
-//! datagrams in batches (`outbox`).
+//! loop that demultiplexes datagrams to viewers and drives them (`hub`), each viewer's
+//! handshake in a str0m [`Rtc`](str0m::Rtc) and what it needs on its own: payload types,
+//! RTP time, keyframe gating (`viewer`); the SRTP keys the handshake exports
+//! (`dtls_keys`), and once connected, the viewer's media without str0m: RTP, SRTP and RTCP
+//! (`media_plane`, `srtp`); cutting frames into RTP payloads once per feed for all its
+//! viewers (`packets`); sending datagrams in segmented batches (`outbox`).
 //!
 //! Must not: read files, parse MP4, know stream names or signalling. It receives finished
 //! [`Frame`](crate::media::Frame)s on *feeds* (one feed per stream) and fans each frame out
