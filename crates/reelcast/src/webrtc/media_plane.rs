@@ -225,8 +225,10 @@ impl MediaPlane {
                 self.answer_consent(data, source, now, out);
                 Heard::Nothing
             }
-            // DTLS: after the handshake only an alert is expected, and an alert ends it.
-            Some(21) => Heard::Gone,
+            // DTLS: after the handshake only an alert is expected, and an alert ends it. It
+            // cannot be read without the DTLS state, so only the browser's own address is
+            // believed.
+            Some(21) if source == self.peer => Heard::Gone,
             Some(20..=63) => Heard::Nothing,
             Some(128..=191) if is_rtcp(data) => self.on_rtcp(data, source, out),
             _ => Heard::Nothing,
@@ -548,6 +550,20 @@ mod tests {
         // 20 s after start but 10 s after the check: still alive; 15 s after it: gone.
         assert!(plane.on_timeout(t0, t0 + Duration::from_secs(20), &mut out));
         assert!(!plane.on_timeout(t0, t0 + Duration::from_secs(25), &mut out));
+    }
+
+    #[tokio::test]
+    async fn a_dtls_alert_ends_the_viewer_only_from_its_own_address() {
+        let t0 = Instant::now();
+        let (mut plane, mut out, peer, _) = plane(t0).await;
+        let alert = [21, 0xFE, 0xFD, 0, 1, 0, 0, 0, 0, 0, 9, 0, 2, 1, 0];
+        let elsewhere: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(
+            plane.on_datagram(&alert, elsewhere, t0, &mut out),
+            Heard::Nothing
+        );
+        let from = peer.local_addr().unwrap();
+        assert_eq!(plane.on_datagram(&alert, from, t0, &mut out), Heard::Gone);
     }
 
     #[tokio::test]

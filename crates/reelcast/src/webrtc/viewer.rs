@@ -268,6 +268,13 @@ impl Viewer {
             return;
         }
         let (Some(peer), Some(exported)) = (self.last_source, handshake.keys.take()) else {
+            // str0m reports the connection only after DTLS exported its keys, which the
+            // wrapped provider copied: missing keys mean that wrapping is broken.
+            warn!(
+                viewer = self.id.0,
+                "connected, but no SRTP keys were captured"
+            );
+            self.close("Failed by DTLS error");
             return;
         };
         let Some(keys) = SrtpKeys::from_keying_material(
