@@ -26,7 +26,8 @@
 //!    its video bytes with the file's video bit rate: a viewer below 90 % of either counts
 //!    as starved.
 //! 5. Prints a Markdown table; per-viewer figures are the change from the idle server
-//!    (N = 0) divided by N.
+//!    (N = 0) divided by N, so they include the translation's fixed cost; the marginal
+//!    ones are the slope from the previous viewer count (what one more viewer costs).
 //!
 //! Options: `--viewers LIST` (default `0,100,250,500,1000`), `--window S` (20), `--settle S`
 //! (5), `--batch N` (50), `--client-threads N` (2), `--server PATH`.
@@ -739,11 +740,11 @@ fn print_table(points: &[Point], options: &Options) {
     println!(
         "| viewers | receiving / failed | server CPU % core | per viewer % core | \
          viewers per core | VmRSS MB | RssAnon MB | smaps Anonymous MB | per viewer KB (RSS) | \
-         per viewer KB (Anon) | threads | client CPU % core | machine busy % | starved (<90 %) | \
-         worst share | median video kbit/s |"
+         per viewer KB (Anon) | marginal % core per viewer | marginal KB per viewer | threads | \
+         client CPU % core | machine busy % | starved (<90 %) | worst share | median video kbit/s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for p in points {
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (i, p) in points.iter().enumerate() {
         let n = p.viewers as f64;
         let (per_cpu, per_core, per_rss, per_anon) = if p.viewers == 0 {
             ("".into(), "".into(), "".into(), "".into())
@@ -756,9 +757,24 @@ fn print_table(points: &[Point], options: &Options) {
                 format!("{anon_kb:.1}"),
             )
         };
+        // What one more viewer costs: the slope from the previous point, which leaves out
+        // the translation's fixed cost (demux, transcoding, GOP cache).
+        let (marginal_cpu, marginal_kb) = match i.checked_sub(1).and_then(|j| points.get(j)) {
+            Some(prev) if p.viewers > prev.viewers => {
+                let added = (p.viewers - prev.viewers) as f64;
+                (
+                    format!("{:.4}", (p.server_cpu - prev.server_cpu) / added * 100.0),
+                    format!(
+                        "{:.1}",
+                        (p.mem.smaps_anon_kb as f64 - prev.mem.smaps_anon_kb as f64) / added
+                    ),
+                )
+            }
+            _ => (String::new(), String::new()),
+        };
         println!(
             "| {} | {} / {} | {:.1} | {per_cpu} | {per_core} | {:.1} | {:.1} | {:.1} | {per_rss} | \
-             {per_anon} | {} | {:.1} | {:.0} | {} | {:.3} | {:.0} |",
+             {per_anon} | {marginal_cpu} | {marginal_kb} | {} | {:.1} | {:.0} | {} | {:.3} | {:.0} |",
             p.viewers,
             p.receiving,
             p.failed,
