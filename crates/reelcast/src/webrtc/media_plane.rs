@@ -153,12 +153,12 @@ impl MediaPlane {
         self.next_report.min(self.last_consent + CONSENT_TIMEOUT)
     }
 
-    /// Sends one frame's packets stamped `rtp_time`. Video packets are remembered for a
-    /// second to answer NACKs.
+    /// Sends one frame's packets stamped with stream time `stream_us`. Video packets are
+    /// remembered for a second to answer NACKs.
     pub fn send_frame(
         &mut self,
         frame: &Arc<RtpFrame>,
-        rtp_time: u32,
+        stream_us: u64,
         now: Instant,
         out: &mut Outbox,
     ) {
@@ -171,6 +171,7 @@ impl MediaPlane {
         let Some(track) = track else {
             return;
         };
+        let rtp_time = rtp_time(stream_us, track.clock_hz);
         let first_seq = track.next_seq;
         let last = frame.payloads.len() - 1;
         for (i, payload) in frame.payloads.iter().enumerate() {
@@ -344,7 +345,7 @@ impl MediaPlane {
                 if track.packets == 0 {
                     continue;
                 }
-                let rtp_time = (stream_us as u128 * track.clock_hz as u128 / 1_000_000) as u32;
+                let rtp_time = rtp_time(stream_us, track.clock_hz);
                 let report = sender_report(track.ssrc, ntp, rtp_time, track.packets, track.octets);
                 self.scratch.clear();
                 self.srtp.protect_rtcp(&report, &mut self.scratch);
@@ -373,6 +374,12 @@ impl MediaPlane {
         self.srtp.protect_rtcp(&bye, &mut self.scratch);
         out.push(self.peer, &self.scratch);
     }
+}
+
+/// The RTP time of stream time `us` on a `clock_hz` clock: one mapping for the packets and
+/// the sender reports. It wraps at 32 bits by design; the receiver unwraps it.
+fn rtp_time(us: u64, clock_hz: u32) -> u32 {
+    (u128::from(us) * u128::from(clock_hz) / 1_000_000) as u32
 }
 
 /// The SRTP packet index of an extended sequence number: 48 bits (ROC and sequence).
@@ -591,8 +598,8 @@ mod tests {
         let t0 = Instant::now();
         let (mut plane, mut out, peer, browsers) = plane(t0).await;
         let from = peer.local_addr().unwrap();
-        // One picture of three packets: sequence numbers 100, 101, 102.
-        plane.send_frame(&picture(3), 9000, t0, &mut out);
+        // One picture of three packets at 100 ms (9000 ticks): sequence numbers 100–102.
+        plane.send_frame(&picture(3), 100_000, t0, &mut out);
         out.flush();
         let mut buf = [0u8; 2048];
         for _ in 0..3 {

@@ -359,15 +359,8 @@ impl Viewer {
         if video && self.awaiting_keyframe && !frame.keyframe {
             return;
         }
-        let clock_hz = if video {
-            VIDEO_CLOCK_HZ
-        } else {
-            AUDIO_CLOCK_HZ
-        };
         let pts_us = pts_us.max(0);
-        // RTP time wraps at 32 bits by design; the receiver unwraps it.
-        let rtp_time = (pts_us as u128 * clock_hz as u128 / 1_000_000) as u32;
-        plane.send_frame(frame, rtp_time, now, out);
+        plane.send_frame(frame, pts_us as u64, now, out);
         if video && plane.video.is_some() {
             self.video_started = true;
             self.last_video_pts_us = pts_us;
