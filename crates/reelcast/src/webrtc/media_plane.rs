@@ -332,13 +332,17 @@ impl MediaPlane {
     }
 
     /// Sends due sender reports; returns false when the browser stopped answering.
-    /// `epoch` is the wall-clock time of stream time 0, the same for audio and video.
-    pub fn on_timeout(&mut self, epoch: Instant, now: Instant, out: &mut Outbox) -> bool {
+    /// `epoch` is the wall-clock time of stream time 0, the same for audio and video; with
+    /// none (the stream's feed is gone) no report is sent, but time still moves on.
+    pub fn on_timeout(&mut self, epoch: Option<Instant>, now: Instant, out: &mut Outbox) -> bool {
         if now.duration_since(self.last_consent) >= CONSENT_TIMEOUT {
             return false;
         }
         if now >= self.next_report {
             self.next_report = now + REPORT_INTERVAL;
+            let Some(epoch) = epoch else {
+                return true;
+            };
             let ntp = ntp_time(SystemTime::now());
             let stream_us = now.saturating_duration_since(epoch).as_micros() as u64;
             for track in [&self.video, &self.audio].into_iter().flatten() {
@@ -555,8 +559,8 @@ mod tests {
         assert!(reply.is_successful_binding_response());
         assert_eq!(reply.mapped_address(), Some(from));
         // 20 s after start but 10 s after the check: still alive; 15 s after it: gone.
-        assert!(plane.on_timeout(t0, t0 + Duration::from_secs(20), &mut out));
-        assert!(!plane.on_timeout(t0, t0 + Duration::from_secs(25), &mut out));
+        assert!(plane.on_timeout(Some(t0), t0 + Duration::from_secs(20), &mut out));
+        assert!(!plane.on_timeout(Some(t0), t0 + Duration::from_secs(25), &mut out));
     }
 
     #[tokio::test]
@@ -571,6 +575,18 @@ mod tests {
         );
         let from = peer.local_addr().unwrap();
         assert_eq!(plane.on_datagram(&alert, from, t0, &mut out), Heard::Gone);
+    }
+
+    #[tokio::test]
+    async fn without_a_feed_time_moves_on_and_consent_still_runs_out() {
+        let t0 = Instant::now();
+        let (mut plane, mut out, _peer, _) = plane(t0).await;
+        plane.send_frame(&picture(1), 0, t0, &mut out);
+        let at = t0 + Duration::from_secs(1);
+        assert!(plane.on_timeout(None, at, &mut out));
+        // The next wake-up is later than now: the hub is not woken again at once.
+        assert!(plane.next_timeout() > at);
+        assert!(!plane.on_timeout(None, t0 + CONSENT_TIMEOUT, &mut out));
     }
 
     #[tokio::test]
@@ -590,7 +606,7 @@ mod tests {
             peer.try_recv(&mut buf).is_err(),
             "no reply to a forged check"
         );
-        assert!(!plane.on_timeout(t0, t0 + Duration::from_secs(15), &mut out));
+        assert!(!plane.on_timeout(Some(t0), t0 + Duration::from_secs(15), &mut out));
     }
 
     #[tokio::test]
@@ -663,9 +679,9 @@ mod tests {
             Heard::KeyframeRequest
         );
         // Nothing sent yet: no report. After a picture, a report per second.
-        assert!(plane.on_timeout(t0, t0, &mut out));
+        assert!(plane.on_timeout(Some(t0), t0, &mut out));
         plane.send_frame(&picture(1), 0, t0, &mut out);
-        assert!(plane.on_timeout(t0, t0 + Duration::from_secs(1), &mut out));
+        assert!(plane.on_timeout(Some(t0), t0 + Duration::from_secs(1), &mut out));
         out.flush();
         let mut buf = [0u8; 2048];
         peer.recv(&mut buf).await.unwrap(); // the picture

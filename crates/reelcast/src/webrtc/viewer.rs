@@ -184,7 +184,7 @@ impl Viewer {
                 self.drain(now, out);
             }
         }
-        if let (Some(plane), Some(epoch)) = (&mut self.plane, epoch) {
+        if let Some(plane) = &mut self.plane {
             if plane.next_timeout() <= now && !plane.on_timeout(epoch, now, out) {
                 self.close("Failed by RTP activity");
             }
