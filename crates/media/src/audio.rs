@@ -781,6 +781,10 @@ fn new_encoder() -> Result<opus2::Encoder, AudioError> {
     .map_err(internal)?;
     enc.set_bitrate(opus2::Bitrate::Bits(OPUS_BITRATE))
         .map_err(internal)?;
+    // Constant bitrate: every 20 ms packet has the same size, so a server can send two of
+    // them to a viewer as one segmented UDP message (that takes equal sizes). At this
+    // bitrate CBR costs nothing audible, and packet sizes no longer follow the speech.
+    enc.set_vbr(false).map_err(internal)?;
     enc.set_complexity(OPUS_COMPLEXITY).map_err(internal)?;
     Ok(enc)
 }
@@ -919,6 +923,15 @@ mod tests {
         );
         for (k, p) in packets.iter().enumerate() {
             assert_eq!(p.pts_us, 1_000_000 + k as i64 * OPUS_FRAME_US, "packet {k}");
+        }
+        // Constant bitrate: equal sizes let two packets leave as one segmented message.
+        let size = (OPUS_BITRATE as usize / 8) * OPUS_FRAME_US as usize / 1_000_000;
+        for (k, p) in packets.iter().enumerate() {
+            assert_eq!(
+                p.data.len(),
+                size,
+                "packet {k} of a constant-bitrate stream"
+            );
         }
     }
 

@@ -7,6 +7,15 @@
 
 use std::time::{Duration, Instant};
 
+/// Sleeps until `at`, or forever when there is nothing to wait for (a disabled branch of a
+/// `select!` over optional deadlines).
+pub(super) async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct PacingClock {
     epoch: Instant,

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info, Instrument};
 
+use super::audio_pairs::AudioPairs;
+use super::clock::sleep_until;
 use super::open::{open_media, AnyReader};
 use super::registry::Registry;
 use super::vod::{spawn_reader, FrameSource};
@@ -190,6 +192,7 @@ impl Translation {
         let feed = self.handle.feed;
         let mut frames = spawn_reader(source);
         let mut pending: Option<Frame> = None;
+        let mut pairs = AudioPairs::default();
         let mut last_pts_us = 0i64;
         let mut reader_done = false;
         // No viewer yet: a translation nobody joins ends like one everybody left.
@@ -197,6 +200,7 @@ impl Translation {
 
         let ending: StreamStatus = loop {
             let due = pending.as_ref().map(|f| clock.due(f.dts_us));
+            let hold_deadline = pairs.deadline();
             let idle_deadline = idle_since.map(|t| t + self.idle_timeout);
             // After the last frame: the last picture is shown, then everybody is told.
             let end_at = reader_done.then(|| clock.due(last_pts_us) + Duration::from_millis(200));
@@ -233,13 +237,19 @@ impl Translation {
                 next = frames.recv(), if pending.is_none() && !reader_done => match next {
                     Some(Ok(frame)) => pending = Some(frame),
                     Some(Err(e)) => break StreamStatus::Failed(e.to_string()),
-                    None => reader_done = true,
+                    None => {
+                        reader_done = true;
+                        pairs.flush_to(&self.hub, feed);
+                    }
                 },
                 _ = sleep_until(due), if due.is_some() => {
                     if let Some(frame) = pending.take() {
                         last_pts_us = last_pts_us.max(frame.pts_us);
-                        self.hub.send_frame(feed, frame);
+                        pairs.due(frame, Instant::now()).send(&self.hub, feed);
                     }
+                }
+                _ = sleep_until(hold_deadline), if hold_deadline.is_some() => {
+                    pairs.flush_to(&self.hub, feed);
                 }
                 _ = sleep_until(idle_deadline), if idle_deadline.is_some() => {
                     info!("no viewer for {:?}: stopping", self.idle_timeout);
@@ -279,13 +289,6 @@ fn closed_status(reason: &'static str) -> StreamStatus {
         StreamStatus::Stopped(reason.into())
     } else {
         StreamStatus::Failed(reason.into())
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }
 

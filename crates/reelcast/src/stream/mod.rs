@@ -6,6 +6,7 @@
 //! the list of what runs (`registry`). Must not: touch sockets or signalling; it reports what
 //! happens as [`StreamStatus`] and sends frames through [`RtcHub`](crate::webrtc::RtcHub).
 
+pub mod audio_pairs;
 pub mod clock;
 pub mod live;
 pub mod open;

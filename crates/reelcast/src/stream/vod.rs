@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info, warn, Instrument};
 
+use super::audio_pairs::AudioPairs;
+use super::clock::sleep_until;
 use super::{PacingClock, Stopper, StreamError, StreamStatus};
 use crate::media::Frame;
 use crate::webrtc::{FeedId, RtcHub, ViewerEvent, ViewerId};
@@ -78,34 +80,38 @@ impl PersonalVod {
         self.hub.open_feed(self.feed, clock.epoch());
         let _ = self.status.send(StreamStatus::Playing);
         let mut frames = spawn_reader(source);
+        let mut pending: Option<Frame> = None;
+        let mut pairs = AudioPairs::default();
         let mut last_pts_us = 0i64;
 
-        // 3. Each frame goes out when it is due.
+        // 3. Each frame goes out when it is due (audio two at a time: `audio_pairs`).
         loop {
-            let next = tokio::select! {
-                next = frames.recv() => next,
+            let due = pending.as_ref().map(|f| clock.due(f.dts_us));
+            let hold_deadline = pairs.deadline();
+            tokio::select! {
+                next = frames.recv(), if pending.is_none() => match next {
+                    Some(Ok(frame)) => pending = Some(frame),
+                    Some(Err(e)) => return Err(Ending::Failed(e.to_string())),
+                    None => break,
+                },
+                _ = sleep_until(due), if due.is_some() => {
+                    if let Some(frame) = pending.take() {
+                        last_pts_us = last_pts_us.max(frame.pts_us);
+                        pairs.due(frame, Instant::now()).send(&self.hub, self.feed);
+                    }
+                }
+                _ = sleep_until(hold_deadline), if hold_deadline.is_some() => {
+                    pairs.flush_to(&self.hub, self.feed);
+                }
                 event = self.viewer_events.recv() => match event.map(|(_, e)| e) {
                     Some(ViewerEvent::Closed(reason)) => return Err(Ending::from_reason(reason)),
-                    Some(ViewerEvent::Connected) => continue,
+                    Some(ViewerEvent::Connected) => {}
                     None => return Err(Ending::Failed("Failed by RTP activity".into())),
                 },
                 reason = stop.recv() => return Err(Ending::Stopped(reason.unwrap_or("Stopped by user"))),
-            };
-            let frame = match next {
-                Some(Ok(frame)) => frame,
-                Some(Err(e)) => return Err(Ending::Failed(e.to_string())),
-                None => break,
-            };
-            let wait = clock.wait(frame.dts_us, Instant::now());
-            if !wait.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {},
-                    reason = stop.recv() => return Err(Ending::Stopped(reason.unwrap_or("Stopped by user"))),
-                }
             }
-            last_pts_us = last_pts_us.max(frame.pts_us);
-            self.hub.send_frame(self.feed, frame);
         }
+        pairs.flush_to(&self.hub, self.feed);
 
         // 4. End of file: let the last picture be shown before saying STOPPED.
         let tail = clock.wait(last_pts_us, Instant::now()) + Duration::from_millis(200);

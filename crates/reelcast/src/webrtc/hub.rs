@@ -105,9 +105,10 @@ enum Command {
         id: ViewerId,
         reason: &'static str,
     },
-    Frame {
+    Frames {
         feed: FeedId,
-        frame: Frame,
+        first: Frame,
+        second: Option<Frame>,
     },
 }
 
@@ -165,9 +166,14 @@ impl RtcHub {
         let _ = self.tx.send(Command::RemoveViewer { id, reason });
     }
 
-    /// Sends a frame to every viewer of `feed`.
-    pub fn send_frame(&self, feed: FeedId, frame: Frame) {
-        let _ = self.tx.send(Command::Frame { feed, frame });
+    /// Sends a frame, or two, to every viewer of `feed`. Two go to each viewer back to
+    /// back, so two equal-sized packets leave as one message (`outbox`).
+    pub fn send_frames(&self, feed: FeedId, first: Frame, second: Option<Frame>) {
+        let _ = self.tx.send(Command::Frames {
+            feed,
+            first,
+            second,
+        });
     }
 }
 
@@ -388,17 +394,26 @@ impl HubState {
                     self.wakeups.after_drain(v);
                 }
             }
-            Command::Frame { feed, frame } => {
+            Command::Frames {
+                feed,
+                first,
+                second,
+            } => {
                 let Some(f) = self.feeds.get_mut(&feed) else {
                     return;
                 };
-                let Some(frame) = packets::packetize(&frame) else {
-                    return;
-                };
-                f.gop.push(&frame);
+                let frames: Vec<Arc<RtpFrame>> = std::iter::once(&first)
+                    .chain(second.as_ref())
+                    .filter_map(packets::packetize)
+                    .collect();
+                for frame in &frames {
+                    f.gop.push(frame);
+                }
                 for id in &f.viewers {
                     if let Some(v) = self.viewers.get_mut(id) {
-                        v.write(&frame, frame.pts_us, now, out);
+                        for frame in &frames {
+                            v.write(frame, frame.pts_us, now, out);
+                        }
                         if v.wants_keyframe {
                             if let Some(k) = f.gop.keyframe() {
                                 v.resend_keyframe(k, now, out);

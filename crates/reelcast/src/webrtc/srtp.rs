@@ -1,4 +1,4 @@
-//! SRTP and SRTCP protection of the lean per-viewer media sender, on str0m's crypto provider.
+//! SRTP and SRTCP protection of the lean per-viewer media sender.
 //!
 //! Owns: splitting the DTLS-SRTP keying material into the two directions' master keys
 //! (RFC 5764 §4.2), deriving the session keys (RFC 3711 §4.3), protecting the RTP and RTCP
@@ -9,9 +9,10 @@
 //! Why it exists: the lean sender writes a viewer's RTP itself rather than through that
 //! viewer's str0m [`Rtc`](str0m::Rtc), and str0m keeps its SRTP contexts private. It does
 //! hand out the keying material after the DTLS handshake, and its [`CryptoProvider`]
-//! exposes the primitives (AES-CTR and AES-GCM cipher instances, one AES-ECB block for key
-//! derivation, HMAC-SHA1), so the SRTP transforms are built here on those: the same cipher
-//! implementations str0m uses, no second crypto library.
+//! exposes the primitives (AES-CTR, one AES-ECB block for key derivation, HMAC-SHA1),
+//! which the AES-CM suite and key derivation use. AES-GCM, what browsers pick and
+//! where nearly all the per-packet work is, comes from `ring`: sealing a small packet
+//! through OpenSSL 3's cipher context cost several times the encryption itself.
 //!
 //! Must not: parse RTP or RTCP beyond the fixed offsets SRTP needs, or keep a rollover
 //! counter (the caller passes the 48-bit packet index). Protecting a packet allocates
@@ -19,11 +20,9 @@
 
 use std::fmt;
 
+use ring::aead;
 use str0m::crypto::dtls::SrtpProfile;
-use str0m::crypto::{
-    AeadAes128GcmCipher, AeadAes256GcmCipher, Aes128CmSha1_80Cipher, CryptoError, CryptoProvider,
-    Sha1HmacProvider, SrtpProvider,
-};
+use str0m::crypto::{Aes128CmSha1_80Cipher, CryptoProvider, Sha1HmacProvider, SrtpProvider};
 use tracing::warn;
 
 /// Fixed part of an RTP header; CSRCs and extensions follow.
@@ -143,40 +142,66 @@ impl MasterKey {
     }
 }
 
-/// The two GCM widths behind one interface; their cipher traits differ only in name.
-enum GcmCipher {
-    Aes128(Box<dyn AeadAes128GcmCipher>),
-    Aes256(Box<dyn AeadAes256GcmCipher>),
+/// AES-GCM of either width, by `ring`: its sealing costs little beyond the AES and GHASH
+/// work itself, where re-initialising an OpenSSL 3 cipher context per packet (str0m's
+/// provider) cost more than the encryption of a small packet.
+struct GcmCipher {
+    /// Boxed: the expanded key schedule is large beside the AES-CM transform.
+    key: Box<aead::LessSafeKey>,
+}
+
+/// A GCM operation failed (for opening: the tag did not match).
+#[derive(Debug)]
+struct GcmError;
+
+impl fmt::Display for GcmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AES-GCM failed")
+    }
 }
 
 impl GcmCipher {
-    /// Writes the ciphertext of `plain` and then the 16-byte tag into `out`: the
-    /// provider's GCM encrypt puts the tag right behind the ciphertext itself.
-    fn seal(
-        &mut self,
-        iv: &[u8; GCM_SALT_LEN],
-        aad: &[u8],
-        plain: &[u8],
-        out: &mut [u8],
-    ) -> Result<(), CryptoError> {
-        match self {
-            GcmCipher::Aes128(c) => c.encrypt(iv, aad, plain, out),
-            GcmCipher::Aes256(c) => c.encrypt(iv, aad, plain, out),
+    /// A 16- or 32-byte `key` (AES-128 or AES-256).
+    fn new(key: &[u8]) -> Self {
+        let algorithm = if key.len() == 32 {
+            &aead::AES_256_GCM
+        } else {
+            &aead::AES_128_GCM
+        };
+        let key = aead::UnboundKey::new(algorithm, key).expect("suite key length");
+        GcmCipher {
+            key: Box::new(aead::LessSafeKey::new(key)),
         }
     }
 
-    /// Checks the tag at the end of `sealed` and writes the plaintext before it into `out`.
-    fn open(
-        &mut self,
+    /// Encrypts `in_out` in place and returns the 16-byte tag.
+    fn seal(
+        &self,
         iv: &[u8; GCM_SALT_LEN],
-        aads: &[&[u8]],
-        sealed: &[u8],
-        out: &mut [u8],
-    ) -> Result<usize, CryptoError> {
-        match self {
-            GcmCipher::Aes128(c) => c.decrypt(iv, aads, sealed, out),
-            GcmCipher::Aes256(c) => c.decrypt(iv, aads, sealed, out),
-        }
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<[u8; GCM_TAG_LEN], GcmError> {
+        let nonce = aead::Nonce::assume_unique_for_key(*iv);
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(nonce, aead::Aad::from(aad), in_out)
+            .map_err(|_| GcmError)?;
+        Ok(array(tag.as_ref()))
+    }
+
+    /// Checks the tag at the end of `sealed_in_out` and decrypts in place; returns the
+    /// plaintext's length (the tag is left behind it).
+    fn open(
+        &self,
+        iv: &[u8; GCM_SALT_LEN],
+        aad: &[u8],
+        sealed_in_out: &mut [u8],
+    ) -> Result<usize, GcmError> {
+        let nonce = aead::Nonce::assume_unique_for_key(*iv);
+        self.key
+            .open_in_place(nonce, aead::Aad::from(aad), sealed_in_out)
+            .map(|plain| plain.len())
+            .map_err(|_| GcmError)
     }
 }
 
@@ -190,6 +215,8 @@ enum Transform {
     Gcm {
         cipher: GcmCipher,
         salt: [u8; GCM_SALT_LEN],
+        /// Which width, for naming it.
+        suite: Suite,
     },
 }
 
@@ -233,17 +260,10 @@ impl Transform {
                 auth_key: array(auth_key),
                 salt: array(salt),
             },
-            Suite::AeadAes128Gcm => Transform::Gcm {
-                cipher: GcmCipher::Aes128(
-                    srtp.aead_aes_128_gcm().create_cipher(array(key), encrypt),
-                ),
+            Suite::AeadAes128Gcm | Suite::AeadAes256Gcm => Transform::Gcm {
+                cipher: GcmCipher::new(key),
                 salt: array(salt),
-            },
-            Suite::AeadAes256Gcm => Transform::Gcm {
-                cipher: GcmCipher::Aes256(
-                    srtp.aead_aes_256_gcm().create_cipher(array(key), encrypt),
-                ),
-                salt: array(salt),
+                suite,
             },
         }
     }
@@ -252,13 +272,10 @@ impl Transform {
         match self {
             Transform::AesCm { .. } => "AES_CM_128_HMAC_SHA1_80",
             Transform::Gcm {
-                cipher: GcmCipher::Aes128(_),
+                suite: Suite::AeadAes128Gcm,
                 ..
             } => "AEAD_AES_128_GCM",
-            Transform::Gcm {
-                cipher: GcmCipher::Aes256(_),
-                ..
-            } => "AEAD_AES_256_GCM",
+            Transform::Gcm { .. } => "AEAD_AES_256_GCM",
         }
     }
 }
@@ -373,19 +390,25 @@ impl SrtpSender {
             } => {
                 out.resize(end + CTR_SLACK, 0);
                 let iv = cm_iv(salt, ssrc, index);
-                cipher.encrypt(&iv, payload, &mut out[body..]).map(|()| {
-                    out.truncate(end);
-                    // RFC 3711 §4.2: the tag also covers the ROC, which is not sent.
-                    let roc = ((index >> 16) as u32).to_be_bytes();
-                    let tag = self.hmac.sha1_hmac(auth_key, &[&out[start..], &roc]);
-                    out.extend_from_slice(&tag[..HMAC_TAG_LEN]);
-                })
+                cipher
+                    .encrypt(&iv, payload, &mut out[body..])
+                    .map(|()| {
+                        out.truncate(end);
+                        // RFC 3711 §4.2: the tag also covers the ROC, which is not sent.
+                        let roc = ((index >> 16) as u32).to_be_bytes();
+                        let tag = self.hmac.sha1_hmac(auth_key, &[&out[start..], &roc]);
+                        out.extend_from_slice(&tag[..HMAC_TAG_LEN]);
+                    })
+                    .map_err(|e| e.to_string())
             }
-            Transform::Gcm { cipher, salt } => {
-                out.resize(end + GCM_TAG_LEN, 0);
+            Transform::Gcm { cipher, salt, .. } => {
+                out.extend_from_slice(payload);
                 let iv = gcm_rtp_iv(salt, ssrc, index);
                 // RFC 7714 §8: the header is the associated data, sent in the clear.
-                cipher.seal(&iv, header, payload, &mut out[body..])
+                cipher
+                    .seal(&iv, header, &mut out[body..])
+                    .map(|tag| out.extend_from_slice(&tag))
+                    .map_err(|e| e.to_string())
             }
         };
         if let Err(e) = result {
@@ -424,25 +447,33 @@ impl SrtpSender {
             } => {
                 out.resize(end + CTR_SLACK, 0);
                 let iv = cm_iv(salt, ssrc, u64::from(index));
-                cipher.encrypt(&iv, plain, &mut out[body..]).map(|()| {
-                    out.truncate(end);
-                    out.extend_from_slice(&e_and_index);
-                    // RFC 3711 §3.4: the tag covers the header, ciphertext, E flag and index.
-                    let tag = self.hmac.sha1_hmac(auth_key, &[&out[start..]]);
-                    out.extend_from_slice(&tag[..HMAC_TAG_LEN]);
-                })
+                cipher
+                    .encrypt(&iv, plain, &mut out[body..])
+                    .map(|()| {
+                        out.truncate(end);
+                        out.extend_from_slice(&e_and_index);
+                        // RFC 3711 §3.4: the tag covers the header, ciphertext, E flag and
+                        // index.
+                        let tag = self.hmac.sha1_hmac(auth_key, &[&out[start..]]);
+                        out.extend_from_slice(&tag[..HMAC_TAG_LEN]);
+                    })
+                    .map_err(|e| e.to_string())
             }
-            Transform::Gcm { cipher, salt } => {
+            Transform::Gcm { cipher, salt, .. } => {
                 // RFC 7714 §9 (and its §17 vectors): header | ciphertext | tag | E+index;
                 // the associated data is the header followed by E+index.
                 let mut aad = [0u8; RTCP_HEADER_LEN + SRTCP_INDEX_LEN];
                 aad[..RTCP_HEADER_LEN].copy_from_slice(&packet[..RTCP_HEADER_LEN]);
                 aad[RTCP_HEADER_LEN..].copy_from_slice(&e_and_index);
-                out.resize(end + GCM_TAG_LEN, 0);
+                out.extend_from_slice(plain);
                 let iv = gcm_rtcp_iv(salt, ssrc, index);
                 cipher
-                    .seal(&iv, &aad, plain, &mut out[body..])
-                    .map(|()| out.extend_from_slice(&e_and_index))
+                    .seal(&iv, &aad, &mut out[body..])
+                    .map(|tag| {
+                        out.extend_from_slice(&tag);
+                        out.extend_from_slice(&e_and_index);
+                    })
+                    .map_err(|e| e.to_string())
             }
         };
         if let Err(e) = result {
@@ -527,33 +558,22 @@ impl SrtcpReceiver {
                     plain
                 }
             }
-            Transform::Gcm { cipher, salt } => {
+            Transform::Gcm { cipher, salt, .. } => {
                 let sealed = &packet[..index_at];
                 let iv = gcm_rtcp_iv(salt, ssrc, index);
                 if !encrypted {
                     // Authenticated only (RFC 7714 §9): all but the tag is associated data.
                     let (rtcp, tag) = sealed.split_at(sealed.len() - GCM_TAG_LEN);
-                    let mut nothing = [0u8; GCM_TAG_LEN];
-                    cipher
-                        .open(&iv, &[rtcp, e_and_index_bytes], tag, &mut nothing)
-                        .ok()?;
+                    let aad = [rtcp, e_and_index_bytes].concat();
+                    let mut tag = array::<GCM_TAG_LEN>(tag);
+                    cipher.open(&iv, &aad, &mut tag).ok()?;
                     rtcp.to_vec()
                 } else {
                     let mut aad = [0u8; RTCP_HEADER_LEN + SRTCP_INDEX_LEN];
                     aad[..RTCP_HEADER_LEN].copy_from_slice(&packet[..RTCP_HEADER_LEN]);
                     aad[RTCP_HEADER_LEN..].copy_from_slice(e_and_index_bytes);
-                    let plain_len = sealed.len() - GCM_TAG_LEN;
-                    let mut plain = Vec::with_capacity(plain_len);
-                    plain.extend_from_slice(&packet[..RTCP_HEADER_LEN]);
-                    plain.resize(plain_len, 0);
-                    let n = cipher
-                        .open(
-                            &iv,
-                            &[&aad],
-                            &sealed[RTCP_HEADER_LEN..],
-                            &mut plain[RTCP_HEADER_LEN..],
-                        )
-                        .ok()?;
+                    let mut plain = sealed.to_vec();
+                    let n = cipher.open(&iv, &aad, &mut plain[RTCP_HEADER_LEN..]).ok()?;
                     plain.truncate(RTCP_HEADER_LEN + n);
                     plain
                 }
@@ -790,11 +810,11 @@ mod tests {
                 plain.truncate(encrypted.len());
                 Some(plain)
             }
-            Transform::Gcm { cipher, salt } => {
+            Transform::Gcm { cipher, salt, .. } => {
                 let (header, sealed) = packet.split_at(header_len);
-                let mut plain = vec![0; sealed.len() - GCM_TAG_LEN];
+                let mut plain = sealed.to_vec();
                 let iv = gcm_rtp_iv(salt, ssrc, index);
-                let n = cipher.open(&iv, &[header], sealed, &mut plain).ok()?;
+                let n = cipher.open(&iv, header, &mut plain).ok()?;
                 plain.truncate(n);
                 Some(plain)
             }
