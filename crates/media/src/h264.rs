@@ -10,7 +10,7 @@
 //!   ([`sample_to_annex_b`]), putting SPS and PPS before every keyframe, because a
 //!   browser that joins mid-stream or loses a packet can only decode from there;
 //! - small helpers to walk the NAL units of a sample ([`LengthPrefixedNalUnits`],
-//!   [`AnnexBNalUnits`]) and to classify them ([`nal_type`]).
+//!   [`AnnexBNalUnits`]) and to classify them ([`nal_type()`]).
 //!
 //! It must not touch: files, sockets, clocks or RTP. It takes bytes and returns bytes;
 //! RTP packetization is str0m's, the sample table is the mp4 crate's.

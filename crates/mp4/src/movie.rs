@@ -1,5 +1,5 @@
 //! What an opened file is: a [`Movie`] of [`Track`]s, each with its codec, edit shift
-//! and [`SampleIndex`]. Plain data; no parsing here.
+//! and [`SampleIndex`](crate::index::SampleIndex). Plain data; no parsing here.
 
 use crate::codec::Codec;
 use crate::index::SampleInfo;

@@ -6,7 +6,7 @@
 //! keyframes, and AAC into Opus. Done once per stream, never per viewer.
 //!
 //! Memory: the sample tables stay in the file and are read 4 KiB at a time per table as
-//! playback advances ([`SampleLane`]), so a 2-hour file costs what a 10-second one does;
+//! playback advances (`SampleLane`), so a 2-hour file costs what a 10-second one does;
 //! sample bytes are read one at a time; nothing is mapped or loaded whole.
 
 use std::collections::VecDeque;

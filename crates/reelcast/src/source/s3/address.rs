@@ -125,7 +125,7 @@ impl ObjectAddress {
         self.target.object_url(&self.key)
     }
 
-    /// The URL of a `GET` of the object made now: presigned for [`PRESIGN_TTL`] with
+    /// The URL of a `GET` of the object made now: presigned for `PRESIGN_TTL` with
     /// credentials, the plain URL without. Any `Range` header may be added.
     pub fn get_url(&self) -> Url {
         self.get_object().sign(PRESIGN_TTL)

@@ -15,7 +15,7 @@
 //! prefetch thread keeps about `vod_mp4_container_new_buffer_ms` of media ahead of the
 //! reader. A read of bytes that have not arrived waits: the viewer sees a pause, not a
 //! failure. Only a permanent failure (404, 403, an untrusted certificate, or no byte
-//! for [`prefetch::STALL_LIMIT`] while retrying) fails a read.
+//! for `prefetch::STALL_LIMIT` while retrying) fails a read.
 //!
 //! Failures, as the viewer reads them: a missing object is `File not found`; a denied
 //! request `Restricted access: S3 denied access to BUCKET/KEY (...)`; a missing bucket,
