@@ -1,7 +1,8 @@
 //! Streams: one timeline of frames from a source, paced in real time, fed to the hub.
 //!
 //! Owns: opening a source as media (`reader`: demux, H.264 to Annex-B, AAC to Opus, once
-//! per stream), real-time pacing (`clock`), and a stream's life (`vod`: personal VOD, one
+//! per stream), reading it ahead of the clock on shared blocking threads (`read_ahead`),
+//! real-time pacing (`clock`, `audio_pairs`), and a stream's life (`vod`: personal VOD, one
 //! viewer from the file's start; `live`: a live translation shared by many viewers), and
 //! the list of what runs (`registry`). Must not: touch sockets or signalling; it reports what
 //! happens as [`StreamStatus`] and sends frames through [`RtcHub`](crate::webrtc::RtcHub).
@@ -10,6 +11,7 @@ pub mod audio_pairs;
 pub mod clock;
 pub mod live;
 pub mod open;
+pub mod read_ahead;
 pub mod reader;
 pub mod registry;
 pub mod vod;

@@ -19,7 +19,7 @@ use codec::h264::{self, AvcConfig};
 use mp4::{Codec, Movie, MovieOpener, OpenStep, SampleInfo, SampleWalker, Track, WalkStep};
 use tracing::warn;
 
-use super::vod::FrameSource;
+use super::read_ahead::FrameSource;
 use super::StreamError;
 use crate::media::{Frame, MediaKind};
 use crate::source::LocalFile;

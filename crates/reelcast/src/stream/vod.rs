@@ -2,32 +2,23 @@
 //!
 //! The task waits for the viewer's WebRTC connection, then starts the stream clock (so the
 //! first keyframe is the first thing the browser gets, and time to first frame is only the
-//! handshake), reads frames on a blocking thread a little ahead of the clock, and hands
-//! each frame to the hub when it is due.
+//! handshake), reads frames a little ahead of the clock (`read_ahead`), and hands each
+//! frame to the hub when it is due.
 
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
-use tracing::{debug, info, warn, Instrument};
+use tracing::{debug, info, Instrument};
 
 use super::audio_pairs::AudioPairs;
 use super::clock::sleep_until;
-use super::{PacingClock, Stopper, StreamError, StreamStatus};
+use super::read_ahead::{spawn_reader, FrameSource};
+use super::{PacingClock, Stopper, StreamStatus};
 use crate::media::Frame;
 use crate::webrtc::{FeedId, RtcHub, ViewerEvent, ViewerId};
 
-/// How many frames the reader may run ahead of the clock (about a second of media): the
-/// bound on a stream's buffered memory.
-const READ_AHEAD_FRAMES: usize = 96;
-
 /// How long a viewer has to complete ICE and DTLS after the answer went out.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Anything that yields a stream's frames in order. Runs on a blocking thread.
-pub trait FrameSource: Send + 'static {
-    /// The next frame, `None` at the end.
-    fn next_frame(&mut self) -> Result<Option<Frame>, StreamError>;
-}
 
 /// Everything a personal VOD task needs.
 pub struct PersonalVod {
@@ -138,27 +129,4 @@ impl Ending {
             Ending::Failed(reason.to_string())
         }
     }
-}
-
-/// Runs `source` on a blocking thread, at most `READ_AHEAD_FRAMES` ahead of the consumer.
-/// The thread ends when the source ends, fails, or the receiver is dropped.
-pub(super) fn spawn_reader(
-    mut source: impl FrameSource,
-) -> mpsc::Receiver<Result<Frame, StreamError>> {
-    let (tx, rx) = mpsc::channel(READ_AHEAD_FRAMES);
-    tokio::task::spawn_blocking(move || loop {
-        let item = match source.next_frame() {
-            Ok(Some(frame)) => Ok(frame),
-            Ok(None) => return,
-            Err(e) => {
-                warn!("read failed: {e}");
-                Err(e)
-            }
-        };
-        let failed = item.is_err();
-        if tx.blocking_send(item).is_err() || failed {
-            return;
-        }
-    });
-    rx
 }

@@ -1,0 +1,170 @@
+//! Reading a stream's frames ahead of its clock, on the runtime's shared blocking threads.
+//!
+//! Owns: the bounded queue between a [`FrameSource`] (blocking: file or S3 reads, AAC→Opus)
+//! and the stream task that paces the frames out. Must not: pace, or know what a frame is
+//! for.
+//!
+//! Why in batches: a source blocks, so it cannot run on the async threads, and a thread of
+//! its own per stream for the whole playback ran into tokio's cap on blocking threads (512
+//! by default): the next stream's reader, and every file open after it, waited for one of
+//! them to end. So a reader holds a blocking thread only while it fills the queue: when
+//! at least half of [`READ_AHEAD_FRAMES`] is free, one blocking call reads that many frames
+//! (sending each as it is read, so the first frame of a stream is not held back) and gives
+//! the thread back. A stream at 80 frames a second takes a thread about twice a second.
+
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::StreamError;
+use crate::media::Frame;
+
+/// How many frames the reader may run ahead of the clock (about a second of media): the
+/// bound on a stream's buffered memory.
+pub const READ_AHEAD_FRAMES: usize = 96;
+
+/// Free room in the queue that starts a batch of reads.
+const BATCH_FRAMES: usize = READ_AHEAD_FRAMES / 2;
+
+/// Anything that yields a stream's frames in order. Runs on a blocking thread.
+pub trait FrameSource: Send + 'static {
+    /// The next frame, `None` at the end.
+    fn next_frame(&mut self) -> Result<Option<Frame>, StreamError>;
+}
+
+/// One frame, or the reason the stream cannot go on; the queue ends after the last frame.
+pub type ReadResult = Result<Frame, StreamError>;
+
+/// Reads `source` ahead of the consumer, at most [`READ_AHEAD_FRAMES`] ahead. Reading stops
+/// when the source ends or fails (the failure is the last item) or the receiver is dropped.
+pub fn spawn_reader(source: impl FrameSource) -> mpsc::Receiver<ReadResult> {
+    let (tx, rx) = mpsc::channel(READ_AHEAD_FRAMES);
+    tokio::spawn(async move {
+        let mut source = source;
+        loop {
+            // The only sender is this task's, so room once free stays free until we send.
+            match tx.reserve_many(BATCH_FRAMES).await {
+                Ok(permits) => drop(permits),
+                Err(_) => return, // the stream is gone
+            }
+            let batch_tx = tx.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let more = read_batch(&mut source, &batch_tx);
+                (source, more)
+            });
+            match read.await {
+                Ok((back, true)) => source = back,
+                Ok((_, false)) => return,
+                Err(e) => {
+                    // A panic in a source: the stream fails rather than hangs.
+                    warn!("frame reader stopped: {e}");
+                    let reason = StreamError::ReadFailed("the file reader stopped".into());
+                    let _ = tx.send(Err(reason)).await;
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Reads up to a batch of frames into `tx`; false when reading is over (the source ended
+/// or failed, or nobody listens any more).
+fn read_batch(source: &mut impl FrameSource, tx: &mpsc::Sender<ReadResult>) -> bool {
+    for _ in 0..BATCH_FRAMES {
+        let item = match source.next_frame() {
+            Ok(Some(frame)) => Ok(frame),
+            Ok(None) => return false,
+            Err(e) => {
+                warn!("read failed: {e}");
+                Err(e)
+            }
+        };
+        let failed = item.is_err();
+        // Room was reserved, so this does not wait; `blocking_send` covers the case
+        // where it would (it is allowed here: this is a blocking thread).
+        let sent = match tx.try_send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(item)) => tx.blocking_send(item).is_ok(),
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        };
+        if !sent || failed {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::media::MediaKind;
+
+    /// Endless frames, numbered.
+    struct Counter(i64);
+
+    impl FrameSource for Counter {
+        fn next_frame(&mut self) -> Result<Option<Frame>, StreamError> {
+            self.0 += 1;
+            Ok(Some(Frame {
+                kind: MediaKind::Audio,
+                dts_us: self.0,
+                pts_us: self.0,
+                keyframe: true,
+                data: Arc::from(&[0u8; 4][..]),
+            }))
+        }
+    }
+
+    /// `n` frames, then a failure.
+    struct FailsAfter(usize);
+
+    impl FrameSource for FailsAfter {
+        fn next_frame(&mut self) -> Result<Option<Frame>, StreamError> {
+            if self.0 == 0 {
+                return Err(StreamError::ReadFailed("disk on fire".into()));
+            }
+            self.0 -= 1;
+            Counter(0).next_frame()
+        }
+    }
+
+    /// More streams than blocking threads all read at once: none waits for another to end.
+    #[test]
+    fn more_streams_than_blocking_threads_all_read() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            // Nobody drains these: each queue fills and stays full.
+            let mut streams: Vec<_> = (0..20).map(|_| spawn_reader(Counter(0))).collect();
+            for (i, frames) in streams.iter_mut().enumerate() {
+                let first = tokio::time::timeout(Duration::from_secs(5), frames.recv()).await;
+                let first = first.unwrap_or_else(|_| panic!("stream {i} never got a frame"));
+                assert_eq!(first.unwrap().unwrap().dts_us, 1, "stream {i}");
+            }
+            // And a full queue is refilled as it is drained, in order.
+            let frames = &mut streams[0];
+            for expected in 2..=(3 * READ_AHEAD_FRAMES as i64) {
+                let frame = frames.recv().await.unwrap().unwrap();
+                assert_eq!(frame.dts_us, expected);
+            }
+        });
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_the_last_item_and_the_end_closes_the_queue() {
+        let mut frames = spawn_reader(FailsAfter(70));
+        for _ in 0..70 {
+            assert!(frames.recv().await.unwrap().is_ok());
+        }
+        let failure = frames.recv().await.unwrap().unwrap_err();
+        assert!(failure.to_string().contains("disk on fire"), "{failure}");
+        assert!(frames.recv().await.is_none());
+    }
+}
