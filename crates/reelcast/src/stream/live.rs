@@ -19,9 +19,9 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info, Instrument};
 
-use super::audio_pairs::AudioPairs;
 use super::clock::sleep_until;
 use super::open::{open_media, AnyReader};
+use super::pacer::Pacer;
 use super::read_ahead::{spawn_reader, FrameSource};
 use super::registry::Registry;
 use super::{MediaInfo, PacingClock, StreamError, StreamStatus};
@@ -191,19 +191,17 @@ impl Translation {
     ) {
         let feed = self.handle.feed;
         let mut frames = spawn_reader(source);
-        let mut pending: Option<Frame> = None;
-        let mut pairs = AudioPairs::default();
-        let mut last_pts_us = 0i64;
+        let mut pacer = Pacer::new(clock);
         let mut reader_done = false;
         // No viewer yet: a translation nobody joins ends like one everybody left.
         let mut idle_since = Some(Instant::now());
 
         let ending: StreamStatus = loop {
-            let due = pending.as_ref().map(|f| clock.due(f.dts_us));
-            let hold_deadline = pairs.deadline();
+            let wake_at = pacer.wake_at();
             let idle_deadline = idle_since.map(|t| t + self.idle_timeout);
             // After the last frame: the last picture is shown, then everybody is told.
-            let end_at = reader_done.then(|| clock.due(last_pts_us) + Duration::from_millis(200));
+            let end_at =
+                reader_done.then(|| clock.due(pacer.last_pts_us()) + Duration::from_millis(200));
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(Command::Join { viewer, status }) => {
@@ -234,22 +232,16 @@ impl Translation {
                         }
                     }
                 },
-                next = frames.recv(), if pending.is_none() && !reader_done => match next {
-                    Some(Ok(frame)) => pending = Some(frame),
+                next = frames.recv(), if pacer.wants_frame() && !reader_done => match next {
+                    Some(Ok(frame)) => pacer.put(frame),
                     Some(Err(e)) => break StreamStatus::Failed(e.to_string()),
                     None => {
                         reader_done = true;
-                        pairs.flush_to(&self.hub, feed);
+                        pacer.finish(&self.hub, feed);
                     }
                 },
-                _ = sleep_until(due), if due.is_some() => {
-                    if let Some(frame) = pending.take() {
-                        last_pts_us = last_pts_us.max(frame.pts_us);
-                        pairs.due(frame, Instant::now()).send(&self.hub, feed);
-                    }
-                }
-                _ = sleep_until(hold_deadline), if hold_deadline.is_some() => {
-                    pairs.flush_to(&self.hub, feed);
+                _ = sleep_until(wake_at), if wake_at.is_some() => {
+                    pacer.wake(Instant::now(), &self.hub, feed);
                 }
                 _ = sleep_until(idle_deadline), if idle_deadline.is_some() => {
                     info!("no viewer for {:?}: stopping", self.idle_timeout);

@@ -2,7 +2,7 @@
 //!
 //! Owns: opening a source as media (`reader`: demux, H.264 to Annex-B, AAC to Opus, once
 //! per stream), reading it ahead of the clock on shared blocking threads (`read_ahead`),
-//! real-time pacing (`clock`, `audio_pairs`), and a stream's life (`vod`: personal VOD, one
+//! real-time pacing (`clock`, `pacer`, `audio_pairs`), and a stream's life (`vod`: personal VOD, one
 //! viewer from the file's start; `live`: a live translation shared by many viewers), and
 //! the list of what runs (`registry`). Must not: touch sockets or signalling; it reports what
 //! happens as [`StreamStatus`] and sends frames through [`RtcHub`](crate::webrtc::RtcHub).
@@ -11,6 +11,7 @@ pub mod audio_pairs;
 pub mod clock;
 pub mod live;
 pub mod open;
+pub mod pacer;
 pub mod read_ahead;
 pub mod reader;
 pub mod registry;

@@ -10,11 +10,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info, Instrument};
 
-use super::audio_pairs::AudioPairs;
 use super::clock::sleep_until;
+use super::pacer::Pacer;
 use super::read_ahead::{spawn_reader, FrameSource};
 use super::{PacingClock, Stopper, StreamStatus};
-use crate::media::Frame;
 use crate::webrtc::{FeedId, RtcHub, ViewerEvent, ViewerId};
 
 /// How long a viewer has to complete ICE and DTLS after the answer went out.
@@ -71,28 +70,19 @@ impl PersonalVod {
         self.hub.open_feed(self.feed, clock.epoch());
         let _ = self.status.send(StreamStatus::Playing);
         let mut frames = spawn_reader(source);
-        let mut pending: Option<Frame> = None;
-        let mut pairs = AudioPairs::default();
-        let mut last_pts_us = 0i64;
+        let mut pacer = Pacer::new(clock);
 
-        // 3. Each frame goes out when it is due (audio two at a time: `audio_pairs`).
+        // 3. Each frame goes out when it is due (audio two at a time: `pacer`).
         loop {
-            let due = pending.as_ref().map(|f| clock.due(f.dts_us));
-            let hold_deadline = pairs.deadline();
+            let wake_at = pacer.wake_at();
             tokio::select! {
-                next = frames.recv(), if pending.is_none() => match next {
-                    Some(Ok(frame)) => pending = Some(frame),
+                next = frames.recv(), if pacer.wants_frame() => match next {
+                    Some(Ok(frame)) => pacer.put(frame),
                     Some(Err(e)) => return Err(Ending::Failed(e.to_string())),
                     None => break,
                 },
-                _ = sleep_until(due), if due.is_some() => {
-                    if let Some(frame) = pending.take() {
-                        last_pts_us = last_pts_us.max(frame.pts_us);
-                        pairs.due(frame, Instant::now()).send(&self.hub, self.feed);
-                    }
-                }
-                _ = sleep_until(hold_deadline), if hold_deadline.is_some() => {
-                    pairs.flush_to(&self.hub, self.feed);
+                _ = sleep_until(wake_at), if wake_at.is_some() => {
+                    pacer.wake(Instant::now(), &self.hub, self.feed);
                 }
                 event = self.viewer_events.recv() => match event.map(|(_, e)| e) {
                     Some(ViewerEvent::Closed(reason)) => return Err(Ending::from_reason(reason)),
@@ -102,10 +92,10 @@ impl PersonalVod {
                 reason = stop.recv() => return Err(Ending::Stopped(reason.unwrap_or("Stopped by user"))),
             }
         }
-        pairs.flush_to(&self.hub, self.feed);
+        pacer.finish(&self.hub, self.feed);
 
         // 4. End of file: let the last picture be shown before saying STOPPED.
-        let tail = clock.wait(last_pts_us, Instant::now()) + Duration::from_millis(200);
+        let tail = clock.wait(pacer.last_pts_us(), Instant::now()) + Duration::from_millis(200);
         debug!("end of file; stopping in {tail:?}");
         tokio::select! {
             _ = tokio::time::sleep(tail) => Ok(()),

@@ -1,0 +1,79 @@
+//! When each frame of a stream goes to the hub: the frame read next waits for its due
+//! time on the stream clock ([`PacingClock`]), and audio then waits for its partner
+//! ([`AudioPairs`]). Both stream tasks (personal VOD and live translation) pace through
+//! this, so they have one timer for it: [`Pacer::wake_at`].
+
+use std::time::Instant;
+
+use super::audio_pairs::AudioPairs;
+use super::PacingClock;
+use crate::media::Frame;
+use crate::webrtc::{FeedId, RtcHub};
+
+/// The frame waiting for its time, the audio frame waiting for its partner, and what has
+/// gone out so far.
+pub struct Pacer {
+    clock: PacingClock,
+    next: Option<Frame>,
+    pairs: AudioPairs,
+    last_pts_us: i64,
+}
+
+impl Pacer {
+    pub fn new(clock: PacingClock) -> Self {
+        Pacer {
+            clock,
+            next: None,
+            pairs: AudioPairs::default(),
+            last_pts_us: 0,
+        }
+    }
+
+    /// True when the next frame from the reader may be given ([`Self::put`]).
+    pub fn wants_frame(&self) -> bool {
+        self.next.is_none()
+    }
+
+    /// The next frame in decode order; it goes out at its due time.
+    pub fn put(&mut self, frame: Frame) {
+        debug_assert!(self.next.is_none(), "a frame is already waiting");
+        self.next = Some(frame);
+    }
+
+    /// When [`Self::wake`] has something to do: a frame falls due, or a held audio frame
+    /// must go out alone.
+    pub fn wake_at(&self) -> Option<Instant> {
+        let due = self.next.as_ref().map(|f| self.clock.due(f.dts_us));
+        match (due, self.pairs.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Sends what is due at `now`: the waiting frame (an audio frame paired with the held
+    /// one if there is one), then a held audio frame whose partner is late.
+    pub fn wake(&mut self, now: Instant, hub: &RtcHub, feed: FeedId) {
+        if self
+            .next
+            .as_ref()
+            .is_some_and(|f| self.clock.due(f.dts_us) <= now)
+        {
+            let frame = self.next.take().expect("checked above");
+            self.last_pts_us = self.last_pts_us.max(frame.pts_us);
+            self.pairs.due(frame, now).send(hub, feed);
+        }
+        if self.pairs.deadline().is_some_and(|d| d <= now) {
+            self.pairs.flush_to(hub, feed);
+        }
+    }
+
+    /// No more frames will come: a held audio frame goes out alone now.
+    pub fn finish(&mut self, hub: &RtcHub, feed: FeedId) {
+        self.pairs.flush_to(hub, feed);
+    }
+
+    /// The latest presentation time sent so far.
+    pub fn last_pts_us(&self) -> i64 {
+        self.last_pts_us
+    }
+}
