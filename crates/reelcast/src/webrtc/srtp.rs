@@ -215,8 +215,6 @@ enum Transform {
     Gcm {
         cipher: GcmCipher,
         salt: [u8; GCM_SALT_LEN],
-        /// Which width, for naming it.
-        suite: Suite,
     },
 }
 
@@ -263,7 +261,6 @@ impl Transform {
             Suite::AeadAes128Gcm | Suite::AeadAes256Gcm => Transform::Gcm {
                 cipher: GcmCipher::new(key),
                 salt: array(salt),
-                suite,
             },
         }
     }
@@ -271,10 +268,9 @@ impl Transform {
     fn suite_name(&self) -> &'static str {
         match self {
             Transform::AesCm { .. } => "AES_CM_128_HMAC_SHA1_80",
-            Transform::Gcm {
-                suite: Suite::AeadAes128Gcm,
-                ..
-            } => "AEAD_AES_128_GCM",
+            Transform::Gcm { cipher, .. } if cipher.key.algorithm() == &aead::AES_128_GCM => {
+                "AEAD_AES_128_GCM"
+            }
             Transform::Gcm { .. } => "AEAD_AES_256_GCM",
         }
     }
@@ -401,7 +397,7 @@ impl SrtpSender {
                     })
                     .map_err(|e| e.to_string())
             }
-            Transform::Gcm { cipher, salt, .. } => {
+            Transform::Gcm { cipher, salt } => {
                 out.extend_from_slice(payload);
                 let iv = gcm_rtp_iv(salt, ssrc, index);
                 // RFC 7714 §8: the header is the associated data, sent in the clear.
@@ -459,7 +455,7 @@ impl SrtpSender {
                     })
                     .map_err(|e| e.to_string())
             }
-            Transform::Gcm { cipher, salt, .. } => {
+            Transform::Gcm { cipher, salt } => {
                 // RFC 7714 §9 (and its §17 vectors): header | ciphertext | tag | E+index;
                 // the associated data is the header followed by E+index.
                 let mut aad = [0u8; RTCP_HEADER_LEN + SRTCP_INDEX_LEN];
@@ -558,7 +554,7 @@ impl SrtcpReceiver {
                     plain
                 }
             }
-            Transform::Gcm { cipher, salt, .. } => {
+            Transform::Gcm { cipher, salt } => {
                 let sealed = &packet[..index_at];
                 let iv = gcm_rtcp_iv(salt, ssrc, index);
                 if !encrypted {
@@ -810,7 +806,7 @@ mod tests {
                 plain.truncate(encrypted.len());
                 Some(plain)
             }
-            Transform::Gcm { cipher, salt, .. } => {
+            Transform::Gcm { cipher, salt } => {
                 let (header, sealed) = packet.split_at(header_len);
                 let mut plain = sealed.to_vec();
                 let iv = gcm_rtp_iv(salt, ssrc, index);
