@@ -457,7 +457,11 @@ export async function openSdkPage(browser) {
       div.dataset.play = String(window.__events.length - 1);
       const stream = session.createStream({ name, display: div });
       for (const st of [S.PENDING, S.PLAYING, S.STOPPED, S.FAILED, S.PLAYBACK_PROBLEM, S.NOT_ENOUGH_BANDWIDTH]) {
-        stream.on(st, (s) => events.push({ status: st, info: s.getInfo ? s.getInfo() : undefined, t: Math.round(performance.now() - t0) }));
+        // t: ms since this play started; at: the page's clock, to compare plays with each other.
+        stream.on(st, (s) => events.push({
+          status: st, info: s.getInfo ? s.getInfo() : undefined,
+          t: Math.round(performance.now() - t0), at: Math.round(performance.now()),
+        }));
       }
       window.__lastStream = stream;
       stream.play();

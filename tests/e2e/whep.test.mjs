@@ -28,6 +28,18 @@ function whepStart(page, name) {
   }, name);
 }
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The streams REST lists (`/rest-api/stream/find_all`; its 404 means none). */
+async function streamsListed(server) {
+  const r = await fetch(`${server.base}/rest-api/stream/find_all`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}',
+  });
+  if (r.status === 404) return [];
+  assert.equal(r.status, 200, `find_all answered ${r.status}`);
+  return r.json();
+}
+
 describe('WHEP playback', { timeout: 120000 }, () => {
   let env;
   let server;
@@ -64,8 +76,19 @@ describe('WHEP playback', { timeout: 120000 }, () => {
     });
     assert.equal(size, '640x360', 'the <video> element shows the picture');
 
+    assert.equal((await streamsListed(server)).length, 1, 'REST lists the playing WHEP viewer');
     const del = await fetch(new URL(r.location, server.base), { method: 'DELETE' });
     assert.equal(del.status, 200, `DELETE ${r.location} answered ${del.status}`);
+    // Ended for real: REST no longer lists it, media stops, the resource is gone.
+    const deadline = Date.now() + 5000;
+    while ((await streamsListed(server)).length > 0 && Date.now() < deadline) await sleep(100);
+    assert.deepEqual(await streamsListed(server), [], 'the stream is still listed after DELETE');
+    const before = (await measure(page, 500)).last.video.framesDecoded;
+    await sleep(1500);
+    const after = (await measure(page, 100)).last.video.framesDecoded;
+    assert.ok(after - before <= 2, `${after - before} more frames decoded after DELETE`);
+    const again = await fetch(new URL(r.location, server.base), { method: 'DELETE' });
+    assert.equal(again.status, 404, `a second DELETE answered ${again.status}`);
     await page.evaluate(() => window.__whepPc.close());
     await assertServerUp(server);
   });

@@ -301,14 +301,31 @@ mod tests {
         let path = media.join("locked.mp4");
         std::fs::write(&path, b"x").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
-        let result = LocalFile::open(&media, &name("locked.mp4"));
-        // root reads anything: then there is nothing to check.
-        if std::fs::read(&path).is_err() {
-            assert_eq!(
-                result.unwrap_err().to_string(),
-                "Failed to read file: Permission denied"
-            );
-        }
+        // The suite runs as root, who reads anything: the open happens on a thread of its
+        // own without the capabilities that override file permissions (capabilities are
+        // per thread on Linux).
+        let opener = {
+            let media = media.clone();
+            std::thread::spawn(move || {
+                use caps::{CapSet, Capability};
+                for cap in [
+                    Capability::CAP_DAC_OVERRIDE,
+                    Capability::CAP_DAC_READ_SEARCH,
+                ] {
+                    caps::drop(None, CapSet::Effective, cap).expect("dropping a capability");
+                }
+                assert!(
+                    std::fs::read(media.join("locked.mp4")).is_err(),
+                    "this thread can still read a mode 000 file"
+                );
+                LocalFile::open(&media, &name("locked.mp4")).map(|_| ())
+            })
+        };
+        let result = opener.join().expect("the opening thread");
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "Failed to read file: Permission denied"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
