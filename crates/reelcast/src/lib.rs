@@ -2,6 +2,7 @@
 //! protocol of Flashphoner Web Call Server so existing WCS apps work unchanged.
 
 pub mod config;
+pub mod hooks;
 pub mod media;
 pub mod playback;
 pub mod rest;
