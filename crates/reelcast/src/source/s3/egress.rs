@@ -249,4 +249,22 @@ mod tests {
             .unwrap();
         assert_eq!(found.to_vec(), vec!["127.0.0.1:9000".parse().unwrap()]);
     }
+
+    #[test]
+    fn through_a_proxy_an_address_written_as_the_host_is_checked_and_the_proxy_is_not() {
+        let proxy = ureq::Proxy::new("http://127.0.0.1:3128").unwrap();
+        let config = Config::builder().proxy(Some(proxy.clone())).build();
+        let uri = |u: &str| u.parse::<Uri>().unwrap();
+        assert!(check_proxied_host(&config, &uri("http://127.0.0.1:9000/b/k"), false).is_err());
+        assert!(check_proxied_host(&config, &uri("http://[fd00::1]:9000/b/k"), false).is_err());
+        assert!(check_proxied_host(&config, &uri("http://127.0.0.1:9000/b/k"), true).is_ok());
+        // A name: the proxy resolves it, by its own rules.
+        assert!(check_proxied_host(&config, &uri("https://store.example/b/k"), false).is_ok());
+        // Without a proxy the resolver checks instead.
+        let direct = Config::builder().proxy(None).build();
+        assert!(check_proxied_host(&direct, &uri("http://127.0.0.1:9000/b/k"), false).is_ok());
+        // The operator's proxy on loopback is reachable, though viewers' stores there are not.
+        let strict = CheckedResolver { private_ok: false };
+        assert!(strict.resolve(proxy.uri(), &config, timeout()).is_ok());
+    }
 }
