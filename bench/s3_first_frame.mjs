@@ -86,7 +86,8 @@ const ranges = await rangeServer(Object.fromEntries(OBJECTS.map((o) => [o.name, 
 const motoProxy = await startProxy(store.port);
 const rangeProxy = await startProxy(ranges.address().port);
 const server = await startServer({
-  settings: { aws_s3_credentials: `us-east-1;${store.reader.key};${store.reader.secret}` },
+  // The stores and proxies are full-URL names on 127.0.0.1: allowed explicitly.
+  settings: { aws_s3_credentials: `us-east-1;${store.reader.key};${store.reader.secret}`, aws_s3_allowed_endpoints: '127.0.0.1' },
 });
 const browser = await launchBrowser();
 const page = await openSdkPage(browser);

@@ -6,10 +6,15 @@
 // Over HTTPS (a TLS front with a certificate from a test CA given in aws_s3_ca_file; an
 // untrusted one fails at once) and with virtual-host names (bucket.s3.reelcast.test,
 // reached through a CONNECT proxy, ALL_PROXY).
+// And what a viewer cannot make the server do: reach a store the operator did not allow
+// (aws_s3_allowed_endpoints) or one at a private or local address
+// (aws_s3_allow_private_addresses), follow a store's redirect, or read a store's
+// answers back. moto runs on 127.0.0.1, so every server here allows that explicitly.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -67,6 +72,9 @@ describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
         aws_s3_ca_file: certs.ca,
         aws_s3_endpoint: store.endpoint,
         aws_s3_credentials: `us-east-1;${reader.key};${reader.secret}`,
+        // Full-URL names may reach the test's stores and fronts, all on loopback.
+        aws_s3_allowed_endpoints: '127.0.0.1,no-such-store.invalid',
+        aws_s3_allow_private_addresses: 'true',
         // Per-endpoint credentials: a wrong secret for `localhost:PORT` (the same store),
         // a user without permissions for the `denied` proxy.
         [`aws_s3_credentials.localhost:${store.port}`]: `us-east-1;${reader.key};not-the-secret`,
@@ -75,7 +83,12 @@ describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
     });
     small = await startServer({
       files: [SAMPLE],
-      settings: { aws_s3_credentials: `us-east-1;${reader.key};${reader.secret}`, vod_mp4_container_new_buffer_ms: 1000 },
+      settings: {
+        aws_s3_credentials: `us-east-1;${reader.key};${reader.secret}`,
+        vod_mp4_container_new_buffer_ms: 1000,
+        // An address written out allows that address, private or not.
+        aws_s3_allowed_endpoints: '127.0.0.1',
+      },
     });
     browser = await launchBrowser();
     page = await openSdkPage(browser);
@@ -155,6 +168,8 @@ describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
       settings: {
         aws_s3_addressing: 'virtual',
         aws_s3_ca_file: certs.ca,
+        // The proxy resolves these names: what is checked here is the name as written.
+        aws_s3_allowed_endpoints: STORE_DOMAIN,
         aws_s3_credentials: `us-east-1;${reader.key};${reader.secret}`,
       },
       // No DNS names STORE_DOMAIN: the proxy reaches it.
@@ -177,6 +192,9 @@ describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
 
   test('a live translation of an object (vod-live://s3/...): two viewers share it, the object is read once', { timeout: 40000 }, async () => {
     const name = 'vod-live://s3/media/moov_end.mp4';
+    const size = statSync(testMedia('moov_end.mp4')).size;
+    const servedBytes = async () => (await store.served())['/media/moov_end.mp4']?.bytes ?? 0;
+    const servedBefore = await servedBytes();
     const before = server.stderr().length;
     const a = (await play(name, 'PLAYING')).idx;
     const b = (await play(name, 'PLAYING')).idx;
@@ -188,6 +206,11 @@ describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
     const log = server.stderr().slice(before);
     const started = log.match(/translation started/g) || [];
     assert.equal(started.length, 1, withServerLog(server, `${started.length} translations started for two viewers`));
+    // What the store sent: the object's bytes once (played to its end), not twice.
+    const served = (await servedBytes()) - servedBefore;
+    assert.ok(served >= 0.9 * size && served <= 1.1 * size,
+      withServerLog(server, `the store served ${served} bytes of a ${size}-byte object for two viewers`));
+    console.log(`# live translation of a ${size}-byte object, two viewers: the store served ${served} bytes`);
   });
 
   test('failures say why; the server plays on', { timeout: 90000 }, async () => {
@@ -197,8 +220,9 @@ describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
     assert.match(await failed(`vod://s3/http://127.0.0.1:${denied.port}/media/moov_first.mp4`),
       /^Restricted access: S3 denied access to media\/moov_first\.mp4 \(AccessDenied; check aws_s3_credentials\)$/);
     assert.equal(await failed('vod://s3/media/no_such_object.mp4'), 'File not found');
-    assert.match(await failed('vod://s3/nobucket/moov_first.mp4'),
-      /^Failed to read file: S3 bucket "nobucket" does not exist at http:\/\/127\.0\.0\.1:\d+$/);
+    // The operator's store is named by its setting, not by its address.
+    assert.equal(await failed('vod://s3/nobucket/moov_first.mp4'),
+      'Failed to read file: S3 bucket "nobucket" does not exist at aws_s3_endpoint');
     assert.match(await failed('vod://s3/media/not_mp4.mp4'), /^File has wrong format/);
     assert.match(await failed(`vod://s3/http://127.0.0.1:${closedPort}/media/moov_first.mp4`),
       /^Failed to read file: S3 endpoint http:\/\/127\.0\.0\.1:\d+ cannot be reached: connection refused$/);
@@ -207,6 +231,93 @@ describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
       'Failed to read file: S3 endpoint http://no-such-store.invalid is unknown (host name not found)');
     await assertServerUp(server);
     await playsFrames('vod://s3/media/moov_first.mp4');
+  });
+
+  test('a full-URL name reaches only the stores the operator allowed, and no private address: refused before any connection, saying which setting allows it', { timeout: 90000 }, async () => {
+    // `watch` passes requests on to the store and counts the connections it gets.
+    const watch = await startProxy(store.port);
+    const { reader } = store;
+    const strict = await startServer({
+      files: [SAMPLE],
+      settings: {
+        aws_s3_endpoint: store.endpoint,
+        aws_s3_credentials: `us-east-1;${reader.key};${reader.secret}`,
+        // A host name that resolves to loopback: allowed as a store, refused as an address.
+        aws_s3_allowed_endpoints: `localhost:${watch.port}`,
+      },
+    });
+    try {
+      // The operator's own store, written as an address in aws_s3_endpoint: plays, by
+      // the short name and by its full URL.
+      await playsFrames('vod://s3/media/moov_first.mp4', { on: strict });
+      await playsFrames(`vod://s3/${store.endpoint}/media/moov_end.mp4`, { on: strict });
+
+      const notAllowed = (endpoint) => `Restricted access: S3 endpoint ${endpoint} is not an allowed store; `
+        + 'the server\'s aws_s3_allowed_endpoints setting lists the stores names may use';
+      const failed = async (name) => (await play(name, 'FAILED', { on: strict })).ev.info;
+      // Over the WCS WebSocket (the SDK), for names not listed, however the address is spelled.
+      for (const endpoint of [watch.endpoint, `http://0x7f.0.0.1:${watch.port}`,
+        `http://[::ffff:127.0.0.1]:${watch.port}`, `http://localhost:${watch.port}@127.0.0.1:${watch.port}`]) {
+        assert.equal(await failed(`vod://s3/${endpoint}/media/moov_first.mp4`), notAllowed(endpoint));
+      }
+      // Listed, but the name resolves to loopback, which is not allowed by default.
+      assert.equal(await failed(`vod://s3/http://localhost:${watch.port}/media/moov_first.mp4`),
+        `Restricted access: S3 endpoint http://localhost:${watch.port} is at a private or local address; `
+        + 'the server\'s aws_s3_allow_private_addresses setting allows such stores');
+      // Over WHEP and REST: the same refusal, before any offer is answered.
+      const name = `vod://s3/${watch.endpoint}/media/moov_first.mp4`;
+      const whep = await fetch(`${strict.base}/whep/${encodeURIComponent(name)}`, {
+        method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: 'v=0\r\n', signal: AbortSignal.timeout(10000),
+      });
+      assert.equal(whep.status, 403);
+      assert.equal(await whep.text(), notAllowed(watch.endpoint));
+      const rest = await fetch(`${strict.base}/rest-api/vod/startup`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, signal: AbortSignal.timeout(10000),
+        body: JSON.stringify({ uri: `vod-live://s3/${watch.endpoint}/media/moov_first.mp4`, localStreamName: 'ssrf' }),
+      });
+      assert.equal(rest.status, 400);
+      assert.equal((await rest.json()).error, notAllowed(watch.endpoint));
+      assert.equal(watch.stats.connections, 0, 'the server connected to a store that was not allowed');
+      await assertServerUp(strict);
+    } finally {
+      await strict.stop();
+      await watch.close();
+    }
+  });
+
+  test('a store\'s redirects are not followed and its answers are not read back to the viewer', { timeout: 60000 }, async () => {
+    // `elsewhere` is where a redirect points: it must never be asked anything.
+    const elsewhere = { requests: 0 };
+    const target = http.createServer((req, res) => { elsewhere.requests += 1; res.writeHead(500); res.end(); });
+    await new Promise((r) => target.listen(0, '127.0.0.1', r));
+    const odd = http.createServer((req, res) => {
+      const key = req.url.split('?')[0];
+      if (key === '/media/redirect.mp4') {
+        res.writeHead(307, { Location: `http://127.0.0.1:${target.address().port}/media/moov_first.mp4` });
+        res.end();
+      } else if (key === '/media/secret.mp4') {
+        res.writeHead(400, { 'Content-Type': 'application/xml' });
+        res.end('<Error><Code>InternalBackendGone</Code><Message>db-7.internal 10.9.8.7 refused</Message></Error>');
+      } else {
+        res.writeHead(405, { 'Content-Type': 'text/html' });
+        res.end('<html>Admin console 1.2: method not allowed</html>');
+      }
+    });
+    await new Promise((r) => odd.listen(0, '127.0.0.1', r));
+    const base = `vod://s3/http://127.0.0.1:${odd.address().port}/media`;
+    try {
+      const failed = async (name) => (await play(name, 'FAILED')).ev.info;
+      assert.equal(await failed(`${base}/redirect.mp4`),
+        'Failed to read file: S3 media/redirect.mp4: HTTP 307: the store answered with a redirect, which is not followed (check the endpoint and region)');
+      assert.equal(await failed(`${base}/secret.mp4`), 'Failed to read file: S3 media/secret.mp4: HTTP 400 from the store');
+      assert.equal(await failed(`${base}/admin.mp4`), 'Failed to read file: S3 media/admin.mp4: HTTP 405 from the store');
+      assert.equal(elsewhere.requests, 0, 'the server followed a redirect');
+    } finally {
+      for (const srv of [odd, target]) {
+        srv.closeAllConnections();
+        await new Promise((r) => srv.close(r));
+      }
+    }
   });
 
   test('a slow link that drops connections: starts long before the object is read, survives the cuts', { timeout: 60000 }, async () => {

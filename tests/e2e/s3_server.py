@@ -11,10 +11,16 @@ signature or an expired URL with S3's error document, and hands a good request t
 re-signed in a header for the same user, so that moto still decides the permissions
 (AccessDenied for a user without rights). Requests signed in a header (boto3's, from
 s3_setup.py) go to moto untouched; anonymous ones are refused as a private bucket does.
+
+It also counts what it serves: `GET /reelcast-test/served` answers JSON
+{"/BUCKET/KEY": {"requests": N, "bytes": BODY_BYTES_OF_2XX_ANSWERS}} for every object
+GET so far, so a test can tell how often, and how many bytes of, an object was read.
 """
 import datetime
 import hmac
+import json
 import sys
+import threading
 from urllib.parse import unquote
 
 from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
@@ -108,6 +114,46 @@ class PresignedUrls:
         return self.app(environ, start_response)
 
 
+class ServedCounter:
+    """Counts the requests and 2xx body bytes of every GET, by path (no query)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+        self.served = {}
+
+    def __call__(self, environ, start_response):
+        path = environ["PATH_INFO"]
+        if path == "/reelcast-test/served":
+            with self.lock:
+                body = json.dumps(self.served).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        if environ["REQUEST_METHOD"] != "GET" or path.startswith("/moto-api/"):
+            return self.app(environ, start_response)
+        status = []
+
+        def starting(s, headers, exc_info=None):
+            status.append(s)
+            return start_response(s, headers, exc_info) if exc_info else start_response(s, headers)
+
+        with self.lock:
+            entry = self.served.setdefault(path, {"requests": 0, "bytes": 0})
+            entry["requests"] += 1
+        return self.counted(self.app(environ, starting), status, entry)
+
+    def counted(self, chunks, status, entry):
+        try:
+            for chunk in chunks:
+                if status and status[0].startswith("2"):
+                    with self.lock:
+                        entry["bytes"] += len(chunk)
+                yield chunk
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+
+
 if __name__ == "__main__":
-    app = PresignedUrls(DomainDispatcherApplication(create_backend_app))
+    app = ServedCounter(PresignedUrls(DomainDispatcherApplication(create_backend_app)))
     run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=True)

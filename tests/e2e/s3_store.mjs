@@ -20,7 +20,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /**
  * Starts moto on a free port and fills it: `buckets` (names), `objects` ([{bucket,
  * key, file}]). Resolves to { endpoint, port, reader: {key, secret}, nobody: {key,
- * secret}, stop() }. `reader` may read everything; `nobody` has no permissions.
+ * secret}, served(), stop() }. `reader` may read everything; `nobody` has no
+ * permissions. `served()` resolves to what the store has served so far:
+ * {"/BUCKET/KEY": {requests, bytes}} (bytes: body bytes of its 2xx answers).
  */
 export async function startStore({ buckets, objects }) {
   const port = await freeTcpPort();
@@ -60,7 +62,11 @@ export async function startStore({ buckets, objects }) {
     py.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`s3_setup.py failed (${code}):\n${err}\n${log}`))));
     py.stdin.end(JSON.stringify({ endpoint, buckets, objects }));
   }).catch(async (e) => { await stop(); throw e; });
-  return { endpoint, port, ...keys, log: () => log, stop };
+  const served = async () => {
+    const res = await fetch(`${endpoint}/reelcast-test/served`, { signal: AbortSignal.timeout(5000) });
+    return res.json();
+  };
+  return { endpoint, port, ...keys, log: () => log, served, stop };
 }
 
 /**

@@ -24,6 +24,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::source::s3::allowed::{self, AllowedEndpoint};
+
 /// The file read when no `--config` is given, if it exists in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "flashphoner.properties";
 
@@ -52,6 +54,8 @@ pub const KEYS: &[&str] = &[
     "aws_s3_endpoint",
     "aws_s3_addressing",
     "aws_s3_ca_file",
+    "aws_s3_allowed_endpoints",
+    "aws_s3_allow_private_addresses",
     "vod_mp4_container_new",
     "vod_mp4_container_new_buffer_ms",
 ];
@@ -124,6 +128,13 @@ pub struct Settings {
     /// `aws_s3_ca_file`: PEM CA certificates trusted for S3 endpoints over HTTPS, next
     /// to the system's (a store with a private or self-signed CA).
     pub aws_s3_ca_file: Option<PathBuf>,
+    /// `aws_s3_allowed_endpoints`: the stores that names with a full URL
+    /// (`vod://s3/https://host/...`) may reach, besides `aws_s3_endpoint` and the hosts
+    /// with their own credentials (see `source::s3::allowed`).
+    pub aws_s3_allowed_endpoints: Vec<AllowedEndpoint>,
+    /// `aws_s3_allow_private_addresses`: S3 requests may connect to loopback, private,
+    /// link-local and other non-public addresses.
+    pub aws_s3_allow_private_addresses: bool,
     /// `vod_mp4_container_new`: play an S3 file while it is still downloading.
     pub vod_mp4_container_new: bool,
     /// `vod_mp4_container_new_buffer_ms`: read-ahead for that, in ms of media.
@@ -154,6 +165,8 @@ impl Default for Settings {
             aws_s3_endpoint: None,
             aws_s3_addressing: S3Addressing::Auto,
             aws_s3_ca_file: None,
+            aws_s3_allowed_endpoints: Vec::new(),
+            aws_s3_allow_private_addresses: false,
             vod_mp4_container_new: false,
             vod_mp4_container_new_buffer_ms: 10_000,
         }
@@ -545,6 +558,12 @@ impl Settings {
             }
             "aws_s3_ca_file" if value.is_empty() => self.aws_s3_ca_file = None,
             "aws_s3_ca_file" => self.aws_s3_ca_file = Some(PathBuf::from(value)),
+            "aws_s3_allowed_endpoints" => {
+                self.aws_s3_allowed_endpoints = allowed::parse_list(value).map_err(bad)?
+            }
+            "aws_s3_allow_private_addresses" => {
+                self.aws_s3_allow_private_addresses = boolean(value).ok_or_else(|| bad(BOOL))?
+            }
             "vod_mp4_container_new" => {
                 self.vod_mp4_container_new = boolean(value).ok_or_else(|| bad(BOOL))?
             }
@@ -597,6 +616,13 @@ impl Settings {
             "aws_s3_endpoint" => self.aws_s3_endpoint.clone().unwrap_or_default(),
             "aws_s3_addressing" => self.aws_s3_addressing.as_str().to_string(),
             "aws_s3_ca_file" => path_text(&self.aws_s3_ca_file),
+            "aws_s3_allowed_endpoints" => self
+                .aws_s3_allowed_endpoints
+                .iter()
+                .map(AllowedEndpoint::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+            "aws_s3_allow_private_addresses" => self.aws_s3_allow_private_addresses.to_string(),
             "vod_mp4_container_new" => self.vod_mp4_container_new.to_string(),
             "vod_mp4_container_new_buffer_ms" => self.vod_mp4_container_new_buffer_ms.to_string(),
             _ => return None,

@@ -38,7 +38,9 @@ pub struct ObjectAddress {
     target: Bucket,
     /// `None`: unsigned requests (public objects).
     credentials: Option<Credentials>,
-    /// The endpoint as the user knows it, for messages: `https://host`.
+    /// The endpoint as a viewer may read it, for messages: the name's own
+    /// (`https://host`), the AWS URL, or for `aws_s3_endpoint` that setting's name: the
+    /// address of the operator's store is not the viewer's to read.
     pub endpoint: String,
     pub bucket: String,
     /// The decoded key: `dir/a b.mp4`.
@@ -66,11 +68,16 @@ impl ObjectAddress {
             .as_ref()
             .map(|c| c.region.clone())
             .unwrap_or_else(|| DEFAULT_REGION.to_string());
+        let shown = match (endpoint, &settings.aws_s3_endpoint) {
+            (None, Some(_)) => Some("aws_s3_endpoint".to_string()),
+            _ => None,
+        };
         let endpoint = match endpoint.or(settings.aws_s3_endpoint.as_deref()) {
             Some(e) => e.trim_end_matches('/').to_string(),
             None => format!("https://s3.{aws_region}.amazonaws.com"),
         };
-        let bad_endpoint = || format!("bad S3 endpoint {endpoint}: expected http[s]://host[:port]");
+        let shown = shown.unwrap_or_else(|| endpoint.clone());
+        let bad_endpoint = || format!("bad S3 endpoint {shown}: expected http[s]://host[:port]");
         let (scheme, endpoint_host) = endpoint
             .split_once("://")
             .filter(|(s, h)| (*s == "http" || *s == "https") && !h.is_empty() && !h.contains('/'))
@@ -101,7 +108,7 @@ impl ObjectAddress {
             Bucket::new(url, style, bucket.to_string(), region.to_string()).map_err(|_| {
                 format!(
                     "virtual-host addressing (aws_s3_addressing) cannot put bucket \"{bucket}\" \
-                 in the host name of {endpoint}: it needs a host name, not an address, and a \
+                 in the host name of {shown}: it needs a host name, not an address, and a \
                  bucket name valid in one; use aws_s3_addressing=path"
                 )
             })?;
@@ -109,7 +116,7 @@ impl ObjectAddress {
             target,
             credentials: credentials
                 .map(|c| Credentials::new(c.access_key_id.clone(), c.secret_access_key.clone())),
-            endpoint: endpoint.clone(),
+            endpoint: shown,
             bucket: bucket.to_string(),
             key: key.to_string(),
         })

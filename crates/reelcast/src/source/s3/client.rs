@@ -1,6 +1,15 @@
 //! Ranged, presigned `GET`s of one object over blocking HTTP(S) (ureq), and S3's answers
 //! sorted into what they mean for playback ([`S3Error`]): retry, or fail with a reason.
 //!
+//! Connections go only to the addresses `egress` lets through, and redirects are not
+//! followed (an S3 client has no use for them; following one would reach a host nobody
+//! checked).
+//!
+//! What reaches a viewer from here is fixed words: an answer's body is read only for
+//! its S3 error code, and only codes from S3's documented list ([`S3_ERROR_CODES`])
+//! are passed on; messages, other bodies and headers never are (a viewer who could
+//! read them could map the services behind the store).
+//!
 //! Owns: one request's life. Must not: decide when to retry (see `prefetch`), or hold
 //! bytes beyond the response it hands back.
 
@@ -8,9 +17,11 @@ use std::io::Read;
 use std::time::Duration;
 
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
+use ureq::unversioned::transport::DefaultConnector;
 use ureq::Agent;
 
 use super::address::ObjectAddress;
+use super::egress::{self, CheckedResolver, NotPublic};
 
 /// Longest wait for a TCP connection and its TLS handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -40,6 +51,10 @@ pub enum S3Error {
     /// The host name does not resolve.
     #[error("unknown host")]
     UnknownHost,
+    /// The store's address is not public and the endpoint may not be private
+    /// (`egress`). Not retried.
+    #[error("not a public address")]
+    PrivateAddress,
     /// The TLS handshake failed (mostly: a certificate not trusted). Not retried: it
     /// fails the same way until the certificate or `aws_s3_ca_file` changes.
     #[error("{0}")]
@@ -72,25 +87,36 @@ pub struct RangeBody {
 pub struct ObjectClient {
     agent: Agent,
     address: ObjectAddress,
+    private_ok: bool,
 }
 
 impl ObjectClient {
-    /// A client of `address` trusting `roots` over HTTPS (see `trust`).
-    pub fn new(address: ObjectAddress, roots: RootCerts) -> ObjectClient {
+    /// A client of `address` trusting `roots` over HTTPS (see `trust`), connecting only
+    /// to public addresses unless `private_ok` (see `egress`).
+    pub fn new(address: ObjectAddress, roots: RootCerts, private_ok: bool) -> ObjectClient {
         let tls = TlsConfig::builder()
             .provider(TlsProvider::NativeTls)
             .root_certs(roots)
             .build();
-        let agent: Agent = Agent::config_builder()
+        let config = Agent::config_builder()
             .http_status_as_error(false)
+            .max_redirects(0)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_recv_response(Some(READ_TIMEOUT))
             .timeout_per_read(Some(READ_TIMEOUT))
             .max_idle_connections_per_host(2)
             .tls_config(tls)
-            .build()
-            .into();
-        ObjectClient { agent, address }
+            .build();
+        let agent = Agent::with_parts(
+            config,
+            DefaultConnector::new(),
+            CheckedResolver { private_ok },
+        );
+        ObjectClient {
+            agent,
+            address,
+            private_ok,
+        }
     }
 
     /// `GET` bytes `start..end` (end exclusive, `None`: to the end of the object).
@@ -99,9 +125,16 @@ impl ObjectClient {
             Some(end) => format!("bytes={start}-{}", end.saturating_sub(1)),
             None => format!("bytes={start}-"),
         };
+        let url = self.address.get_url();
+        let uri: ureq::http::Uri = url
+            .as_str()
+            .parse()
+            .map_err(|_| S3Error::Permanent("the object's URL is not valid".into()))?;
+        egress::check_proxied_host(self.agent.config(), &uri, self.private_ok)
+            .map_err(|NotPublic| S3Error::PrivateAddress)?;
         let response = self
             .agent
-            .get(self.address.get_url().as_str())
+            .get(uri)
             .header("Range", &range)
             .call()
             .map_err(transport_error)?;
@@ -122,9 +155,7 @@ impl ObjectClient {
                     .as_deref()
                     .and_then(parse_content_range)
                     .ok_or_else(|| {
-                        S3Error::Permanent(format!(
-                            "206 answer without a usable Content-Range ({content_range:?})"
-                        ))
+                        S3Error::Permanent("206 answer without a usable Content-Range".into())
                     })?;
                 if first != start {
                     return Err(S3Error::Permanent(format!(
@@ -187,21 +218,51 @@ fn xml_field<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
     Some(xml[start..start + len].trim())
 }
 
-/// Sorts a non-2xx answer by its status and S3 error code.
+/// S3's documented error codes (the `<Code>` of an error answer) that a viewer may
+/// read: fixed words that say what to fix. Any other code, and every `<Message>`,
+/// stays in the server (a store's answer is not the viewer's to read).
+pub const S3_ERROR_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccountProblem",
+    "AllAccessDisabled",
+    "AuthorizationHeaderMalformed",
+    "AuthorizationQueryParametersError",
+    "ExpiredToken",
+    "InternalError",
+    "InvalidAccessKeyId",
+    "InvalidArgument",
+    "InvalidBucketName",
+    "InvalidObjectState",
+    "InvalidRange",
+    "InvalidRequest",
+    "InvalidToken",
+    "KeyTooLongError",
+    "MethodNotAllowed",
+    "NoSuchBucket",
+    "NoSuchKey",
+    "NotImplemented",
+    "PermanentRedirect",
+    "RequestTimeTooSkewed",
+    "RequestTimeout",
+    "ServiceUnavailable",
+    "SignatureDoesNotMatch",
+    "SlowDown",
+    "TemporaryRedirect",
+    "TokenRefreshRequired",
+];
+
+/// Sorts a non-2xx answer by its status and S3 error code. The words are the status
+/// and, when it is one of [`S3_ERROR_CODES`], the code: nothing else of the answer.
 pub fn status_error(status: u16, body: &str) -> S3Error {
-    let code = xml_field(body, "Code").unwrap_or_default();
-    let message = xml_field(body, "Message").unwrap_or_default();
+    let code = xml_field(body, "Code")
+        .and_then(|c| S3_ERROR_CODES.iter().find(|known| **known == c))
+        .copied()
+        .unwrap_or_default();
     let words = |fallback: &str| {
-        let what = [code, message]
-            .iter()
-            .filter(|s| !s.is_empty())
-            .copied()
-            .collect::<Vec<_>>()
-            .join(": ");
-        if what.is_empty() {
+        if code.is_empty() {
             format!("HTTP {status} {fallback}")
         } else {
-            format!("HTTP {status} {what}")
+            format!("HTTP {status} {code}")
         }
     };
     match (status, code) {
@@ -210,26 +271,48 @@ pub fn status_error(status: u16, body: &str) -> S3Error {
         (403, "") => S3Error::Denied("AccessDenied".into()),
         (403, code) => S3Error::Denied(code.to_string()),
         (416, _) => S3Error::RangeNotSatisfiable,
-        (301 | 307 | 400, "PermanentRedirect" | "AuthorizationHeaderMalformed") => {
-            S3Error::Permanent(words("wrong region or endpoint (check aws_s3_credentials)"))
-        }
+        (_, "PermanentRedirect" | "AuthorizationHeaderMalformed") => S3Error::Permanent(format!(
+            "HTTP {status} {code}: wrong region or endpoint (check aws_s3_credentials)"
+        )),
+        (300..=399, _) => S3Error::Permanent(format!(
+            "HTTP {status}: the store answered with a redirect, which is not followed \
+             (check the endpoint and region)"
+        )),
         (408 | 429 | 500..=599, _) => S3Error::Transient(words("from the store")),
         _ => S3Error::Permanent(words("from the store")),
     }
 }
 
+/// A failed request in fixed words (the OS's for socket errors); nothing the store
+/// or a proxy sent is quoted.
 fn transport_error(e: ureq::Error) -> S3Error {
     match e {
         ureq::Error::HostNotFound => S3Error::UnknownHost,
+        ureq::Error::Other(o) if o.is::<NotPublic>() => S3Error::PrivateAddress,
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             S3Error::Transient("connection refused".into())
         }
         ureq::Error::Io(io) if names_unknown_host(&io) => S3Error::UnknownHost,
-        ureq::Error::Io(io) => S3Error::Transient(io.to_string()),
+        ureq::Error::Io(io) => S3Error::Transient(io_words(&io)),
         ureq::Error::Timeout(t) => S3Error::Transient(timed_out(t)),
         ureq::Error::ConnectionFailed => S3Error::Transient("connection failed".into()),
         ureq::Error::NativeTls(e) => S3Error::Tls(tls_words(&e.to_string())),
-        other => S3Error::Transient(other.to_string()),
+        ureq::Error::ConnectProxyFailed(_) => {
+            S3Error::Transient("the proxy (ALL_PROXY, HTTPS_PROXY) did not open a tunnel".into())
+        }
+        ureq::Error::Protocol(_) => {
+            S3Error::Permanent("the store's answer is not valid HTTP/1.1".into())
+        }
+        _ => S3Error::Transient("the request failed".into()),
+    }
+}
+
+/// An io error's words without the `(os error N)` tail.
+fn io_words(io: &std::io::Error) -> String {
+    let text = io.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_string(),
+        None => text,
     }
 }
 
@@ -257,7 +340,14 @@ pub fn timed_out(t: ureq::Timeout) -> String {
 /// OpenSSL's words for a failed handshake, with what to do about it.
 fn tls_words(openssl: &str) -> String {
     if !openssl.contains("certificate verify failed") {
-        return format!("TLS handshake failed ({openssl})");
+        // "error:0A00010B:SSL routines:ssl3_get_record:wrong version number:FILE:LINE:":
+        // the reason is the fifth field; OpenSSL's source places are of no use.
+        let reason = openssl
+            .strip_prefix("error:")
+            .and_then(|rest| rest.split(':').nth(3))
+            .filter(|r| !r.is_empty())
+            .unwrap_or(openssl);
+        return format!("TLS handshake failed ({reason})");
     }
     // "error:...:certificate verify failed:...: (self-signed certificate)": the reason
     // is in the last parentheses.
@@ -350,6 +440,43 @@ mod tests {
         assert!(status_error(429, "").is_transient());
         let bad = status_error(400, &doc("InvalidArgument"));
         assert!(!bad.is_transient());
-        assert_eq!(bad.to_string(), "HTTP 400 InvalidArgument: m");
+        assert_eq!(bad.to_string(), "HTTP 400 InvalidArgument");
+    }
+
+    #[test]
+    fn nothing_of_an_answer_but_a_known_code_is_passed_on() {
+        let secret =
+            "<Error><Code>InternalServiceX</Code><Message>db at 10.1.2.3 says no</Message></Error>";
+        assert_eq!(
+            status_error(400, secret).to_string(),
+            "HTTP 400 from the store"
+        );
+        assert_eq!(
+            status_error(503, secret).to_string(),
+            "HTTP 503 from the store"
+        );
+        assert_eq!(
+            status_error(403, secret),
+            S3Error::Denied("AccessDenied".into())
+        );
+        let html = "<html><body>Method Not Allowed on admin console v1.2</body></html>";
+        assert_eq!(
+            status_error(405, html).to_string(),
+            "HTTP 405 from the store"
+        );
+        let redirect = status_error(307, "").to_string();
+        assert!(
+            redirect.contains("redirect, which is not followed"),
+            "{redirect}"
+        );
+        assert!(
+            status_error(301, "<Error><Code>PermanentRedirect</Code></Error>")
+                .to_string()
+                .starts_with("HTTP 301 PermanentRedirect: wrong region or endpoint")
+        );
+        assert_eq!(
+            tls_words("error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../ssl/record/ssl3_record.c:354:"),
+            "TLS handshake failed (wrong version number)"
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! S3 objects as random-access bytes: `vod://s3/BUCKET/KEY` and
 //! `vod://s3/https://host/BUCKET/KEY` play while they download.
 //!
-//! Owns: turning a name's endpoint, bucket and key into presigned ranged GETs
+//! Owns: which stores a name may reach (`allowed`: the operator's list; `egress`: public
+//! addresses only, checked on the address connected to), turning a name's endpoint,
+//! bucket and key into presigned ranged GETs
 //! (`address`, signed by `rusty-s3`; `client`; `trust`: the CAs for HTTPS), the
 //! read-ahead buffer that keeps bytes just ahead of playback with bounded memory
 //! (`readahead`), and the thread that fills it and rides out a flaky or stalled link
@@ -18,11 +20,16 @@
 //! for `prefetch::STALL_LIMIT` while retrying) fails a read.
 //!
 //! Failures, as the viewer reads them: a missing object is `File not found`; a denied
-//! request `Restricted access: S3 denied access to BUCKET/KEY (...)`; a missing bucket,
-//! an unknown or unreachable host `Failed to read file: ...` with the reason.
+//! request `Restricted access: S3 denied access to BUCKET/KEY (...)`; a store that is
+//! not allowed, or at a private address, `Restricted access: S3 endpoint ...` with the
+//! setting that allows it; a missing bucket, an unknown or unreachable host `Failed to
+//! read file: ...` with the reason. The endpoint of `aws_s3_endpoint` is named by that
+//! setting in these texts, never by its address.
 
 mod address;
+pub mod allowed;
 mod client;
+mod egress;
 mod prefetch;
 mod readahead;
 mod trust;
@@ -71,11 +78,15 @@ impl S3Object {
         bucket: &str,
         key: &str,
     ) -> Result<S3Object, StreamError> {
+        // Before anything is resolved or connected: a viewer's name reaches only the
+        // stores the operator named.
+        let reach =
+            allowed::reach(settings, endpoint, bucket, key).map_err(StreamError::Restricted)?;
         let address = ObjectAddress::resolve(settings, endpoint, bucket, key)
             .map_err(StreamError::ReadFailed)?;
         let roots = trust::root_certs(settings.aws_s3_ca_file.as_deref())
             .map_err(StreamError::ReadFailed)?;
-        let client = ObjectClient::new(address.clone(), roots);
+        let client = ObjectClient::new(address.clone(), roots, reach.private_ok);
         let (size, first) = first_bytes(&client).map_err(|e| describe(&e, &address, false))?;
         info!(object = ?address, size, "S3 object opened");
         let mut buffer = ReadAhead::new(size);
@@ -135,6 +146,11 @@ fn describe(e: &S3Error, a: &ObjectAddress, streaming: bool) -> StreamError {
             };
             StreamError::Restricted(format!("S3 denied access to {object} ({code}; {hint})"))
         }
+        S3Error::PrivateAddress => StreamError::Restricted(format!(
+            "S3 endpoint {} is at a private or local address; the server's \
+             aws_s3_allow_private_addresses setting allows such stores",
+            a.endpoint
+        )),
         S3Error::Tls(why) => StreamError::ReadFailed(format!("S3 endpoint {}: {why}", a.endpoint)),
         S3Error::UnknownHost => StreamError::ReadFailed(format!(
             "S3 endpoint {} is unknown (host name not found)",

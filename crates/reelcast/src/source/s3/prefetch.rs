@@ -166,3 +166,192 @@ fn fetch(client: &ObjectClient, shared: &Shared, range: Range<u64>) -> Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! A store on 127.0.0.1 that serves one object to ranged GETs and cuts every
+    //! answer after a known number of body bytes, as a flaky link does: the object is
+    //! read through [`S3Object`] as playback reads it, and every request after a cut
+    //! must start at the exact byte where the cut one stopped.
+
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use super::super::S3Object;
+    use crate::config::{Origin, Settings};
+    use crate::stream::reader::ByteSource;
+
+    /// One answered request: the range asked for and the body bytes sent.
+    #[derive(Debug, Clone, Copy)]
+    struct Served {
+        start: u64,
+        sent: u64,
+        cut: bool,
+    }
+
+    struct CuttingStore {
+        port: u16,
+        served: Arc<Mutex<Vec<Served>>>,
+        stop: Arc<AtomicBool>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    fn object(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    impl CuttingStore {
+        /// Serves `body` at any path; every answer stops after `cut_after` body bytes.
+        fn start(body: Vec<u8>, cut_after: u64) -> CuttingStore {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let served = Arc::new(Mutex::new(Vec::new()));
+            let stop = Arc::new(AtomicBool::new(false));
+            let (log, halt) = (served.clone(), stop.clone());
+            let thread = std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if halt.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if let Ok(conn) = conn {
+                        if let Some(s) = answer(conn, &body, cut_after) {
+                            log.lock().unwrap().push(s);
+                        }
+                    }
+                }
+            });
+            CuttingStore {
+                port,
+                served,
+                stop,
+                thread: Some(thread),
+            }
+        }
+
+        fn served(&self) -> Vec<Served> {
+            self.served.lock().unwrap().clone()
+        }
+    }
+
+    impl Drop for CuttingStore {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+            let _ = TcpStream::connect(("127.0.0.1", self.port));
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    /// Answers one request on `conn` (then closes it); `None` for a request without a
+    /// usable `Range`.
+    fn answer(mut conn: TcpStream, body: &[u8], cut_after: u64) -> Option<Served> {
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .ok()?;
+        let mut reader = BufReader::new(conn.try_clone().ok()?);
+        let mut range = None;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("range") {
+                    range = value.trim().strip_prefix("bytes=").map(str::to_string);
+                }
+            }
+        }
+        let (first, last) = range?.split_once('-').map(|(a, b)| {
+            let first: u64 = a.parse().unwrap();
+            let last = b.parse::<u64>().unwrap_or(u64::MAX);
+            (first, last.min(body.len() as u64 - 1))
+        })?;
+        let len = last - first + 1;
+        let head = format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {first}-{last}/{}\r\n\
+             Content-Length: {len}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).ok()?;
+        let sent = len.min(cut_after);
+        let part = &body[first as usize..(first + sent) as usize];
+        conn.write_all(part).ok()?;
+        conn.flush().ok()?;
+        let _ = conn.shutdown(std::net::Shutdown::Both);
+        Some(Served {
+            start: first,
+            sent,
+            cut: sent < len,
+        })
+    }
+
+    fn settings(port: u16) -> Settings {
+        let mut s = Settings::default();
+        s.set(
+            "aws_s3_endpoint",
+            &format!("http://127.0.0.1:{port}"),
+            &Origin::Default,
+        )
+        .unwrap();
+        s
+    }
+
+    #[test]
+    fn a_cut_read_resumes_from_the_exact_byte_where_it_stopped() {
+        let body = object(1_000_000);
+        let store = CuttingStore::start(body.clone(), 70_000);
+        let object = S3Object::open(&settings(store.port), None, "b", "obj.mp4").unwrap();
+        assert_eq!(object.size(), body.len() as u64);
+        // As playback reads: the start, then the rest in order, 10 kB at a time.
+        object.begin_playback(200_000);
+        let mut got = Vec::with_capacity(body.len());
+        while (got.len() as u64) < object.size() {
+            let len = 10_000.min(body.len() - got.len());
+            got.extend_from_slice(&object.read_at(got.len() as u64, len).unwrap());
+        }
+        drop(object);
+        assert!(got == body, "the bytes read differ from the object");
+
+        let served = store.served();
+        let cuts: Vec<&Served> = served.iter().filter(|s| s.cut).collect();
+        assert!(
+            cuts.len() >= 5,
+            "only {} answers were cut: {served:?}",
+            cuts.len()
+        );
+        for (i, s) in served.iter().enumerate() {
+            if s.cut {
+                let stopped_at = s.start + s.sent;
+                let next = served.get(i + 1).map(|n| n.start);
+                assert_eq!(
+                    next,
+                    Some(stopped_at),
+                    "the request after the cut at byte {stopped_at}: {served:?}"
+                );
+            }
+        }
+        let sent: u64 = served.iter().map(|s| s.sent).sum();
+        assert_eq!(sent, body.len() as u64, "bytes fetched twice: {served:?}");
+    }
+
+    #[test]
+    fn a_cut_first_answer_resumes_too() {
+        // The opening request (64 KiB) is cut at 1000 bytes: the demuxer's next read
+        // asks from byte 1000.
+        let body = object(300_000);
+        let store = CuttingStore::start(body.clone(), 1000);
+        let object = S3Object::open(&settings(store.port), None, "b", "obj.mp4").unwrap();
+        let head = object.read_at(0, 5000).unwrap();
+        assert_eq!(&head[..], &body[..5000]);
+        let served = store.served();
+        assert_eq!(served[0].start, 0);
+        assert_eq!(served[1].start, 1000, "{served:?}");
+        assert_eq!(served[2].start, 2000, "{served:?}");
+    }
+}
