@@ -128,7 +128,7 @@ pub use codec::Codec;
 pub use error::{FourCc, Mp4Error};
 pub use index::{SampleCursor, SampleIndex, SampleInfo};
 pub use movie::{EditShift, Movie, Track, TrackKind};
-pub use opener::{MovieOpener, OpenStep, MAX_MOOF_SIZE, MAX_MOOV_SIZE};
+pub use opener::{MovieOpener, OpenStep, DEFAULT_INDEX_LIMIT, MAX_MOOF_SIZE, MAX_MOOV_SIZE};
 pub use table::PagedTables;
 pub use walker::{SampleTable, SampleWalker, WalkStep};
 
