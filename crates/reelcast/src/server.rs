@@ -26,6 +26,7 @@ use crate::config::Settings;
 use crate::rest;
 use crate::signal::{wcs, whep};
 use crate::source::list_media;
+use crate::stream::budget::MemoryBudget;
 use crate::stream::{Registry, Stopper};
 use crate::tls::{self, TlsListener};
 use crate::webrtc::{RtcFactory, RtcHub};
@@ -121,11 +122,12 @@ pub async fn start(
         wss: wss.as_ref().map(|l| l.local_addr()),
     };
 
+    let index_budget = MemoryBudget::new(settings.vod_index_memory_mb.saturating_mul(1 << 20));
     let ctx = Arc::new(ServerContext {
         settings,
         rtc,
         hub,
-        registry: Arc::new(Registry::default()),
+        registry: Arc::new(Registry::new(index_budget)),
         whep_sessions: Mutex::new(HashMap::new()),
     });
 
