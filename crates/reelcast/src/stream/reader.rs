@@ -173,6 +173,7 @@ impl<S: ByteSource> MediaReader<S> {
     /// file's index needs is held from `budget` while the reader lives.
     pub fn open_within(source: S, budget: &Arc<MemoryBudget>) -> Result<Self, StreamError> {
         let (movie, index_memory) = open_movie(&source, budget)?;
+        refuse_cut_short(&movie, source.size())?;
         let mut info = MediaInfo::default();
         let mut video = None;
         let mut audio = None;
@@ -465,6 +466,27 @@ fn open_movie(
     }
 }
 
+/// Fails a file whose sample tables point past its end (the first part of a download or
+/// copy): it would play for the moment its bytes last and then stop with no word why.
+/// The file's size is known when it is opened (local files and S3 objects alike), so
+/// this is said before PLAYING. A file that shrinks while it plays fails its read instead.
+fn refuse_cut_short(movie: &Movie, size: u64) -> Result<(), StreamError> {
+    let missing: u64 = movie
+        .tracks
+        .iter()
+        .map(|t| u64::from(t.samples_beyond_eof))
+        .sum();
+    if missing == 0 {
+        return Ok(());
+    }
+    let kept: usize = movie.tracks.iter().map(|t| t.samples.len()).sum();
+    Err(StreamError::WrongFormat(format!(
+        "the file is cut short: it ends after {size} bytes, but its tables describe \
+         {missing} more samples past that end ({kept} are inside it); \
+         an incomplete download or copy?"
+    )))
+}
+
 /// Decode and presentation time of a sample on the stream timeline, edit list applied.
 fn sample_times_us(track: &Track, s: &mp4::SampleInfo) -> (i64, i64) {
     (
@@ -516,6 +538,25 @@ mod tests {
     fn sample() -> Bytes {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../media/sample.mp4");
         Bytes::from(std::fs::read(path).expect("media/sample.mp4 is in the repository"))
+    }
+
+    #[test]
+    fn a_file_cut_short_after_its_moov_is_refused_at_open_with_the_reason() {
+        // The first 60 KB of a faststart file: the moov is whole, the media is not.
+        let cut = sample().slice(..60 * 1024);
+        let err = MediaReader::open(Memory(cut))
+            .err()
+            .expect("a cut file must not open");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(
+                "File has wrong format: the file is cut short: it ends after 61440 bytes, \
+                 but its tables describe "
+            ),
+            "{text}"
+        );
+        // The whole file opens.
+        assert!(MediaReader::open(Memory(sample())).is_ok());
     }
 
     #[test]
