@@ -4,9 +4,13 @@
 //! Owns: the order and size of reads. Must not touch: files, sockets, clocks.
 //!
 //! Reads, in order: 16 bytes at each top-level box start (payloads such as `mdat` are
-//! skipped by their size, never requested); the whole `ftyp`, `moov` and each `moof`
-//! (each read extended by 16 bytes so the next box header arrives with it). A `moof`
-//! met before the `moov` is read after it. The scan stops at the end of the file, at
+//! skipped by their size, never requested); the whole `ftyp` and each `moof` (each read
+//! extended by 16 bytes so the next box header arrives with it); the `moov` box by box
+//! ([`MoovWalk`]: up to 64 KiB per read, descending only the containers `moov::want`
+//! names, skipping the rest by its size), then one pass over each track's sample tables
+//! from the file in 64 KiB windows ([`TablePass`]). Nothing read is kept but the small
+//! leaves (`stsd`, `elst`, headers) and the tables' positions, so what a `moov` claims
+//! does not become memory. A `moof` met before the `moov` is read after it. The scan stops at the end of the file, at
 //! a box that ends past it (a truncated `mdat` is fine; a truncated `moov` is an
 //! error), or at unreadable bytes after the `moov` (trailing junk is tolerated).
 
@@ -50,7 +54,7 @@ pub enum OpenStep {
     Read {
         /// Absolute file offset.
         offset: u64,
-        /// Number of bytes (at most [`MAX_MOOV_SIZE`] + 16).
+        /// Number of bytes (at most [`MAX_MOOF_SIZE`] + 16).
         len: u64,
     },
     /// The file is open.
