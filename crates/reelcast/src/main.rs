@@ -15,10 +15,6 @@ use reelcast::config::{self, Override, Settings, Sources};
 const EXIT_CONFIG: u8 = 2;
 /// Exit code for any other failure.
 const EXIT_FAILURE: u8 = 1;
-/// The most threads blocking work may use at once (see where the runtime is built). An
-/// S3 read waiting for a stalled store holds one for up to 20 s, so this leaves room for
-/// many of them beside the local files' reads.
-const MAX_BLOCKING_THREADS: usize = 64;
 
 /// Media server: MP4 files to browsers over WebRTC, compatible with Flashphoner WCS.
 #[derive(Debug, Parser)]
@@ -136,17 +132,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         );
     }
 
-    // Blocking threads run file opens and streams' read-ahead batches (file and S3 reads,
-    // AAC→Opus: `stream::read_ahead`), which are short and mostly CPU: more of them than
-    // a few per core only adds threads and memory. tokio's defaults (up to 512, each kept
-    // 10 s after its last job) let a loaded machine grow one per stream: measured 29 for
-    // 30 personal VODs (docs/PERFORMANCE.md). Jobs beyond the cap wait in a queue.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .max_blocking_threads(MAX_BLOCKING_THREADS)
-        .thread_keep_alive(std::time::Duration::from_secs(2))
-        .enable_all()
-        .build()
-    {
+    let runtime = match reelcast::server::runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("reelcast: cannot start the async runtime: {e}");

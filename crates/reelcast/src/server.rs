@@ -57,6 +57,25 @@ pub struct BoundPorts {
     pub wss: Option<SocketAddr>,
 }
 
+/// The most threads blocking work may use at once. An S3 read waiting for a stalled
+/// store holds one for up to 20 s, so this leaves room for many of them beside the
+/// local files' reads.
+pub const MAX_BLOCKING_THREADS: usize = 64;
+
+/// The runtime the server runs on. Blocking threads run file opens and streams'
+/// read-ahead batches (file and S3 reads, AAC→Opus: `stream::read_ahead`), which are
+/// short and mostly CPU: more of them than a few per core only adds threads and memory.
+/// tokio's defaults (up to 512, each kept 10 s after its last job) let a loaded machine
+/// grow one per stream: 29 for 30 personal VODs (docs/PERFORMANCE.md). Jobs beyond the
+/// cap wait in a queue.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .thread_keep_alive(std::time::Duration::from_secs(2))
+        .enable_all()
+        .build()
+}
+
 /// Binds everything and serves until the process is stopped.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (ports, serving) = start(settings).await?;
