@@ -670,7 +670,7 @@ impl MovieOpener {
                     if let Some(d) = m.tracks.get_mut(track) {
                         pass.add(i, &s, &tables, d);
                     }
-                    if index && i % 4096 == 0 && index_bytes(m) > limit {
+                    if index && i.is_multiple_of(4096) && index_bytes(m) > limit {
                         return Err(Mp4Error::IndexTooLarge { limit });
                     }
                 }

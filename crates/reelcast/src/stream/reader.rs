@@ -530,7 +530,7 @@ mod tests {
             let start = usize::try_from(offset).unwrap_or(usize::MAX);
             self.0
                 .get(start..start.saturating_add(len))
-                .map(|b| Bytes::copy_from_slice(b))
+                .map(Bytes::copy_from_slice)
                 .ok_or_else(|| StreamError::ReadFailed("unexpected end of file".into()))
         }
     }
