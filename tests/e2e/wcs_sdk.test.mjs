@@ -20,7 +20,7 @@ const PLAYABLE = [
   ['audio_only.mp4', false, true],
   ['long_gop.mp4', true, true],
 ];
-const BROKEN = ['truncated.mp4', 'random.mp4', 'empty.mp4', 'absurd_box.mp4', 'not_mp4.mp4', 'mpeg4.mp4'];
+const BROKEN = ['truncated.mp4', 'cut_short.mp4', 'random.mp4', 'empty.mp4', 'absurd_box.mp4', 'not_mp4.mp4', 'mpeg4.mp4'];
 
 describe('official WCS SDK against reelcast', { timeout: 240000 }, () => {
   let server;
@@ -140,6 +140,16 @@ describe('official WCS SDK against reelcast', { timeout: 240000 }, () => {
     await beside.close();
     await playToPlaying('vod://sample.mp4');
     await waitForStats(page, (s) => s.video?.framesDecoded > 5, { timeoutMs: 8000, what: 'frames after the broken files' });
+    await sdkStopLast(page);
+  });
+
+  test('a file cut short after its moov fails at once, saying so, never PLAYING', { timeout: 30000 }, async () => {
+    // The first 60 KB of a 1.2 MB faststart file: the moov is whole, the media is not.
+    const info = await playToFailed('vod://cut_short.mp4');
+    assert.match(info, /^File has wrong format: the file is cut short: it ends after 61440 bytes, but its tables describe \d+ more samples/);
+    await assertServerUp(server);
+    await playToPlaying('vod://sample.mp4');
+    await waitForStats(page, (s) => s.video?.framesDecoded > 5, { timeoutMs: 8000, what: 'frames after the cut-short file' });
     await sdkStopLast(page);
   });
 

@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  SAMPLE, assertServerUp, measure, serverAndPage, waitForStats, withServerLog,
+  SAMPLE, assertServerUp, measure, requireFiles, serverAndPage, testMedia, waitForStats, withServerLog,
 } from './helpers.mjs';
 
 /** In the page: start a WHEP session for `name` showing in #whep-video; returns {status, location, body, contentType}. */
@@ -47,7 +47,9 @@ describe('WHEP playback', { timeout: 120000 }, () => {
   let page;
 
   before(async () => {
-    env = await serverAndPage({ files: [SAMPLE] });
+    const files = [SAMPLE, testMedia('cut_short.mp4')];
+    requireFiles(...files);
+    env = await serverAndPage({ files });
     ({ server, browser, page } = env);
   }, { timeout: 60000 });
 
@@ -97,6 +99,14 @@ describe('WHEP playback', { timeout: 120000 }, () => {
     const r = await whepStart(page, 'vod://no_such_file.mp4');
     assert.equal(r.status, 404, `POST answered ${r.status}: ${r.body}`);
     assert.match(r.body, /File not found/);
+    await assertServerUp(server);
+  });
+
+  test('a file cut short after its moov answers 415 with the reason', { timeout: 20000 }, async () => {
+    const r = await whepStart(page, 'vod://cut_short.mp4');
+    assert.equal(r.status, 415, `POST answered ${r.status}: ${r.body}`);
+    assert.match(r.body, /File has wrong format: the file is cut short/);
+    await page.evaluate(() => window.__whepPc.close());
     await assertServerUp(server);
   });
 

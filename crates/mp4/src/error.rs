@@ -68,6 +68,13 @@ pub enum Mp4Error {
         /// What was wrong, in plain words.
         reason: String,
     },
+    /// The in-memory sample index would grow past the limit set for it (see
+    /// [`MovieOpener::set_index_limit`](crate::MovieOpener::set_index_limit)).
+    #[error("its sample index would need more than {limit} bytes of memory (too many samples)")]
+    IndexTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// The caller broke the `poll`/`feed` contract (a bug in the caller, not in the file).
     #[error("wrong use of MovieOpener: {0}")]
     Misuse(String),

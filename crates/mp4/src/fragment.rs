@@ -33,6 +33,7 @@ pub(crate) fn parse_moof(
     moof_offset: u64,
     tracks: &mut [TrackDraft],
     file_size: u64,
+    index_limit: u64,
 ) -> Result<(), Mp4Error> {
     let mut prev_data_end: Option<u64> = None;
     for child in moof.children() {
@@ -65,6 +66,11 @@ pub(crate) fn parse_moof(
         if flags & TFHD_SAMPLE_DESCRIPTION_INDEX != 0 {
             tfhd.skip(4)?;
         }
+        let other_tracks: u64 = tracks
+            .iter()
+            .filter(|t| t.id != track_id)
+            .map(|t| t.builder.heap_bytes() as u64)
+            .sum();
         let mut draft = tracks.iter_mut().find(|t| t.id == track_id);
         let trex = draft.as_ref().map(|d| d.trex).unwrap_or_default();
         let default_duration = if flags & TFHD_DEFAULT_DURATION != 0 {
@@ -141,6 +147,15 @@ pub(crate) fn parse_moof(
                 }
             }
             if let Some(d) = draft.as_deref_mut().filter(|d| d.indexed()) {
+                // The index grows by at least a size (4 bytes) per sample: refuse a run
+                // that would take it past the limit before storing any of it (a 12-byte
+                // `trun` with default sizes can claim millions of samples).
+                let after = (d.builder.heap_bytes() as u64)
+                    .saturating_add(u64::from(count).saturating_mul(4))
+                    .saturating_add(other_tracks);
+                if after > index_limit {
+                    return Err(Mp4Error::IndexTooLarge { limit: index_limit });
+                }
                 d.builder.align();
                 if u64::from(d.builder.time_samples()) + u64::from(count) > u64::from(MAX_SAMPLES) {
                     return Err(trun.error(format!(

@@ -447,6 +447,16 @@ impl IndexBuilder {
         self.sizes_constant = Some((size, count));
     }
 
+    /// Heap held by the tables being built, in bytes.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.sizes_each.capacity() * 4
+            + self.chunks.capacity() * size_of::<Chunk>()
+            + self.times.capacity() * size_of::<TimeRun>()
+            + self.cts.capacity() * size_of::<CtsRun>()
+            + self.sync.capacity() * size_of::<(u32, u32)>()
+    }
+
     pub(crate) fn reserve_sizes(&mut self, n: usize) {
         self.sizes_each.reserve(n);
     }

@@ -49,10 +49,14 @@
 //! }
 //! ```
 //!
-//! Reads are: 16 bytes at each top-level box, then the whole `ftyp`, `moov`, and each
-//! `moof`. A faststart file opens in about three reads; a file with the `moov` at the
-//! end costs one 16-byte read per top-level box before it. A fragmented file costs a
-//! read per fragment. [`open_in_memory`] runs the loop over a byte slice.
+//! Reads are: 16 bytes at each top-level box, the whole `ftyp` and each `moof`, and the
+//! `moov` box by box, at most 64 KiB at a time: only the boxes the demuxer needs are
+//! read (small leaves whole, sample tables only their first bytes, then their entries in
+//! 64 KiB windows for one checking pass); the rest (`udta`, `meta`, `free`, …) is
+//! skipped by its size. A faststart file of a few minutes opens in a handful of reads; a
+//! file with the `moov` at the end costs one 16-byte read per top-level box before it. A
+//! fragmented file costs a read per fragment. [`open_in_memory`] runs the loop over a
+//! byte slice.
 //!
 //! ## What it understands
 //! - `moov` before or after `mdat`; 32-bit, 64-bit (`size == 1`) and to-end (`size == 0`)
@@ -77,9 +81,11 @@
 //! read: `not an MP4 file`, `no moov box: not a playable MP4`, `truncated file: moov
 //! box ends past end of file`, `box size 3 is smaller than its header at offset 1234`,
 //! `damaged stts box at offset …: …`. Allocations are sized by the bytes present,
-//! never by counts read from the file; the moov is capped at [`MAX_MOOV_SIZE`], a moof
-//! at [`MAX_MOOF_SIZE`], a track at 2^26 samples. Box nesting is walked along the
-//! fixed path moov → trak → mdia → minf → stbl → stsd, so depth is bounded by
+//! never by counts read from the file; the moov is capped at [`MAX_MOOV_SIZE`] (and never
+//! held: at most 65 536 boxes are walked in it, 4 MiB of `stsd`/`elst` kept), a moof at
+//! [`MAX_MOOF_SIZE`], a track at 2^26 samples, the in-memory indexes at
+//! [`MovieOpener::set_index_limit`] ([`DEFAULT_INDEX_LIMIT`]). Box nesting is walked
+//! along the fixed path moov → trak → mdia → minf → stbl → stsd, so depth is bounded by
 //! construction. Samples whose bytes lie past the end of a truncated file are dropped
 //! and counted in [`Track::samples_beyond_eof`]. A movie with no video or audio track
 //! opens with `tracks` empty: the caller decides that is unplayable.
@@ -96,10 +102,11 @@
 //!   access: `get(i)` is O(log n), [`SampleCursor`] walks samples in O(1) each. That is
 //!   4 to 15 bytes per sample depending on how finely the file interleaves its tracks.
 //!
-//! Either way the opener decodes the tables once, from the `moov` in memory, to count
-//! the samples that lie inside the file and check that the tables can be read; the
-//! same decoder serves both ways, so they cannot disagree (tested). The `moov` itself
-//! is read whole while opening (4 MB for a 2-hour file) and freed before `Done`.
+//! Either way the opener decodes the tables once, from the file in 64 KiB windows, to
+//! count the samples that lie inside the file and check that the tables can be read;
+//! the same decoder serves both ways, so they cannot disagree (tested). The `moov` is
+//! never read whole: what a file's `moov` claims (a 250 MB one is tested) costs the
+//! opener a few 64 KiB reads.
 //!
 //! ## Why not `mp4-atom`
 //! The box decoding here is a small bounded reader ([`reader`](crate) module, private)
@@ -128,7 +135,7 @@ pub use codec::Codec;
 pub use error::{FourCc, Mp4Error};
 pub use index::{SampleCursor, SampleIndex, SampleInfo};
 pub use movie::{EditShift, Movie, Track, TrackKind};
-pub use opener::{MovieOpener, OpenStep, MAX_MOOF_SIZE, MAX_MOOV_SIZE};
+pub use opener::{MovieOpener, OpenStep, DEFAULT_INDEX_LIMIT, MAX_MOOF_SIZE, MAX_MOOV_SIZE};
 pub use table::PagedTables;
 pub use walker::{SampleTable, SampleWalker, WalkStep};
 

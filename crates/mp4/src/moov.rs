@@ -1,9 +1,10 @@
 //! The `moov` box: movie header, tracks, their codecs, edit lists and sample tables,
 //! and the `mvex`/`trex` defaults used by fragments.
 //!
-//! Owns: turning one complete moov payload into track drafts. Descends only the known
-//! path moov → trak → mdia → minf → stbl (a fixed depth, no generic recursion).
-//! Must not touch: I/O, fragments (see `fragment`).
+//! Owns: which boxes of a moov the demuxer needs ([`want`]: the opener descends only the
+//! known path moov → trak → mdia → minf → stbl, a fixed depth, and reads only small
+//! leaves and the heads of the sample tables), and turning what it gathered
+//! ([`MoovBoxes`]) into track drafts. Must not touch: I/O, fragments (see `fragment`).
 
 use crate::codec::{parse_stsd, Codec};
 use crate::error::Mp4Error;
@@ -55,41 +56,152 @@ pub(crate) struct MoovInfo {
     pub fragmented: bool,
 }
 
-pub(crate) fn parse_moov(moov: &mut Reader<'_>, file_size: u64) -> Result<MoovInfo, Mp4Error> {
-    let mut info = MoovInfo::default();
-    let mut traks = Vec::new();
-    let mut trex = Vec::new();
-    for child in moov.children() {
-        let (h, mut r) = child?;
-        match &h.fourcc {
-            b"mvhd" => {
-                let (v, _) = r.full_box()?;
-                r.skip(if v == 1 { 16 } else { 8 })?;
-                info.timescale = r.u32()?;
+/// The largest `stsd` or `elst` read while opening: a sample description is a few
+/// hundred bytes, an edit list a few entries. Anything larger is refused, not read.
+pub(crate) const MAX_LEAF_SIZE: u64 = 1 << 20;
+/// Bytes read of a full box whose first fields are all we need (versioned headers such
+/// as `mvhd`, `tkhd`, `mdhd`, `hdlr`, `trex`; a table's version, flags and count).
+pub(crate) const HEAD_SIZE: u64 = 32;
+
+/// One box of the moov, as much of it as the demuxer needs.
+#[derive(Debug)]
+pub(crate) struct Leaf {
+    pub fourcc: [u8; 4],
+    /// Absolute file offset of the payload.
+    pub at: u64,
+    /// Payload length in the file.
+    pub len: u64,
+    /// The payload, or its first [`HEAD_SIZE`] bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl Leaf {
+    fn reader(&self) -> Reader<'_> {
+        Reader::head(&self.bytes, self.at, self.fourcc, self.len)
+    }
+}
+
+/// How much of a moov box the opener reads: the whole payload, its head, or nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// A container on the path moov → trak → mdia → minf → stbl (and edts, mvex):
+    /// its children are walked.
+    Descend,
+    /// Read the payload whole (at most [`MAX_LEAF_SIZE`]).
+    Whole,
+    /// Read the first [`HEAD_SIZE`] bytes.
+    Head,
+    Skip,
+}
+
+/// What the opener does with child `fourcc` of `parent` (a container it descended).
+pub(crate) fn want(parent: [u8; 4], fourcc: [u8; 4]) -> Want {
+    match (&parent, &fourcc) {
+        (b"moov", b"trak" | b"mvex")
+        | (b"trak", b"edts" | b"mdia")
+        | (b"mdia", b"minf")
+        | (b"minf", b"stbl") => Want::Descend,
+        (b"moov", b"mvhd") | (b"trak", b"tkhd") | (b"mdia", b"mdhd" | b"hdlr") => Want::Head,
+        (b"mvex", b"trex") => Want::Head,
+        (b"edts", b"elst") | (b"stbl", b"stsd") => Want::Whole,
+        (
+            b"stbl",
+            b"stts" | b"ctts" | b"stsc" | b"stsz" | b"stz2" | b"stco" | b"co64" | b"stss",
+        ) => Want::Head,
+        _ => Want::Skip,
+    }
+}
+
+/// One `trak`'s boxes that the demuxer uses.
+#[derive(Debug, Default)]
+pub(crate) struct TrakBoxes {
+    /// Payload offsets of the trak's `mdia` and `stbl`, when present (for errors).
+    pub mdia_at: Option<u64>,
+    pub stbl_at: Option<u64>,
+    /// Leaves in file order: tkhd, elst, mdhd, hdlr, stsd and the sample tables.
+    pub leaves: Vec<Leaf>,
+}
+
+impl TrakBoxes {
+    /// The last leaf of type `fourcc` (as a reader of the whole box would find it).
+    fn leaf(&self, fourcc: &[u8; 4]) -> Option<&Leaf> {
+        self.leaves.iter().rev().find(|l| &l.fourcc == fourcc)
+    }
+}
+
+/// The boxes of a `moov` that the demuxer uses, gathered by the opener without reading
+/// the rest (user data, metadata, padding and sample-table entries stay in the file).
+#[derive(Debug, Default)]
+pub(crate) struct MoovBoxes {
+    pub mvhd: Option<Leaf>,
+    pub mvex: bool,
+    pub trex: Vec<Leaf>,
+    pub traks: Vec<TrakBoxes>,
+}
+
+impl MoovBoxes {
+    /// Files a leaf met under `parent`.
+    pub(crate) fn add(&mut self, parent: [u8; 4], leaf: Leaf) {
+        match &parent {
+            b"moov" => self.mvhd = Some(leaf),
+            b"mvex" => self.trex.push(leaf),
+            _ => {
+                if let Some(t) = self.traks.last_mut() {
+                    // Only the last box of each type counts: keep one (a moov of a
+                    // million `stts` boxes costs one).
+                    t.leaves.retain(|l| l.fourcc != leaf.fourcc);
+                    t.leaves.push(leaf);
+                }
             }
-            b"trak" => traks.push(r),
-            b"mvex" => {
-                info.fragmented = true;
-                for c in r.children() {
-                    let (ch, mut cr) = c?;
-                    if &ch.fourcc == b"trex" {
-                        cr.full_box()?;
-                        let id = cr.u32()?;
-                        let _sdi = cr.u32()?;
-                        let t = Trex {
-                            duration: cr.u32()?,
-                            size: cr.u32()?,
-                            flags: cr.u32()?,
-                        };
-                        trex.push((id, t));
-                    }
+        }
+    }
+
+    /// A container was entered at payload offset `at`.
+    pub(crate) fn enter(&mut self, fourcc: [u8; 4], at: u64) {
+        match &fourcc {
+            b"trak" => self.traks.push(TrakBoxes::default()),
+            b"mvex" => self.mvex = true,
+            b"mdia" => {
+                if let Some(t) = self.traks.last_mut() {
+                    t.mdia_at = Some(at);
+                }
+            }
+            b"stbl" => {
+                if let Some(t) = self.traks.last_mut() {
+                    t.stbl_at = Some(at);
                 }
             }
             _ => {}
         }
     }
-    for mut t in traks {
-        if let Some(mut draft) = parse_trak(&mut t, info.timescale, file_size)? {
+}
+
+pub(crate) fn parse_moov(moov: &MoovBoxes, file_size: u64) -> Result<MoovInfo, Mp4Error> {
+    let mut info = MoovInfo {
+        fragmented: moov.mvex,
+        ..MoovInfo::default()
+    };
+    if let Some(mvhd) = &moov.mvhd {
+        let mut r = mvhd.reader();
+        let (v, _) = r.full_box()?;
+        r.skip(if v == 1 { 16 } else { 8 })?;
+        info.timescale = r.u32()?;
+    }
+    let mut trex = Vec::new();
+    for leaf in &moov.trex {
+        let mut cr = leaf.reader();
+        cr.full_box()?;
+        let id = cr.u32()?;
+        let _sdi = cr.u32()?;
+        let t = Trex {
+            duration: cr.u32()?,
+            size: cr.u32()?,
+            flags: cr.u32()?,
+        };
+        trex.push((id, t));
+    }
+    for t in &moov.traks {
+        if let Some(mut draft) = parse_trak(t, info.timescale, file_size)? {
             if let Some((_, d)) = trex.iter().find(|(id, _)| *id == draft.id) {
                 draft.trex = *d;
             }
@@ -103,59 +215,38 @@ pub(crate) fn parse_moov(moov: &mut Reader<'_>, file_size: u64) -> Result<MoovIn
 
 /// Parses a trak; `None` for tracks that are neither video nor audio.
 fn parse_trak(
-    trak: &mut Reader<'_>,
+    trak: &TrakBoxes,
     movie_timescale: u32,
     file_size: u64,
 ) -> Result<Option<TrackDraft>, Mp4Error> {
     let mut id = 0;
-    let mut elst = None;
-    let mut mdia = None;
-    for child in trak.children() {
-        let (h, mut r) = child?;
-        match &h.fourcc {
-            b"tkhd" => {
-                let (v, _) = r.full_box()?;
-                r.skip(if v == 1 { 16 } else { 8 })?;
-                id = r.u32()?;
-            }
-            b"edts" => {
-                for c in r.children() {
-                    let (ch, cr) = c?;
-                    if &ch.fourcc == b"elst" {
-                        elst = Some(cr);
-                    }
-                }
-            }
-            b"mdia" => mdia = Some(r),
-            _ => {}
-        }
+    if let Some(tkhd) = trak.leaf(b"tkhd") {
+        let mut r = tkhd.reader();
+        let (v, _) = r.full_box()?;
+        r.skip(if v == 1 { 16 } else { 8 })?;
+        id = r.u32()?;
     }
-    let Some(mut mdia) = mdia else {
+    let Some(mdia_at) = trak.mdia_at else {
         return Ok(None);
     };
+    let mdia_error = |reason: String| Mp4Error::damaged(*b"mdia", mdia_at, reason);
     let mut timescale = None;
-    let mut handler = [0u8; 4];
-    let mut minf = None;
-    for child in mdia.children() {
-        let (h, mut r) = child?;
-        match &h.fourcc {
-            b"mdhd" => {
-                let (v, _) = r.full_box()?;
-                r.skip(if v == 1 { 16 } else { 8 })?;
-                let ts = r.u32()?;
-                if ts == 0 {
-                    return Err(r.error(format!("track {id} has timescale 0")));
-                }
-                timescale = Some(ts);
-            }
-            b"hdlr" => {
-                r.full_box()?;
-                r.skip(4)?;
-                handler = r.fourcc_value()?;
-            }
-            b"minf" => minf = Some(r),
-            _ => {}
+    if let Some(mdhd) = trak.leaf(b"mdhd") {
+        let mut r = mdhd.reader();
+        let (v, _) = r.full_box()?;
+        r.skip(if v == 1 { 16 } else { 8 })?;
+        let ts = r.u32()?;
+        if ts == 0 {
+            return Err(r.error(format!("track {id} has timescale 0")));
         }
+        timescale = Some(ts);
+    }
+    let mut handler = [0u8; 4];
+    if let Some(hdlr) = trak.leaf(b"hdlr") {
+        let mut r = hdlr.reader();
+        r.full_box()?;
+        r.skip(4)?;
+        handler = r.fourcc_value()?;
     }
     let kind = match &handler {
         b"vide" => TrackKind::Video,
@@ -163,23 +254,14 @@ fn parse_trak(
         _ => return Ok(None),
     };
     let Some(timescale) = timescale else {
-        return Err(mdia.error(format!("track {id} has no mdhd (no timescale)")));
+        return Err(mdia_error(format!("track {id} has no mdhd (no timescale)")));
     };
-    let mut stbl = None;
-    if let Some(mut minf) = minf {
-        for child in minf.children() {
-            let (h, r) = child?;
-            if &h.fourcc == b"stbl" {
-                stbl = Some(r);
-            }
-        }
-    }
-    let Some(mut stbl) = stbl else {
-        return Err(mdia.error(format!("track {id} has no sample table (stbl)")));
+    let Some(stbl_at) = trak.stbl_at else {
+        return Err(mdia_error(format!("track {id} has no sample table (stbl)")));
     };
-    let (codec, tables) = parse_stbl(&mut stbl, file_size)?;
-    let edit = match elst {
-        Some(mut e) => parse_elst(&mut e, movie_timescale, timescale)?,
+    let (codec, tables) = parse_stbl(trak, stbl_at, file_size)?;
+    let edit = match trak.leaf(b"elst") {
+        Some(e) => parse_elst(&mut e.reader(), movie_timescale, timescale)?,
         None => EditShift::default(),
     };
     Ok(Some(TrackDraft {
@@ -235,41 +317,49 @@ fn parse_elst(e: &mut Reader<'_>, movie_ts: u32, track_ts: u32) -> Result<EditSh
 }
 
 /// Parses the sample description and finds the sample tables. Table entries are not
-/// decoded here: the opener walks them once (see `table`), and playback may walk them
-/// again from the file. `None` tables: an unsupported codec, or no samples described.
+/// read here (only each table's head is in memory): the opener walks them once from the
+/// file (see `table`), and playback may walk them again.
+/// `None` tables: an unsupported codec, or no samples described.
 fn parse_stbl(
-    stbl: &mut Reader<'_>,
+    trak: &TrakBoxes,
+    stbl_at: u64,
     file_size: u64,
 ) -> Result<(Codec, Option<PagedTables>), Mp4Error> {
-    let mut codec = None;
-    let (mut stts, mut ctts, mut stsc, mut stsz, mut stco, mut stss) =
-        (None, None, None, None, None, None);
-    for child in stbl.children() {
-        let (h, mut r) = child?;
-        match &h.fourcc {
-            b"stsd" => {
-                r.full_box()?;
-                codec = Some(parse_stsd(&mut r)?);
-            }
-            b"stts" => stts = Some(r),
-            b"ctts" => ctts = Some(r),
-            b"stsc" => stsc = Some(r),
-            b"stsz" | b"stz2" => stsz = Some(r),
-            b"stco" | b"co64" => stco = Some(r),
-            b"stss" => stss = Some(r),
-            _ => {}
+    let codec = match trak.leaf(b"stsd") {
+        Some(stsd) => {
+            let mut r = stsd.reader();
+            r.full_box()?;
+            parse_stsd(&mut r)?
         }
-    }
-    let Some(codec) = codec else {
-        return Err(stbl.error("no sample description (stsd)"));
+        None => {
+            return Err(Mp4Error::damaged(
+                *b"stbl",
+                stbl_at,
+                "no sample description (stsd)",
+            ))
+        }
     };
     if matches!(codec, Codec::Unsupported { .. }) {
         return Ok((codec, None));
     }
+    let last = |names: &[&[u8; 4]]| {
+        trak.leaves
+            .iter()
+            .rev()
+            .find(|l| names.contains(&&l.fourcc))
+            .map(Leaf::reader)
+    };
     // Without sizes, chunks or times no sample is fully described.
-    let (Some(mut sz), Some(sc), Some(co), Some(tt)) = (stsz, stsc, stco, stts) else {
+    let (Some(mut sz), Some(sc), Some(co), Some(tt)) = (
+        last(&[b"stsz", b"stz2"]),
+        last(&[b"stsc"]),
+        last(&[b"stco", b"co64"]),
+        last(&[b"stts"]),
+    ) else {
         return Ok((codec, None));
     };
+    let ctts = last(&[b"ctts"]);
+    let stss = last(&[b"stss"]);
 
     sz.full_box()?;
     let (sizes, count) = if sz.fourcc() == *b"stsz" {
@@ -293,7 +383,7 @@ fn parse_stbl(
             4 | 8 | 16 => field,
             _ => return Err(sz.error(format!("field size {field} is not 4, 8 or 16"))),
         };
-        if n.saturating_mul(usize::from(bits)).div_ceil(8) > sz.remaining() {
+        if n.saturating_mul(usize::from(bits)).div_ceil(8) as u64 > sz.remaining_in_box() {
             return Err(sz.error("sample count larger than the table"));
         }
         check_max(&sz, n)?;

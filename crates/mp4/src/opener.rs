@@ -4,9 +4,13 @@
 //! Owns: the order and size of reads. Must not touch: files, sockets, clocks.
 //!
 //! Reads, in order: 16 bytes at each top-level box start (payloads such as `mdat` are
-//! skipped by their size, never requested); the whole `ftyp`, `moov` and each `moof`
-//! (each read extended by 16 bytes so the next box header arrives with it). A `moof`
-//! met before the `moov` is read after it. The scan stops at the end of the file, at
+//! skipped by their size, never requested); the whole `ftyp` and each `moof` (each read
+//! extended by 16 bytes so the next box header arrives with it); the `moov` box by box
+//! ([`MoovWalk`]: up to 64 KiB per read, descending only the containers `moov::want`
+//! names, skipping the rest by its size), then one pass over each track's sample tables
+//! from the file in 64 KiB windows ([`TablePass`]). Nothing read is kept but the small
+//! leaves (`stsd`, `elst`, headers) and the tables' positions, so what a `moov` claims
+//! does not become memory. A `moof` met before the `moov` is read after it. The scan stops at the end of the file, at
 //! a box that ends past it (a truncated `mdat` is fine; a truncated `moov` is an
 //! error), or at unreadable bytes after the `moov` (trailing junk is tolerated).
 
@@ -16,18 +20,31 @@ use crate::error::{FourCc, Mp4Error};
 use crate::fragment::parse_moof;
 use crate::index::IndexBuilder;
 use crate::moov::TrackDraft;
-use crate::moov::{parse_moov, MoovInfo};
+use crate::moov::{parse_moov, want, Leaf, MoovBoxes, MoovInfo, Want, HEAD_SIZE, MAX_LEAF_SIZE};
 use crate::movie::{Movie, Track};
 use crate::reader::{parse_header, Reader};
-use crate::table::{walk_in_memory, SizeTable, TableSummary};
+use crate::table::{PagedTables, SizeTable, TableCursor, TableStep, TableSummary};
 use crate::walker::SampleTable;
 
-/// The largest `moov` read into memory (a 24-hour file's moov is tens of MB).
+/// The largest `moov` accepted (a 24-hour file's moov is tens of MB). It is never read
+/// whole: see the module docs.
 pub const MAX_MOOV_SIZE: u64 = 256 << 20;
-/// The largest `moof` read into memory.
-pub const MAX_MOOF_SIZE: u64 = 64 << 20;
+/// The largest `moof` read into memory (a fragment of an hour of video at 16 bytes per
+/// sample is under 2 MB).
+pub const MAX_MOOF_SIZE: u64 = 16 << 20;
+/// The default bound on the heap of the in-memory sample indexes of one movie
+/// (fragmented files, or [`MovieOpener::new`]): ~5 bytes per sample, so about 6 million
+/// samples (a day of 60 fps video). See [`MovieOpener::set_index_limit`].
+pub const DEFAULT_INDEX_LIMIT: u64 = 32 << 20;
 const MAX_FTYP_SIZE: u64 = 4096;
 const HEADER_READ: u64 = 16;
+/// Bytes asked for at once while walking the moov's boxes, and the window of each
+/// sample table during the open-time pass: what one open holds at a time.
+const WALK_READ: u64 = 64 << 10;
+/// Boxes walked inside one moov: a real one has well under a hundred per track.
+const MAX_MOOV_BOXES: u32 = 1 << 16;
+/// Bytes of sample descriptions and edit lists kept from one moov (a real one: a few KB).
+const MAX_LEAF_BYTES: u64 = 4 << 20;
 
 /// What [`MovieOpener::poll`] wants next.
 #[derive(Debug)]
@@ -37,7 +54,7 @@ pub enum OpenStep {
     Read {
         /// Absolute file offset.
         offset: u64,
-        /// Number of bytes (at most [`MAX_MOOV_SIZE`] + 16).
+        /// Number of bytes (at most [`MAX_MOOF_SIZE`] + 16).
         len: u64,
     },
     /// The file is open.
@@ -47,8 +64,33 @@ pub enum OpenStep {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Ftyp,
-    Moov,
     Moof,
+}
+
+/// Walking the moov's boxes: where, inside which containers, and what was gathered.
+#[derive(Debug)]
+struct MoovWalk {
+    /// Next child header.
+    pos: u64,
+    /// End of the moov: the top-level scan continues there.
+    end: u64,
+    /// Open containers (fourcc, end), innermost last; at most 5 deep (see `moov::want`).
+    stack: Vec<([u8; 4], u64)>,
+    boxes: MoovBoxes,
+    walked: u32,
+    leaf_bytes: u64,
+}
+
+/// The open-time pass over one track's sample tables, read from the file a window at a
+/// time: counts the samples inside the file, gathers the [`TableSummary`], and, when
+/// indexing, fills the track's index builder.
+#[derive(Debug)]
+struct TablePass {
+    cursor: TableCursor,
+    sum: TableSummary,
+    first_cts: Option<i32>,
+    chunk_end: Option<u64>,
+    index: bool,
 }
 
 #[derive(Debug)]
@@ -62,6 +104,14 @@ enum State {
         size: u64,
         /// Continue the top-level scan here afterwards; `None`: next deferred moof.
         resume: Option<u64>,
+    },
+    /// Walking the moov (see [`MoovWalk`]).
+    Moov,
+    /// The open-time pass over track `track`'s tables (see [`TablePass`]); then the scan
+    /// continues at `resume`.
+    Tables {
+        track: usize,
+        resume: u64,
     },
     Deferred,
     Finish,
@@ -82,7 +132,10 @@ pub struct MovieOpener {
     major_brand: [u8; 4],
     compatible_brands: Vec<[u8; 4]>,
     moov: Option<MoovInfo>,
+    walk: Option<MoovWalk>,
+    pass: Option<TablePass>,
     deferred: VecDeque<(u64, u64)>,
+    index_limit: u64,
     /// Keep progressive sample tables in the file ([`SampleTable::Paged`]) rather than
     /// indexing them in memory.
     paged: bool,
@@ -142,9 +195,24 @@ impl MovieOpener {
             major_brand: [0; 4],
             compatible_brands: Vec::new(),
             moov: None,
+            walk: None,
+            pass: None,
             deferred: VecDeque::new(),
+            index_limit: DEFAULT_INDEX_LIMIT,
             paged,
         }
+    }
+
+    /// Bounds the heap of the in-memory sample indexes (all tracks together) at `bytes`:
+    /// a file that needs more fails with [`Mp4Error::IndexTooLarge`] while opening,
+    /// before it gets there. Paged tables cost nothing against it.
+    pub fn set_index_limit(&mut self, bytes: u64) {
+        self.index_limit = bytes;
+    }
+
+    /// Heap held now by the sample indexes being built (for a caller's memory budget).
+    pub fn index_bytes(&self) -> u64 {
+        self.moov.as_ref().map_or(0, index_bytes)
     }
 
     /// Gives the bytes asked for by the last [`OpenStep::Read`]. `data` may be shorter
@@ -172,6 +240,12 @@ impl MovieOpener {
     }
 
     fn read(&mut self, offset: u64, len: u64) -> Result<OpenStep, Mp4Error> {
+        if offset.saturating_add(len) > self.file_size {
+            // The file turned out shorter (a short feed) than a box inside it says.
+            return Err(Mp4Error::Truncated(
+                "the file ended inside a box the demuxer needs".into(),
+            ));
+        }
         self.pending = Some((offset, len));
         Ok(OpenStep::Read { offset, len })
     }
@@ -250,12 +324,16 @@ impl MovieOpener {
                             if size > MAX_MOOV_SIZE {
                                 return Err(too_large(MAX_MOOV_SIZE));
                             }
-                            self.state = State::ReadBox {
-                                kind: Kind::Moov,
-                                offset: pos,
-                                size,
-                                resume: Some(end),
-                            };
+                            // Walked box by box, never read whole.
+                            self.walk = Some(MoovWalk {
+                                pos: pos + header.header_len,
+                                end,
+                                stack: vec![(*b"moov", end)],
+                                boxes: MoovBoxes::default(),
+                                walked: 0,
+                                leaf_bytes: 0,
+                            });
+                            self.state = State::Moov;
                         }
                         (b"moof", Some(end)) => {
                             if size > MAX_MOOF_SIZE {
@@ -298,7 +376,6 @@ impl MovieOpener {
                             "{} box ends past end of file",
                             match kind {
                                 Kind::Ftyp => "ftyp",
-                                Kind::Moov => "moov",
                                 Kind::Moof => "moof",
                             }
                         )));
@@ -326,18 +403,10 @@ impl MovieOpener {
                                 self.compatible_brands.push(r.fourcc_value()?);
                             }
                         }
-                        Kind::Moov => {
-                            let mut info = parse_moov(&mut r, self.file_size)?;
-                            let index = !self.paged || info.fragmented;
-                            let at = offset + h.header_len;
-                            for d in &mut info.tracks {
-                                walk_tables(d, payload, at, self.file_size, index)?;
-                            }
-                            self.moov = Some(info);
-                        }
                         Kind::Moof => {
                             if let Some(m) = self.moov.as_mut() {
-                                parse_moof(&mut r, offset, &mut m.tracks, self.file_size)?;
+                                let limit = self.index_limit;
+                                parse_moof(&mut r, offset, &mut m.tracks, self.file_size, limit)?;
                             }
                         }
                     }
@@ -349,6 +418,16 @@ impl MovieOpener {
                         Some(pos) => State::Scan { pos },
                         None => State::Deferred,
                     };
+                }
+                State::Moov => {
+                    if let Some((offset, len)) = self.walk_moov()? {
+                        return self.read(offset, len);
+                    }
+                }
+                State::Tables { track, resume } => {
+                    if let Some((offset, len)) = self.walk_tables(track, resume)? {
+                        return self.read(offset, len);
+                    }
                 }
                 State::Deferred => {
                     self.state = match self.deferred.pop_front() {
@@ -437,60 +516,226 @@ impl MovieOpener {
     }
 }
 
-/// Walks a track's progressive tables once, from the moov in memory: counts the samples
-/// that lie inside the file, gathers the [`TableSummary`], and, when `index` is set,
-/// indexes every sample in the draft's builder.
-fn walk_tables(
-    d: &mut TrackDraft,
-    moov: &[u8],
-    moov_at: u64,
-    file_size: u64,
-    index: bool,
-) -> Result<(), Mp4Error> {
-    let Some(tables) = d.tables.as_mut() else {
-        return Ok(());
-    };
-    let mut sum = TableSummary::default();
-    let mut first_cts = None;
-    let builder: &mut IndexBuilder = &mut d.builder;
-    let mut chunk_end = None;
-    if let (true, SizeTable::Each(e)) = (index, tables.sizes) {
-        builder.reserve_sizes(e.count as usize);
-    }
-    walk_in_memory(tables, tables.limit, moov, moov_at, |i, s| {
-        if s.offset.saturating_add(u64::from(s.size)) > file_size {
-            sum.beyond_eof = tables.limit - i; // i < limit
-            return false;
+fn index_bytes(m: &MoovInfo) -> u64 {
+    m.tracks.iter().map(|d| d.builder.heap_bytes() as u64).sum()
+}
+
+impl MovieOpener {
+    /// Walks the moov's boxes from `self.walk`: descends the containers the demuxer
+    /// needs, reads small leaves and the heads of the sample tables, skips the rest by
+    /// its size. Returns the read it needs, or `None` once the state has moved on.
+    fn walk_moov(&mut self) -> Result<Option<(u64, u64)>, Mp4Error> {
+        let Some(w) = self.walk.as_mut() else {
+            return Err(Mp4Error::Misuse("moov walk without a moov".into()));
+        };
+        loop {
+            // Close the containers whose children are all walked (up to 7 bytes of
+            // padding after the last child are tolerated, as some muxers write them).
+            while let Some(&(_, end)) = w.stack.last() {
+                if end.saturating_sub(w.pos) >= 8 {
+                    break;
+                }
+                w.pos = end;
+                w.stack.pop();
+            }
+            let Some(&(parent, parent_end)) = w.stack.last() else {
+                break;
+            };
+            let pos = w.pos;
+            let left = parent_end - pos;
+            let Some(bytes) = slice_at(&self.buf, self.buf_at, pos, HEADER_READ.min(left)) else {
+                return Ok(Some((pos, WALK_READ.min(w.end - pos))));
+            };
+            let Some(h) = parse_header(bytes, pos)? else {
+                return Err(Mp4Error::damaged(
+                    parent,
+                    pos,
+                    "child box header is cut off",
+                ));
+            };
+            let size = h.size.unwrap_or(left);
+            if size > left {
+                return Err(Mp4Error::damaged(
+                    parent,
+                    pos,
+                    format!(
+                        "child box {} of {size} bytes is larger than the {left} bytes left in its parent",
+                        FourCc(h.fourcc)
+                    ),
+                ));
+            }
+            w.walked += 1;
+            if w.walked > MAX_MOOV_BOXES {
+                return Err(Mp4Error::damaged(
+                    *b"moov",
+                    pos,
+                    format!("more than {MAX_MOOV_BOXES} boxes inside: not a real movie"),
+                ));
+            }
+            let at = pos + h.header_len;
+            let len = size - h.header_len;
+            let take = match want(parent, h.fourcc) {
+                Want::Skip => {
+                    w.pos = pos + size;
+                    continue;
+                }
+                Want::Descend => {
+                    w.boxes.enter(h.fourcc, at);
+                    w.stack.push((h.fourcc, pos + size));
+                    w.pos = at;
+                    continue;
+                }
+                Want::Head => len.min(HEAD_SIZE),
+                Want::Whole => {
+                    let limit = MAX_LEAF_SIZE.min(MAX_LEAF_BYTES.saturating_sub(w.leaf_bytes));
+                    if len > limit {
+                        return Err(Mp4Error::BoxTooLarge {
+                            fourcc: FourCc(h.fourcc),
+                            size,
+                            offset: pos,
+                            limit: MAX_LEAF_SIZE,
+                        });
+                    }
+                    len
+                }
+            };
+            let Some(bytes) = slice_at(&self.buf, self.buf_at, at, take) else {
+                return Ok(Some((at, take.max(WALK_READ.min(w.end - at)))));
+            };
+            w.leaf_bytes += take;
+            let leaf = Leaf {
+                fourcc: h.fourcc,
+                at,
+                len,
+                bytes: bytes.to_vec(),
+            };
+            w.boxes.add(parent, leaf);
+            w.pos = pos + size;
         }
+        // Every box walked: the tracks, then a pass over each one's tables.
+        let Some(w) = self.walk.take() else {
+            return Err(Mp4Error::Misuse("moov walk without a moov".into()));
+        };
+        self.moov = Some(parse_moov(&w.boxes, self.file_size)?);
+        self.state = State::Tables {
+            track: 0,
+            resume: w.end,
+        };
+        Ok(None)
+    }
+
+    /// The open-time pass over the tables of track `track` and the ones after it (see
+    /// [`TablePass`]). Returns the read it needs, or `None` once the state has moved on.
+    fn walk_tables(&mut self, track: usize, resume: u64) -> Result<Option<(u64, u64)>, Mp4Error> {
+        let index = !self.paged || self.moov.as_ref().is_some_and(|m| m.fragmented);
+        let file_size = self.file_size;
+        let limit = self.index_limit;
+        let Some(m) = self.moov.as_mut() else {
+            return Err(Mp4Error::Misuse("table pass without a moov".into()));
+        };
+        let Some(tables) = m.tracks.get(track).and_then(|d| d.tables) else {
+            self.state = if track < m.tracks.len() {
+                State::Tables {
+                    track: track + 1,
+                    resume,
+                }
+            } else {
+                State::Scan { pos: resume }
+            };
+            return Ok(None);
+        };
+        let pass = self.pass.get_or_insert_with(|| TablePass {
+            cursor: TableCursor::new(WALK_READ),
+            sum: TableSummary::default(),
+            first_cts: None,
+            chunk_end: None,
+            index,
+        });
+        if index && pass.cursor.next_index() == 0 {
+            if let (SizeTable::Each(e), Some(d)) = (tables.sizes, m.tracks.get_mut(track)) {
+                // Reserve only what the limit allows: the count is the file's word.
+                if u64::from(e.count) * 4 <= limit {
+                    d.builder.reserve_sizes(e.count as usize);
+                }
+            }
+        }
+        loop {
+            match pass.cursor.next(&tables, tables.limit) {
+                TableStep::Sample(s) => {
+                    let i = pass.cursor.next_index() - 1;
+                    if s.offset.saturating_add(u64::from(s.size)) > file_size {
+                        pass.sum.beyond_eof = tables.limit - i; // i < limit
+                        break;
+                    }
+                    if let Some(d) = m.tracks.get_mut(track) {
+                        pass.add(i, &s, &tables, d);
+                    }
+                    if index && i.is_multiple_of(4096) && index_bytes(m) > limit {
+                        return Err(Mp4Error::IndexTooLarge { limit });
+                    }
+                }
+                TableStep::Read(need) => {
+                    match slice_at(&self.buf, self.buf_at, need.offset, need.len) {
+                        Some(bytes) => pass.cursor.feed(need.offset, bytes)?,
+                        None => return Ok(Some((need.offset, need.len))),
+                    }
+                }
+                TableStep::End => break,
+            }
+        }
+        let pass = self.pass.take();
+        if let (Some(pass), Some(d)) = (pass, m.tracks.get_mut(track)) {
+            pass.finish(tables, d);
+        }
+        if index && index_bytes(m) > limit {
+            return Err(Mp4Error::IndexTooLarge { limit });
+        }
+        self.state = State::Tables {
+            track: track + 1,
+            resume,
+        };
+        Ok(None)
+    }
+}
+
+impl TablePass {
+    /// Sample `i` lies inside the file: count it, and index it when indexing.
+    fn add(&mut self, i: u32, s: &crate::SampleInfo, tables: &PagedTables, d: &mut TrackDraft) {
+        let sum = &mut self.sum;
         sum.len = i + 1;
         sum.end_dts = s.dts.saturating_add(i64::from(s.duration));
         sum.has_cts |= s.cts_offset != 0;
-        sum.cts_varies |= *first_cts.get_or_insert(s.cts_offset) != s.cts_offset;
+        sum.cts_varies |= *self.first_cts.get_or_insert(s.cts_offset) != s.cts_offset;
         sum.sync_count += u32::from(s.sync);
-        if index {
-            if chunk_end == Some(s.offset) {
-                builder.extend_chunk(1);
-            } else {
-                builder.push_chunk(s.offset, 1);
-            }
-            chunk_end = Some(s.offset.saturating_add(u64::from(s.size)));
-            if !matches!(tables.sizes, SizeTable::Constant(_)) {
-                builder.push_size(s.size);
-            }
-            builder.push_times(1, s.duration);
-            builder.push_cts(1, s.cts_offset);
-            if s.sync {
-                builder.push_sync(i);
-            }
+        if !self.index {
+            return;
         }
-        true
-    })?;
-    if index {
-        if let SizeTable::Constant(size) = tables.sizes {
-            builder.set_constant_size(size, sum.len);
+        let builder: &mut IndexBuilder = &mut d.builder;
+        if self.chunk_end == Some(s.offset) {
+            builder.extend_chunk(1);
+        } else {
+            builder.push_chunk(s.offset, 1);
+        }
+        self.chunk_end = Some(s.offset.saturating_add(u64::from(s.size)));
+        if !matches!(tables.sizes, SizeTable::Constant(_)) {
+            builder.push_size(s.size);
+        }
+        builder.push_times(1, s.duration);
+        builder.push_cts(1, s.cts_offset);
+        if s.sync {
+            builder.push_sync(i);
         }
     }
-    tables.summary = sum;
-    d.indexed_tables = index;
-    Ok(())
+
+    /// The pass is over: the summary goes with the tables.
+    fn finish(self, mut tables: PagedTables, d: &mut TrackDraft) {
+        if self.index {
+            if let SizeTable::Constant(size) = tables.sizes {
+                d.builder.set_constant_size(size, self.sum.len);
+            }
+        }
+        tables.summary = self.sum;
+        d.tables = Some(tables);
+        d.indexed_tables = self.index;
+    }
 }

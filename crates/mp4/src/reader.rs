@@ -13,6 +13,9 @@ pub(crate) struct Reader<'a> {
     pos: usize,
     base: u64,
     fourcc: [u8; 4],
+    /// Bytes of the box that follow `data` in the file but were not read (a sample
+    /// table's entries: only its head is read while opening).
+    unread: u64,
 }
 
 impl<'a> Reader<'a> {
@@ -22,7 +25,21 @@ impl<'a> Reader<'a> {
             pos: 0,
             base,
             fourcc,
+            unread: 0,
         }
+    }
+
+    /// A reader over the first bytes of a box whose payload is `len` bytes long.
+    pub(crate) fn head(data: &'a [u8], base: u64, fourcc: [u8; 4], len: u64) -> Self {
+        Reader {
+            unread: len.saturating_sub(data.len() as u64),
+            ..Reader::new(data, base, fourcc)
+        }
+    }
+
+    /// Bytes left in the box, read or not.
+    pub(crate) fn remaining_in_box(&self) -> u64 {
+        (self.remaining() as u64).saturating_add(self.unread)
     }
 
     pub(crate) fn fourcc(&self) -> [u8; 4] {
@@ -110,10 +127,10 @@ impl<'a> Reader<'a> {
     pub(crate) fn count(&mut self, entry_size: usize) -> Result<usize, Mp4Error> {
         let n = self.u32()? as usize;
         match n.checked_mul(entry_size) {
-            Some(need) if need <= self.remaining() => Ok(n),
+            Some(need) if need as u64 <= self.remaining_in_box() => Ok(n),
             _ => Err(self.error(format!(
                 "says {n} entries of {entry_size} bytes but holds only {} bytes",
-                self.remaining()
+                self.remaining_in_box()
             ))),
         }
     }

@@ -4,9 +4,9 @@
 //! Owns: where each table is ([`PagedTables`], a few dozen bytes per track whatever the
 //! file's length) and decoding them in sample order ([`TableCursor`]): the cursor keeps
 //! one small window of each table's bytes and, when it needs an entry outside it, says
-//! which byte range to read. The same cursor decodes the tables at open time from the
-//! `moov` already in memory (to count, check and summarise them, or to build a
-//! [`SampleIndex`](crate::SampleIndex)) and during playback from the file.
+//! which byte range to read. The same cursor decodes the tables at open time (to count,
+//! check and summarise them, or to build a [`SampleIndex`](crate::SampleIndex)), with
+//! 64 KiB windows, and during playback, with 4 KiB ones; both read from the file.
 //! Must not touch: I/O (the caller reads), fragments (see `fragment`).
 //!
 //! The cursor only moves forward. It advances in small steps, each of which commits its
@@ -350,33 +350,4 @@ impl TableCursor {
 
 fn be32(b: &[u8; 12], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-/// Runs `cursor` over tables whose bytes are all in `data` (the moov, starting at file
-/// offset `data_at`), calling `each` for every sample until it returns false.
-pub(crate) fn walk_in_memory(
-    tables: &PagedTables,
-    limit: u32,
-    data: &[u8],
-    data_at: u64,
-    mut each: impl FnMut(u32, &SampleInfo) -> bool,
-) -> Result<(), Mp4Error> {
-    let mut cursor = TableCursor::new(WINDOW_BYTES);
-    loop {
-        match cursor.next(tables, limit) {
-            TableStep::Sample(s) => {
-                if !each(cursor.next_index() - 1, &s) {
-                    return Ok(());
-                }
-            }
-            TableStep::Read(need) => {
-                // Tables were checked to lie inside their boxes, inside `data`.
-                let start = usize::try_from(need.offset.saturating_sub(data_at)).unwrap_or(0);
-                let end = start.saturating_add(usize::try_from(need.len).unwrap_or(0));
-                let bytes = data.get(start..end).unwrap_or_default();
-                cursor.feed(need.offset, bytes)?;
-            }
-            TableStep::End => return Ok(()),
-        }
-    }
 }

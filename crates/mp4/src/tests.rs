@@ -707,3 +707,114 @@ mod ffmpeg {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+// ---------- memory a file can claim ----------
+
+/// A file of `head` followed by `zeros` zero bytes that are never stored (a sparse file:
+/// what an attacker pays nothing for). Opens it with `opener`; returns the result, the
+/// largest read and the bytes read in all.
+fn open_sparse(
+    head: &[u8],
+    zeros: u64,
+    mut opener: MovieOpener,
+) -> (Result<Movie, Mp4Error>, u64, u64) {
+    let size = head.len() as u64 + zeros;
+    let (mut largest, mut total) = (0, 0);
+    loop {
+        match opener.poll() {
+            Ok(OpenStep::Read { offset, len }) => {
+                assert!(
+                    offset + len <= size,
+                    "read {offset}+{len} past the end ({size})"
+                );
+                largest = largest.max(len);
+                total += len;
+                let data: Vec<u8> = (offset..offset + len)
+                    .map(|i| head.get(i as usize).copied().unwrap_or(0))
+                    .collect();
+                opener.feed(offset, &data).unwrap();
+            }
+            Ok(OpenStep::Done(m)) => return (Ok(m), largest, total),
+            Err(e) => return (Err(e), largest, total),
+        }
+    }
+}
+
+/// The synthetic (moov-last) file with `child` appended inside its moov, whose last
+/// `zeros` bytes are left to the caller to add as zeros. The moov's size counts them.
+fn with_moov_child(child: &[u8], zeros: u64) -> Vec<u8> {
+    let mut file = synthetic_file();
+    let moov_at = file.windows(4).rposition(|w| w == b"moov").unwrap() - 4;
+    let size = u32::from_be_bytes(file[moov_at..moov_at + 4].try_into().unwrap());
+    let new = u64::from(size) + child.len() as u64 + zeros;
+    file[moov_at..moov_at + 4].copy_from_slice(&u32::try_from(new).unwrap().to_be_bytes());
+    file.extend_from_slice(child);
+    file
+}
+
+#[test]
+fn a_250_mb_moov_is_walked_in_pieces_never_read_whole() {
+    // A real small moov padded with a 250 MB `udta` it does not need: a sparse file an
+    // attacker makes for free, or a file with a huge cover picture.
+    let huge = 250u64 << 20;
+    let mut udta = ((huge + 8) as u32).to_be_bytes().to_vec();
+    udta.extend_from_slice(b"udta");
+    let head = with_moov_child(&udta, huge);
+    for paged in [true, false] {
+        let size = head.len() as u64 + huge;
+        let opener = if paged {
+            MovieOpener::paged(size)
+        } else {
+            MovieOpener::new(size)
+        };
+        let (movie, largest, total) = open_sparse(&head, huge, opener);
+        let movie = movie.unwrap();
+        assert_eq!(movie.tracks.len(), 1);
+        assert_eq!(movie.tracks[0].samples.len(), 6);
+        assert!(
+            largest <= 64 << 10,
+            "a read of {largest} bytes (paged: {paged})"
+        );
+        assert!(
+            total <= 256 << 10,
+            "{total} bytes read to open (paged: {paged})"
+        );
+    }
+    // The same file with the moov read whole would have asked for 250 MB at once.
+}
+
+#[test]
+fn a_moov_of_millions_of_tiny_boxes_is_refused_plainly() {
+    // 100 000 empty `free` boxes inside the moov: walked one by one, then refused
+    // rather than walked for ever.
+    let frees: Vec<u8> = (0..100_000).flat_map(|_| bx(b"free", &[])).collect();
+    let head = with_moov_child(&frees, 0);
+    let (movie, largest, _) = open_sparse(&head, 0, MovieOpener::paged(head.len() as u64));
+    let err = movie.unwrap_err().to_string();
+    assert!(err.contains("more than 65536 boxes inside"), "{err}");
+    assert!(largest <= 64 << 10);
+}
+
+#[test]
+fn a_fragment_claiming_millions_of_samples_is_refused_before_it_is_indexed() {
+    // mvex makes the file fragmented; one 36-byte moof says 10 million samples of the
+    // default size 0: 40 MB of index for nothing.
+    let trex = full(b"trex", 0, 0, &be32(&[7, 1, 512, 0, 0]));
+    let mut file = with_moov_child(&bx(b"mvex", &trex), 0);
+    let tfhd = full(b"tfhd", 0, 0x2_0000, &be32(&[7]));
+    let trun = full(b"trun", 0, 0, &be32(&[10_000_000]));
+    file.extend(bx(b"moof", &bx(b"traf", &cat(&[tfhd, trun]))));
+    let mut opener = MovieOpener::new(file.len() as u64);
+    opener.set_index_limit(1 << 20);
+    let (movie, _, _) = open_sparse(&file, 0, opener);
+    assert_eq!(
+        movie.unwrap_err(),
+        Mp4Error::IndexTooLarge { limit: 1 << 20 }
+    );
+    // Under the default limit (32 MiB) it is refused too; a real fragment opens.
+    let (movie, _, _) = open_sparse(&file, 0, MovieOpener::new(file.len() as u64));
+    assert!(
+        matches!(movie, Err(Mp4Error::IndexTooLarge { .. })),
+        "{movie:?}"
+    );
+}

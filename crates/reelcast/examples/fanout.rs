@@ -30,7 +30,10 @@
 //!    ones are the slope from the previous viewer count (what one more viewer costs).
 //!
 //! Options: `--viewers LIST` (default `0,100,250,500,1000`), `--window S` (20), `--settle S`
-//! (5), `--batch N` (50), `--client-threads N` (2), `--server PATH`.
+//! (5), `--batch N` (50), `--client-threads N` (2), `--server PATH`, `--stream NAME` (default
+//! `vod-live://file.mp4`; `vod://file.mp4` gives every viewer a personal VOD: what a stream
+//! costs, threads included), `--media PATH` (play this file as `file.mp4` instead of the
+//! made one; hard-linked, so a sparse file stays sparse).
 //!
 //! Against another build (`--baseline PATH`, e.g. an older `reelcast` binary): the two
 //! servers are measured in turn, `--rounds N` times each (default 3), under the same
@@ -54,8 +57,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
-/// The stream every viewer plays.
-const STREAM: &str = "vod-live://file.mp4";
+/// The stream every viewer plays (`--stream`).
+static STREAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 /// The test file, made once and reused.
 const BENCH_DIR: &str = "/tmp/reelcast-bench";
 const MEDIA_FILE: &str = "fanout_600k.mp4";
@@ -73,6 +76,8 @@ struct Options {
     server: PathBuf,
     baseline: Option<PathBuf>,
     rounds: usize,
+    stream: String,
+    media: Option<PathBuf>,
 }
 
 impl Options {
@@ -86,6 +91,8 @@ impl Options {
             server: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/reelcast"),
             baseline: None,
             rounds: 0,
+            stream: "vod-live://file.mp4".into(),
+            media: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -104,6 +111,8 @@ impl Options {
                 "--server" => o.server = value()?.into(),
                 "--baseline" => o.baseline = Some(value()?.into()),
                 "--rounds" => o.rounds = value()?.parse::<usize>()?.max(1),
+                "--stream" => o.stream = value()?,
+                "--media" => o.media = Some(value()?.into()),
                 other => bail!("unknown option {other} (see the example's docs)"),
             }
         }
@@ -134,7 +143,11 @@ fn main() -> Result<()> {
             );
         }
     }
-    let media = make_media()?;
+    STREAM.get_or_init(|| options.stream.clone());
+    let media = match &options.media {
+        Some(path) => probe_media(path.clone())?,
+        None => make_media()?,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(options.client_threads)
         .enable_all()
@@ -203,6 +216,10 @@ fn make_media() -> Result<MediaFacts> {
         }
         std::fs::rename(&tmp, &path)?;
     }
+    probe_media(path)
+}
+
+fn probe_media(path: PathBuf) -> Result<MediaFacts> {
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
         .args(["stream=bit_rate", "-of", "default=nw=1:nk=1"])
@@ -236,7 +253,10 @@ fn free_tcp_port() -> Result<u16> {
 async fn start_server(server: &Path, media: &MediaFacts, root: &Path) -> Result<Server> {
     let media_dir = root.join("media");
     std::fs::create_dir_all(&media_dir)?;
-    std::fs::copy(&media.path, media_dir.join("file.mp4"))?;
+    let file = media_dir.join("file.mp4");
+    if std::fs::hard_link(&media.path, &file).is_err() {
+        std::fs::copy(&media.path, &file)?;
+    }
     let log = std::fs::File::create(root.join("server.log"))?;
     for _attempt in 0..3 {
         let (http, ws) = (free_tcp_port()?, free_tcp_port()?);
@@ -374,7 +394,10 @@ async fn run_viewer(
     let (mut rtc, socket, offer, pending) = new_client()?;
     let path = format!(
         "/whep/{}",
-        percent_encoding::utf8_percent_encode(STREAM, percent_encoding::NON_ALPHANUMERIC)
+        percent_encoding::utf8_percent_encode(
+            STREAM.get().map_or("vod-live://file.mp4", String::as_str),
+            percent_encoding::NON_ALPHANUMERIC
+        )
     );
     let (status, answer) = post_sdp(http, &path, &offer).await?;
     if status != 201 {

@@ -58,6 +58,7 @@ pub const KEYS: &[&str] = &[
     "aws_s3_allow_private_addresses",
     "vod_mp4_container_new",
     "vod_mp4_container_new_buffer_ms",
+    "vod_index_memory_mb",
 ];
 
 /// Keys whose value is a secret: never shown in logs, summaries or error messages.
@@ -139,6 +140,9 @@ pub struct Settings {
     pub vod_mp4_container_new: bool,
     /// `vod_mp4_container_new_buffer_ms`: read-ahead for that, in ms of media.
     pub vod_mp4_container_new_buffer_ms: u64,
+    /// `vod_index_memory_mb`: memory all streams together may hold for the in-memory
+    /// sample indexes of fragmented files (`stream::budget`), in MiB.
+    pub vod_index_memory_mb: u64,
 }
 
 impl Default for Settings {
@@ -169,6 +173,7 @@ impl Default for Settings {
             aws_s3_allow_private_addresses: false,
             vod_mp4_container_new: false,
             vod_mp4_container_new_buffer_ms: 10_000,
+            vod_index_memory_mb: 256,
         }
     }
 }
@@ -570,6 +575,9 @@ impl Settings {
             "vod_mp4_container_new_buffer_ms" => {
                 self.vod_mp4_container_new_buffer_ms = value.parse().map_err(|_| bad(MS))?
             }
+            "vod_index_memory_mb" => {
+                self.vod_index_memory_mb = value.parse().map_err(|_| bad(MIB))?
+            }
             // Not reached: every entry of KEYS has an arm above (test
             // `every_key_round_trips`); refused rather than panicking all the same.
             _ => {
@@ -625,6 +633,7 @@ impl Settings {
             "aws_s3_allow_private_addresses" => self.aws_s3_allow_private_addresses.to_string(),
             "vod_mp4_container_new" => self.vod_mp4_container_new.to_string(),
             "vod_mp4_container_new_buffer_ms" => self.vod_mp4_container_new_buffer_ms.to_string(),
+            "vod_index_memory_mb" => self.vod_index_memory_mb.to_string(),
             _ => return None,
         })
     }
@@ -665,6 +674,7 @@ const IP: &str = "expected an IP address such as 203.0.113.7";
 const MS: &str = "expected a number of milliseconds";
 const MS_POSITIVE: &str = "expected a number of milliseconds greater than 0";
 const BOOL: &str = "expected true or false";
+const MIB: &str = "expected a number of MiB";
 const CREDENTIALS: &str = "expected region;access_key_id;secret_access_key \
     (in a properties file, write a port in the key as \\:, e.g. aws_s3_credentials.host\\:9000=...)";
 const ENDPOINT: &str = "expected http://host[:port] or https://host[:port]";

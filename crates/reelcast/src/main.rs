@@ -132,10 +132,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         );
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match reelcast::server::runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("reelcast: cannot start the async runtime: {e}");

@@ -149,7 +149,8 @@ async fn start_personal(
 ) -> Result<Playback, StreamError> {
     let settings = ctx.settings.clone();
     let location = uri.location.clone();
-    let reader = tokio::task::spawn_blocking(move || open_media(&settings, &location))
+    let budget = ctx.registry.index_budget.clone();
+    let reader = tokio::task::spawn_blocking(move || open_media(&settings, &location, &budget))
         .await
         .map_err(|e| StreamError::Other(format!("internal error opening the file: {e}")))??;
     let info = reader.info().clone();

@@ -26,6 +26,7 @@ use crate::config::Settings;
 use crate::rest;
 use crate::signal::{wcs, whep};
 use crate::source::list_media;
+use crate::stream::budget::MemoryBudget;
 use crate::stream::{Registry, Stopper};
 use crate::tls::{self, TlsListener};
 use crate::webrtc::{RtcFactory, RtcHub};
@@ -54,6 +55,25 @@ pub struct BoundPorts {
     pub https: Option<SocketAddr>,
     /// `wss.port`, when a certificate is configured.
     pub wss: Option<SocketAddr>,
+}
+
+/// The most threads blocking work may use at once. An S3 read waiting for a stalled
+/// store holds one for up to 20 s, so this leaves room for many of them beside the
+/// local files' reads.
+pub const MAX_BLOCKING_THREADS: usize = 64;
+
+/// The runtime the server runs on. Blocking threads run file opens and streams'
+/// read-ahead batches (file and S3 reads, AAC→Opus: `stream::read_ahead`), which are
+/// short and mostly CPU: more of them than a few per core only adds threads and memory.
+/// tokio's defaults (up to 512, each kept 10 s after its last job) let a loaded machine
+/// grow one per stream: 29 for 30 personal VODs (docs/PERFORMANCE.md). Jobs beyond the
+/// cap wait in a queue.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .thread_keep_alive(std::time::Duration::from_secs(2))
+        .enable_all()
+        .build()
 }
 
 /// Binds everything and serves until the process is stopped.
@@ -121,11 +141,12 @@ pub async fn start(
         wss: wss.as_ref().map(|l| l.local_addr()),
     };
 
+    let index_budget = MemoryBudget::new(settings.vod_index_memory_mb.saturating_mul(1 << 20));
     let ctx = Arc::new(ServerContext {
         settings,
         rtc,
         hub,
-        registry: Arc::new(Registry::default()),
+        registry: Arc::new(Registry::new(index_budget)),
         whep_sessions: Mutex::new(HashMap::new()),
     });
 

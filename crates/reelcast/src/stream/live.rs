@@ -130,9 +130,11 @@ pub async fn start(
         return Err(StartError::NameInUse);
     }
     let (settings_copy, location) = (settings.clone(), spec.uri.location.clone());
-    let reader = tokio::task::spawn_blocking(move || open_media(&settings_copy, &location))
-        .await
-        .map_err(|e| StreamError::Other(format!("internal error opening the file: {e}")))??;
+    let budget = registry.index_budget.clone();
+    let reader =
+        tokio::task::spawn_blocking(move || open_media(&settings_copy, &location, &budget))
+            .await
+            .map_err(|e| StreamError::Other(format!("internal error opening the file: {e}")))??;
 
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (viewer_events, event_rx) = mpsc::unbounded_channel();

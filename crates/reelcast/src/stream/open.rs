@@ -4,6 +4,9 @@
 //! VODs and live translations open local files and S3 objects the same way.
 //! Blocking: call it on a blocking thread.
 
+use std::sync::Arc;
+
+use super::budget::MemoryBudget;
 use super::reader::ByteSource;
 use super::{MediaReader, StreamError};
 use crate::config::Settings;
@@ -12,8 +15,13 @@ use crate::source::{LocalFile, Location, S3Object};
 /// A reader over whichever byte source the name points at.
 pub type AnyReader = MediaReader<Box<dyn ByteSource>>;
 
-/// Opens `location` and reads its movie structure. Errors are what the viewer is told.
-pub fn open_media(settings: &Settings, location: &Location) -> Result<AnyReader, StreamError> {
+/// Opens `location` and reads its movie structure, holding what its index needs from
+/// `budget`. Errors are what the viewer is told.
+pub fn open_media(
+    settings: &Settings,
+    location: &Location,
+    budget: &Arc<MemoryBudget>,
+) -> Result<AnyReader, StreamError> {
     let source: Box<dyn ByteSource> = match location {
         Location::Local(path) => Box::new(LocalFile::open(&settings.media_dir, path)?),
         Location::S3 {
@@ -22,5 +30,5 @@ pub fn open_media(settings: &Settings, location: &Location) -> Result<AnyReader,
             key,
         } => Box::new(S3Object::open(settings, endpoint.as_deref(), bucket, key)?),
     };
-    MediaReader::open(source)
+    MediaReader::open_within(source, budget)
 }

@@ -157,6 +157,43 @@ mod tests {
         });
     }
 
+    /// Endless frames, each taking 20 ms to read (a loaded machine, a slow disk).
+    struct Slow;
+
+    impl FrameSource for Slow {
+        fn next_frame(&mut self) -> Result<Option<Frame>, StreamError> {
+            std::thread::sleep(Duration::from_millis(20));
+            Counter(0).next_frame()
+        }
+    }
+
+    /// 200 streams whose reads are slow all read on the server's runtime, and its
+    /// threads stay bounded: tokio's default pool grew one thread per stream.
+    #[test]
+    fn the_server_runtime_reads_many_slow_streams_on_bounded_threads() {
+        let threads = || std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
+        let before = threads();
+        let runtime = crate::server::runtime().unwrap();
+        let most = runtime.block_on(async {
+            let mut streams: Vec<_> = (0..200).map(|_| spawn_reader(Slow)).collect();
+            let mut most = 0;
+            for (i, frames) in streams.iter_mut().enumerate() {
+                let first = tokio::time::timeout(Duration::from_secs(60), frames.recv()).await;
+                assert!(first.is_ok(), "stream {i} never got a frame");
+                most = most.max(threads());
+            }
+            most
+        });
+        runtime.shutdown_timeout(Duration::from_secs(5));
+        let workers = std::thread::available_parallelism().map_or(4, |n| n.get());
+        // Other tests of this process may run threads meanwhile: a margin of 16.
+        let grown = most.saturating_sub(before);
+        assert!(
+            grown <= crate::server::MAX_BLOCKING_THREADS + workers + 16,
+            "{grown} threads for 200 streams"
+        );
+    }
+
     #[tokio::test]
     async fn a_failure_is_the_last_item_and_the_end_closes_the_queue() {
         let mut frames = spawn_reader(FailsAfter(70));

@@ -19,14 +19,11 @@ use codec::h264::{self, AvcConfig};
 use mp4::{Codec, Movie, MovieOpener, OpenStep, SampleInfo, SampleWalker, Track, WalkStep};
 use tracing::warn;
 
+use super::budget::{MemoryBudget, Reservation};
 use super::read_ahead::FrameSource;
 use super::StreamError;
 use crate::media::{Frame, MediaKind};
 use crate::source::LocalFile;
-
-/// The largest structure (moov, moof) we read whole while opening. A moov of 2-hour file
-/// is a few MB; anything near this limit is not a real file.
-const MAX_BOX_READ: u64 = 256 << 20;
 
 /// Why a file with B-frames is refused, with the fix.
 pub const B_FRAMES_REFUSED: &str = "H.264 with B-frames cannot be played over WebRTC \
@@ -161,12 +158,22 @@ pub struct MediaReader<S: ByteSource> {
     video: Option<VideoTrack>,
     audio: Option<AudioTrack>,
     annex_b: Vec<u8>,
+    /// What the sample index (fragmented files) holds of the server's budget.
+    _index_memory: Reservation,
 }
 
 impl<S: ByteSource> MediaReader<S> {
-    /// Reads the movie's structure and prepares the tracks we can play.
+    /// Reads the movie's structure and prepares the tracks we can play, with no bound
+    /// but the demuxer's own on the index memory (tools that open one file).
     pub fn open(source: S) -> Result<Self, StreamError> {
-        let movie = open_movie(&source)?;
+        Self::open_within(source, &MemoryBudget::unlimited())
+    }
+
+    /// Reads the movie's structure and prepares the tracks we can play; the memory the
+    /// file's index needs is held from `budget` while the reader lives.
+    pub fn open_within(source: S, budget: &Arc<MemoryBudget>) -> Result<Self, StreamError> {
+        let (movie, index_memory) = open_movie(&source, budget)?;
+        refuse_cut_short(&movie, source.size())?;
         let mut info = MediaInfo::default();
         let mut video = None;
         let mut audio = None;
@@ -259,6 +266,7 @@ impl<S: ByteSource> MediaReader<S> {
             video,
             audio,
             annex_b: Vec::new(),
+            _index_memory: index_memory,
         })
     }
 
@@ -410,26 +418,44 @@ fn opus_frame(p: codec::audio::OpusPacket) -> Frame {
     }
 }
 
-/// Runs the demuxer's open loop over `source`.
-fn open_movie(source: &impl ByteSource) -> Result<Movie, StreamError> {
+/// Runs the demuxer's open loop over `source`. What the opener holds (the read in hand,
+/// twice: ours and its copy; the index built so far) is reserved from `budget` before
+/// each read, and the finished index stays reserved.
+fn open_movie(
+    source: &impl ByteSource,
+    budget: &Arc<MemoryBudget>,
+) -> Result<(Movie, Reservation), StreamError> {
     let size = source.size();
     if size == 0 {
         return Err(StreamError::WrongFormat("file is empty".into()));
     }
-    // Paged: the sample tables stay in the file (see the module docs).
+    let over_budget = |limit: u64| {
+        StreamError::ReadFailed(format!(
+            "the memory for file indexes is in use by other streams \
+             (vod_index_memory_mb={}); try again later",
+            limit >> 20
+        ))
+    };
+    let mut held = budget.reserve();
+    // Paged: the sample tables stay in the file (see the module docs). Fragmented files
+    // are indexed in memory: one file may not take more than the budget, nor the
+    // demuxer's own limit.
     let mut opener = MovieOpener::paged(size);
+    opener.set_index_limit(mp4::DEFAULT_INDEX_LIMIT.min(budget.limit()));
     loop {
         match opener
             .poll()
             .map_err(|e| StreamError::WrongFormat(e.to_string()))?
         {
-            OpenStep::Done(movie) => return Ok(movie),
+            OpenStep::Done(movie) => {
+                let index: usize = movie.tracks.iter().map(|t| t.samples.heap_bytes()).sum();
+                held.resize(index as u64)
+                    .map_err(|e| over_budget(e.limit))?;
+                return Ok((movie, held));
+            }
             OpenStep::Read { offset, len } => {
-                if len > MAX_BOX_READ {
-                    return Err(StreamError::WrongFormat(format!(
-                        "a {len}-byte header box is larger than any real file has"
-                    )));
-                }
+                let in_hand = opener.index_bytes().saturating_add(len.saturating_mul(2));
+                held.resize(in_hand).map_err(|e| over_budget(e.limit))?;
                 let len = len.min(size.saturating_sub(offset)) as usize;
                 let data = source.read_at(offset, len)?;
                 opener
@@ -438,6 +464,27 @@ fn open_movie(source: &impl ByteSource) -> Result<Movie, StreamError> {
             }
         }
     }
+}
+
+/// Fails a file whose sample tables point past its end (the first part of a download or
+/// copy): it would play for the moment its bytes last and then stop with no word why.
+/// The file's size is known when it is opened (local files and S3 objects alike), so
+/// this is said before PLAYING. A file that shrinks while it plays fails its read instead.
+fn refuse_cut_short(movie: &Movie, size: u64) -> Result<(), StreamError> {
+    let missing: u64 = movie
+        .tracks
+        .iter()
+        .map(|t| u64::from(t.samples_beyond_eof))
+        .sum();
+    if missing == 0 {
+        return Ok(());
+    }
+    let kept: usize = movie.tracks.iter().map(|t| t.samples.len()).sum();
+    Err(StreamError::WrongFormat(format!(
+        "the file is cut short: it ends after {size} bytes, but its tables describe \
+         {missing} more samples past that end ({kept} are inside it); \
+         an incomplete download or copy?"
+    )))
 }
 
 /// Decode and presentation time of a sample on the stream timeline, edit list applied.
@@ -466,4 +513,70 @@ fn track_duration_us(track: &Track) -> i64 {
 /// True when composition offsets vary: pictures are stored out of presentation order.
 fn has_reordering(track: &Track) -> bool {
     track.samples.cts_offsets_vary()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file held in memory.
+    struct Memory(Bytes);
+
+    impl ByteSource for Memory {
+        fn size(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, StreamError> {
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            self.0
+                .get(start..start.saturating_add(len))
+                .map(Bytes::copy_from_slice)
+                .ok_or_else(|| StreamError::ReadFailed("unexpected end of file".into()))
+        }
+    }
+
+    fn sample() -> Bytes {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../media/sample.mp4");
+        Bytes::from(std::fs::read(path).expect("media/sample.mp4 is in the repository"))
+    }
+
+    #[test]
+    fn a_file_cut_short_after_its_moov_is_refused_at_open_with_the_reason() {
+        // The first 60 KB of a faststart file: the moov is whole, the media is not.
+        let cut = sample().slice(..60 * 1024);
+        let err = MediaReader::open(Memory(cut))
+            .err()
+            .expect("a cut file must not open");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(
+                "File has wrong format: the file is cut short: it ends after 61440 bytes, \
+                 but its tables describe "
+            ),
+            "{text}"
+        );
+        // The whole file opens.
+        assert!(MediaReader::open(Memory(sample())).is_ok());
+    }
+
+    #[test]
+    fn an_index_over_the_budget_fails_and_gives_the_budget_back() {
+        // A budget smaller than what opening holds (its reads): the open fails with the
+        // budget's reason and holds nothing afterwards.
+        let budget = MemoryBudget::new(1024);
+        let err = MediaReader::open_within(Memory(sample()), &budget)
+            .err()
+            .expect("over budget");
+        assert!(
+            err.to_string()
+                .contains("the memory for file indexes is in use by other streams"),
+            "{err}"
+        );
+        assert_eq!(budget.used(), 0);
+        // With room, a plain MP4 holds nothing once open (its tables stay in the file).
+        let budget = MemoryBudget::new(1 << 20);
+        let reader = MediaReader::open_within(Memory(sample()), &budget).unwrap();
+        assert_eq!(budget.used(), 0);
+        drop(reader);
+    }
 }

@@ -10,9 +10,10 @@
 //! media, and its lock is held only to read or change the maps.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use super::budget::MemoryBudget;
 use super::live::TranslationHandle;
 use super::{MediaInfo, Stopper};
 
@@ -49,15 +50,24 @@ struct Maps {
 }
 
 /// Every running stream. Shared by the server's handlers (`Arc` in the server context).
-#[derive(Default)]
 pub struct Registry {
     maps: Mutex<Maps>,
     /// Held while a translation is being opened, so two viewers asking for the same new
     /// translation at once start it once.
     pub(crate) starting: tokio::sync::Mutex<()>,
+    /// What the streams' file indexes may hold together (`vod_index_memory_mb`).
+    pub index_budget: Arc<MemoryBudget>,
 }
 
 impl Registry {
+    pub fn new(index_budget: Arc<MemoryBudget>) -> Self {
+        Registry {
+            maps: Mutex::default(),
+            starting: tokio::sync::Mutex::default(),
+            index_budget,
+        }
+    }
+
     fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
         // A panic while holding this lock leaves plain maps behind: still usable.
         self.maps.lock().unwrap_or_else(|e| e.into_inner())
