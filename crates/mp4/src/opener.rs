@@ -336,7 +336,10 @@ impl MovieOpener {
                             self.moov = Some(info);
                         }
                         Kind::Moof => {
-                            if let Some(m) = self.moov.as_mut() {
+                            // Fragments belong to a movie only when its moov says so
+                            // (`mvex`); counting them otherwise made `new` and `paged`
+                            // give the same file different samples (found by fuzzing).
+                            if let Some(m) = self.moov.as_mut().filter(|m| m.fragmented) {
                                 parse_moof(&mut r, offset, &mut m.tracks, self.file_size)?;
                             }
                         }

@@ -330,6 +330,18 @@ fn paged_tables_walk_like_the_index() {
     assert_paged_matches_index(&samples_past_end_file());
 }
 
+/// Found by the `mp4_open` fuzz target (its crashing input): `moof` boxes after a moov
+/// without `mvex` (here a damaged one) were indexed by `MovieOpener::new` but not by
+/// `paged`, so one file had a sample or none depending on how it was opened.
+#[test]
+fn fragments_of_a_movie_without_mvex_are_ignored_both_ways() {
+    let file = include_bytes!("testdata/moof_without_mvex.mp4");
+    let m = open_in_memory(file).unwrap();
+    assert!(!m.fragmented);
+    assert!(m.tracks.iter().all(|t| t.samples.is_empty()));
+    assert_paged_matches_index(file);
+}
+
 #[test]
 fn paged_walk_of_a_file_that_shrank_fails_plainly() {
     let file = synthetic_file();
