@@ -342,6 +342,21 @@ fn fragments_of_a_movie_without_mvex_are_ignored_both_ways() {
     assert_paged_matches_index(file);
 }
 
+/// Found by the `mp4_open` fuzz target (its input, which timed out): a 36-byte `trun`
+/// with no per-sample fields and a default size of 0 declared 16,777,216 samples, each
+/// indexed one by one. Empty samples are now capped like 1-byte ones, by the file size.
+#[test]
+fn a_trun_of_millions_of_empty_samples_is_capped_by_the_file_size() {
+    let file = include_bytes!("testdata/trun_of_empty_samples.mp4");
+    let m = open_in_memory(file).unwrap();
+    let samples: usize = m.tracks.iter().map(|t| t.samples.len()).sum();
+    assert!(
+        samples <= file.len() + 16,
+        "{samples} samples in {} bytes",
+        file.len()
+    );
+}
+
 #[test]
 fn paged_walk_of_a_file_that_shrank_fails_plainly() {
     let file = synthetic_file();
