@@ -130,12 +130,12 @@ pub(crate) fn parse_moof(
                     )));
                 }
                 raw_count
-            } else if default_size > 0 {
-                // Every sample occupies default_size bytes: cap by the file size.
-                let cap = file_size / u64::from(default_size) + 1;
-                raw_count.min(u32::try_from(cap).unwrap_or(u32::MAX))
             } else {
-                raw_count
+                // Every sample occupies default_size bytes: cap by the file size. Samples
+                // of 0 bytes are capped as if of 1: a 36-byte trun of 16 million empty
+                // samples took seconds of CPU to index (found by fuzzing).
+                let cap = file_size / u64::from(default_size.max(1)) + 1;
+                raw_count.min(u32::try_from(cap).unwrap_or(u32::MAX))
             };
             let indexed = draft.as_ref().is_some_and(|d| d.indexed());
             if !indexed {

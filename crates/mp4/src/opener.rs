@@ -404,7 +404,10 @@ impl MovieOpener {
                             }
                         }
                         Kind::Moof => {
-                            if let Some(m) = self.moov.as_mut() {
+                            // Fragments belong to a movie only when its moov says so
+                            // (`mvex`); counting them otherwise made `new` and `paged`
+                            // give the same file different samples (found by fuzzing).
+                            if let Some(m) = self.moov.as_mut().filter(|m| m.fragmented) {
                                 let limit = self.index_limit;
                                 parse_moof(&mut r, offset, &mut m.tracks, self.file_size, limit)?;
                             }

@@ -330,6 +330,33 @@ fn paged_tables_walk_like_the_index() {
     assert_paged_matches_index(&samples_past_end_file());
 }
 
+/// Found by the `mp4_open` fuzz target (its crashing input): `moof` boxes after a moov
+/// without `mvex` (here a damaged one) were indexed by `MovieOpener::new` but not by
+/// `paged`, so one file had a sample or none depending on how it was opened.
+#[test]
+fn fragments_of_a_movie_without_mvex_are_ignored_both_ways() {
+    let file = include_bytes!("testdata/moof_without_mvex.mp4");
+    let m = open_in_memory(file).unwrap();
+    assert!(!m.fragmented);
+    assert!(m.tracks.iter().all(|t| t.samples.is_empty()));
+    assert_paged_matches_index(file);
+}
+
+/// Found by the `mp4_open` fuzz target (its input, which timed out): a 36-byte `trun`
+/// with no per-sample fields and a default size of 0 declared 16,777,216 samples, each
+/// indexed one by one. Empty samples are now capped like 1-byte ones, by the file size.
+#[test]
+fn a_trun_of_millions_of_empty_samples_is_capped_by_the_file_size() {
+    let file = include_bytes!("testdata/trun_of_empty_samples.mp4");
+    let m = open_in_memory(file).unwrap();
+    let samples: usize = m.tracks.iter().map(|t| t.samples.len()).sum();
+    assert!(
+        samples <= file.len() + 16,
+        "{samples} samples in {} bytes",
+        file.len()
+    );
+}
+
 #[test]
 fn paged_walk_of_a_file_that_shrank_fails_plainly() {
     let file = synthetic_file();
@@ -804,15 +831,19 @@ fn a_fragment_claiming_millions_of_samples_is_refused_before_it_is_indexed() {
     let tfhd = full(b"tfhd", 0, 0x2_0000, &be32(&[7]));
     let trun = full(b"trun", 0, 0, &be32(&[10_000_000]));
     file.extend(bx(b"moof", &bx(b"traf", &cat(&[tfhd, trun]))));
-    let mut opener = MovieOpener::new(file.len() as u64);
+    // In a file of 64 MB (zeros after the moof), so that the count is not already capped
+    // by the file's size.
+    let zeros = 64 << 20;
+    let size = file.len() as u64 + zeros;
+    let mut opener = MovieOpener::new(size);
     opener.set_index_limit(1 << 20);
-    let (movie, _, _) = open_sparse(&file, 0, opener);
+    let (movie, _, _) = open_sparse(&file, zeros, opener);
     assert_eq!(
         movie.unwrap_err(),
         Mp4Error::IndexTooLarge { limit: 1 << 20 }
     );
     // Under the default limit (32 MiB) it is refused too; a real fragment opens.
-    let (movie, _, _) = open_sparse(&file, 0, MovieOpener::new(file.len() as u64));
+    let (movie, _, _) = open_sparse(&file, zeros, MovieOpener::new(size));
     assert!(
         matches!(movie, Err(Mp4Error::IndexTooLarge { .. })),
         "{movie:?}"

@@ -273,3 +273,28 @@ fn status_with_media(id: &str, name: &str, code: &str, media: &crate::stream::Me
 fn fail(info: &str) -> String {
     message("fail", json!([{ "info": info }]))
 }
+
+/// Fuzz entry (feature `fuzzing`): decodes `text` as [`Session::on_text`] does, without a
+/// session, and frames the replies it would make from the decoded fields. Returns the
+/// replies; each must be valid JSON whatever the input.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn fuzz_message(text: &str) -> Vec<String> {
+    let Ok(incoming) = serde_json::from_str::<Incoming>(text) else {
+        return vec![fail("Bad message")];
+    };
+    let first = incoming.data.into_iter().next().unwrap_or(Value::Null);
+    let mut replies = vec![];
+    if let Some(id) = first.get("mediaSessionId") {
+        replies.push(message("availableStream", json!([{ "id": id }])));
+    }
+    if let Ok(req) = serde_json::from_value::<StreamRequest>(first) {
+        replies.push(status(
+            &req.media_session_id,
+            &req.name,
+            "FAILED",
+            req.sdp.as_deref().unwrap_or(&incoming.message),
+        ));
+    }
+    replies
+}

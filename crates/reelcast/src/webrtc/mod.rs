@@ -14,6 +14,9 @@
 
 mod answer;
 mod dtls_keys;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod hub;
 mod media_plane;
 mod outbox;
