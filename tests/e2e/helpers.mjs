@@ -121,7 +121,10 @@ export async function startServer({ files = [SAMPLE], outside = {}, settings = {
     const ports = netns ? { http: 8081, ws: 8080, media: 31001 } : await freePorts();
     const args = ['serve', '--media-dir', mediaDir,
       '--http-port', String(ports.http), '--ws-port', String(ports.ws), '--media-port', String(ports.media)];
-    for (const [k, v] of Object.entries(settings)) args.push('--set', `${k}=${v}`);
+    // On this machine's own network the server announces loopback only: unset, it would
+    // announce every interface address, and clients would send to the real eth0 ones.
+    const all = netns || 'ip' in settings ? settings : { ip: '127.0.0.1', ...settings };
+    for (const [k, v] of Object.entries(all)) args.push('--set', `${k}=${v}`);
     const [cmd, cmdArgs] = netns ? ['ip', ['netns', 'exec', netns.name, BIN, ...args]] : [BIN, args];
     const proc = spawn(cmd, cmdArgs, {
       stdio: ['ignore', 'pipe', 'pipe'],
