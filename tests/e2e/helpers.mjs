@@ -104,7 +104,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  *
  * Returns { http, ws, media, base, wsUrl, mediaDir, root, stderr(), stop(), alive() }.
  */
-export async function startServer({ files = [SAMPLE], outside = {}, settings = {}, env = {}, readyTimeoutMs = 20000 } = {}) {
+export async function startServer({ files = [SAMPLE], outside = {}, settings = {}, env = {}, readyTimeoutMs = 20000, netns = null } = {}) {
   requireFiles(BIN, ...files, ...Object.values(outside));
   const root = await mkdtemp(path.join(os.tmpdir(), 'reelcast-e2e-'));
   const mediaDir = path.join(root, 'media');
@@ -117,11 +117,16 @@ export async function startServer({ files = [SAMPLE], outside = {}, settings = {
 
   let lastErr;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const ports = await freePorts();
+    // In a network namespace of its own every port is free; it is reached at netns.ip.
+    const ports = netns ? { http: 8081, ws: 8080, media: 31001 } : await freePorts();
     const args = ['serve', '--media-dir', mediaDir,
       '--http-port', String(ports.http), '--ws-port', String(ports.ws), '--media-port', String(ports.media)];
-    for (const [k, v] of Object.entries(settings)) args.push('--set', `${k}=${v}`);
-    const proc = spawn(BIN, args, {
+    // On this machine's own network the server announces loopback only: unset, it would
+    // announce every interface address, and clients would send to the real eth0 ones.
+    const all = netns || 'ip' in settings ? settings : { ip: '127.0.0.1', ...settings };
+    for (const [k, v] of Object.entries(all)) args.push('--set', `${k}=${v}`);
+    const [cmd, cmdArgs] = netns ? ['ip', ['netns', 'exec', netns.name, BIN, ...args]] : [BIN, args];
+    const proc = spawn(cmd, cmdArgs, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NO_COLOR: '1', RUST_BACKTRACE: '1', RUST_LOG: process.env.RUST_LOG || 'info', ...env },
     });
@@ -132,9 +137,10 @@ export async function startServer({ files = [SAMPLE], outside = {}, settings = {
     let exited = null;
     const exitPromise = new Promise((resolve) => proc.on('exit', (code, signal) => { exited = { code, signal }; resolve(exited); }));
 
-    const base = `http://127.0.0.1:${ports.http}`;
+    const host = netns ? (netns.ip.includes(':') ? `[${netns.ip}]` : netns.ip) : '127.0.0.1';
+    const base = `http://${host}:${ports.http}`;
     const server = {
-      ...ports, base, wsUrl: `ws://127.0.0.1:${ports.ws}`, mediaDir, root, proc,
+      ...ports, base, wsUrl: `ws://${host}:${ports.ws}`, mediaDir, root, proc,
       stderr: () => log,
       alive: () => exited === null,
       async stop() {
@@ -151,6 +157,12 @@ export async function startServer({ files = [SAMPLE], outside = {}, settings = {
 
     const deadline = Date.now() + readyTimeoutMs;
     while (Date.now() < deadline && exited === null) {
+      // Inside a namespace this process cannot reach it: its log says when it listens.
+      if (netns) {
+        if (/reelcast listening/.test(log)) return server;
+        await sleep(100);
+        continue;
+      }
       try {
         const res = await fetch(`${base}/api/files`, { signal: AbortSignal.timeout(1000) });
         if (res.status === 200) return server;
@@ -184,12 +196,12 @@ export async function assertServerUp(server) {
  * it creates in window.__pcs (so getStats() works on the SDK's internal pc too).
  * `args` adds Chromium flags (e.g. --ignore-certificate-errors for a self-signed wss).
  */
-export async function launchBrowser({ args = [] } = {}) {
+export async function launchBrowser({ args = [], executablePath = CHROMIUM } = {}) {
   requireFiles(CHROMIUM);
   const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'reelcast-chromium-'));
   // launchPersistentContext is playwright's way to pass --user-data-dir.
   const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
+    executablePath,
     headless: true,
     args: [...CHROMIUM_FLAGS, ...args],
     timeout: 30000,

@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -38,6 +38,8 @@ pub const KEYS: &[&str] = &[
     "http.port",
     "ws.port",
     "media_port",
+    "media_port_from",
+    "media_port_to",
     "ip",
     "ip_local",
     "vod_stream_timeout",
@@ -87,11 +89,17 @@ pub struct Settings {
     pub http_port: u16,
     /// `ws.port`: WebSocket signalling, where the WCS browser SDK connects.
     pub ws_port: u16,
-    /// `media_port`: the one UDP port every WebRTC viewer shares.
-    pub media_port: u16,
-    /// `ip`: the address announced in ICE candidates (the public one behind NAT).
-    /// `None`: [`Settings::announced_ip`] derives it from `ip_local`.
-    pub ip: Option<IpAddr>,
+    /// `media_port`: the one UDP port every WebRTC viewer shares. `None`: the first port
+    /// of `media_port_from`–`media_port_to` (see [`Settings::udp_port`]).
+    pub media_port: Option<u16>,
+    /// `media_port_from`: first port of WCS's media port range, which a WCS firewall
+    /// opens; reelcast takes this one port of it when `media_port` is not set.
+    pub media_port_from: u16,
+    /// `media_port_to`: last port of that range (checked, not used: one port is enough).
+    pub media_port_to: u16,
+    /// `ip`: the addresses announced in ICE candidates (e.g. the public one behind NAT,
+    /// a private one, an IPv6 one), each a candidate. Empty: see `webrtc::announce`.
+    pub ip: Vec<IpAddr>,
     /// `ip_local`: the address the server binds to.
     pub ip_local: IpAddr,
     /// `vod_stream_timeout`: how long a VOD stream stays up after its last viewer left.
@@ -151,8 +159,10 @@ impl Default for Settings {
             media_dir: PathBuf::from("./media"),
             http_port: 8081,
             ws_port: 8080,
-            media_port: 31000,
-            ip: None,
+            media_port: None,
+            media_port_from: 31001,
+            media_port_to: 32000,
+            ip: Vec::new(),
             ip_local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             vod_stream_timeout: Duration::from_millis(30_000),
             vod_live_loop: false,
@@ -518,9 +528,11 @@ impl Settings {
             "media_dir" => self.media_dir = PathBuf::from(value),
             "http.port" => self.http_port = port(value).ok_or_else(|| bad(PORT))?,
             "ws.port" => self.ws_port = port(value).ok_or_else(|| bad(PORT))?,
-            "media_port" => self.media_port = port(value).ok_or_else(|| bad(PORT))?,
-            "ip" if value.is_empty() => self.ip = None,
-            "ip" => self.ip = Some(value.parse().map_err(|_| bad(IP))?),
+            "media_port" if value.is_empty() => self.media_port = None,
+            "media_port" => self.media_port = Some(port(value).ok_or_else(|| bad(PORT))?),
+            "media_port_from" => self.media_port_from = port(value).ok_or_else(|| bad(PORT))?,
+            "media_port_to" => self.media_port_to = port(value).ok_or_else(|| bad(PORT))?,
+            "ip" => self.ip = ip_list(value).ok_or_else(|| bad(IP))?,
             "ip_local" => self.ip_local = value.parse().map_err(|_| bad(IP))?,
             "vod_stream_timeout" => {
                 self.vod_stream_timeout = millis(value, 0).ok_or_else(|| bad(MS))?
@@ -598,8 +610,15 @@ impl Settings {
             "media_dir" => self.media_dir.display().to_string(),
             "http.port" => self.http_port.to_string(),
             "ws.port" => self.ws_port.to_string(),
-            "media_port" => self.media_port.to_string(),
-            "ip" => self.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            "media_port" => self.media_port.map(|p| p.to_string()).unwrap_or_default(),
+            "media_port_from" => self.media_port_from.to_string(),
+            "media_port_to" => self.media_port_to.to_string(),
+            "ip" => self
+                .ip
+                .iter()
+                .map(|ip| ip.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
             "ip_local" => self.ip_local.to_string(),
             "vod_stream_timeout" => ms(self.vod_stream_timeout),
             "vod_live_loop" => self.vod_live_loop.to_string(),
@@ -650,16 +669,10 @@ impl Settings {
         })
     }
 
-    /// The address to put in ICE candidates: `ip` if set, else `ip_local`, except that
-    /// an unspecified bind address (`0.0.0.0`, `::`) is announced as loopback, which
-    /// only browsers on this machine can reach: set `ip` for anything else.
-    pub fn announced_ip(&self) -> IpAddr {
-        match (self.ip, self.ip_local) {
-            (Some(ip), _) => ip,
-            (None, IpAddr::V4(v4)) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            (None, IpAddr::V6(v6)) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            (None, local) => local,
-        }
+    /// The WebRTC UDP port: `media_port`, else `media_port_from` (WCS's range, which a
+    /// WCS firewall already opens).
+    pub fn udp_port(&self) -> u16 {
+        self.media_port.unwrap_or(self.media_port_from)
     }
 }
 
@@ -670,7 +683,21 @@ fn path_text(path: &Option<PathBuf>) -> String {
         .map(|p| p.display().to_string())
         .unwrap_or_default()
 }
-const IP: &str = "expected an IP address such as 203.0.113.7";
+const IP: &str =
+    "expected an IP address such as 203.0.113.7, or several separated by commas (203.0.113.7,10.0.0.5,2001:db8::7)";
+
+/// `ip`: addresses separated by commas, no repeats; empty for none.
+fn ip_list(value: &str) -> Option<Vec<IpAddr>> {
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let ip: IpAddr = part.parse().ok()?;
+        if ip.is_unspecified() || ips.contains(&ip) {
+            return None;
+        }
+        ips.push(ip);
+    }
+    Some(ips)
+}
 const MS: &str = "expected a number of milliseconds";
 const MS_POSITIVE: &str = "expected a number of milliseconds greater than 0";
 const BOOL: &str = "expected true or false";
@@ -859,6 +886,17 @@ fn check_combinations(
     origins: &BTreeMap<&'static str, Origin>,
 ) -> Result<(), ConfigError> {
     let origin = |key: &str| origins.get(key).cloned().unwrap_or(Origin::Default);
+    if settings.media_port_to < settings.media_port_from {
+        return Err(ConfigError::InvalidValue {
+            key: "media_port_to".into(),
+            value: settings.media_port_to.to_string(),
+            origin: origin("media_port_to"),
+            expected: format!(
+                "expected a port no lower than media_port_from ({})",
+                settings.media_port_from
+            ),
+        });
+    }
     if !settings.disable_rest_auth && settings.rest_auth_users.is_empty() {
         return Err(ConfigError::RestAuthWithoutUsers {
             origin: origin("disable_rest_auth"),
@@ -1079,8 +1117,14 @@ mod tests {
     fn defaults_match_wcs() {
         let s = Settings::default();
         assert_eq!(s.media_dir, PathBuf::from("./media"));
-        assert_eq!((s.http_port, s.ws_port, s.media_port), (8081, 8080, 31000));
-        assert_eq!(s.ip, None);
+        assert_eq!((s.http_port, s.ws_port), (8081, 8080));
+        // WCS's media port range; reelcast takes its first port.
+        assert_eq!(
+            (s.media_port, s.media_port_from, s.media_port_to),
+            (None, 31001, 32000)
+        );
+        assert_eq!(s.udp_port(), 31001);
+        assert!(s.ip.is_empty());
         assert_eq!(s.ip_local, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         assert_eq!(s.vod_stream_timeout, Duration::from_secs(30));
         assert!(!s.vod_live_loop);
@@ -1131,7 +1175,7 @@ mod tests {
         let s = &loaded.settings;
         assert_eq!(s.http_port, 9001, "file beats default");
         assert_eq!(s.ws_port, 9102, "env beats file");
-        assert_eq!(s.media_port, 9203, "flag beats env");
+        assert_eq!(s.media_port, Some(9203), "flag beats env");
         assert!(s.vod_live_loop);
         assert_eq!(
             s.vod_stream_timeout,
@@ -1247,7 +1291,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid value \"1.2.3\" for ip (from flag --ip): expected an IP address such as 203.0.113.7"
+            "invalid value \"1.2.3\" for ip (from flag --ip): expected an IP address such as 203.0.113.7, or several separated by commas (203.0.113.7,10.0.0.5,2001:db8::7)"
         );
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -1285,7 +1329,7 @@ mod tests {
         s.set("vod_stream_timeout", "0", &o).unwrap();
         s.set("vod_live_loop", " TRUE ", &o).unwrap();
         s.set("aws_s3_credentials", "ams3;key;secret", &o).unwrap();
-        assert_eq!(s.ip, Some("::1".parse().unwrap()));
+        assert_eq!(s.ip, vec!["::1".parse::<IpAddr>().unwrap()]);
         assert_eq!(s.vod_stream_timeout, Duration::ZERO);
         assert!(s.vod_live_loop);
         assert_eq!(
@@ -1493,15 +1537,34 @@ mod tests {
     }
 
     #[test]
-    fn announced_ip_rules() {
+    fn ip_lists_several_addresses_of_both_families() {
         let mut s = Settings::default();
-        assert_eq!(s.announced_ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
-        s.ip_local = "::".parse().unwrap();
-        assert_eq!(s.announced_ip(), IpAddr::V6(Ipv6Addr::LOCALHOST));
-        s.ip_local = "10.1.2.3".parse().unwrap();
-        assert_eq!(s.announced_ip(), s.ip_local);
-        s.ip = Some("203.0.113.7".parse().unwrap());
-        assert_eq!(s.announced_ip(), s.ip.unwrap());
+        let o = Origin::Default;
+        s.set("ip", "203.0.113.7, 10.0.0.5,2001:db8::7", &o)
+            .unwrap();
+        let want: Vec<IpAddr> = ["203.0.113.7", "10.0.0.5", "2001:db8::7"]
+            .iter()
+            .map(|ip| ip.parse().unwrap())
+            .collect();
+        assert_eq!(s.ip, want);
+        assert_eq!(s.get("ip").unwrap(), "203.0.113.7,10.0.0.5,2001:db8::7");
+        for wrong in ["10.0.0.5,10.0.0.5", "10.0.0.5,x", "0.0.0.0"] {
+            let err = s.set("ip", wrong, &o).unwrap_err().to_string();
+            assert!(err.contains("several separated by commas"), "{err}");
+        }
+    }
+
+    #[test]
+    fn media_port_defaults_to_the_start_of_wcs_range_and_wins_when_set() {
+        let mut s = Settings::default();
+        let o = Origin::Default;
+        s.set("media_port_from", "40000", &o).unwrap();
+        s.set("media_port_to", "40100", &o).unwrap();
+        assert_eq!(s.udp_port(), 40000);
+        s.set("media_port", "31000", &o).unwrap();
+        assert_eq!(s.udp_port(), 31000);
+        s.set("media_port", "", &o).unwrap();
+        assert_eq!(s.udp_port(), 40000);
     }
 
     #[test]

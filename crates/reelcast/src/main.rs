@@ -53,10 +53,11 @@ struct ServeArgs {
     /// WebSocket signalling port (ws.port) [default: 8080]
     #[arg(long, value_name = "N")]
     ws_port: Option<String>,
-    /// The one UDP port all WebRTC viewers share (media_port) [default: 31000]
+    /// The one UDP port all WebRTC viewers share (media_port) [default: media_port_from, 31001]
     #[arg(long, value_name = "N")]
     media_port: Option<String>,
-    /// Address announced to browsers in ICE candidates, e.g. the public IP behind NAT (ip)
+    /// Addresses announced to browsers in ICE candidates, comma-separated, e.g. the public
+    /// IP behind NAT (ip) [default: every address of this host]
     #[arg(long, value_name = "ADDR")]
     ip: Option<String>,
     /// Set any settings key, e.g. --set vod_stream_timeout=5000 (repeatable)
@@ -124,14 +125,6 @@ fn serve(args: ServeArgs) -> ExitCode {
         tracing::debug!("{line}");
     }
     let settings = loaded.settings;
-    if settings.ip.is_none() && settings.ip_local.is_unspecified() {
-        tracing::warn!(
-            "ip is not set: announcing {} in ICE candidates, so only browsers on this \
-             machine can play; set ip (--ip ADDR) to an address browsers can reach",
-            settings.announced_ip()
-        );
-    }
-
     let runtime = match reelcast::server::runtime() {
         Ok(runtime) => runtime,
         Err(e) => {

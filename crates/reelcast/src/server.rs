@@ -5,7 +5,8 @@
 //! - WebSocket (`ws.port`, 8080): the WCS protocol, on any path.
 //! - With `https.cert` and `https.key`: the same HTTP app over TLS (`https.port`, 8444)
 //!   and the same WebSocket over TLS (`wss.port`, 8443), see [`crate::tls`].
-//! - UDP (`media_port`, 31000): every viewer's WebRTC traffic (see [`crate::webrtc`]).
+//! - UDP (`media_port`, else `media_port_from`, 31001): every viewer's WebRTC traffic (see
+//!   [`crate::webrtc`]); dual-stack when bound to every address.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,7 +30,7 @@ use crate::source::list_media;
 use crate::stream::budget::MemoryBudget;
 use crate::stream::{Registry, Stopper};
 use crate::tls::{self, TlsListener};
-use crate::webrtc::{RtcFactory, RtcHub};
+use crate::webrtc::{announced_ips, bind_media_port, RtcFactory, RtcHub};
 
 /// The demo player page, built into the binary so the server needs no files beside it.
 const INDEX_HTML: &str = include_str!("../../../web/index.html");
@@ -103,13 +104,34 @@ pub async fn start(
         _ => None,
     };
     crate::source::s3::check_settings(&settings).map_err(anyhow::Error::msg)?;
-    let udp = tokio::net::UdpSocket::bind(SocketAddr::new(bind_ip, settings.media_port))
-        .await
-        .with_context(|| format!("cannot bind WebRTC udp port {}", settings.media_port))?;
+    let media_port = settings.udp_port();
+    if settings.media_port.is_none() {
+        info!(
+            "media_port is not set: WebRTC on udp {media_port}, the first port of \
+             media_port_from-media_port_to ({}-{})",
+            settings.media_port_from, settings.media_port_to
+        );
+    }
+    let udp = bind_media_port(bind_ip, media_port)
+        .with_context(|| format!("cannot bind WebRTC udp port {media_port}"))?;
     let media = udp.local_addr()?;
-    let announced = SocketAddr::new(settings.announced_ip(), media.port());
-    let rtc = RtcFactory::new(announced).context("WebRTC setup")?;
-    let hub = RtcHub::start(udp, announced);
+    let ips = announced_ips(&settings, media.is_ipv6());
+    let candidates: Vec<SocketAddr> = ips
+        .iter()
+        .map(|ip| SocketAddr::new(*ip, media.port()))
+        .collect();
+    let listed: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
+    if settings.ip.is_empty() && bind_ip.is_unspecified() {
+        info!(
+            "ip is not set: announcing every address of this host in ICE candidates: {} \
+             (set ip to the addresses browsers reach, e.g. a public one behind NAT)",
+            listed.join(", ")
+        );
+    } else {
+        info!("announcing {} in ICE candidates", listed.join(", "));
+    }
+    let rtc = RtcFactory::new(candidates.clone()).context("WebRTC setup")?;
+    let hub = RtcHub::start(udp, candidates);
 
     let http = tokio::net::TcpListener::bind(SocketAddr::new(bind_ip, settings.http_port))
         .await

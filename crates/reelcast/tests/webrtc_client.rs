@@ -4,6 +4,7 @@
 //! The bundled `media/sample.mp4` is 10 s of 640x360 H.264 at a constant 25 fps (a keyframe
 //! every 2 s, no B-frames) with AAC audio that the server sends as 20 ms Opus frames.
 
+use std::collections::HashSet;
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -28,18 +29,29 @@ const MEDIA_WANTED: Duration = Duration::from_millis(3500);
 const DEADLINE: Duration = Duration::from_secs(15);
 
 async fn start_server() -> SocketAddr {
+    start_server_with(reelcast::config::Settings {
+        ip_local: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ..Default::default()
+    })
+    .await
+    .0
+}
+
+/// Starts a server on free ports with `settings` otherwise; returns its HTTP address
+/// (on 127.0.0.1) and its media port.
+async fn start_server_with(settings: reelcast::config::Settings) -> (SocketAddr, u16) {
     let settings = reelcast::config::Settings {
         media_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../../media").into(),
         http_port: 0,
         ws_port: 0,
-        media_port: 0,
-        ip_local: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        ..Default::default()
+        media_port: Some(0),
+        ..settings
     };
     let (ports, _serving) = reelcast::server::start(settings)
         .await
         .expect("server starts");
-    ports.http
+    let http = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), ports.http.port());
+    (http, ports.media.port())
 }
 
 /// One HTTP/1.1 POST over a plain TCP stream; returns (status, body).
@@ -85,13 +97,18 @@ async fn post_sdp(http: SocketAddr, path: &str, sdp: &str) -> (u16, String) {
 
 /// A receive-only str0m peer (full ICE, the controlling side) with its UDP socket.
 fn new_client() -> (Rtc, UdpSocket, SdpOffer, SdpPendingOffer) {
+    new_client_on("127.0.0.1")
+}
+
+/// The same, its socket on `ip`.
+fn new_client_on(ip: &str) -> (Rtc, UdpSocket, SdpOffer, SdpPendingOffer) {
     let mut rtc = Rtc::builder()
         .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
         .clear_codecs()
         .enable_h264(true)
         .enable_opus(true, false)
         .build(Instant::now());
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind client udp");
+    let socket = UdpSocket::bind((ip, 0)).expect("bind client udp");
     let local = socket.local_addr().expect("client udp address");
     rtc.add_local_candidate(Candidate::host(local, "udp").expect("host candidate"))
         .expect("candidate accepted");
@@ -118,6 +135,11 @@ struct Session {
     audio: Vec<Frame>,
     /// The RTP time of the newest picture when the client sent its picture-loss request.
     pli_sent_after: Option<u64>,
+    /// Datagrams from an address the client never sent to, dropped as a browser drops them
+    /// (an ICE check is answered only by the address it went to), with their sources.
+    strays: Vec<SocketAddr>,
+    /// Addresses the client sent to.
+    sent_to: HashSet<SocketAddr>,
 }
 
 impl Session {
@@ -145,6 +167,7 @@ fn run_client(mut rtc: Rtc, socket: UdpSocket, pli_at_ticks: Option<u64>) -> Ses
         let timeout = match rtc.poll_output().expect("poll_output") {
             Output::Timeout(t) => t,
             Output::Transmit(t) => {
+                session.sent_to.insert(t.destination);
                 socket
                     .send_to(&t.contents, t.destination)
                     .expect("udp send");
@@ -191,6 +214,12 @@ fn run_client(mut rtc: Rtc, socket: UdpSocket, pli_at_ticks: Option<u64>) -> Ses
         }
         socket.set_read_timeout(Some(wait)).unwrap();
         let input = match socket.recv_from(&mut buf) {
+            Ok((_, source)) if !session.sent_to.contains(&source) => {
+                if session.strays.len() < 100 {
+                    session.strays.push(source);
+                }
+                Input::Timeout(Instant::now())
+            }
             Ok((n, source)) => Input::Receive(
                 Instant::now(),
                 Receive {
@@ -237,7 +266,21 @@ async fn play_sample() -> Session {
 /// [`play_sample`], sending a picture-loss request once `pli_at_ticks` of video arrived.
 async fn play_sample_with(pli_at_ticks: Option<u64>) -> Session {
     let http = start_server().await;
-    let (rtc, socket, offer, pending) = new_client();
+    play_sample_from_with(http, "127.0.0.1", pli_at_ticks).await
+}
+
+/// Plays `sample.mp4` from a client on `client_ip`, offered to the server at `http`.
+async fn play_sample_from(http: SocketAddr, client_ip: &str) -> Session {
+    play_sample_from_with(http, client_ip, None).await
+}
+
+/// [`play_sample_from`], with a picture-loss request as in [`play_sample_with`].
+async fn play_sample_from_with(
+    http: SocketAddr,
+    client_ip: &str,
+    pli_at_ticks: Option<u64>,
+) -> Session {
+    let (rtc, socket, offer, pending) = new_client_on(client_ip);
     let (status, answer) =
         post_sdp(http, "/whep/vod%3A%2F%2Fsample.mp4", &offer.to_sdp_string()).await;
     assert_eq!(status, 201, "WHEP answer status; body: {answer}");
@@ -408,4 +451,58 @@ async fn whep_request_for_missing_file_answers_404_file_not_found() {
     .await;
     assert_eq!(status, 404, "body: {body}");
     assert_eq!(body, "File not found");
+}
+
+/// The server listens on every address and announces 127.0.0.3; the client writes to it
+/// from 127.0.0.2. A reply sent with the kernel's choice of source would come from
+/// 127.0.0.1 (its route to 127.0.0.2), and a client drops what does not come from where
+/// it wrote: every answer must leave from 127.0.0.3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_leave_from_the_address_the_client_wrote_to() {
+    let (http, media_port) = start_server_with(reelcast::config::Settings {
+        ip: vec!["127.0.0.3".parse().unwrap()],
+        ..Default::default()
+    })
+    .await;
+    let s = play_sample_from(http, "127.0.0.2").await;
+    let announced: SocketAddr = ("127.0.0.3".parse::<IpAddr>().unwrap(), media_port).into();
+    assert_eq!(
+        s.strays,
+        vec![],
+        "datagrams from addresses the client never wrote to"
+    );
+    assert_eq!(s.sent_to, HashSet::from([announced]));
+    assert!(s.connected, "the WebRTC connection never reached Connected");
+    assert!(
+        s.has_enough(),
+        "only {} video and {} audio frames",
+        s.video.len(),
+        s.audio.len()
+    );
+}
+
+/// Two announced addresses: the client checks both, each answers from itself, and the
+/// media comes from one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_announced_address_is_a_candidate_that_answers_from_itself() {
+    let (http, media_port) = start_server_with(reelcast::config::Settings {
+        ip: vec!["127.0.0.4".parse().unwrap(), "127.0.0.3".parse().unwrap()],
+        ..Default::default()
+    })
+    .await;
+    let s = play_sample_from(http, "127.0.0.2").await;
+    let at = |ip: &str| SocketAddr::from((ip.parse::<IpAddr>().unwrap(), media_port));
+    assert_eq!(
+        s.strays,
+        vec![],
+        "datagrams from addresses the client never wrote to"
+    );
+    assert_eq!(s.sent_to, HashSet::from([at("127.0.0.4"), at("127.0.0.3")]));
+    assert!(s.connected, "the WebRTC connection never reached Connected");
+    assert!(
+        s.has_enough(),
+        "only {} video and {} audio frames",
+        s.video.len(),
+        s.audio.len()
+    );
 }

@@ -1,8 +1,9 @@
 //! Turning a browser's SDP offer into an `Rtc` and our answer.
 //!
-//! reelcast is an ICE-lite peer: its one host candidate (the shared UDP port, at the
-//! announced address) goes into every answer, so browsers that do not trickle (the WCS SDK
-//! sends its offer before gathering ends) connect at once. The DTLS certificate and crypto
+//! reelcast is an ICE-lite peer: its host candidates (the shared UDP port, at each
+//! announced address: public and private IPv4, IPv6) go into every answer, so browsers
+//! that do not trickle (the WCS SDK sends its offer before gathering ends) connect at once,
+//! over whichever pair works for them. The DTLS certificate and crypto
 //! provider are made once per server: generating a key per viewer would cost milliseconds
 //! of CPU on every join.
 
@@ -30,7 +31,7 @@ pub(super) fn crypto_provider() -> &'static CryptoProvider {
 pub struct RtcFactory {
     provider: Arc<CryptoProvider>,
     cert: DtlsCert,
-    candidate: SocketAddr,
+    candidates: Vec<SocketAddr>,
 }
 
 /// An offer accepted: the engine to hand to the hub, and the answer to send back.
@@ -47,9 +48,12 @@ pub struct Accepted {
 }
 
 impl RtcFactory {
-    /// `candidate` is the address browsers are told to send to (the announced IP and the
-    /// shared media port).
-    pub fn new(candidate: SocketAddr) -> Result<Self, WebRtcError> {
+    /// `candidates` are the addresses browsers are told to send to (each announced IP with
+    /// the shared media port), in order of preference.
+    pub fn new(candidates: Vec<SocketAddr>) -> Result<Self, WebRtcError> {
+        if candidates.is_empty() {
+            return Err(WebRtcError::Setup("no address to announce".into()));
+        }
         let provider = crypto_provider().clone();
         let cert = provider
             .dtls_provider
@@ -58,12 +62,12 @@ impl RtcFactory {
         Ok(RtcFactory {
             provider: Arc::new(provider),
             cert,
-            candidate,
+            candidates,
         })
     }
 
-    pub fn candidate(&self) -> SocketAddr {
-        self.candidate
+    pub fn candidates(&self) -> &[SocketAddr] {
+        &self.candidates
     }
 
     /// Accepts `offer_sdp` (the browser wants to receive) and answers it.
@@ -85,10 +89,17 @@ impl RtcFactory {
                 .set_extension_map(extensions_without_twcc())
                 .build(now)
         });
-        let candidate = Candidate::host(self.candidate, "udp")
-            .map_err(|e| WebRtcError::Setup(format!("bad host candidate: {e}")))?;
-        rtc.add_local_candidate(candidate)
-            .ok_or_else(|| WebRtcError::Setup("host candidate refused".into()))?;
+        let mut added = 0;
+        for addr in &self.candidates {
+            // str0m refuses what no peer could reach (link-local IPv4, unspecified): such an
+            // address is left out of the answer, not a failure.
+            if let Ok(candidate) = Candidate::host(*addr, "udp") {
+                added += usize::from(rtc.add_local_candidate(candidate).is_some());
+            }
+        }
+        if added == 0 {
+            return Err(WebRtcError::Setup("no usable host candidate".into()));
+        }
         let answer = rtc
             .sdp_api()
             .accept_offer(offer)
@@ -196,7 +207,7 @@ mod tests {
         let (offer, _pending) = api.apply().expect("an offer");
         let offer = offer.to_sdp_string();
         assert!(offer.contains("transport-wide-cc"), "offer: {offer}");
-        let factory = RtcFactory::new("127.0.0.1:9".parse().unwrap()).expect("factory");
+        let factory = RtcFactory::new(vec!["127.0.0.1:9".parse().unwrap()]).expect("factory");
         let answer = factory
             .accept_offer(&offer, Instant::now())
             .expect("offer accepted")

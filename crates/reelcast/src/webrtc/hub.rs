@@ -2,8 +2,14 @@
 //!
 //! Inputs are datagrams, commands from streams and signalling, and timeouts; outputs are
 //! datagrams and [`ViewerEvent`]s. Datagrams are routed without asking every viewer: a STUN
-//! request names our ICE ufrag (which identifies the viewer), and once a viewer's browser
-//! has been seen at an address, everything from that address goes to it.
+//! request names our ICE ufrag (which identifies the viewer), and once an authenticated
+//! check has come from a browser address, everything from that address goes to it.
+//!
+//! Each datagram comes with the local address it reached ([`udp`]); the viewer keeps it
+//! with the browser's address, so every answer leaves from where the browser wrote to.
+//! We announce several candidates (one per address); str0m is told which one a datagram
+//! reached: the candidate with that address, or behind NAT (the address is not announced)
+//! the first candidate of its family.
 //!
 //! A *feed* is one stream as the hub sees it: its epoch (wall-clock time of stream time 0,
 //! used for RTCP sender reports so audio and video share one clock), its viewers, and its
@@ -19,7 +25,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +36,7 @@ use tracing::{debug, info, warn};
 
 use super::outbox::Outbox;
 use super::packets::{self, RtpFrame};
+use super::udp::{self, Path};
 use super::viewer::Viewer;
 use super::Accepted;
 use crate::media::{Frame, MediaKind};
@@ -120,11 +127,19 @@ pub struct RtcHub {
 }
 
 impl RtcHub {
-    /// Starts the hub on `socket`. `announced` is the address in our ICE candidate.
-    pub fn start(socket: UdpSocket, announced: SocketAddr) -> Self {
-        let local_addr = socket.local_addr().unwrap_or(announced);
+    /// Starts the hub on `socket` (made by [`udp::bind`]). `candidates` are the addresses
+    /// in our ICE candidates, at least one.
+    pub fn start(socket: UdpSocket, mut candidates: Vec<SocketAddr>) -> Self {
+        let local_addr = socket
+            .local_addr()
+            .map(udp::canonical)
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+        // Never empty from here on: `candidate_for` relies on a first candidate.
+        if candidates.is_empty() {
+            candidates.push(local_addr);
+        }
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(socket, announced, rx));
+        tokio::spawn(run(socket, candidates, rx));
         RtcHub { tx, local_addr }
     }
 
@@ -220,7 +235,8 @@ impl GopCache {
 }
 
 struct HubState {
-    announced: SocketAddr,
+    /// Our ICE candidates' addresses, as announced.
+    candidates: Vec<SocketAddr>,
     feeds: HashMap<FeedId, Feed>,
     /// Boxed: a map of viewers inline would move them all on every rehash and keep up to
     /// twice their size per viewer as spare capacity.
@@ -293,14 +309,15 @@ impl Wakeups {
     }
 }
 
-async fn run(socket: UdpSocket, announced: SocketAddr, mut rx: UnboundedReceiver<Command>) {
+async fn run(socket: UdpSocket, candidates: Vec<SocketAddr>, mut rx: UnboundedReceiver<Command>) {
     if let Err(e) = socket2::SockRef::from(&socket).set_send_buffer_size(SOCKET_SEND_BUFFER) {
         warn!("cannot enlarge the udp send buffer: {e}");
     }
     let socket = Arc::new(socket);
     let mut out = Outbox::new(socket.clone());
+    let announced: Vec<String> = candidates.iter().map(|c| c.to_string()).collect();
     let mut state = HubState {
-        announced,
+        candidates,
         feeds: HashMap::new(),
         viewers: HashMap::new(),
         by_ufrag: HashMap::new(),
@@ -308,12 +325,14 @@ async fn run(socket: UdpSocket, announced: SocketAddr, mut rx: UnboundedReceiver
         wakeups: Wakeups::default(),
     };
     let mut buf = vec![0u8; 2048];
+    let mut control = udp::control_buffer();
     info!(
-        "WebRTC on udp {} (announced {announced})",
+        "WebRTC on udp {} (announced {})",
         socket
             .local_addr()
             .map(|a| a.to_string())
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        announced.join(", ")
     );
     loop {
         let wake = state.next_timeout();
@@ -322,8 +341,8 @@ async fn run(socket: UdpSocket, announced: SocketAddr, mut rx: UnboundedReceiver
                 Some(command) => state.on_command(command, &mut out),
                 None => break,
             },
-            received = socket.recv_from(&mut buf) => match received {
-                Ok((n, source)) => state.on_datagram(&buf[..n], source, &mut out),
+            received = udp::recv(&socket, &mut buf, &mut control) => match received {
+                Ok(r) => state.on_datagram(&buf[..r.len], r.path, &mut out),
                 // ICMP "port unreachable" from a closed browser surfaces here on Linux.
                 Err(e) => debug!("udp receive: {e}"),
             },
@@ -425,23 +444,26 @@ impl HubState {
         }
     }
 
-    fn on_datagram(&mut self, data: &[u8], source: SocketAddr, out: &mut Outbox) {
-        let Some(id) = self.route(data, source) else {
-            debug!("datagram from {source} matches no viewer");
+    fn on_datagram(&mut self, data: &[u8], from: Path, out: &mut Outbox) {
+        let Some(id) = self.route(data, from.remote) else {
+            debug!("datagram from {} matches no viewer", from.remote);
             return;
         };
+        let candidate = candidate_for(&self.candidates, from.local);
         let Some(viewer) = self.viewers.get_mut(&id) else {
             return;
         };
         let now = Instant::now();
-        viewer.on_datagram(data, source, self.announced, now, out);
+        viewer.on_datagram(data, from, candidate, now, out);
         if viewer.wants_catch_up() {
             if let Some(f) = self.feeds.get(&viewer.feed) {
                 viewer.catch_up(&f.gop.frames, now, out);
             }
         }
         self.wakeups.after_drain(viewer);
-        self.by_addr.insert(source, id);
+        for remote in viewer.new_routes.drain(..) {
+            self.by_addr.insert(remote, id);
+        }
     }
 
     /// Finds the viewer a datagram is for: by our ufrag in a STUN request, else by address.
@@ -486,6 +508,21 @@ impl HubState {
             }
         }
     }
+}
+
+/// The candidate str0m is to see a datagram as sent to, given the address it reached: the
+/// candidate of that address, else (behind NAT, or no address known) the first of its
+/// family, else the first.
+fn candidate_for(candidates: &[SocketAddr], local: Option<IpAddr>) -> SocketAddr {
+    let Some(local) = local else {
+        return candidates[0];
+    };
+    candidates
+        .iter()
+        .find(|c| c.ip() == local)
+        .or_else(|| candidates.iter().find(|c| c.is_ipv4() == local.is_ipv4()))
+        .copied()
+        .unwrap_or(candidates[0])
 }
 
 /// The local (our) ufrag of a STUN binding request: USERNAME is "ours:theirs".

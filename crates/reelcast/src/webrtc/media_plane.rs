@@ -15,7 +15,6 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,6 +25,7 @@ use str0m::rtp::rtcp::Rtcp;
 use super::outbox::Outbox;
 use super::packets::RtpFrame;
 use super::srtp::{SrtcpReceiver, SrtpKeys, SrtpSender};
+use super::udp::Path;
 use crate::media::MediaKind;
 
 /// How long sent pictures are kept for NACKs: a browser asks for a lost packet as soon as
@@ -102,8 +102,9 @@ pub(super) enum Heard {
 }
 
 pub(super) struct MediaPlane {
-    /// Where the browser is: the source of its last authenticated datagram.
-    peer: SocketAddr,
+    /// The candidate pair the browser nominated (USE-CANDIDATE): its address, and ours it
+    /// wrote to. Media goes there; another pair takes over only when nominated.
+    path: Path,
     srtp: SrtpSender,
     srtcp: SrtcpReceiver,
     hmac: &'static dyn Sha1HmacProvider,
@@ -122,7 +123,7 @@ pub(super) struct MediaPlane {
 
 impl MediaPlane {
     pub fn new(
-        peer: SocketAddr,
+        path: Path,
         keys: &SrtpKeys,
         provider: &'static CryptoProvider,
         ice_password: &str,
@@ -133,7 +134,7 @@ impl MediaPlane {
         let mut srtp = keys.sender(provider);
         srtp.set_next_rtcp_index(FIRST_SRTCP_INDEX);
         MediaPlane {
-            peer,
+            path,
             srtp,
             srtcp: keys.receiver(provider),
             hmac: provider.sha1_hmac_provider,
@@ -188,7 +189,7 @@ impl MediaPlane {
                 srtp_index(seq),
                 &mut self.scratch,
             );
-            out.push_packet(self.peer, &self.scratch);
+            out.push_packet(self.path, &self.scratch);
         }
         if video {
             while self
@@ -213,25 +214,37 @@ impl MediaPlane {
         }
     }
 
-    /// Handles a datagram from the browser once connected: consent checks, RTCP, DTLS alerts.
+    /// The pair media goes on.
+    pub fn path(&self) -> Path {
+        self.path
+    }
+
+    /// Moves the media to a pair the browser nominated in a check the handshake engine
+    /// verified.
+    pub fn follow(&mut self, nominated: Path) {
+        self.path = nominated;
+    }
+
+    /// Handles a datagram from the browser once connected (`from`: its address and ours it
+    /// reached): consent checks, RTCP, DTLS alerts.
     pub fn on_datagram(
         &mut self,
         data: &[u8],
-        source: SocketAddr,
+        from: Path,
         now: Instant,
         out: &mut Outbox,
     ) -> Heard {
         match data.first() {
             Some(0..=3) => {
-                self.answer_consent(data, source, now, out);
+                self.answer_consent(data, from, now, out);
                 Heard::Nothing
             }
             // DTLS: after the handshake only an alert is expected, and an alert ends it. It
             // cannot be read without the DTLS state, so only the browser's own address is
             // believed.
-            Some(21) if source == self.peer => Heard::Gone,
+            Some(21) if from.remote == self.path.remote => Heard::Gone,
             Some(20..=63) => Heard::Nothing,
-            Some(128..=191) if is_rtcp(data) => self.on_rtcp(data, source, out),
+            Some(128..=191) if is_rtcp(data) => self.on_rtcp(data, out),
             _ => Heard::Nothing,
         }
     }
@@ -242,7 +255,10 @@ impl MediaPlane {
         matches!(data.first(), Some(128..=191)) && is_rtcp(data)
     }
 
-    fn answer_consent(&mut self, data: &[u8], source: SocketAddr, now: Instant, out: &mut Outbox) {
+    /// Answers an authenticated check on the pair it came on. A check on the media's pair
+    /// renews consent (RFC 7675); one that nominates another pair (USE-CANDIDATE, RFC 8445
+    /// §7.3.1.5) moves the media there. Other checks are answered and change nothing.
+    fn answer_consent(&mut self, data: &[u8], from: Path, now: Instant, out: &mut Outbox) {
         let Ok(request) = StunMessage::parse(data) else {
             return;
         };
@@ -250,22 +266,26 @@ impl MediaPlane {
         if !request.is_binding_request() || !request.verify(self.ice_password.as_bytes(), hmac) {
             return;
         }
-        let reply = StunMessage::binding_reply(request.trans_id(), source);
+        let reply = StunMessage::binding_reply(request.trans_id(), from.remote);
         let mut buf = [0u8; 256];
         let hmac = |key: &[u8], parts: &[&[u8]]| self.hmac.sha1_hmac(key, parts);
         if let Ok(n) = reply.to_bytes(Some(self.ice_password.as_bytes()), &mut buf, hmac) {
-            out.push(source, &buf[..n]);
+            out.push(from, &buf[..n]);
         }
-        self.last_consent = now;
-        self.peer = source;
+        if request.use_candidate() && from != self.path {
+            tracing::debug!("media moves to the nominated pair {from:?}");
+            self.path = from;
+        }
+        if from == self.path {
+            self.last_consent = now;
+        }
     }
 
-    fn on_rtcp(&mut self, data: &[u8], source: SocketAddr, out: &mut Outbox) -> Heard {
+    fn on_rtcp(&mut self, data: &[u8], out: &mut Outbox) -> Heard {
         let Some(compound) = self.srtcp.unprotect_rtcp(data) else {
             return Heard::Nothing;
         };
         self.peer_has_keys = true;
-        self.peer = source;
         let mut heard = Heard::Nothing;
         for packet in rtcp_packets(&compound) {
             if packet.get(1) == Some(&RTCP_BYE) {
@@ -328,7 +348,7 @@ impl MediaPlane {
         self.scratch.clear();
         self.srtp
             .protect_rtp(&header, &body, ssrc, srtp_index(index), &mut self.scratch);
-        out.push_packet(self.peer, &self.scratch);
+        out.push_packet(self.path, &self.scratch);
     }
 
     /// Sends due sender reports; returns false when the browser stopped answering.
@@ -353,7 +373,7 @@ impl MediaPlane {
                 let report = sender_report(track.ssrc, ntp, rtp_time, track.packets, track.octets);
                 self.scratch.clear();
                 self.srtp.protect_rtcp(&report, &mut self.scratch);
-                out.push(self.peer, &self.scratch);
+                out.push(self.path, &self.scratch);
             }
         }
         true
@@ -376,7 +396,7 @@ impl MediaPlane {
         }
         self.scratch.clear();
         self.srtp.protect_rtcp(&bye, &mut self.scratch);
-        out.push(self.peer, &self.scratch);
+        out.push(self.path, &self.scratch);
     }
 }
 
@@ -467,9 +487,18 @@ fn sender_report(ssrc: u32, ntp: u64, rtp_time: u32, packets: u32, octets: u32) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
     use str0m::crypto::dtls::SrtpProfile;
     use str0m::ice::TransId;
     use tokio::net::UdpSocket;
+
+    /// The pair of a peer at `remote`, on the kernel's choice of our address.
+    fn at(remote: SocketAddr) -> Path {
+        Path {
+            remote,
+            local: None,
+        }
+    }
 
     const PASSWORD: &str = "our-ice-password-of-22+";
     const VIDEO_SSRC: u32 = 0x1111_1111;
@@ -503,7 +532,7 @@ mod tests {
             }),
         );
         let plane = MediaPlane::new(
-            peer.local_addr().unwrap(),
+            at(peer.local_addr().unwrap()),
             &ours,
             super::super::answer::crypto_provider(),
             PASSWORD,
@@ -557,7 +586,7 @@ mod tests {
     async fn consent_checks_are_answered_and_keep_the_viewer() {
         let t0 = Instant::now();
         let (mut plane, mut out, peer, _) = plane(t0).await;
-        let from = peer.local_addr().unwrap();
+        let from = at(peer.local_addr().unwrap());
         let at = t0 + Duration::from_secs(10);
         assert_eq!(
             plane.on_datagram(&consent_request(PASSWORD), from, at, &mut out),
@@ -568,10 +597,82 @@ mod tests {
         let n = peer.recv(&mut buf).await.unwrap();
         let reply = StunMessage::parse(&buf[..n]).expect("a STUN reply");
         assert!(reply.is_successful_binding_response());
-        assert_eq!(reply.mapped_address(), Some(from));
+        assert_eq!(reply.mapped_address(), Some(from.remote));
         // 20 s after start but 10 s after the check: still alive; 15 s after it: gone.
         assert!(plane.on_timeout(Some(t0), t0 + Duration::from_secs(20), &mut out));
         assert!(!plane.on_timeout(Some(t0), t0 + Duration::from_secs(25), &mut out));
+    }
+
+    fn nominating_request(password: &str) -> Vec<u8> {
+        let hmac = |key: &[u8], parts: &[&[u8]]| {
+            super::super::answer::crypto_provider()
+                .sha1_hmac_provider
+                .sha1_hmac(key, parts)
+        };
+        let request = StunMessage::binding_request("ours:theirs", TransId::new(), true, 7, 1, true);
+        let mut buf = [0u8; 256];
+        let n = request
+            .to_bytes(Some(password.as_bytes()), &mut buf, hmac)
+            .unwrap();
+        buf[..n].to_vec()
+    }
+
+    /// One datagram from `socket`, within 5 s.
+    async fn recv_one(socket: &UdpSocket) -> Vec<u8> {
+        let mut buf = [0u8; 2048];
+        let n = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buf))
+            .await
+            .expect("a datagram within 5 s")
+            .unwrap();
+        buf[..n].to_vec()
+    }
+
+    /// A check on another pair is answered on that pair but moves nothing, nor renews the
+    /// media pair's consent; a check that nominates another pair moves the media there.
+    #[tokio::test]
+    async fn media_follows_the_nominated_pair_not_the_last_check() {
+        let t0 = Instant::now();
+        let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let there = at(other.local_addr().unwrap());
+
+        let (mut first, mut out, peer, _) = plane(t0).await;
+        // A plain check from elsewhere: answered there, media stays.
+        first.on_datagram(&consent_request(PASSWORD), there, t0, &mut out);
+        first.send_frame(&picture(1), 0, t0, &mut out);
+        out.flush();
+        assert!(StunMessage::parse(&recv_one(&other).await).is_ok());
+        assert_eq!(
+            recv_one(&peer).await[0],
+            RTP_VERSION,
+            "media still to the peer"
+        );
+        assert_eq!(first.path().remote, peer.local_addr().unwrap());
+        // It did not renew the media pair's consent.
+        assert!(!first.on_timeout(Some(t0), t0 + CONSENT_TIMEOUT, &mut out));
+
+        let (mut plane, mut out, peer, _) = plane(t0).await;
+        // A nomination of the other pair: the media goes there from now on.
+        plane.on_datagram(&nominating_request(PASSWORD), there, t0, &mut out);
+        plane.send_frame(&picture(1), 0, t0, &mut out);
+        out.flush();
+        assert!(StunMessage::parse(&recv_one(&other).await).is_ok());
+        assert_eq!(
+            recv_one(&other).await[0],
+            RTP_VERSION,
+            "media to the nominated pair"
+        );
+        assert_eq!(plane.path(), there);
+        let mut probe = [0u8; 64];
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), peer.recv(&mut probe))
+                .await
+                .is_err(),
+            "nothing to the old pair"
+        );
+        // A nomination with the wrong password moves nothing.
+        let forged = nominating_request("not-the-password-at-all");
+        plane.on_datagram(&forged, at(peer.local_addr().unwrap()), t0, &mut out);
+        assert_eq!(plane.path(), there);
     }
 
     #[tokio::test]
@@ -579,12 +680,12 @@ mod tests {
         let t0 = Instant::now();
         let (mut plane, mut out, peer, _) = plane(t0).await;
         let alert = [21, 0xFE, 0xFD, 0, 1, 0, 0, 0, 0, 0, 9, 0, 2, 1, 0];
-        let elsewhere: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let elsewhere = at("127.0.0.1:9".parse().unwrap());
         assert_eq!(
             plane.on_datagram(&alert, elsewhere, t0, &mut out),
             Heard::Nothing
         );
-        let from = peer.local_addr().unwrap();
+        let from = at(peer.local_addr().unwrap());
         assert_eq!(plane.on_datagram(&alert, from, t0, &mut out), Heard::Gone);
     }
 
@@ -604,7 +705,7 @@ mod tests {
     async fn a_check_with_the_wrong_password_is_ignored() {
         let t0 = Instant::now();
         let (mut plane, mut out, peer, _) = plane(t0).await;
-        let from = peer.local_addr().unwrap();
+        let from = at(peer.local_addr().unwrap());
         plane.on_datagram(
             &consent_request("not-the-password-at-all"),
             from,
@@ -620,7 +721,7 @@ mod tests {
     async fn a_nack_is_answered_on_the_rtx_stream_with_the_original_sequence_number() {
         let t0 = Instant::now();
         let (mut plane, mut out, peer, browsers) = plane(t0).await;
-        let from = peer.local_addr().unwrap();
+        let from = at(peer.local_addr().unwrap());
         // One picture of three packets at 100 ms (9000 ticks): sequence numbers 100–102.
         plane.send_frame(&picture(3), 100_000, t0, &mut out);
         out.flush();
@@ -676,7 +777,7 @@ mod tests {
     async fn picture_loss_is_heard_and_sender_reports_go_out() {
         let t0 = Instant::now();
         let (mut plane, mut out, peer, browsers) = plane(t0).await;
-        let from = peer.local_addr().unwrap();
+        let from = at(peer.local_addr().unwrap());
         let mut pli = vec![0x81, 206, 0, 2];
         pli.extend_from_slice(&0xAAAA_AAAAu32.to_be_bytes());
         pli.extend_from_slice(&VIDEO_SSRC.to_be_bytes());

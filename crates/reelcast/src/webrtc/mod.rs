@@ -6,12 +6,15 @@
 //! RTP time, keyframe gating (`viewer`); the SRTP keys the handshake exports
 //! (`dtls_keys`), and once connected, the viewer's media without str0m: RTP, SRTP and RTCP
 //! (`media_plane`, `srtp`); cutting frames into RTP payloads once per feed for all its
-//! viewers (`packets`); sending datagrams in segmented batches (`outbox`).
+//! viewers (`packets`); sending datagrams in segmented batches (`outbox`); the media
+//! socket, which tells each datagram's local address so answers leave from it (`udp`);
+//! which addresses we announce (`announce`).
 //!
 //! Must not: read files, parse MP4, know stream names or signalling. It receives finished
 //! [`Frame`](crate::media::Frame)s on *feeds* (one feed per stream) and fans each frame out
 //! to the feed's viewers. Everything per-stream (demux, transcoding) has happened before.
 
+mod announce;
 mod answer;
 mod dtls_keys;
 #[cfg(feature = "fuzzing")]
@@ -22,10 +25,13 @@ mod media_plane;
 mod outbox;
 mod packets;
 mod srtp;
+mod udp;
 mod viewer;
 
+pub use announce::announced_ips;
 pub use answer::{Accepted, RtcFactory};
 pub use hub::{FeedId, RtcHub, ViewerEvent, ViewerEvents, ViewerId, ViewerPlan};
+pub use udp::bind as bind_media_port;
 
 /// Why a WebRTC session could not be set up. Display strings are what a user reads.
 #[derive(Debug, thiserror::Error)]

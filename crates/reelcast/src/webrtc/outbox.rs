@@ -9,12 +9,17 @@
 //! `UDP_SEGMENT` takes: the stack is walked once per picture per viewer, not per packet.
 //! Where the kernel refuses it (older than 4.18), packets go out one by one, as before.
 //!
+//! Every message leaves from the local address its peer wrote to ([`Path`]): a
+//! packet-info control message (`IP_PKTINFO`, `IPV6_PKTINFO`) sets its source. One system
+//! call takes one set of control messages, so the messages of a batch are grouped by
+//! source address (order is kept per peer, which always has one source at a time).
+//!
 //! Datagrams wait here only until the hub finishes the event it is handling (it flushes
 //! after every command, datagram and timeout), so batching adds no latency worth naming.
 //! Bytes are kept in arenas reused from flush to flush: no allocation per datagram.
 
 use std::io::IoSlice;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
@@ -22,6 +27,8 @@ use nix::errno::Errno;
 use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
 use tokio::net::UdpSocket;
 use tracing::{debug, warn};
+
+use super::udp::{self, Path};
 
 /// Messages per system call. The kernel takes up to 1,024; past a few dozen the saving
 /// per message no longer changes.
@@ -36,6 +43,8 @@ const MAX_TRAIN_BYTES: usize = 60_000;
 #[derive(Clone, Copy)]
 struct Message {
     to: SockaddrStorage,
+    /// The source address to send from (`None`: the kernel's choice).
+    from: Option<IpAddr>,
     start: usize,
     len: usize,
     segment: u16,
@@ -43,7 +52,7 @@ struct Message {
 
 /// Packets to one address being gathered into one segmented message.
 struct Train {
-    to: SocketAddr,
+    to: Path,
     start: usize,
     /// Size of every segment but the last.
     segment: usize,
@@ -62,11 +71,15 @@ pub(super) struct Outbox {
     train: Option<Train>,
     /// False once the kernel refused a segmented message.
     segmentation: bool,
+    /// The socket is IPv6 (dual-stack): IPv4 addresses go out v4-mapped.
+    v6_socket: bool,
 }
 
 impl Outbox {
     pub fn new(socket: Arc<UdpSocket>) -> Self {
+        let v6_socket = socket.local_addr().is_ok_and(|a| a.is_ipv6());
         Outbox {
+            v6_socket,
             socket,
             bytes: Vec::new(),
             messages: Vec::new(),
@@ -76,7 +89,7 @@ impl Outbox {
     }
 
     /// Queues a datagram on its own (handshakes, RTCP, STUN).
-    pub fn push(&mut self, to: SocketAddr, datagram: &[u8]) {
+    pub fn push(&mut self, to: Path, datagram: &[u8]) {
         self.end_train();
         let start = self.bytes.len();
         self.bytes.extend_from_slice(datagram);
@@ -85,7 +98,7 @@ impl Outbox {
 
     /// Queues an RTP packet. Consecutive packets to the same address of the same size,
     /// perhaps ended by one shorter packet, leave as one segmented message.
-    pub fn push_packet(&mut self, to: SocketAddr, packet: &[u8]) {
+    pub fn push_packet(&mut self, to: Path, packet: &[u8]) {
         let joins = self.segmentation
             && self.train.as_ref().is_some_and(|t| {
                 t.to == to
@@ -124,9 +137,10 @@ impl Outbox {
         self.queue(train.to, train.start, len, segment);
     }
 
-    fn queue(&mut self, to: SocketAddr, start: usize, len: usize, segment: u16) {
+    fn queue(&mut self, to: Path, start: usize, len: usize, segment: u16) {
         self.messages.push(Message {
-            to: SockaddrStorage::from(to),
+            to: SockaddrStorage::from(udp::on_wire(to.remote, self.v6_socket)),
+            from: to.local,
             start,
             len,
             segment,
@@ -148,17 +162,21 @@ impl Outbox {
     /// segment size per call, which lone datagrams no larger than it may join (the kernel
     /// sends a message no longer than the segment size as it is).
     fn send_all(&mut self) {
+        // Stable: each peer's messages keep their order.
+        self.messages.sort_by_key(|m| m.from);
         let mut i = 0;
         while i < self.messages.len() {
             let (end, segment) = run_from(&self.messages[i..]);
             let end = i + end;
             let run = &self.messages[i..end];
-            if let Err(sent) = send(&self.socket, &self.bytes, run, segment) {
+            let from = run[0].from;
+            let v6 = self.v6_socket;
+            if let Err(sent) = send(&self.socket, &self.bytes, run, segment, from, v6) {
                 warn!("udp segmentation offload refused by the kernel: sending packets one by one");
                 self.segmentation = false;
                 let singles = split_into_datagrams(&run[sent..]);
                 for chunk in singles.chunks(BATCH) {
-                    let _ = send(&self.socket, &self.bytes, chunk, None);
+                    let _ = send(&self.socket, &self.bytes, chunk, None, from, v6);
                 }
             }
             i = end;
@@ -170,11 +188,15 @@ impl Outbox {
 }
 
 /// The longest run at the start of `messages` (at most [`BATCH`]) that one system call can
-/// send, and its segment size.
+/// send, and its segment size. A run has one source address.
 fn run_from(messages: &[Message]) -> (usize, Option<u16>) {
     let mut segment: Option<u16> = None;
     let mut largest_lone = 0;
+    let from = messages.first().and_then(|m| m.from);
     for (i, m) in messages.iter().enumerate().take(BATCH) {
+        if m.from != from {
+            return (i, segment);
+        }
         if m.segment > 0 {
             match segment {
                 None if largest_lone <= usize::from(m.segment) => segment = Some(m.segment),
@@ -214,23 +236,42 @@ fn split_into_datagrams(messages: &[Message]) -> Vec<Message> {
     out
 }
 
-/// Sends `messages` (at most [`BATCH`]) with `segment` as the segment size of each.
-/// `Err(n)` when the kernel refused segmentation after `n` messages went out: the caller
-/// sends the rest another way.
+/// Sends `messages` (at most [`BATCH`]) with `segment` as the segment size of each, from
+/// the source address `from`. `Err(n)` when the kernel refused segmentation after `n`
+/// messages went out: the caller sends the rest another way.
 fn send(
     socket: &UdpSocket,
     bytes: &[u8],
     messages: &[Message],
     segment: Option<u16>,
+    from: Option<IpAddr>,
+    v6_socket: bool,
 ) -> Result<(), usize> {
     if messages.is_empty() {
         return Ok(());
     }
-    let cmsg_space = segment.map(|_| nix::cmsg_space!(u16));
-    let mut headers = MultiHeaders::preallocate(messages.len(), cmsg_space);
     let segment_size = segment.unwrap_or(0);
-    let gso = [ControlMessage::UdpGsoSegments(&segment_size)];
-    let cmsgs: &[ControlMessage] = if segment.is_some() { &gso } else { &[] };
+    let source = from.map(|ip| SourceInfo::new(ip, v6_socket));
+    // Exactly the room the control messages take: the kernel reads the whole buffer
+    // given, and a zeroed tail is an invalid message (EINVAL).
+    let cmsg_space = match (segment.is_some(), &source) {
+        (false, None) => None,
+        (true, None) => Some(nix::cmsg_space!(u16)),
+        (false, Some(SourceInfo::V4(_))) => Some(nix::cmsg_space!(nix::libc::in_pktinfo)),
+        (false, Some(SourceInfo::V6(_))) => Some(nix::cmsg_space!(nix::libc::in6_pktinfo)),
+        (true, Some(SourceInfo::V4(_))) => Some(nix::cmsg_space!(u16, nix::libc::in_pktinfo)),
+        (true, Some(SourceInfo::V6(_))) => Some(nix::cmsg_space!(u16, nix::libc::in6_pktinfo)),
+    };
+    let mut headers = MultiHeaders::preallocate(messages.len(), cmsg_space);
+    let mut cmsgs: Vec<ControlMessage> = Vec::with_capacity(2);
+    if segment.is_some() {
+        cmsgs.push(ControlMessage::UdpGsoSegments(&segment_size));
+    }
+    match &source {
+        Some(SourceInfo::V4(info)) => cmsgs.push(ControlMessage::Ipv4PacketInfo(info)),
+        Some(SourceInfo::V6(info)) => cmsgs.push(ControlMessage::Ipv6PacketInfo(info)),
+        None => {}
+    }
     let addresses: Vec<Option<SockaddrStorage>> = messages.iter().map(|m| Some(m.to)).collect();
     let slices: Vec<[IoSlice<'_>; 1]> = messages
         .iter()
@@ -243,7 +284,7 @@ fn send(
             &mut headers,
             &slices[start..],
             &addresses[start..],
-            cmsgs,
+            &cmsgs,
             MsgFlags::MSG_DONTWAIT,
         )
         .map(|results| results.count());
@@ -272,9 +313,47 @@ fn send(
     Ok(())
 }
 
+/// A source address as the packet-info control message of the socket's family wants it.
+enum SourceInfo {
+    V4(nix::libc::in_pktinfo),
+    V6(nix::libc::in6_pktinfo),
+}
+
+impl SourceInfo {
+    fn new(ip: IpAddr, v6_socket: bool) -> Self {
+        match ip {
+            IpAddr::V4(v4) if !v6_socket => SourceInfo::V4(nix::libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: nix::libc::in_addr {
+                    s_addr: u32::from_ne_bytes(v4.octets()),
+                },
+                ipi_addr: nix::libc::in_addr { s_addr: 0 },
+            }),
+            // On a dual-stack socket an IPv4 source is given v4-mapped, like its peer.
+            IpAddr::V4(v4) => SourceInfo::V6(in6_pktinfo(v4.to_ipv6_mapped().octets())),
+            IpAddr::V6(v6) => SourceInfo::V6(in6_pktinfo(v6.octets())),
+        }
+    }
+}
+
+fn in6_pktinfo(octets: [u8; 16]) -> nix::libc::in6_pktinfo {
+    nix::libc::in6_pktinfo {
+        ipi6_addr: nix::libc::in6_addr { s6_addr: octets },
+        ipi6_ifindex: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
+
+    fn path(to: SocketAddr) -> Path {
+        Path {
+            remote: to,
+            local: None,
+        }
+    }
 
     #[tokio::test]
     async fn every_datagram_arrives_in_order_at_its_own_address() {
@@ -285,7 +364,7 @@ mod tests {
         // More than one batch, alternating between two receivers.
         for i in 0..(BATCH + 10) as u16 {
             let to = if i % 2 == 0 { &a } else { &b };
-            outbox.push(to.local_addr().unwrap(), &i.to_be_bytes());
+            outbox.push(path(to.local_addr().unwrap()), &i.to_be_bytes());
         }
         outbox.flush();
         let mut buf = [0u8; 8];
@@ -302,8 +381,8 @@ mod tests {
         let good = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let mut outbox = Outbox::new(Arc::new(sender));
         // An IPv6 destination on an IPv4 socket is refused by the kernel.
-        outbox.push("[::1]:9".parse().unwrap(), b"lost");
-        outbox.push(good.local_addr().unwrap(), b"kept");
+        outbox.push(path("[::1]:9".parse().unwrap()), b"lost");
+        outbox.push(path(good.local_addr().unwrap()), b"kept");
         outbox.flush();
         let mut buf = [0u8; 8];
         let n = good.recv(&mut buf).await.unwrap();
@@ -331,11 +410,11 @@ mod tests {
         for picture in 0..pictures {
             for to in [&a, &b] {
                 for (i, len) in sizes.iter().enumerate() {
-                    outbox.push_packet(to.local_addr().unwrap(), &packet(picture, i, *len));
+                    outbox.push_packet(path(to.local_addr().unwrap()), &packet(picture, i, *len));
                 }
             }
             // A single datagram between pictures ends any train.
-            outbox.push(a.local_addr().unwrap(), b"sr");
+            outbox.push(path(a.local_addr().unwrap()), b"sr");
         }
         outbox.flush();
         assert!(outbox.segmentation, "the kernel refused UDP_SEGMENT");
@@ -357,11 +436,47 @@ mod tests {
         }
     }
 
+    /// Datagrams and packet trains to peers that wrote to different local addresses, queued
+    /// interleaved on a socket bound to every address: each leaves from its own source.
+    #[tokio::test]
+    async fn each_datagram_leaves_from_the_source_its_path_names() {
+        let sender = udp::bind("0.0.0.0".parse().unwrap(), 0).unwrap();
+        let a = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.3:0").await.unwrap();
+        let port = sender.local_addr().unwrap().port();
+        let mut outbox = Outbox::new(Arc::new(sender));
+        let to = |s: &UdpSocket, from: &str| Path {
+            remote: s.local_addr().unwrap(),
+            local: Some(from.parse().unwrap()),
+        };
+        for i in 0..10u8 {
+            outbox.push(to(&a, "127.0.0.4"), &[i]);
+            outbox.push_packet(to(&b, "127.0.0.5"), &[i; 1000]);
+            outbox.push_packet(to(&b, "127.0.0.5"), &[i; 1000]);
+        }
+        outbox.flush();
+        let mut buf = [0u8; 2048];
+        for i in 0..10u8 {
+            let (n, from) = a.recv_from(&mut buf).await.unwrap();
+            assert_eq!(
+                (&buf[..n], from),
+                (&[i][..], SocketAddr::from(([127, 0, 0, 4], port)))
+            );
+            for _ in 0..2 {
+                let (n, from) = b.recv_from(&mut buf).await.unwrap();
+                assert_eq!(n, 1000);
+                assert_eq!(buf[0], i);
+                assert_eq!(from, SocketAddr::from(([127, 0, 0, 5], port)));
+            }
+        }
+    }
+
     #[test]
     fn runs_share_a_segment_size_and_take_lone_datagrams_that_fit() {
         let to = SockaddrStorage::from("127.0.0.1:9".parse::<SocketAddr>().unwrap());
         let m = |len, segment| Message {
             to,
+            from: None,
             start: 0,
             len,
             segment,

@@ -10,7 +10,7 @@
 //! SRTP contexts and sequence numbers, and whether video may flow yet (a decoder must start
 //! at a keyframe). RTP payloads are cut once per feed ([`RtpFrame`]) and shared.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,7 @@ use super::media_plane::{Heard, MediaPlane, OutTrack, RtxTrack};
 use super::outbox::Outbox;
 use super::packets::RtpFrame;
 use super::srtp::SrtpKeys;
+use super::udp::Path;
 use crate::media::MediaKind;
 
 /// A picture-loss request within this long after a keyframe went out is not answered:
@@ -39,9 +40,24 @@ const HANDSHAKE_LINGER: Duration = Duration::from_secs(5);
 /// its own RTP timestamp.
 const CATCH_UP_STEP_US: i64 = 12;
 
+/// Pairs remembered per viewer during the handshake (a browser checks one per candidate
+/// it has and address we announce): beyond this the oldest is forgotten.
+const MAX_LINKS: usize = 8;
+
 /// RTP clock rates: H.264 and Opus.
 const VIDEO_CLOCK_HZ: u32 = 90_000;
 const AUDIO_CLOCK_HZ: u32 = 48_000;
+
+/// A pair the browser's authenticated datagrams came on during the handshake: its
+/// address, the candidate str0m was told it wrote to, and our address it actually reached
+/// (which differs from the candidate behind NAT). str0m's transmits name the candidate;
+/// this gives the address to send from.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    remote: SocketAddr,
+    candidate: SocketAddr,
+    local: Option<IpAddr>,
+}
 
 /// Where the viewer's handshake stands.
 pub(super) struct Handshake {
@@ -63,8 +79,13 @@ pub(super) struct Viewer {
     /// str0m's engine while it is needed (see the module docs).
     handshake: Option<Box<Handshake>>,
     plane: Option<MediaPlane>,
-    /// The browser's address as last seen by the hub.
-    last_source: Option<SocketAddr>,
+    /// The pairs the browser's authenticated datagrams came on (see [`Link`]).
+    links: Vec<Link>,
+    /// The pair the browser nominated, as str0m sends its DTLS on it: where media goes.
+    nominated: Option<Path>,
+    /// Browser addresses proven since the hub last looked (authenticated ICE checks): the
+    /// hub routes their other datagrams here.
+    pub new_routes: Vec<SocketAddr>,
     /// Video is held back until a keyframe: a decoder cannot start anywhere else.
     awaiting_keyframe: bool,
     /// Any video written yet (a viewer joining mid-stream first gets the feed's GOP).
@@ -107,7 +128,9 @@ impl Viewer {
                 next_timeout: now,
             })),
             plane: None,
-            last_source: None,
+            links: Vec::new(),
+            nominated: None,
+            new_routes: Vec::new(),
             awaiting_keyframe: true,
             video_started: false,
             last_keyframe_sent: None,
@@ -123,20 +146,25 @@ impl Viewer {
         self.closed || self.handshake.as_ref().is_some_and(|h| !h.rtc.is_alive())
     }
 
-    /// Handles a datagram from the browser: RTCP goes to the media plane, the handshake's
-    /// STUN and DTLS to the engine while there is one, the rest to the media plane.
+    /// Handles a datagram from the browser, which came on `from` and which str0m is to see
+    /// as sent to our `candidate`: RTCP goes to the media plane, the handshake's STUN and
+    /// DTLS to the engine while there is one, the rest to the media plane.
     pub fn on_datagram(
         &mut self,
         data: &[u8],
-        source: SocketAddr,
-        announced: SocketAddr,
+        from: Path,
+        candidate: SocketAddr,
         now: Instant,
         out: &mut Outbox,
     ) {
-        self.last_source = Some(source);
         let to_plane = MediaPlane::is_rtcp_datagram(data) || self.handshake.is_none();
         if let (Some(plane), true) = (&mut self.plane, to_plane) {
-            match plane.on_datagram(data, source, now, out) {
+            let before = plane.path();
+            let heard = plane.on_datagram(data, from, now, out);
+            if plane.path() != before {
+                self.new_routes.push(plane.path().remote);
+            }
+            match heard {
                 Heard::Nothing => {}
                 Heard::KeyframeRequest => self.on_keyframe_request(),
                 Heard::Gone => self.close("Stopped by session disconnect"),
@@ -155,20 +183,52 @@ impl Viewer {
             now,
             str0m::net::Receive {
                 proto: str0m::net::Protocol::Udp,
-                source,
-                // The engine only knows the announced address; behind NAT the socket's own
-                // address differs, so present every datagram as sent to the announced one.
-                destination: announced,
+                source: from.remote,
+                // The engine knows only the announced candidates; behind NAT the address a
+                // datagram reached differs, so the hub names the candidate it stands for.
+                destination: candidate,
                 contents,
             },
         );
+        // For STUN this checks the message's integrity with our password; anything else
+        // is accepted only from a pair already checked.
         if !handshake.rtc.accepts(&input) {
             return;
         }
+        let is_stun = matches!(data.first(), Some(0..=3));
+        if self.remember_link(from, candidate) && is_stun {
+            self.new_routes.push(from.remote);
+        }
+        // A nomination while the engine lingers after connecting moves the media too.
+        if let (Some(plane), true) = (&mut self.plane, is_stun && nominates(data)) {
+            plane.follow(from);
+            self.new_routes.push(from.remote);
+        }
+        let Some(handshake) = &mut self.handshake else {
+            return;
+        };
         if let Err(e) = handshake.rtc.handle_input(input) {
-            warn!(viewer = self.id.0, "bad input from {source}: {e}");
+            warn!(viewer = self.id.0, "bad input: {e}");
         }
         self.drain(now, out);
+    }
+
+    /// Notes the pair a datagram came on; true when it is new.
+    fn remember_link(&mut self, from: Path, candidate: SocketAddr) -> bool {
+        let same = |l: &Link| l.remote == from.remote && l.candidate == candidate;
+        if let Some(link) = self.links.iter_mut().find(|l| same(l)) {
+            link.local = from.local;
+            return false;
+        }
+        if self.links.len() >= MAX_LINKS {
+            self.links.remove(0);
+        }
+        self.links.push(Link {
+            remote: from.remote,
+            candidate,
+            local: from.local,
+        });
+        true
     }
 
     /// Drives the engine and the media plane at `now`; `epoch` is the feed's stream time 0.
@@ -207,7 +267,15 @@ impl Viewer {
                     handshake.next_timeout = t;
                     break;
                 }
-                Ok(Output::Transmit(t)) => out.push(t.destination, &t.contents),
+                Ok(Output::Transmit(t)) => {
+                    let path = path_for(&self.links, t.destination, t.source);
+                    // str0m sends anything but its STUN answers (DTLS) only on the pair
+                    // the browser nominated.
+                    if !matches!(t.contents.first(), Some(0..=3)) {
+                        self.nominated = Some(path);
+                    }
+                    out.push(path, &t.contents);
+                }
                 Ok(Output::Event(event)) => events.push(event),
                 Err(e) => {
                     warn!(viewer = self.id.0, "WebRTC engine failed: {e}");
@@ -267,7 +335,7 @@ impl Viewer {
         if handshake.connected_at.is_none() {
             return;
         }
-        let (Some(peer), Some(exported)) = (self.last_source, handshake.keys.take()) else {
+        let (Some(path), Some(exported)) = (self.nominated, handshake.keys.take()) else {
             // str0m reports the connection only after DTLS exported its keys, which the
             // wrapped provider copied: missing keys mean that wrapping is broken.
             warn!(
@@ -306,7 +374,7 @@ impl Viewer {
             );
         }
         self.plane = Some(MediaPlane::new(
-            peer,
+            path,
             &keys,
             provider,
             &handshake.ice_password,
@@ -487,4 +555,23 @@ fn audio_track(rtc: &mut Rtc, mid: Mid) -> Option<OutTrack> {
 /// roll-over counter a browser infers from the first packets cannot be off by one.
 fn random_u16() -> u16 {
     fastrand::u16(..0x8000)
+}
+
+/// The pair for a datagram str0m sends from our `candidate` to `remote`: from the address
+/// that browser address reached (by that candidate, else by any).
+fn path_for(links: &[Link], remote: SocketAddr, candidate: SocketAddr) -> Path {
+    let link = links
+        .iter()
+        .rev()
+        .find(|l| l.remote == remote && l.candidate == candidate)
+        .or_else(|| links.iter().rev().find(|l| l.remote == remote));
+    Path {
+        remote,
+        local: link.and_then(|l| l.local),
+    }
+}
+
+/// True for an ICE check that nominates its pair (USE-CANDIDATE).
+fn nominates(data: &[u8]) -> bool {
+    str0m::ice::StunMessage::parse(data).is_ok_and(|m| m.is_binding_request() && m.use_candidate())
 }
