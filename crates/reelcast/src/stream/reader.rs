@@ -19,6 +19,7 @@ use codec::h264::{self, AvcConfig};
 use mp4::{Codec, Movie, MovieOpener, OpenStep, SampleInfo, SampleWalker, Track, WalkStep};
 use tracing::warn;
 
+use super::pacer::AUDIO_LEAD_US;
 use super::read_ahead::FrameSource;
 use super::StreamError;
 use crate::media::{Frame, MediaKind};
@@ -361,13 +362,7 @@ impl AudioTrack {
             match &mut self.codec {
                 // Opus pre-skip makes the first packet start before 0: cut, as the edit says.
                 AudioCodec::Opus if pts_us < 0 => {}
-                AudioCodec::Opus => self.pending.push_back(Frame {
-                    kind: MediaKind::Audio,
-                    dts_us: pts_us,
-                    pts_us,
-                    keyframe: true,
-                    data: Arc::from(&bytes[..]),
-                }),
+                AudioCodec::Opus => self.pending.push_back(audio_frame(pts_us, &bytes)),
                 AudioCodec::Aac(t) => match t.push(&bytes, pts_us) {
                     // Packets before stream time 0 are the encoder's priming, which the
                     // edit list cuts: sending them would put two packets on RTP time 0.
@@ -392,12 +387,17 @@ impl<S: ByteSource> FrameSource for MediaReader<S> {
 }
 
 fn opus_frame(p: codec::audio::OpusPacket) -> Frame {
+    audio_frame(p.pts_us, &p.data)
+}
+
+/// An Opus packet at `pts_us`, due to leave [`AUDIO_LEAD_US`] before its time.
+fn audio_frame(pts_us: i64, data: &[u8]) -> Frame {
     Frame {
         kind: MediaKind::Audio,
-        dts_us: p.pts_us,
-        pts_us: p.pts_us,
+        dts_us: pts_us - AUDIO_LEAD_US,
+        pts_us,
         keyframe: true,
-        data: Arc::from(&p.data[..]),
+        data: Arc::from(data),
     }
 }
 
@@ -524,6 +524,13 @@ mod tests {
         let video = frames.len() - audio;
         assert_eq!(video, 75, "3 s at 25 fps");
         assert!((148..=152).contains(&audio), "{audio} Opus packets for 3 s");
+        for f in frames.iter().filter(|f| f.kind == MediaKind::Audio) {
+            assert_eq!(
+                f.dts_us,
+                f.pts_us - AUDIO_LEAD_US,
+                "audio leaves ahead of its time"
+            );
+        }
         // The pacer sends frames in this order, each at its dts: a frame behind one with a
         // later dts leaves late. Taken in AAC order, Opus packets came 20-60 ms late.
         for pair in frames.windows(2) {
