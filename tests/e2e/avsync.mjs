@@ -131,16 +131,16 @@ export async function readAv(page, i) {
 }
 
 /**
- * Audio-minus-video offsets (ms) of a record: for each flash shown at least `skipMs` after
- * the first one, the beep whose onset is nearest to it (within ±450 ms: flashes are a
- * second apart).
+ * Audio-minus-video offsets (ms) of a record: for each flash shown from `skipMs` to
+ * `skipMs + spanMs` after the first one, the beep whose onset is nearest to it (within
+ * ±450 ms: flashes are a second apart).
  */
-export function avOffsets(rec, { skipMs = 0 } = {}) {
+export function avOffsets(rec, { skipMs = 0, spanMs = Infinity } = {}) {
   if (!rec.flashes.length) return [];
   const from = rec.flashes[0] + skipMs;
   const out = [];
   for (const f of rec.flashes) {
-    if (f < from) continue;
+    if (f < from || f >= from + spanMs) continue;
     let best = null;
     for (const b of rec.beeps) if (Math.abs(b - f) <= 450 && (best === null || Math.abs(b - f) < Math.abs(best - f))) best = b;
     if (best !== null) out.push(best - f);
