@@ -15,6 +15,8 @@
 // hand the same way:
 //   ip netns add ls && ip netns exec ls ip link set lo up
 //   ip netns exec ls node tests/e2e/lipsync_probe.mjs vod; ip netns del ls
+// LIPSYNC_RAW=1 adds each flash and beep time and, per second, the receiver's own audio
+// and video jitter-buffer delays and targets (getStats): what found the causes.
 
 import { readFileSync } from 'node:fs';
 import {
