@@ -18,7 +18,9 @@ pub enum MediaKind {
 #[derive(Debug, Clone)]
 pub struct Frame {
     pub kind: MediaKind,
-    /// Decode time: frames of one kind are delivered in this order.
+    /// When the frame is due to leave, and the order frames are read in: a picture's
+    /// decode time; an audio packet's presentation time less
+    /// [`AUDIO_LEAD_US`](crate::stream::pacer::AUDIO_LEAD_US).
     pub dts_us: i64,
     /// Presentation time: what RTP timestamps are made from.
     pub pts_us: i64,

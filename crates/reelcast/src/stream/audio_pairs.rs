@@ -6,7 +6,8 @@
 //! server. Two audio packets of equal size to one viewer, queued back to back, leave as one
 //! segmented message (`webrtc::outbox`); the transcoder's Opus is constant-bitrate so its
 //! packets are. The first of a pair waits for the second, 20 ms: a browser's jitter buffer
-//! takes that in its stride, and lip sync comes from timestamps, not arrival times.
+//! takes that in its stride, and audio leaves ahead of its time by more than that
+//! ([`super::pacer::AUDIO_LEAD_US`]), so the first of a pair still arrives early.
 //!
 //! Sans-IO: callers pass `now` and send what they are handed. A frame is never held longer
 //! than [`MAX_HOLD`], so a gap in the audio, a last frame or a file with longer audio

@@ -2,6 +2,9 @@
 //! time on the stream clock ([`PacingClock`]), and audio then waits for its partner
 //! ([`AudioPairs`]). Both stream tasks (personal VOD and live translation) pace through
 //! this, so they have one timer for it: [`Pacer::wake_at`].
+//!
+//! A frame is due at its `dts`; the reader makes an audio frame's `dts` its time less
+//! [`AUDIO_LEAD_US`], so audio leaves ahead of the pictures of the same time (see there).
 
 use std::time::Instant;
 
@@ -9,6 +12,17 @@ use super::audio_pairs::AudioPairs;
 use super::PacingClock;
 use crate::media::Frame;
 use crate::webrtc::{FeedId, RtcHub};
+
+/// How long before its time an audio packet leaves. RTP timestamps and sender reports
+/// stay exact; only the send time moves. Why: a browser holds audio longer than video
+/// before playing it (Chromium: the audio jitter buffer's 40-60 ms, 20 ms of it for a
+/// packet's length, plus the 20 ms a packet waits for its partner here, against ~10 ms
+/// for pictures), and its A/V sync closes such a gap only by about an eighth a second
+/// (and not at all below 30 ms). Sent at the same stream time, the sound of the first
+/// ~10 s came 50-60 ms after its picture; sent this much earlier it arrives with the
+/// lead the browser then spends buffering it, and is in sync from the first second
+/// (measured: tests/e2e/lipsync.test.mjs, docs/DESIGN.md "Pacing and A/V sync").
+pub const AUDIO_LEAD_US: i64 = 80_000;
 
 /// The frame waiting for its time, the audio frame waiting for its partner, and what has
 /// gone out so far.

@@ -20,6 +20,7 @@ use mp4::{Codec, Movie, MovieOpener, OpenStep, SampleInfo, SampleWalker, Track, 
 use tracing::warn;
 
 use super::budget::{MemoryBudget, Reservation};
+use super::pacer::AUDIO_LEAD_US;
 use super::read_ahead::FrameSource;
 use super::StreamError;
 use crate::media::{Frame, MediaKind};
@@ -299,31 +300,27 @@ impl<S: ByteSource> MediaReader<S> {
     }
 
     /// The next frame in decode order across tracks, `None` at the end of the file.
+    ///
+    /// Audio is ordered by the time of each Opus packet, not of the AAC frame that
+    /// completed it: a packet comes out of the transcoder only once the AAC after it has
+    /// gone in (one AAC frame is 21–23 ms, the decoder and resampler hold some back), so
+    /// taken in AAC order it would follow the pictures of the next 20–60 ms and reach the
+    /// browser that much after its sender-report time. The browser's A/V sync corrects
+    /// that only a few ms a second: the sound of the first seconds came late.
     pub fn read_frame(&mut self) -> Result<Option<Frame>, StreamError> {
-        loop {
-            let video_dts = match self.video.as_mut() {
-                Some(v) => v.lane.next_dts_us(&self.source)?,
-                None => None,
-            };
-            let audio_dts = match self.audio.as_mut() {
-                Some(a) => match a.pending.front() {
-                    Some(f) => Some(f.dts_us),
-                    None => a.lane.next_dts_us(&self.source)?,
-                },
-                None => None,
-            };
-            let take_video = match (video_dts, audio_dts) {
-                (None, None) => return self.finish_audio(),
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some(v), Some(a)) => v <= a,
-            };
-            if take_video {
-                return self.read_video().map(Some);
-            }
-            if let Some(frame) = self.read_audio()? {
-                return Ok(Some(frame));
-            }
+        let video_dts = match self.video.as_mut() {
+            Some(v) => v.lane.next_dts_us(&self.source)?,
+            None => None,
+        };
+        let audio_dts = match self.audio.as_mut() {
+            Some(a) => a.next_dts_us(&self.source)?,
+            None => None,
+        };
+        match (video_dts, audio_dts) {
+            (None, None) => Ok(None),
+            (Some(v), Some(a)) if a < v => Ok(self.take_audio()),
+            (Some(_), _) => self.read_video().map(Some),
+            (None, Some(_)) => Ok(self.take_audio()),
         }
     }
 
@@ -348,57 +345,46 @@ impl<S: ByteSource> MediaReader<S> {
         })
     }
 
-    /// One audio frame if one is ready; `None` when an AAC frame produced no Opus packet yet.
-    fn read_audio(&mut self) -> Result<Option<Frame>, StreamError> {
-        // Invariant: only called when the audio track has pending frames or samples.
-        let a = self.audio.as_mut().expect("audio track present");
-        if let Some(frame) = a.pending.pop_front() {
-            return Ok(Some(frame));
-        }
-        let Some((i, sample)) = a.lane.take(&self.source)? else {
-            return Ok(None);
-        };
-        let bytes = self.source.read_at(sample.offset, sample.size as usize)?;
-        let (dts_us, pts_us) = sample_times_us(&a.lane.track, &sample);
-        match &mut a.codec {
-            // Opus pre-skip makes the first packet start before 0: cut, as the edit says.
-            AudioCodec::Opus if pts_us < 0 => Ok(None),
-            AudioCodec::Opus => Ok(Some(Frame {
-                kind: MediaKind::Audio,
-                dts_us: pts_us,
-                pts_us,
-                keyframe: true,
-                data: Arc::from(&bytes[..]),
-            })),
-            AudioCodec::Aac(t) => {
-                let _ = dts_us;
-                match t.push(&bytes, pts_us) {
+    /// The audio frame [`AudioTrack::next_dts_us`] made ready.
+    fn take_audio(&mut self) -> Option<Frame> {
+        self.audio.as_mut().and_then(|a| a.pending.pop_front())
+    }
+}
+
+impl AudioTrack {
+    /// The time of the next audio frame, reading and transcoding samples until there is
+    /// one (`None` at the end of the track, after what the transcoder still held).
+    fn next_dts_us(&mut self, source: &impl ByteSource) -> Result<Option<i64>, StreamError> {
+        while self.pending.is_empty() {
+            let Some((i, sample)) = self.lane.take(source)? else {
+                if let AudioCodec::Aac(t) = &mut self.codec {
+                    // Empty once flushed: the transcoder's run is over.
+                    if let Ok(packets) = t.flush() {
+                        self.pending.extend(packets.into_iter().map(opus_frame));
+                    }
+                }
+                break;
+            };
+            let bytes = source.read_at(sample.offset, sample.size as usize)?;
+            let (_, pts_us) = sample_times_us(&self.lane.track, &sample);
+            match &mut self.codec {
+                // Opus pre-skip makes the first packet start before 0: cut, as the edit says.
+                AudioCodec::Opus if pts_us < 0 => {}
+                AudioCodec::Opus => self.pending.push_back(audio_frame(pts_us, &bytes)),
+                AudioCodec::Aac(t) => match t.push(&bytes, pts_us) {
                     // Packets before stream time 0 are the encoder's priming, which the
                     // edit list cuts: sending them would put two packets on RTP time 0.
-                    Ok(packets) => a.pending.extend(
+                    Ok(packets) => self.pending.extend(
                         packets
                             .into_iter()
                             .filter(|p| p.pts_us >= 0)
                             .map(opus_frame),
                     ),
                     Err(e) => warn!("AAC frame {i} skipped: {e}"),
-                }
-                Ok(a.pending.pop_front())
+                },
             }
         }
-    }
-
-    /// At the end: what the transcoder still holds, then `None`.
-    fn finish_audio(&mut self) -> Result<Option<Frame>, StreamError> {
-        let Some(a) = self.audio.as_mut() else {
-            return Ok(None);
-        };
-        if let AudioCodec::Aac(t) = &mut a.codec {
-            if let Ok(packets) = t.flush() {
-                a.pending.extend(packets.into_iter().map(opus_frame));
-            }
-        }
-        Ok(a.pending.pop_front())
+        Ok(self.pending.front().map(|f| f.dts_us))
     }
 }
 
@@ -409,12 +395,17 @@ impl<S: ByteSource> FrameSource for MediaReader<S> {
 }
 
 fn opus_frame(p: codec::audio::OpusPacket) -> Frame {
+    audio_frame(p.pts_us, &p.data)
+}
+
+/// An Opus packet at `pts_us`, due to leave [`AUDIO_LEAD_US`] before its time.
+fn audio_frame(pts_us: i64, data: &[u8]) -> Frame {
     Frame {
         kind: MediaKind::Audio,
-        dts_us: p.pts_us,
-        pts_us: p.pts_us,
+        dts_us: pts_us - AUDIO_LEAD_US,
+        pts_us,
         keyframe: true,
-        data: Arc::from(&p.data[..]),
+        data: Arc::from(data),
     }
 }
 
@@ -518,6 +509,7 @@ fn has_reordering(track: &Track) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     /// A file held in memory.
     struct Memory(Bytes);
@@ -578,5 +570,73 @@ mod tests {
         let reader = MediaReader::open_within(Memory(sample()), &budget).unwrap();
         assert_eq!(budget.used(), 0);
         drop(reader);
+    }
+
+    /// The lip-sync probe as scripts/make-test-media makes it, shorter: black with a white
+    /// picture and a 1 kHz beep starting at each whole second; AAC at 44.1 kHz (23.2 ms
+    /// frames against Opus' 20 ms, through the resampler). `None` without ffmpeg
+    /// (a failure under CI=true).
+    fn probe_file(seconds: u32) -> Option<Bytes> {
+        if !test_support::tools_available(&["ffmpeg"], "the A/V order tests") {
+            return None;
+        }
+        let path = test_support::temp_dir("reader").join(format!("probe{seconds}.mp4"));
+        let video = format!(
+            "color=c=black:s=160x120:r=25:d={seconds},drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='lt(mod(t,1),0.12)'"
+        );
+        let audio = format!(
+            "aevalsrc=exprs='if(lt(mod(t,1),0.1),0.5*sin(2*PI*1000*t),0)':s=44100:d={seconds}:c=stereo"
+        );
+        let status = Command::new("ffmpeg")
+            .args([
+                "-v", "error", "-y", "-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", &audio,
+            ])
+            .args([
+                "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "25",
+            ])
+            .args(["-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart"])
+            .arg(&path)
+            .status()
+            .expect("ffmpeg ran a moment ago");
+        assert!(status.success(), "ffmpeg failed ({status})");
+        let data = std::fs::read(&path).expect("ffmpeg wrote its output");
+        let _ = std::fs::remove_file(&path);
+        Some(Bytes::from(data))
+    }
+
+    fn all_frames(file: Bytes) -> Vec<Frame> {
+        let mut reader = MediaReader::open(Memory(file)).expect("the probe file opens");
+        std::iter::from_fn(|| reader.read_frame().expect("the probe file reads")).collect()
+    }
+
+    #[test]
+    fn frames_come_in_the_order_they_are_due_audio_by_its_own_packet_time() {
+        let Some(file) = probe_file(3) else {
+            return;
+        };
+        let frames = all_frames(file);
+        let audio = frames.iter().filter(|f| f.kind == MediaKind::Audio).count();
+        let video = frames.len() - audio;
+        assert_eq!(video, 75, "3 s at 25 fps");
+        assert!((148..=152).contains(&audio), "{audio} Opus packets for 3 s");
+        for f in frames.iter().filter(|f| f.kind == MediaKind::Audio) {
+            assert_eq!(
+                f.dts_us,
+                f.pts_us - AUDIO_LEAD_US,
+                "audio leaves ahead of its time"
+            );
+        }
+        // The pacer sends frames in this order, each at its dts: a frame behind one with a
+        // later dts leaves late. Taken in AAC order, Opus packets came 20-60 ms late.
+        for pair in frames.windows(2) {
+            assert!(
+                pair[0].dts_us <= pair[1].dts_us,
+                "{:?} at {} us is read before {:?} at {} us",
+                pair[0].kind,
+                pair[0].dts_us,
+                pair[1].kind,
+                pair[1].dts_us
+            );
+        }
     }
 }
