@@ -15,13 +15,15 @@ use crate::server::ServerContext;
 use crate::source::{PlayMode, StreamUri};
 use crate::stream::live::{self, StartError, TranslationHandle, TranslationSpec};
 use crate::stream::open::open_media;
-use crate::stream::registry::{PlayKind, PlayRecord};
+use crate::stream::registry::{PlayKey, PlayKind, PlayRecord};
 use crate::stream::vod::PersonalVod;
 use crate::stream::{MediaInfo, Stopper, StreamError, StreamStatus};
 use crate::webrtc::{FeedId, ViewerId, ViewerPlan};
 
 /// A stream that has been answered and is starting.
 pub struct Playback {
+    /// Which play this is, unique whatever ids the client reuses.
+    pub key: PlayKey,
     pub answer_sdp: String,
     pub stopper: Stopper,
     /// PLAYING, then STOPPED or FAILED.
@@ -126,6 +128,7 @@ fn join_translation(
     let handle = translation.clone();
     let stopper = Stopper::new(move |reason| handle.leave(viewer, reason));
     let record = PlayRecord {
+        key: PlayKey::next(),
         media_session_id: requester.media_session_id.to_string(),
         name: name.to_string(),
         uri: translation.uri.clone(),
@@ -177,6 +180,7 @@ async fn start_personal(
     }
     .spawn(reader);
     let record = PlayRecord {
+        key: PlayKey::next(),
         media_session_id: requester.media_session_id.to_string(),
         name: name.to_string(),
         uri: uri.uri_string(),
@@ -206,7 +210,7 @@ fn registered(
 ) -> Playback {
     let (outer_tx, statuses): (UnboundedSender<StreamStatus>, _) = mpsc::unbounded_channel();
     let registry = Arc::clone(&ctx.registry);
-    let id = record.media_session_id.clone();
+    let key = record.key;
     let stopper = record.stopper.clone();
     let info = record.info.clone();
     registry.add_play(record);
@@ -218,9 +222,10 @@ fn registered(
                 break;
             }
         }
-        registry.remove_play(&id);
+        registry.remove_play(key);
     });
     Playback {
+        key,
         answer_sdp,
         stopper,
         statuses,

@@ -18,6 +18,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::playback::{self, Playback, Requester};
 use crate::server::ServerContext;
+use crate::stream::registry::PlayKey;
 use crate::stream::{Stopper, StreamStatus};
 
 #[derive(Deserialize)]
@@ -46,10 +47,15 @@ fn message(name: &str, data: Value) -> String {
 /// What a connection's stream tasks tell its socket loop.
 enum Outgoing {
     Text(String),
-    Ended(String),
+    /// The play `key` (known to the client as media session id `.0`) has ended.
+    Ended(String, PlayKey),
 }
 
+/// A play of this session, under the media session id the client gave it. The key tells
+/// this play from an earlier one under the same id (the client may reuse ids): the end
+/// of the earlier one must not forget the later one.
 struct PlayingStream {
+    key: PlayKey,
     stopper: Stopper,
 }
 
@@ -103,8 +109,10 @@ impl Session {
                 Some(out) = self.out_rx.recv() => {
                     let text = match out {
                         Outgoing::Text(text) => text,
-                        Outgoing::Ended(id) => {
-                            self.streams.remove(&id);
+                        Outgoing::Ended(id, key) => {
+                            if self.streams.get(&id).is_some_and(|s| s.key == key) {
+                                self.streams.remove(&id);
+                            }
                             continue;
                         }
                     };
@@ -191,7 +199,7 @@ impl Session {
                 &id,
                 &name,
                 "FAILED",
-                "Stream name is already in use",
+                "MediaSessionId is already in use",
             )];
         }
         let Some(offer) = req.sdp.filter(|s| !s.is_empty()) else {
@@ -207,12 +215,14 @@ impl Session {
                 vec![status(&id, &name, "FAILED", &e.to_string())]
             }
             Ok(Playback {
+                key,
                 answer_sdp,
                 stopper,
                 mut statuses,
                 info: media,
             }) => {
-                self.streams.insert(id.clone(), PlayingStream { stopper });
+                self.streams
+                    .insert(id.clone(), PlayingStream { key, stopper });
                 let out = self.out_tx.clone();
                 let (sid, sname) = (id.clone(), name.clone());
                 tokio::spawn(async move {
@@ -228,7 +238,7 @@ impl Session {
                         }
                         let _ = out.send(Outgoing::Text(text));
                         if last {
-                            let _ = out.send(Outgoing::Ended(sid.clone()));
+                            let _ = out.send(Outgoing::Ended(sid.clone(), key));
                             break;
                         }
                     }
