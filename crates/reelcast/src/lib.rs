@@ -2,6 +2,8 @@
 //! protocol of Flashphoner Web Call Server so existing WCS apps work unchanged.
 
 pub mod config;
+pub mod gate;
+pub mod http_conn;
 pub mod media;
 pub mod playback;
 pub mod rest;
