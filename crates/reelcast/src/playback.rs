@@ -18,7 +18,7 @@ use crate::stream::open::open_media;
 use crate::stream::registry::{PlayKey, PlayKind, PlayRecord};
 use crate::stream::vod::PersonalVod;
 use crate::stream::{MediaInfo, Stopper, StreamError, StreamStatus};
-use crate::webrtc::{FeedId, ViewerId, ViewerPlan};
+use crate::webrtc::{FeedId, ViewerId, ViewerPlan, WebRtcError};
 
 /// A stream that has been answered and is starting.
 pub struct Playback {
@@ -109,7 +109,7 @@ fn join_translation(
     let accepted = ctx
         .rtc
         .accept_offer(offer_sdp, Instant::now())
-        .map_err(|e| StreamError::Other(e.to_string()))?;
+        .map_err(offer_refused)?;
     let answer_sdp = accepted.answer_sdp.clone();
     let info = translation.info.clone();
     let viewer = ViewerId::next();
@@ -154,13 +154,13 @@ async fn start_personal(
     let location = uri.location.clone();
     let reader = tokio::task::spawn_blocking(move || open_media(&settings, &location))
         .await
-        .map_err(|e| StreamError::Other(format!("internal error opening the file: {e}")))??;
+        .map_err(|e| StreamError::internal("opening the file", &e))??;
     let info = reader.info().clone();
 
     let accepted = ctx
         .rtc
         .accept_offer(offer_sdp, Instant::now())
-        .map_err(|e| StreamError::Other(e.to_string()))?;
+        .map_err(offer_refused)?;
     let answer_sdp = accepted.answer_sdp.clone();
 
     let viewer = ViewerId::next();
@@ -191,6 +191,15 @@ async fn start_personal(
         stopper,
     };
     Ok(registered(ctx, record, answer_sdp, status_rx))
+}
+
+/// What a viewer is told when its offer cannot be answered: the offer's fault in plain
+/// words, or, for our own failure, WCS's `Failed by error` (the details go to the log).
+fn offer_refused(e: WebRtcError) -> StreamError {
+    match e {
+        WebRtcError::Setup(detail) => StreamError::internal("answering the offer", &detail),
+        plain => StreamError::Other(plain.to_string()),
+    }
 }
 
 fn plan(info: &MediaInfo) -> ViewerPlan {

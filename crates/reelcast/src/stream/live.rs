@@ -132,7 +132,7 @@ pub async fn start(
     let (settings_copy, location) = (settings.clone(), spec.uri.location.clone());
     let reader = tokio::task::spawn_blocking(move || open_media(&settings_copy, &location))
         .await
-        .map_err(|e| StreamError::Other(format!("internal error opening the file: {e}")))??;
+        .map_err(|e| StreamError::internal("opening the file", &e))??;
 
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (viewer_events, event_rx) = mpsc::unbounded_channel();

@@ -16,6 +16,8 @@ use str0m::crypto::CryptoProvider;
 use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, IceCreds, Rtc};
 
+use tracing::debug;
+
 use super::dtls_keys::{self, KeySlot};
 use super::WebRtcError;
 
@@ -68,8 +70,12 @@ impl RtcFactory {
 
     /// Accepts `offer_sdp` (the browser wants to receive) and answers it.
     pub fn accept_offer(&self, offer_sdp: &str, now: Instant) -> Result<Accepted, WebRtcError> {
-        let offer = SdpOffer::from_sdp_string(offer_sdp)
-            .map_err(|e| WebRtcError::BadOffer(e.to_string()))?;
+        // str0m's words stay in our log: its parse errors carry a heap address
+        // (`PointerOffset(0x7f…)`), nothing a client should read.
+        let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| {
+            debug!("offer not parsed: {e}");
+            WebRtcError::BadOffer("it is not an SDP description this server can read")
+        })?;
         let creds = IceCreds::new();
         let local_ufrag = creds.ufrag.clone();
         let ice_password = creds.pass.clone();
@@ -89,10 +95,10 @@ impl RtcFactory {
             .map_err(|e| WebRtcError::Setup(format!("bad host candidate: {e}")))?;
         rtc.add_local_candidate(candidate)
             .ok_or_else(|| WebRtcError::Setup("host candidate refused".into()))?;
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| WebRtcError::BadOffer(e.to_string()))?;
+        let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| {
+            debug!("offer not answered: {e}");
+            WebRtcError::BadOffer("it cannot be answered (its media sections are inconsistent)")
+        })?;
         Ok(Accepted {
             rtc,
             answer_sdp: one_media_stream(&answer.to_sdp_string()),
