@@ -189,6 +189,19 @@ mod tests {
     }
 
     #[test]
+    fn garbage_offers_fail_in_plain_words_without_internals() {
+        let factory = RtcFactory::new("127.0.0.1:9".parse().unwrap()).expect("factory");
+        for garbage in ["v=0\r\ngarbage", "hello", "v=0\r\nm=video x y z\r\n", ""] {
+            let Err(e) = factory.accept_offer(garbage, Instant::now()) else {
+                panic!("{garbage:?} was answered");
+            };
+            let text = e.to_string();
+            assert!(text.starts_with("Invalid SDP offer: "), "{text}");
+            assert!(!text.contains("0x") && !text.contains("Pointer"), "{text}");
+        }
+    }
+
+    #[test]
     fn answer_leaves_out_transport_wide_congestion_control() {
         let mut browser = Rtc::builder().build(Instant::now());
         let mut api = browser.sdp_api();
