@@ -110,6 +110,7 @@ fn join_translation(
         .rtc
         .accept_offer(offer_sdp, Instant::now())
         .map_err(offer_refused)?;
+    refuse_without_video(&accepted, &translation.info)?;
     let answer_sdp = accepted.answer_sdp.clone();
     let info = translation.info.clone();
     let viewer = ViewerId::next();
@@ -161,6 +162,7 @@ async fn start_personal(
         .rtc
         .accept_offer(offer_sdp, Instant::now())
         .map_err(offer_refused)?;
+    refuse_without_video(&accepted, &info)?;
     let answer_sdp = accepted.answer_sdp.clone();
 
     let viewer = ViewerId::next();
@@ -191,6 +193,18 @@ async fn start_personal(
         stopper,
     };
     Ok(registered(ctx, record, answer_sdp, status_rx))
+}
+
+/// A stream with video for a browser that offered no H.264 fails with WCS's words: it
+/// would play sound only while REST and the statuses said H.264 video was playing.
+fn refuse_without_video(
+    accepted: &crate::webrtc::Accepted,
+    info: &MediaInfo,
+) -> Result<(), StreamError> {
+    if info.has_video && !accepted.sends_video {
+        return Err(StreamError::Other("No common codecs".to_string()));
+    }
+    Ok(())
 }
 
 /// What a viewer is told when its offer cannot be answered: the offer's fault in plain

@@ -46,6 +46,8 @@ pub struct Accepted {
     pub(crate) ice_password: String,
     /// Where the SRTP keys land when DTLS is done.
     pub(crate) keys: KeySlot,
+    /// The answer sends H.264 video (the offer had an H.264 video section).
+    pub sends_video: bool,
 }
 
 impl RtcFactory {
@@ -99,9 +101,11 @@ impl RtcFactory {
             debug!("offer not answered: {e}");
             WebRtcError::BadOffer("it cannot be answered (its media sections are inconsistent)")
         })?;
+        let answer_sdp = one_media_stream(&answer.to_sdp_string());
         Ok(Accepted {
             rtc,
-            answer_sdp: one_media_stream(&answer.to_sdp_string()),
+            sends_video: answers_h264_video(&answer_sdp),
+            answer_sdp,
             local_ufrag,
             ice_password,
             keys,
@@ -124,6 +128,16 @@ fn extensions_without_twcc() -> ExtensionMap {
         }
     }
     map
+}
+
+/// True when `sdp` has an active (port not 0) video section offering H.264.
+fn answers_h264_video(sdp: &str) -> bool {
+    sdp.split("\nm=").skip(1).any(|section| {
+        let mut words = section.split_whitespace();
+        words.next() == Some("video")
+            && words.next() != Some("0")
+            && section.contains(" H264/90000")
+    })
 }
 
 /// The media stream id every track of an answer is put in.
@@ -186,6 +200,36 @@ mod tests {
         assert!(out.contains("a=ssrc:2 msid:reelcast t2\r\n"));
         assert!(out.contains("a=ssrc:2 cname:x\r\n"));
         assert!(!out.contains("abc") && !out.contains("def"));
+    }
+
+    #[test]
+    fn a_vp8_only_offer_is_answered_without_video() {
+        let offer = |vp8_only: bool| {
+            let builder = Rtc::builder().clear_codecs().enable_opus(true, false);
+            let builder = if vp8_only {
+                builder.enable_vp8(true)
+            } else {
+                builder.enable_h264(true)
+            };
+            let mut browser = builder.build(Instant::now());
+            let mut api = browser.sdp_api();
+            for kind in [
+                str0m::media::MediaKind::Video,
+                str0m::media::MediaKind::Audio,
+            ] {
+                api.add_media(kind, str0m::media::Direction::RecvOnly, None, None, None);
+            }
+            api.apply().expect("an offer").0.to_sdp_string()
+        };
+        let factory = RtcFactory::new("127.0.0.1:9".parse().unwrap()).expect("factory");
+        let vp8 = factory
+            .accept_offer(&offer(true), Instant::now())
+            .expect("answered");
+        assert!(!vp8.sends_video, "{}", vp8.answer_sdp);
+        let h264 = factory
+            .accept_offer(&offer(false), Instant::now())
+            .expect("answered");
+        assert!(h264.sends_video, "{}", h264.answer_sdp);
     }
 
     #[test]
