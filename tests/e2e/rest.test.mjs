@@ -163,6 +163,9 @@ describe('REST API (auth off)', { timeout: 240000 }, () => {
     for (const type of ['application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data; boundary=x']) {
       await expectError(s, '/vod/terminate', '{"localStreamName":"test"}', 415, /Content-Type: application\/json/, { contentType: type });
     }
+    for (const m of ['/vod/find', '/stream/find', '/stream/terminate']) {
+      await expectError(s, m, '{"name":"test"}', 415, /must be JSON/, { contentType: 'text/plain' });
+    }
     await expectError(s, '/vod/startup', '["vod-live://sample.mp4"]', 400, /expected a JSON object, got an array/);
     await expectError(s, '/vod/startup', { uri: 5 }, 400, /invalid type: integer `5`, expected a string/);
     await expectError(s, '/vod/startup', { uri: 'vod-live://sample.mp4', loop: 'yes' }, 400, /expected a boolean/);
