@@ -59,9 +59,10 @@ function checkAgainstOpenApi(method, apiPath, res) {
  * `body`: an object (sent as JSON), a string (sent as is) or undefined (no body).
  * Returns { status, json, text, headers }.
  */
-async function rest(server, method, body, { auth, origin, base } = {}) {
+async function rest(server, method, body, { auth, origin, base, contentType } = {}) {
   const headers = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (contentType) headers['content-type'] = contentType;
+  else if (body !== undefined) headers['content-type'] = 'application/json';
   if (auth) headers.authorization = `Basic ${Buffer.from(auth).toString('base64')}`;
   if (origin) headers.origin = origin;
   const payload = body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body));
@@ -111,6 +112,15 @@ function whepPlay(page, name) {
   }, name);
 }
 
+/** A browser's CORS preflight for a POST with a JSON body from `origin`. */
+function preflight(server, path, origin) {
+  return fetch(`${server.base}${path}`, {
+    method: 'OPTIONS',
+    headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,authorization' },
+    signal: AbortSignal.timeout(10000),
+  });
+}
+
 const REST_METHODS = Object.keys(openapi.paths)
   .filter((p) => openapi.paths[p].post)
   .map((p) => p.replace('/rest-api', ''));
@@ -147,7 +157,15 @@ describe('REST API (auth off)', { timeout: 240000 }, () => {
     const s = server;
     await expectError(s, '/vod/startup', '{"uri":"vod-live://sample.mp4",', 400, /^Malformed JSON: EOF/);
     await expectError(s, '/vod/startup', 'uri=vod-live://sample.mp4', 400, /^Malformed JSON/);
-    await expectError(s, '/vod/startup', undefined, 400, /Request body is empty/);
+    await expectError(s, '/vod/startup', '', 400, /Request body is empty/, { contentType: 'application/json' });
+    // Only JSON bodies: what a page on any site can POST without a preflight is refused.
+    await expectError(s, '/vod/startup', undefined, 415, /^Unsupported Media Type: REST bodies must be JSON/);
+    for (const type of ['application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data; boundary=x']) {
+      await expectError(s, '/vod/terminate', '{"localStreamName":"test"}', 415, /Content-Type: application\/json/, { contentType: type });
+    }
+    for (const m of ['/vod/find', '/stream/find', '/stream/terminate']) {
+      await expectError(s, m, '{"name":"test"}', 415, /must be JSON/, { contentType: 'text/plain' });
+    }
     await expectError(s, '/vod/startup', '["vod-live://sample.mp4"]', 400, /expected a JSON object, got an array/);
     await expectError(s, '/vod/startup', { uri: 5 }, 400, /invalid type: integer `5`, expected a string/);
     await expectError(s, '/vod/startup', { uri: 'vod-live://sample.mp4', loop: 'yes' }, 400, /expected a boolean/);
@@ -168,7 +186,7 @@ describe('REST API (auth off)', { timeout: 240000 }, () => {
     await expectError(s, '/stream/terminate', { id: 'x' }, 400, /unknown field `id`/);
   });
 
-  test('unknown path 404, GET 405, OpenAPI document served, CORS for any origin', async () => {
+  test('unknown path 404, GET 405, OpenAPI document served, no CORS for REST by default, CORS for WHEP', async () => {
     let res = await fetch(`${server.base}/rest-api/vod/nope`, { method: 'POST', body: '{}' });
     assert.equal(res.status, 404);
     assert.deepEqual(await res.json(), { status: 404, error: 'Unknown REST method /rest-api/vod/nope' });
@@ -184,15 +202,16 @@ describe('REST API (auth off)', { timeout: 240000 }, () => {
     assert.deepEqual(await res.json(), openapi, 'the served document is docs/openapi.json');
     seen.add('get /rest-api/openapi.json 200');
 
-    // A browser app on another origin: preflight, then the call itself.
-    res = await fetch(`${server.base}/rest-api/vod/find_all`, {
-      method: 'OPTIONS',
-      headers: { origin: 'http://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,authorization' },
-    });
-    assert.ok(res.status < 300, `preflight answered ${res.status}`);
-    assert.equal(res.headers.get('access-control-allow-origin'), '*');
+    // A page on another origin gets no CORS answer for REST (rest_allowed_origins unset).
+    res = await preflight(server, '/rest-api/vod/terminate', 'http://app.example');
+    assert.equal(res.headers.get('access-control-allow-origin'), null);
     const r = await rest(server, '/vod/find_all', undefined, { origin: 'http://app.example' });
-    assert.equal(r.headers.get('access-control-allow-origin'), '*');
+    assert.equal(r.headers.get('access-control-allow-origin'), null);
+    // WHEP players live on other sites: whep_allowed_origins is * by default.
+    res = await preflight(server, '/whep/vod%3A%2F%2Fsample.mp4', 'http://player.example');
+    assert.ok(res.status < 300, `WHEP preflight answered ${res.status}`);
+    assert.equal(res.headers.get('access-control-allow-origin'), '*');
+    assert.match(res.headers.get('access-control-allow-methods') || '', /POST/);
   });
 
   test('a missing file: 500 "File not found" (as WCS); nothing is left running', async () => {
@@ -424,6 +443,25 @@ describe('HTTPS (https.port) and WSS (wss.port) with a certificate', { timeout: 
 });
 
 // ==================================================================== the document itself
+describe('REST CORS with rest_allowed_origins', { timeout: 60000 }, () => {
+  let server;
+  before(async () => {
+    server = await startServer({ settings: { rest_allowed_origins: 'http://app.example' } });
+  }, { timeout: 30000 });
+  after(async () => { if (server) await server.stop(); });
+
+  test('the listed origin may call REST from a page, another may not', async () => {
+    let res = await preflight(server, '/rest-api/vod/terminate', 'http://app.example');
+    assert.ok(res.status < 300, `preflight answered ${res.status}`);
+    assert.equal(res.headers.get('access-control-allow-origin'), 'http://app.example');
+    const r = await rest(server, '/vod/find_all', undefined, { origin: 'http://app.example' });
+    assert.equal(r.headers.get('access-control-allow-origin'), 'http://app.example');
+    res = await preflight(server, '/rest-api/vod/terminate', 'http://evil.example');
+    assert.notEqual(res.headers.get('access-control-allow-origin'), 'http://evil.example');
+    assert.notEqual(res.headers.get('access-control-allow-origin'), '*');
+  });
+});
+
 test('every answer docs/openapi.json lists was seen and matched', () => {
   const documented = [];
   for (const [p, ops] of Object.entries(openapi.paths)) {

@@ -51,7 +51,16 @@ pub const KEYS: &[&str] = &[
     "https.cert",
     "https.key",
     "keep_alive.server_interval",
+    "keep_alive.probes",
     "ws.max_message_size",
+    "ws.max_sessions",
+    "ws.max_sessions_per_client",
+    "http.header_read_timeout",
+    "http.idle_timeout",
+    "http.max_connections",
+    "http.max_connections_per_client",
+    "rest_allowed_origins",
+    "whep_allowed_origins",
     "aws_s3_credentials",
     "aws_s3_endpoint",
     "aws_s3_addressing",
@@ -121,8 +130,30 @@ pub struct Settings {
     pub https_key: Option<PathBuf>,
     /// `keep_alive.server_interval`: how often the server pings each WebSocket session.
     pub keep_alive_server_interval: Duration,
+    /// `keep_alive.probes`: server pings in a row a WebSocket session may leave
+    /// unanswered; at the next ping time it is closed and its streams end.
+    pub keep_alive_probes: u32,
     /// `ws.max_message_size`: largest signalling message accepted, in bytes.
     pub signalling_max_message_bytes: usize,
+    /// `ws.max_sessions`: WebSocket sessions open at once, in total (WS and WSS).
+    pub ws_max_sessions: usize,
+    /// `ws.max_sessions_per_client`: WebSocket sessions open at once from one address.
+    pub ws_max_sessions_per_client: usize,
+    /// `http.header_read_timeout`: a request's head must arrive within this, and a
+    /// kept-alive connection is closed after this long without a next request.
+    pub http_header_read_timeout: Duration,
+    /// `http.idle_timeout`: longest wait for the next piece of a request body, or for a
+    /// client to take the next bytes of an answer.
+    pub http_idle_timeout: Duration,
+    /// `http.max_connections`: open TCP connections per port (each of http, ws, https, wss).
+    pub http_max_connections: usize,
+    /// `http.max_connections_per_client`: open TCP connections per port from one address.
+    pub http_max_connections_per_client: usize,
+    /// `rest_allowed_origins`: web origins whose pages may call REST from a browser
+    /// (CORS). Empty: none (no CORS headers); `*`: any.
+    pub rest_allowed_origins: AllowedOrigins,
+    /// `whep_allowed_origins`: web origins whose pages may use WHEP from a browser.
+    pub whep_allowed_origins: AllowedOrigins,
     /// `aws_s3_credentials`: `region;access_key_id;secret`, for every S3 endpoint that
     /// has no credentials of its own. A secret: never logged.
     pub aws_s3_credentials: Option<S3Credentials>,
@@ -173,7 +204,16 @@ impl Default for Settings {
             https_cert: None,
             https_key: None,
             keep_alive_server_interval: Duration::from_millis(5_000),
+            keep_alive_probes: 5,
             signalling_max_message_bytes: 1024 * 1024,
+            ws_max_sessions: 10_000,
+            ws_max_sessions_per_client: 100,
+            http_header_read_timeout: Duration::from_millis(10_000),
+            http_idle_timeout: Duration::from_millis(30_000),
+            http_max_connections: 10_000,
+            http_max_connections_per_client: 256,
+            rest_allowed_origins: AllowedOrigins::None,
+            whep_allowed_origins: AllowedOrigins::Any,
             aws_s3_credentials: None,
             aws_s3_host_credentials: BTreeMap::new(),
             aws_s3_endpoint: None,
@@ -553,6 +593,31 @@ impl Settings {
                 self.keep_alive_server_interval =
                     millis(value, 1).ok_or_else(|| bad(MS_POSITIVE))?
             }
+            "keep_alive.probes" => {
+                self.keep_alive_probes = count(value).ok_or_else(|| bad(COUNT))?
+            }
+            "ws.max_sessions" => self.ws_max_sessions = count(value).ok_or_else(|| bad(COUNT))?,
+            "ws.max_sessions_per_client" => {
+                self.ws_max_sessions_per_client = count(value).ok_or_else(|| bad(COUNT))?
+            }
+            "http.header_read_timeout" => {
+                self.http_header_read_timeout = millis(value, 1).ok_or_else(|| bad(MS_POSITIVE))?
+            }
+            "http.idle_timeout" => {
+                self.http_idle_timeout = millis(value, 1).ok_or_else(|| bad(MS_POSITIVE))?
+            }
+            "http.max_connections" => {
+                self.http_max_connections = count(value).ok_or_else(|| bad(COUNT))?
+            }
+            "http.max_connections_per_client" => {
+                self.http_max_connections_per_client = count(value).ok_or_else(|| bad(COUNT))?
+            }
+            "rest_allowed_origins" => {
+                self.rest_allowed_origins = AllowedOrigins::parse(value).map_err(bad)?
+            }
+            "whep_allowed_origins" => {
+                self.whep_allowed_origins = AllowedOrigins::parse(value).map_err(bad)?
+            }
             "ws.max_message_size" => {
                 self.signalling_max_message_bytes = value
                     .parse::<usize>()
@@ -634,7 +699,16 @@ impl Settings {
             "https.cert" => path_text(&self.https_cert),
             "https.key" => path_text(&self.https_key),
             "keep_alive.server_interval" => ms(self.keep_alive_server_interval),
+            "keep_alive.probes" => self.keep_alive_probes.to_string(),
             "ws.max_message_size" => self.signalling_max_message_bytes.to_string(),
+            "ws.max_sessions" => self.ws_max_sessions.to_string(),
+            "ws.max_sessions_per_client" => self.ws_max_sessions_per_client.to_string(),
+            "http.header_read_timeout" => ms(self.http_header_read_timeout),
+            "http.idle_timeout" => ms(self.http_idle_timeout),
+            "http.max_connections" => self.http_max_connections.to_string(),
+            "http.max_connections_per_client" => self.http_max_connections_per_client.to_string(),
+            "rest_allowed_origins" => self.rest_allowed_origins.to_text(),
+            "whep_allowed_origins" => self.whep_allowed_origins.to_text(),
             "aws_s3_credentials" => self
                 .aws_s3_credentials
                 .as_ref()
@@ -702,6 +776,7 @@ const MS: &str = "expected a number of milliseconds";
 const MS_POSITIVE: &str = "expected a number of milliseconds greater than 0";
 const BOOL: &str = "expected true or false";
 const MIB: &str = "expected a number of MiB";
+const COUNT: &str = "expected a whole number greater than 0";
 const CREDENTIALS: &str = "expected region;access_key_id;secret_access_key \
     (in a properties file, write a port in the key as \\:, e.g. aws_s3_credentials.host\\:9000=...)";
 const ENDPOINT: &str = "expected http://host[:port] or https://host[:port]";
@@ -761,6 +836,55 @@ impl fmt::Debug for S3Credentials {
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<hidden>")
             .finish()
+    }
+}
+
+/// Which web origins may call an HTTP API from a page served elsewhere (CORS): the text
+/// form is empty (none), `*` (any) or a comma-separated list of `scheme://host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// No CORS headers: only pages of the server's own origin (and non-browser clients).
+    None,
+    /// Any origin (`Access-Control-Allow-Origin: *`).
+    Any,
+    /// These origins, lower-cased, without a trailing `/`.
+    List(Vec<String>),
+}
+
+impl AllowedOrigins {
+    fn parse(text: &str) -> Result<AllowedOrigins, &'static str> {
+        const EXPECTED: &str = "expected *, or origins separated by commas \
+            (e.g. https://app.example.com,http://localhost:3000), or nothing for none";
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(AllowedOrigins::None);
+        }
+        if text == "*" {
+            return Ok(AllowedOrigins::Any);
+        }
+        let mut list = Vec::new();
+        for origin in text.split(',') {
+            let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+            let (scheme, host) = origin.split_once("://").ok_or(EXPECTED)?;
+            let host_ok = !host.is_empty()
+                && host.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_')
+                });
+            if !matches!(scheme, "http" | "https") || !host_ok {
+                return Err(EXPECTED);
+            }
+            list.push(origin);
+        }
+        Ok(AllowedOrigins::List(list))
+    }
+
+    /// The text form `parse` reads.
+    pub fn to_text(&self) -> String {
+        match self {
+            AllowedOrigins::None => String::new(),
+            AllowedOrigins::Any => "*".to_string(),
+            AllowedOrigins::List(list) => list.join(","),
+        }
     }
 }
 
@@ -861,6 +985,11 @@ impl Settings {
 
 fn port(value: &str) -> Option<u16> {
     value.parse::<u16>().ok().filter(|p| *p != 0)
+}
+
+/// A count of at least 1 (a limit of 0 would refuse everything).
+fn count<T: std::str::FromStr + PartialOrd + From<u8>>(value: &str) -> Option<T> {
+    value.parse::<T>().ok().filter(|n| *n >= T::from(1))
 }
 
 fn millis(value: &str, min: u64) -> Option<Duration> {
@@ -1131,6 +1260,34 @@ mod tests {
         assert!(s.disable_rest_auth);
         assert_eq!(s.keep_alive_server_interval, Duration::from_secs(5));
         assert_eq!(s.signalling_max_message_bytes, 1 << 20);
+        assert_eq!(s.keep_alive_probes, 5);
+        assert_eq!(s.rest_allowed_origins, AllowedOrigins::None);
+    }
+
+    #[test]
+    fn allowed_origins_parse() {
+        let mut s = Settings::default();
+        let o = Origin::Default;
+        s.set("rest_allowed_origins", "*", &o).unwrap();
+        assert_eq!(s.rest_allowed_origins, AllowedOrigins::Any);
+        s.set(
+            "rest_allowed_origins",
+            " https://App.example.com/ , http://localhost:3000",
+            &o,
+        )
+        .unwrap();
+        assert_eq!(
+            s.rest_allowed_origins,
+            AllowedOrigins::List(vec![
+                "https://app.example.com".into(),
+                "http://localhost:3000".into()
+            ])
+        );
+        s.set("rest_allowed_origins", "", &o).unwrap();
+        assert_eq!(s.rest_allowed_origins, AllowedOrigins::None);
+        for bad in ["example.com", "ftp://x", "https://", "https://a b"] {
+            assert!(s.set("rest_allowed_origins", bad, &o).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -1317,6 +1474,13 @@ mod tests {
         bad(&mut s, "vod_stream_timeout", "30s");
         bad(&mut s, "vod_stream_timeout", "-5");
         bad(&mut s, "keep_alive.server_interval", "0");
+        bad(&mut s, "keep_alive.probes", "0");
+        bad(&mut s, "ws.max_sessions", "0");
+        bad(&mut s, "ws.max_sessions_per_client", "-1");
+        bad(&mut s, "http.header_read_timeout", "0");
+        bad(&mut s, "http.idle_timeout", "10s");
+        bad(&mut s, "http.max_connections", "many");
+        bad(&mut s, "http.max_connections_per_client", "0");
         bad(&mut s, "disable_rest_auth", "1");
         bad(&mut s, "vod_mp4_container_new", "on");
         bad(&mut s, "ws.max_message_size", "100");

@@ -2,7 +2,9 @@
 //! protocol of Flashphoner Web Call Server so existing WCS apps work unchanged.
 
 pub mod config;
+pub mod gate;
 pub mod hooks;
+pub mod http_conn;
 pub mod media;
 pub mod playback;
 pub mod rest;

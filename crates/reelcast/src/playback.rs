@@ -15,13 +15,15 @@ use crate::server::ServerContext;
 use crate::source::{PlayMode, StreamUri};
 use crate::stream::live::{self, StartError, TranslationHandle, TranslationSpec};
 use crate::stream::open::open_media;
-use crate::stream::registry::{PlayKind, PlayRecord};
+use crate::stream::registry::{PlayKey, PlayKind, PlayRecord};
 use crate::stream::vod::PersonalVod;
 use crate::stream::{MediaInfo, Stopper, StreamError, StreamStatus};
-use crate::webrtc::{FeedId, ViewerId, ViewerPlan};
+use crate::webrtc::{FeedId, ViewerId, ViewerPlan, WebRtcError};
 
 /// A stream that has been answered and is starting.
 pub struct Playback {
+    /// Which play this is, unique whatever ids the client reuses.
+    pub key: PlayKey,
     pub answer_sdp: String,
     pub stopper: Stopper,
     /// PLAYING, then STOPPED or FAILED.
@@ -107,7 +109,8 @@ fn join_translation(
     let accepted = ctx
         .rtc
         .accept_offer(offer_sdp, Instant::now())
-        .map_err(|e| StreamError::Other(e.to_string()))?;
+        .map_err(offer_refused)?;
+    refuse_without_video(&accepted, &translation.info)?;
     let answer_sdp = accepted.answer_sdp.clone();
     let info = translation.info.clone();
     let viewer = ViewerId::next();
@@ -126,6 +129,7 @@ fn join_translation(
     let handle = translation.clone();
     let stopper = Stopper::new(move |reason| handle.leave(viewer, reason));
     let record = PlayRecord {
+        key: PlayKey::next(),
         media_session_id: requester.media_session_id.to_string(),
         name: name.to_string(),
         uri: translation.uri.clone(),
@@ -152,13 +156,14 @@ async fn start_personal(
     let budget = ctx.registry.index_budget.clone();
     let reader = tokio::task::spawn_blocking(move || open_media(&settings, &location, &budget))
         .await
-        .map_err(|e| StreamError::Other(format!("internal error opening the file: {e}")))??;
+        .map_err(|e| StreamError::internal("opening the file", &e))??;
     let info = reader.info().clone();
 
     let accepted = ctx
         .rtc
         .accept_offer(offer_sdp, Instant::now())
-        .map_err(|e| StreamError::Other(e.to_string()))?;
+        .map_err(offer_refused)?;
+    refuse_without_video(&accepted, &info)?;
     let answer_sdp = accepted.answer_sdp.clone();
 
     let viewer = ViewerId::next();
@@ -178,6 +183,7 @@ async fn start_personal(
     }
     .spawn(reader);
     let record = PlayRecord {
+        key: PlayKey::next(),
         media_session_id: requester.media_session_id.to_string(),
         name: name.to_string(),
         uri: uri.uri_string(),
@@ -188,6 +194,27 @@ async fn start_personal(
         stopper,
     };
     Ok(registered(ctx, record, answer_sdp, status_rx))
+}
+
+/// A stream with video for a browser that offered no H.264 fails with WCS's words: it
+/// would play sound only while REST and the statuses said H.264 video was playing.
+fn refuse_without_video(
+    accepted: &crate::webrtc::Accepted,
+    info: &MediaInfo,
+) -> Result<(), StreamError> {
+    if info.has_video && !accepted.sends_video {
+        return Err(StreamError::Other("No common codecs".to_string()));
+    }
+    Ok(())
+}
+
+/// What a viewer is told when its offer cannot be answered: the offer's fault in plain
+/// words, or, for our own failure, WCS's `Failed by error` (the details go to the log).
+fn offer_refused(e: WebRtcError) -> StreamError {
+    match e {
+        WebRtcError::Setup(detail) => StreamError::internal("answering the offer", &detail),
+        plain => StreamError::Other(plain.to_string()),
+    }
 }
 
 fn plan(info: &MediaInfo) -> ViewerPlan {
@@ -207,7 +234,7 @@ fn registered(
 ) -> Playback {
     let (outer_tx, statuses): (UnboundedSender<StreamStatus>, _) = mpsc::unbounded_channel();
     let registry = Arc::clone(&ctx.registry);
-    let id = record.media_session_id.clone();
+    let key = record.key;
     let stopper = record.stopper.clone();
     let info = record.info.clone();
     registry.add_play(record);
@@ -219,9 +246,10 @@ fn registered(
                 break;
             }
         }
-        registry.remove_play(&id);
+        registry.remove_play(key);
     });
     Playback {
+        key,
         answer_sdp,
         stopper,
         statuses,

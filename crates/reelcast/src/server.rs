@@ -7,6 +7,12 @@
 //!   and the same WebSocket over TLS (`wss.port`, 8443), see [`crate::tls`].
 //! - UDP (`media_port`, else `media_port_from`, 31001): every viewer's WebRTC traffic (see
 //!   [`crate::webrtc`]); dual-stack when bound to every address.
+//!
+//! Every TCP port is served by [`crate::http_conn`] (connection caps, header-read and
+//! idle time-outs). CORS: REST answers only the origins in `rest_allowed_origins` (none by
+//! default), WHEP those in `whep_allowed_origins` (any by default: WHEP players are pages
+//! of other sites, and a WHEP play gives a page nothing the WebSocket port, which browsers
+//! never hold to CORS, does not); the demo page and `/api/files` need none (same origin).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,15 +21,18 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderValue, Method};
 use axum::response::{Html, IntoResponse};
 use axum::routing::{delete, get, post};
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use tokio::sync::Mutex;
-use tower_http::cors::{Any, CorsLayer};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tracing::info;
 
-use crate::config::Settings;
+use crate::config::{AllowedOrigins, Settings};
+use crate::gate::Gate;
+use crate::http_conn::{self, ConnLimits};
 use crate::rest;
 use crate::signal::{wcs, whep};
 use crate::source::list_media;
@@ -44,6 +53,8 @@ pub struct ServerContext {
     pub registry: Arc<Registry>,
     /// Live WHEP sessions by resource id.
     pub whep_sessions: Mutex<HashMap<String, Stopper>>,
+    /// WebSocket sessions open now, under `ws.max_sessions` (WS and WSS together).
+    pub ws_sessions: Arc<Gate>,
 }
 
 /// Ports actually bound (differs from the settings when a port is 0).
@@ -149,8 +160,12 @@ pub async fn start(
                 .await
                 .with_context(|| format!("cannot bind wss.port {}", settings.wss_port))?;
             (
-                Some(TlsListener::new(https, acceptor.clone())?),
-                Some(TlsListener::new(wss, acceptor)?),
+                Some(TlsListener::new(
+                    https,
+                    acceptor.clone(),
+                    port_gate(&settings),
+                )?),
+                Some(TlsListener::new(wss, acceptor, port_gate(&settings))?),
             )
         }
         None => (None, None),
@@ -164,61 +179,97 @@ pub async fn start(
     };
 
     let index_budget = MemoryBudget::new(settings.vod_index_memory_mb.saturating_mul(1 << 20));
+    let limits = ConnLimits {
+        header_read_timeout: settings.http_header_read_timeout,
+        idle_timeout: settings.http_idle_timeout,
+    };
+    let (http_gate, ws_gate) = (port_gate(&settings), port_gate(&settings));
     let ctx = Arc::new(ServerContext {
-        settings,
         rtc,
         hub,
         registry: Arc::new(Registry::new(index_budget)),
         whep_sessions: Mutex::new(HashMap::new()),
+        ws_sessions: Gate::new(
+            settings.ws_max_sessions,
+            settings.ws_max_sessions_per_client,
+        ),
+        settings,
     });
 
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods(Any)
-        .allow_headers(Any)
-        .expose_headers([axum::http::header::LOCATION]);
+    let mut rest_api = rest::router(ctx.clone());
+    if let Some(cors) = cors(&ctx.settings.rest_allowed_origins, &[Method::POST]) {
+        rest_api = rest_api.layer(cors);
+    }
+    let mut whep = Router::new()
+        .route("/whep/{name}", post(whep::create))
+        .route("/whep/resource/{id}", delete(whep::delete));
+    if let Some(cors) = cors(
+        &ctx.settings.whep_allowed_origins,
+        &[Method::POST, Method::DELETE],
+    ) {
+        whep = whep.layer(cors);
+    }
     let http_app = Router::new()
         .route("/", get(|| async { Html(INDEX_HTML) }))
         .route("/api/files", get(files))
-        .route("/whep/{name}", post(whep::create))
-        .route("/whep/resource/{id}", delete(whep::delete))
-        .nest("/rest-api", rest::router(ctx.clone()))
-        .layer(cors)
+        .merge(whep)
+        .nest("/rest-api", rest_api)
+        // A request body that stops coming ends the request (bodies are read whole).
+        .layer(RequestBodyTimeoutLayer::new(ctx.settings.http_idle_timeout))
         .with_state(ctx.clone());
     let ws_app = Router::new()
         .fallback(get(ws_upgrade))
         .with_state(ctx.clone());
 
     let serving = tokio::spawn(async move {
-        let (https_app, wss_app) = (http_app.clone(), ws_app.clone());
-        let https_server = async move {
-            match https {
-                Some(listener) => axum::serve(listener, https_app).await,
-                None => Ok(()),
-            }
-        };
-        let wss_server = async move {
-            match wss {
-                // `tap_io` is what gives a custom listener axum's `ConnectInfo<SocketAddr>`.
-                Some(listener) => {
-                    axum::serve(
-                        listener.tap_io(|_| {}),
-                        wss_app.into_make_service_with_connect_info::<SocketAddr>(),
-                    )
-                    .await
-                }
-                None => Ok(()),
-            }
-        };
-        let http_server = axum::serve(http, http_app);
-        let ws_server = axum::serve(
-            ws,
-            ws_app.into_make_service_with_connect_info::<SocketAddr>(),
-        );
-        tokio::try_join!(http_server, ws_server, https_server, wss_server)?;
-        Ok(())
+        let mut servers = tokio::task::JoinSet::new();
+        servers.spawn(http_conn::serve_tcp(
+            http,
+            http_gate,
+            http_app.clone(),
+            limits,
+        ));
+        servers.spawn(http_conn::serve_tcp(ws, ws_gate, ws_app.clone(), limits));
+        if let Some(listener) = https {
+            servers.spawn(tls::serve(listener, http_app, limits));
+        }
+        if let Some(listener) = wss {
+            servers.spawn(tls::serve(listener, ws_app, limits));
+        }
+        // The servers run forever; one ending is a bug worth stopping for.
+        if let Some(ended) = servers.join_next().await {
+            ended.context("a listener task failed")?;
+        }
+        anyhow::bail!("a listener stopped accepting")
     });
     Ok((ports, serving))
+}
+
+/// The connection caps of one TCP port.
+fn port_gate(settings: &Settings) -> Arc<Gate> {
+    Gate::new(
+        settings.http_max_connections,
+        settings.http_max_connections_per_client,
+    )
+}
+
+/// CORS for `origins` (none: no layer, so no CORS headers at all). Credentials are never
+/// allowed from other origins: REST's Basic auth comes from scripts, not browser cookies.
+fn cors(origins: &AllowedOrigins, methods: &[Method]) -> Option<CorsLayer> {
+    let allow_origin = match origins {
+        AllowedOrigins::None => return None,
+        AllowedOrigins::Any => AllowOrigin::any(),
+        AllowedOrigins::List(list) => {
+            AllowOrigin::list(list.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+        }
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods(methods.to_vec())
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            .expose_headers([header::LOCATION]),
+    )
 }
 
 async fn files(State(ctx): State<Arc<ServerContext>>) -> impl IntoResponse {
@@ -235,8 +286,23 @@ async fn ws_upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> impl IntoResponse {
     let max = ctx.settings.signalling_max_message_bytes;
-    upgrade
+    let upgrade = upgrade
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| wcs::serve_session(socket, ctx, peer.to_string()))
+        // tungstenite's default 128 KiB read buffer per session was most of what an idle
+        // session cost; WCS messages are small and a bigger one is read in steps.
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(0);
+    match ctx.ws_sessions.admit(peer.ip()) {
+        Ok(slot) => upgrade
+            .on_upgrade(move |socket| wcs::serve_session(socket, ctx, peer.to_string(), slot)),
+        Err(refused) => {
+            info!(%peer, "WebSocket session refused: {refused}");
+            let reason = format!("Session refused: {refused}");
+            upgrade.on_upgrade(move |socket| wcs::refuse_session(socket, reason))
+        }
+    }
 }
+
+/// Bytes a WebSocket session reads from its socket at a time.
+const WS_READ_BUFFER: usize = 4096;

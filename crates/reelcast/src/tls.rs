@@ -2,9 +2,10 @@
 //! connections are already decrypted, so the same apps serve plain and TLS ports.
 //!
 //! Owns loading `https.cert` / `https.key` (OpenSSL, already linked for DTLS) and the
-//! handshakes. Each handshake runs in its own task with a deadline: a client that
-//! stalls or fails its handshake costs only itself, never the accept loop. Must not:
-//! know what is served over the connections.
+//! handshakes. A connection is admitted under the port's caps ([`Gate`]) before its
+//! handshake (over the cap it is closed at once), and each handshake runs in its own task
+//! with a deadline: a client that stalls or fails its handshake costs only itself, never
+//! the accept loop. Must not: know what is served over the connections.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -17,6 +18,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_openssl::SslStream;
 use tracing::debug;
+
+use crate::gate::{Gate, Permit};
+use crate::http_conn::{serve_connection, ConnLimits};
 
 /// A client must finish its handshake within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,19 +62,26 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<Arc<SslAcceptor>, TlsError> {
     Ok(Arc::new(builder.build()))
 }
 
+/// A connection that finished its handshake, with its slot under the port's caps.
+type Ready = (SslStream<TcpStream>, SocketAddr, Permit);
+
 /// A TCP listener whose accepted connections have completed a TLS handshake.
 pub struct TlsListener {
-    ready: mpsc::Receiver<(SslStream<TcpStream>, SocketAddr)>,
+    ready: mpsc::Receiver<Ready>,
     local: SocketAddr,
     accept_task: tokio::task::JoinHandle<()>,
 }
 
 impl TlsListener {
     /// Starts accepting on `tcp`; handshakes run in the background.
-    pub fn new(tcp: TcpListener, acceptor: Arc<SslAcceptor>) -> std::io::Result<Self> {
+    pub fn new(
+        tcp: TcpListener,
+        acceptor: Arc<SslAcceptor>,
+        gate: Arc<Gate>,
+    ) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(READY_QUEUE);
-        let accept_task = tokio::spawn(accept_loop(tcp, acceptor, tx));
+        let accept_task = tokio::spawn(accept_loop(tcp, acceptor, gate, tx));
         Ok(TlsListener {
             ready,
             local,
@@ -93,7 +104,8 @@ impl Drop for TlsListener {
 async fn accept_loop(
     tcp: TcpListener,
     acceptor: Arc<SslAcceptor>,
-    ready: mpsc::Sender<(SslStream<TcpStream>, SocketAddr)>,
+    gate: Arc<Gate>,
+    ready: mpsc::Sender<Ready>,
 ) {
     loop {
         let (socket, peer) = match tcp.accept().await {
@@ -108,11 +120,18 @@ async fn accept_loop(
         if ready.is_closed() {
             return;
         }
+        let permit = match gate.admit(peer.ip()) {
+            Ok(permit) => permit,
+            Err(refused) => {
+                debug!(%peer, "TLS connection refused: {refused}");
+                continue;
+            }
+        };
         let (acceptor, ready) = (acceptor.clone(), ready.clone());
         tokio::spawn(async move {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&acceptor, socket)).await {
                 Ok(Ok(stream)) => {
-                    let _ = ready.send((stream, peer)).await;
+                    let _ = ready.send((stream, peer, permit)).await;
                 }
                 Ok(Err(e)) => debug!(%peer, "TLS handshake failed: {e}"),
                 Err(_) => debug!(%peer, "TLS handshake timed out"),
@@ -134,20 +153,10 @@ async fn handshake(
     Ok(stream)
 }
 
-impl axum::serve::Listener for TlsListener {
-    type Io = SslStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(accepted) => accepted,
-            // The accept task ended (only when the runtime shuts down): nothing more comes.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
+/// Serves `app` on every connection that finishes its handshake, forever.
+pub async fn serve(mut listener: TlsListener, app: axum::Router, limits: ConnLimits) {
+    while let Some((stream, peer, permit)) = listener.ready.recv().await {
+        tokio::spawn(serve_connection(stream, peer, permit, app.clone(), limits));
     }
 }
 

@@ -43,20 +43,44 @@ impl IntoResponse for RestError {
     }
 }
 
-/// A request body parsed strictly as `T`. Any content type is accepted (curl's `-d`
-/// sends `application/x-www-form-urlencoded`; WCS scripts rarely set one), but the
-/// bytes must be one JSON value of `T`'s shape.
+/// A request body parsed strictly as `T`: sent as `Content-Type: application/json`
+/// (else `415`), one JSON value of `T`'s shape (else `400`).
+///
+/// Why JSON only: a web page on any site may send a "simple" cross-origin POST (form or
+/// `text/plain` body) without asking the server first; a JSON body needs a CORS
+/// preflight, which only `rest_allowed_origins` pass. So a page a user opens cannot
+/// stop the server's streams. (curl's `-d` alone sends a form type: add
+/// `-H 'Content-Type: application/json'`.)
 pub struct RestJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for RestJson<T> {
     type Rejection = RestError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_json_type);
+        if !is_json {
+            return Err(RestError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported Media Type: REST bodies must be JSON, sent with Content-Type: application/json",
+            ));
+        }
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| RestError::new(e.status(), e.body_text()))?;
         parse_body(&bytes).map(RestJson)
     }
+}
+
+/// `application/json`, any case, with or without parameters (`; charset=utf-8`).
+fn is_json_type(value: &str) -> bool {
+    value
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// Parses a body as `T`, with the reason a user can act on when it is not one.
@@ -156,6 +180,20 @@ mod tests {
         );
         assert!(reason("{\"localStreamName\":\"a\"} trailing")
             .starts_with("Malformed JSON: trailing characters"));
+    }
+
+    #[test]
+    fn only_json_content_types_are_json() {
+        assert!(is_json_type("application/json"));
+        assert!(is_json_type("Application/JSON; charset=utf-8"));
+        for other in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/jsonx",
+            "",
+        ] {
+            assert!(!is_json_type(other), "{other}");
+        }
     }
 
     #[test]

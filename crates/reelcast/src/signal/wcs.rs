@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -18,6 +18,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::playback::{self, Playback, Requester};
 use crate::server::ServerContext;
+use crate::stream::registry::PlayKey;
 use crate::stream::{Stopper, StreamStatus};
 
 #[derive(Deserialize)]
@@ -46,17 +47,82 @@ fn message(name: &str, data: Value) -> String {
 /// What a connection's stream tasks tell its socket loop.
 enum Outgoing {
     Text(String),
-    Ended(String),
+    /// The play `key` (known to the client as media session id `.0`) has ended.
+    Ended(String, PlayKey),
 }
 
+/// A play of this session, under the media session id the client gave it. The key tells
+/// this play from an earlier one under the same id (the client may reuse ids): the end
+/// of the earlier one must not forget the later one.
 struct PlayingStream {
+    key: PlayKey,
     stopper: Stopper,
 }
 
-/// Runs one WCS session on an upgraded WebSocket until it closes.
-pub async fn serve_session(socket: WebSocket, ctx: Arc<ServerContext>, peer: String) {
+/// The info of a session's streams when the session is closed for unanswered pings
+/// (WCS's words), and the reason in the WebSocket close frame.
+pub const KEEP_ALIVE_REASON: &str = "Terminated by keep-alive";
+
+/// How long a close frame may take to leave before the socket is dropped anyway.
+const SHORT_SEND: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs one WCS session on an upgraded WebSocket until it closes. `_slot` is the session's
+/// place under `ws.max_sessions`: held until the session ends.
+pub async fn serve_session(
+    socket: WebSocket,
+    ctx: Arc<ServerContext>,
+    peer: String,
+    _slot: crate::gate::Permit,
+) {
     let span = tracing::info_span!("wcs", peer = %peer);
     Session::new(ctx).run(socket).instrument(span).await
+}
+
+/// Refuses a session over `ws.max_sessions` / `ws.max_sessions_per_client`: a close frame
+/// with the plain reason (code 1013, "try again later"), then the socket is dropped.
+pub async fn refuse_session(mut socket: WebSocket, reason: String) {
+    let close = Message::Close(Some(CloseFrame {
+        code: close_code::AGAIN,
+        reason: reason.into(),
+    }));
+    let _ = tokio::time::timeout(SHORT_SEND, socket.send(close)).await;
+}
+
+/// The WCS keep-alive: the server pings every `keep_alive.server_interval`; anything
+/// heard from the client (its `pong`, or any other message) shows it is alive. After
+/// `keep_alive.probes` pings in a row with nothing heard, the session is given up at
+/// the next ping time. Sans-IO: the session loop feeds it.
+struct KeepAlive {
+    probes: u32,
+    unanswered: u32,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum PingDue {
+    Send,
+    GiveUp,
+}
+
+impl KeepAlive {
+    fn new(probes: u32) -> Self {
+        KeepAlive {
+            probes,
+            unanswered: 0,
+        }
+    }
+
+    fn heard(&mut self) {
+        self.unanswered = 0;
+    }
+
+    /// At each ping time: send the next ping, or give up.
+    fn ping_due(&mut self) -> PingDue {
+        if self.unanswered >= self.probes {
+            return PingDue::GiveUp;
+        }
+        self.unanswered += 1;
+        PingDue::Send
+    }
 }
 
 struct Session {
@@ -78,49 +144,68 @@ impl Session {
     }
 
     async fn run(mut self, mut socket: WebSocket) {
-        let mut ping = tokio::time::interval(self.ctx.settings.keep_alive_server_interval);
+        let settings = &self.ctx.settings;
+        let mut keep_alive = KeepAlive::new(settings.keep_alive_probes);
+        // A client that takes no bytes is as dead as one that answers no ping: a send
+        // waits at most as long as the pings would.
+        let send_timeout = settings.keep_alive_server_interval * settings.keep_alive_probes;
+        let mut ping = tokio::time::interval(settings.keep_alive_server_interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
         info!("session opened");
-        loop {
-            tokio::select! {
+        let mut stop_reason = "Stopped by session disconnect";
+        'session: loop {
+            let outgoing: Vec<String> = tokio::select! {
                 incoming = socket.recv() => {
                     let text = match incoming {
                         Some(Ok(Message::Text(text))) => text,
                         Some(Ok(Message::Close(_))) | None => break,
-                        Some(Ok(_)) => continue,
+                        Some(Ok(_)) => {
+                            keep_alive.heard();
+                            continue;
+                        }
                         Some(Err(e)) => {
                             // Oversized frames and protocol errors end up here.
                             warn!("websocket error: {e}");
                             break;
                         }
                     };
-                    for reply in self.on_text(text.as_str()).await {
-                        if socket.send(Message::Text(reply.into())).await.is_err() {
-                            break;
-                        }
-                    }
+                    keep_alive.heard();
+                    self.on_text(text.as_str()).await
                 }
-                Some(out) = self.out_rx.recv() => {
-                    let text = match out {
-                        Outgoing::Text(text) => text,
-                        Outgoing::Ended(id) => {
+                Some(out) = self.out_rx.recv() => match out {
+                    Outgoing::Text(text) => vec![text],
+                    Outgoing::Ended(id, key) => {
+                        if self.streams.get(&id).is_some_and(|s| s.key == key) {
                             self.streams.remove(&id);
-                            continue;
                         }
-                    };
-                    if socket.send(Message::Text(text.into())).await.is_err() {
-                        break;
+                        continue;
                     }
-                }
+                },
                 _ = ping.tick() => {
-                    if socket.send(Message::Text(message("ping", json!([null])).into())).await.is_err() {
+                    if keep_alive.ping_due() == PingDue::GiveUp {
+                        info!("no answer to {} pings in a row: closing", keep_alive.probes);
+                        stop_reason = KEEP_ALIVE_REASON;
+                        let close = Message::Close(Some(CloseFrame {
+                            code: close_code::AWAY,
+                            reason: KEEP_ALIVE_REASON.into(),
+                        }));
+                        let _ = tokio::time::timeout(SHORT_SEND, socket.send(close)).await;
                         break;
                     }
+                    vec![message("ping", json!([null]))]
+                }
+            };
+            for text in outgoing {
+                let sent =
+                    tokio::time::timeout(send_timeout, socket.send(Message::Text(text.into())));
+                if !matches!(sent.await, Ok(Ok(()))) {
+                    break 'session;
                 }
             }
         }
         for (_, stream) in self.streams.drain() {
-            stream.stopper.stop("Stopped by session disconnect");
+            stream.stopper.stop(stop_reason);
         }
         info!("session closed");
     }
@@ -191,7 +276,7 @@ impl Session {
                 &id,
                 &name,
                 "FAILED",
-                "Stream name is already in use",
+                "MediaSessionId is already in use",
             )];
         }
         let Some(offer) = req.sdp.filter(|s| !s.is_empty()) else {
@@ -207,12 +292,14 @@ impl Session {
                 vec![status(&id, &name, "FAILED", &e.to_string())]
             }
             Ok(Playback {
+                key,
                 answer_sdp,
                 stopper,
                 mut statuses,
                 info: media,
             }) => {
-                self.streams.insert(id.clone(), PlayingStream { stopper });
+                self.streams
+                    .insert(id.clone(), PlayingStream { key, stopper });
                 let out = self.out_tx.clone();
                 let (sid, sname) = (id.clone(), name.clone());
                 tokio::spawn(async move {
@@ -228,7 +315,7 @@ impl Session {
                         }
                         let _ = out.send(Outgoing::Text(text));
                         if last {
-                            let _ = out.send(Outgoing::Ended(sid.clone()));
+                            let _ = out.send(Outgoing::Ended(sid.clone(), key));
                             break;
                         }
                     }
@@ -297,4 +384,22 @@ pub fn fuzz_message(text: &str) -> Vec<String> {
         ));
     }
     replies
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_alive_gives_up_after_probes_unanswered_pings() {
+        let mut k = KeepAlive::new(3);
+        for _ in 0..3 {
+            assert_eq!(k.ping_due(), PingDue::Send);
+        }
+        k.heard();
+        for _ in 0..3 {
+            assert_eq!(k.ping_due(), PingDue::Send);
+        }
+        assert_eq!(k.ping_due(), PingDue::GiveUp);
+    }
 }

@@ -80,7 +80,9 @@ fn error_status(e: &StreamError) -> StatusCode {
         StreamError::NotFound | StreamError::StreamNotFound => StatusCode::NOT_FOUND,
         StreamError::Restricted(_) => StatusCode::FORBIDDEN,
         StreamError::WrongFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        StreamError::ReadFailed(_) | StreamError::Streaming(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        StreamError::ReadFailed(_) | StreamError::Streaming(_) | StreamError::Internal => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
         StreamError::UnknownStorage | StreamError::Other(_) => StatusCode::BAD_REQUEST,
     }
 }

@@ -36,11 +36,9 @@ impl LocalFile {
     /// [`SourceError::Read`] with the io reason.
     pub fn open(media_dir: &Path, name: &MediaPath) -> Result<LocalFile, SourceError> {
         let root = media_dir.canonicalize().map_err(|e| {
-            SourceError::Read(format!(
-                "media_dir {}: {}",
-                media_dir.display(),
-                io_words(&e)
-            ))
+            // The folder's path is the operator's business, not the viewer's.
+            tracing::warn!(dir = %media_dir.display(), "media_dir cannot be read: {e}");
+            SourceError::Read(format!("media_dir cannot be read ({})", io_words(&e)))
         })?;
         let path = root
             .join(name.as_path())

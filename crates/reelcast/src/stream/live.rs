@@ -134,7 +134,7 @@ pub async fn start(
     let reader =
         tokio::task::spawn_blocking(move || open_media(&settings_copy, &location, &budget))
             .await
-            .map_err(|e| StreamError::Other(format!("internal error opening the file: {e}")))??;
+            .map_err(|e| StreamError::internal("opening the file", &e))??;
 
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (viewer_events, event_rx) = mpsc::unbounded_channel();

@@ -58,8 +58,20 @@ pub enum StreamError {
     StreamNotFound,
     #[error("Restricted access: {0}")]
     Restricted(String),
+    /// Our own failure; its details are in the log only (see [`StreamError::internal`]).
+    #[error("Failed by error")]
+    Internal,
     #[error("{0}")]
     Other(String),
+}
+
+impl StreamError {
+    /// Our own failure (a task that died, a setup that broke): logged with its details,
+    /// told to the viewer as WCS's `Failed by error`, without them.
+    pub fn internal(doing: &str, detail: &dyn std::fmt::Display) -> Self {
+        tracing::warn!("internal error {doing}: {detail}");
+        StreamError::Internal
+    }
 }
 
 /// The life of a stream as its viewer hears it (WCS stream statuses).

@@ -1,8 +1,10 @@
 //! The registry: every stream the server runs, for the REST API and for joining.
 //!
 //! Two kinds of entries. A *play* is one viewer's playback (a WCS `playStream` or a WHEP
-//! session), keyed by its media session id: a personal VOD, or a viewer of a live
-//! translation. A *translation* is one shared live timeline (`vod-live://`), keyed by its
+//! session): a personal VOD, or a viewer of a live translation. Plays are keyed by a
+//! [`PlayKey`] the server makes, never by the media session id a client chose: a client
+//! may reuse an id (play, stop, play again) or pick another session's, and the entry of one
+//! play must never replace or remove another's. A *translation* is one shared live timeline (`vod-live://`), keyed by its
 //! local stream name. Entries are added when they start and removed by their own tasks
 //! when they end, so what the registry lists is what is running.
 //!
@@ -10,6 +12,7 @@
 //! media, and its lock is held only to read or change the maps.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -26,9 +29,21 @@ pub enum PlayKind {
     Live { translation: String },
 }
 
+/// Which play an entry is: unique for the life of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PlayKey(u64);
+
+impl PlayKey {
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        PlayKey(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
 /// One viewer's playback.
 #[derive(Clone)]
 pub struct PlayRecord {
+    pub key: PlayKey,
     /// The WCS media session id (SDK), or the WHEP resource id.
     pub media_session_id: String,
     /// The name the viewer asked for (`vod://sample.mp4`, `vod-live://x.mp4`, `test`).
@@ -45,7 +60,7 @@ pub struct PlayRecord {
 
 #[derive(Default)]
 struct Maps {
-    plays: HashMap<String, PlayRecord>,
+    plays: HashMap<PlayKey, PlayRecord>,
     translations: HashMap<String, TranslationHandle>,
 }
 
@@ -80,8 +95,11 @@ impl Registry {
         plays
     }
 
+    /// The oldest running play with this media session id.
     pub fn play(&self, media_session_id: &str) -> Option<PlayRecord> {
-        self.maps().plays.get(media_session_id).cloned()
+        self.plays()
+            .into_iter()
+            .find(|p| p.media_session_id == media_session_id)
     }
 
     /// Every live translation, oldest first.
@@ -108,30 +126,28 @@ impl Registry {
         found.first().map(|t| (*t).clone())
     }
 
-    /// Stops a play; `false` when there is none with that id.
+    /// Stops every play with this media session id; `false` when there is none.
     pub fn stop_play(&self, media_session_id: &str, reason: &'static str) -> bool {
-        let stopper = self
+        let stoppers: Vec<Stopper> = self
             .maps()
             .plays
-            .get(media_session_id)
-            .map(|p| p.stopper.clone());
-        match stopper {
-            Some(s) => {
-                s.stop(reason);
-                true
-            }
-            None => false,
+            .values()
+            .filter(|p| p.media_session_id == media_session_id)
+            .map(|p| p.stopper.clone())
+            .collect();
+        // Stopped outside the lock: a stopper may call back into the registry.
+        for s in &stoppers {
+            s.stop(reason);
         }
+        !stoppers.is_empty()
     }
 
     pub(crate) fn add_play(&self, play: PlayRecord) {
-        self.maps()
-            .plays
-            .insert(play.media_session_id.clone(), play);
+        self.maps().plays.insert(play.key, play);
     }
 
-    pub(crate) fn remove_play(&self, media_session_id: &str) {
-        self.maps().plays.remove(media_session_id);
+    pub(crate) fn remove_play(&self, key: PlayKey) {
+        self.maps().plays.remove(&key);
     }
 
     /// Adds a translation unless its name is taken by a running one (then `false`).

@@ -17,6 +17,8 @@ use str0m::crypto::CryptoProvider;
 use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, IceCreds, Rtc};
 
+use tracing::debug;
+
 use super::dtls_keys::{self, KeySlot};
 use super::WebRtcError;
 
@@ -45,6 +47,8 @@ pub struct Accepted {
     pub(crate) ice_password: String,
     /// Where the SRTP keys land when DTLS is done.
     pub(crate) keys: KeySlot,
+    /// The answer sends H.264 video (the offer had an H.264 video section).
+    pub sends_video: bool,
 }
 
 impl RtcFactory {
@@ -72,8 +76,12 @@ impl RtcFactory {
 
     /// Accepts `offer_sdp` (the browser wants to receive) and answers it.
     pub fn accept_offer(&self, offer_sdp: &str, now: Instant) -> Result<Accepted, WebRtcError> {
-        let offer = SdpOffer::from_sdp_string(offer_sdp)
-            .map_err(|e| WebRtcError::BadOffer(e.to_string()))?;
+        // str0m's words stay in our log: its parse errors carry a heap address
+        // (`PointerOffset(0x7f…)`), nothing a client should read.
+        let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| {
+            debug!("offer not parsed: {e}");
+            WebRtcError::BadOffer("it is not an SDP description this server can read")
+        })?;
         let creds = IceCreds::new();
         let local_ufrag = creds.ufrag.clone();
         let ice_password = creds.pass.clone();
@@ -100,13 +108,15 @@ impl RtcFactory {
         if added == 0 {
             return Err(WebRtcError::Setup("no usable host candidate".into()));
         }
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| WebRtcError::BadOffer(e.to_string()))?;
+        let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| {
+            debug!("offer not answered: {e}");
+            WebRtcError::BadOffer("it cannot be answered (its media sections are inconsistent)")
+        })?;
+        let answer_sdp = one_media_stream(&answer.to_sdp_string());
         Ok(Accepted {
             rtc,
-            answer_sdp: one_media_stream(&answer.to_sdp_string()),
+            sends_video: answers_h264_video(&answer_sdp),
+            answer_sdp,
             local_ufrag,
             ice_password,
             keys,
@@ -129,6 +139,16 @@ fn extensions_without_twcc() -> ExtensionMap {
         }
     }
     map
+}
+
+/// True when `sdp` has an active (port not 0) video section offering H.264.
+fn answers_h264_video(sdp: &str) -> bool {
+    sdp.split("\nm=").skip(1).any(|section| {
+        let mut words = section.split_whitespace();
+        words.next() == Some("video")
+            && words.next() != Some("0")
+            && section.contains(" H264/90000")
+    })
 }
 
 /// The media stream id every track of an answer is put in.
@@ -191,6 +211,49 @@ mod tests {
         assert!(out.contains("a=ssrc:2 msid:reelcast t2\r\n"));
         assert!(out.contains("a=ssrc:2 cname:x\r\n"));
         assert!(!out.contains("abc") && !out.contains("def"));
+    }
+
+    #[test]
+    fn a_vp8_only_offer_is_answered_without_video() {
+        let offer = |vp8_only: bool| {
+            let builder = Rtc::builder().clear_codecs().enable_opus(true, false);
+            let builder = if vp8_only {
+                builder.enable_vp8(true)
+            } else {
+                builder.enable_h264(true)
+            };
+            let mut browser = builder.build(Instant::now());
+            let mut api = browser.sdp_api();
+            for kind in [
+                str0m::media::MediaKind::Video,
+                str0m::media::MediaKind::Audio,
+            ] {
+                api.add_media(kind, str0m::media::Direction::RecvOnly, None, None, None);
+            }
+            api.apply().expect("an offer").0.to_sdp_string()
+        };
+        let factory = RtcFactory::new(vec!["127.0.0.1:9".parse().unwrap()]).expect("factory");
+        let vp8 = factory
+            .accept_offer(&offer(true), Instant::now())
+            .expect("answered");
+        assert!(!vp8.sends_video, "{}", vp8.answer_sdp);
+        let h264 = factory
+            .accept_offer(&offer(false), Instant::now())
+            .expect("answered");
+        assert!(h264.sends_video, "{}", h264.answer_sdp);
+    }
+
+    #[test]
+    fn garbage_offers_fail_in_plain_words_without_internals() {
+        let factory = RtcFactory::new(vec!["127.0.0.1:9".parse().unwrap()]).expect("factory");
+        for garbage in ["v=0\r\ngarbage", "hello", "v=0\r\nm=video x y z\r\n", ""] {
+            let Err(e) = factory.accept_offer(garbage, Instant::now()) else {
+                panic!("{garbage:?} was answered");
+            };
+            let text = e.to_string();
+            assert!(text.starts_with("Invalid SDP offer: "), "{text}");
+            assert!(!text.contains("0x") && !text.contains("Pointer"), "{text}");
+        }
     }
 
     #[test]

@@ -36,8 +36,9 @@ pub use udp::bind as bind_media_port;
 /// Why a WebRTC session could not be set up. Display strings are what a user reads.
 #[derive(Debug, thiserror::Error)]
 pub enum WebRtcError {
+    /// The reason is one of a few fixed texts: never the parser's own words.
     #[error("Invalid SDP offer: {0}")]
-    BadOffer(String),
+    BadOffer(&'static str),
     #[error("Offer has no audio or video we can send")]
     NothingToSend,
     #[error("WebRTC setup failed: {0}")]

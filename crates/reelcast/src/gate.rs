@@ -1,0 +1,126 @@
+//! Admission by count: at most N of something at once in total, and at most M from one
+//! client address. Used for the TCP connections of every port ([`crate::http_conn`]) and
+//! for WebSocket sessions ([`crate::signal::wcs`]).
+//!
+//! Owns only the counting. A [`Permit`] is the slot: whoever holds it holds the
+//! connection or session, and dropping it gives the slot back, whatever way the holder
+//! ends (closed, timed out, panicked). Must not: know what is being counted.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+/// Why a [`Gate`] refused: the plain words a client may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("too many at once on this server")]
+    Total,
+    #[error("too many at once from your address")]
+    PerClient,
+}
+
+/// Counts what is admitted, in total and per client address.
+pub struct Gate {
+    max_total: usize,
+    max_per_client: usize,
+    counts: Mutex<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    /// Only addresses holding at least one permit: the map never outgrows `max_total`.
+    per_client: HashMap<IpAddr, usize>,
+}
+
+impl Gate {
+    pub fn new(max_total: usize, max_per_client: usize) -> Arc<Gate> {
+        Arc::new(Gate {
+            max_total,
+            max_per_client,
+            counts: Mutex::new(Counts::default()),
+        })
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        // The counts stay consistent under a panic elsewhere: every change is one step.
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A slot for one more from `client`, or why not.
+    pub fn admit(self: &Arc<Self>, client: IpAddr) -> Result<Permit, Refused> {
+        let client = canonical(client);
+        let mut counts = self.counts();
+        if counts.total >= self.max_total {
+            return Err(Refused::Total);
+        }
+        let mine = counts.per_client.entry(client).or_insert(0);
+        if *mine >= self.max_per_client {
+            return Err(Refused::PerClient);
+        }
+        *mine += 1;
+        counts.total += 1;
+        Ok(Permit {
+            gate: Arc::clone(self),
+            client,
+        })
+    }
+
+    /// Slots held now.
+    pub fn in_use(&self) -> usize {
+        self.counts().total
+    }
+}
+
+/// An IPv4 client seen through an IPv6 socket (`::ffff:a.b.c.d`) counts as itself.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+/// One admitted slot; given back on drop.
+pub struct Permit {
+    gate: Arc<Gate>,
+    client: IpAddr,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut counts = self.gate.counts();
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(n) = counts.per_client.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_in_total_and_per_client_and_gives_back_on_drop() {
+        let gate = Gate::new(3, 2);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let a1 = gate.admit(a).unwrap();
+        let _a2 = gate.admit(a).unwrap();
+        assert_eq!(gate.admit(a).err(), Some(Refused::PerClient));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(gate.admit(mapped).err(), Some(Refused::PerClient));
+        let _b1 = gate.admit(b).unwrap();
+        assert_eq!(gate.admit(b).err(), Some(Refused::Total));
+        drop(a1);
+        assert_eq!(gate.in_use(), 2);
+        let _b2 = gate.admit(b).unwrap();
+        assert_eq!(gate.in_use(), 3);
+    }
+}

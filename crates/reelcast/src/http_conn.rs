@@ -1,0 +1,200 @@
+//! Serving an HTTP app on a TCP port with bounds on what each client can hold: the
+//! accept loops and the per-connection HTTP/1.1 driver of every TCP port (http, ws,
+//! https, wss).
+//!
+//! Owns, for every connection:
+//! - admission: `http.max_connections` per port and `http.max_connections_per_client`
+//!   per port and address ([`Gate`]); a plain connection over the cap gets a `503` with the
+//!   reason and is closed, a TLS one is closed before its handshake;
+//! - `http.header_read_timeout`: a request head must arrive whole within it, and a
+//!   kept-alive connection waits at most that long for its next request (hyper's
+//!   `header_read_timeout`, whose timer starts at every request head, the first one too:
+//!   a connection that sends nothing, or half a request, is closed);
+//! - `http.idle_timeout`: the longest wait for a client to take the next bytes of an
+//!   answer ([`Watched`]); the same bound on request bodies is the app's
+//!   (`RequestBodyTimeoutLayer`, see [`crate::server`]).
+//!
+//! A connection upgraded to a WebSocket keeps its slot and its write time-out for as long
+//! as the session lives (both travel inside the I/O object); reads on it are the WCS
+//! keep-alive's business. Must not: know routes or what the app does.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::{Extension, Router};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::time::Sleep;
+use tower::Layer;
+use tracing::debug;
+
+use crate::gate::{Gate, Permit, Refused};
+
+/// The time-outs every connection of a port gets.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// Accepts on `listener` forever, serving `app` on every admitted connection.
+pub async fn serve_tcp(listener: TcpListener, gate: Arc<Gate>, app: Router, limits: ConnLimits) {
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: wait rather than spin.
+                debug!("accept error: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        match gate.admit(peer.ip()) {
+            Ok(permit) => {
+                tokio::spawn(serve_connection(socket, peer, permit, app.clone(), limits));
+            }
+            Err(refused) => {
+                debug!(%peer, "connection refused: {refused}");
+                // Best effort and never waiting: the answer fits any socket buffer.
+                let _ = socket.try_write(busy_answer(refused).as_bytes());
+            }
+        }
+    }
+}
+
+/// The `503` a connection over the cap gets before it is closed.
+fn busy_answer(refused: Refused) -> String {
+    let body = format!("Too many connections: {refused}. Try again later.\n");
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         content-length: {}\r\nconnection: close\r\nretry-after: 5\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Serves one admitted connection until it closes, times out or is upgraded (then the
+/// upgraded I/O, slot included, lives on in the WebSocket session).
+pub async fn serve_connection<I>(
+    io: I,
+    peer: SocketAddr,
+    permit: Permit,
+    app: Router,
+    limits: ConnLimits,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(Watched::new(io, permit, limits.idle_timeout));
+    // What `axum::serve(..).into_make_service_with_connect_info()` would give handlers.
+    let service = TowerToHyperService::new(Extension(ConnectInfo(peer)).layer(app));
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .serve_connection(io, service)
+        .with_upgrades();
+    if let Err(e) = connection.await {
+        debug!(%peer, "connection ended: {e}");
+    }
+}
+
+/// A connection's I/O with its slot under the port's cap and a time-out on writes that
+/// do not move: a client that stops taking bytes is dropped after `stall`.
+pub struct Watched<I> {
+    io: I,
+    _permit: Permit,
+    stall: Duration,
+    /// Armed while a write is pending; reset by every write that goes through.
+    write_wait: Option<Pin<Box<Sleep>>>,
+}
+
+impl<I> Watched<I> {
+    pub fn new(io: I, permit: Permit, stall: Duration) -> Self {
+        Watched {
+            io,
+            _permit: permit,
+            stall,
+            write_wait: None,
+        }
+    }
+
+    /// Called when a write is pending: pending until the stall time-out, then an error.
+    fn stalled<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let stall = self.stall;
+        let wait = self
+            .write_wait
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+        match wait.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took no bytes for http.idle_timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn moved<T>(
+        &mut self,
+        result: Poll<io::Result<T>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<T>> {
+        match result {
+            Poll::Pending => self.stalled(cx),
+            done => {
+                self.write_wait = None;
+                done
+            }
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.moved(result, cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.moved(result, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = Pin::new(&mut self.io).poll_flush(cx);
+        self.moved(result, cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = Pin::new(&mut self.io).poll_shutdown(cx);
+        self.moved(result, cx)
+    }
+}
