@@ -6,6 +6,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
@@ -158,14 +159,19 @@ describe('REST API (auth off)', { timeout: 240000 }, () => {
     await expectError(s, '/vod/startup', '{"uri":"vod-live://sample.mp4",', 400, /^Malformed JSON: EOF/);
     await expectError(s, '/vod/startup', 'uri=vod-live://sample.mp4', 400, /^Malformed JSON/);
     await expectError(s, '/vod/startup', '', 400, /Request body is empty/, { contentType: 'application/json' });
-    // Only JSON bodies: what a page on any site can POST without a preflight is refused.
-    await expectError(s, '/vod/startup', undefined, 415, /^Unsupported Media Type: REST bodies must be JSON/);
+    // From a browser (an Origin header), only JSON bodies: what a page on any site can
+    // POST without a preflight is refused.
+    const page = { origin: 'http://evil.example' };
+    await expectError(s, '/vod/startup', undefined, 415, /^Unsupported Media Type: REST bodies must be JSON/, page);
     for (const type of ['application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data; boundary=x']) {
-      await expectError(s, '/vod/terminate', '{"localStreamName":"test"}', 415, /Content-Type: application\/json/, { contentType: type });
+      await expectError(s, '/vod/terminate', '{"localStreamName":"test"}', 415, /Content-Type: application\/json/, { ...page, contentType: type });
     }
     for (const m of ['/vod/find', '/stream/find', '/stream/terminate']) {
-      await expectError(s, m, '{"name":"test"}', 415, /must be JSON/, { contentType: 'text/plain' });
+      await expectError(s, m, '{"name":"test"}', 415, /must be JSON/, { ...page, contentType: 'text/plain' });
     }
+    // A script (no Origin: curl -d sends a form type, as WCS's examples do) is read as JSON.
+    await expectError(s, '/vod/find', '{"localStreamName":"nothing"}', 404, undefined, { contentType: 'application/x-www-form-urlencoded' });
+    await expectError(s, '/vod/startup', undefined, 400, /Request body is empty/, { contentType: 'text/plain' });
     await expectError(s, '/vod/startup', '["vod-live://sample.mp4"]', 400, /expected a JSON object, got an array/);
     await expectError(s, '/vod/startup', { uri: 5 }, 400, /invalid type: integer `5`, expected a string/);
     await expectError(s, '/vod/startup', { uri: 'vod-live://sample.mp4', loop: 'yes' }, 400, /expected a boolean/);
@@ -212,6 +218,49 @@ describe('REST API (auth off)', { timeout: 240000 }, () => {
     assert.ok(res.status < 300, `WHEP preflight answered ${res.status}`);
     assert.equal(res.headers.get('access-control-allow-origin'), '*');
     assert.match(res.headers.get('access-control-allow-methods') || '', /POST/);
+  });
+
+  test('a page on another site cannot stop a translation through the browser (form, text, JSON)', { timeout: 60000 }, async () => {
+    const started = await rest(server, '/vod/startup', { uri: 'vod-live://sample.mp4', localStreamName: 'csrf' });
+    assert.equal(started.status, 200, started.text);
+    // The attacking page: served from another origin (another port of this machine).
+    const port = await freeTcpPort();
+    const site = http.createServer((_, res) => { res.setHeader('content-type', 'text/html'); res.end('<html><body>hi</body></html>'); });
+    await new Promise((r) => site.listen(port, '127.0.0.1', r));
+    const page = await browser.newPage();
+    try {
+      await page.goto(`http://127.0.0.1:${port}/`);
+      const target = `${server.base}/rest-api/vod/terminate`;
+      const tried = await page.evaluate(async (url) => {
+        const body = JSON.stringify({ localStreamName: 'csrf' });
+        const out = [];
+        // What any page may send without a preflight: opaque answers, but sent.
+        for (const type of ['text/plain', 'application/x-www-form-urlencoded']) {
+          await fetch(url, { method: 'POST', mode: 'no-cors', headers: { 'Content-Type': type }, body })
+            .then(() => out.push(`${type}: sent`), (e) => out.push(`${type}: ${e}`));
+        }
+        // A JSON body needs a preflight, which this origin does not pass.
+        await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body })
+          .then((r) => out.push(`json: ${r.status}`), (e) => out.push(`json: blocked (${e.name})`));
+        // And a plain HTML form post.
+        const form = document.createElement('form');
+        form.method = 'POST'; form.action = url; form.enctype = 'text/plain';
+        const input = document.createElement('input');
+        input.name = '{"localStreamName":"csrf","x":"'; input.value = '"}';
+        form.appendChild(input); document.body.appendChild(form);
+        const frame = document.createElement('iframe'); frame.name = 'sink'; document.body.appendChild(frame);
+        form.target = 'sink'; form.submit();
+        await new Promise((r) => setTimeout(r, 1000));
+        return out;
+      }, target);
+      assert.ok(tried.some((t) => t.endsWith('sent')), `the page sent nothing: ${tried}`);
+      const found = await rest(server, '/vod/find', { localStreamName: 'csrf' });
+      assert.equal(found.status, 200, `the translation was stopped by another site's page (${tried}): ${found.text}`);
+    } finally {
+      await page.close();
+      site.close();
+      await rest(server, '/vod/terminate', { localStreamName: 'csrf' });
+    }
   });
 
   test('a missing file: 500 "File not found" (as WCS); nothing is left running', async () => {

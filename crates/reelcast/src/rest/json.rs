@@ -43,14 +43,16 @@ impl IntoResponse for RestError {
     }
 }
 
-/// A request body parsed strictly as `T`: sent as `Content-Type: application/json`
-/// (else `415`), one JSON value of `T`'s shape (else `400`).
+/// A request body parsed strictly as `T`: one JSON value of `T`'s shape (else `400`);
+/// from a browser (a request with an `Origin` header), also sent as
+/// `Content-Type: application/json` (else `415`).
 ///
-/// Why JSON only: a web page on any site may send a "simple" cross-origin POST (form or
+/// Why: a web page on any site may send a "simple" cross-origin POST (form or
 /// `text/plain` body) without asking the server first; a JSON body needs a CORS
-/// preflight, which only `rest_allowed_origins` pass. So a page a user opens cannot
-/// stop the server's streams. (curl's `-d` alone sends a form type: add
-/// `-H 'Content-Type: application/json'`.)
+/// preflight, which only `rest_allowed_origins` pass. So a page a user opens cannot stop
+/// the server's streams. Browsers always name the page's origin on such a POST, and only
+/// a browser can be made to send one by a page; scripts (curl's `-d`, which sends a form
+/// type, as WCS's examples do) send none and keep working unchanged.
 pub struct RestJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for RestJson<T> {
@@ -62,7 +64,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for RestJson<T> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(is_json_type);
-        if !is_json {
+        let from_browser = req.headers().contains_key(header::ORIGIN);
+        if from_browser && !is_json {
             return Err(RestError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "Unsupported Media Type: REST bodies must be JSON, sent with Content-Type: application/json",

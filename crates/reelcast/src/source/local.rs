@@ -333,7 +333,10 @@ mod tests {
         let gone = media.join("gone");
         let e = LocalFile::open(&gone, &name("a.mp4")).unwrap_err();
         assert!(matches!(e, SourceError::Read(_)), "{e}");
-        assert!(e.to_string().ends_with("No such file or directory"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "Failed to read file: media_dir cannot be read (No such file or directory)"
+        );
         assert!(list_media(&gone).is_empty());
         std::fs::remove_dir_all(dir).unwrap();
     }
