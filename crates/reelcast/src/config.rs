@@ -61,6 +61,9 @@ pub const KEYS: &[&str] = &[
     "http.max_connections_per_client",
     "rest_allowed_origins",
     "whep_allowed_origins",
+    "rest_hook_url",
+    "disable_rest_requests",
+    "rest_request_timeout",
     "aws_s3_credentials",
     "aws_s3_endpoint",
     "aws_s3_addressing",
@@ -77,6 +80,8 @@ const SECRET_KEYS: &[&str] = &[
     "aws_s3_credentials",
     HOST_CREDENTIALS_KEY,
     "rest_auth_users",
+    // A hook URL may carry a user and password, or a token in its query.
+    "rest_hook_url",
 ];
 
 /// `aws_s3_credentials.HOST[:PORT]=region;key;secret`: credentials for one S3 endpoint.
@@ -154,6 +159,13 @@ pub struct Settings {
     pub rest_allowed_origins: AllowedOrigins,
     /// `whep_allowed_origins`: web origins whose pages may use WHEP from a browser.
     pub whep_allowed_origins: AllowedOrigins,
+    /// `rest_hook_url`: the application's backend, asked `/connect` and `/playStream`
+    /// before a session or play goes on ([`crate::hooks`]). `None`: no hooks.
+    pub rest_hook_url: Option<String>,
+    /// `disable_rest_requests`: `true` calls no hooks even with `rest_hook_url` set.
+    pub disable_rest_requests: bool,
+    /// `rest_request_timeout`: how long a hook's answer is awaited (WCS: seconds).
+    pub rest_request_timeout: Duration,
     /// `aws_s3_credentials`: `region;access_key_id;secret`, for every S3 endpoint that
     /// has no credentials of its own. A secret: never logged.
     pub aws_s3_credentials: Option<S3Credentials>,
@@ -214,6 +226,9 @@ impl Default for Settings {
             http_max_connections_per_client: 256,
             rest_allowed_origins: AllowedOrigins::None,
             whep_allowed_origins: AllowedOrigins::Any,
+            rest_hook_url: None,
+            disable_rest_requests: false,
+            rest_request_timeout: Duration::from_secs(15),
             aws_s3_credentials: None,
             aws_s3_host_credentials: BTreeMap::new(),
             aws_s3_endpoint: None,
@@ -618,6 +633,16 @@ impl Settings {
             "whep_allowed_origins" => {
                 self.whep_allowed_origins = AllowedOrigins::parse(value).map_err(bad)?
             }
+            "rest_hook_url" if value.is_empty() => self.rest_hook_url = None,
+            "rest_hook_url" => {
+                self.rest_hook_url = Some(hook_url(value).ok_or_else(|| bad(HOOK_URL))?)
+            }
+            "disable_rest_requests" => {
+                self.disable_rest_requests = boolean(value).ok_or_else(|| bad(BOOL))?
+            }
+            "rest_request_timeout" => {
+                self.rest_request_timeout = hook_timeout(value).ok_or_else(|| bad(SECONDS))?
+            }
             "ws.max_message_size" => {
                 self.signalling_max_message_bytes = value
                     .parse::<usize>()
@@ -709,6 +734,9 @@ impl Settings {
             "http.max_connections_per_client" => self.http_max_connections_per_client.to_string(),
             "rest_allowed_origins" => self.rest_allowed_origins.to_text(),
             "whep_allowed_origins" => self.whep_allowed_origins.to_text(),
+            "rest_hook_url" => self.rest_hook_url.clone().unwrap_or_default(),
+            "disable_rest_requests" => self.disable_rest_requests.to_string(),
+            "rest_request_timeout" => self.rest_request_timeout.as_secs().to_string(),
             "aws_s3_credentials" => self
                 .aws_s3_credentials
                 .as_ref()
@@ -780,6 +808,8 @@ const COUNT: &str = "expected a whole number greater than 0";
 const CREDENTIALS: &str = "expected region;access_key_id;secret_access_key \
     (in a properties file, write a port in the key as \\:, e.g. aws_s3_credentials.host\\:9000=...)";
 const ENDPOINT: &str = "expected http://host[:port] or https://host[:port]";
+const HOOK_URL: &str = "expected an http:// or https:// URL, e.g. http://backend:8080/rest/my_api";
+const SECONDS: &str = "expected a number of seconds, 0 (at most 60) to 60";
 const ADDRESSING: &str = "expected auto, path or virtual";
 
 /// The three parts of `aws_s3_credentials` (WCS's form `region;access_key_id;secret`).
@@ -923,6 +953,23 @@ impl S3Addressing {
 
 /// `http[s]://host[:port]` with an optional trailing `/`, normalised without it; the
 /// host part holds only host-name and address characters.
+/// `rest_hook_url`: an absolute http(s) URL with a host, kept as written (less a trailing `/`).
+fn hook_url(value: &str) -> Option<String> {
+    let url = url::Url::parse(value).ok()?;
+    let web = matches!(url.scheme(), "http" | "https") && url.host_str().is_some();
+    web.then(|| value.trim_end_matches('/').to_string())
+}
+
+/// `rest_request_timeout` in seconds. WCS reads 0 as "no limit"; a hook nobody answers
+/// must not hold a client forever, so 0 is the longest allowed wait, 60 s.
+fn hook_timeout(value: &str) -> Option<Duration> {
+    match value.parse::<u64>().ok()? {
+        0 => Some(Duration::from_secs(60)),
+        n @ 1..=60 => Some(Duration::from_secs(n)),
+        _ => None,
+    }
+}
+
 fn endpoint(value: &str) -> Option<String> {
     let value = value.trim_end_matches('/');
     let (scheme, host) = value.split_once("://")?;
@@ -1262,6 +1309,38 @@ mod tests {
         assert_eq!(s.signalling_max_message_bytes, 1 << 20);
         assert_eq!(s.keep_alive_probes, 5);
         assert_eq!(s.rest_allowed_origins, AllowedOrigins::None);
+    }
+
+    #[test]
+    fn rest_hook_settings_parse_and_refuse_nonsense() {
+        let mut s = Settings::default();
+        assert_eq!(s.rest_hook_url, None);
+        assert_eq!(s.rest_request_timeout, Duration::from_secs(15));
+        let o = Origin::Flag {
+            flag: "--set".into(),
+        };
+        s.set("rest_hook_url", "http://backend:8080/rest/my_api/", &o)
+            .unwrap();
+        assert_eq!(
+            s.rest_hook_url.as_deref(),
+            Some("http://backend:8080/rest/my_api")
+        );
+        assert_eq!(
+            s.get("rest_hook_url").unwrap(),
+            "http://backend:8080/rest/my_api"
+        );
+        for bad in ["backend:8080", "ftp://backend/x", "http://", "/rest"] {
+            assert!(s.set("rest_hook_url", bad, &o).is_err(), "{bad}");
+        }
+        s.set("rest_request_timeout", "3", &o).unwrap();
+        assert_eq!(s.rest_request_timeout, Duration::from_secs(3));
+        s.set("rest_request_timeout", "0", &o).unwrap();
+        assert_eq!(s.rest_request_timeout, Duration::from_secs(60));
+        assert!(s.set("rest_request_timeout", "61", &o).is_err());
+        s.set("disable_rest_requests", "true", &o).unwrap();
+        assert!(s.disable_rest_requests);
+        s.set("rest_hook_url", "", &o).unwrap();
+        assert_eq!(s.rest_hook_url, None);
     }
 
     #[test]

@@ -32,6 +32,7 @@ use tracing::info;
 
 use crate::config::{AllowedOrigins, Settings};
 use crate::gate::Gate;
+use crate::hooks::RestHooks;
 use crate::http_conn::{self, ConnLimits};
 use crate::rest;
 use crate::signal::{wcs, whep};
@@ -55,6 +56,8 @@ pub struct ServerContext {
     pub whep_sessions: Mutex<HashMap<String, Stopper>>,
     /// WebSocket sessions open now, under `ws.max_sessions` (WS and WSS together).
     pub ws_sessions: Arc<Gate>,
+    /// The application's backend, asked before a session or play goes on.
+    pub hooks: RestHooks,
 }
 
 /// Ports actually bound (differs from the settings when a port is 0).
@@ -184,7 +187,16 @@ pub async fn start(
         idle_timeout: settings.http_idle_timeout,
     };
     let (http_gate, ws_gate) = (port_gate(&settings), port_gate(&settings));
+    let hook_url = settings.rest_hook_url.as_deref();
+    let hooks = RestHooks::new(
+        hook_url.filter(|_| !settings.disable_rest_requests),
+        settings.rest_request_timeout,
+    );
+    if hooks.enabled() {
+        info!("REST hooks on: every session and play is asked of the application's backend");
+    }
     let ctx = Arc::new(ServerContext {
+        hooks,
         rtc,
         hub,
         registry: Arc::new(Registry::new(index_budget)),
@@ -268,7 +280,8 @@ fn cors(origins: &AllowedOrigins, methods: &[Method]) -> Option<CorsLayer> {
             .allow_origin(allow_origin)
             .allow_methods(methods.to_vec())
             .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
-            .expose_headers([header::LOCATION]),
+            // A WHEP player reads where its session lives, and why a token was refused.
+            .expose_headers([header::LOCATION, header::WWW_AUTHENTICATE]),
     )
 }
 

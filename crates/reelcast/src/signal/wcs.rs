@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::hooks::Hook;
 use crate::playback::{self, Playback, Requester};
 use crate::server::ServerContext;
 use crate::stream::registry::PlayKey;
@@ -127,6 +128,14 @@ impl KeepAlive {
 
 struct Session {
     ctx: Arc<ServerContext>,
+    /// Our id of this session (also its `authToken`), given in `getUserData`.
+    session_id: String,
+    /// The client's `connection` fields, once the session is established (REST hooks
+    /// send its `appKey` with every play).
+    connection: Option<Value>,
+    /// Set when the application's backend refused the session: the socket is closed
+    /// with this reason once the replies are out.
+    refused: Option<String>,
     streams: HashMap<String, PlayingStream>,
     out_tx: mpsc::UnboundedSender<Outgoing>,
     out_rx: mpsc::UnboundedReceiver<Outgoing>,
@@ -137,6 +146,9 @@ impl Session {
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         Session {
             ctx,
+            session_id: uuid::Uuid::new_v4().to_string(),
+            connection: None,
+            refused: None,
             streams: HashMap::new(),
             out_tx,
             out_rx,
@@ -203,6 +215,14 @@ impl Session {
                     break 'session;
                 }
             }
+            if let Some(reason) = self.refused.take() {
+                let close = Message::Close(Some(CloseFrame {
+                    code: close_code::POLICY,
+                    reason: reason.into(),
+                }));
+                let _ = tokio::time::timeout(SHORT_SEND, socket.send(close)).await;
+                break;
+            }
         }
         for (_, stream) in self.streams.drain() {
             stream.stopper.stop(stop_reason);
@@ -221,17 +241,17 @@ impl Session {
         };
         let first = incoming.data.into_iter().next().unwrap_or(Value::Null);
         match incoming.message.as_str() {
-            "connection" => {
-                let token = uuid::Uuid::new_v4().to_string();
-                vec![message(
-                    "getUserData",
-                    json!([{ "authToken": token, "sessionId": token, "server": "reelcast" }]),
-                )]
-            }
+            "connection" => self.connect(first).await,
             "ping" => vec![message("pong", json!([null]))],
             "pong" => vec![],
-            "playStream" => match serde_json::from_value::<StreamRequest>(first) {
-                Ok(req) => self.play(req).await,
+            "playStream" => match serde_json::from_value::<StreamRequest>(first.clone()) {
+                Ok(req) => match self.ask_to_play(first).await {
+                    Ok(()) => self.play(req).await,
+                    Err(reason) => {
+                        info!(stream = %req.name, "play refused by the application's backend: {reason}");
+                        vec![status(&req.media_session_id, &req.name, "FAILED", &reason)]
+                    }
+                },
                 Err(e) => vec![fail(&format!("Bad playStream: {e}"))],
             },
             "stopStream" | "unPublishStream" => {
@@ -266,6 +286,60 @@ impl Session {
                 vec![]
             }
         }
+    }
+
+    /// `connection`: asks the REST hooks (when on) with the client's fields, then answers
+    /// `getUserData` (ESTABLISHED). A refusal is told as a `fail` with the backend's
+    /// reason (the SDK's WARN event) and the socket closes with it (policy, 1008).
+    async fn connect(&mut self, fields: Value) -> Vec<String> {
+        let mut asked = match fields {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        asked.insert("sessionId".into(), json!(self.session_id));
+        asked.insert("nodeId".into(), json!("reelcast"));
+        let asked = Value::Object(asked);
+        if let Err(refused) = self.ctx.hooks.ask(Hook::Connect, asked.clone()).await {
+            info!("session refused by the application's backend: {refused}");
+            let reason = refused.to_string();
+            self.refused = Some(reason.clone());
+            return vec![message(
+                "fail",
+                json!([{ "apiMethod": "ConnectionStatusEvent", "info": reason }]),
+            )];
+        }
+        self.connection = Some(asked);
+        let id = &self.session_id;
+        vec![message(
+            "getUserData",
+            json!([{ "authToken": id, "sessionId": id, "server": "reelcast" }]),
+        )]
+    }
+
+    /// With REST hooks on: `/playStream` with the client's fields (less its SDP offer),
+    /// this session's id and its `appKey`. Plays before `connection` are refused then.
+    async fn ask_to_play(&self, fields: Value) -> Result<(), String> {
+        if !self.ctx.hooks.enabled() {
+            return Ok(());
+        }
+        let Some(connection) = &self.connection else {
+            return Err("Session is not established: send connection first".into());
+        };
+        let mut asked = match fields {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        asked.remove("sdp");
+        asked.insert("sessionId".into(), json!(self.session_id));
+        asked.insert("nodeId".into(), json!("reelcast"));
+        if let Some(app_key) = connection.get("appKey") {
+            asked.insert("appKey".into(), app_key.clone());
+        }
+        self.ctx
+            .hooks
+            .ask(Hook::PlayStream, Value::Object(asked))
+            .await
+            .map_err(|refused| refused.to_string())
     }
 
     async fn play(&mut self, req: StreamRequest) -> Vec<String> {

@@ -4,15 +4,23 @@
 //!
 //! Failures answer with a status code and the same plain reason the WCS protocol gives
 //! (`404 File not found`).
+//!
+//! With REST hooks on ([`crate::hooks`]), a POST is asked of the application's backend as
+//! a WCS session and play would be: `/connect` with the request's Bearer token
+//! (`Authorization: Bearer TOKEN`, RFC 9725) as `authToken`, then `/playStream`. A refused
+//! connect answers `401` with `WWW-Authenticate: Bearer` and the backend's reason; a
+//! refused play `403` with it.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde_json::json;
 use tracing::info;
 
+use crate::hooks::Hook;
 use crate::playback::{self, Requester};
 use crate::server::ServerContext;
 use crate::stream::{StreamError, StreamStatus};
@@ -23,6 +31,7 @@ pub const RESOURCE_PREFIX: &str = "/whep/resource/";
 pub async fn create(
     State(ctx): State<Arc<ServerContext>>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let Ok(offer) = std::str::from_utf8(&body) else {
@@ -32,6 +41,10 @@ pub async fn create(
         return (StatusCode::BAD_REQUEST, "Body is not an SDP offer").into_response();
     }
     let id = uuid::Uuid::new_v4().to_string();
+    if let Err(refused) = ask_hooks(&ctx, &headers, &id, &name).await {
+        info!(stream = %name, "WHEP play refused by the application's backend");
+        return refused;
+    }
     let requester = Requester {
         media_session_id: &id,
         protocol: "whep",
@@ -65,6 +78,57 @@ pub async fn create(
     }
 }
 
+/// The REST hooks' verdict on a WHEP request, as a WCS session's `connect` and
+/// `playStream` would be asked; the refusal as the answer to send.
+async fn ask_hooks(
+    ctx: &ServerContext,
+    headers: &HeaderMap,
+    id: &str,
+    name: &str,
+) -> Result<(), Response> {
+    if !ctx.hooks.enabled() {
+        return Ok(());
+    }
+    let token = bearer_token(headers);
+    let session = format!("whep-{id}");
+    let connect = json!({
+        "appKey": "whep",
+        "sessionId": session,
+        "authToken": token,
+        "mediaProviders": ["WebRTC"],
+        "clientVersion": "WHEP",
+    });
+    if let Err(refused) = ctx.hooks.ask(Hook::Connect, connect).await {
+        let answer = (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            refused.to_string(),
+        );
+        return Err(answer.into_response());
+    }
+    let play = json!({
+        "appKey": "whep",
+        "sessionId": session,
+        "mediaSessionId": id,
+        "name": name,
+        "published": false,
+        "status": "PENDING",
+        "authToken": token,
+    });
+    ctx.hooks
+        .ask(Hook::PlayStream, play)
+        .await
+        .map_err(|refused| (StatusCode::FORBIDDEN, refused.to_string()).into_response())
+}
+
+/// The token of `Authorization: Bearer TOKEN` (scheme in any case), if any.
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
+}
+
 pub async fn delete(State(ctx): State<Arc<ServerContext>>, Path(id): Path<String>) -> Response {
     match ctx.whep_sessions.lock().await.remove(&id) {
         Some(stopper) => {
@@ -84,5 +148,24 @@ fn error_status(e: &StreamError) -> StatusCode {
             StatusCode::INTERNAL_SERVER_ERROR
         }
         StreamError::UnknownStorage | StreamError::Other(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_token_is_read_in_any_case_and_nothing_else_is() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, v.parse().unwrap());
+            bearer_token(&h)
+        };
+        assert_eq!(with("Bearer abc.def"), Some("abc.def".into()));
+        assert_eq!(with("bearer  xyz "), Some("xyz".into()));
+        assert_eq!(with("Basic dXNlcjpwYXNz"), None);
+        assert_eq!(with("Bearer "), None);
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
     }
 }
