@@ -40,19 +40,23 @@
 //! client, and a last table compares their per-viewer figures (medians over the rounds).
 //! The machine's speed drifts over minutes; alternating is what makes the two comparable.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket as StdUdpSocket};
+mod bench_client;
+
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bench_client::{free_tcp_port, new_client};
+
 use anyhow::{bail, Context, Result};
-use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::change::SdpAnswer;
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Pt};
+use str0m::media::Pt;
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::{Event, Input, Output};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -246,10 +250,6 @@ impl Drop for Server {
     }
 }
 
-fn free_tcp_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 async fn start_server(server: &Path, media: &MediaFacts, root: &Path) -> Result<Server> {
     let media_dir = root.join("media");
     std::fs::create_dir_all(&media_dir)?;
@@ -355,26 +355,6 @@ async fn post_sdp(http: SocketAddr, path: &str, sdp: &str) -> Result<(u16, Strin
         .and_then(|s| s.parse().ok())
         .context("bad HTTP status line")?;
     Ok((status, body.to_string()))
-}
-
-/// A receive-only client in RTP mode, with its socket and offer.
-fn new_client() -> Result<(Rtc, StdUdpSocket, String, SdpPendingOffer)> {
-    let mut rtc = Rtc::builder()
-        .set_rtp_mode(true)
-        .clear_codecs()
-        .enable_h264(true)
-        .enable_opus(true, false)
-        .build(Instant::now());
-    let socket = StdUdpSocket::bind("127.0.0.1:0")?;
-    socket.set_nonblocking(true)?;
-    let local = socket.local_addr()?;
-    rtc.add_local_candidate(Candidate::host(local, "udp")?)
-        .context("candidate refused")?;
-    let mut api = rtc.sdp_api();
-    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
-    let (offer, pending) = api.apply().context("no offer")?;
-    Ok((rtc, socket, offer.to_sdp_string(), pending))
 }
 
 /// One viewer: offer over WHEP, then the str0m run loop until `stop`.

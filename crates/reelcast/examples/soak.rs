@@ -29,20 +29,23 @@
 //! 4. Prints a table; exits non-zero when a cycle failed or the server did not empty
 //!    within 25 s of the last cycle.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket as StdUdpSocket};
+mod bench_client;
+
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bench_client::{free_tcp_port, new_client};
+
 use anyhow::{bail, Context, Result};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::media::{Direction, MediaKind};
+use str0m::change::SdpAnswer;
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::{Event, Input, Output, Rtc};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_tungstenite::tungstenite::Message;
@@ -113,10 +116,6 @@ impl Drop for Server {
     }
 }
 
-fn free_tcp_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 async fn start_server(binary: &Path, log: &Path) -> Result<Server> {
     let media_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../media");
     let log_file = std::fs::File::create(log)?;
@@ -185,26 +184,6 @@ async fn http(
         .and_then(|s| s.parse().ok())
         .context("bad HTTP status line")?;
     Ok((status, head.to_string(), body.to_string()))
-}
-
-/// A receive-only client in RTP mode, with its socket and offer.
-fn new_client() -> Result<(Rtc, StdUdpSocket, String, SdpPendingOffer)> {
-    let mut rtc = Rtc::builder()
-        .set_rtp_mode(true)
-        .clear_codecs()
-        .enable_h264(true)
-        .enable_opus(true, false)
-        .build(Instant::now());
-    let socket = StdUdpSocket::bind("127.0.0.1:0")?;
-    socket.set_nonblocking(true)?;
-    let local = socket.local_addr()?;
-    rtc.add_local_candidate(Candidate::host(local, "udp")?)
-        .context("candidate refused")?;
-    let mut api = rtc.sdp_api();
-    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
-    let (offer, pending) = api.apply().context("no offer")?;
-    Ok((rtc, socket, offer.to_sdp_string(), pending))
 }
 
 /// Runs the client until its first RTP packet (then returns it, still connected).

@@ -1,0 +1,36 @@
+//! What the benchmark programs (`fanout`, `soak`) share: a free port to start the server
+//! on, and a receive-only str0m client's offer. Included by each with `mod bench_client;`
+//! (a folder, so cargo does not take it for an example of its own).
+
+use std::net::{TcpListener, UdpSocket as StdUdpSocket};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use str0m::change::SdpPendingOffer;
+use str0m::media::{Direction, MediaKind};
+use str0m::{Candidate, Rtc};
+
+/// A TCP port free on loopback now (the server binds it a moment later).
+pub fn free_tcp_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A receive-only client in RTP mode, with its socket and offer.
+pub fn new_client() -> Result<(Rtc, StdUdpSocket, String, SdpPendingOffer)> {
+    let mut rtc = Rtc::builder()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_h264(true)
+        .enable_opus(true, false)
+        .build(Instant::now());
+    let socket = StdUdpSocket::bind("127.0.0.1:0")?;
+    socket.set_nonblocking(true)?;
+    let local = socket.local_addr()?;
+    rtc.add_local_candidate(Candidate::host(local, "udp")?)
+        .context("candidate refused")?;
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    let (offer, pending) = api.apply().context("no offer")?;
+    Ok((rtc, socket, offer.to_sdp_string(), pending))
+}
