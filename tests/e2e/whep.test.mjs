@@ -95,6 +95,24 @@ describe('WHEP playback', { timeout: 120000 }, () => {
     await assertServerUp(server);
   });
 
+  test('an offer without H.264 (VP8 only) is refused with "No common codecs", never played as sound only', { timeout: 20000 }, async () => {
+    const r = await page.evaluate(async () => {
+      const pc = window.__whep.peer();
+      const vp8 = RTCRtpReceiver.getCapabilities('video').codecs.filter((c) => /vp8|rtx/i.test(c.mimeType));
+      pc.getTransceivers().find((t) => t.receiver.track.kind === 'video').setCodecPreferences(vp8);
+      await window.__whep.offer(pc);
+      const offered = pc.localDescription.sdp;
+      const res = await window.__whep.post(pc, 'vod://sample.mp4');
+      pc.close();
+      return { ...res, h264Offered: /H264/i.test(offered) };
+    });
+    assert.equal(r.h264Offered, false, 'the page still offered H.264');
+    assert.equal(r.status, 400, JSON.stringify(r));
+    assert.equal(r.body, 'No common codecs');
+    assert.deepEqual(await streamsListed(server), [], 'REST lists a stream that is not sent');
+    await assertServerUp(server);
+  });
+
   test('a missing file answers 404 "File not found"', { timeout: 20000 }, async () => {
     const r = await whepStart(page, 'vod://no_such_file.mp4');
     assert.equal(r.status, 404, `POST answered ${r.status}: ${r.body}`);
