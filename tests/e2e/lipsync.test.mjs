@@ -87,9 +87,15 @@ describe('lip sync: reelcast against Chromium\'s own WebRTC on the same file', {
   const close = (who, r) => {
     const median = measured(who, r);
     console.log(`# ${who}: median ${median} ms, offsets ${JSON.stringify(r.offsets)}`);
-    assert.ok(Math.abs(median - reference) <= TOLERANCE_MS,
+    // Within the tolerance of Chromium's own pair, or of exact sync: the pair's median
+    // itself swings from ~10 to ~60 ms between runs here (its capture, not reelcast), and
+    // being closer to exact sync than the pair is no fault. Main before the fix (~120 ms)
+    // fails both.
+    const nearReference = Math.abs(median - reference) <= TOLERANCE_MS;
+    const nearSync = Math.abs(median) <= TOLERANCE_MS;
+    assert.ok(nearReference || nearSync,
       `${who}: audio ${median} ms after its picture; Chromium's own pair ${reference} ms `
-      + `(allowed ±${TOLERANCE_MS}); per second: ${JSON.stringify(r.offsets)}`);
+      + `(allowed ±${TOLERANCE_MS} of it, or of 0); per second: ${JSON.stringify(r.offsets)}`);
   };
 
   test('personal VOD (WCS SDK)', { timeout: 150000 }, async (t) => {
