@@ -292,13 +292,7 @@ impl Session {
     /// `getUserData` (ESTABLISHED). A refusal is told as a `fail` with the backend's
     /// reason (the SDK's WARN event) and the socket closes with it (policy, 1008).
     async fn connect(&mut self, fields: Value) -> Vec<String> {
-        let mut asked = match fields {
-            Value::Object(map) => map,
-            _ => serde_json::Map::new(),
-        };
-        asked.insert("sessionId".into(), json!(self.session_id));
-        asked.insert("nodeId".into(), json!("reelcast"));
-        let asked = Value::Object(asked);
+        let asked = Value::Object(self.hook_fields(fields));
         if let Err(refused) = self.ctx.hooks.ask(Hook::Connect, asked.clone()).await {
             info!("session refused by the application's backend: {refused}");
             let reason = refused.to_string();
@@ -325,13 +319,8 @@ impl Session {
         let Some(connection) = &self.connection else {
             return Err("Session is not established: send connection first".into());
         };
-        let mut asked = match fields {
-            Value::Object(map) => map,
-            _ => serde_json::Map::new(),
-        };
+        let mut asked = self.hook_fields(fields);
         asked.remove("sdp");
-        asked.insert("sessionId".into(), json!(self.session_id));
-        asked.insert("nodeId".into(), json!("reelcast"));
         if let Some(app_key) = connection.get("appKey") {
             asked.insert("appKey".into(), app_key.clone());
         }
@@ -340,6 +329,18 @@ impl Session {
             .ask(Hook::PlayStream, Value::Object(asked))
             .await
             .map_err(|refused| refused.to_string())
+    }
+
+    /// A client message's fields as a hook is sent them: with this session's id and our
+    /// node name (WCS's `nodeId`).
+    fn hook_fields(&self, fields: Value) -> serde_json::Map<String, Value> {
+        let mut asked = match fields {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        asked.insert("sessionId".into(), json!(self.session_id));
+        asked.insert("nodeId".into(), json!("reelcast"));
+        asked
     }
 
     async fn play(&mut self, req: StreamRequest) -> Vec<String> {
