@@ -268,7 +268,21 @@ async fn a_session_that_answers_no_ping_is_closed_and_its_streams_end() {
     })
     .await;
     let mut silent = wcs_session(ports.ws).await;
+    // The other session answers every ping from its first one on, in its own task (it
+    // must not miss pings while this task watches the silent one); it counts them.
     let mut alive = wcs_session(ports.ws).await;
+    let (answered_tx, mut answered_rx) = tokio::sync::watch::channel(0u32);
+    tokio::spawn(async move {
+        let mut answered = 0;
+        while let Some(msg) = next_message(&mut alive).await {
+            if msg["message"] == "ping" {
+                send(&mut alive, "pong", serde_json::Value::Null).await;
+                answered += 1;
+                let _ = answered_tx.send(answered);
+            }
+        }
+        // Closed: dropping the sender tells the waiter below.
+    });
 
     // The silent one plays (its browser never connects: the play waits 20 s for ICE).
     send(
@@ -312,16 +326,10 @@ async fn a_session_that_answers_no_ping_is_closed_and_its_streams_end() {
     }
 
     // The session that answers is still there, many pings later.
-    let mut answered_pings = 0;
-    while answered_pings < 8 {
-        let msg = next_message(&mut alive)
-            .await
-            .expect("the answering session stays open");
-        if msg["message"] == "ping" {
-            answered_pings += 1;
-            send(&mut alive, "pong", serde_json::Value::Null).await;
-        }
-    }
+    answered_rx
+        .wait_for(|answered| *answered >= 8)
+        .await
+        .expect("the answering session stays open");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
