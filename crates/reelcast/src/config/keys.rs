@@ -1,0 +1,371 @@
+//! The key table: every setting reelcast reads, defined once.
+//!
+//! Owns: [`TABLE`], one [`Key`] per setting, in the order docs/CONFIGURATION.md lists
+//! them: its name, the `Settings` field it fills, the [`Form`] its text has (how it
+//! parses, what a wrong value is told, how it reads back), a one-line doc, an optional
+//! dedicated command-line flag, and whether it is a secret. `Settings::set`/`get`, the
+//! loader's environment mapping ([`env_var_name`]), the start-up summary, `Debug` and
+//! the doc check (test `configuration_md_matches_the_table`) all read this table.
+//! The default is the field's value in `Settings::default` (shown back through the
+//! form), so it is written once too.
+//!
+//! # Adding a key
+//! 1. a field in `Settings` (`settings.rs`) and its value in `Settings::default`;
+//! 2. one entry here: `Key::new("my.key", field!(my_field: Form), "What it does.")`,
+//!    plus `.flag("--my-flag")` when `main.rs` has a flag for it, `.secret()` when its
+//!    value must never be shown. Pick the form in `values.rs` (or `s3.rs`); a new kind
+//!    of value is a new `Form` there;
+//! 3. its row in docs/CONFIGURATION.md: `cargo test -p reelcast configuration_md`
+//!    fails and prints the expected row to paste (write the meaning in full there).
+//!
+//! The environment variable is derived from the name (`my.key` → `REELCAST_MY_KEY`).
+//! `aws_s3_credentials.HOST` is not a row: its names are not fixed (`super::s3`).
+//!
+//! Must not: hold checks between keys (`load::check_combinations`) or read files.
+
+use super::s3::{Addressing, AllowedEndpoints, Credentials, Endpoint};
+use super::settings::Settings;
+use super::values::{
+    Bool, Count, Form, HookSeconds, HookUrl, Ip, IpList, MessageBytes, Mib, Millis, MillisNumber,
+    Opt, Origins, Path, Port, PositiveMillis, RestUsers,
+};
+
+/// Prefix of the environment variables that set keys (`REELCAST_HTTP_PORT`).
+pub const ENV_PREFIX: &str = "REELCAST_";
+
+/// One settings key. Build with [`Key::new`] and [`field!`].
+pub struct Key {
+    /// The name in a properties file and in `--set` (WCS's where WCS has the key).
+    pub name: &'static str,
+    /// What it does, in one line (the full text is docs/CONFIGURATION.md's).
+    pub doc: &'static str,
+    /// A dedicated command-line flag of `reelcast serve`, besides `--set`.
+    pub flag: Option<&'static str>,
+    /// Never shown in logs, summaries or error messages.
+    pub secret: bool,
+    access: Access,
+}
+
+/// How a key reaches its `Settings` field; made by [`field!`].
+pub struct Access {
+    /// Parses trimmed text into the field; leaves the field as it was on error.
+    pub set: fn(&mut Settings, &str) -> Result<(), &'static str>,
+    /// The field's text form, as `set` reads it.
+    pub get: fn(&Settings) -> String,
+}
+
+/// `field!(settings_field: Form)`: the [`Access`] that parses with `Form` into
+/// `Settings::settings_field` and shows it back. The compiler checks that the form's
+/// value type is the field's type.
+macro_rules! field {
+    ($field:ident : $form:ty) => {{
+        fn set(s: &mut Settings, text: &str) -> Result<(), &'static str> {
+            s.$field = <$form as Form>::parse(text)?;
+            Ok(())
+        }
+        fn get(s: &Settings) -> String {
+            <$form as Form>::show(&s.$field)
+        }
+        Access { set, get }
+    }};
+}
+
+impl Key {
+    /// A key that is neither secret nor has a dedicated flag.
+    pub const fn new(name: &'static str, access: Access, doc: &'static str) -> Key {
+        Key {
+            name,
+            doc,
+            flag: None,
+            secret: false,
+            access,
+        }
+    }
+
+    /// With the dedicated flag `flag` (which `main.rs` must define).
+    pub const fn flag(mut self, flag: &'static str) -> Key {
+        self.flag = Some(flag);
+        self
+    }
+
+    /// A secret: its value is never shown.
+    pub const fn secret(mut self) -> Key {
+        self.secret = true;
+        self
+    }
+
+    /// `REELCAST_` + the name upper-cased, `.` → `_`.
+    pub fn env_var(&self) -> String {
+        env_var_name(self.name)
+    }
+
+    /// Sets the field from trimmed text; on error the field is unchanged and the
+    /// answer is what was expected.
+    pub(super) fn set(&self, settings: &mut Settings, text: &str) -> Result<(), &'static str> {
+        (self.access.set)(settings, text)
+    }
+
+    /// The field's value in its text form (`""` for an unset optional key).
+    pub fn get(&self, settings: &Settings) -> String {
+        (self.access.get)(settings)
+    }
+
+    /// The default in its text form.
+    pub fn default_text(&self) -> String {
+        self.get(&Settings::default())
+    }
+}
+
+/// Every key, in the order docs/CONFIGURATION.md lists them.
+pub static TABLE: &[Key] = &[
+    Key::new(
+        "media_dir",
+        field!(media_dir: Path),
+        "Folder the files of vod://NAME and vod-live://NAME are read from.",
+    )
+    .flag("--media-dir"),
+    Key::new(
+        "http.port",
+        field!(http_port: Port),
+        "TCP port of the REST API (/rest-api/...).",
+    )
+    .flag("--http-port"),
+    Key::new(
+        "ws.port",
+        field!(ws_port: Port),
+        "TCP port of the WebSocket signalling the WCS browser SDK connects to.",
+    )
+    .flag("--ws-port"),
+    Key::new(
+        "media_port",
+        field!(media_port: Opt<Port>),
+        "The one UDP port every WebRTC viewer shares; not set: media_port_from.",
+    )
+    .flag("--media-port"),
+    Key::new(
+        "media_port_from",
+        field!(media_port_from: Port),
+        "First port of WCS's media port range; used when media_port is not set.",
+    ),
+    Key::new(
+        "media_port_to",
+        field!(media_port_to: Port),
+        "Last port of WCS's media port range (checked, otherwise unused).",
+    ),
+    Key::new(
+        "ip",
+        field!(ip: IpList),
+        "Addresses announced in ICE candidates, comma-separated.",
+    )
+    .flag("--ip"),
+    Key::new(
+        "ip_local",
+        field!(ip_local: Ip),
+        "Address the server binds its ports to.",
+    ),
+    Key::new(
+        "vod_stream_timeout",
+        field!(vod_stream_timeout: Millis),
+        "Milliseconds a VOD stream stays up after its last viewer left.",
+    ),
+    Key::new(
+        "vod_live_loop",
+        field!(vod_live_loop: Bool),
+        "true: a live translation restarts at the end of its file.",
+    ),
+    Key::new(
+        "disable_rest_auth",
+        field!(disable_rest_auth: Bool),
+        "false turns on HTTP Basic authentication for the REST API.",
+    ),
+    Key::new(
+        "rest_auth_users",
+        field!(rest_auth_users: RestUsers),
+        "Who may call REST when auth is on: user:password pairs, comma-separated.",
+    )
+    .secret(),
+    Key::new(
+        "https.cert",
+        field!(https_cert: Opt<Path>),
+        "PEM certificate chain for HTTPS and WSS.",
+    ),
+    Key::new(
+        "https.key",
+        field!(https_key: Opt<Path>),
+        "PEM private key of https.cert.",
+    ),
+    Key::new(
+        "https.port",
+        field!(https_port: Port),
+        "TCP port of the HTTP app over TLS; bound only with a certificate.",
+    ),
+    Key::new(
+        "wss.port",
+        field!(wss_port: Port),
+        "TCP port of the WebSocket signalling over TLS; bound only with a certificate.",
+    ),
+    Key::new(
+        "keep_alive.server_interval",
+        field!(keep_alive_server_interval: PositiveMillis),
+        "Milliseconds between the server's pings on each WebSocket session.",
+    ),
+    Key::new(
+        "keep_alive.probes",
+        field!(keep_alive_probes: Count<u32>),
+        "Server pings in a row a WebSocket session may leave unanswered.",
+    ),
+    Key::new(
+        "ws.max_sessions",
+        field!(ws_max_sessions: Count<usize>),
+        "WebSocket sessions open at once, WS and WSS together.",
+    ),
+    Key::new(
+        "ws.max_sessions_per_client",
+        field!(ws_max_sessions_per_client: Count<usize>),
+        "WebSocket sessions open at once from one IP address.",
+    ),
+    Key::new(
+        "http.header_read_timeout",
+        field!(http_header_read_timeout: PositiveMillis),
+        "Milliseconds a client has to send a whole request head.",
+    ),
+    Key::new(
+        "http.idle_timeout",
+        field!(http_idle_timeout: PositiveMillis),
+        "Milliseconds a request body or an answer may stall.",
+    ),
+    Key::new(
+        "http.max_connections",
+        field!(http_max_connections: Count<usize>),
+        "Open TCP connections per port.",
+    ),
+    Key::new(
+        "http.max_connections_per_client",
+        field!(http_max_connections_per_client: Count<usize>),
+        "Open TCP connections per port from one IP address.",
+    ),
+    Key::new(
+        "rest_allowed_origins",
+        field!(rest_allowed_origins: Origins),
+        "Web origins whose pages may call REST from a browser (CORS).",
+    ),
+    Key::new(
+        "whep_allowed_origins",
+        field!(whep_allowed_origins: Origins),
+        "Web origins whose pages may use WHEP from a browser (CORS).",
+    ),
+    // A hook URL may carry a user and password, or a token in its query.
+    Key::new(
+        "rest_hook_url",
+        field!(rest_hook_url: Opt<HookUrl>),
+        "The application's backend, asked /connect and /playStream (REST hooks).",
+    )
+    .secret(),
+    Key::new(
+        "disable_rest_requests",
+        field!(disable_rest_requests: Bool),
+        "true: no REST hooks are called even with rest_hook_url set.",
+    ),
+    Key::new(
+        "rest_request_timeout",
+        field!(rest_request_timeout: HookSeconds),
+        "Seconds a REST hook's answer is awaited, 1 to 60 (0: 60).",
+    ),
+    Key::new(
+        "ws.max_message_size",
+        field!(signalling_max_message_bytes: MessageBytes),
+        "Largest signalling message accepted, in bytes.",
+    ),
+    Key::new(
+        "aws_s3_credentials",
+        field!(aws_s3_credentials: Opt<Credentials>),
+        "region;access_key_id;secret for every S3 endpoint without its own.",
+    )
+    .secret(),
+    Key::new(
+        "aws_s3_endpoint",
+        field!(aws_s3_endpoint: Opt<Endpoint>),
+        "Where vod://s3/BUCKET/KEY is fetched from; not set: AWS.",
+    ),
+    Key::new(
+        "aws_s3_addressing",
+        field!(aws_s3_addressing: Addressing),
+        "How requests name the bucket: auto, path or virtual.",
+    ),
+    Key::new(
+        "aws_s3_ca_file",
+        field!(aws_s3_ca_file: Opt<Path>),
+        "PEM CA certificates trusted for S3 endpoints, besides the system's.",
+    ),
+    Key::new(
+        "aws_s3_allowed_endpoints",
+        field!(aws_s3_allowed_endpoints: AllowedEndpoints),
+        "The stores that names with a full URL may reach.",
+    ),
+    Key::new(
+        "aws_s3_allow_private_addresses",
+        field!(aws_s3_allow_private_addresses: Bool),
+        "true: S3 requests may connect to loopback, private and other non-public addresses.",
+    ),
+    Key::new(
+        "vod_mp4_container_new",
+        field!(vod_mp4_container_new: Bool),
+        "Accepted for WCS compatibility; no effect.",
+    ),
+    Key::new(
+        "vod_mp4_container_new_buffer_ms",
+        field!(vod_mp4_container_new_buffer_ms: MillisNumber),
+        "Read-ahead for S3 objects, in milliseconds of media.",
+    ),
+    Key::new(
+        "vod_index_memory_mb",
+        field!(vod_index_memory_mb: Mib),
+        "Memory all streams together may hold for fragmented files' sample indexes, in MiB.",
+    ),
+];
+
+/// The key named exactly `name`.
+pub fn find(name: &str) -> Option<&'static Key> {
+    TABLE.iter().find(|k| k.name == name)
+}
+
+/// The key whose environment variable is `var`.
+pub fn find_env(var: &str) -> Option<&'static Key> {
+    TABLE.iter().find(|k| k.env_var() == var)
+}
+
+/// Every key's name, in table order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    TABLE.iter().map(|k| k.name)
+}
+
+/// `REELCAST_` + the key upper-cased with `.` turned to `_`: `http.port` → `REELCAST_HTTP_PORT`.
+pub fn env_var_name(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.to_ascii_uppercase().replace('.', "_"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::error::Origin;
+
+    #[test]
+    fn every_key_round_trips() {
+        let mut s = Settings::default();
+        for key in names() {
+            let text = s.get(key).expect("every listed key has a getter");
+            assert_eq!(s.set(key, &text, &Origin::Default).unwrap(), key);
+            assert_eq!(s, Settings::default(), "{key}");
+        }
+    }
+
+    #[test]
+    fn env_var_names() {
+        assert_eq!(env_var_name("media_dir"), "REELCAST_MEDIA_DIR");
+        assert_eq!(env_var_name("http.port"), "REELCAST_HTTP_PORT");
+        assert_eq!(
+            env_var_name("keep_alive.server_interval"),
+            "REELCAST_KEEP_ALIVE_SERVER_INTERVAL"
+        );
+    }
+}

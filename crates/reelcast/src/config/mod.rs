@@ -1,0 +1,37 @@
+//! Server settings, under the key names of Flashphoner WCS's `flashphoner.properties`.
+//!
+//! Settings are layered from four sources, later wins: built-in defaults
+//! ([`Settings::default`]); a Java properties file (`--config FILE`, else
+//! `./flashphoner.properties` when it exists); environment variables `REELCAST_<KEY>`
+//! ([`env_var_name`]); command-line flags (`--http-port`, `--set KEY=VALUE`, ...) given
+//! as [`Override`]s. An empty value (`http.port=`) means "the built-in default" (for
+//! optional keys: unset). docs/CONFIGURATION.md is the user's side of this.
+//!
+//! One module per job:
+//! - [`keys`]: the key table, every key defined once (name, field, form, doc, flag,
+//!   secret). **Adding a key** is one `Settings` field (with its default) plus one entry
+//!   there; its module doc says how, and a test prints the docs row to paste.
+//! - [`settings`]: the [`Settings`] struct, its defaults, `set`/`get` by key name.
+//! - [`values`]: value forms (how text parses, what a wrong value is told, how it reads
+//!   back) and the small value types; [`s3`]: the S3 ones and per-store credentials.
+//! - [`properties`]: the Java properties parser.
+//! - [`load`](mod@load): the layered loader, checks between keys, the start-up summary.
+//! - [`error`]: [`Origin`] and [`ConfigError`], the words a user reads.
+//!
+//! Must not: open sockets, start anything, or read media.
+
+pub mod error;
+pub mod keys;
+pub mod load;
+pub mod properties;
+pub mod s3;
+pub mod settings;
+pub mod values;
+
+pub use error::{ConfigError, Origin};
+pub use keys::{env_var_name, ENV_PREFIX};
+pub use load::{load, ConfigFile, Loaded, Override, Sources, DEFAULT_CONFIG_FILE};
+pub use properties::{parse_properties, PropertyEntry};
+pub use s3::{S3Addressing, S3Credentials, HOST_CREDENTIALS_KEY};
+pub use settings::Settings;
+pub use values::{parse_rest_users, AllowedOrigins, RestUser};
