@@ -102,10 +102,12 @@ fn unescape(s: &str) -> String {
             Some('r') => out.push('\r'),
             Some('f') => out.push('\u{c}'),
             Some('u') => {
+                // Exactly four hex digits: `from_str_radix` alone would take `+12`.
                 let hex: String = chars.clone().take(4).collect();
-                match u32::from_str_radix(&hex, 16)
-                    .ok()
-                    .filter(|_| hex.len() == 4)
+                let four_digits = hex.len() == 4 && hex.chars().all(|c| c.is_ascii_hexdigit());
+                match four_digits
+                    .then(|| u32::from_str_radix(&hex, 16).ok())
+                    .flatten()
                     .and_then(char::from_u32)
                 {
                     Some(ch) => {
@@ -163,6 +165,13 @@ mod tests {
         assert_eq!(got[1], ("key with:odd=chars".into(), "v\txA\\".into(), 4));
         assert_eq!(got[2], ("bad".into(), "\\u00zz".into(), 5));
         assert_eq!(got[3], ("last".into(), "".into(), 6));
+    }
+
+    #[test]
+    fn unicode_escape_needs_four_hex_digits() {
+        let got = kv("a=\\u+041\nb=\\u-041\nc=\\u 041\nd=\\u004\ne=x\\u0041y\n");
+        let values: Vec<&str> = got.iter().map(|(_, v, _)| v.as_str()).collect();
+        assert_eq!(values, ["\\u+041", "\\u-041", "\\u 041", "\\u004", "xAy"]);
     }
 
     #[test]
