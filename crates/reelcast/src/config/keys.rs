@@ -329,6 +329,11 @@ pub fn find(name: &str) -> Option<&'static Key> {
     TABLE.iter().find(|k| k.name == name)
 }
 
+/// The key that the dedicated command-line flag `flag` (`--http-port`) sets.
+pub fn find_flag(flag: &str) -> Option<&'static Key> {
+    TABLE.iter().find(|k| k.flag == Some(flag))
+}
+
 /// The key whose environment variable is `var`.
 pub fn find_env(var: &str) -> Option<&'static Key> {
     TABLE.iter().find(|k| k.env_var() == var)
@@ -366,6 +371,155 @@ mod tests {
         assert_eq!(
             env_var_name("keep_alive.server_interval"),
             "REELCAST_KEEP_ALIVE_SERVER_INTERVAL"
+        );
+    }
+
+    /// The key cells of one row of docs/CONFIGURATION.md's key table.
+    #[derive(Debug)]
+    struct DocRow {
+        key: String,
+        default: String,
+        env: String,
+        flag: String,
+    }
+
+    /// The rows of the table under `## Keys`: `| key | default | meaning | env | flag |`
+    /// (the meaning, free prose, is not checked and may hold `|`).
+    fn doc_rows(md: &str) -> Vec<DocRow> {
+        let section = md
+            .split("\n## Keys\n")
+            .nth(1)
+            .expect("docs/CONFIGURATION.md has a `## Keys` section");
+        let section = section.split("\n## ").next().unwrap_or(section);
+        section
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|line| {
+                let cells: Vec<&str> = line
+                    .trim()
+                    .trim_matches('|')
+                    .split('|')
+                    .map(str::trim)
+                    .collect();
+                assert!(cells.len() >= 5, "a key row has 5 cells: {line}");
+                DocRow {
+                    key: cells[0].trim_matches('`').to_string(),
+                    default: cells[1].to_string(),
+                    env: cells[cells.len() - 2].to_string(),
+                    flag: cells[cells.len() - 1].to_string(),
+                }
+            })
+            .collect()
+    }
+
+    /// The default cell: `` `text` ``, or `not set` for an empty default.
+    fn default_cell(key: &Key) -> String {
+        match key.default_text() {
+            text if text.is_empty() => "not set".to_string(),
+            text => format!("`{text}`"),
+        }
+    }
+
+    /// What the flag cell starts with: the dedicated flag, else `--set KEY=`.
+    fn flag_cell_start(key: &Key) -> String {
+        match key.flag {
+            Some(flag) => format!("`{flag} "),
+            None => format!("`--set {}=", key.name),
+        }
+    }
+
+    /// A row to paste (the meaning is the one-line doc: write it in full there).
+    fn expected_row(key: &Key) -> String {
+        let flag = match key.flag {
+            Some(flag) => format!("`{flag} VALUE`"),
+            None => format!("`--set {}=VALUE`", key.name),
+        };
+        format!(
+            "| `{}` | {} | {} | `{}` | {flag} |",
+            key.name,
+            default_cell(key),
+            key.doc,
+            key.env_var()
+        )
+    }
+
+    #[test]
+    fn configuration_md_matches_the_table() {
+        use crate::config::s3::HOST_CREDENTIALS_DOC_KEY;
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/CONFIGURATION.md");
+        let md = std::fs::read_to_string(path).expect("docs/CONFIGURATION.md is readable");
+        let rows = doc_rows(&md);
+        let mut problems = Vec::new();
+        let mut wrong_rows = Vec::new();
+        for key in TABLE {
+            let Some(row) = rows.iter().find(|r| r.key == key.name) else {
+                problems.push(format!("`{}` is not documented", key.name));
+                wrong_rows.push(expected_row(key));
+                continue;
+            };
+            let (default, env) = (default_cell(key), format!("`{}`", key.env_var()));
+            let flag = flag_cell_start(key);
+            let mismatches = [
+                (
+                    "default",
+                    row.default != default,
+                    &row.default,
+                    default.clone(),
+                ),
+                (
+                    "environment variable",
+                    row.env != env,
+                    &row.env,
+                    env.clone(),
+                ),
+                (
+                    "flag",
+                    !row.flag.starts_with(&flag),
+                    &row.flag,
+                    format!("{flag}...`"),
+                ),
+            ];
+            for (what, differs, documented, real) in &mismatches {
+                if *differs {
+                    problems.push(format!(
+                        "`{}`: documented {what} {documented}, real {real}",
+                        key.name
+                    ));
+                }
+            }
+            if mismatches.iter().any(|m| m.1) {
+                wrong_rows.push(expected_row(key));
+            }
+        }
+        for row in &rows {
+            if row.key == HOST_CREDENTIALS_DOC_KEY {
+                let as_expected = row.default == "not set" && row.env == "(none: file or flag)";
+                if !as_expected {
+                    problems.push(format!("`{}`: {row:?}", row.key));
+                }
+            } else if find(&row.key).is_none() {
+                problems.push(format!("`{}` is documented but is no key", row.key));
+            }
+        }
+        if !rows.iter().any(|r| r.key == HOST_CREDENTIALS_DOC_KEY) {
+            problems.push(format!("`{HOST_CREDENTIALS_DOC_KEY}` is not documented"));
+        }
+        let documented: Vec<&str> = rows
+            .iter()
+            .map(|r| r.key.as_str())
+            .filter(|k| find(k).is_some())
+            .collect();
+        let table: Vec<&str> = names().collect();
+        if problems.is_empty() && documented != table {
+            problems.push("the rows are not in keys::TABLE's order".to_string());
+            wrong_rows = TABLE.iter().map(expected_row).collect();
+        }
+        assert!(
+            problems.is_empty(),
+            "docs/CONFIGURATION.md's key table disagrees with keys::TABLE:\n- {}\n\n\
+             Rows to paste (then write each meaning in full):\n{}\n",
+            problems.join("\n- "),
+            wrong_rows.join("\n")
         );
     }
 }

@@ -18,6 +18,8 @@ use crate::source::s3::allowed::{self, AllowedEndpoint};
 /// Recorded in `Loaded::origins` under this name.
 pub const HOST_CREDENTIALS_KEY: &str = "aws_s3_credentials.<host>";
 pub(super) const HOST_CREDENTIALS_PREFIX: &str = "aws_s3_credentials.";
+/// How docs/CONFIGURATION.md names the family in its key table.
+pub const HOST_CREDENTIALS_DOC_KEY: &str = "aws_s3_credentials.HOST";
 
 const CREDENTIALS: &str = "expected region;access_key_id;secret_access_key \
     (in a properties file, write a port in the key as \\:, e.g. aws_s3_credentials.host\\:9000=...)";
