@@ -74,17 +74,20 @@ impl ServeArgs {
             .iter()
             .map(|arg| Override::parse_set(arg))
             .collect::<Result<Vec<_>, _>>()?;
+        // Which key each flag sets is written in the key table (`Key::flag`).
         let dedicated = [
-            ("media_dir", &self.media_dir, "--media-dir"),
-            ("http.port", &self.http_port, "--http-port"),
-            ("ws.port", &self.ws_port, "--ws-port"),
-            ("media_port", &self.media_port, "--media-port"),
-            ("ip", &self.ip, "--ip"),
+            ("--media-dir", &self.media_dir),
+            ("--http-port", &self.http_port),
+            ("--ws-port", &self.ws_port),
+            ("--media-port", &self.media_port),
+            ("--ip", &self.ip),
         ];
-        for (key, value, flag) in dedicated {
-            if let Some(value) = value {
-                overrides.push(Override::new(key, value, flag));
-            }
+        for (flag, value) in dedicated {
+            let (Some(value), Some(key)) = (value, config::keys::find_flag(flag)) else {
+                // A flag missing from the table is caught by `every_dedicated_flag_is_a_table_key`.
+                continue;
+            };
+            overrides.push(Override::new(key.name, value, flag));
         }
         Ok(overrides)
     }
@@ -229,6 +232,27 @@ mod tests {
                 t("ip", "203.0.113.7", "--ip"),
             ]
         );
+    }
+
+    /// The dedicated flags of `serve` are exactly the table's `Key::flag`s, so a flag
+    /// cannot set no key, and the docs' flag column (checked against the table) is true.
+    #[test]
+    fn every_dedicated_flag_is_a_table_key() {
+        let cli = Cli::command();
+        let serve = cli.find_subcommand("serve").expect("serve exists");
+        let mut flags: Vec<String> = serve
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .filter(|long| !matches!(*long, "config" | "set" | "help"))
+            .map(|long| format!("--{long}"))
+            .collect();
+        let mut table: Vec<String> = config::keys::TABLE
+            .iter()
+            .filter_map(|k| k.flag.map(str::to_string))
+            .collect();
+        flags.sort();
+        table.sort();
+        assert_eq!(flags, table);
     }
 
     #[test]
