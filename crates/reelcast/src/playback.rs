@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime};
 
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
-use crate::server::ServerContext;
+use crate::context::ServerContext;
 use crate::source::{PlayMode, StreamUri};
 use crate::stream::live::{self, StartError, TranslationHandle, TranslationSpec};
 use crate::stream::open::open_media;

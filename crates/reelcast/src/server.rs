@@ -1,4 +1,5 @@
-//! The server: binds the ports the settings name and wires the parts together.
+//! The server: binds the ports the settings name and wires the parts together (what
+//! the handlers share, [`ServerContext`], lives below them in [`crate::context`]).
 //!
 //! - HTTP (`http.port`, 8081): the demo page, `/api/files`, WHEP, the REST API
 //!   (`/rest-api/...`, see [`crate::rest`]).
@@ -31,6 +32,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tracing::info;
 
 use crate::config::{AllowedOrigins, Settings};
+pub use crate::context::ServerContext;
 use crate::gate::Gate;
 use crate::hooks::RestHooks;
 use crate::http_conn::{self, ConnLimits};
@@ -38,27 +40,12 @@ use crate::rest;
 use crate::signal::{wcs, whep};
 use crate::source::list_media;
 use crate::stream::budget::MemoryBudget;
-use crate::stream::{Registry, Stopper};
+use crate::stream::Registry;
 use crate::tls::{self, TlsListener};
 use crate::webrtc::{announced_ips, bind_media_port, RtcFactory, RtcHub};
 
 /// The demo player page, built into the binary so the server needs no files beside it.
 const INDEX_HTML: &str = include_str!("../../../web/index.html");
-
-/// What every request handler shares.
-pub struct ServerContext {
-    pub settings: Settings,
-    pub rtc: RtcFactory,
-    pub hub: RtcHub,
-    /// Every running stream (plays and live translations).
-    pub registry: Arc<Registry>,
-    /// Live WHEP sessions by resource id.
-    pub whep_sessions: Mutex<HashMap<String, Stopper>>,
-    /// WebSocket sessions open now, under `ws.max_sessions` (WS and WSS together).
-    pub ws_sessions: Arc<Gate>,
-    /// The application's backend, asked before a session or play goes on.
-    pub hooks: RestHooks,
-}
 
 /// Ports actually bound (differs from the settings when a port is 0).
 #[derive(Debug, Clone, Copy)]

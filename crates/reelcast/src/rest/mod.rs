@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 
-use crate::server::ServerContext;
+use crate::context::ServerContext;
 use crate::stream::live::TranslationHandle;
 use crate::stream::Registry;
 use json::{method_not_allowed, RestError};

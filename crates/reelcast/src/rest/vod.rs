@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::json::{RestError, RestJson};
 use super::{stop_all, Running};
-use crate::server::ServerContext;
+use crate::context::ServerContext;
 use crate::source::{PlayMode, SourceError, StreamUri};
 use crate::stream::live::{self, StartError, TranslationHandle, TranslationSpec};
 use crate::stream::registry::{PlayKind, PlayRecord};

@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::context::ServerContext;
 use crate::hooks::Hook;
 use crate::playback::{self, Playback, Requester};
-use crate::server::ServerContext;
 use crate::stream::registry::PlayKey;
 use crate::stream::{Stopper, StreamStatus};
 

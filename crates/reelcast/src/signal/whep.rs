@@ -20,9 +20,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tracing::info;
 
+use crate::context::ServerContext;
 use crate::hooks::Hook;
 use crate::playback::{self, Requester};
-use crate::server::ServerContext;
 use crate::stream::{StreamError, StreamStatus};
 
 /// Where a WHEP session's resource lives.
