@@ -5,15 +5,12 @@
 //! the parts it holds, so handlers import it from below and `server` only builds it and
 //! wires ports and tasks. Must not: bind ports or start tasks.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-
-use tokio::sync::Mutex;
 
 use crate::config::Settings;
 use crate::gate::Gate;
 use crate::hooks::RestHooks;
-use crate::stream::{Registry, Stopper};
+use crate::stream::Registry;
 use crate::webrtc::{RtcFactory, RtcHub};
 
 /// What every request handler shares (`Arc`ed, one per server).
@@ -23,8 +20,6 @@ pub struct ServerContext {
     pub hub: RtcHub,
     /// Every running stream and viewer, whichever signalling or REST call started it.
     pub registry: Arc<Registry>,
-    /// Live WHEP sessions by resource id.
-    pub whep_sessions: Mutex<HashMap<String, Stopper>>,
     /// WebSocket sessions open now, under `ws.max_sessions` (WS and WSS together).
     pub ws_sessions: Arc<Gate>,
     /// The application's backend, asked before a session or play goes on.

@@ -15,7 +15,6 @@
 //! of other sites, and a WHEP play gives a page nothing the WebSocket port, which browsers
 //! never hold to CORS, does not); the demo page and `/api/files` need none (same origin).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -26,7 +25,6 @@ use axum::http::{header, HeaderValue, Method};
 use axum::response::{Html, IntoResponse};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use tokio::sync::Mutex;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tracing::info;
@@ -182,12 +180,12 @@ pub async fn start(
     if hooks.enabled() {
         info!("REST hooks on: every session and play is asked of the application's backend");
     }
+    let registry = Arc::new(Registry::new(settings.clone(), hub.clone(), index_budget));
     let ctx = Arc::new(ServerContext {
         hooks,
         rtc,
         hub,
-        registry: Arc::new(Registry::new(index_budget)),
-        whep_sessions: Mutex::new(HashMap::new()),
+        registry,
         ws_sessions: Gate::new(
             settings.ws_max_sessions,
             settings.ws_max_sessions_per_client,
