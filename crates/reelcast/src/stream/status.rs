@@ -102,3 +102,74 @@ impl Drop for PlayTicket {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::media::{FailReason, StopReason};
+
+    /// A play's end unlists it before its session hears the ending (a client that has
+    /// heard STOPPED no longer finds it listed); PLAYING leaves it listed.
+    #[test]
+    fn the_ending_is_told_after_the_play_is_unlisted() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let rx = Arc::new(Mutex::new(rx));
+        let heard = |rx: &Mutex<mpsc::UnboundedReceiver<PlayStatus>>| -> Vec<StreamStatus> {
+            let mut rx = rx.lock().unwrap();
+            std::iter::from_fn(|| rx.try_recv().ok().map(|s| s.status)).collect()
+        };
+        // What the session had heard when the play left the registry.
+        let heard_at_unlist = Arc::new(Mutex::new(None));
+        let (at_unlist, session) = (heard_at_unlist.clone(), rx.clone());
+        let ticket = PlayTicket::new(
+            PlayKey::next(),
+            Some(tx),
+            Box::new(move || *at_unlist.lock().unwrap() = Some(heard(&session))),
+        );
+        ticket.playing();
+        assert_eq!(
+            *heard_at_unlist.lock().unwrap(),
+            None,
+            "PLAYING keeps it listed"
+        );
+        ticket.end(StopReason::ByUser.into());
+        assert_eq!(
+            *heard_at_unlist.lock().unwrap(),
+            Some(vec![StreamStatus::Playing]),
+            "unlisted after PLAYING, before the ending"
+        );
+        assert_eq!(
+            heard(&rx),
+            vec![StreamStatus::Ended(StopReason::ByUser.into())]
+        );
+    }
+
+    /// A play whose task is gone (or that never started) leaves the registry and tells
+    /// nothing; a play nobody listens to (WHEP) still leaves it at its end.
+    #[test]
+    fn a_dropped_ticket_unlists_and_a_deaf_one_still_ends() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let unlisted = Arc::new(Mutex::new(0));
+        let count = unlisted.clone();
+        drop(PlayTicket::new(
+            PlayKey::next(),
+            Some(tx),
+            Box::new(move || *count.lock().unwrap() += 1),
+        ));
+        assert_eq!(*unlisted.lock().unwrap(), 1);
+        assert!(rx.try_recv().is_err(), "a dropped ticket tells nothing");
+
+        let count = unlisted.clone();
+        let deaf = PlayTicket::new(
+            PlayKey::next(),
+            None,
+            Box::new(move || *count.lock().unwrap() += 1),
+        );
+        deaf.end(FailReason::IceTimeout.into());
+        assert_eq!(*unlisted.lock().unwrap(), 2, "unlisted once, at its end");
+    }
+}
