@@ -278,3 +278,86 @@ impl Registry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex as StdMutex;
+
+    use super::*;
+
+    fn registry() -> Arc<Registry> {
+        let socket = crate::webrtc::bind_media_port("127.0.0.1".parse().unwrap(), 0)
+            .expect("a loopback udp socket");
+        let hub = RtcHub::start(socket, vec![]);
+        Arc::new(Registry::new(
+            Settings::default(),
+            hub,
+            MemoryBudget::new(1 << 20),
+        ))
+    }
+
+    /// A play whose stopper notes the reasons it was stopped with.
+    fn play(
+        media_session_id: &str,
+        protocol: &'static str,
+        stops: &Arc<StdMutex<Vec<(String, StopReason)>>>,
+    ) -> PlayRecord {
+        let (stops, label) = (stops.clone(), format!("{protocol}:{media_session_id}"));
+        PlayRecord {
+            key: PlayKey::next(),
+            media_session_id: media_session_id.into(),
+            name: "vod://sample.mp4".into(),
+            uri: "vod://sample.mp4".into(),
+            kind: PlayKind::Personal,
+            info: MediaInfo::default(),
+            created: SystemTime::now(),
+            protocol,
+            stopper: Stopper::new(move |reason| {
+                stops.lock().unwrap().push((label.clone(), reason))
+            }),
+        }
+    }
+
+    /// Plays of every signalling live in the one registry: a WHEP `DELETE` stops only the
+    /// WHEP play with that id (a WCS client may have picked the same id), REST stops
+    /// every play with it, a session stops its own by key, and an ended play is gone.
+    #[tokio::test]
+    async fn plays_of_every_signalling_are_found_and_stopped_in_one_place() {
+        let registry = registry();
+        let stops = Arc::new(StdMutex::new(vec![]));
+        let wcs = registry.add_play(play("same-id", "wcs", &stops), None);
+        let whep = registry.add_play(play("same-id", "whep", &stops), None);
+        assert_eq!(registry.plays().len(), 2);
+
+        assert!(registry.stop_play("same-id", Some("whep"), StopReason::ByUser));
+        assert_eq!(
+            *stops.lock().unwrap(),
+            vec![("whep:same-id".to_string(), StopReason::ByUser)]
+        );
+        stops.lock().unwrap().clear();
+
+        assert!(registry.stop(wcs.key(), StopReason::SessionDisconnect));
+        assert_eq!(
+            *stops.lock().unwrap(),
+            vec![("wcs:same-id".to_string(), StopReason::SessionDisconnect)]
+        );
+        stops.lock().unwrap().clear();
+
+        assert!(registry.stop_play("same-id", None, StopReason::RestTerminate));
+        assert_eq!(stops.lock().unwrap().len(), 2, "REST stops both");
+
+        whep.end(StopReason::ByUser.into());
+        assert_eq!(
+            registry.plays().len(),
+            1,
+            "an ended play leaves the registry"
+        );
+        assert!(!registry.stop_play("same-id", Some("whep"), StopReason::ByUser));
+        drop(wcs);
+        assert!(
+            registry.plays().is_empty(),
+            "so does a play whose task is gone"
+        );
+        assert!(!registry.stop_play("same-id", None, StopReason::ByUser));
+    }
+}
