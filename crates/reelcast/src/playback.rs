@@ -5,6 +5,10 @@
 //! A name is, in this order: the local name of a running live translation (`test`, made
 //! by REST `/vod/startup`); `vod-live://file` (joins that file's translation, starting it
 //! if none runs); `vod://file` (a personal VOD from the file's start).
+//!
+//! Sources are opened and translations started through the registry; each play is
+//! listed there ([`Registry::add_play`](crate::stream::Registry::add_play)) and its
+//! statuses go to the requester's channel, tagged with the play's key.
 
 use std::time::{Instant, SystemTime};
 
