@@ -2,6 +2,7 @@
 //! protocol of Flashphoner Web Call Server so existing WCS apps work unchanged.
 
 pub mod config;
+pub mod context;
 pub mod gate;
 pub mod hooks;
 pub mod http_conn;

@@ -5,38 +5,43 @@
 //! A name is, in this order: the local name of a running live translation (`test`, made
 //! by REST `/vod/startup`); `vod-live://file` (joins that file's translation, starting it
 //! if none runs); `vod://file` (a personal VOD from the file's start).
+//!
+//! Sources are opened and translations started through the registry; each play is
+//! listed there ([`Registry::add_play`](crate::stream::Registry::add_play)) and its
+//! statuses go to the requester's channel, tagged with the play's key.
 
-use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc;
 
-use crate::server::ServerContext;
+use crate::context::ServerContext;
+use crate::media::StopReason;
 use crate::source::{PlayMode, StreamUri};
-use crate::stream::live::{self, StartError, TranslationHandle, TranslationSpec};
-use crate::stream::open::open_media;
+use crate::stream::live::TranslationHandle;
 use crate::stream::registry::{PlayKey, PlayKind, PlayRecord};
 use crate::stream::vod::PersonalVod;
-use crate::stream::{MediaInfo, Stopper, StreamError, StreamStatus};
+use crate::stream::{MediaInfo, StatusTx, Stopper, StreamError};
 use crate::webrtc::{FeedId, ViewerId, ViewerPlan, WebRtcError};
 
 /// A stream that has been answered and is starting.
 pub struct Playback {
-    /// Which play this is, unique whatever ids the client reuses.
+    /// Which play this is, unique whatever ids the client reuses; its statuses come
+    /// tagged with it, and the registry stops it by it.
     pub key: PlayKey,
     pub answer_sdp: String,
-    pub stopper: Stopper,
-    /// PLAYING, then STOPPED or FAILED.
-    pub statuses: UnboundedReceiver<StreamStatus>,
     pub info: MediaInfo,
 }
 
-/// Who asks: the id the viewer's signalling knows its playback by, and which signalling.
+/// Who asks: the id the viewer's signalling knows its playback by, which signalling, and
+/// where it hears its statuses.
 pub struct Requester<'a> {
     /// WCS `mediaSessionId`, or the WHEP resource id.
     pub media_session_id: &'a str,
     /// `"wcs"` or `"whep"`.
     pub protocol: &'static str,
+    /// The session's status channel: PLAYING, then STOPPED or FAILED, tagged with the
+    /// play's key. None: nobody listens (WHEP).
+    pub statuses: Option<StatusTx>,
 }
 
 /// Opens `name` and answers `offer_sdp`. Errors are what the viewer is told.
@@ -58,45 +63,11 @@ pub async fn start(
     })?;
     match uri.mode {
         PlayMode::Live => {
-            let translation = find_or_start_translation(ctx, name, uri).await?;
+            let translation = ctx.registry.find_or_start_translation(name, uri).await?;
             join_translation(ctx, name, translation, offer_sdp, requester)
         }
         PlayMode::Personal => start_personal(ctx, name, uri, offer_sdp, requester).await,
     }
-}
-
-/// The running translation of `uri`, or a new one named `name`.
-async fn find_or_start_translation(
-    ctx: &ServerContext,
-    name: &str,
-    uri: StreamUri,
-) -> Result<TranslationHandle, StreamError> {
-    let canonical = uri.uri_string();
-    let running = || {
-        ctx.registry
-            .translation(name)
-            .filter(|t| !t.is_ended())
-            .or_else(|| ctx.registry.translation_of(&canonical))
-    };
-    if let Some(t) = running() {
-        return Ok(t);
-    }
-    // One start at a time, so two viewers arriving together share one translation.
-    let _starting = ctx.registry.starting.lock().await;
-    if let Some(t) = running() {
-        return Ok(t);
-    }
-    let spec = TranslationSpec {
-        name: name.to_string(),
-        uri,
-        looped: ctx.settings.vod_live_loop,
-    };
-    live::start(&ctx.settings, &ctx.hub, &ctx.registry, spec)
-        .await
-        .map_err(|e| match e {
-            StartError::Stream(e) => e,
-            other => StreamError::Other(other.to_string()),
-        })
 }
 
 fn join_translation(
@@ -121,13 +92,7 @@ fn join_translation(
         plan(&info),
         translation.viewer_events.clone(),
     );
-    let (status_tx, status_rx) = mpsc::unbounded_channel();
-    if !translation.join(viewer, status_tx) {
-        ctx.hub.remove_viewer(viewer, "Stopped");
-        return Err(StreamError::StreamNotFound);
-    }
     let handle = translation.clone();
-    let stopper = Stopper::new(move |reason| handle.leave(viewer, reason));
     let record = PlayRecord {
         key: PlayKey::next(),
         media_session_id: requester.media_session_id.to_string(),
@@ -139,9 +104,21 @@ fn join_translation(
         info: info.clone(),
         created: SystemTime::now(),
         protocol: requester.protocol,
-        stopper: stopper.clone(),
+        stopper: Stopper::new(move |reason| handle.leave(viewer, reason)),
     };
-    Ok(registered(ctx, record, answer_sdp, status_rx))
+    let key = record.key;
+    let ticket = ctx.registry.add_play(record, requester.statuses);
+    // A translation that has just ended drops the ticket, which unlists the play.
+    if !translation.join(viewer, ticket) {
+        ctx.hub
+            .remove_viewer(viewer, StopReason::SessionDisconnect.into());
+        return Err(StreamError::StreamNotFound);
+    }
+    Ok(Playback {
+        key,
+        answer_sdp,
+        info,
+    })
 }
 
 async fn start_personal(
@@ -151,12 +128,7 @@ async fn start_personal(
     offer_sdp: &str,
     requester: Requester<'_>,
 ) -> Result<Playback, StreamError> {
-    let settings = ctx.settings.clone();
-    let location = uri.location.clone();
-    let budget = ctx.registry.index_budget.clone();
-    let reader = tokio::task::spawn_blocking(move || open_media(&settings, &location, &budget))
-        .await
-        .map_err(|e| StreamError::internal("opening the file", &e))??;
+    let reader = ctx.registry.open(&uri.location).await?;
     let info = reader.info().clone();
 
     let accepted = ctx
@@ -169,31 +141,41 @@ async fn start_personal(
     let viewer = ViewerId::next();
     let feed = FeedId::next();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let (status_tx, status_rx) = mpsc::unbounded_channel();
+    // The feed exists before its viewer is added; its clock starts when the viewer
+    // connects (the sinks' `start`).
     ctx.hub.open_feed(feed, Instant::now());
     ctx.hub
         .add_viewer(viewer, feed, accepted, plan(&info), events_tx);
-    let stopper = PersonalVod {
-        hub: ctx.hub.clone(),
-        viewer,
-        feed,
-        viewer_events: events_rx,
-        status: status_tx,
-        name: name.to_string(),
-    }
-    .spawn(reader);
+    let key = PlayKey::next();
+    let (stop_tx, stop_rx) = mpsc::unbounded_channel();
     let record = PlayRecord {
-        key: PlayKey::next(),
+        key,
         media_session_id: requester.media_session_id.to_string(),
         name: name.to_string(),
         uri: uri.uri_string(),
         kind: PlayKind::Personal,
-        info,
+        info: info.clone(),
         created: SystemTime::now(),
         protocol: requester.protocol,
-        stopper,
+        stopper: Stopper::new(move |reason| {
+            let _ = stop_tx.send(reason);
+        }),
     };
-    Ok(registered(ctx, record, answer_sdp, status_rx))
+    let ticket = ctx.registry.add_play(record, requester.statuses);
+    PersonalVod {
+        hub: ctx.hub.clone(),
+        viewer,
+        viewer_events: events_rx,
+        sinks: ctx.registry.sinks_for(feed),
+        ticket,
+        name: name.to_string(),
+    }
+    .spawn(reader, stop_rx);
+    Ok(Playback {
+        key,
+        answer_sdp,
+        info,
+    })
 }
 
 /// A stream with video for a browser that offered no H.264 fails with WCS's words: it
@@ -221,38 +203,5 @@ fn plan(info: &MediaInfo) -> ViewerPlan {
     ViewerPlan {
         h264_profile_idc: info.h264_profile_idc,
         has_audio: info.has_audio,
-    }
-}
-
-/// Lists the play in the registry for as long as it runs: its statuses pass through a
-/// small task that removes the entry at STOPPED or FAILED.
-fn registered(
-    ctx: &ServerContext,
-    record: PlayRecord,
-    answer_sdp: String,
-    mut inner: UnboundedReceiver<StreamStatus>,
-) -> Playback {
-    let (outer_tx, statuses): (UnboundedSender<StreamStatus>, _) = mpsc::unbounded_channel();
-    let registry = Arc::clone(&ctx.registry);
-    let key = record.key;
-    let stopper = record.stopper.clone();
-    let info = record.info.clone();
-    registry.add_play(record);
-    tokio::spawn(async move {
-        while let Some(status) = inner.recv().await {
-            let last = !matches!(status, StreamStatus::Playing);
-            let _ = outer_tx.send(status);
-            if last {
-                break;
-            }
-        }
-        registry.remove_play(key);
-    });
-    Playback {
-        key,
-        answer_sdp,
-        stopper,
-        statuses,
-        info,
     }
 }

@@ -1,4 +1,5 @@
-//! The server: binds the ports the settings name and wires the parts together.
+//! The server: binds the ports the settings name and wires the parts together (what
+//! the handlers share, [`ServerContext`], lives below them in [`crate::context`]).
 //!
 //! - HTTP (`http.port`, 8081): the demo page, `/api/files`, WHEP, the REST API
 //!   (`/rest-api/...`, see [`crate::rest`]).
@@ -14,7 +15,6 @@
 //! of other sites, and a WHEP play gives a page nothing the WebSocket port, which browsers
 //! never hold to CORS, does not); the demo page and `/api/files` need none (same origin).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -25,12 +25,12 @@ use axum::http::{header, HeaderValue, Method};
 use axum::response::{Html, IntoResponse};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use tokio::sync::Mutex;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tracing::info;
 
 use crate::config::{AllowedOrigins, Settings};
+pub use crate::context::ServerContext;
 use crate::gate::Gate;
 use crate::hooks::RestHooks;
 use crate::http_conn::{self, ConnLimits};
@@ -38,27 +38,12 @@ use crate::rest;
 use crate::signal::{wcs, whep};
 use crate::source::list_media;
 use crate::stream::budget::MemoryBudget;
-use crate::stream::{Registry, Stopper};
+use crate::stream::Registry;
 use crate::tls::{self, TlsListener};
 use crate::webrtc::{announced_ips, bind_media_port, RtcFactory, RtcHub};
 
 /// The demo player page, built into the binary so the server needs no files beside it.
 const INDEX_HTML: &str = include_str!("../../../web/index.html");
-
-/// What every request handler shares.
-pub struct ServerContext {
-    pub settings: Settings,
-    pub rtc: RtcFactory,
-    pub hub: RtcHub,
-    /// Every running stream (plays and live translations).
-    pub registry: Arc<Registry>,
-    /// Live WHEP sessions by resource id.
-    pub whep_sessions: Mutex<HashMap<String, Stopper>>,
-    /// WebSocket sessions open now, under `ws.max_sessions` (WS and WSS together).
-    pub ws_sessions: Arc<Gate>,
-    /// The application's backend, asked before a session or play goes on.
-    pub hooks: RestHooks,
-}
 
 /// Ports actually bound (differs from the settings when a port is 0).
 #[derive(Debug, Clone, Copy)]
@@ -195,12 +180,12 @@ pub async fn start(
     if hooks.enabled() {
         info!("REST hooks on: every session and play is asked of the application's backend");
     }
+    let registry = Arc::new(Registry::new(settings.clone(), hub.clone(), index_budget));
     let ctx = Arc::new(ServerContext {
         hooks,
         rtc,
         hub,
-        registry: Arc::new(Registry::new(index_budget)),
-        whep_sessions: Mutex::new(HashMap::new()),
+        registry,
         ws_sessions: Gate::new(
             settings.ws_max_sessions,
             settings.ws_max_sessions_per_client,

@@ -15,7 +15,7 @@ use base64::Engine;
 
 use super::json::RestError;
 use crate::config::RestUser;
-use crate::server::ServerContext;
+use crate::context::ServerContext;
 
 /// The realm browsers and curl show when asking for credentials.
 pub const REALM: &str = "reelcast";

@@ -26,7 +26,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 
-use crate::server::ServerContext;
+use crate::context::ServerContext;
+use crate::media::StopReason;
 use crate::stream::live::TranslationHandle;
 use crate::stream::Registry;
 use json::{method_not_allowed, RestError};
@@ -45,8 +46,8 @@ pub const METHODS: &[&str] = &[
     "/stream/terminate",
 ];
 
-/// The info a viewer stopped by `/vod/terminate` or `/stream/terminate` gets.
-pub const TERMINATE_REASON: &str = "Stopped by rest /terminate";
+/// What a viewer stopped by `/vod/terminate` or `/stream/terminate` is told.
+pub const TERMINATE_REASON: StopReason = StopReason::RestTerminate;
 
 /// How long a terminate waits for what it stopped to leave the registry, so that a
 /// `find` right after its `200` no longer lists it.
@@ -107,7 +108,7 @@ impl Running {
         match self {
             Running::Translation(t) => t.terminate(TERMINATE_REASON),
             Running::Play(id) => {
-                registry.stop_play(id, TERMINATE_REASON);
+                registry.stop_play(id, None, TERMINATE_REASON);
             }
         }
     }

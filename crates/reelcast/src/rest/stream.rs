@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::json::{RestError, RestJson};
 use super::{epoch_ms, stop_all, Running};
-use crate::server::ServerContext;
+use crate::context::ServerContext;
 use crate::stream::live::TranslationHandle;
 use crate::stream::registry::PlayRecord;
 use crate::stream::MediaInfo;

@@ -2,8 +2,8 @@
 //! (personal `vod://` plays and `vod-live://` translations) as WCS VOD objects.
 //!
 //! Owns the VOD object and the request shapes of these four methods. Must not: start a
-//! personal VOD (only a viewer's play does), or reach into a stream: it uses
-//! [`live::start`] and the registry's handles.
+//! personal VOD (only a viewer's play does), or reach into a stream: it starts
+//! translations through the registry and stops them through its handles.
 
 use std::sync::Arc;
 
@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::json::{RestError, RestJson};
 use super::{stop_all, Running};
-use crate::server::ServerContext;
+use crate::context::ServerContext;
 use crate::source::{PlayMode, SourceError, StreamUri};
-use crate::stream::live::{self, StartError, TranslationHandle, TranslationSpec};
+use crate::stream::live::{StartError, TranslationHandle, TranslationSpec};
 use crate::stream::registry::{PlayKind, PlayRecord};
 use crate::stream::StreamError;
 
@@ -180,7 +180,7 @@ pub async fn startup(
         uri,
         looped: req.looped.unwrap_or(ctx.settings.vod_live_loop),
     };
-    match live::start(&ctx.settings, &ctx.hub, &ctx.registry, spec).await {
+    match ctx.registry.start_translation(spec).await {
         Ok(t) => Ok(Json(VodObject::of_translation(&t))),
         Err(StartError::NameInUse) => Err(RestError::new(
             StatusCode::CONFLICT,

@@ -16,11 +16,11 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::context::ServerContext;
 use crate::hooks::Hook;
+use crate::media::{Ending, StopReason};
 use crate::playback::{self, Playback, Requester};
-use crate::server::ServerContext;
-use crate::stream::registry::PlayKey;
-use crate::stream::{Stopper, StreamStatus};
+use crate::stream::{MediaInfo, PlayKey, PlayStatus, StatusTx, StreamStatus};
 
 #[derive(Deserialize)]
 struct Incoming {
@@ -45,24 +45,18 @@ fn message(name: &str, data: Value) -> String {
     json!({ "message": name, "data": data }).to_string()
 }
 
-/// What a connection's stream tasks tell its socket loop.
-enum Outgoing {
-    Text(String),
-    /// The play `key` (known to the client as media session id `.0`) has ended.
-    Ended(String, PlayKey),
-}
-
-/// A play of this session, under the media session id the client gave it. The key tells
-/// this play from an earlier one under the same id (the client may reuse ids): the end
-/// of the earlier one must not forget the later one.
+/// A play of this session until it has ended: what its statuses are told with. Kept by
+/// its key, which tells it from an earlier or later play under the same media session id
+/// (the client may reuse ids): the end of one must not forget another.
 struct PlayingStream {
-    key: PlayKey,
-    stopper: Stopper,
+    media_session_id: String,
+    name: String,
+    media: MediaInfo,
 }
 
 /// The info of a session's streams when the session is closed for unanswered pings
 /// (WCS's words), and the reason in the WebSocket close frame.
-pub const KEEP_ALIVE_REASON: &str = "Terminated by keep-alive";
+pub const KEEP_ALIVE_REASON: &str = StopReason::KeepAlive.info();
 
 /// How long a close frame may take to leave before the socket is dropped anyway.
 const SHORT_SEND: std::time::Duration = std::time::Duration::from_secs(1);
@@ -136,22 +130,27 @@ struct Session {
     /// Set when the application's backend refused the session: the socket is closed
     /// with this reason once the replies are out.
     refused: Option<String>,
-    streams: HashMap<String, PlayingStream>,
-    out_tx: mpsc::UnboundedSender<Outgoing>,
-    out_rx: mpsc::UnboundedReceiver<Outgoing>,
+    /// The running play under each media session id the client uses.
+    streams: HashMap<String, PlayKey>,
+    /// Every play not yet ended (a stopped one stays until its STOPPED is told).
+    plays: HashMap<PlayKey, PlayingStream>,
+    /// The one channel every play of this session tells its statuses on.
+    status_tx: StatusTx,
+    status_rx: mpsc::UnboundedReceiver<PlayStatus>,
 }
 
 impl Session {
     fn new(ctx: Arc<ServerContext>) -> Self {
-        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let (status_tx, status_rx) = mpsc::unbounded_channel();
         Session {
             ctx,
             session_id: uuid::Uuid::new_v4().to_string(),
             connection: None,
             refused: None,
             streams: HashMap::new(),
-            out_tx,
-            out_rx,
+            plays: HashMap::new(),
+            status_tx,
+            status_rx,
         }
     }
 
@@ -165,7 +164,7 @@ impl Session {
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
         info!("session opened");
-        let mut stop_reason = "Stopped by session disconnect";
+        let mut stop_reason = StopReason::SessionDisconnect;
         'session: loop {
             let outgoing: Vec<String> = tokio::select! {
                 incoming = socket.recv() => {
@@ -185,19 +184,13 @@ impl Session {
                     keep_alive.heard();
                     self.on_text(text.as_str()).await
                 }
-                Some(out) = self.out_rx.recv() => match out {
-                    Outgoing::Text(text) => vec![text],
-                    Outgoing::Ended(id, key) => {
-                        if self.streams.get(&id).is_some_and(|s| s.key == key) {
-                            self.streams.remove(&id);
-                        }
-                        continue;
-                    }
-                },
+                Some(PlayStatus { key, status }) = self.status_rx.recv() => {
+                    self.on_status(key, status)
+                }
                 _ = ping.tick() => {
                     if keep_alive.ping_due() == PingDue::GiveUp {
                         info!("no answer to {} pings in a row: closing", keep_alive.probes);
-                        stop_reason = KEEP_ALIVE_REASON;
+                        stop_reason = StopReason::KeepAlive;
                         let close = Message::Close(Some(CloseFrame {
                             code: close_code::AWAY,
                             reason: KEEP_ALIVE_REASON.into(),
@@ -224,8 +217,8 @@ impl Session {
                 break;
             }
         }
-        for (_, stream) in self.streams.drain() {
-            stream.stopper.stop(stop_reason);
+        for (_, key) in self.streams.drain() {
+            self.ctx.registry.stop(key, stop_reason);
         }
         info!("session closed");
     }
@@ -256,8 +249,8 @@ impl Session {
             },
             "stopStream" | "unPublishStream" => {
                 if let Ok(req) = serde_json::from_value::<StreamRequest>(first) {
-                    if let Some(s) = self.streams.remove(&req.media_session_id) {
-                        s.stopper.stop("Stopped by user");
+                    if let Some(key) = self.streams.remove(&req.media_session_id) {
+                        self.ctx.registry.stop(key, StopReason::ByUser);
                     }
                 }
                 vec![]
@@ -360,6 +353,7 @@ impl Session {
         let requester = Requester {
             media_session_id: &id,
             protocol: "wcs",
+            statuses: Some(self.status_tx.clone()),
         };
         match playback::start(&self.ctx, &name, &offer, requester).await {
             Err(e) => {
@@ -369,35 +363,42 @@ impl Session {
             Ok(Playback {
                 key,
                 answer_sdp,
-                stopper,
-                mut statuses,
                 info: media,
             }) => {
-                self.streams
-                    .insert(id.clone(), PlayingStream { key, stopper });
-                let out = self.out_tx.clone();
-                let (sid, sname) = (id.clone(), name.clone());
-                tokio::spawn(async move {
-                    while let Some(s) = statuses.recv().await {
-                        let (code, info, last) = match &s {
-                            StreamStatus::Playing => ("PLAYING", String::new(), false),
-                            StreamStatus::Stopped(i) => ("STOPPED", i.clone(), true),
-                            StreamStatus::Failed(i) => ("FAILED", i.clone(), true),
-                        };
-                        let mut text = status(&sid, &sname, code, &info);
-                        if code == "PLAYING" {
-                            text = status_with_media(&sid, &sname, code, &media);
-                        }
-                        let _ = out.send(Outgoing::Text(text));
-                        if last {
-                            let _ = out.send(Outgoing::Ended(sid.clone(), key));
-                            break;
-                        }
-                    }
-                });
+                self.streams.insert(id.clone(), key);
+                let play = PlayingStream {
+                    media_session_id: id.clone(),
+                    name,
+                    media,
+                };
+                self.plays.insert(key, play);
                 vec![message("setRemoteSDP", json!([id, answer_sdp]))]
             }
         }
+    }
+
+    /// A play's status, as the message its client gets. The play is forgotten at its end.
+    fn on_status(&mut self, key: PlayKey, update: StreamStatus) -> Vec<String> {
+        let text = match &update {
+            StreamStatus::Playing => match self.plays.get(&key) {
+                Some(p) => status_with_media(&p.media_session_id, &p.name, "PLAYING", &p.media),
+                None => return vec![],
+            },
+            StreamStatus::Ended(ending) => {
+                let Some(p) = self.plays.remove(&key) else {
+                    return vec![];
+                };
+                if self.streams.get(&p.media_session_id) == Some(&key) {
+                    self.streams.remove(&p.media_session_id);
+                }
+                let code = match ending {
+                    Ending::Stopped(_) => "STOPPED",
+                    Ending::Failed(_) => "FAILED",
+                };
+                status(&p.media_session_id, &p.name, code, &ending.to_string())
+            }
+        };
+        vec![text]
     }
 }
 
@@ -415,7 +416,7 @@ fn status(id: &str, name: &str, code: &str, info: &str) -> String {
     message("notifyStreamStatusEvent", json!([obj]))
 }
 
-fn status_with_media(id: &str, name: &str, code: &str, media: &crate::stream::MediaInfo) -> String {
+fn status_with_media(id: &str, name: &str, code: &str, media: &MediaInfo) -> String {
     message(
         "notifyStreamStatusEvent",
         json!([{

@@ -20,10 +20,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tracing::info;
 
+use crate::context::ServerContext;
 use crate::hooks::Hook;
+use crate::media::StopReason;
 use crate::playback::{self, Requester};
-use crate::server::ServerContext;
-use crate::stream::{StreamError, StreamStatus};
+use crate::stream::StreamError;
 
 /// Where a WHEP session's resource lives.
 pub const RESOURCE_PREFIX: &str = "/whep/resource/";
@@ -48,33 +49,23 @@ pub async fn create(
     let requester = Requester {
         media_session_id: &id,
         protocol: "whep",
+        // A WHEP player hears nothing after the answer; its session is the registry's.
+        statuses: None,
     };
     match playback::start(&ctx, &name, offer, requester).await {
         Err(e) => {
             info!(stream = %name, "WHEP play refused: {e}");
             (error_status(&e), e.to_string()).into_response()
         }
-        Ok(p) => {
-            ctx.whep_sessions.lock().await.insert(id.clone(), p.stopper);
-            let (ctx2, id2, mut statuses) = (ctx.clone(), id.clone(), p.statuses);
-            tokio::spawn(async move {
-                while let Some(s) = statuses.recv().await {
-                    if matches!(s, StreamStatus::Stopped(_) | StreamStatus::Failed(_)) {
-                        ctx2.whep_sessions.lock().await.remove(&id2);
-                        break;
-                    }
-                }
-            });
-            (
-                StatusCode::CREATED,
-                [
-                    (header::CONTENT_TYPE, "application/sdp".to_string()),
-                    (header::LOCATION, format!("{RESOURCE_PREFIX}{id}")),
-                ],
-                p.answer_sdp,
-            )
-                .into_response()
-        }
+        Ok(p) => (
+            StatusCode::CREATED,
+            [
+                (header::CONTENT_TYPE, "application/sdp".to_string()),
+                (header::LOCATION, format!("{RESOURCE_PREFIX}{id}")),
+            ],
+            p.answer_sdp,
+        )
+            .into_response(),
     }
 }
 
@@ -130,12 +121,14 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
 }
 
 pub async fn delete(State(ctx): State<Arc<ServerContext>>, Path(id): Path<String>) -> Response {
-    match ctx.whep_sessions.lock().await.remove(&id) {
-        Some(stopper) => {
-            stopper.stop("Stopped by user");
-            StatusCode::OK.into_response()
-        }
-        None => (StatusCode::NOT_FOUND, "Stream not found").into_response(),
+    // The registry lists the session until its stream has ended.
+    if ctx
+        .registry
+        .stop_play(&id, Some("whep"), StopReason::ByUser)
+    {
+        StatusCode::OK.into_response()
+    } else {
+        (StatusCode::NOT_FOUND, "Stream not found").into_response()
     }
 }
 

@@ -1,4 +1,4 @@
-//! Audio leaves a stream for the WebRTC hub two frames at a time.
+//! Audio leaves a stream for its sinks two frames at a time.
 //!
 //! Why: an Opus frame lasts 20 ms, so audio alone is 50 packets a second to every viewer,
 //! more than the 30 pictures of the video. Sent one by one, each is one message through
@@ -16,14 +16,14 @@
 
 use std::time::{Duration, Instant};
 
+use crate::media::Sink;
 use crate::media::{Frame, MediaKind};
-use crate::webrtc::{FeedId, RtcHub};
 
 /// How long the first frame of a pair may wait for the second: one 20 ms Opus frame and
 /// room for a late timer.
 pub const MAX_HOLD: Duration = Duration::from_millis(30);
 
-/// What to send to the hub now.
+/// What to send to the sinks now.
 #[derive(Debug)]
 pub enum Release {
     /// Nothing: the frame is held for a partner.
@@ -34,12 +34,13 @@ pub enum Release {
 }
 
 impl Release {
-    /// Hands the released frames to the hub; a pair goes to each viewer back to back.
-    pub fn send(self, hub: &RtcHub, feed: FeedId) {
+    /// Hands the released frames to the sinks; a pair together (the WebRTC feed sends
+    /// it to each viewer back to back).
+    pub fn send(self, sink: &mut dyn Sink) {
         match self {
             Release::Held => {}
-            Release::One(frame) => hub.send_frames(feed, frame, None),
-            Release::Pair(first, second) => hub.send_frames(feed, first, Some(second)),
+            Release::One(frame) => sink.frames(frame, None),
+            Release::Pair(first, second) => sink.frames(first, Some(second)),
         }
     }
 }
@@ -76,9 +77,9 @@ impl AudioPairs {
     }
 
     /// Sends the held frame alone, if there is one.
-    pub fn flush_to(&mut self, hub: &RtcHub, feed: FeedId) {
+    pub fn flush_to(&mut self, sink: &mut dyn Sink) {
         if let Some(frame) = self.flush() {
-            hub.send_frames(feed, frame, None);
+            sink.frames(frame, None);
         }
     }
 }

@@ -4,8 +4,10 @@
 //! Owns a translation's life: its reader (demux and AAC→Opus run once here, never per
 //! viewer), real-time pacing, looping, who watches, and when it ends: at end of file
 //! (without loop), on `terminate`, or after `vod_stream_timeout` with no viewer. Viewers
-//! join and leave through a [`TranslationHandle`]; the hub fans frames out to them and
-//! gives a newcomer the current picture at once from the feed's GOP cache.
+//! join and leave through a [`TranslationHandle`]. Frames go to the translation's sinks;
+//! the WebRTC feed among them fans them out and gives a newcomer the current picture at
+//! once from its GOP cache. Started only by the registry (`start` is `pub(super)`),
+//! which it does not know: it is handed what to do at its end.
 //!
 //! Looping: the same reader is rewound and its timestamps shifted by the file's length
 //! per pass, so RTP time keeps rising across the seam and audio and video share the
@@ -20,13 +22,12 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info, Instrument};
 
 use super::clock::sleep_until;
-use super::open::{open_media, AnyReader};
+use super::open::AnyReader;
 use super::pacer::Pacer;
 use super::read_ahead::{spawn_reader, FrameSource};
-use super::registry::Registry;
-use super::{MediaInfo, PacingClock, StreamError, StreamStatus};
-use crate::config::Settings;
-use crate::media::{Frame, MediaKind};
+use super::status::{PlayTicket, Unlist};
+use super::{MediaInfo, PacingClock, StreamError};
+use crate::media::{Ending, FailReason, Frame, MediaKind, Sink, Sinks, StopReason};
 use crate::source::{PlayMode, StreamUri};
 use crate::webrtc::{FeedId, RtcHub, ViewerEvent, ViewerId};
 
@@ -43,6 +44,7 @@ pub struct TranslationHandle {
     pub looped: bool,
     pub info: MediaInfo,
     pub created: SystemTime,
+    /// The WebRTC feed its viewers are added to.
     pub feed: FeedId,
     /// Where the hub reports this translation's viewers' connection events.
     pub(crate) viewer_events: UnboundedSender<(ViewerId, ViewerEvent)>,
@@ -62,18 +64,18 @@ impl TranslationHandle {
     }
 
     /// Ends the translation; every viewer gets STOPPED with `reason`.
-    pub fn terminate(&self, reason: &'static str) {
+    pub fn terminate(&self, reason: StopReason) {
         let _ = self.commands.send(Command::Terminate { reason });
     }
 
-    /// Adds a viewer already given to the hub on this feed; its statuses go to `status`.
-    /// `false` when the translation has just ended.
-    pub(crate) fn join(&self, viewer: ViewerId, status: UnboundedSender<StreamStatus>) -> bool {
-        self.commands.send(Command::Join { viewer, status }).is_ok()
+    /// Adds a viewer already given to the hub on this feed; its statuses go through
+    /// `ticket`. `false` when the translation has just ended (the ticket is dropped).
+    pub(crate) fn join(&self, viewer: ViewerId, ticket: PlayTicket) -> bool {
+        self.commands.send(Command::Join { viewer, ticket }).is_ok()
     }
 
     /// Removes a viewer; it gets STOPPED with `reason`.
-    pub(crate) fn leave(&self, viewer: ViewerId, reason: &'static str) {
+    pub(crate) fn leave(&self, viewer: ViewerId, reason: StopReason) {
         let _ = self.commands.send(Command::Leave { viewer, reason });
     }
 }
@@ -81,14 +83,14 @@ impl TranslationHandle {
 enum Command {
     Join {
         viewer: ViewerId,
-        status: UnboundedSender<StreamStatus>,
+        ticket: PlayTicket,
     },
     Leave {
         viewer: ViewerId,
-        reason: &'static str,
+        reason: StopReason,
     },
     Terminate {
-        reason: &'static str,
+        reason: StopReason,
     },
 }
 
@@ -113,56 +115,70 @@ pub struct TranslationSpec {
     pub looped: bool,
 }
 
-/// Opens the file and starts its translation, registered under `spec.name`.
-pub async fn start(
-    settings: &Settings,
-    hub: &RtcHub,
-    registry: &Arc<Registry>,
-    spec: TranslationSpec,
+/// What a translation is made of, made by the registry ([`super::Registry`]).
+pub(super) struct Parts {
+    /// `localMediaSessionId`.
+    pub id: String,
+    pub spec: TranslationSpec,
+    /// The source, opened.
+    pub reader: AnyReader,
+    /// Where its frames go; `feed` is the WebRTC one among them.
+    pub sinks: Sinks,
+    pub feed: FeedId,
+    /// Takes viewers off at the end.
+    pub hub: RtcHub,
+    /// `vod_stream_timeout`.
+    pub idle_timeout: Duration,
+    /// Takes the translation off the registry when it ends.
+    pub unlist: Unlist,
+}
+
+/// Starts a translation from its opened parts. `register` lists it (`false`: its name
+/// was taken meanwhile, and nothing starts). The sinks have their clock before it can be
+/// found: a viewer added to a feed the hub does not know yet would never get frames.
+pub(super) fn start(
+    parts: Parts,
+    register: impl FnOnce(&TranslationHandle) -> bool,
 ) -> Result<TranslationHandle, StartError> {
+    let Parts {
+        id,
+        spec,
+        reader,
+        mut sinks,
+        feed,
+        hub,
+        idle_timeout,
+        unlist,
+    } = parts;
     if spec.uri.mode != PlayMode::Live {
         return Err(StartError::NotLive(spec.uri.uri_string()));
     }
-    if registry
-        .translation(&spec.name)
-        .is_some_and(|t| !t.is_ended())
-    {
-        return Err(StartError::NameInUse);
-    }
-    let (settings_copy, location) = (settings.clone(), spec.uri.location.clone());
-    let budget = registry.index_budget.clone();
-    let reader =
-        tokio::task::spawn_blocking(move || open_media(&settings_copy, &location, &budget))
-            .await
-            .map_err(|e| StreamError::internal("opening the file", &e))??;
-
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (viewer_events, event_rx) = mpsc::unbounded_channel();
     let handle = TranslationHandle {
-        id: uuid::Uuid::new_v4().to_string(),
+        id,
         name: spec.name,
         uri: spec.uri.uri_string(),
         looped: spec.looped,
         info: reader.info().clone(),
         created: SystemTime::now(),
-        feed: FeedId::next(),
+        feed,
         viewer_events,
         commands,
         viewers: Arc::new(AtomicUsize::new(0)),
     };
-    // The feed is open before anyone can find the translation: a viewer added to a feed
-    // the hub does not know yet would never be given its frames. Its epoch is the clock's.
     let clock = PacingClock::new(Instant::now());
-    hub.open_feed(handle.feed, clock.epoch());
-    if !registry.add_translation(handle.clone()) {
-        hub.close_feed(handle.feed);
+    sinks.start(clock.epoch());
+    if !register(&handle) {
+        sinks.end(&Ending::Stopped(StopReason::EndOfFile));
         return Err(StartError::NameInUse);
     }
     let task = Translation {
         handle: handle.clone(),
-        hub: hub.clone(),
-        registry: registry.clone(),
-        idle_timeout: settings.vod_stream_timeout,
+        hub,
+        sinks,
+        unlist: Some(unlist),
+        idle_timeout,
         viewers: HashMap::new(),
     };
     let span = tracing::info_span!("live", stream = %handle.name);
@@ -178,9 +194,10 @@ pub async fn start(
 struct Translation {
     handle: TranslationHandle,
     hub: RtcHub,
-    registry: Arc<Registry>,
+    sinks: Sinks,
+    unlist: Option<Unlist>,
     idle_timeout: Duration,
-    viewers: HashMap<ViewerId, UnboundedSender<StreamStatus>>,
+    viewers: HashMap<ViewerId, PlayTicket>,
 }
 
 impl Translation {
@@ -191,14 +208,13 @@ impl Translation {
         mut commands: UnboundedReceiver<Command>,
         mut events: UnboundedReceiver<(ViewerId, ViewerEvent)>,
     ) {
-        let feed = self.handle.feed;
         let mut frames = spawn_reader(source);
         let mut pacer = Pacer::new(clock);
         let mut reader_done = false;
         // No viewer yet: a translation nobody joins ends like one everybody left.
         let mut idle_since = Some(Instant::now());
 
-        let ending: StreamStatus = loop {
+        let ending: Ending = loop {
             let wake_at = pacer.wake_at();
             let idle_deadline = idle_since.map(|t| t + self.idle_timeout);
             // After the last frame: the last picture is shown, then everybody is told.
@@ -206,29 +222,29 @@ impl Translation {
                 reader_done.then(|| clock.due(pacer.last_pts_us()) + Duration::from_millis(200));
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(Command::Join { viewer, status }) => {
-                        self.viewers.insert(viewer, status);
+                    Some(Command::Join { viewer, ticket }) => {
+                        self.viewers.insert(viewer, ticket);
                         self.handle.viewers.store(self.viewers.len(), Ordering::Relaxed);
                         idle_since = None;
                     }
                     Some(Command::Leave { viewer, reason }) => {
-                        self.drop_viewer(viewer, StreamStatus::Stopped(reason.into()));
+                        self.drop_viewer(viewer, reason.into());
                         if self.viewers.is_empty() {
                             idle_since = Some(Instant::now());
                         }
                     }
-                    Some(Command::Terminate { reason }) => break StreamStatus::Stopped(reason.into()),
+                    Some(Command::Terminate { reason }) => break reason.into(),
                     // Every handle is gone (cannot happen while registered): nothing can join.
-                    None => break StreamStatus::Stopped(String::new()),
+                    None => break StopReason::EndOfFile.into(),
                 },
                 Some((viewer, event)) = events.recv() => match event {
                     ViewerEvent::Connected => {
-                        if let Some(status) = self.viewers.get(&viewer) {
-                            let _ = status.send(StreamStatus::Playing);
+                        if let Some(ticket) = self.viewers.get(&viewer) {
+                            ticket.playing();
                         }
                     }
-                    ViewerEvent::Closed(reason) => {
-                        self.drop_viewer(viewer, closed_status(reason));
+                    ViewerEvent::Closed(ending) => {
+                        self.drop_viewer(viewer, ending);
                         if self.viewers.is_empty() {
                             idle_since = Some(Instant::now());
                         }
@@ -236,53 +252,45 @@ impl Translation {
                 },
                 next = frames.recv(), if pacer.wants_frame() && !reader_done => match next {
                     Some(Ok(frame)) => pacer.put(frame),
-                    Some(Err(e)) => break StreamStatus::Failed(e.to_string()),
+                    Some(Err(e)) => break FailReason::from(e).into(),
                     None => {
                         reader_done = true;
-                        pacer.finish(&self.hub, feed);
+                        pacer.finish(&mut self.sinks);
                     }
                 },
                 _ = sleep_until(wake_at), if wake_at.is_some() => {
-                    pacer.wake(Instant::now(), &self.hub, feed);
+                    pacer.wake(Instant::now(), &mut self.sinks);
                 }
                 _ = sleep_until(idle_deadline), if idle_deadline.is_some() => {
                     info!("no viewer for {:?}: stopping", self.idle_timeout);
-                    break StreamStatus::Stopped("Stopped: no viewers".into());
+                    break StopReason::NoViewers.into();
                 }
-                _ = sleep_until(end_at), if end_at.is_some() => break StreamStatus::Stopped(String::new()),
+                _ = sleep_until(end_at), if end_at.is_some() => break StopReason::EndOfFile.into(),
             }
         };
 
         info!("translation ended: {ending:?}");
-        self.registry
-            .remove_translation(&self.handle.name, &self.handle.id);
+        if let Some(unlist) = self.unlist.take() {
+            unlist();
+        }
         commands.close();
         let viewers: Vec<ViewerId> = self.viewers.keys().copied().collect();
         for viewer in viewers {
             self.drop_viewer(viewer, ending.clone());
         }
-        self.hub.close_feed(feed);
+        self.sinks.end(&ending);
     }
 
     /// Takes a viewer off the feed and tells it why.
-    fn drop_viewer(&mut self, viewer: ViewerId, status: StreamStatus) {
-        if let Some(tx) = self.viewers.remove(&viewer) {
-            self.hub.remove_viewer(viewer, "Stopped");
-            let _ = tx.send(status);
+    fn drop_viewer(&mut self, viewer: ViewerId, ending: Ending) {
+        if let Some(ticket) = self.viewers.remove(&viewer) {
+            self.hub.remove_viewer(viewer, ending.clone());
+            ticket.end(ending);
             debug!(viewer = viewer.0, "viewer left");
         }
         self.handle
             .viewers
             .store(self.viewers.len(), Ordering::Relaxed);
-    }
-}
-
-/// A viewer's connection ended: its status, by the hub's reason.
-fn closed_status(reason: &'static str) -> StreamStatus {
-    if reason.starts_with("Stopped") {
-        StreamStatus::Stopped(reason.into())
-    } else {
-        StreamStatus::Failed(reason.into())
     }
 }
 
@@ -430,6 +438,125 @@ mod tests {
             (last_audio - lead - last_video).abs() < 60_000,
             "audio at {last_audio} µs, video at {last_video} µs"
         );
+    }
+
+    /// What a test sink saw, in order.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Seen {
+        Start,
+        Frame {
+            kind: MediaKind,
+            dts_us: i64,
+            /// Handed over at or after its due time on the stream's clock.
+            on_clock: bool,
+        },
+        End(Ending),
+    }
+
+    struct TestSink {
+        log: Arc<std::sync::Mutex<Vec<Seen>>>,
+        clock: Option<PacingClock>,
+    }
+
+    impl Sink for TestSink {
+        fn start(&mut self, epoch: Instant) {
+            self.clock = Some(PacingClock::new(epoch));
+            self.log.lock().unwrap().push(Seen::Start);
+        }
+
+        fn frames(&mut self, first: Frame, second: Option<Frame>) {
+            let now = Instant::now();
+            let clock = self.clock.expect("frames come after start");
+            for f in std::iter::once(first).chain(second) {
+                self.log.lock().unwrap().push(Seen::Frame {
+                    kind: f.kind,
+                    dts_us: f.dts_us,
+                    on_clock: now >= clock.due(f.dts_us),
+                });
+            }
+        }
+
+        fn end(&mut self, ending: &Ending) {
+            self.log.lock().unwrap().push(Seen::End(ending.clone()));
+        }
+    }
+
+    /// A translation with two sinks: each is started on the stream's clock, gets every
+    /// frame in order and no earlier than it is due, and hears how the stream ended;
+    /// the translation leaves the registry (its unlist runs) when it ends.
+    #[tokio::test]
+    async fn a_translation_feeds_every_sink_in_order_on_its_clock_and_tells_its_ending() {
+        let socket = crate::webrtc::bind_media_port("127.0.0.1".parse().unwrap(), 0)
+            .expect("a loopback udp socket");
+        let hub = RtcHub::start(socket, vec![]);
+        let logs: [Arc<std::sync::Mutex<Vec<Seen>>>; 2] = Default::default();
+        let sinks = logs
+            .iter()
+            .map(|log| {
+                Box::new(TestSink {
+                    log: log.clone(),
+                    clock: None,
+                }) as Box<dyn Sink>
+            })
+            .collect();
+        let (unlisted_tx, mut unlisted) = mpsc::unbounded_channel();
+        let parts = Parts {
+            id: "t1".into(),
+            spec: TranslationSpec {
+                name: "t".into(),
+                uri: StreamUri::parse("vod-live://sample.mp4").expect("a live uri"),
+                looped: false,
+            },
+            reader: sample_reader(),
+            sinks: Sinks::new(sinks),
+            feed: FeedId::next(),
+            hub,
+            idle_timeout: Duration::from_secs(60),
+            unlist: Box::new(move || {
+                let _ = unlisted_tx.send(());
+            }),
+        };
+        let handle = start(parts, |_| true).expect("starts");
+
+        let frames = |log: &Arc<std::sync::Mutex<Vec<Seen>>>| log.lock().unwrap().len();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while logs.iter().any(|log| frames(log) < 40) {
+            assert!(Instant::now() < deadline, "40 frames took over 30 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        handle.terminate(StopReason::RestTerminate);
+        tokio::time::timeout(Duration::from_secs(10), unlisted.recv())
+            .await
+            .expect("unlisted within 10 s")
+            .expect("unlist ran");
+        let ended = Seen::End(StopReason::RestTerminate.into());
+        while logs
+            .iter()
+            .any(|log| log.lock().unwrap().last() != Some(&ended))
+        {
+            assert!(Instant::now() < deadline, "the sinks never heard the end");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        let [a, b] = logs.map(|log| log.lock().unwrap().clone());
+        assert_eq!(a, b, "both sinks saw the same");
+        assert_eq!(a.first(), Some(&Seen::Start));
+        assert_eq!(a.iter().filter(|s| matches!(s, Seen::End(_))).count(), 1);
+        let mut last = HashMap::new();
+        for seen in &a[1..a.len() - 1] {
+            let Seen::Frame {
+                kind,
+                dts_us,
+                on_clock,
+            } = seen
+            else {
+                panic!("{seen:?} between start and end");
+            };
+            assert!(on_clock, "{seen:?} came before it was due");
+            let before = last.insert(*kind, *dts_us);
+            assert!(before < Some(*dts_us), "{kind:?} went back at {dts_us}");
+        }
+        assert_eq!(last.len(), 2, "audio and video both reached the sinks");
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! Streams: one timeline of frames from a source, paced in real time, fed to the hub.
+//! Streams: one timeline of frames from one source, paced in real time, handed to the
+//! stream's sinks ([`Sink`](crate::media::Sink): the WebRTC feed today).
 //!
 //! Owns: opening a source as media (`reader`: demux, H.264 to Annex-B, AAC to Opus, once
 //! per stream; `budget`: the server-wide bound on what files' indexes hold), reading it ahead of the clock on shared blocking threads (`read_ahead`),
 //! real-time pacing (`clock`, `pacer`, `audio_pairs`), and a stream's life (`vod`: personal VOD, one
 //! viewer from the file's start; `live`: a live translation shared by many viewers), and
-//! the list of what runs (`registry`). Must not: touch sockets or signalling; it reports what
-//! happens as [`StreamStatus`] and sends frames through [`RtcHub`](crate::webrtc::RtcHub).
+//! the list of what runs and the one way to start and stop it (`registry`), and how a
+//! play's statuses reach its session (`status`). Must not: touch sockets or signalling;
+//! it reports what happens as [`StreamStatus`] and hands frames to sinks.
 
 pub mod audio_pairs;
 pub mod budget;
@@ -16,6 +18,7 @@ pub mod pacer;
 pub mod read_ahead;
 pub mod reader;
 pub mod registry;
+pub mod status;
 pub mod vod;
 
 use std::sync::Arc;
@@ -23,19 +26,22 @@ use std::sync::Arc;
 pub use clock::PacingClock;
 pub use reader::{MediaInfo, MediaReader};
 pub use registry::Registry;
+pub use status::{PlayKey, PlayStatus, PlayTicket, StatusTx, StreamStatus};
+
+use crate::media::StopReason;
 
 /// Ends one viewer's playback, from wherever asks: its signalling (`stopStream`, WHEP
 /// `DELETE`, a closed socket) or the REST API. Cheap to clone; stopping twice is harmless.
 #[derive(Clone)]
-pub struct Stopper(Arc<dyn Fn(&'static str) + Send + Sync>);
+pub struct Stopper(Arc<dyn Fn(StopReason) + Send + Sync>);
 
 impl Stopper {
-    pub fn new(stop: impl Fn(&'static str) + Send + Sync + 'static) -> Self {
+    pub fn new(stop: impl Fn(StopReason) + Send + Sync + 'static) -> Self {
         Stopper(Arc::new(stop))
     }
 
-    /// Ends the playback; the viewer gets STOPPED with `reason` (a WCS info string).
-    pub fn stop(&self, reason: &'static str) {
+    /// Ends the playback; the viewer gets STOPPED with `reason`.
+    pub fn stop(&self, reason: StopReason) {
         (self.0)(reason)
     }
 }
@@ -74,15 +80,10 @@ impl StreamError {
     }
 }
 
-/// The life of a stream as its viewer hears it (WCS stream statuses).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StreamStatus {
-    /// Media is flowing to the viewer.
-    Playing,
-    /// Ended normally: end of file, or stopped; the info says why.
-    Stopped(String),
-    /// Could not play, or broke while playing; the info says why.
-    Failed(String),
+impl From<StreamError> for crate::media::FailReason {
+    fn from(e: StreamError) -> Self {
+        crate::media::FailReason::Stream(e.to_string())
+    }
 }
 
 impl From<crate::source::SourceError> for StreamError {

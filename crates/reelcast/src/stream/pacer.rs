@@ -1,4 +1,4 @@
-//! When each frame of a stream goes to the hub: the frame read next waits for its due
+//! When each frame of a stream goes to its sinks: the frame read next waits for its due
 //! time on the stream clock ([`PacingClock`]), and audio then waits for its partner
 //! ([`AudioPairs`]). Both stream tasks (personal VOD and live translation) pace through
 //! this, so they have one timer for it: [`Pacer::wake_at`].
@@ -10,8 +10,7 @@ use std::time::Instant;
 
 use super::audio_pairs::AudioPairs;
 use super::PacingClock;
-use crate::media::Frame;
-use crate::webrtc::{FeedId, RtcHub};
+use crate::media::{Frame, Sink};
 
 /// How long before its time an audio packet leaves. RTP timestamps and sender reports
 /// stay exact; only the send time moves. Why: a browser holds audio longer than video
@@ -66,7 +65,7 @@ impl Pacer {
 
     /// Sends what is due at `now`: the waiting frame (an audio frame paired with the held
     /// one if there is one), then a held audio frame whose partner is late.
-    pub fn wake(&mut self, now: Instant, hub: &RtcHub, feed: FeedId) {
+    pub fn wake(&mut self, now: Instant, sink: &mut dyn Sink) {
         if self
             .next
             .as_ref()
@@ -74,16 +73,16 @@ impl Pacer {
         {
             let frame = self.next.take().expect("checked above");
             self.last_pts_us = self.last_pts_us.max(frame.pts_us);
-            self.pairs.due(frame, now).send(hub, feed);
+            self.pairs.due(frame, now).send(sink);
         }
         if self.pairs.deadline().is_some_and(|d| d <= now) {
-            self.pairs.flush_to(hub, feed);
+            self.pairs.flush_to(sink);
         }
     }
 
     /// No more frames will come: a held audio frame goes out alone now.
-    pub fn finish(&mut self, hub: &RtcHub, feed: FeedId) {
-        self.pairs.flush_to(hub, feed);
+    pub fn finish(&mut self, sink: &mut dyn Sink) {
+        self.pairs.flush_to(sink);
     }
 
     /// The latest presentation time sent so far.

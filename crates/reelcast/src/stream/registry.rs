@@ -1,24 +1,37 @@
-//! The registry: every stream the server runs, for the REST API and for joining.
+//! The registry: every stream and viewer the server runs, and the one way to start,
+//! find and stop them, for WCS signalling, WHEP and REST alike.
 //!
 //! Two kinds of entries. A *play* is one viewer's playback (a WCS `playStream` or a WHEP
 //! session): a personal VOD, or a viewer of a live translation. Plays are keyed by a
 //! [`PlayKey`] the server makes, never by the media session id a client chose: a client
 //! may reuse an id (play, stop, play again) or pick another session's, and the entry of one
-//! play must never replace or remove another's. A *translation* is one shared live timeline (`vod-live://`), keyed by its
-//! local stream name. Entries are added when they start and removed by their own tasks
-//! when they end, so what the registry lists is what is running.
+//! play must never replace or remove another's. A *translation* is one shared live
+//! timeline (`vod-live://`), keyed by its local stream name, started only here
+//! ([`Registry::start_translation`]). Entries are added when they start and removed
+//! when they end (through what their tasks are handed: [`PlayTicket`], an unlist
+//! closure), so what the registry lists is what is running.
+//!
+//! A stream's sinks are made in one place, [`Registry::sinks_for`]: a new sink (HLS,
+//! recorder) is registered there.
 //!
 //! Must not: hold anything while a stream works; it stores handles (cheap clones), never
 //! media, and its lock is held only to read or change the maps.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use super::budget::MemoryBudget;
-use super::live::TranslationHandle;
-use super::{MediaInfo, Stopper};
+use super::live::{self, Parts, StartError, TranslationHandle, TranslationSpec};
+use super::open::{open_media, AnyReader};
+use super::status::{PlayTicket, StatusTx};
+use super::{MediaInfo, Stopper, StreamError};
+use crate::config::Settings;
+use crate::media::{Sink, Sinks, StopReason};
+use crate::source::{Location, StreamUri};
+use crate::webrtc::{FeedId, RtcFeed, RtcHub};
+
+pub use super::status::PlayKey;
 
 /// What kind of stream a play is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,17 +40,6 @@ pub enum PlayKind {
     Personal,
     /// A viewer of the live translation named here.
     Live { translation: String },
-}
-
-/// Which play an entry is: unique for the life of the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PlayKey(u64);
-
-impl PlayKey {
-    pub fn next() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        PlayKey(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
 }
 
 /// One viewer's playback.
@@ -64,23 +66,124 @@ struct Maps {
     translations: HashMap<String, TranslationHandle>,
 }
 
-/// Every running stream. Shared by the server's handlers (`Arc` in the server context).
+/// Every running stream and viewer. Shared by the server's handlers (`Arc` in the
+/// server context).
 pub struct Registry {
     maps: Mutex<Maps>,
     /// Held while a translation is being opened, so two viewers asking for the same new
     /// translation at once start it once.
-    pub(crate) starting: tokio::sync::Mutex<()>,
+    starting: tokio::sync::Mutex<()>,
     /// What the streams' file indexes may hold together (`vod_index_memory_mb`).
     pub index_budget: Arc<MemoryBudget>,
+    /// What sources are opened with (`media_dir`, S3) and translations run by
+    /// (`vod_stream_timeout`, `vod_live_loop`).
+    settings: Settings,
+    /// Where the WebRTC sink sends.
+    hub: RtcHub,
 }
 
 impl Registry {
-    pub fn new(index_budget: Arc<MemoryBudget>) -> Self {
+    pub fn new(settings: Settings, hub: RtcHub, index_budget: Arc<MemoryBudget>) -> Self {
         Registry {
             maps: Mutex::default(),
             starting: tokio::sync::Mutex::default(),
             index_budget,
+            settings,
+            hub,
         }
+    }
+
+    /// Opens a source (on a blocking thread) and reads its structure. Errors are what
+    /// the viewer is told.
+    pub async fn open(&self, location: &Location) -> Result<AnyReader, StreamError> {
+        let (settings, location) = (self.settings.clone(), location.clone());
+        let budget = self.index_budget.clone();
+        tokio::task::spawn_blocking(move || open_media(&settings, &location, &budget))
+            .await
+            .map_err(|e| StreamError::internal("opening the file", &e))?
+    }
+
+    /// The sinks of a stream whose WebRTC viewers are on `feed`. A new kind of sink is
+    /// added here (and in no source or stream).
+    pub fn sinks_for(&self, feed: FeedId) -> Sinks {
+        let webrtc: Box<dyn Sink> = Box::new(RtcFeed::new(self.hub.clone(), feed));
+        Sinks::new(vec![webrtc])
+    }
+
+    /// Opens the file and starts its translation, listed under `spec.name`: the one way
+    /// a translation starts (REST `/vod/startup`, or a viewer of `vod-live://`).
+    pub async fn start_translation(
+        self: &Arc<Self>,
+        spec: TranslationSpec,
+    ) -> Result<TranslationHandle, StartError> {
+        if spec.uri.mode != crate::source::PlayMode::Live {
+            return Err(StartError::NotLive(spec.uri.uri_string()));
+        }
+        if self.translation(&spec.name).is_some_and(|t| !t.is_ended()) {
+            return Err(StartError::NameInUse);
+        }
+        let reader = self.open(&spec.uri.location).await?;
+        let feed = FeedId::next();
+        let id = uuid::Uuid::new_v4().to_string();
+        let (registry, name, id_at_end) = (Arc::clone(self), spec.name.clone(), id.clone());
+        let parts = Parts {
+            id,
+            spec,
+            reader,
+            sinks: self.sinks_for(feed),
+            feed,
+            hub: self.hub.clone(),
+            idle_timeout: self.settings.vod_stream_timeout,
+            unlist: Box::new(move || registry.remove_translation(&name, &id_at_end)),
+        };
+        live::start(parts, |handle| self.add_translation(handle.clone()))
+    }
+
+    /// The running translation named `name` or playing `uri`, or a new one of `uri`
+    /// named `name` (looping by `vod_live_loop`).
+    pub async fn find_or_start_translation(
+        self: &Arc<Self>,
+        name: &str,
+        uri: StreamUri,
+    ) -> Result<TranslationHandle, StreamError> {
+        let canonical = uri.uri_string();
+        let running = || {
+            self.translation(name)
+                .filter(|t| !t.is_ended())
+                .or_else(|| self.translation_of(&canonical))
+        };
+        if let Some(t) = running() {
+            return Ok(t);
+        }
+        // One start at a time, so two viewers arriving together share one translation.
+        let _starting = self.starting.lock().await;
+        if let Some(t) = running() {
+            return Ok(t);
+        }
+        let spec = TranslationSpec {
+            name: name.to_string(),
+            uri,
+            looped: self.settings.vod_live_loop,
+        };
+        self.start_translation(spec).await.map_err(|e| match e {
+            StartError::Stream(e) => e,
+            other => StreamError::Other(other.to_string()),
+        })
+    }
+
+    /// Lists a play until its ticket ends (or is dropped); its statuses go to `to`.
+    pub fn add_play(self: &Arc<Self>, play: PlayRecord, to: Option<StatusTx>) -> PlayTicket {
+        let key = play.key;
+        self.maps().plays.insert(key, play);
+        let registry = Arc::clone(self);
+        PlayTicket::new(key, to, Box::new(move || registry.remove_play(key)))
+    }
+
+    /// Stops the play `key`; `false` when it is not running.
+    pub fn stop(&self, key: PlayKey, reason: StopReason) -> bool {
+        let stopper = self.maps().plays.get(&key).map(|p| p.stopper.clone());
+        // Stopped outside the lock: a stopper may call back into the registry.
+        stopper.map(|s| s.stop(reason)).is_some()
     }
 
     fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
@@ -126,13 +229,20 @@ impl Registry {
         found.first().map(|t| (*t).clone())
     }
 
-    /// Stops every play with this media session id; `false` when there is none.
-    pub fn stop_play(&self, media_session_id: &str, reason: &'static str) -> bool {
+    /// Stops every play with this media session id (started by `protocol`, when
+    /// given); `false` when there is none.
+    pub fn stop_play(
+        &self,
+        media_session_id: &str,
+        protocol: Option<&str>,
+        reason: StopReason,
+    ) -> bool {
         let stoppers: Vec<Stopper> = self
             .maps()
             .plays
             .values()
             .filter(|p| p.media_session_id == media_session_id)
+            .filter(|p| protocol.is_none_or(|want| p.protocol == want))
             .map(|p| p.stopper.clone())
             .collect();
         // Stopped outside the lock: a stopper may call back into the registry.
@@ -142,16 +252,12 @@ impl Registry {
         !stoppers.is_empty()
     }
 
-    pub(crate) fn add_play(&self, play: PlayRecord) {
-        self.maps().plays.insert(play.key, play);
-    }
-
-    pub(crate) fn remove_play(&self, key: PlayKey) {
+    fn remove_play(&self, key: PlayKey) {
         self.maps().plays.remove(&key);
     }
 
     /// Adds a translation unless its name is taken by a running one (then `false`).
-    pub(super) fn add_translation(&self, t: TranslationHandle) -> bool {
+    fn add_translation(&self, t: TranslationHandle) -> bool {
         let mut maps = self.maps();
         if maps
             .translations
@@ -165,10 +271,93 @@ impl Registry {
     }
 
     /// Removes the translation `id` (a newer one of the same name stays).
-    pub(super) fn remove_translation(&self, name: &str, id: &str) {
+    fn remove_translation(&self, name: &str, id: &str) {
         let mut maps = self.maps();
         if maps.translations.get(name).is_some_and(|t| t.id == id) {
             maps.translations.remove(name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex as StdMutex;
+
+    use super::*;
+
+    fn registry() -> Arc<Registry> {
+        let socket = crate::webrtc::bind_media_port("127.0.0.1".parse().unwrap(), 0)
+            .expect("a loopback udp socket");
+        let hub = RtcHub::start(socket, vec![]);
+        Arc::new(Registry::new(
+            Settings::default(),
+            hub,
+            MemoryBudget::new(1 << 20),
+        ))
+    }
+
+    /// A play whose stopper notes the reasons it was stopped with.
+    fn play(
+        media_session_id: &str,
+        protocol: &'static str,
+        stops: &Arc<StdMutex<Vec<(String, StopReason)>>>,
+    ) -> PlayRecord {
+        let (stops, label) = (stops.clone(), format!("{protocol}:{media_session_id}"));
+        PlayRecord {
+            key: PlayKey::next(),
+            media_session_id: media_session_id.into(),
+            name: "vod://sample.mp4".into(),
+            uri: "vod://sample.mp4".into(),
+            kind: PlayKind::Personal,
+            info: MediaInfo::default(),
+            created: SystemTime::now(),
+            protocol,
+            stopper: Stopper::new(move |reason| {
+                stops.lock().unwrap().push((label.clone(), reason))
+            }),
+        }
+    }
+
+    /// Plays of every signalling live in the one registry: a WHEP `DELETE` stops only the
+    /// WHEP play with that id (a WCS client may have picked the same id), REST stops
+    /// every play with it, a session stops its own by key, and an ended play is gone.
+    #[tokio::test]
+    async fn plays_of_every_signalling_are_found_and_stopped_in_one_place() {
+        let registry = registry();
+        let stops = Arc::new(StdMutex::new(vec![]));
+        let wcs = registry.add_play(play("same-id", "wcs", &stops), None);
+        let whep = registry.add_play(play("same-id", "whep", &stops), None);
+        assert_eq!(registry.plays().len(), 2);
+
+        assert!(registry.stop_play("same-id", Some("whep"), StopReason::ByUser));
+        assert_eq!(
+            *stops.lock().unwrap(),
+            vec![("whep:same-id".to_string(), StopReason::ByUser)]
+        );
+        stops.lock().unwrap().clear();
+
+        assert!(registry.stop(wcs.key(), StopReason::SessionDisconnect));
+        assert_eq!(
+            *stops.lock().unwrap(),
+            vec![("wcs:same-id".to_string(), StopReason::SessionDisconnect)]
+        );
+        stops.lock().unwrap().clear();
+
+        assert!(registry.stop_play("same-id", None, StopReason::RestTerminate));
+        assert_eq!(stops.lock().unwrap().len(), 2, "REST stops both");
+
+        whep.end(StopReason::ByUser.into());
+        assert_eq!(
+            registry.plays().len(),
+            1,
+            "an ended play leaves the registry"
+        );
+        assert!(!registry.stop_play("same-id", Some("whep"), StopReason::ByUser));
+        drop(wcs);
+        assert!(
+            registry.plays().is_empty(),
+            "so does a play whose task is gone"
+        );
+        assert!(!registry.stop_play("same-id", None, StopReason::ByUser));
     }
 }

@@ -39,7 +39,7 @@ use super::packets::{self, RtpFrame};
 use super::udp::{self, Path};
 use super::viewer::Viewer;
 use super::Accepted;
-use crate::media::{Frame, MediaKind};
+use crate::media::{Ending, Frame, MediaKind, StopReason};
 
 /// Identifies one viewer (one `Rtc`) inside the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,8 +76,8 @@ pub struct ViewerPlan {
 pub enum ViewerEvent {
     /// ICE and DTLS are up: media written from now on reaches the browser.
     Connected,
-    /// The viewer is gone; the reason is a WCS status info string.
-    Closed(&'static str),
+    /// The viewer is gone, and why.
+    Closed(Ending),
 }
 
 /// Where a viewer's events go, each tagged with the viewer (a translation hears all of
@@ -110,7 +110,7 @@ enum Command {
     },
     RemoveViewer {
         id: ViewerId,
-        reason: &'static str,
+        reason: Ending,
     },
     Frames {
         feed: FeedId,
@@ -177,7 +177,7 @@ impl RtcHub {
     }
 
     /// Disconnects a viewer; it gets `Closed(reason)`.
-    pub fn remove_viewer(&self, id: ViewerId, reason: &'static str) {
+    pub fn remove_viewer(&self, id: ViewerId, reason: Ending) {
         let _ = self.tx.send(Command::RemoveViewer { id, reason });
     }
 
@@ -497,7 +497,7 @@ impl HubState {
         for id in dead {
             self.wakeups.forget(id);
             if let Some(mut v) = self.viewers.remove(&id) {
-                v.close("Stopped by session disconnect");
+                v.close(StopReason::SessionDisconnect.into());
                 self.by_ufrag.remove(&v.local_ufrag);
                 self.by_addr.retain(|_, vid| *vid != id);
                 if let Some(f) = self.feeds.get_mut(&v.feed) {

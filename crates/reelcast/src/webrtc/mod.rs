@@ -8,7 +8,8 @@
 //! (`media_plane`, `srtp`); cutting frames into RTP payloads once per feed for all its
 //! viewers (`packets`); sending datagrams in segmented batches (`outbox`); the media
 //! socket, which tells each datagram's local address so answers leave from it (`udp`);
-//! which addresses we announce (`announce`).
+//! which addresses we announce (`announce`); a stream's frames in as a
+//! [`Sink`](crate::media::Sink) (`feed`).
 //!
 //! Must not: read files, parse MP4, know stream names or signalling. It receives finished
 //! [`Frame`](crate::media::Frame)s on *feeds* (one feed per stream) and fans each frame out
@@ -17,6 +18,7 @@
 mod announce;
 mod answer;
 mod dtls_keys;
+mod feed;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -30,6 +32,7 @@ mod viewer;
 
 pub use announce::announced_ips;
 pub use answer::{Accepted, RtcFactory};
+pub use feed::RtcFeed;
 pub use hub::{FeedId, RtcHub, ViewerEvent, ViewerEvents, ViewerId, ViewerPlan};
 pub use udp::bind as bind_media_port;
 

@@ -26,7 +26,7 @@ use super::outbox::Outbox;
 use super::packets::RtpFrame;
 use super::srtp::SrtpKeys;
 use super::udp::Path;
-use crate::media::MediaKind;
+use crate::media::{Ending, FailReason, MediaKind, StopReason};
 
 /// A picture-loss request within this long after a keyframe went out is not answered:
 /// browsers ask for one while they wait for the first, and that one is on its way.
@@ -167,7 +167,7 @@ impl Viewer {
             match heard {
                 Heard::Nothing => {}
                 Heard::KeyframeRequest => self.on_keyframe_request(),
-                Heard::Gone => self.close("Stopped by session disconnect"),
+                Heard::Gone => self.close(StopReason::SessionDisconnect.into()),
             }
             self.drop_handshake_when_done(now);
             self.update_timeout();
@@ -246,7 +246,7 @@ impl Viewer {
         }
         if let Some(plane) = &mut self.plane {
             if plane.next_timeout() <= now && !plane.on_timeout(epoch, now, out) {
-                self.close("Failed by RTP activity");
+                self.close(FailReason::RtpActivity.into());
             }
         }
         self.drop_handshake_when_done(now);
@@ -306,13 +306,13 @@ impl Viewer {
             Event::Connected => handshake.connected_at = Some(now),
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 if self.plane.is_some() {
-                    self.close("Failed by RTP activity");
+                    self.close(FailReason::RtpActivity.into());
                 } else {
-                    self.close("Failed by ICE timeout");
+                    self.close(FailReason::IceTimeout.into());
                 }
             }
             Event::KeyframeRequest(_) => self.on_keyframe_request(),
-            Event::Closed => self.close("Stopped by session disconnect"),
+            Event::Closed => self.close(StopReason::SessionDisconnect.into()),
             _ => {}
         }
     }
@@ -342,7 +342,7 @@ impl Viewer {
                 viewer = self.id.0,
                 "connected, but no SRTP keys were captured"
             );
-            self.close("Failed by DTLS error");
+            self.close(FailReason::DtlsError.into());
             return;
         };
         let Some(keys) = SrtpKeys::from_keying_material(
@@ -354,7 +354,7 @@ impl Viewer {
                 viewer = self.id.0,
                 "DTLS exported keys of an unexpected size"
             );
-            self.close("Failed by DTLS error");
+            self.close(FailReason::DtlsError.into());
             return;
         };
         let provider = super::answer::crypto_provider();
@@ -482,7 +482,7 @@ impl Viewer {
         );
     }
 
-    pub fn close(&mut self, reason: &'static str) {
+    pub fn close(&mut self, reason: Ending) {
         if !self.closed {
             self.closed = true;
             if let Some(handshake) = &mut self.handshake {
@@ -493,7 +493,7 @@ impl Viewer {
     }
 
     /// Closes the viewer from our side, telling the browser its streams ended.
-    pub fn close_and_say_goodbye(&mut self, reason: &'static str, out: &mut Outbox) {
+    pub fn close_and_say_goodbye(&mut self, reason: Ending, out: &mut Outbox) {
         if !self.closed {
             if let Some(plane) = &mut self.plane {
                 plane.say_goodbye(out);

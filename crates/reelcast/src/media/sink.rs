@@ -1,0 +1,74 @@
+//! Where a stream's frames go: a [`Sink`]. A stream has one source and any number of
+//! sinks; each sink is told when the stream's clock starts, gets every frame when it is
+//! due (in order, on the stream's timeline), and is told how the stream ended.
+//!
+//! A sink knows frames and the clock, never where they came from nor the other sinks.
+//! The WebRTC feed (`webrtc::RtcFeed`) is the first; an HLS muxer or a recorder is one
+//! more module implementing this and one line where the registry makes a stream's
+//! sinks (`stream::Registry::sinks_for`). Nothing in a stream or a source changes.
+//!
+//! Called from the stream's task: a sink must not block (hand work to a task or a
+//! channel, as the WebRTC feed does).
+
+use std::time::Instant;
+
+use super::ending::Ending;
+use super::frame::Frame;
+
+/// One consumer of a stream's frames.
+pub trait Sink: Send {
+    /// The stream's clock runs: stream time 0 is `epoch`. May come again (a personal
+    /// VOD's clock starts only when its viewer connects): the latest one holds.
+    fn start(&mut self, epoch: Instant);
+
+    /// Frames falling due now, in decode order. Two come together when they should
+    /// leave back to back (an audio pair, `stream::audio_pairs`).
+    fn frames(&mut self, first: Frame, second: Option<Frame>);
+
+    /// The stream ended; nothing more comes.
+    fn end(&mut self, ending: &Ending);
+}
+
+/// Every sink of a stream, fed as one. Each frame is handed to each sink (a `Frame`
+/// clone shares its bytes: nothing is copied).
+#[derive(Default)]
+pub struct Sinks(Vec<Box<dyn Sink>>);
+
+impl Sinks {
+    pub fn new(sinks: Vec<Box<dyn Sink>>) -> Self {
+        Sinks(sinks)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Sink for Sinks {
+    fn start(&mut self, epoch: Instant) {
+        for sink in &mut self.0 {
+            sink.start(epoch);
+        }
+    }
+
+    fn frames(&mut self, first: Frame, second: Option<Frame>) {
+        // The last sink takes the frames themselves; the others get clones.
+        let Some((last, others)) = self.0.split_last_mut() else {
+            return;
+        };
+        for sink in others {
+            sink.frames(first.clone(), second.clone());
+        }
+        last.frames(first, second);
+    }
+
+    fn end(&mut self, ending: &Ending) {
+        for sink in &mut self.0 {
+            sink.end(ending);
+        }
+    }
+}
