@@ -353,8 +353,8 @@ impl FrameSource for LoopingReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::ByteSource;
     use crate::source::{LocalFile, MediaPath};
-    use crate::stream::reader::ByteSource;
     use crate::stream::MediaReader;
 
     fn sample_reader() -> AnyReader {

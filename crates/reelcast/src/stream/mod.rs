@@ -94,6 +94,7 @@ impl From<crate::source::SourceError> for StreamError {
             S::Restricted(r) => StreamError::Restricted(r),
             S::UnknownScheme { .. } => StreamError::UnknownStorage,
             S::BadName(r) => StreamError::Other(format!("Bad stream name: {r}")),
+            S::Streaming(r) => StreamError::Streaming(r),
         }
     }
 }

@@ -44,9 +44,8 @@ use client::{ObjectClient, S3Error};
 use prefetch::Shared;
 use readahead::{backoff_ms, ReadAhead, Sizes};
 
+use super::{ByteSource, SourceError};
 use crate::config::Settings;
-use crate::stream::reader::ByteSource;
-use crate::stream::StreamError;
 
 /// Bytes fetched by the first request (the `ftyp`, and the `moov` of most faststart
 /// files of a few minutes).
@@ -77,15 +76,15 @@ impl S3Object {
         endpoint: Option<&str>,
         bucket: &str,
         key: &str,
-    ) -> Result<S3Object, StreamError> {
+    ) -> Result<S3Object, SourceError> {
         // Before anything is resolved or connected: a viewer's name reaches only the
         // stores the operator named.
         let reach =
-            allowed::reach(settings, endpoint, bucket, key).map_err(StreamError::Restricted)?;
-        let address = ObjectAddress::resolve(settings, endpoint, bucket, key)
-            .map_err(StreamError::ReadFailed)?;
-        let roots = trust::root_certs(settings.aws_s3_ca_file.as_deref())
-            .map_err(StreamError::ReadFailed)?;
+            allowed::reach(settings, endpoint, bucket, key).map_err(SourceError::Restricted)?;
+        let address =
+            ObjectAddress::resolve(settings, endpoint, bucket, key).map_err(SourceError::Read)?;
+        let roots =
+            trust::root_certs(settings.aws_s3_ca_file.as_deref()).map_err(SourceError::Read)?;
         let client = ObjectClient::new(address.clone(), roots, reach.private_ok);
         let (size, first) = first_bytes(&client).map_err(|e| describe(&e, &address, false))?;
         info!(object = ?address, size, "S3 object opened");
@@ -130,11 +129,11 @@ fn first_bytes(client: &ObjectClient) -> Result<(u64, Bytes), S3Error> {
 }
 
 /// A request's failure in the words the viewer sees.
-fn describe(e: &S3Error, a: &ObjectAddress, streaming: bool) -> StreamError {
+fn describe(e: &S3Error, a: &ObjectAddress, streaming: bool) -> SourceError {
     let object = format!("{}/{}", a.bucket, a.key);
     match e {
-        S3Error::NoSuchKey => StreamError::NotFound,
-        S3Error::NoSuchBucket => StreamError::ReadFailed(format!(
+        S3Error::NoSuchKey => SourceError::NotFound,
+        S3Error::NoSuchBucket => SourceError::Read(format!(
             "S3 bucket \"{}\" does not exist at {}",
             a.bucket, a.endpoint
         )),
@@ -144,29 +143,29 @@ fn describe(e: &S3Error, a: &ObjectAddress, streaming: bool) -> StreamError {
             } else {
                 "no aws_s3_credentials are set for this endpoint"
             };
-            StreamError::Restricted(format!("S3 denied access to {object} ({code}; {hint})"))
+            SourceError::Restricted(format!("S3 denied access to {object} ({code}; {hint})"))
         }
-        S3Error::PrivateAddress => StreamError::Restricted(format!(
+        S3Error::PrivateAddress => SourceError::Restricted(format!(
             "S3 endpoint {} is at a private or local address; the server's \
              aws_s3_allow_private_addresses setting allows such stores",
             a.endpoint
         )),
-        S3Error::Tls(why) => StreamError::ReadFailed(format!("S3 endpoint {}: {why}", a.endpoint)),
-        S3Error::UnknownHost => StreamError::ReadFailed(format!(
+        S3Error::Tls(why) => SourceError::Read(format!("S3 endpoint {}: {why}", a.endpoint)),
+        S3Error::UnknownHost => SourceError::Read(format!(
             "S3 endpoint {} is unknown (host name not found)",
             a.endpoint
         )),
         S3Error::Transient(why) if streaming => {
-            StreamError::Streaming(format!("S3 read of {object} stopped: {why}"))
+            SourceError::Streaming(format!("S3 read of {object} stopped: {why}"))
         }
-        S3Error::Transient(why) => StreamError::ReadFailed(format!(
+        S3Error::Transient(why) => SourceError::Read(format!(
             "S3 endpoint {} cannot be reached: {why}",
             a.endpoint
         )),
         S3Error::RangeNotSatisfiable => {
-            StreamError::Streaming(format!("S3 object {object} became shorter while playing"))
+            SourceError::Streaming(format!("S3 object {object} became shorter while playing"))
         }
-        S3Error::Permanent(why) => StreamError::ReadFailed(format!("S3 {object}: {why}")),
+        S3Error::Permanent(why) => SourceError::Read(format!("S3 {object}: {why}")),
     }
 }
 
@@ -175,13 +174,13 @@ impl ByteSource for S3Object {
         self.size
     }
 
-    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, StreamError> {
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
         let mut st = self.shared.lock();
         loop {
             match st.buffer.read(offset, len) {
                 Ok(Some(bytes)) => return Ok(bytes),
                 Ok(None) => {}
-                Err(()) => return Err(StreamError::ReadFailed("unexpected end of file".into())),
+                Err(()) => return Err(SourceError::Read("unexpected end of file".into())),
             }
             if let Some(e) = &st.failed {
                 return Err(describe(e, &self.address, true));

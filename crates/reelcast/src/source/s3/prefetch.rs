@@ -181,7 +181,7 @@ mod tests {
 
     use super::super::S3Object;
     use crate::config::{Origin, Settings};
-    use crate::stream::reader::ByteSource;
+    use crate::source::ByteSource;
 
     /// One answered request: the range asked for and the body bytes sent.
     #[derive(Debug, Clone, Copy)]
