@@ -15,8 +15,8 @@ use crate::server::ServerContext;
 use crate::source::{PlayMode, StreamUri};
 use crate::stream::live::{self, StartError, TranslationHandle, TranslationSpec};
 use crate::stream::open::open_media;
+use crate::stream::personal_vod::PersonalVod;
 use crate::stream::registry::{PlayKey, PlayKind, PlayRecord};
-use crate::stream::vod::PersonalVod;
 use crate::stream::{MediaInfo, Stopper, StreamError, StreamStatus};
 use crate::webrtc::{FeedId, ViewerId, ViewerPlan, WebRtcError};
 

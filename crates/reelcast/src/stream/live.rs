@@ -20,9 +20,9 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info, Instrument};
 
 use super::clock::sleep_until;
+use super::frame_queue::{spawn_reader, FrameSource};
 use super::open::{open_media, AnyReader};
 use super::pacer::Pacer;
-use super::read_ahead::{spawn_reader, FrameSource};
 use super::registry::Registry;
 use super::{MediaInfo, PacingClock, StreamError, StreamStatus};
 use crate::config::Settings;

@@ -1,8 +1,8 @@
 //! Streams: one timeline of frames from a source, paced in real time, fed to the hub.
 //!
 //! Owns: opening a source as media (`reader`: demux, H.264 to Annex-B, AAC to Opus, once
-//! per stream; `budget`: the server-wide bound on what files' indexes hold), reading it ahead of the clock on shared blocking threads (`read_ahead`),
-//! real-time pacing (`clock`, `pacer`, `audio_pairs`), and a stream's life (`vod`: personal VOD, one
+//! per stream; `budget`: the server-wide bound on what files' indexes hold), reading it ahead of the clock on shared blocking threads (`frame_queue`),
+//! real-time pacing (`clock`, `pacer`, `audio_pairs`), and a stream's life (`personal_vod`: personal VOD, one
 //! viewer from the file's start; `live`: a live translation shared by many viewers), and
 //! the list of what runs (`registry`). Must not: touch sockets or signalling; it reports what
 //! happens as [`StreamStatus`] and sends frames through [`RtcHub`](crate::webrtc::RtcHub).
@@ -10,13 +10,13 @@
 pub mod audio_pairs;
 pub mod budget;
 pub mod clock;
+pub mod frame_queue;
 pub mod live;
 pub mod open;
 pub mod pacer;
-pub mod read_ahead;
+pub mod personal_vod;
 pub mod reader;
 pub mod registry;
-pub mod vod;
 
 use std::sync::Arc;
 

@@ -18,8 +18,8 @@ use mp4::{Codec, Movie, MovieOpener, OpenStep, SampleInfo, SampleWalker, Track, 
 use tracing::warn;
 
 use super::budget::{MemoryBudget, Reservation};
+use super::frame_queue::FrameSource;
 use super::pacer::AUDIO_LEAD_US;
-use super::read_ahead::FrameSource;
 use super::StreamError;
 use crate::media::{Frame, MediaKind};
 use crate::source::ByteSource;

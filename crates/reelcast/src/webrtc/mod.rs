@@ -1,6 +1,6 @@
 //! WebRTC transport: every viewer on one shared UDP port.
 //!
-//! Owns: answering a browser's offer as an ICE-lite peer (`answer`), the UDP socket and the
+//! Owns: answering a browser's offer as an ICE-lite peer (`rtc_factory`), the UDP socket and the
 //! loop that demultiplexes datagrams to viewers and drives them (`hub`), the ids of
 //! viewers and feeds (`ids`) and what happens to a viewer (`events`), each viewer's
 //! handshake in a str0m [`Rtc`](str0m::Rtc) and what it needs on its own: payload types,
@@ -16,7 +16,6 @@
 //! to the feed's viewers. Everything per-stream (demux, transcoding) has happened before.
 
 mod announce;
-mod answer;
 mod dtls_keys;
 mod events;
 #[cfg(feature = "fuzzing")]
@@ -27,15 +26,16 @@ mod ids;
 mod media_plane;
 mod outbox;
 mod packets;
+mod rtc_factory;
 mod srtp;
 mod udp;
 mod viewer;
 
 pub use announce::announced_ips;
-pub use answer::{Accepted, RtcFactory};
 pub use events::{ViewerEvent, ViewerEvents};
 pub use hub::RtcHub;
 pub use ids::{FeedId, ViewerId};
+pub use rtc_factory::{Accepted, RtcFactory};
 pub use udp::bind as bind_media_port;
 pub use viewer::ViewerPlan;
 

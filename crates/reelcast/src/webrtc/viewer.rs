@@ -366,7 +366,7 @@ impl Viewer {
             self.close("Failed by DTLS error");
             return;
         };
-        let provider = super::answer::crypto_provider();
+        let provider = super::rtc_factory::crypto_provider();
         let video = handshake
             .video_mid
             .zip(self.plan.h264_profile_idc)

@@ -6,18 +6,18 @@
 //! bucket and key into presigned ranged GETs
 //! (`address`, signed by `rusty-s3`; `client`; `trust`: the CAs for HTTPS), the
 //! read-ahead buffer that keeps bytes just ahead of playback with bounded memory
-//! (`readahead`), and the thread that fills it and rides out a flaky or stalled link
-//! (`prefetch`). Must not: parse MP4 (the demuxer asks for byte
+//! (`byte_window`), and the thread that fills it and rides out a flaky or stalled link
+//! (`fetch_thread`). Must not: parse MP4 (the demuxer asks for byte
 //! ranges), or know about streams and viewers.
 //!
 //! How a stream starts: [`S3Object::open`] fetches the first 64 KiB (one request also
 //! tells the object's size, from `Content-Range`); the demuxer then asks for the `moov`
 //! wherever it is (a ranged read at the end for moov-last files); once the movie is
 //! read, [`ByteSource::begin_playback`] sizes the read-ahead from the bitrate, and the
-//! prefetch thread keeps about `vod_mp4_container_new_buffer_ms` of media ahead of the
+//! fetch thread keeps about `vod_mp4_container_new_buffer_ms` of media ahead of the
 //! reader. A read of bytes that have not arrived waits: the viewer sees a pause, not a
 //! failure. Only a permanent failure (404, 403, an untrusted certificate, or no byte
-//! for `prefetch::STALL_LIMIT` while retrying) fails a read.
+//! for `fetch_thread::STALL_LIMIT` while retrying) fails a read.
 //!
 //! Failures, as the viewer reads them: a missing object is `File not found`; a denied
 //! request `Restricted access: S3 denied access to BUCKET/KEY (...)`; a store that is
@@ -28,10 +28,10 @@
 
 mod address;
 pub mod allowed;
+mod byte_window;
 mod client;
 mod egress;
-mod prefetch;
-mod readahead;
+mod fetch_thread;
 mod trust;
 
 use std::sync::Arc;
@@ -40,9 +40,9 @@ use bytes::Bytes;
 use tracing::info;
 
 pub use address::ObjectAddress;
+use byte_window::{backoff_ms, ByteWindow, Sizes};
 use client::{ObjectClient, S3Error};
-use prefetch::Shared;
-use readahead::{backoff_ms, ReadAhead, Sizes};
+use fetch_thread::Shared;
 
 use super::{ByteSource, SourceError};
 use crate::config::Settings;
@@ -88,12 +88,12 @@ impl S3Object {
         let client = ObjectClient::new(address.clone(), roots, reach.private_ok);
         let (size, first) = first_bytes(&client).map_err(|e| describe(&e, &address, false))?;
         info!(object = ?address, size, "S3 object opened");
-        let mut buffer = ReadAhead::new(size);
+        let mut buffer = ByteWindow::new(size);
         if !first.is_empty() {
             buffer.insert(0, first);
         }
         let shared = Shared::new(buffer);
-        prefetch::spawn(client, shared.clone(), format!("{bucket}/{key}"));
+        fetch_thread::spawn(client, shared.clone(), format!("{bucket}/{key}"));
         Ok(S3Object {
             shared,
             address,
@@ -185,7 +185,7 @@ impl ByteSource for S3Object {
             if let Some(e) = &st.failed {
                 return Err(describe(e, &self.address, true));
             }
-            // The read is now the buffer's demand: wake the prefetch thread.
+            // The read is now the buffer's demand: wake the fetch thread.
             self.shared.changed.notify_all();
             st = self.shared.wait(st);
         }
