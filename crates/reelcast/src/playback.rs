@@ -19,7 +19,7 @@ use crate::media::StopReason;
 use crate::source::{PlayMode, StreamUri};
 use crate::stream::live::TranslationHandle;
 use crate::stream::registry::{PlayKey, PlayKind, PlayRecord};
-use crate::stream::vod::PersonalVod;
+use crate::stream::personal_vod::PersonalVod;
 use crate::stream::{MediaInfo, StatusTx, Stopper, StreamError};
 use crate::webrtc::{FeedId, ViewerId, ViewerPlan, WebRtcError};
 

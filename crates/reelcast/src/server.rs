@@ -63,7 +63,7 @@ pub struct BoundPorts {
 pub const MAX_BLOCKING_THREADS: usize = 64;
 
 /// The runtime the server runs on. Blocking threads run file opens and streams'
-/// read-ahead batches (file and S3 reads, AAC→Opus: `stream::read_ahead`), which are
+/// read-ahead batches (file and S3 reads, AAC→Opus: `stream::frame_queue`), which are
 /// short and mostly CPU: more of them than a few per core only adds threads and memory.
 /// tokio's defaults (up to 512, each kept 10 s after its last job) let a loaded machine
 /// grow one per stream: 29 for 30 personal VODs (docs/PERFORMANCE.md). Jobs beyond the

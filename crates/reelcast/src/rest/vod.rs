@@ -1,5 +1,7 @@
 //! `/vod/*`: start live translations of files, and find or stop VODs of both kinds
-//! (personal `vod://` plays and `vod-live://` translations) as WCS VOD objects.
+//! (personal `vod://` plays and `vod-live://` translations) as WCS VOD objects. Named
+//! after WCS's `/rest-api/vod` methods; a personal VOD's own task is
+//! `stream::personal_vod`.
 //!
 //! Owns the VOD object and the request shapes of these four methods. Must not: start a
 //! personal VOD (only a viewer's play does), or reach into a stream: it starts

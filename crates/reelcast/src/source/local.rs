@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::{MediaPath, SourceError};
+use super::{ByteSource, MediaPath, SourceError};
 
 /// File name extensions [`list_media`] reports (compared case-insensitively).
 pub const MEDIA_EXTENSIONS: &[&str] = &["mp4", "m4v", "mov", "m4a"];
@@ -91,6 +91,15 @@ impl LocalFile {
             .read_exact_at(&mut buf, offset)
             .map_err(|e| SourceError::read(&e))?;
         Ok(Bytes::from(buf))
+    }
+}
+
+impl ByteSource for LocalFile {
+    fn size(&self) -> u64 {
+        LocalFile::size(self)
+    }
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
+        LocalFile::read_at(self, offset, len)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Sources: turning a stream name into bytes.
 //!
-//! Owns: parsing the stream names WCS users write (`vod://sample.mp4`,
+//! Owns: the random-access bytes every source gives the demuxer ([`ByteSource`]), parsing the stream names WCS users write (`vod://sample.mp4`,
 //! `vod-live://dir/a%20b.mp4`, `vod://s3/bucket/key.mp4`) into a [`StreamUri`]
 //! (`uri`), keeping every local name inside `media_dir` ([`MediaPath`]), and reading
 //! byte ranges of local files without mapping or loading them whole ([`LocalFile`]).
@@ -22,6 +22,32 @@ pub use local::{list_media, LocalFile, MEDIA_EXTENSIONS};
 pub use s3::S3Object;
 pub use uri::{Location, MediaPath, PlayMode, StreamUri};
 
+use bytes::Bytes;
+
+/// Random-access bytes: a local file or an S3 object. The demuxer asks for ranges.
+pub trait ByteSource: Send + Sync + 'static {
+    /// The whole length in bytes.
+    fn size(&self) -> u64;
+    /// Exactly `len` bytes at `offset`. May block until the bytes have arrived.
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError>;
+    /// The movie structure has been read; from now on reads follow playback, which
+    /// consumes about `bytes_per_second`. A source that fetches ahead (S3) sizes its
+    /// read-ahead from it; others ignore it.
+    fn begin_playback(&self, _bytes_per_second: u64) {}
+}
+
+impl<T: ByteSource + ?Sized> ByteSource for Box<T> {
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
+        (**self).read_at(offset, len)
+    }
+    fn begin_playback(&self, bytes_per_second: u64) {
+        (**self).begin_playback(bytes_per_second)
+    }
+}
+
 /// Why a stream name could not be turned into bytes. `Display` is the user-facing info.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
@@ -40,6 +66,10 @@ pub enum SourceError {
     /// A name that is malformed in some other way; the text says how.
     #[error("Bad stream name: {0}")]
     BadName(String),
+    /// Reading broke off after playback began (an S3 link that stayed down); the text
+    /// says why.
+    #[error("Got exception while streaming file: {0}")]
+    Streaming(String),
 }
 
 impl SourceError {

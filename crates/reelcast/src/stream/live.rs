@@ -24,7 +24,7 @@ use tracing::{debug, info, Instrument};
 use super::clock::sleep_until;
 use super::open::AnyReader;
 use super::pacer::Pacer;
-use super::read_ahead::{spawn_reader, FrameSource};
+use super::frame_queue::{spawn_reader, FrameSource};
 use super::status::{PlayTicket, Unlist};
 use super::{MediaInfo, PacingClock, StreamError};
 use crate::media::{Ending, FailReason, Frame, MediaKind, Sink, Sinks, StopReason};
@@ -361,8 +361,8 @@ impl FrameSource for LoopingReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::ByteSource;
     use crate::source::{LocalFile, MediaPath};
-    use crate::stream::reader::ByteSource;
     use crate::stream::MediaReader;
 
     fn sample_reader() -> AnyReader {

@@ -2,8 +2,8 @@
 //! stream's sinks ([`Sink`](crate::media::Sink): the WebRTC feed today).
 //!
 //! Owns: opening a source as media (`reader`: demux, H.264 to Annex-B, AAC to Opus, once
-//! per stream; `budget`: the server-wide bound on what files' indexes hold), reading it ahead of the clock on shared blocking threads (`read_ahead`),
-//! real-time pacing (`clock`, `pacer`, `audio_pairs`), and a stream's life (`vod`: personal VOD, one
+//! per stream; `budget`: the server-wide bound on what files' indexes hold), reading it ahead of the clock on shared blocking threads (`frame_queue`),
+//! real-time pacing (`clock`, `pacer`, `audio_pairs`), and a stream's life (`personal_vod`: personal VOD, one
 //! viewer from the file's start; `live`: a live translation shared by many viewers), and
 //! the list of what runs and the one way to start and stop it (`registry`), and how a
 //! play's statuses reach its session (`status`). Must not: touch sockets or signalling;
@@ -12,14 +12,14 @@
 pub mod audio_pairs;
 pub mod budget;
 pub mod clock;
+pub mod frame_queue;
 pub mod live;
 pub mod open;
 pub mod pacer;
-pub mod read_ahead;
+pub mod personal_vod;
 pub mod reader;
 pub mod registry;
 pub mod status;
-pub mod vod;
 
 use std::sync::Arc;
 
@@ -95,6 +95,7 @@ impl From<crate::source::SourceError> for StreamError {
             S::Restricted(r) => StreamError::Restricted(r),
             S::UnknownScheme { .. } => StreamError::UnknownStorage,
             S::BadName(r) => StreamError::Other(format!("Bad stream name: {r}")),
+            S::Streaming(r) => StreamError::Streaming(r),
         }
     }
 }

@@ -7,10 +7,9 @@
 use std::sync::Arc;
 
 use super::budget::MemoryBudget;
-use super::reader::ByteSource;
 use super::{MediaReader, StreamError};
 use crate::config::Settings;
-use crate::source::{LocalFile, Location, S3Object};
+use crate::source::{ByteSource, LocalFile, Location, S3Object};
 
 /// A reader over whichever byte source the name points at.
 pub type AnyReader = MediaReader<Box<dyn ByteSource>>;

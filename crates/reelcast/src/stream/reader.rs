@@ -12,56 +12,22 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use codec::audio::AacToOpus;
 use codec::h264::{self, AvcConfig};
 use mp4::{Codec, Movie, MovieOpener, OpenStep, SampleInfo, SampleWalker, Track, WalkStep};
 use tracing::warn;
 
 use super::budget::{MemoryBudget, Reservation};
+use super::frame_queue::FrameSource;
 use super::pacer::AUDIO_LEAD_US;
-use super::read_ahead::FrameSource;
 use super::StreamError;
 use crate::media::{Frame, MediaKind};
-use crate::source::LocalFile;
+use crate::source::ByteSource;
 
 /// Why a file with B-frames is refused, with the fix.
 pub const B_FRAMES_REFUSED: &str = "H.264 with B-frames cannot be played over WebRTC \
     (browsers do not reorder pictures); re-encode without them: \
     ffmpeg -i in.mp4 -c:v libx264 -bf 0 -c:a copy out.mp4";
-
-/// Random-access bytes: a local file or an S3 object.
-pub trait ByteSource: Send + Sync + 'static {
-    fn size(&self) -> u64;
-    /// Exactly `len` bytes at `offset`. May block until the bytes have arrived.
-    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, StreamError>;
-    /// The movie structure has been read; from now on reads follow playback, which
-    /// consumes about `bytes_per_second`. A source that fetches ahead (S3) sizes its
-    /// read-ahead from it; others ignore it.
-    fn begin_playback(&self, _bytes_per_second: u64) {}
-}
-
-impl<T: ByteSource + ?Sized> ByteSource for Box<T> {
-    fn size(&self) -> u64 {
-        (**self).size()
-    }
-    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, StreamError> {
-        (**self).read_at(offset, len)
-    }
-    fn begin_playback(&self, bytes_per_second: u64) {
-        (**self).begin_playback(bytes_per_second)
-    }
-}
-
-impl ByteSource for LocalFile {
-    fn size(&self) -> u64 {
-        LocalFile::size(self)
-    }
-    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, StreamError> {
-        Ok(LocalFile::read_at(self, offset, len)?)
-    }
-}
 
 /// What a viewer and the REST API are told about a stream's media.
 #[derive(Debug, Clone, Default)]
@@ -509,6 +475,8 @@ fn has_reordering(track: &Track) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::SourceError;
+    use bytes::Bytes;
     use std::process::Command;
 
     /// A file held in memory.
@@ -518,12 +486,12 @@ mod tests {
         fn size(&self) -> u64 {
             self.0.len() as u64
         }
-        fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, StreamError> {
+        fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
             let start = usize::try_from(offset).unwrap_or(usize::MAX);
             self.0
                 .get(start..start.saturating_add(len))
                 .map(Bytes::copy_from_slice)
-                .ok_or_else(|| StreamError::ReadFailed("unexpected end of file".into()))
+                .ok_or_else(|| SourceError::Read("unexpected end of file".into()))
         }
     }
 

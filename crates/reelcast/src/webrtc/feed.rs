@@ -4,7 +4,8 @@
 
 use std::time::Instant;
 
-use super::hub::{FeedId, RtcHub};
+use super::hub::RtcHub;
+use super::ids::FeedId;
 use crate::media::{Ending, Frame, Sink};
 
 /// One stream's feed in the hub. Viewers are added to `feed` by whoever answers them.

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use str0m::crypto::dtls::SrtpProfile;
 use tokio::net::UdpSocket;
 
-use super::answer::crypto_provider;
 use super::media_plane::{MediaPlane, OutTrack, RtxTrack};
 use super::outbox::Outbox;
 use super::packets::{packetize, RtpFrame};
+use super::rtc_factory::crypto_provider;
 use super::srtp::SrtpKeys;
 use crate::media::{Frame, MediaKind};
 

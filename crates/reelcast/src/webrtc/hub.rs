@@ -1,7 +1,7 @@
 //! The hub: one task that owns the shared UDP socket and every viewer.
 //!
 //! Inputs are datagrams, commands from streams and signalling, and timeouts; outputs are
-//! datagrams and [`ViewerEvent`]s. Datagrams are routed without asking every viewer: a STUN
+//! datagrams and [`ViewerEvent`](super::ViewerEvent)s. Datagrams are routed without asking every viewer: a STUN
 //! request names our ICE ufrag (which identifies the viewer), and once an authenticated
 //! check has come from a browser address, everything from that address goes to it.
 //!
@@ -26,7 +26,6 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,55 +33,14 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info, warn};
 
+use super::events::ViewerEvents;
+use super::ids::{FeedId, ViewerId};
 use super::outbox::Outbox;
 use super::packets::{self, RtpFrame};
 use super::udp::{self, Path};
-use super::viewer::Viewer;
+use super::viewer::{Viewer, ViewerPlan};
 use super::Accepted;
 use crate::media::{Ending, Frame, MediaKind, StopReason};
-
-/// Identifies one viewer (one `Rtc`) inside the hub.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ViewerId(pub u64);
-
-/// Identifies one stream's output inside the hub.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FeedId(pub u64);
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-impl ViewerId {
-    pub fn next() -> Self {
-        ViewerId(NEXT_ID.fetch_add(1, Ordering::Relaxed))
-    }
-}
-
-impl FeedId {
-    pub fn next() -> Self {
-        FeedId(NEXT_ID.fetch_add(1, Ordering::Relaxed))
-    }
-}
-
-/// What a stream will send, so a viewer can pick payload types when it connects.
-#[derive(Debug, Clone, Copy)]
-pub struct ViewerPlan {
-    /// `profile_idc` of the H.264 video, `None` when there is no video.
-    pub h264_profile_idc: Option<u8>,
-    pub has_audio: bool,
-}
-
-/// What happens to a viewer, told to whoever added it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ViewerEvent {
-    /// ICE and DTLS are up: media written from now on reaches the browser.
-    Connected,
-    /// The viewer is gone, and why.
-    Closed(Ending),
-}
-
-/// Where a viewer's events go, each tagged with the viewer (a translation hears all of
-/// its viewers on one channel).
-pub type ViewerEvents = UnboundedSender<(ViewerId, ViewerEvent)>;
 
 /// The GOP cache stops growing past these (a file with one keyframe in an hour must not
 /// grow without bound): late joiners of such a file wait for the next keyframe.

@@ -534,7 +534,7 @@ mod tests {
         let plane = MediaPlane::new(
             at(peer.local_addr().unwrap()),
             &ours,
-            super::super::answer::crypto_provider(),
+            super::super::rtc_factory::crypto_provider(),
             PASSWORD,
             Some(video),
             None,
@@ -569,7 +569,7 @@ mod tests {
 
     fn consent_request(password: &str) -> Vec<u8> {
         let hmac = |key: &[u8], parts: &[&[u8]]| {
-            super::super::answer::crypto_provider()
+            super::super::rtc_factory::crypto_provider()
                 .sha1_hmac_provider
                 .sha1_hmac(key, parts)
         };
@@ -605,7 +605,7 @@ mod tests {
 
     fn nominating_request(password: &str) -> Vec<u8> {
         let hmac = |key: &[u8], parts: &[&[u8]]| {
-            super::super::answer::crypto_provider()
+            super::super::rtc_factory::crypto_provider()
                 .sha1_hmac_provider
                 .sha1_hmac(key, parts)
         };
@@ -736,7 +736,7 @@ mod tests {
         nack.extend_from_slice(&[0, 101, 0, 0]);
         let mut srtcp = Vec::new();
         browsers
-            .sender(super::super::answer::crypto_provider())
+            .sender(super::super::rtc_factory::crypto_provider())
             .protect_rtcp(&nack, &mut srtcp);
         assert_eq!(
             plane.on_datagram(&srtcp, from, t0, &mut out),
@@ -760,7 +760,7 @@ mod tests {
         other[8..12].copy_from_slice(&0x3333_3333u32.to_be_bytes());
         let mut srtcp = Vec::new();
         browsers
-            .sender(super::super::answer::crypto_provider())
+            .sender(super::super::rtc_factory::crypto_provider())
             .protect_rtcp(&other, &mut srtcp);
         plane.on_datagram(&srtcp, from, t0, &mut out);
         let mut forged = srtcp.clone();
@@ -783,7 +783,7 @@ mod tests {
         pli.extend_from_slice(&VIDEO_SSRC.to_be_bytes());
         let mut srtcp = Vec::new();
         browsers
-            .sender(super::super::answer::crypto_provider())
+            .sender(super::super::rtc_factory::crypto_provider())
             .protect_rtcp(&pli, &mut srtcp);
         assert_eq!(
             plane.on_datagram(&srtcp, from, t0, &mut out),
@@ -797,7 +797,7 @@ mod tests {
         let mut buf = [0u8; 2048];
         peer.recv(&mut buf).await.unwrap(); // the picture
         let n = peer.recv(&mut buf).await.unwrap();
-        let provider = super::super::answer::crypto_provider();
+        let provider = super::super::rtc_factory::crypto_provider();
         let (ours, _) = keys();
         assert!(
             ours.receiver(provider).unprotect_rtcp(&buf[..n]).is_none(),

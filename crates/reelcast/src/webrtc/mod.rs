@@ -1,7 +1,8 @@
 //! WebRTC transport: every viewer on one shared UDP port.
 //!
-//! Owns: answering a browser's offer as an ICE-lite peer (`answer`), the UDP socket and the
-//! loop that demultiplexes datagrams to viewers and drives them (`hub`), each viewer's
+//! Owns: answering a browser's offer as an ICE-lite peer (`rtc_factory`), the UDP socket and the
+//! loop that demultiplexes datagrams to viewers and drives them (`hub`), the ids of
+//! viewers and feeds (`ids`) and what happens to a viewer (`events`), each viewer's
 //! handshake in a str0m [`Rtc`](str0m::Rtc) and what it needs on its own: payload types,
 //! RTP time, keyframe gating (`viewer`); the SRTP keys the handshake exports
 //! (`dtls_keys`), and once connected, the viewer's media without str0m: RTP, SRTP and RTCP
@@ -16,25 +17,30 @@
 //! to the feed's viewers. Everything per-stream (demux, transcoding) has happened before.
 
 mod announce;
-mod answer;
 mod dtls_keys;
+mod events;
 mod feed;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod hub;
+mod ids;
 mod media_plane;
 mod outbox;
 mod packets;
+mod rtc_factory;
 mod srtp;
 mod udp;
 mod viewer;
 
 pub use announce::announced_ips;
-pub use answer::{Accepted, RtcFactory};
+pub use events::{ViewerEvent, ViewerEvents};
 pub use feed::RtcFeed;
-pub use hub::{FeedId, RtcHub, ViewerEvent, ViewerEvents, ViewerId, ViewerPlan};
+pub use hub::RtcHub;
+pub use ids::{FeedId, ViewerId};
+pub use rtc_factory::{Accepted, RtcFactory};
 pub use udp::bind as bind_media_port;
+pub use viewer::ViewerPlan;
 
 /// Why a WebRTC session could not be set up. Display strings are what a user reads.
 #[derive(Debug, thiserror::Error)]

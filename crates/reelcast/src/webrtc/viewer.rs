@@ -20,7 +20,8 @@ use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, info, warn};
 
 use super::dtls_keys::KeySlot;
-use super::hub::{FeedId, ViewerEvent, ViewerEvents, ViewerId, ViewerPlan};
+use super::events::{ViewerEvent, ViewerEvents};
+use super::ids::{FeedId, ViewerId};
 use super::media_plane::{Heard, MediaPlane, OutTrack, RtxTrack};
 use super::outbox::Outbox;
 use super::packets::RtpFrame;
@@ -57,6 +58,14 @@ struct Link {
     remote: SocketAddr,
     candidate: SocketAddr,
     local: Option<IpAddr>,
+}
+
+/// What a stream will send, so a viewer can pick payload types when it connects.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewerPlan {
+    /// `profile_idc` of the H.264 video, `None` when there is no video.
+    pub h264_profile_idc: Option<u8>,
+    pub has_audio: bool,
 }
 
 /// Where the viewer's handshake stands.
@@ -357,7 +366,7 @@ impl Viewer {
             self.close(FailReason::DtlsError.into());
             return;
         };
-        let provider = super::answer::crypto_provider();
+        let provider = super::rtc_factory::crypto_provider();
         let video = handshake
             .video_mid
             .zip(self.plan.h264_profile_idc)

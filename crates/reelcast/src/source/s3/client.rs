@@ -10,7 +10,7 @@
 //! are passed on; messages, other bodies and headers never are (a viewer who could
 //! read them could map the services behind the store).
 //!
-//! Owns: one request's life. Must not: decide when to retry (see `prefetch`), or hold
+//! Owns: one request's life. Must not: decide when to retry (see `fetch_thread`), or hold
 //! bytes beyond the response it hands back.
 
 use std::io::Read;
@@ -26,7 +26,7 @@ use super::egress::{self, CheckedResolver, NotPublic};
 /// Longest wait for a TCP connection and its TLS handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest wait for the status line, and for any one read of the body: a connection
-/// that stalls is dropped and the range resumed on a new one (`prefetch`). Short, so a
+/// that stalls is dropped and the range resumed on a new one (`fetch_thread`). Short, so a
 /// stall is noticed while the read-ahead still covers it.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most of an error answer's body we read (S3 error documents are < 1 KiB).

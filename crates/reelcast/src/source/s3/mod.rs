@@ -6,18 +6,18 @@
 //! bucket and key into presigned ranged GETs
 //! (`address`, signed by `rusty-s3`; `client`; `trust`: the CAs for HTTPS), the
 //! read-ahead buffer that keeps bytes just ahead of playback with bounded memory
-//! (`readahead`), and the thread that fills it and rides out a flaky or stalled link
-//! (`prefetch`). Must not: parse MP4 (the demuxer asks for byte
+//! (`byte_window`), and the thread that fills it and rides out a flaky or stalled link
+//! (`fetch_thread`). Must not: parse MP4 (the demuxer asks for byte
 //! ranges), or know about streams and viewers.
 //!
 //! How a stream starts: [`S3Object::open`] fetches the first 64 KiB (one request also
 //! tells the object's size, from `Content-Range`); the demuxer then asks for the `moov`
 //! wherever it is (a ranged read at the end for moov-last files); once the movie is
 //! read, [`ByteSource::begin_playback`] sizes the read-ahead from the bitrate, and the
-//! prefetch thread keeps about `vod_mp4_container_new_buffer_ms` of media ahead of the
+//! fetch thread keeps about `vod_mp4_container_new_buffer_ms` of media ahead of the
 //! reader. A read of bytes that have not arrived waits: the viewer sees a pause, not a
 //! failure. Only a permanent failure (404, 403, an untrusted certificate, or no byte
-//! for `prefetch::STALL_LIMIT` while retrying) fails a read.
+//! for `fetch_thread::STALL_LIMIT` while retrying) fails a read.
 //!
 //! Failures, as the viewer reads them: a missing object is `File not found`; a denied
 //! request `Restricted access: S3 denied access to BUCKET/KEY (...)`; a store that is
@@ -28,10 +28,10 @@
 
 mod address;
 pub mod allowed;
+mod byte_window;
 mod client;
 mod egress;
-mod prefetch;
-mod readahead;
+mod fetch_thread;
 mod trust;
 
 use std::sync::Arc;
@@ -40,13 +40,12 @@ use bytes::Bytes;
 use tracing::info;
 
 pub use address::ObjectAddress;
+use byte_window::{backoff_ms, ByteWindow, Sizes};
 use client::{ObjectClient, S3Error};
-use prefetch::Shared;
-use readahead::{backoff_ms, ReadAhead, Sizes};
+use fetch_thread::Shared;
 
+use super::{ByteSource, SourceError};
 use crate::config::Settings;
-use crate::stream::reader::ByteSource;
-use crate::stream::StreamError;
 
 /// Bytes fetched by the first request (the `ftyp`, and the `moov` of most faststart
 /// files of a few minutes).
@@ -77,24 +76,24 @@ impl S3Object {
         endpoint: Option<&str>,
         bucket: &str,
         key: &str,
-    ) -> Result<S3Object, StreamError> {
+    ) -> Result<S3Object, SourceError> {
         // Before anything is resolved or connected: a viewer's name reaches only the
         // stores the operator named.
         let reach =
-            allowed::reach(settings, endpoint, bucket, key).map_err(StreamError::Restricted)?;
-        let address = ObjectAddress::resolve(settings, endpoint, bucket, key)
-            .map_err(StreamError::ReadFailed)?;
-        let roots = trust::root_certs(settings.aws_s3_ca_file.as_deref())
-            .map_err(StreamError::ReadFailed)?;
+            allowed::reach(settings, endpoint, bucket, key).map_err(SourceError::Restricted)?;
+        let address =
+            ObjectAddress::resolve(settings, endpoint, bucket, key).map_err(SourceError::Read)?;
+        let roots =
+            trust::root_certs(settings.aws_s3_ca_file.as_deref()).map_err(SourceError::Read)?;
         let client = ObjectClient::new(address.clone(), roots, reach.private_ok);
         let (size, first) = first_bytes(&client).map_err(|e| describe(&e, &address, false))?;
         info!(object = ?address, size, "S3 object opened");
-        let mut buffer = ReadAhead::new(size);
+        let mut buffer = ByteWindow::new(size);
         if !first.is_empty() {
             buffer.insert(0, first);
         }
         let shared = Shared::new(buffer);
-        prefetch::spawn(client, shared.clone(), format!("{bucket}/{key}"));
+        fetch_thread::spawn(client, shared.clone(), format!("{bucket}/{key}"));
         Ok(S3Object {
             shared,
             address,
@@ -130,11 +129,11 @@ fn first_bytes(client: &ObjectClient) -> Result<(u64, Bytes), S3Error> {
 }
 
 /// A request's failure in the words the viewer sees.
-fn describe(e: &S3Error, a: &ObjectAddress, streaming: bool) -> StreamError {
+fn describe(e: &S3Error, a: &ObjectAddress, streaming: bool) -> SourceError {
     let object = format!("{}/{}", a.bucket, a.key);
     match e {
-        S3Error::NoSuchKey => StreamError::NotFound,
-        S3Error::NoSuchBucket => StreamError::ReadFailed(format!(
+        S3Error::NoSuchKey => SourceError::NotFound,
+        S3Error::NoSuchBucket => SourceError::Read(format!(
             "S3 bucket \"{}\" does not exist at {}",
             a.bucket, a.endpoint
         )),
@@ -144,29 +143,29 @@ fn describe(e: &S3Error, a: &ObjectAddress, streaming: bool) -> StreamError {
             } else {
                 "no aws_s3_credentials are set for this endpoint"
             };
-            StreamError::Restricted(format!("S3 denied access to {object} ({code}; {hint})"))
+            SourceError::Restricted(format!("S3 denied access to {object} ({code}; {hint})"))
         }
-        S3Error::PrivateAddress => StreamError::Restricted(format!(
+        S3Error::PrivateAddress => SourceError::Restricted(format!(
             "S3 endpoint {} is at a private or local address; the server's \
              aws_s3_allow_private_addresses setting allows such stores",
             a.endpoint
         )),
-        S3Error::Tls(why) => StreamError::ReadFailed(format!("S3 endpoint {}: {why}", a.endpoint)),
-        S3Error::UnknownHost => StreamError::ReadFailed(format!(
+        S3Error::Tls(why) => SourceError::Read(format!("S3 endpoint {}: {why}", a.endpoint)),
+        S3Error::UnknownHost => SourceError::Read(format!(
             "S3 endpoint {} is unknown (host name not found)",
             a.endpoint
         )),
         S3Error::Transient(why) if streaming => {
-            StreamError::Streaming(format!("S3 read of {object} stopped: {why}"))
+            SourceError::Streaming(format!("S3 read of {object} stopped: {why}"))
         }
-        S3Error::Transient(why) => StreamError::ReadFailed(format!(
+        S3Error::Transient(why) => SourceError::Read(format!(
             "S3 endpoint {} cannot be reached: {why}",
             a.endpoint
         )),
         S3Error::RangeNotSatisfiable => {
-            StreamError::Streaming(format!("S3 object {object} became shorter while playing"))
+            SourceError::Streaming(format!("S3 object {object} became shorter while playing"))
         }
-        S3Error::Permanent(why) => StreamError::ReadFailed(format!("S3 {object}: {why}")),
+        S3Error::Permanent(why) => SourceError::Read(format!("S3 {object}: {why}")),
     }
 }
 
@@ -175,18 +174,18 @@ impl ByteSource for S3Object {
         self.size
     }
 
-    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, StreamError> {
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
         let mut st = self.shared.lock();
         loop {
             match st.buffer.read(offset, len) {
                 Ok(Some(bytes)) => return Ok(bytes),
                 Ok(None) => {}
-                Err(()) => return Err(StreamError::ReadFailed("unexpected end of file".into())),
+                Err(()) => return Err(SourceError::Read("unexpected end of file".into())),
             }
             if let Some(e) = &st.failed {
                 return Err(describe(e, &self.address, true));
             }
-            // The read is now the buffer's demand: wake the prefetch thread.
+            // The read is now the buffer's demand: wake the fetch thread.
             self.shared.changed.notify_all();
             st = self.shared.wait(st);
         }

@@ -1,7 +1,7 @@
 //! Measures what AAC → Opus costs per stream: CPU seconds per media second.
 //!
 //! ```text
-//! cargo run --release -p reelcast-media --example transcode_cost [SECONDS]
+//! cargo run --release -p reelcast-codec --example transcode_cost [SECONDS]
 //! ```
 //! Makes 60 s (or SECONDS) of AAC-LC with ffmpeg (a 44.1 kHz stereo tone and 44.1 kHz
 //! stereo noise, the easy and the hard case for the encoder), transcodes it with

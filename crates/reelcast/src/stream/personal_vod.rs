@@ -2,7 +2,7 @@
 //!
 //! The task waits for the viewer's WebRTC connection, then starts the stream clock (so the
 //! first keyframe is the first thing the browser gets, and time to first frame is only the
-//! handshake), reads frames a little ahead of the clock (`read_ahead`), and hands each
+//! handshake), reads frames a little ahead of the clock (`frame_queue`), and hands each
 //! frame to its sinks (the viewer's WebRTC feed) when it is due.
 
 use std::time::{Duration, Instant};
@@ -11,8 +11,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{debug, info, Instrument};
 
 use super::clock::sleep_until;
+use super::frame_queue::{spawn_reader, FrameSource};
 use super::pacer::Pacer;
-use super::read_ahead::{spawn_reader, FrameSource};
 use super::{PacingClock, PlayTicket};
 use crate::media::{Ending, FailReason, Sink, Sinks, StopReason};
 use crate::webrtc::{RtcHub, ViewerEvent, ViewerId};

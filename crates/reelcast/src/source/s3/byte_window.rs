@@ -1,8 +1,8 @@
 //! The read-ahead buffer of one object, sans-IO: which bytes are held, which range to
 //! fetch next, and which bytes may be dropped. No threads, no sockets, no clock; the
-//! prefetch thread (`prefetch`) drives it, and tests drive it by hand.
+//! fetch thread (`fetch_thread`) drives it, and tests drive it by hand.
 //!
-//! The reader's reads pull a window along: after [`ReadAhead::begin_playback`] the
+//! The reader's reads pull a window along: after [`ByteWindow::begin_playback`] the
 //! buffer is filled up to `ahead` bytes past the end of the latest read. `ahead` starts
 //! at about half a second of media and grows by half the bytes played, up to the configured
 //! read-ahead (`vod_mp4_container_new_buffer_ms` of media), so the first frame waits
@@ -65,7 +65,7 @@ impl Default for Sizes {
 
 /// What is held of one object and what to fetch next.
 #[derive(Debug)]
-pub struct ReadAhead {
+pub struct ByteWindow {
     size: u64,
     sizes: Sizes,
     /// Held bytes by start offset; pieces never overlap.
@@ -83,9 +83,9 @@ pub struct ReadAhead {
     pub served_total: u64,
 }
 
-impl ReadAhead {
-    pub fn new(size: u64) -> ReadAhead {
-        ReadAhead {
+impl ByteWindow {
+    pub fn new(size: u64) -> ByteWindow {
+        ByteWindow {
             size,
             sizes: Sizes::default(),
             pieces: BTreeMap::new(),
@@ -319,7 +319,7 @@ mod tests {
     }
 
     /// Fetches whatever `next_fetch` asks, whole, until it asks nothing.
-    fn fill(ra: &mut ReadAhead) -> Vec<Range<u64>> {
+    fn fill(ra: &mut ByteWindow) -> Vec<Range<u64>> {
         let mut asked = Vec::new();
         while let Some(r) = ra.next_fetch() {
             assert!(asked.len() < 1000, "endless fetching");
@@ -331,7 +331,7 @@ mod tests {
 
     #[test]
     fn a_read_of_missing_bytes_is_a_demand_fetched_at_least_min_request() {
-        let mut ra = ReadAhead::new(10_000);
+        let mut ra = ByteWindow::new(10_000);
         ra.begin_playback(sizes());
         ra.sizes.min_ahead = 0;
         assert_eq!(ra.read(9000, 16), Ok(None));
@@ -345,7 +345,7 @@ mod tests {
 
     #[test]
     fn nothing_is_fetched_ahead_before_playback_begins() {
-        let mut ra = ReadAhead::new(1 << 20);
+        let mut ra = ByteWindow::new(1 << 20);
         assert_eq!(ra.read(0, 16), Ok(None));
         let asked = fill(&mut ra);
         assert_eq!(asked.len(), 1, "{asked:?}");
@@ -355,7 +355,7 @@ mod tests {
 
     #[test]
     fn the_window_starts_small_and_grows_with_playback() {
-        let mut ra = ReadAhead::new(1_000_000);
+        let mut ra = ByteWindow::new(1_000_000);
         ra.begin_playback(sizes());
         assert_eq!(ra.read(0, 10), Ok(None));
         fill(&mut ra);
@@ -391,7 +391,7 @@ mod tests {
 
     #[test]
     fn memory_stays_bounded_over_a_long_object() {
-        let mut ra = ReadAhead::new(u64::MAX / 2);
+        let mut ra = ByteWindow::new(u64::MAX / 2);
         ra.begin_playback(sizes());
         let mut at = 0;
         for _ in 0..20_000 {
@@ -412,7 +412,7 @@ mod tests {
     fn interleaved_reads_are_served_from_one_window() {
         // Video at 0.., audio at 5000.. read alternately, as a demuxer does with a file
         // whose tracks are interleaved in 5000-byte chunks; the buffer may hold both.
-        let mut ra = ReadAhead::new(100_000);
+        let mut ra = ByteWindow::new(100_000);
         ra.begin_playback(Sizes {
             max_buffer: 12_000,
             ..sizes()
@@ -434,7 +434,7 @@ mod tests {
 
     #[test]
     fn overlapping_inserts_keep_one_copy_and_reads_span_pieces() {
-        let mut ra = ReadAhead::new(1000);
+        let mut ra = ByteWindow::new(1000);
         ra.insert(100, bytes_at(100, 100));
         ra.insert(150, bytes_at(150, 100));
         ra.insert(0, bytes_at(0, 300));
@@ -444,7 +444,7 @@ mod tests {
 
     #[test]
     fn a_request_stops_when_a_demand_needs_other_bytes() {
-        let mut ra = ReadAhead::new(10_000);
+        let mut ra = ByteWindow::new(10_000);
         assert!(ra.keep_fetching(0, 1000));
         assert_eq!(ra.read(5000, 10), Ok(None));
         assert!(!ra.keep_fetching(0, 1000));

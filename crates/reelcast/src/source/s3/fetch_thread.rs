@@ -1,4 +1,4 @@
-//! The prefetch thread of one object: asks the read-ahead buffer what to fetch, fetches
+//! The fetch thread of one object: asks the read-ahead buffer what to fetch, fetches
 //! it with ranged GETs, and resumes a dropped, stalled or failed request from the byte
 //! where it stopped, with backoff, until no byte has come for [`STALL_LIMIT`].
 //!
@@ -8,7 +8,7 @@
 //! the stream 12-20 s after its last byte (15 s for a silent one), and one back sooner
 //! only paused it.
 //!
-//! Owns: the waiting and retrying. Must not: decide what to fetch (`readahead`) or
+//! Owns: the waiting and retrying. Must not: decide what to fetch (`byte_window`) or
 //! how a request is made (`client`).
 
 use std::io::Read;
@@ -19,15 +19,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tracing::{debug, warn};
 
+use super::byte_window::{backoff_ms, ByteWindow};
 use super::client::{timed_out, ObjectClient, S3Error};
-use super::readahead::{backoff_ms, ReadAhead};
 
 /// A fetch gives up rather than start a retry this long after the last byte came.
 pub const STALL_LIMIT: Duration = Duration::from_secs(12);
 /// Largest piece read from a response body at a time (and handed to the reader).
 const PIECE: usize = 64 * 1024;
 
-/// The buffer and the news about it, shared by the reader and the prefetch thread.
+/// The buffer and the news about it, shared by the reader and the fetch thread.
 pub struct Shared {
     state: Mutex<State>,
     /// Signalled on every change: bytes arrived, a read wants bytes, closed, failed.
@@ -35,7 +35,7 @@ pub struct Shared {
 }
 
 pub struct State {
-    pub buffer: ReadAhead,
+    pub buffer: ByteWindow,
     /// Why fetching stopped for good; reads of bytes not held fail with it.
     pub failed: Option<S3Error>,
     /// The reader is gone: the thread ends.
@@ -43,7 +43,7 @@ pub struct State {
 }
 
 impl Shared {
-    pub fn new(buffer: ReadAhead) -> Arc<Shared> {
+    pub fn new(buffer: ByteWindow) -> Arc<Shared> {
         Arc::new(Shared {
             state: Mutex::new(State {
                 buffer,
@@ -65,7 +65,7 @@ impl Shared {
     }
 }
 
-/// Starts the prefetch thread; it ends when the object is closed or fetching failed.
+/// Starts the fetch thread; it ends when the object is closed or fetching failed.
 pub fn spawn(client: ObjectClient, shared: Arc<Shared>, name: String) {
     let thread = std::thread::Builder::new()
         .name("s3-prefetch".into())
@@ -181,7 +181,7 @@ mod tests {
 
     use super::super::S3Object;
     use crate::config::{Origin, Settings};
-    use crate::stream::reader::ByteSource;
+    use crate::source::ByteSource;
 
     /// One answered request: the range asked for and the body bytes sent.
     #[derive(Debug, Clone, Copy)]
