@@ -80,9 +80,8 @@ struct Options {
 
 fn options() -> Result<Options> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"));
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
     let mut o = Options {
         cycles: 2000,
         parallel: 6,
@@ -215,8 +214,8 @@ async fn first_media(mut rtc: Rtc, socket: StdUdpSocket) -> Result<(Rtc, UdpSock
                     },
                 )
             }
-            _ = tokio::time::sleep_until(timeout.into()) => Input::Timeout(Instant::now()),
-            _ = tokio::time::sleep_until(deadline) => bail!("no media within {CYCLE_TIMEOUT:?}"),
+            () = tokio::time::sleep_until(timeout.into()) => Input::Timeout(Instant::now()),
+            () = tokio::time::sleep_until(deadline) => bail!("no media within {CYCLE_TIMEOUT:?}"),
         };
         rtc.handle_input(input)?;
     }

@@ -590,11 +590,11 @@ impl Settings {
             "ip" => self.ip = ip_list(value).ok_or_else(|| bad(IP))?,
             "ip_local" => self.ip_local = value.parse().map_err(|_| bad(IP))?,
             "vod_stream_timeout" => {
-                self.vod_stream_timeout = millis(value, 0).ok_or_else(|| bad(MS))?
+                self.vod_stream_timeout = millis(value, 0).ok_or_else(|| bad(MS))?;
             }
             "vod_live_loop" => self.vod_live_loop = boolean(value).ok_or_else(|| bad(BOOL))?,
             "disable_rest_auth" => {
-                self.disable_rest_auth = boolean(value).ok_or_else(|| bad(BOOL))?
+                self.disable_rest_auth = boolean(value).ok_or_else(|| bad(BOOL))?;
             }
             "rest_auth_users" if value.is_empty() => self.rest_auth_users = Vec::new(),
             "rest_auth_users" => self.rest_auth_users = parse_rest_users(value).map_err(bad)?,
@@ -606,79 +606,79 @@ impl Settings {
             "https.key" => self.https_key = Some(PathBuf::from(value)),
             "keep_alive.server_interval" => {
                 self.keep_alive_server_interval =
-                    millis(value, 1).ok_or_else(|| bad(MS_POSITIVE))?
+                    millis(value, 1).ok_or_else(|| bad(MS_POSITIVE))?;
             }
             "keep_alive.probes" => {
-                self.keep_alive_probes = count(value).ok_or_else(|| bad(COUNT))?
+                self.keep_alive_probes = count(value).ok_or_else(|| bad(COUNT))?;
             }
             "ws.max_sessions" => self.ws_max_sessions = count(value).ok_or_else(|| bad(COUNT))?,
             "ws.max_sessions_per_client" => {
-                self.ws_max_sessions_per_client = count(value).ok_or_else(|| bad(COUNT))?
+                self.ws_max_sessions_per_client = count(value).ok_or_else(|| bad(COUNT))?;
             }
             "http.header_read_timeout" => {
-                self.http_header_read_timeout = millis(value, 1).ok_or_else(|| bad(MS_POSITIVE))?
+                self.http_header_read_timeout = millis(value, 1).ok_or_else(|| bad(MS_POSITIVE))?;
             }
             "http.idle_timeout" => {
-                self.http_idle_timeout = millis(value, 1).ok_or_else(|| bad(MS_POSITIVE))?
+                self.http_idle_timeout = millis(value, 1).ok_or_else(|| bad(MS_POSITIVE))?;
             }
             "http.max_connections" => {
-                self.http_max_connections = count(value).ok_or_else(|| bad(COUNT))?
+                self.http_max_connections = count(value).ok_or_else(|| bad(COUNT))?;
             }
             "http.max_connections_per_client" => {
-                self.http_max_connections_per_client = count(value).ok_or_else(|| bad(COUNT))?
+                self.http_max_connections_per_client = count(value).ok_or_else(|| bad(COUNT))?;
             }
             "rest_allowed_origins" => {
-                self.rest_allowed_origins = AllowedOrigins::parse(value).map_err(bad)?
+                self.rest_allowed_origins = AllowedOrigins::parse(value).map_err(bad)?;
             }
             "whep_allowed_origins" => {
-                self.whep_allowed_origins = AllowedOrigins::parse(value).map_err(bad)?
+                self.whep_allowed_origins = AllowedOrigins::parse(value).map_err(bad)?;
             }
             "rest_hook_url" if value.is_empty() => self.rest_hook_url = None,
             "rest_hook_url" => {
-                self.rest_hook_url = Some(hook_url(value).ok_or_else(|| bad(HOOK_URL))?)
+                self.rest_hook_url = Some(hook_url(value).ok_or_else(|| bad(HOOK_URL))?);
             }
             "disable_rest_requests" => {
-                self.disable_rest_requests = boolean(value).ok_or_else(|| bad(BOOL))?
+                self.disable_rest_requests = boolean(value).ok_or_else(|| bad(BOOL))?;
             }
             "rest_request_timeout" => {
-                self.rest_request_timeout = hook_timeout(value).ok_or_else(|| bad(SECONDS))?
+                self.rest_request_timeout = hook_timeout(value).ok_or_else(|| bad(SECONDS))?;
             }
             "ws.max_message_size" => {
                 self.signalling_max_message_bytes = value
                     .parse::<usize>()
                     .ok()
                     .filter(|n| *n >= MIN_MESSAGE_BYTES)
-                    .ok_or_else(|| bad("expected a number of bytes, at least 4096"))?
+                    .ok_or_else(|| bad("expected a number of bytes, at least 4096"))?;
             }
             "aws_s3_credentials" if value.is_empty() => self.aws_s3_credentials = None,
             "aws_s3_credentials" => {
                 self.aws_s3_credentials =
-                    Some(S3Credentials::parse(value).ok_or_else(|| bad(CREDENTIALS))?)
+                    Some(S3Credentials::parse(value).ok_or_else(|| bad(CREDENTIALS))?);
             }
             "aws_s3_endpoint" if value.is_empty() => self.aws_s3_endpoint = None,
             "aws_s3_endpoint" => {
-                self.aws_s3_endpoint = Some(endpoint(value).ok_or_else(|| bad(ENDPOINT))?)
+                self.aws_s3_endpoint = Some(endpoint(value).ok_or_else(|| bad(ENDPOINT))?);
             }
             "aws_s3_addressing" => {
                 self.aws_s3_addressing =
-                    S3Addressing::parse(value).ok_or_else(|| bad(ADDRESSING))?
+                    S3Addressing::parse(value).ok_or_else(|| bad(ADDRESSING))?;
             }
             "aws_s3_ca_file" if value.is_empty() => self.aws_s3_ca_file = None,
             "aws_s3_ca_file" => self.aws_s3_ca_file = Some(PathBuf::from(value)),
             "aws_s3_allowed_endpoints" => {
-                self.aws_s3_allowed_endpoints = allowed::parse_list(value).map_err(bad)?
+                self.aws_s3_allowed_endpoints = allowed::parse_list(value).map_err(bad)?;
             }
             "aws_s3_allow_private_addresses" => {
-                self.aws_s3_allow_private_addresses = boolean(value).ok_or_else(|| bad(BOOL))?
+                self.aws_s3_allow_private_addresses = boolean(value).ok_or_else(|| bad(BOOL))?;
             }
             "vod_mp4_container_new" => {
-                self.vod_mp4_container_new = boolean(value).ok_or_else(|| bad(BOOL))?
+                self.vod_mp4_container_new = boolean(value).ok_or_else(|| bad(BOOL))?;
             }
             "vod_mp4_container_new_buffer_ms" => {
-                self.vod_mp4_container_new_buffer_ms = value.parse().map_err(|_| bad(MS))?
+                self.vod_mp4_container_new_buffer_ms = value.parse().map_err(|_| bad(MS))?;
             }
             "vod_index_memory_mb" => {
-                self.vod_index_memory_mb = value.parse().map_err(|_| bad(MIB))?
+                self.vod_index_memory_mb = value.parse().map_err(|_| bad(MIB))?;
             }
             // Not reached: every entry of KEYS has an arm above (test
             // `every_key_round_trips`); refused rather than panicking all the same.
@@ -706,7 +706,7 @@ impl Settings {
             "ip" => self
                 .ip
                 .iter()
-                .map(|ip| ip.to_string())
+                .map(std::string::ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(","),
             "ip_local" => self.ip_local.to_string(),
@@ -1163,7 +1163,7 @@ pub fn parse_properties(text: &str) -> Vec<PropertyEntry> {
             logical.pop();
             match lines.next() {
                 Some((_, next)) => {
-                    logical.push_str(strip_line_end(next).trim_start_matches(is_prop_space))
+                    logical.push_str(strip_line_end(next).trim_start_matches(is_prop_space));
                 }
                 None => break,
             }
@@ -1540,7 +1540,7 @@ mod tests {
             assert!(
                 matches!(s.set(k, v, &o), Err(ConfigError::InvalidValue { .. })),
                 "{k}={v} should be refused"
-            )
+            );
         };
         for key in ["http.port", "ws.port", "media_port"] {
             bad(&mut s, key, "0");
@@ -1935,7 +1935,7 @@ mod tests {
         assert_eq!(got[0], ("list".into(), "a,b,c".into(), 1));
         assert_eq!(got[1], ("key with:odd=chars".into(), "v\txA\\".into(), 4));
         assert_eq!(got[2], ("bad".into(), "\\u00zz".into(), 5));
-        assert_eq!(got[3], ("last".into(), "".into(), 6));
+        assert_eq!(got[3], ("last".into(), String::new(), 6));
     }
 
     #[test]

@@ -44,7 +44,9 @@ impl Gate {
 
     fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
         // The counts stay consistent under a panic elsewhere: every change is one step.
-        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A slot for one more from `client`, or why not.
@@ -75,10 +77,7 @@ impl Gate {
 /// An IPv4 client seen through an IPv6 socket (`::ffff:a.b.c.d`) counts as itself.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }

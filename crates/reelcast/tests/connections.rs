@@ -48,7 +48,7 @@ async fn read_until_closed(stream: &mut TcpStream, deadline: Duration) -> Option
     loop {
         match tokio::time::timeout_at(until, stream.read(&mut buf)).await {
             Err(_) => return None,
-            Ok(Ok(0)) | Ok(Err(_)) => return Some(got),
+            Ok(Ok(0) | Err(_)) => return Some(got),
             Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
         }
     }
@@ -207,7 +207,7 @@ async fn next_message(ws: &mut Ws) -> Option<serde_json::Value> {
             Ok(Some(Ok(Message::Text(text)))) => {
                 return Some(serde_json::from_str(&text).expect("WCS messages are JSON"))
             }
-            Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => return None,
+            Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) | Err(_) => return None,
             Ok(Some(Ok(_))) => continue,
         }
     }

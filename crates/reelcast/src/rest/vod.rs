@@ -143,9 +143,7 @@ impl VodSelector {
 
 /// `vod://a%20b.mp4` and `vod://a b.mp4` name the same file: compare canonical forms.
 fn canonical_uri(uri: &str) -> String {
-    StreamUri::parse(uri.trim())
-        .map(|u| u.uri_string())
-        .unwrap_or_else(|_| uri.trim().to_string())
+    StreamUri::parse(uri.trim()).map_or_else(|_| uri.trim().to_string(), |u| u.uri_string())
 }
 
 /// Every VOD, translations first, each with what stops it.
@@ -338,7 +336,7 @@ mod tests {
     fn vod_object_has_the_wcs_fields() {
         let v = serde_json::to_value(vod("test", "vod-live://a.mp4")).unwrap();
         let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        keys.sort();
+        keys.sort_unstable();
         assert_eq!(
             keys,
             [

@@ -385,7 +385,7 @@ mod tests {
 
         let mut want: Vec<String> = ["a.mp4", "b.MP4", "c.mov", "d.m4v", "e.M4A", "in-link.mp4"]
             .iter()
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .collect();
         // media_dir is depth 0; d1..d8 are looked into, d9 is not.
         let mut rel = String::new();

@@ -44,7 +44,7 @@ impl<T: ByteSource + ?Sized> ByteSource for Box<T> {
         (**self).read_at(offset, len)
     }
     fn begin_playback(&self, bytes_per_second: u64) {
-        (**self).begin_playback(bytes_per_second)
+        (**self).begin_playback(bytes_per_second);
     }
 }
 

@@ -188,7 +188,7 @@ fn parse_s3(rest: &str) -> Result<Location, SourceError> {
 fn decode(encoded: &str) -> Result<String, SourceError> {
     percent_decode_str(encoded)
         .decode_utf8()
-        .map(|s| s.into_owned())
+        .map(std::borrow::Cow::into_owned)
         .map_err(|_| SourceError::BadName("not valid UTF-8 after percent-decoding".to_string()))
 }
 

@@ -56,12 +56,11 @@ impl AudioPairs {
         if frame.kind != MediaKind::Audio {
             return Release::One(frame);
         }
-        match self.held.take() {
-            Some((first, _)) => Release::Pair(first, frame),
-            None => {
-                self.held = Some((frame, now + MAX_HOLD));
-                Release::Held
-            }
+        if let Some((first, _)) = self.held.take() {
+            Release::Pair(first, frame)
+        } else {
+            self.held = Some((frame, now + MAX_HOLD));
+            Release::Held
         }
     }
 

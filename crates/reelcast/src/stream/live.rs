@@ -242,14 +242,14 @@ impl Translation {
                         pacer.finish(&self.hub, feed);
                     }
                 },
-                _ = sleep_until(wake_at), if wake_at.is_some() => {
+                () = sleep_until(wake_at), if wake_at.is_some() => {
                     pacer.wake(Instant::now(), &self.hub, feed);
                 }
-                _ = sleep_until(idle_deadline), if idle_deadline.is_some() => {
+                () = sleep_until(idle_deadline), if idle_deadline.is_some() => {
                     info!("no viewer for {:?}: stopping", self.idle_timeout);
                     break StreamStatus::Stopped("Stopped: no viewers".into());
                 }
-                _ = sleep_until(end_at), if end_at.is_some() => break StreamStatus::Stopped(String::new()),
+                () = sleep_until(end_at), if end_at.is_some() => break StreamStatus::Stopped(String::new()),
             }
         };
 

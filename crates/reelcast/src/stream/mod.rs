@@ -36,7 +36,7 @@ impl Stopper {
 
     /// Ends the playback; the viewer gets STOPPED with `reason` (a WCS info string).
     pub fn stop(&self, reason: &'static str) {
-        (self.0)(reason)
+        (self.0)(reason);
     }
 }
 

@@ -62,7 +62,7 @@ impl PersonalVod {
                 None => return Err(Ending::Failed("Failed by ICE timeout".into())),
             },
             reason = stop.recv() => return Err(Ending::Stopped(reason.unwrap_or("Stopped by user"))),
-            _ = tokio::time::sleep(CONNECT_TIMEOUT) => return Err(Ending::Failed("Failed by ICE timeout".into())),
+            () = tokio::time::sleep(CONNECT_TIMEOUT) => return Err(Ending::Failed("Failed by ICE timeout".into())),
         }
 
         // 2. The clock starts now; the reader runs ahead of it on its own thread.
@@ -81,7 +81,7 @@ impl PersonalVod {
                     Some(Err(e)) => return Err(Ending::Failed(e.to_string())),
                     None => break,
                 },
-                _ = sleep_until(wake_at), if wake_at.is_some() => {
+                () = sleep_until(wake_at), if wake_at.is_some() => {
                     pacer.wake(Instant::now(), &self.hub, self.feed);
                 }
                 event = self.viewer_events.recv() => match event.map(|(_, e)| e) {
@@ -98,7 +98,7 @@ impl PersonalVod {
         let tail = clock.wait(pacer.last_pts_us(), Instant::now()) + Duration::from_millis(200);
         debug!("end of file; stopping in {tail:?}");
         tokio::select! {
-            _ = tokio::time::sleep(tail) => Ok(()),
+            () = tokio::time::sleep(tail) => Ok(()),
             reason = stop.recv() => Err(Ending::Stopped(reason.unwrap_or("Stopped by user"))),
         }
     }

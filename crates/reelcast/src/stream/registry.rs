@@ -85,7 +85,9 @@ impl Registry {
 
     fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
         // A panic while holding this lock leaves plain maps behind: still usable.
-        self.maps.lock().unwrap_or_else(|e| e.into_inner())
+        self.maps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Every play, oldest first.

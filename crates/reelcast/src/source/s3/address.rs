@@ -66,8 +66,7 @@ impl ObjectAddress {
         let aws_region = settings
             .aws_s3_credentials
             .as_ref()
-            .map(|c| c.region.clone())
-            .unwrap_or_else(|| DEFAULT_REGION.to_string());
+            .map_or_else(|| DEFAULT_REGION.to_string(), |c| c.region.clone());
         let shown = match (endpoint, &settings.aws_s3_endpoint) {
             (None, Some(_)) => Some("aws_s3_endpoint".to_string()),
             _ => None,
