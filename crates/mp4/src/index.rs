@@ -332,6 +332,15 @@ impl SampleCursor<'_> {
     }
 }
 
+impl<'a> IntoIterator for &'a SampleIndex {
+    type Item = SampleInfo;
+    type IntoIter = SampleCursor<'a>;
+
+    fn into_iter(self) -> SampleCursor<'a> {
+        self.iter()
+    }
+}
+
 impl Iterator for SampleCursor<'_> {
     type Item = SampleInfo;
 

@@ -382,7 +382,7 @@ fn exercise(data: &[u8]) {
         for t in &m.tracks {
             let n = t.samples.len();
             let mut count = 0;
-            for s in t.samples.index().unwrap().iter() {
+            for s in t.samples.index().unwrap() {
                 let _ = t.to_us(t.presentation_time(&s));
                 count += 1;
             }
@@ -601,7 +601,7 @@ mod ffmpeg {
             if !m.fragmented {
                 assert!(min_pts.abs() <= frame, "{path:?}: edit shift not applied");
             }
-            for s in t.samples.index().unwrap().iter() {
+            for s in t.samples.index().unwrap() {
                 let end = s.offset as usize + s.size as usize;
                 assert!(end <= bytes.len());
                 if matches!(t.codec, Codec::H264 { .. }) {

@@ -19,7 +19,7 @@
 //! exists is the one file-system look it takes, so that a wrong folder fails at start.
 
 use std::collections::BTreeMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -244,6 +244,8 @@ impl Default for Settings {
 }
 
 /// Debug shows every key but never the secret ones.
+// Every field is a key, shown through `KEYS`; the secret ones on purpose not.
+#[allow(clippy::missing_fields_in_debug)]
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Settings");
@@ -459,13 +461,14 @@ impl Loaded {
         let mut out = String::new();
         for key in KEYS {
             let value = self.settings.shown_value(key).unwrap_or_default();
-            out.push_str(&format!("{key} = {value} ({})\n", self.origin(key)));
+            let _ = writeln!(out, "{key} = {value} ({})", self.origin(key));
         }
         for host in self.settings.aws_s3_host_credentials.keys() {
-            out.push_str(&format!(
-                "{HOST_CREDENTIALS_PREFIX}{host} = <hidden> ({})\n",
+            let _ = writeln!(
+                out,
+                "{HOST_CREDENTIALS_PREFIX}{host} = <hidden> ({})",
                 self.origin(HOST_CREDENTIALS_KEY)
-            ));
+            );
         }
         out
     }
@@ -721,8 +724,8 @@ impl Settings {
                 .join(","),
             "https.port" => self.https_port.to_string(),
             "wss.port" => self.wss_port.to_string(),
-            "https.cert" => path_text(&self.https_cert),
-            "https.key" => path_text(&self.https_key),
+            "https.cert" => path_text(self.https_cert.as_ref()),
+            "https.key" => path_text(self.https_key.as_ref()),
             "keep_alive.server_interval" => ms(self.keep_alive_server_interval),
             "keep_alive.probes" => self.keep_alive_probes.to_string(),
             "ws.max_message_size" => self.signalling_max_message_bytes.to_string(),
@@ -744,7 +747,7 @@ impl Settings {
                 .unwrap_or_default(),
             "aws_s3_endpoint" => self.aws_s3_endpoint.clone().unwrap_or_default(),
             "aws_s3_addressing" => self.aws_s3_addressing.as_str().to_string(),
-            "aws_s3_ca_file" => path_text(&self.aws_s3_ca_file),
+            "aws_s3_ca_file" => path_text(self.aws_s3_ca_file.as_ref()),
             "aws_s3_allowed_endpoints" => self
                 .aws_s3_allowed_endpoints
                 .iter()
@@ -780,10 +783,8 @@ impl Settings {
 
 const PORT: &str = "expected a port number 1-65535";
 
-fn path_text(path: &Option<PathBuf>) -> String {
-    path.as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default()
+fn path_text(path: Option<&PathBuf>) -> String {
+    path.map(|p| p.display().to_string()).unwrap_or_default()
 }
 const IP: &str =
     "expected an IP address such as 203.0.113.7, or several separated by commas (203.0.113.7,10.0.0.5,2001:db8::7)";

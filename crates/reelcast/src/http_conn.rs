@@ -147,7 +147,7 @@ impl<I> Watched<I> {
     ) -> Poll<io::Result<T>> {
         match result {
             Poll::Pending => self.stalled(cx),
-            done => {
+            done @ Poll::Ready(_) => {
                 self.write_wait = None;
                 done
             }

@@ -118,9 +118,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     if let Some(path) = &loaded.config_file {
-        tracing::info!("settings from {}", path.display())
+        tracing::info!("settings from {}", path.display());
     } else {
-        tracing::info!("no properties file; settings from defaults, environment and flags")
+        tracing::info!("no properties file; settings from defaults, environment and flags");
     }
     for line in loaded.summary().lines() {
         tracing::debug!("{line}");

@@ -390,7 +390,7 @@ mod tests {
         // media_dir is depth 0; d1..d8 are looked into, d9 is not.
         let mut rel = String::new();
         for level in 1..=8 {
-            rel.push_str(&format!("d{level}/"));
+            rel = format!("{rel}d{level}/");
             want.push(format!("{rel}f.mp4"));
         }
         want.sort();

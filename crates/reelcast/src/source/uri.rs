@@ -271,7 +271,7 @@ mod tests {
         let uri = StreamUri::parse(name).expect(name);
         match uri.location {
             Location::Local(p) => (uri.mode, p.as_str().to_string()),
-            other => panic!("{name} parsed as {other:?}"),
+            other @ Location::S3 { .. } => panic!("{name} parsed as {other:?}"),
         }
     }
 
@@ -283,7 +283,7 @@ mod tests {
                 bucket,
                 key,
             } => (uri.mode, endpoint, bucket, key),
-            other => panic!("{name} parsed as {other:?}"),
+            other @ Location::Local(_) => panic!("{name} parsed as {other:?}"),
         }
     }
 

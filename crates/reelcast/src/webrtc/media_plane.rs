@@ -862,7 +862,7 @@ mod tests {
 
     #[test]
     fn sender_report_carries_the_clock_mapping() {
-        let sr = sender_report(0xAABBCCDD, 0x0102030405060708, 90_000, 7, 1000);
+        let sr = sender_report(0xAABB_CCDD, 0x0102_0304_0506_0708, 90_000, 7, 1000);
         assert_eq!(&sr[..4], &[0x80, 200, 0, 6]);
         assert_eq!(&sr[4..8], &[0xAA, 0xBB, 0xCC, 0xDD]);
         assert_eq!(&sr[8..16], &[1, 2, 3, 4, 5, 6, 7, 8]);

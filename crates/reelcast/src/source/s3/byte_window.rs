@@ -119,7 +119,7 @@ impl ByteWindow {
         let mut at = offset;
         while at < end {
             if let Some(covered_to) = self.covering(at) {
-                at = covered_to.min(end)
+                at = covered_to.min(end);
             } else {
                 let next_start = self
                     .pieces
