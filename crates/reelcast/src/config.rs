@@ -264,7 +264,9 @@ impl fmt::Debug for Settings {
 /// One REST user (`rest_auth_users`). Debug hides the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RestUser {
+    /// The user name.
     pub name: String,
+    /// The password (never logged).
     pub password: String,
 }
 
@@ -293,16 +295,28 @@ pub fn parse_rest_users(value: &str) -> Result<Vec<RestUser>, &'static str> {
 }
 
 /// Where a value came from; named in every error so the user knows what to fix.
+/// Where a setting's value came from, for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     /// Nobody set it.
     Default,
     /// A properties file, with the line the entry starts on (1-based).
-    File { path: PathBuf, line: usize },
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The line, 1-based.
+        line: usize,
+    },
     /// An environment variable.
-    Env { var: String },
+    Env {
+        /// The variable's name.
+        var: String,
+    },
     /// A command-line flag (`--http-port`, `--set`).
-    Flag { flag: String },
+    Flag {
+        /// The flag as written.
+        flag: String,
+    },
 }
 
 impl fmt::Display for Origin {
@@ -317,6 +331,9 @@ impl fmt::Display for Origin {
 }
 
 /// Why the settings could not be loaded. Each message is one plain line for the user.
+// The variants' fields are named for what they hold and each variant's message says how
+// they are used: a doc line per field would repeat it.
+#[allow(missing_docs)]
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {}: {reason}", path.display())]
@@ -377,7 +394,9 @@ pub enum ConfigFile {
 /// One value given on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Override {
+    /// The settings key.
     pub key: String,
+    /// The value as given.
     pub value: String,
     /// The flag it came from, for messages: `--http-port`, `--set`.
     pub flag: String,
@@ -410,6 +429,7 @@ impl Override {
 /// Everything [`load`] reads, gathered by the caller so that tests need no process state.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
+    /// The properties file to read, or where to look for one.
     pub config_file: ConfigFile,
     /// Environment variables as `(NAME, value)`; only `REELCAST_*` ones are looked at.
     pub env: Vec<(String, String)>,
@@ -443,6 +463,7 @@ impl Sources {
 /// Loaded settings together with where each value came from.
 #[derive(Debug, Clone)]
 pub struct Loaded {
+    /// The settings in force.
     pub settings: Settings,
     /// The properties file that was read, if any.
     pub config_file: Option<PathBuf>,
@@ -817,8 +838,11 @@ const ADDRESSING: &str = "expected auto, path or virtual";
 /// `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct S3Credentials {
+    /// The AWS region requests are signed for.
     pub region: String,
+    /// The access key id.
     pub access_key_id: String,
+    /// The secret access key (never logged).
     pub secret_access_key: String,
 }
 
@@ -1141,7 +1165,9 @@ fn decode_text(bytes: Vec<u8>) -> String {
 /// One `key=value` entry of a properties file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PropertyEntry {
+    /// The key, trimmed.
     pub key: String,
+    /// The value, with escapes and continuation lines resolved.
     pub value: String,
     /// 1-based number of the line the entry starts on.
     pub line: usize,

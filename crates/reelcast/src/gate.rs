@@ -14,8 +14,10 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
     #[error("too many at once on this server")]
+    /// The server's cap on connections in total.
     Total,
     #[error("too many at once from your address")]
+    /// The cap on connections from one client address.
     PerClient,
 }
 
@@ -34,6 +36,7 @@ struct Counts {
 }
 
 impl Gate {
+    /// A gate admitting `max_total` connections in all, `max_per_client` from one address.
     pub fn new(max_total: usize, max_per_client: usize) -> Arc<Gate> {
         Arc::new(Gate {
             max_total,

@@ -24,10 +24,13 @@ use crate::webrtc::{FeedId, ViewerId, ViewerPlan, WebRtcError};
 pub struct Playback {
     /// Which play this is, unique whatever ids the client reuses.
     pub key: PlayKey,
+    /// Our SDP answer to the viewer's offer.
     pub answer_sdp: String,
+    /// Ends this playback.
     pub stopper: Stopper,
     /// PLAYING, then STOPPED or FAILED.
     pub statuses: UnboundedReceiver<StreamStatus>,
+    /// What the viewer is told about the media.
     pub info: MediaInfo,
 }
 

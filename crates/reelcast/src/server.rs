@@ -47,8 +47,11 @@ const INDEX_HTML: &str = include_str!("../../../web/index.html");
 
 /// What every request handler shares.
 pub struct ServerContext {
+    /// The settings the server started with.
     pub settings: Settings,
+    /// Answers viewers' offers.
     pub rtc: RtcFactory,
+    /// The shared UDP port and every viewer.
     pub hub: RtcHub,
     /// Every running stream (plays and live translations).
     pub registry: Arc<Registry>,
@@ -63,8 +66,11 @@ pub struct ServerContext {
 /// Ports actually bound (differs from the settings when a port is 0).
 #[derive(Debug, Clone, Copy)]
 pub struct BoundPorts {
+    /// The HTTP port (REST, WHEP, the demo page).
     pub http: SocketAddr,
+    /// The WebSocket port (WCS signalling).
     pub ws: SocketAddr,
+    /// The UDP media port.
     pub media: SocketAddr,
     /// `https.port`, when a certificate is configured.
     pub https: Option<SocketAddr>,

@@ -28,14 +28,20 @@ use crate::stream::StreamError;
 pub struct VodObject {
     /// A translation's id, or a personal VOD's media session id.
     pub local_media_session_id: String,
+    /// `localStreamName`: what viewers play.
     pub local_stream_name: String,
+    /// The canonical `vod://` or `vod-live://` name of the file.
     pub uri: String,
     /// Always `PROCESSED_LOCAL` (WCS: the file is served by this server).
     pub status: &'static str,
+    /// The file has audio.
     pub has_audio: bool,
+    /// The file has video.
     pub has_video: bool,
+    /// Always false: reelcast does not record.
     pub record: bool,
     #[serde(rename = "loop")]
+    /// `loop`: a translation starts again at end of file.
     pub looped: bool,
 }
 
@@ -86,8 +92,10 @@ pub struct StartupRequest {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct VodSelector {
     #[serde(default)]
+    /// Match this `localStreamName`.
     pub local_stream_name: Option<String>,
     #[serde(default)]
+    /// Match this file name (`vod-live://FILE`).
     pub uri: Option<String>,
 }
 
@@ -170,6 +178,7 @@ fn found(list: Vec<VodObject>, what: &str) -> Result<Json<Vec<VodObject>>, RestE
     }
 }
 
+/// `/vod/startup`: starts a live translation of a file under a `localStreamName`.
 pub async fn startup(
     State(ctx): State<Arc<ServerContext>>,
     RestJson(req): RestJson<StartupRequest>,
@@ -203,6 +212,7 @@ fn start_failure(e: StreamError) -> RestError {
     RestError::new(status, e.to_string())
 }
 
+/// `/vod/find`: the VODs that match; 404 when none does.
 pub async fn find(
     State(ctx): State<Arc<ServerContext>>,
     RestJson(sel): RestJson<VodSelector>,

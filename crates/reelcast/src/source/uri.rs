@@ -64,8 +64,11 @@ pub enum Location {
     /// An S3 object. `endpoint` is `Some("https://host[:port]")` for non-AWS stores
     /// (path-style addressing), `None` for AWS with the region from the settings.
     S3 {
+        /// `Some("https://host[:port]")` for a store named in the stream name.
         endpoint: Option<String>,
+        /// The bucket name.
         bucket: String,
+        /// The decoded object key.
         key: String,
     },
 }
@@ -73,7 +76,9 @@ pub enum Location {
 /// A parsed stream name: `vod-live://dir/a%20b.mp4`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StreamUri {
+    /// Personal VOD or live translation.
     pub mode: PlayMode,
+    /// Where the bytes are.
     pub location: Location,
 }
 

@@ -28,6 +28,7 @@ pub const MAX_HOLD: Duration = Duration::from_millis(30);
 pub enum Release {
     /// Nothing: the frame is held for a partner.
     Held,
+    /// One frame, alone.
     One(Frame),
     /// Two audio frames, in this order.
     Pair(Frame, Frame),

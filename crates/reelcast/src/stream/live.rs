@@ -40,9 +40,13 @@ pub struct TranslationHandle {
     pub name: String,
     /// The canonical `vod-live://` name of the file.
     pub uri: String,
+    /// The translation starts again at end of file.
     pub looped: bool,
+    /// What viewers are told about the media.
     pub info: MediaInfo,
+    /// When it started.
     pub created: SystemTime,
+    /// Its feed in the hub.
     pub feed: FeedId,
     /// Where the hub reports this translation's viewers' connection events.
     pub(crate) viewer_events: UnboundedSender<(ViewerId, ViewerEvent)>,
@@ -102,6 +106,7 @@ pub enum StartError {
     #[error("Not a live translation: {0} (expected vod-live://FILE)")]
     NotLive(String),
     #[error(transparent)]
+    /// The file could not be opened or played.
     Stream(#[from] StreamError),
 }
 
@@ -109,7 +114,9 @@ pub enum StartError {
 pub struct TranslationSpec {
     /// `localStreamName`.
     pub name: String,
+    /// The file.
     pub uri: StreamUri,
+    /// Start again at end of file.
     pub looped: bool,
 }
 

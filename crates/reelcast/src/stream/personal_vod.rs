@@ -21,11 +21,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Everything a personal VOD task needs.
 pub struct PersonalVod {
+    /// Where the frames go.
     pub hub: RtcHub,
+    /// The one viewer.
     pub viewer: ViewerId,
+    /// The stream's feed in the hub.
     pub feed: FeedId,
+    /// The viewer's connection events, from the hub.
     pub viewer_events: UnboundedReceiver<(ViewerId, ViewerEvent)>,
+    /// Where the viewer hears PLAYING, STOPPED or FAILED.
     pub status: UnboundedSender<StreamStatus>,
+    /// The stream name, for the log.
     pub name: String,
 }
 

@@ -26,7 +26,10 @@ pub enum PlayKind {
     /// `vod://file`: this viewer's own stream.
     Personal,
     /// A viewer of the live translation named here.
-    Live { translation: String },
+    Live {
+        /// The translation's `localStreamName`.
+        translation: String,
+    },
 }
 
 /// Which play an entry is: unique for the life of the process.
@@ -34,6 +37,7 @@ pub enum PlayKind {
 pub struct PlayKey(u64);
 
 impl PlayKey {
+    /// A key never given before.
     pub fn next() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         PlayKey(NEXT.fetch_add(1, Ordering::Relaxed))
@@ -43,6 +47,7 @@ impl PlayKey {
 /// One viewer's playback.
 #[derive(Clone)]
 pub struct PlayRecord {
+    /// Which play this is.
     pub key: PlayKey,
     /// The WCS media session id (SDK), or the WHEP resource id.
     pub media_session_id: String,
@@ -50,11 +55,15 @@ pub struct PlayRecord {
     pub name: String,
     /// The canonical `vod://` or `vod-live://` name of what plays.
     pub uri: String,
+    /// Personal or a translation's viewer.
     pub kind: PlayKind,
+    /// What the viewer is told about the media.
     pub info: MediaInfo,
+    /// When it started.
     pub created: SystemTime,
     /// `"wcs"` or `"whep"`: which signalling started it.
     pub protocol: &'static str,
+    /// Ends this playback.
     pub stopper: Stopper,
 }
 
@@ -75,6 +84,7 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// An empty registry; file indexes share `index_budget`.
     pub fn new(index_budget: Arc<MemoryBudget>) -> Self {
         Registry {
             maps: Mutex::default(),

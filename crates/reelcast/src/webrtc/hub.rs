@@ -100,6 +100,7 @@ impl RtcHub {
         RtcHub { tx, local_addr }
     }
 
+    /// The address the media socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }

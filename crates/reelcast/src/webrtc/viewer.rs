@@ -65,6 +65,7 @@ struct Link {
 pub struct ViewerPlan {
     /// `profile_idc` of the H.264 video, `None` when there is no video.
     pub h264_profile_idc: Option<u8>,
+    /// The stream has audio.
     pub has_audio: bool,
 }
 

@@ -42,6 +42,7 @@ pub struct ObjectAddress {
     /// (`https://host`), the AWS URL, or for `aws_s3_endpoint` that setting's name: the
     /// address of the operator's store is not the viewer's to read.
     pub endpoint: String,
+    /// The bucket name.
     pub bucket: String,
     /// The decoded key: `dir/a b.mp4`.
     pub key: String,
