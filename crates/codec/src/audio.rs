@@ -165,7 +165,7 @@ impl AacConfig {
 fn parse_asc(asc: &[u8]) -> Result<(AacConfig, usize), AudioError> {
     let mut bits = AscBits { data: asc, pos: 0 };
     let truncated =
-        |_| AudioError::InvalidConfig(format!("it ends too early ({} bytes)", asc.len()));
+        |()| AudioError::InvalidConfig(format!("it ends too early ({} bytes)", asc.len()));
     let read_rate = |bits: &mut AscBits<'_>| -> Result<u32, AudioError> {
         let index = bits.read(4).map_err(truncated)?;
         if index == 15 {
@@ -583,7 +583,10 @@ impl AacToOpus {
     /// dropped again.
     fn reset_delays(&mut self) {
         self.decoder_skip = None;
-        self.resampler_skip = self.resampler.as_ref().map_or(0, |r| r.output_delay());
+        self.resampler_skip = self
+            .resampler
+            .as_ref()
+            .map_or(0, rubato::Resampler::output_delay);
         self.resample_in[0].clear();
         self.resample_in[1].clear();
     }
@@ -1030,7 +1033,7 @@ mod tests {
             };
             let (asc, rate, frames) = split_adts(&adts);
             let (mut t, packets) = transcode_all(&asc, rate, &frames);
-            let lookahead = t.opus_lookahead_samples() as f64;
+            let lookahead = f64::from(t.opus_lookahead_samples());
             let at = onset(&decode_opus(&packets), 0.05) as f64;
             let expected = 24_000.0 + 1024.0 * 48_000.0 / f64::from(rate) + lookahead;
             assert!(

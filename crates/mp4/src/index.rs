@@ -150,15 +150,11 @@ impl SampleIndex {
         let i = u32::try_from(i).unwrap_or(u32::MAX).min(self.len);
         let chunk = last_le(&self.chunks, i, |c| c.first_sample).unwrap_or(0);
         let time = last_le(&self.times, i, |t| t.first_sample).unwrap_or(0);
-        let dts = self
-            .times
-            .get(time)
-            .map(|t| {
-                let n = i64::from(i.saturating_sub(t.first_sample));
-                t.first_dts
-                    .saturating_add(n.saturating_mul(i64::from(t.delta)))
-            })
-            .unwrap_or(0);
+        let dts = self.times.get(time).map_or(0, |t| {
+            let n = i64::from(i.saturating_sub(t.first_sample));
+            t.first_dts
+                .saturating_add(n.saturating_mul(i64::from(t.delta)))
+        });
         let cts_run = match &self.cts {
             CtsTable::Runs(r) => last_le(r, i, |c| c.first_sample).unwrap_or(0),
             CtsTable::Dense { .. } => 0,
@@ -188,8 +184,7 @@ impl SampleIndex {
             Sizes::Constant(s) => u64::from(to.saturating_sub(from)) * u64::from(*s),
             Sizes::Each(v) => v
                 .get(from as usize..to as usize)
-                .map(|s| s.iter().map(|&x| u64::from(x)).sum())
-                .unwrap_or(0),
+                .map_or(0, |s| s.iter().map(|&x| u64::from(x)).sum()),
         }
     }
 
@@ -261,8 +256,7 @@ impl SampleIndex {
         let end = self
             .times
             .get(k)
-            .map(|t| t.first_sample)
-            .unwrap_or(self.len)
+            .map_or(self.len, |t| t.first_sample)
             .min(self.len);
         let n = if run.delta == 0 {
             u64::MAX
@@ -285,8 +279,7 @@ impl SampleIndex {
     /// Sum of all sample durations (decode end of the last sample minus first DTS).
     pub fn end_dts(&self) -> i64 {
         self.get(self.len().saturating_sub(1))
-            .map(|s| s.dts.saturating_add(i64::from(s.duration)))
-            .unwrap_or(0)
+            .map_or(0, |s| s.dts.saturating_add(i64::from(s.duration)))
     }
 
     /// Heap memory held by the index, in bytes.
@@ -339,6 +332,15 @@ impl SampleCursor<'_> {
     }
 }
 
+impl<'a> IntoIterator for &'a SampleIndex {
+    type Item = SampleInfo;
+    type IntoIter = SampleCursor<'a>;
+
+    fn into_iter(self) -> SampleCursor<'a> {
+        self.iter()
+    }
+}
+
 impl Iterator for SampleCursor<'_> {
     type Item = SampleInfo;
 
@@ -367,7 +369,7 @@ impl Iterator for SampleCursor<'_> {
             self.time += 1;
             self.dts = t.first_dts;
         }
-        let duration = ix.times.get(self.time).map(|t| t.delta).unwrap_or(0);
+        let duration = ix.times.get(self.time).map_or(0, |t| t.delta);
         let dts = self.dts;
         self.dts = dts.saturating_add(i64::from(duration));
 
@@ -381,8 +383,7 @@ impl Iterator for SampleCursor<'_> {
                 }
                 runs.get(self.cts_run)
                     .filter(|r| r.first_sample <= i)
-                    .map(|r| r.offset)
-                    .unwrap_or(0)
+                    .map_or(0, |r| r.offset)
             }
             CtsTable::Dense { .. } => ix.cts_dense(i),
         };
@@ -598,14 +599,13 @@ impl IndexBuilder {
 
     pub(crate) fn finish(self) -> SampleIndex {
         let len = self.len();
-        let sizes = match self.sizes_constant {
-            Some((s, _)) => Sizes::Constant(s),
-            None => {
-                let mut v = self.sizes_each;
-                v.truncate(len as usize);
-                v.shrink_to_fit();
-                Sizes::Each(v)
-            }
+        let sizes = if let Some((s, _)) = self.sizes_constant {
+            Sizes::Constant(s)
+        } else {
+            let mut v = self.sizes_each;
+            v.truncate(len as usize);
+            v.shrink_to_fit();
+            Sizes::Each(v)
         };
         let mut chunks = self.chunks;
         chunks.truncate(chunks.partition_point(|c| c.first_sample < len));
@@ -647,7 +647,7 @@ impl IndexBuilder {
                 off = c.offset;
             }
             if i == 0 {
-                off = index.chunks.first().map(|c| c.offset).unwrap_or(0);
+                off = index.chunks.first().map_or(0, |c| c.offset);
             }
             if i & ((1 << CHECKPOINT_SHIFT) - 1) == 0 {
                 cps.push(off);
@@ -688,11 +688,7 @@ fn compact_cts(mut runs: Vec<CtsRun>, len: u32) -> CtsTable {
     });
     let expand = |out: &mut dyn FnMut(i64)| {
         for (k, r) in runs.iter().enumerate() {
-            let end = runs
-                .get(k + 1)
-                .map(|n| n.first_sample)
-                .unwrap_or(len)
-                .min(len);
+            let end = runs.get(k + 1).map_or(len, |n| n.first_sample).min(len);
             for _ in r.first_sample..end {
                 out(i64::from(r.offset) / qi);
             }

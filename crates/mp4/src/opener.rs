@@ -504,7 +504,7 @@ impl MovieOpener {
             .collect();
         let duration_us = tracks
             .iter()
-            .map(|t| t.duration_us())
+            .map(super::movie::Track::duration_us)
             .max()
             .unwrap_or(0)
             .max(0);

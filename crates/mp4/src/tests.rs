@@ -382,7 +382,7 @@ fn exercise(data: &[u8]) {
         for t in &m.tracks {
             let n = t.samples.len();
             let mut count = 0;
-            for s in t.samples.index().unwrap().iter() {
+            for s in t.samples.index().unwrap() {
                 let _ = t.to_us(t.presentation_time(&s));
                 count += 1;
             }
@@ -412,7 +412,7 @@ fn exercise(data: &[u8]) {
 
 fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
     let mut v = base.to_vec();
-    for _ in 0..1 + rng.below(4) {
+    for _ in 0..=rng.below(4) {
         if v.is_empty() {
             break;
         }
@@ -545,7 +545,7 @@ mod ffmpeg {
         let bytes = std::fs::read(path).unwrap();
         let mut at = 0usize;
         while at + 8 <= bytes.len() {
-            let size32 = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as u64;
+            let size32 = u64::from(u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()));
             let size = match size32 {
                 1 => u64::from_be_bytes(bytes[at + 8..at + 16].try_into().unwrap()),
                 0 => (bytes.len() - at) as u64,
@@ -567,12 +567,12 @@ mod ffmpeg {
         let nv = probe_count(path, "v");
         let na = probe_count(path, "a");
         assert_eq!(
-            m.video().map(|t| t.samples.len()).unwrap_or(0),
+            m.video().map_or(0, |t| t.samples.len()),
             nv,
             "{path:?} video"
         );
         assert_eq!(
-            m.audio().map(|t| t.samples.len()).unwrap_or(0),
+            m.audio().map_or(0, |t| t.samples.len()),
             na,
             "{path:?} audio"
         );
@@ -601,7 +601,7 @@ mod ffmpeg {
             if !m.fragmented {
                 assert!(min_pts.abs() <= frame, "{path:?}: edit shift not applied");
             }
-            for s in t.samples.index().unwrap().iter() {
+            for s in t.samples.index().unwrap() {
                 let end = s.offset as usize + s.size as usize;
                 assert!(end <= bytes.len());
                 if matches!(t.codec, Codec::H264 { .. }) {

@@ -106,7 +106,7 @@ impl Options {
                     o.viewers = value()?
                         .split(',')
                         .map(|n| n.trim().parse().context("--viewers: a list of numbers"))
-                        .collect::<Result<_>>()?
+                        .collect::<Result<_>>()?;
                 }
                 "--window" => o.window = Duration::from_secs(value()?.parse()?),
                 "--settle" => o.settle = Duration::from_secs(value()?.parse()?),
@@ -394,7 +394,7 @@ async fn run_viewer(
             .params()
             .iter()
             .filter(|p| p.spec().codec == codec)
-            .map(|p| p.pt())
+            .map(str0m::format::PayloadParams::pt)
             .collect()
     };
     let (video_pts, audio_pts) = (pts_of(Codec::H264), pts_of(Codec::Opus));
@@ -447,7 +447,7 @@ async fn run_viewer(
                     },
                 )
             }
-            _ = tokio::time::sleep_until(timeout.into()) => Input::Timeout(Instant::now()),
+            () = tokio::time::sleep_until(timeout.into()) => Input::Timeout(Instant::now()),
             _ = stop.changed() => break,
         };
         rtc.handle_input(input)?;
@@ -628,8 +628,7 @@ async fn run(
             let byte_share = (video / wanted_video_bytes).min(1.0);
             if packet_share.min(byte_share) < MIN_SHARE {
                 eprintln!(
-                    "  viewer {i} starved: {got} of {sent} packets, {:.0} of {:.0} video bytes",
-                    video, wanted_video_bytes
+                    "  viewer {i} starved: {got} of {sent} packets, {video:.0} of {wanted_video_bytes:.0} video bytes"
                 );
             }
             shares.push(packet_share.min(byte_share));
@@ -750,7 +749,7 @@ fn print_table(points: &[Point], options: &Options) {
     for (i, p) in points.iter().enumerate() {
         let n = p.viewers as f64;
         let (per_cpu, per_core, per_rss, per_anon) = if p.viewers == 0 {
-            ("".into(), "".into(), "".into(), "".into())
+            (String::new(), String::new(), String::new(), String::new())
         } else {
             let (cpu, anon_kb) = per_viewer(p, idle);
             (

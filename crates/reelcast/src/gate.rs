@@ -14,8 +14,10 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
     #[error("too many at once on this server")]
+    /// The server's cap on connections in total.
     Total,
     #[error("too many at once from your address")]
+    /// The cap on connections from one client address.
     PerClient,
 }
 
@@ -34,6 +36,7 @@ struct Counts {
 }
 
 impl Gate {
+    /// A gate admitting `max_total` connections in all, `max_per_client` from one address.
     pub fn new(max_total: usize, max_per_client: usize) -> Arc<Gate> {
         Arc::new(Gate {
             max_total,
@@ -44,7 +47,9 @@ impl Gate {
 
     fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
         // The counts stay consistent under a panic elsewhere: every change is one step.
-        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A slot for one more from `client`, or why not.
@@ -75,11 +80,8 @@ impl Gate {
 /// An IPv4 client seen through an IPv6 socket (`::ffff:a.b.c.d`) counts as itself.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 @ IpAddr::V4(_) => v4,
     }
 }
 

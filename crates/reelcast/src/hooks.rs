@@ -46,7 +46,9 @@ impl std::fmt::Display for Refused {
 /// The hook methods reelcast calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hook {
+    /// `/connect`: a WCS session opens (or a WHEP request arrives).
     Connect,
+    /// `/playStream`: before each play.
     PlayStream,
 }
 

@@ -42,7 +42,9 @@ use crate::gate::{Gate, Permit, Refused};
 /// The time-outs every connection of a port gets.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
+    /// How long a client may take to send a request's headers.
     pub header_read_timeout: Duration,
+    /// How long a body may pause, or a client take no bytes, before the connection closes.
     pub idle_timeout: Duration,
 }
 
@@ -116,6 +118,7 @@ pub struct Watched<I> {
 }
 
 impl<I> Watched<I> {
+    /// Wraps `io`, holding the connection's `permit`; writes stalled for `stall` fail.
     pub fn new(io: I, permit: Permit, stall: Duration) -> Self {
         Watched {
             io,
@@ -147,7 +150,7 @@ impl<I> Watched<I> {
     ) -> Poll<io::Result<T>> {
         match result {
             Poll::Pending => self.stalled(cx),
-            done => {
+            done @ Poll::Ready(_) => {
                 self.write_wait = None;
                 done
             }

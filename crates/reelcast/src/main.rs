@@ -120,9 +120,10 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    match &loaded.config_file {
-        Some(path) => tracing::info!("settings from {}", path.display()),
-        None => tracing::info!("no properties file; settings from defaults, environment and flags"),
+    if let Some(path) = &loaded.config_file {
+        tracing::info!("settings from {}", path.display());
+    } else {
+        tracing::info!("no properties file; settings from defaults, environment and flags");
     }
     for line in loaded.summary().lines() {
         tracing::debug!("{line}");

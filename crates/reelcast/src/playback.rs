@@ -28,6 +28,7 @@ pub struct Playback {
     /// Which play this is, unique whatever ids the client reuses; its statuses come
     /// tagged with it, and the registry stops it by it.
     pub key: PlayKey,
+    /// Our SDP answer to the viewer's offer.
     pub answer_sdp: String,
     pub info: MediaInfo,
 }

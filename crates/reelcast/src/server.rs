@@ -48,8 +48,11 @@ const INDEX_HTML: &str = include_str!("../../../web/index.html");
 /// Ports actually bound (differs from the settings when a port is 0).
 #[derive(Debug, Clone, Copy)]
 pub struct BoundPorts {
+    /// The HTTP port (REST, WHEP, the demo page).
     pub http: SocketAddr,
+    /// The WebSocket port (WCS signalling).
     pub ws: SocketAddr,
+    /// The UDP media port.
     pub media: SocketAddr,
     /// `https.port`, when a certificate is configured.
     pub https: Option<SocketAddr>,
@@ -119,7 +122,7 @@ pub async fn start(
         .iter()
         .map(|ip| SocketAddr::new(*ip, media.port()))
         .collect();
-    let listed: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
+    let listed: Vec<String> = ips.iter().map(std::string::ToString::to_string).collect();
     if settings.ip.is_empty() && bind_ip.is_unspecified() {
         info!(
             "ip is not set: announcing every address of this host in ICE candidates: {} \
@@ -162,8 +165,8 @@ pub async fn start(
         http: http.local_addr()?,
         ws: ws.local_addr()?,
         media,
-        https: https.as_ref().map(|l| l.local_addr()),
-        wss: wss.as_ref().map(|l| l.local_addr()),
+        https: https.as_ref().map(super::tls::TlsListener::local_addr),
+        wss: wss.as_ref().map(super::tls::TlsListener::local_addr),
     };
 
     let index_budget = MemoryBudget::new(settings.vod_index_memory_mb.saturating_mul(1 << 20));

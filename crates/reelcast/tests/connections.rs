@@ -48,7 +48,7 @@ async fn read_until_closed(stream: &mut TcpStream, deadline: Duration) -> Option
     loop {
         match tokio::time::timeout_at(until, stream.read(&mut buf)).await {
             Err(_) => return None,
-            Ok(Ok(0)) | Ok(Err(_)) => return Some(got),
+            Ok(Ok(0) | Err(_)) => return Some(got),
             Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
         }
     }
@@ -56,13 +56,13 @@ async fn read_until_closed(stream: &mut TcpStream, deadline: Duration) -> Option
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_connections_are_closed_after_the_header_read_timeout() {
+    const CONNECTIONS: usize = 1000;
     let ports = start(|s| {
         s.http_header_read_timeout = Duration::from_millis(1000);
         // Every connection here is admitted: what closes them must be the time-out.
         s.http_max_connections_per_client = 5000;
     })
     .await;
-    const CONNECTIONS: usize = 1000;
     let mut clients = Vec::with_capacity(CONNECTIONS);
     for i in 0..CONNECTIONS {
         // Half on the HTTP port, half on the WebSocket port; half of each send half a
@@ -207,8 +207,8 @@ async fn next_message(ws: &mut Ws) -> Option<serde_json::Value> {
             Ok(Some(Ok(Message::Text(text)))) => {
                 return Some(serde_json::from_str(&text).expect("WCS messages are JSON"))
             }
-            Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => return None,
-            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) | Err(_) => return None,
+            Ok(Some(Ok(_))) => {}
         }
     }
 }
@@ -222,7 +222,7 @@ async fn close_of(ws: &mut Ws) -> Option<(CloseCode, String)> {
             Ok(Some(Ok(Message::Close(frame)))) => {
                 return frame.map(|f| (f.code, f.reason.to_string()))
             }
-            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Ok(_))) => {}
             _ => return None,
         }
     }

@@ -333,7 +333,7 @@ async fn whep_viewer_gets_keyframe_first_then_frames_in_order_at_file_timestamps
             assert!(
                 sps < idr && pps < idr,
                 "SPS/PPS not before the IDR: {types:?}"
-            )
+            );
         }
         _ => panic!("first video frame lacks SPS/PPS/IDR: NALs {types:?}"),
     }

@@ -11,12 +11,12 @@ use str0m::media::{Direction, MediaKind};
 use str0m::{Candidate, Rtc};
 
 /// A TCP port free on loopback now (the server binds it a moment later).
-pub fn free_tcp_port() -> Result<u16> {
+pub(crate) fn free_tcp_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// A receive-only client in RTP mode, with its socket and offer.
-pub fn new_client() -> Result<(Rtc, StdUdpSocket, String, SdpPendingOffer)> {
+pub(crate) fn new_client() -> Result<(Rtc, StdUdpSocket, String, SdpPendingOffer)> {
     let mut rtc = Rtc::builder()
         .set_rtp_mode(true)
         .clear_codecs()

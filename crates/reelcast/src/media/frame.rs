@@ -5,7 +5,9 @@ use std::sync::Arc;
 /// Audio or video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MediaKind {
+    /// Opus packets.
     Audio,
+    /// H.264 pictures.
     Video,
 }
 
@@ -17,6 +19,7 @@ pub enum MediaKind {
 /// never copied per viewer (the WebRTC hub cuts it into RTP payloads once per stream).
 #[derive(Debug, Clone)]
 pub struct Frame {
+    /// Audio or video.
     pub kind: MediaKind,
     /// When the frame is due to leave, and the order frames are read in: a picture's
     /// decode time; an audio packet's presentation time less
@@ -26,5 +29,6 @@ pub struct Frame {
     pub pts_us: i64,
     /// True for a picture a decoder can start from (IDR); always true for audio.
     pub keyframe: bool,
+    /// The encoded bytes, shared by every sink.
     pub data: Arc<[u8]>,
 }

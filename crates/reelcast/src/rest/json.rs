@@ -15,11 +15,14 @@ use serde_json::json;
 /// A REST failure: the status code and the plain reason a user reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestError {
+    /// The HTTP status of the answer.
     pub status: StatusCode,
+    /// The plain reason, in the answer's body.
     pub reason: String,
 }
 
 impl RestError {
+    /// An error answered with `status` and `reason`.
     pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
         RestError {
             status,
@@ -27,10 +30,12 @@ impl RestError {
         }
     }
 
+    /// `400 Bad Request` with the reason.
     pub fn bad_request(reason: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, reason)
     }
 
+    /// `404 Not Found` with the reason.
     pub fn not_found(reason: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, reason)
     }

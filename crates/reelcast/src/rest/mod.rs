@@ -143,8 +143,7 @@ pub(crate) async fn stop_all(registry: &Registry, targets: &[Running]) {
 /// Milliseconds since the Unix epoch (`createDate`); 0 for a clock before 1970.
 pub(crate) fn epoch_ms(at: SystemTime) -> u64 {
     at.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]
@@ -162,9 +161,9 @@ mod tests {
             .filter_map(|p| p.strip_prefix("/rest-api"))
             .filter(|p| *p != "/openapi.json")
             .collect();
-        documented.sort();
+        documented.sort_unstable();
         let mut routed = METHODS.to_vec();
-        routed.sort();
+        routed.sort_unstable();
         assert_eq!(documented, routed);
         for m in METHODS {
             let op = &paths[&format!("/rest-api{m}")]["post"];

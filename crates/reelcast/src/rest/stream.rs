@@ -23,15 +23,23 @@ use crate::stream::MediaInfo;
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamObject {
+    /// `mediaSessionId`: a translation's or a viewer's id.
     pub media_session_id: String,
+    /// The stream's name (`localStreamName`, or what the viewer played).
     pub name: String,
+    /// True for a translation (WCS: a published stream), false for a viewer.
     pub published: bool,
+    /// The media has video.
     pub has_video: bool,
+    /// The media has audio.
     pub has_audio: bool,
     /// `PUBLISHING` (translation) or `PLAYING` (viewer).
     pub status: &'static str,
+    /// Always false: reelcast does not record.
     pub record: bool,
+    /// Picture width in pixels (0 without video).
     pub width: u32,
+    /// Picture height in pixels (0 without video).
     pub height: u32,
     /// What viewers receive: `opus`, or null without audio.
     pub audio_codec: Option<&'static str>,
@@ -41,6 +49,7 @@ pub struct StreamObject {
     pub create_date: u64,
     /// `publish` or `play`.
     pub media_type: &'static str,
+    /// Always `WebRTC`.
     pub media_provider: &'static str,
     /// The canonical `vod://` / `vod-live://` name of the file.
     pub uri: String,
@@ -115,28 +124,39 @@ impl StreamObject {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct StreamFilter {
     #[serde(default)]
+    /// Match this `mediaSessionId`.
     pub media_session_id: Option<String>,
     #[serde(default)]
+    /// Match this name.
     pub name: Option<String>,
     #[serde(default)]
+    /// Match translations (true) or viewers (false).
     pub published: Option<bool>,
     #[serde(default)]
+    /// Match this status (`PUBLISHING`, `PLAYING`).
     pub status: Option<String>,
     #[serde(default)]
+    /// Match this media type (`publish`, `play`).
     pub media_type: Option<String>,
     #[serde(default)]
+    /// Match streams with (or without) video.
     pub has_video: Option<bool>,
     #[serde(default)]
+    /// Match streams with (or without) audio.
     pub has_audio: Option<bool>,
     #[serde(default)]
+    /// Match the record flag (always false here).
     pub record: Option<bool>,
     #[serde(default)]
+    /// Match this canonical file name.
     pub uri: Option<String>,
     #[serde(default)]
+    /// Match this signalling protocol (`wcs`, `whep`).
     pub protocol: Option<String>,
 }
 
 impl StreamFilter {
+    /// True when every field given equals the stream's own.
     pub fn matches(&self, s: &StreamObject) -> bool {
         fn eq<T: PartialEq + ?Sized>(want: Option<&T>, have: &T) -> bool {
             want.is_none_or(|w| w == have)
@@ -164,8 +184,10 @@ impl StreamFilter {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TerminateRequest {
     #[serde(default)]
+    /// The stream's `mediaSessionId`.
     pub media_session_id: Option<String>,
     #[serde(default)]
+    /// The stream's name.
     pub name: Option<String>,
 }
 
@@ -207,6 +229,7 @@ fn found(list: Vec<StreamObject>, what: &str) -> Result<Json<Vec<StreamObject>>,
     }
 }
 
+/// `/stream/find`: the streams that match the filter; 404 when none does.
 pub async fn find(
     State(ctx): State<Arc<ServerContext>>,
     RestJson(filter): RestJson<StreamFilter>,

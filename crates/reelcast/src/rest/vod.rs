@@ -28,14 +28,20 @@ use crate::stream::StreamError;
 pub struct VodObject {
     /// A translation's id, or a personal VOD's media session id.
     pub local_media_session_id: String,
+    /// `localStreamName`: what viewers play.
     pub local_stream_name: String,
+    /// The canonical `vod://` or `vod-live://` name of the file.
     pub uri: String,
     /// Always `PROCESSED_LOCAL` (WCS: the file is served by this server).
     pub status: &'static str,
+    /// The file has audio.
     pub has_audio: bool,
+    /// The file has video.
     pub has_video: bool,
+    /// Always false: reelcast does not record.
     pub record: bool,
     #[serde(rename = "loop")]
+    /// `loop`: a translation starts again at end of file.
     pub looped: bool,
 }
 
@@ -86,8 +92,10 @@ pub struct StartupRequest {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct VodSelector {
     #[serde(default)]
+    /// Match this `localStreamName`.
     pub local_stream_name: Option<String>,
     #[serde(default)]
+    /// Match this file name (`vod-live://FILE`).
     pub uri: Option<String>,
 }
 
@@ -143,9 +151,7 @@ impl VodSelector {
 
 /// `vod://a%20b.mp4` and `vod://a b.mp4` name the same file: compare canonical forms.
 fn canonical_uri(uri: &str) -> String {
-    StreamUri::parse(uri.trim())
-        .map(|u| u.uri_string())
-        .unwrap_or_else(|_| uri.trim().to_string())
+    StreamUri::parse(uri.trim()).map_or_else(|_| uri.trim().to_string(), |u| u.uri_string())
 }
 
 /// Every VOD, translations first, each with what stops it.
@@ -172,6 +178,7 @@ fn found(list: Vec<VodObject>, what: &str) -> Result<Json<Vec<VodObject>>, RestE
     }
 }
 
+/// `/vod/startup`: starts a live translation of a file under a `localStreamName`.
 pub async fn startup(
     State(ctx): State<Arc<ServerContext>>,
     RestJson(req): RestJson<StartupRequest>,
@@ -205,6 +212,7 @@ fn start_failure(e: StreamError) -> RestError {
     RestError::new(status, e.to_string())
 }
 
+/// `/vod/find`: the VODs that match; 404 when none does.
 pub async fn find(
     State(ctx): State<Arc<ServerContext>>,
     RestJson(sel): RestJson<VodSelector>,
@@ -338,7 +346,7 @@ mod tests {
     fn vod_object_has_the_wcs_fields() {
         let v = serde_json::to_value(vod("test", "vod-live://a.mp4")).unwrap();
         let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        keys.sort();
+        keys.sort_unstable();
         assert_eq!(
             keys,
             [

@@ -70,7 +70,7 @@ pub async fn serve_session(
     _slot: crate::gate::Permit,
 ) {
     let span = tracing::info_span!("wcs", peer = %peer);
-    Session::new(ctx).run(socket).instrument(span).await
+    Session::new(ctx).run(socket).instrument(span).await;
 }
 
 /// Refuses a session over `ws.max_sessions` / `ws.max_sessions_per_client`: a close frame

@@ -29,6 +29,7 @@ use crate::stream::StreamError;
 /// Where a WHEP session's resource lives.
 pub const RESOURCE_PREFIX: &str = "/whep/resource/";
 
+/// `POST /whep/{name}`: plays the named stream to the offer's sender; `201` with the answer.
 pub async fn create(
     State(ctx): State<Arc<ServerContext>>,
     Path(name): Path<String>,
@@ -120,6 +121,7 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
 }
 
+/// `DELETE` of a WHEP resource: ends that playback.
 pub async fn delete(State(ctx): State<Arc<ServerContext>>, Path(id): Path<String>) -> Response {
     // The registry lists the session until its stream has ended.
     if ctx

@@ -385,12 +385,12 @@ mod tests {
 
         let mut want: Vec<String> = ["a.mp4", "b.MP4", "c.mov", "d.m4v", "e.M4A", "in-link.mp4"]
             .iter()
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .collect();
         // media_dir is depth 0; d1..d8 are looked into, d9 is not.
         let mut rel = String::new();
         for level in 1..=8 {
-            rel.push_str(&format!("d{level}/"));
+            rel = format!("{rel}d{level}/");
             want.push(format!("{rel}f.mp4"));
         }
         want.sort();

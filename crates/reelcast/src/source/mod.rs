@@ -44,7 +44,7 @@ impl<T: ByteSource + ?Sized> ByteSource for Box<T> {
         (**self).read_at(offset, len)
     }
     fn begin_playback(&self, bytes_per_second: u64) {
-        (**self).begin_playback(bytes_per_second)
+        (**self).begin_playback(bytes_per_second);
     }
 }
 
@@ -62,7 +62,10 @@ pub enum SourceError {
     Restricted(String),
     /// A scheme reelcast does not serve (`rtmp://x`, `foo`): WCS's words for it.
     #[error("Failed to get agent storage")]
-    UnknownScheme { name: String },
+    UnknownScheme {
+        /// The name as given.
+        name: String,
+    },
     /// A name that is malformed in some other way; the text says how.
     #[error("Bad stream name: {0}")]
     BadName(String),

@@ -64,8 +64,11 @@ pub enum Location {
     /// An S3 object. `endpoint` is `Some("https://host[:port]")` for non-AWS stores
     /// (path-style addressing), `None` for AWS with the region from the settings.
     S3 {
+        /// `Some("https://host[:port]")` for a store named in the stream name.
         endpoint: Option<String>,
+        /// The bucket name.
         bucket: String,
+        /// The decoded object key.
         key: String,
     },
 }
@@ -73,7 +76,9 @@ pub enum Location {
 /// A parsed stream name: `vod-live://dir/a%20b.mp4`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StreamUri {
+    /// Personal VOD or live translation.
     pub mode: PlayMode,
+    /// Where the bytes are.
     pub location: Location,
 }
 
@@ -188,7 +193,7 @@ fn parse_s3(rest: &str) -> Result<Location, SourceError> {
 fn decode(encoded: &str) -> Result<String, SourceError> {
     percent_decode_str(encoded)
         .decode_utf8()
-        .map(|s| s.into_owned())
+        .map(std::borrow::Cow::into_owned)
         .map_err(|_| SourceError::BadName("not valid UTF-8 after percent-decoding".to_string()))
 }
 
@@ -271,7 +276,7 @@ mod tests {
         let uri = StreamUri::parse(name).expect(name);
         match uri.location {
             Location::Local(p) => (uri.mode, p.as_str().to_string()),
-            other => panic!("{name} parsed as {other:?}"),
+            other @ Location::S3 { .. } => panic!("{name} parsed as {other:?}"),
         }
     }
 
@@ -283,7 +288,7 @@ mod tests {
                 bucket,
                 key,
             } => (uri.mode, endpoint, bucket, key),
-            other => panic!("{name} parsed as {other:?}"),
+            other @ Location::Local(_) => panic!("{name} parsed as {other:?}"),
         }
     }
 

@@ -28,6 +28,7 @@ pub const MAX_HOLD: Duration = Duration::from_millis(30);
 pub enum Release {
     /// Nothing: the frame is held for a partner.
     Held,
+    /// One frame, alone.
     One(Frame),
     /// Two audio frames, in this order.
     Pair(Frame, Frame),
@@ -57,12 +58,11 @@ impl AudioPairs {
         if frame.kind != MediaKind::Audio {
             return Release::One(frame);
         }
-        match self.held.take() {
-            Some((first, _)) => Release::Pair(first, frame),
-            None => {
-                self.held = Some((frame, now + MAX_HOLD));
-                Release::Held
-            }
+        if let Some((first, _)) = self.held.take() {
+            Release::Pair(first, frame)
+        } else {
+            self.held = Some((frame, now + MAX_HOLD));
+            Release::Held
         }
     }
 

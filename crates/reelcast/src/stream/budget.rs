@@ -37,6 +37,7 @@ impl MemoryBudget {
         Self::new(u64::MAX)
     }
 
+    /// The budget in bytes.
     pub fn limit(&self) -> u64 {
         self.limit
     }
@@ -91,6 +92,7 @@ impl Reservation {
         Ok(())
     }
 
+    /// Bytes this reservation holds.
     pub fn held(&self) -> u64 {
         self.held
     }
@@ -105,6 +107,7 @@ impl Drop for Reservation {
 /// The budget has no room for what an open needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BudgetExceeded {
+    /// The budget in bytes.
     pub limit: u64,
 }
 

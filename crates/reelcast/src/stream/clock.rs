@@ -17,6 +17,7 @@ pub(super) async fn sleep_until(at: Option<Instant>) {
 }
 
 #[derive(Debug, Clone, Copy)]
+/// When each frame is due: stream time on the wall clock from one epoch.
 pub struct PacingClock {
     epoch: Instant,
 }
@@ -27,6 +28,7 @@ impl PacingClock {
         PacingClock { epoch }
     }
 
+    /// The wall-clock time of stream time 0.
     pub fn epoch(&self) -> Instant {
         self.epoch
     }

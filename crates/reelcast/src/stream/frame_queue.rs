@@ -171,7 +171,7 @@ mod tests {
     /// threads stay bounded: tokio's default pool grew one thread per stream.
     #[test]
     fn the_server_runtime_reads_many_slow_streams_on_bounded_threads() {
-        let threads = || std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
+        let threads = || std::fs::read_dir("/proc/self/task").map_or(0, std::iter::Iterator::count);
         let before = threads();
         let runtime = crate::server::runtime().unwrap();
         let most = runtime.block_on(async {
@@ -185,7 +185,7 @@ mod tests {
             most
         });
         runtime.shutdown_timeout(Duration::from_secs(5));
-        let workers = std::thread::available_parallelism().map_or(4, |n| n.get());
+        let workers = std::thread::available_parallelism().map_or(4, std::num::NonZero::get);
         // Other tests of this process may run threads meanwhile: a margin of 16.
         let grown = most.saturating_sub(before);
         assert!(

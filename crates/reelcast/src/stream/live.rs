@@ -41,8 +41,11 @@ pub struct TranslationHandle {
     pub name: String,
     /// The canonical `vod-live://` name of the file.
     pub uri: String,
+    /// The translation starts again at end of file.
     pub looped: bool,
+    /// What viewers are told about the media.
     pub info: MediaInfo,
+    /// When it started.
     pub created: SystemTime,
     /// The WebRTC feed its viewers are added to.
     pub feed: FeedId,
@@ -104,6 +107,7 @@ pub enum StartError {
     #[error("Not a live translation: {0} (expected vod-live://FILE)")]
     NotLive(String),
     #[error(transparent)]
+    /// The file could not be opened or played.
     Stream(#[from] StreamError),
 }
 
@@ -111,7 +115,9 @@ pub enum StartError {
 pub struct TranslationSpec {
     /// `localStreamName`.
     pub name: String,
+    /// The file.
     pub uri: StreamUri,
+    /// Start again at end of file.
     pub looped: bool,
 }
 
@@ -261,7 +267,7 @@ impl Translation {
                 _ = sleep_until(wake_at), if wake_at.is_some() => {
                     pacer.wake(Instant::now(), &mut self.sinks);
                 }
-                _ = sleep_until(idle_deadline), if idle_deadline.is_some() => {
+                () = sleep_until(idle_deadline), if idle_deadline.is_some() => {
                     info!("no viewer for {:?}: stopping", self.idle_timeout);
                     break StopReason::NoViewers.into();
                 }

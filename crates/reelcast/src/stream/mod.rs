@@ -50,24 +50,31 @@ impl Stopper {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StreamError {
     #[error("File not found")]
+    /// No such file or object.
     NotFound,
     #[error("File has wrong format: {0}")]
+    /// Not an MP4 we can play; the text says why.
     WrongFormat(String),
     #[error("Failed to read file: {0}")]
+    /// Reading failed before playback; the text says why.
     ReadFailed(String),
     #[error("Got exception while streaming file: {0}")]
+    /// Reading or decoding broke off while playing.
     Streaming(String),
     #[error("Failed to get agent storage")]
+    /// A scheme reelcast does not serve.
     UnknownStorage,
     /// A plain name (no scheme) that no running stream has.
     #[error("Stream not found")]
     StreamNotFound,
     #[error("Restricted access: {0}")]
+    /// The name reaches what it may not (outside `media_dir`, a store not allowed).
     Restricted(String),
     /// Our own failure; its details are in the log only (see [`StreamError::internal`]).
     #[error("Failed by error")]
     Internal,
     #[error("{0}")]
+    /// Any other reason, in its own words.
     Other(String),
 }
 

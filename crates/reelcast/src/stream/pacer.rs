@@ -33,6 +33,7 @@ pub struct Pacer {
 }
 
 impl Pacer {
+    /// A pacer sending frames when `clock` says they are due.
     pub fn new(clock: PacingClock) -> Self {
         Pacer {
             clock,

@@ -24,6 +24,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct PersonalVod {
     /// Where its viewer is (taken off at the end).
     pub hub: RtcHub,
+    /// The one viewer.
     pub viewer: ViewerId,
     pub viewer_events: UnboundedReceiver<(ViewerId, ViewerEvent)>,
     /// Where the frames go (the viewer's WebRTC feed).

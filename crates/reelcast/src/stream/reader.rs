@@ -32,13 +32,21 @@ pub const B_FRAMES_REFUSED: &str = "H.264 with B-frames cannot be played over We
 /// What a viewer and the REST API are told about a stream's media.
 #[derive(Debug, Clone, Default)]
 pub struct MediaInfo {
+    /// The file has a video track we play.
     pub has_video: bool,
+    /// The file has an audio track we play.
     pub has_audio: bool,
+    /// Picture width in pixels (0 without video).
     pub width: u32,
+    /// Picture height in pixels (0 without video).
     pub height: u32,
+    /// `profile_idc` of the H.264 video.
     pub h264_profile_idc: Option<u8>,
+    /// What viewers receive: `H264`.
     pub video_codec: Option<String>,
+    /// What viewers receive: `opus`.
     pub audio_codec: Option<String>,
+    /// Length of the longest track, in microseconds.
     pub duration_us: i64,
     /// The video has pictures out of presentation order (B-frames).
     pub reordered_video: bool,
@@ -237,6 +245,7 @@ impl<S: ByteSource> MediaReader<S> {
         })
     }
 
+    /// What viewers and the REST API are told about the media.
     pub fn info(&self) -> &MediaInfo {
         &self.info
     }

@@ -39,12 +39,16 @@ pub enum PlayKind {
     /// `vod://file`: this viewer's own stream.
     Personal,
     /// A viewer of the live translation named here.
-    Live { translation: String },
+    Live {
+        /// The translation's `localStreamName`.
+        translation: String,
+    },
 }
 
 /// One viewer's playback.
 #[derive(Clone)]
 pub struct PlayRecord {
+    /// Which play this is.
     pub key: PlayKey,
     /// The WCS media session id (SDK), or the WHEP resource id.
     pub media_session_id: String,
@@ -52,11 +56,15 @@ pub struct PlayRecord {
     pub name: String,
     /// The canonical `vod://` or `vod-live://` name of what plays.
     pub uri: String,
+    /// Personal or a translation's viewer.
     pub kind: PlayKind,
+    /// What the viewer is told about the media.
     pub info: MediaInfo,
+    /// When it started.
     pub created: SystemTime,
     /// `"wcs"` or `"whep"`: which signalling started it.
     pub protocol: &'static str,
+    /// Ends this playback.
     pub stopper: Stopper,
 }
 
@@ -188,7 +196,9 @@ impl Registry {
 
     fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
         // A panic while holding this lock leaves plain maps behind: still usable.
-        self.maps.lock().unwrap_or_else(|e| e.into_inner())
+        self.maps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Every play, oldest first.

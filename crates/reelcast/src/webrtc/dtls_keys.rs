@@ -119,7 +119,7 @@ struct CapturingInstance {
 
 impl DtlsInstance for CapturingInstance {
     fn set_active(&mut self, active: bool) {
-        self.inner.set_active(active)
+        self.inner.set_active(active);
     }
 
     fn handle_packet(&mut self, packet: &[u8]) -> Result<(), DtlsImplError> {

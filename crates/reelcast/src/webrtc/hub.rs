@@ -90,8 +90,7 @@ impl RtcHub {
     pub fn start(socket: UdpSocket, mut candidates: Vec<SocketAddr>) -> Self {
         let local_addr = socket
             .local_addr()
-            .map(udp::canonical)
-            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+            .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), udp::canonical);
         // Never empty from here on: `candidate_for` relies on a first candidate.
         if candidates.is_empty() {
             candidates.push(local_addr);
@@ -101,6 +100,7 @@ impl RtcHub {
         RtcHub { tx, local_addr }
     }
 
+    /// The address the media socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
@@ -273,7 +273,10 @@ async fn run(socket: UdpSocket, candidates: Vec<SocketAddr>, mut rx: UnboundedRe
     }
     let socket = Arc::new(socket);
     let mut out = Outbox::new(socket.clone());
-    let announced: Vec<String> = candidates.iter().map(|c| c.to_string()).collect();
+    let announced: Vec<String> = candidates
+        .iter()
+        .map(std::string::ToString::to_string)
+        .collect();
     let mut state = HubState {
         candidates,
         feeds: HashMap::new(),
@@ -304,7 +307,7 @@ async fn run(socket: UdpSocket, candidates: Vec<SocketAddr>, mut rx: UnboundedRe
                 // ICMP "port unreachable" from a closed browser surfaces here on Linux.
                 Err(e) => debug!("udp receive: {e}"),
             },
-            _ = tokio::time::sleep_until(wake.into()) => state.on_timeout(&mut out),
+            () = tokio::time::sleep_until(wake.into()) => state.on_timeout(&mut out),
         }
         out.flush();
         state.reap();

@@ -14,12 +14,14 @@ pub struct FeedId(pub u64);
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl ViewerId {
+    /// An id never given before.
     pub fn next() -> Self {
         ViewerId(NEXT_ID.fetch_add(1, Ordering::Relaxed))
     }
 }
 
 impl FeedId {
+    /// An id never given before.
     pub fn next() -> Self {
         FeedId(NEXT_ID.fetch_add(1, Ordering::Relaxed))
     }

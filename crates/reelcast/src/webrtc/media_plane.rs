@@ -70,7 +70,13 @@ pub(super) struct RtxTrack {
 }
 
 impl OutTrack {
-    pub fn new(ssrc: u32, pt: u8, clock_hz: u32, first_seq: u16, rtx: Option<RtxTrack>) -> Self {
+    pub(super) fn new(
+        ssrc: u32,
+        pt: u8,
+        clock_hz: u32,
+        first_seq: u16,
+        rtx: Option<RtxTrack>,
+    ) -> Self {
         OutTrack {
             ssrc,
             pt,
@@ -122,7 +128,7 @@ pub(super) struct MediaPlane {
 }
 
 impl MediaPlane {
-    pub fn new(
+    pub(super) fn new(
         path: Path,
         keys: &SrtpKeys,
         provider: &'static CryptoProvider,
@@ -150,13 +156,13 @@ impl MediaPlane {
     }
 
     /// When [`Self::on_timeout`] wants to run next.
-    pub fn next_timeout(&self) -> Instant {
+    pub(super) fn next_timeout(&self) -> Instant {
         self.next_report.min(self.last_consent + CONSENT_TIMEOUT)
     }
 
     /// Sends one frame's packets stamped with stream time `stream_us`. Video packets are
     /// remembered for a second to answer NACKs.
-    pub fn send_frame(
+    pub(super) fn send_frame(
         &mut self,
         frame: &Arc<RtpFrame>,
         stream_us: u64,
@@ -215,19 +221,19 @@ impl MediaPlane {
     }
 
     /// The pair media goes on.
-    pub fn path(&self) -> Path {
+    pub(super) fn path(&self) -> Path {
         self.path
     }
 
     /// Moves the media to a pair the browser nominated in a check the handshake engine
     /// verified.
-    pub fn follow(&mut self, nominated: Path) {
+    pub(super) fn follow(&mut self, nominated: Path) {
         self.path = nominated;
     }
 
     /// Handles a datagram from the browser once connected (`from`: its address and ours it
     /// reached): consent checks, RTCP, DTLS alerts.
-    pub fn on_datagram(
+    pub(super) fn on_datagram(
         &mut self,
         data: &[u8],
         from: Path,
@@ -251,7 +257,7 @@ impl MediaPlane {
 
     /// True for an SRTCP packet (RTP and RTCP share the port, RFC 5761: RTCP packet types
     /// 192–223 sit where RTP's marker bit and payload type would be).
-    pub fn is_rtcp_datagram(data: &[u8]) -> bool {
+    pub(super) fn is_rtcp_datagram(data: &[u8]) -> bool {
         matches!(data.first(), Some(128..=191)) && is_rtcp(data)
     }
 
@@ -305,7 +311,7 @@ impl MediaPlane {
                         self.resend(seq, out);
                     }
                 }
-                Ok(Rtcp::Pli(_)) | Ok(Rtcp::Fir(_)) => heard = Heard::KeyframeRequest,
+                Ok(Rtcp::Pli(_) | Rtcp::Fir(_)) => heard = Heard::KeyframeRequest,
                 _ => {}
             }
         }
@@ -330,20 +336,17 @@ impl MediaPlane {
         let index = (seq - picture.first_seq) as usize;
         let payload = &picture.frame.payloads[index];
         let marker = index == picture.frame.payloads.len() - 1;
-        let (header, ssrc, index, body) = match &mut track.rtx {
-            Some(rtx) => {
-                let rtx_seq = rtx.next_seq;
-                rtx.next_seq += 1;
-                let mut body = Vec::with_capacity(payload.len() + 2);
-                body.extend_from_slice(&seq16.to_be_bytes());
-                body.extend_from_slice(payload);
-                let header = rtp_header(rtx.pt, marker, rtx_seq, picture.rtp_time, rtx.ssrc);
-                (header, rtx.ssrc, rtx_seq, Cow::Owned(body))
-            }
-            None => {
-                let header = rtp_header(track.pt, marker, seq, picture.rtp_time, track.ssrc);
-                (header, track.ssrc, seq, Cow::Borrowed(&payload[..]))
-            }
+        let (header, ssrc, index, body) = if let Some(rtx) = &mut track.rtx {
+            let rtx_seq = rtx.next_seq;
+            rtx.next_seq += 1;
+            let mut body = Vec::with_capacity(payload.len() + 2);
+            body.extend_from_slice(&seq16.to_be_bytes());
+            body.extend_from_slice(payload);
+            let header = rtp_header(rtx.pt, marker, rtx_seq, picture.rtp_time, rtx.ssrc);
+            (header, rtx.ssrc, rtx_seq, Cow::Owned(body))
+        } else {
+            let header = rtp_header(track.pt, marker, seq, picture.rtp_time, track.ssrc);
+            (header, track.ssrc, seq, Cow::Borrowed(&payload[..]))
         };
         self.scratch.clear();
         self.srtp
@@ -354,7 +357,12 @@ impl MediaPlane {
     /// Sends due sender reports; returns false when the browser stopped answering.
     /// `epoch` is the wall-clock time of stream time 0, the same for audio and video; with
     /// none (the stream's feed is gone) no report is sent, but time still moves on.
-    pub fn on_timeout(&mut self, epoch: Option<Instant>, now: Instant, out: &mut Outbox) -> bool {
+    pub(super) fn on_timeout(
+        &mut self,
+        epoch: Option<Instant>,
+        now: Instant,
+        out: &mut Outbox,
+    ) -> bool {
         if now.duration_since(self.last_consent) >= CONSENT_TIMEOUT {
             return false;
         }
@@ -380,7 +388,7 @@ impl MediaPlane {
     }
 
     /// Tells the browser the streams end (RTCP BYE), when the server closes the viewer.
-    pub fn say_goodbye(&mut self, out: &mut Outbox) {
+    pub(super) fn say_goodbye(&mut self, out: &mut Outbox) {
         let ssrcs: Vec<u32> = [&self.video, &self.audio]
             .into_iter()
             .flatten()
@@ -854,7 +862,7 @@ mod tests {
 
     #[test]
     fn sender_report_carries_the_clock_mapping() {
-        let sr = sender_report(0xAABBCCDD, 0x0102030405060708, 90_000, 7, 1000);
+        let sr = sender_report(0xAABB_CCDD, 0x0102_0304_0506_0708, 90_000, 7, 1000);
         assert_eq!(&sr[..4], &[0x80, 200, 0, 6]);
         assert_eq!(&sr[4..8], &[0xAA, 0xBB, 0xCC, 0xDD]);
         assert_eq!(&sr[8..16], &[1, 2, 3, 4, 5, 6, 7, 8]);

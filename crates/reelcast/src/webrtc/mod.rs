@@ -49,7 +49,9 @@ pub enum WebRtcError {
     #[error("Invalid SDP offer: {0}")]
     BadOffer(&'static str),
     #[error("Offer has no audio or video we can send")]
+    /// The offer accepts neither H.264 nor Opus.
     NothingToSend,
     #[error("WebRTC setup failed: {0}")]
+    /// Setting up the session failed; the text says why.
     Setup(String),
 }

@@ -76,7 +76,7 @@ pub(super) struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(socket: Arc<UdpSocket>) -> Self {
+    pub(super) fn new(socket: Arc<UdpSocket>) -> Self {
         let v6_socket = socket.local_addr().is_ok_and(|a| a.is_ipv6());
         Outbox {
             v6_socket,
@@ -89,7 +89,7 @@ impl Outbox {
     }
 
     /// Queues a datagram on its own (handshakes, RTCP, STUN).
-    pub fn push(&mut self, to: Path, datagram: &[u8]) {
+    pub(super) fn push(&mut self, to: Path, datagram: &[u8]) {
         self.end_train();
         let start = self.bytes.len();
         self.bytes.extend_from_slice(datagram);
@@ -98,7 +98,7 @@ impl Outbox {
 
     /// Queues an RTP packet. Consecutive packets to the same address of the same size,
     /// perhaps ended by one shorter packet, leave as one segmented message.
-    pub fn push_packet(&mut self, to: Path, packet: &[u8]) {
+    pub(super) fn push_packet(&mut self, to: Path, packet: &[u8]) {
         let joins = self.segmentation
             && self.train.as_ref().is_some_and(|t| {
                 t.to == to
@@ -153,7 +153,7 @@ impl Outbox {
     /// Sends everything queued. UDP is lossy anyway: what the socket refuses (its buffer is
     /// full, or a viewer's address is unreachable) is dropped as a network would drop it,
     /// and NACK/RTX or the next packet recovers it.
-    pub fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         self.end_train();
         self.send_all();
     }
@@ -287,7 +287,7 @@ fn send(
             &cmsgs,
             MsgFlags::MSG_DONTWAIT,
         )
-        .map(|results| results.count());
+        .map(std::iter::Iterator::count);
         match sent {
             Ok(0) => break,
             Ok(n) => start += n,

@@ -38,7 +38,9 @@ pub struct RtcFactory {
 
 /// An offer accepted: the engine to hand to the hub, and the answer to send back.
 pub struct Accepted {
+    /// The viewer's engine, for the hub.
     pub rtc: Rtc,
+    /// Our SDP answer.
     pub answer_sdp: String,
     /// Our ICE username fragment: STUN requests from the browser carry it, which is how the
     /// hub finds this viewer before it knows the browser's address.
@@ -70,6 +72,7 @@ impl RtcFactory {
         })
     }
 
+    /// The addresses of our ICE candidates.
     pub fn candidates(&self) -> &[SocketAddr] {
         &self.candidates
     }

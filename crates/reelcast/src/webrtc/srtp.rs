@@ -278,7 +278,7 @@ impl Transform {
 
 /// The two directions' master keys from DTLS-SRTP keying material.
 #[derive(Clone)]
-pub struct SrtpKeys {
+pub(super) struct SrtpKeys {
     suite: Suite,
     /// What we send with.
     local: MasterKey,
@@ -289,7 +289,7 @@ pub struct SrtpKeys {
 impl SrtpKeys {
     /// `material`: the exported bytes; `we_are_dtls_client`: true when our DTLS side was
     /// active. None when the length does not match the profile (or the profile is unknown).
-    pub fn from_keying_material(
+    pub(super) fn from_keying_material(
         material: &[u8],
         profile: SrtpProfile,
         we_are_dtls_client: bool,
@@ -317,7 +317,7 @@ impl SrtpKeys {
     }
 
     /// Protection of what we send: our RTP and our RTCP.
-    pub fn sender(&self, provider: &CryptoProvider) -> SrtpSender {
+    pub(super) fn sender(&self, provider: &CryptoProvider) -> SrtpSender {
         SrtpSender {
             rtp: Transform::derive(provider, self.suite, &self.local, false, true),
             rtcp: Transform::derive(provider, self.suite, &self.local, true, true),
@@ -327,7 +327,7 @@ impl SrtpKeys {
     }
 
     /// Checking of what the peer sends: its RTCP (a viewer sends us no RTP).
-    pub fn receiver(&self, provider: &CryptoProvider) -> SrtcpReceiver {
+    pub(super) fn receiver(&self, provider: &CryptoProvider) -> SrtcpReceiver {
         SrtcpReceiver {
             rtcp: Transform::derive(provider, self.suite, &self.remote, true, false),
             hmac: provider.sha1_hmac_provider,
@@ -345,7 +345,7 @@ impl fmt::Debug for SrtpKeys {
 }
 
 /// SRTP and SRTCP protection of one viewer's outgoing packets.
-pub struct SrtpSender {
+pub(super) struct SrtpSender {
     rtp: Transform,
     rtcp: Transform,
     hmac: &'static dyn Sha1HmacProvider,
@@ -361,7 +361,7 @@ impl SrtpSender {
     ///
     /// Should the provider's cipher fail (it does not for valid lengths), nothing is
     /// appended and a warning is logged: the packet is lost as if on the network.
-    pub fn protect_rtp(
+    pub(super) fn protect_rtp(
         &mut self,
         header: &[u8],
         payload: &[u8],
@@ -420,7 +420,7 @@ impl SrtpSender {
     /// bytes 4..8), with the E flag set and the sender's own SRTCP index, which starts at 1
     /// (or where [`set_next_rtcp_index`](Self::set_next_rtcp_index) put it) and rises by one
     /// per packet. Panics when `packet` is shorter than an RTCP header (8 bytes).
-    pub fn protect_rtcp(&mut self, packet: &[u8], out: &mut Vec<u8>) {
+    pub(super) fn protect_rtcp(&mut self, packet: &[u8], out: &mut Vec<u8>) {
         assert!(packet.len() >= RTCP_HEADER_LEN, "short RTCP packet");
         let index = self.next_rtcp_index;
         // RFC 3711 §3.4: the index counts modulo 2^31. Wrapping would need new keys, but
@@ -484,7 +484,7 @@ impl SrtpSender {
     /// The next SRTCP index to use (default 1; only the low 31 bits count). The peer drops
     /// indexes it has already seen under these keys, so when str0m has sent SRTCP on this
     /// session before, start above what it may have used.
-    pub fn set_next_rtcp_index(&mut self, index: u32) {
+    pub(super) fn set_next_rtcp_index(&mut self, index: u32) {
         self.next_rtcp_index = index & SRTCP_INDEX_MASK;
     }
 }
@@ -499,7 +499,7 @@ impl fmt::Debug for SrtpSender {
 }
 
 /// Authentication, decryption and replay protection of the SRTCP a peer sends us.
-pub struct SrtcpReceiver {
+pub(super) struct SrtcpReceiver {
     rtcp: Transform,
     hmac: &'static dyn Sha1HmacProvider,
     replay: ReplayWindow,
@@ -509,7 +509,7 @@ impl SrtcpReceiver {
     /// The plain compound RTCP inside an SRTCP packet from the peer, or None when it is too
     /// short, fails authentication, or replays an index already seen (a replay window of 128
     /// indexes, RFC 3711 §3.3.2).
-    pub fn unprotect_rtcp(&mut self, packet: &[u8]) -> Option<Vec<u8>> {
+    pub(super) fn unprotect_rtcp(&mut self, packet: &[u8]) -> Option<Vec<u8>> {
         // AES-CM: header | encrypted | E+index | tag. GCM: header | encrypted | tag | E+index.
         let (tag_len, index_at) = match self.rtcp {
             Transform::AesCm { .. } => (HMAC_TAG_LEN, HMAC_TAG_LEN + SRTCP_INDEX_LEN),
@@ -540,9 +540,7 @@ impl SrtcpReceiver {
                     return None;
                 }
                 let rtcp = &packet[..index_at];
-                if !encrypted {
-                    rtcp.to_vec()
-                } else {
+                if encrypted {
                     let mut plain = Vec::with_capacity(rtcp.len() + CTR_SLACK);
                     plain.extend_from_slice(&rtcp[..RTCP_HEADER_LEN]);
                     plain.resize(rtcp.len() + CTR_SLACK, 0);
@@ -552,19 +550,14 @@ impl SrtcpReceiver {
                         .ok()?;
                     plain.truncate(rtcp.len());
                     plain
+                } else {
+                    rtcp.to_vec()
                 }
             }
             Transform::Gcm { cipher, salt } => {
                 let sealed = &packet[..index_at];
                 let iv = gcm_rtcp_iv(salt, ssrc, index);
-                if !encrypted {
-                    // Authenticated only (RFC 7714 §9): all but the tag is associated data.
-                    let (rtcp, tag) = sealed.split_at(sealed.len() - GCM_TAG_LEN);
-                    let aad = [rtcp, e_and_index_bytes].concat();
-                    let mut tag = array::<GCM_TAG_LEN>(tag);
-                    cipher.open(&iv, &aad, &mut tag).ok()?;
-                    rtcp.to_vec()
-                } else {
+                if encrypted {
                     let mut aad = [0u8; RTCP_HEADER_LEN + SRTCP_INDEX_LEN];
                     aad[..RTCP_HEADER_LEN].copy_from_slice(&packet[..RTCP_HEADER_LEN]);
                     aad[RTCP_HEADER_LEN..].copy_from_slice(e_and_index_bytes);
@@ -572,6 +565,13 @@ impl SrtcpReceiver {
                     let n = cipher.open(&iv, &aad, &mut plain[RTCP_HEADER_LEN..]).ok()?;
                     plain.truncate(RTCP_HEADER_LEN + n);
                     plain
+                } else {
+                    // Authenticated only (RFC 7714 §9): all but the tag is associated data.
+                    let (rtcp, tag) = sealed.split_at(sealed.len() - GCM_TAG_LEN);
+                    let aad = [rtcp, e_and_index_bytes].concat();
+                    let mut tag = array::<GCM_TAG_LEN>(tag);
+                    cipher.open(&iv, &aad, &mut tag).ok()?;
+                    rtcp.to_vec()
                 }
             }
         };

@@ -30,14 +30,14 @@ use tracing::warn;
 /// Where one peer is, and which of our addresses it reached: replies to `remote` leave
 /// from `local` (`None`: the kernel chooses, as for a socket bound to one address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Path {
+pub(super) struct Path {
     pub remote: SocketAddr,
     pub local: Option<IpAddr>,
 }
 
 /// One datagram received: its length in the buffer, who sent it, where it arrived.
 #[derive(Debug, Clone, Copy)]
-pub struct Received {
+pub(super) struct Received {
     pub len: usize,
     pub path: Path,
 }
@@ -86,13 +86,17 @@ fn plain(addr: SocketAddr) -> io::Result<Socket> {
 }
 
 /// Room for one packet-info control message of either family.
-pub fn control_buffer() -> Vec<u8> {
+pub(super) fn control_buffer() -> Vec<u8> {
     nix::cmsg_space!(nix::libc::in6_pktinfo, nix::libc::in_pktinfo)
 }
 
 /// Receives one datagram into `buf` with its source and local addresses (canonical: an
 /// IPv4 peer on a dual-stack socket is an IPv4 address). Cancel-safe.
-pub async fn recv(socket: &UdpSocket, buf: &mut [u8], control: &mut [u8]) -> io::Result<Received> {
+pub(super) async fn recv(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    control: &mut [u8],
+) -> io::Result<Received> {
     socket
         .async_io(Interest::READABLE, || {
             let mut iov = [IoSliceMut::new(buf)];
@@ -141,13 +145,13 @@ fn socket_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
 }
 
 /// The address as the rest of the server sees it: v4-mapped IPv6 as plain IPv4.
-pub fn canonical(addr: SocketAddr) -> SocketAddr {
+pub(super) fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// The address as a socket of the given family must be given it: IPv4 as v4-mapped IPv6
 /// on an IPv6 (dual-stack) socket.
-pub fn on_wire(addr: SocketAddr, v6_socket: bool) -> SocketAddr {
+pub(super) fn on_wire(addr: SocketAddr, v6_socket: bool) -> SocketAddr {
     match addr.ip() {
         IpAddr::V4(v4) if v6_socket => {
             SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), addr.port())

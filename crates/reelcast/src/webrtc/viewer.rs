@@ -65,6 +65,7 @@ struct Link {
 pub struct ViewerPlan {
     /// `profile_idc` of the H.264 video, `None` when there is no video.
     pub h264_profile_idc: Option<u8>,
+    /// The stream has audio.
     pub has_audio: bool,
 }
 
@@ -110,7 +111,7 @@ pub(super) struct Viewer {
 
 impl Viewer {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(super) fn new(
         id: ViewerId,
         feed: FeedId,
         rtc: Rtc,
@@ -151,14 +152,14 @@ impl Viewer {
     }
 
     /// True once the viewer has ended (closed, or its handshake engine gave up).
-    pub fn is_finished(&self) -> bool {
+    pub(super) fn is_finished(&self) -> bool {
         self.closed || self.handshake.as_ref().is_some_and(|h| !h.rtc.is_alive())
     }
 
     /// Handles a datagram from the browser, which came on `from` and which str0m is to see
     /// as sent to our `candidate`: RTCP goes to the media plane, the handshake's STUN and
     /// DTLS to the engine while there is one, the rest to the media plane.
-    pub fn on_datagram(
+    pub(super) fn on_datagram(
         &mut self,
         data: &[u8],
         from: Path,
@@ -241,7 +242,7 @@ impl Viewer {
     }
 
     /// Drives the engine and the media plane at `now`; `epoch` is the feed's stream time 0.
-    pub fn on_timeout(&mut self, epoch: Option<Instant>, now: Instant, out: &mut Outbox) {
+    pub(super) fn on_timeout(&mut self, epoch: Option<Instant>, now: Instant, out: &mut Outbox) {
         if self.closed {
             return;
         }
@@ -265,7 +266,7 @@ impl Viewer {
     /// Drains the engine until it asks to be woken later: sends what it transmits and turns
     /// its events into viewer events (str0m's "drain after every mutation" rule), then
     /// starts the media plane once the handshake is done.
-    pub fn drain(&mut self, now: Instant, out: &mut Outbox) {
+    pub(super) fn drain(&mut self, now: Instant, out: &mut Outbox) {
         let Some(handshake) = &mut self.handshake else {
             return;
         };
@@ -415,7 +416,10 @@ impl Viewer {
             let linger = h.connected_at.map(|t| t + HANDSHAKE_LINGER);
             linger.map_or(h.next_timeout, |l| l.min(h.next_timeout))
         });
-        let plane = self.plane.as_ref().map(|p| p.next_timeout());
+        let plane = self
+            .plane
+            .as_ref()
+            .map(super::media_plane::MediaPlane::next_timeout);
         self.next_timeout = match (engine, plane) {
             (Some(a), Some(b)) => a.min(b),
             (Some(a), None) | (None, Some(a)) => a,
@@ -425,7 +429,13 @@ impl Viewer {
 
     /// Sends one frame's packets, stamped `pts_us` (its own time, or another one for a
     /// catch-up or a re-sent keyframe). Before the media plane is up nothing is sent.
-    pub fn write(&mut self, frame: &Arc<RtpFrame>, pts_us: i64, now: Instant, out: &mut Outbox) {
+    pub(super) fn write(
+        &mut self,
+        frame: &Arc<RtpFrame>,
+        pts_us: i64,
+        now: Instant,
+        out: &mut Outbox,
+    ) {
         if self.closed {
             return;
         }
@@ -449,7 +459,7 @@ impl Viewer {
     }
 
     /// True once the viewer can take video and has had none: time for [`Self::catch_up`].
-    pub fn wants_catch_up(&self) -> bool {
+    pub(super) fn wants_catch_up(&self) -> bool {
         let video_negotiated = self.plane.as_ref().is_some_and(|p| p.video.is_some());
         !self.closed && video_negotiated && !self.video_started
     }
@@ -459,7 +469,7 @@ impl Viewer {
     /// their order, but their timestamps are packed one 90 kHz tick apart just before the
     /// newest one: the browser decodes them in one go and shows the newest picture when
     /// every other viewer does, then follows the shared timeline.
-    pub fn catch_up(&mut self, gop: &[Arc<RtpFrame>], now: Instant, out: &mut Outbox) {
+    pub(super) fn catch_up(&mut self, gop: &[Arc<RtpFrame>], now: Instant, out: &mut Outbox) {
         let Some(newest) = gop.last() else {
             return;
         };
@@ -479,7 +489,12 @@ impl Viewer {
     /// new keyframe, so the cached one is re-sent just after the newest picture, and the
     /// pictures that depend on frames the browser lost are held back until the next real
     /// keyframe: the viewer sees a still picture, never a smeared one.
-    pub fn resend_keyframe(&mut self, keyframe: &Arc<RtpFrame>, now: Instant, out: &mut Outbox) {
+    pub(super) fn resend_keyframe(
+        &mut self,
+        keyframe: &Arc<RtpFrame>,
+        now: Instant,
+        out: &mut Outbox,
+    ) {
         self.wants_keyframe = false;
         // One 90 kHz tick after the newest picture, so the browser treats it as new.
         self.write(keyframe, self.last_video_pts_us + 12, now, out);
@@ -548,7 +563,7 @@ fn audio_track(rtc: &mut Rtc, mid: Mid) -> Option<OutTrack> {
         .writer(mid)?
         .payload_params()
         .find(|p| p.spec().codec == Codec::Opus)
-        .map(|p| p.pt())?;
+        .map(str0m::format::PayloadParams::pt)?;
     let mut api = rtc.direct_api();
     let stream = api.stream_tx_by_mid(mid, None)?;
     Some(OutTrack::new(

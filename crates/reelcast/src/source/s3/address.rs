@@ -42,6 +42,7 @@ pub struct ObjectAddress {
     /// (`https://host`), the AWS URL, or for `aws_s3_endpoint` that setting's name: the
     /// address of the operator's store is not the viewer's to read.
     pub endpoint: String,
+    /// The bucket name.
     pub bucket: String,
     /// The decoded key: `dir/a b.mp4`.
     pub key: String,
@@ -66,8 +67,7 @@ impl ObjectAddress {
         let aws_region = settings
             .aws_s3_credentials
             .as_ref()
-            .map(|c| c.region.clone())
-            .unwrap_or_else(|| DEFAULT_REGION.to_string());
+            .map_or_else(|| DEFAULT_REGION.to_string(), |c| c.region.clone());
         let shown = match (endpoint, &settings.aws_s3_endpoint) {
             (None, Some(_)) => Some("aws_s3_endpoint".to_string()),
             _ => None,

@@ -127,7 +127,7 @@ impl AllowedEndpoint {
             .map(|s| {
                 percent_encoding::percent_decode_str(s)
                     .decode_utf8()
-                    .map(|s| s.into_owned())
+                    .map(std::borrow::Cow::into_owned)
             })
             .collect::<Result<Vec<_>, _>>()
             .ok()?;

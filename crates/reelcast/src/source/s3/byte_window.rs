@@ -23,7 +23,7 @@ const RECENT_READS: usize = 64;
 
 /// Sizes that shape the fetching, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sizes {
+pub(super) struct Sizes {
     /// Smallest request (a demand for 16 bytes still fetches this much).
     pub min_request: u64,
     /// Largest single request.
@@ -38,7 +38,7 @@ pub struct Sizes {
 
 impl Sizes {
     /// Sizes for media of `bytes_per_second`, with `buffer_ms` of read-ahead.
-    pub fn for_media(bytes_per_second: u64, buffer_ms: u64) -> Sizes {
+    pub(super) fn for_media(bytes_per_second: u64, buffer_ms: u64) -> Sizes {
         let per_ms = |ms: u64| bytes_per_second.saturating_mul(ms) / 1000;
         let min_request = per_ms(250).clamp(16 << 10, 1 << 20);
         let max_request = per_ms(2000).clamp(256 << 10, 8 << 20);
@@ -65,7 +65,7 @@ impl Default for Sizes {
 
 /// What is held of one object and what to fetch next.
 #[derive(Debug)]
-pub struct ByteWindow {
+pub(super) struct ByteWindow {
     size: u64,
     sizes: Sizes,
     /// Held bytes by start offset; pieces never overlap.
@@ -84,7 +84,7 @@ pub struct ByteWindow {
 }
 
 impl ByteWindow {
-    pub fn new(size: u64) -> ByteWindow {
+    pub(super) fn new(size: u64) -> ByteWindow {
         ByteWindow {
             size,
             sizes: Sizes::default(),
@@ -101,38 +101,36 @@ impl ByteWindow {
 
     /// Bytes held now.
     #[cfg(test)]
-    pub fn held(&self) -> u64 {
+    pub(super) fn held(&self) -> u64 {
         self.held
     }
 
     /// The movie structure is read: from now on reads are playback, and the window
     /// is kept filled with `sizes`.
-    pub fn begin_playback(&mut self, sizes: Sizes) {
+    pub(super) fn begin_playback(&mut self, sizes: Sizes) {
         self.sizes = sizes;
         self.played = Some(0);
     }
 
     /// Stores fetched bytes at `offset` (the parts already held are skipped).
-    pub fn insert(&mut self, offset: u64, bytes: Bytes) {
+    pub(super) fn insert(&mut self, offset: u64, bytes: Bytes) {
         self.fetched_total += bytes.len() as u64;
         let end = offset + bytes.len() as u64;
         let mut at = offset;
         while at < end {
-            match self.covering(at) {
-                Some(covered_to) => at = covered_to.min(end),
-                None => {
-                    let next_start = self
-                        .pieces
-                        .range(at..)
-                        .next()
-                        .map(|(s, _)| *s)
-                        .unwrap_or(u64::MAX)
-                        .min(end);
-                    let piece = bytes.slice((at - offset) as usize..(next_start - offset) as usize);
-                    self.held += piece.len() as u64;
-                    self.pieces.insert(at, piece);
-                    at = next_start;
-                }
+            if let Some(covered_to) = self.covering(at) {
+                at = covered_to.min(end);
+            } else {
+                let next_start = self
+                    .pieces
+                    .range(at..)
+                    .next()
+                    .map_or(u64::MAX, |(s, _)| *s)
+                    .min(end);
+                let piece = bytes.slice((at - offset) as usize..(next_start - offset) as usize);
+                self.held += piece.len() as u64;
+                self.pieces.insert(at, piece);
+                at = next_start;
             }
         }
         if let Some(d) = &self.demand {
@@ -145,7 +143,7 @@ impl ByteWindow {
     /// `len` bytes at `offset` if all are held (a read of playback: moves the window
     /// and drops what is behind it); else `None`, and the range becomes the demand.
     /// A range past the end of the object is refused (`Err`).
-    pub fn read(&mut self, offset: u64, len: usize) -> Result<Option<Bytes>, ()> {
+    pub(super) fn read(&mut self, offset: u64, len: usize) -> Result<Option<Bytes>, ()> {
         let end = offset.checked_add(len as u64).ok_or(())?;
         if end > self.size {
             return Err(());
@@ -169,7 +167,7 @@ impl ByteWindow {
     }
 
     /// The range to fetch next, if any: the demand first, then the window.
-    pub fn next_fetch(&self) -> Option<Range<u64>> {
+    pub(super) fn next_fetch(&self) -> Option<Range<u64>> {
         if let Some(demand) = &self.demand {
             if let Some(from) = self.first_missing(demand.clone()) {
                 let end = demand
@@ -196,7 +194,7 @@ impl ByteWindow {
 
     /// Whether a request now at `at`, ending at `end`, should go on: not when a demand
     /// waits for bytes it will not bring.
-    pub fn keep_fetching(&self, at: u64, end: u64) -> bool {
+    pub(super) fn keep_fetching(&self, at: u64, end: u64) -> bool {
         match &self.demand {
             Some(d) => match self.first_missing(d.clone()) {
                 Some(missing) => (at..end).contains(&missing),
@@ -216,11 +214,7 @@ impl ByteWindow {
 
     /// `end`, or the start of the next held piece after `from` if that comes first.
     fn held_or(&self, end: u64, from: u64) -> u64 {
-        self.pieces
-            .range(from..end)
-            .next()
-            .map(|(s, _)| *s)
-            .unwrap_or(end)
+        self.pieces.range(from..end).next().map_or(end, |(s, _)| *s)
     }
 
     /// The end of the held piece that holds byte `at`, if one does.
@@ -294,7 +288,7 @@ impl ByteWindow {
 
 /// How long to wait before attempt `attempt` (1-based) after a transient failure:
 /// 100 ms doubling, at most 4 s.
-pub fn backoff_ms(attempt: u32) -> u64 {
+pub(super) fn backoff_ms(attempt: u32) -> u64 {
     (100u64 << attempt.saturating_sub(1).min(6)).min(4000)
 }
 

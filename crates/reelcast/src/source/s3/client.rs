@@ -34,7 +34,7 @@ const MAX_ERROR_BODY: u64 = 16 * 1024;
 
 /// What went wrong with a request, in the terms playback needs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum S3Error {
+pub(super) enum S3Error {
     /// `404 NoSuchKey`.
     #[error("no such object")]
     NoSuchKey,
@@ -69,14 +69,14 @@ pub enum S3Error {
 
 impl S3Error {
     /// Worth trying again.
-    pub fn is_transient(&self) -> bool {
+    pub(super) fn is_transient(&self) -> bool {
         matches!(self, S3Error::Transient(_))
     }
 }
 
 /// An answer to a ranged GET: the body starts at the asked offset of an object of
 /// `total` bytes.
-pub struct RangeBody {
+pub(super) struct RangeBody {
     pub total: u64,
     /// Bytes the body holds (`Content-Length`).
     pub len: u64,
@@ -84,7 +84,7 @@ pub struct RangeBody {
 }
 
 /// Signs and sends requests for one object.
-pub struct ObjectClient {
+pub(super) struct ObjectClient {
     agent: Agent,
     address: ObjectAddress,
     private_ok: bool,
@@ -93,7 +93,7 @@ pub struct ObjectClient {
 impl ObjectClient {
     /// A client of `address` trusting `roots` over HTTPS (see `trust`), connecting only
     /// to public addresses unless `private_ok` (see `egress`).
-    pub fn new(address: ObjectAddress, roots: RootCerts, private_ok: bool) -> ObjectClient {
+    pub(super) fn new(address: ObjectAddress, roots: RootCerts, private_ok: bool) -> ObjectClient {
         let tls = TlsConfig::builder()
             .provider(TlsProvider::NativeTls)
             .root_certs(roots)
@@ -120,7 +120,7 @@ impl ObjectClient {
     }
 
     /// `GET` bytes `start..end` (end exclusive, `None`: to the end of the object).
-    pub fn get_range(&self, start: u64, end: Option<u64>) -> Result<RangeBody, S3Error> {
+    pub(super) fn get_range(&self, start: u64, end: Option<u64>) -> Result<RangeBody, S3Error> {
         let range = match end {
             Some(end) => format!("bytes={start}-{}", end.saturating_sub(1)),
             None => format!("bytes={start}-"),
@@ -198,7 +198,7 @@ impl ObjectClient {
 }
 
 /// `bytes FIRST-LAST/TOTAL` → (FIRST, TOTAL).
-pub fn parse_content_range(value: &str) -> Option<(u64, u64)> {
+pub(super) fn parse_content_range(value: &str) -> Option<(u64, u64)> {
     let rest = value.trim().strip_prefix("bytes ")?;
     let (range, total) = rest.split_once('/')?;
     let (first, last) = range.split_once('-')?;
@@ -221,7 +221,7 @@ fn xml_field<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
 /// S3's documented error codes (the `<Code>` of an error answer) that a viewer may
 /// read: fixed words that say what to fix. Any other code, and every `<Message>`,
 /// stays in the server (a store's answer is not the viewer's to read).
-pub const S3_ERROR_CODES: &[&str] = &[
+pub(super) const S3_ERROR_CODES: &[&str] = &[
     "AccessDenied",
     "AccountProblem",
     "AllAccessDisabled",
@@ -253,7 +253,7 @@ pub const S3_ERROR_CODES: &[&str] = &[
 
 /// Sorts a non-2xx answer by its status and S3 error code. The words are the status
 /// and, when it is one of [`S3_ERROR_CODES`], the code: nothing else of the answer.
-pub fn status_error(status: u16, body: &str) -> S3Error {
+pub(super) fn status_error(status: u16, body: &str) -> S3Error {
     let code = xml_field(body, "Code")
         .and_then(|c| S3_ERROR_CODES.iter().find(|known| **known == c))
         .copied()
@@ -327,7 +327,7 @@ fn names_unknown_host(io: &std::io::Error) -> bool {
 }
 
 /// A timeout in words for the viewer: "waiting for the answer timed out".
-pub fn timed_out(t: ureq::Timeout) -> String {
+pub(super) fn timed_out(t: ureq::Timeout) -> String {
     let what = match t {
         ureq::Timeout::Connect => "connecting",
         ureq::Timeout::RecvResponse => "waiting for the answer",
@@ -353,8 +353,9 @@ fn tls_words(openssl: &str) -> String {
     // is in the last parentheses.
     let reason = openssl
         .rsplit_once('(')
-        .map(|(_, r)| r.trim_end_matches(')'))
-        .unwrap_or("certificate verify failed");
+        .map_or("certificate verify failed", |(_, r)| {
+            r.trim_end_matches(')')
+        });
     if reason.contains("hostname mismatch") {
         format!(
             "its TLS certificate is not for this host name ({reason}); check the endpoint, \

@@ -27,12 +27,12 @@ use ureq::unversioned::transport::NextTimeout;
 /// ureq as `Error::Other` and becomes `S3Error::PrivateAddress`.
 #[derive(Debug, thiserror::Error)]
 #[error("the store's address is not a public one")]
-pub struct NotPublic;
+pub(super) struct NotPublic;
 
 /// Resolves with the system's resolver and keeps only the public addresses (all of
 /// them when `private_ok`).
 #[derive(Debug)]
-pub struct CheckedResolver {
+pub(super) struct CheckedResolver {
     pub private_ok: bool,
 }
 
@@ -62,7 +62,11 @@ impl Resolver for CheckedResolver {
 
 /// For a request that a proxy will carry (the proxy resolves the name): an IP address
 /// written as the host must be public. `Err` when it is not.
-pub fn check_proxied_host(config: &Config, uri: &Uri, private_ok: bool) -> Result<(), NotPublic> {
+pub(super) fn check_proxied_host(
+    config: &Config,
+    uri: &Uri,
+    private_ok: bool,
+) -> Result<(), NotPublic> {
     let Some(proxy) = config.proxy() else {
         return Ok(());
     };
@@ -83,7 +87,7 @@ pub fn check_proxied_host(config: &Config, uri: &Uri, private_ok: bool) -> Resul
 /// broadcast, shared (CGNAT), documentation, benchmarking or reserved (IANA's
 /// special-purpose registries). IPv6 forms that carry an IPv4 address (mapped,
 /// compatible, NAT64, 6to4) are judged by that address.
-pub fn is_public(ip: IpAddr) -> bool {
+pub(super) fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
         IpAddr::V6(v6) => is_public_v6(v6),

@@ -23,18 +23,18 @@ use super::byte_window::{backoff_ms, ByteWindow};
 use super::client::{timed_out, ObjectClient, S3Error};
 
 /// A fetch gives up rather than start a retry this long after the last byte came.
-pub const STALL_LIMIT: Duration = Duration::from_secs(12);
+pub(super) const STALL_LIMIT: Duration = Duration::from_secs(12);
 /// Largest piece read from a response body at a time (and handed to the reader).
 const PIECE: usize = 64 * 1024;
 
 /// The buffer and the news about it, shared by the reader and the fetch thread.
-pub struct Shared {
+pub(super) struct Shared {
     state: Mutex<State>,
     /// Signalled on every change: bytes arrived, a read wants bytes, closed, failed.
     pub changed: Condvar,
 }
 
-pub struct State {
+pub(super) struct State {
     pub buffer: ByteWindow,
     /// Why fetching stopped for good; reads of bytes not held fail with it.
     pub failed: Option<S3Error>,
@@ -43,7 +43,7 @@ pub struct State {
 }
 
 impl Shared {
-    pub fn new(buffer: ByteWindow) -> Arc<Shared> {
+    pub(super) fn new(buffer: ByteWindow) -> Arc<Shared> {
         Arc::new(Shared {
             state: Mutex::new(State {
                 buffer,
@@ -56,17 +56,21 @@ impl Shared {
 
     /// The state, also after a thread panicked while holding it (the buffer stays
     /// consistent: every change to it is a single call).
-    pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        self.changed.wait(guard).unwrap_or_else(|p| p.into_inner())
+    pub(super) fn wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.changed
+            .wait(guard)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
 /// Starts the fetch thread; it ends when the object is closed or fetching failed.
-pub fn spawn(client: ObjectClient, shared: Arc<Shared>, name: String) {
+pub(super) fn spawn(client: ObjectClient, shared: Arc<Shared>, name: String) {
     let thread = std::thread::Builder::new()
         .name("s3-prefetch".into())
         .spawn(move || run(&client, &shared, &name));
@@ -159,7 +163,7 @@ fn fetch(client: &ObjectClient, shared: &Shared, range: Range<u64>) -> Result<()
         let (st, _) = shared
             .changed
             .wait_timeout_while(st, wait, |st| !st.closed)
-            .unwrap_or_else(|p| p.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if st.closed {
             return Ok(());
         }

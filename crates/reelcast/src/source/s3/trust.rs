@@ -11,7 +11,7 @@ use std::sync::Arc;
 use ureq::tls::{parse_pem, Certificate, PemItem, RootCerts};
 
 /// The roots for S3 requests: the platform's alone when no CA file is set.
-pub fn root_certs(ca_file: Option<&Path>) -> Result<RootCerts, String> {
+pub(super) fn root_certs(ca_file: Option<&Path>) -> Result<RootCerts, String> {
     let Some(path) = ca_file else {
         return Ok(RootCerts::PlatformVerifier);
     };
@@ -26,7 +26,7 @@ pub fn root_certs(ca_file: Option<&Path>) -> Result<RootCerts, String> {
 
 /// The certificates of a PEM file (other items, such as a key, are skipped); an error
 /// names the file and says what is wrong with it.
-pub fn pem_certificates(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
+pub(super) fn pem_certificates(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
     let what = |why: String| format!("aws_s3_ca_file {}: {why}", path.display());
     let pem = std::fs::read(path).map_err(|e| what(format!("cannot read it ({e})")))?;
     let mut certs = Vec::new();
@@ -89,8 +89,7 @@ mod tests {
         std::fs::write(&ca, ca_pem()).unwrap();
         let system = openssl_probe::probe()
             .cert_file
-            .map(|f| pem_certificates(&f).unwrap().len())
-            .unwrap_or(0);
+            .map_or(0, |f| pem_certificates(&f).unwrap().len());
         let RootCerts::Specific(roots) = root_certs(Some(&ca)).unwrap() else {
             panic!("a CA file gives specific roots");
         };
