@@ -55,6 +55,7 @@ pub const KEYS: &[&str] = &[
     "ws.max_message_size",
     "ws.max_sessions",
     "ws.max_sessions_per_client",
+    "ws.max_streams_per_session",
     "http.header_read_timeout",
     "http.idle_timeout",
     "http.max_connections",
@@ -144,6 +145,8 @@ pub struct Settings {
     pub ws_max_sessions: usize,
     /// `ws.max_sessions_per_client`: WebSocket sessions open at once from one address.
     pub ws_max_sessions_per_client: usize,
+    /// `ws.max_streams_per_session`: streams one WebSocket session may play at once.
+    pub ws_max_streams_per_session: usize,
     /// `http.header_read_timeout`: a request's head must arrive within this, and a
     /// kept-alive connection is closed after this long without a next request.
     pub http_header_read_timeout: Duration,
@@ -220,6 +223,7 @@ impl Default for Settings {
             signalling_max_message_bytes: 1024 * 1024,
             ws_max_sessions: 10_000,
             ws_max_sessions_per_client: 100,
+            ws_max_streams_per_session: 16,
             http_header_read_timeout: Duration::from_millis(10_000),
             http_idle_timeout: Duration::from_millis(30_000),
             http_max_connections: 10_000,
@@ -615,6 +619,9 @@ impl Settings {
             "ws.max_sessions_per_client" => {
                 self.ws_max_sessions_per_client = count(value).ok_or_else(|| bad(COUNT))?
             }
+            "ws.max_streams_per_session" => {
+                self.ws_max_streams_per_session = count(value).ok_or_else(|| bad(COUNT))?
+            }
             "http.header_read_timeout" => {
                 self.http_header_read_timeout = millis(value, 1).ok_or_else(|| bad(MS_POSITIVE))?
             }
@@ -728,6 +735,7 @@ impl Settings {
             "ws.max_message_size" => self.signalling_max_message_bytes.to_string(),
             "ws.max_sessions" => self.ws_max_sessions.to_string(),
             "ws.max_sessions_per_client" => self.ws_max_sessions_per_client.to_string(),
+            "ws.max_streams_per_session" => self.ws_max_streams_per_session.to_string(),
             "http.header_read_timeout" => ms(self.http_header_read_timeout),
             "http.idle_timeout" => ms(self.http_idle_timeout),
             "http.max_connections" => self.http_max_connections.to_string(),
@@ -1556,6 +1564,7 @@ mod tests {
         bad(&mut s, "keep_alive.probes", "0");
         bad(&mut s, "ws.max_sessions", "0");
         bad(&mut s, "ws.max_sessions_per_client", "-1");
+        bad(&mut s, "ws.max_streams_per_session", "0");
         bad(&mut s, "http.header_read_timeout", "0");
         bad(&mut s, "http.idle_timeout", "10s");
         bad(&mut s, "http.max_connections", "many");

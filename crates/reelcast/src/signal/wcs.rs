@@ -249,6 +249,12 @@ impl Session {
             "ping" => vec![message("pong", json!([null]))],
             "pong" => vec![],
             "playStream" => match serde_json::from_value::<StreamRequest>(first.clone()) {
+                // Refused before the hooks are asked: a full session costs nobody anything.
+                Ok(req) if self.streams.len() >= self.ctx.settings.ws_max_streams_per_session => {
+                    info!(stream = %req.name, "play refused: the session plays its most streams");
+                    let reason = too_many_streams(self.ctx.settings.ws_max_streams_per_session);
+                    vec![status(&req.media_session_id, &req.name, "FAILED", &reason)]
+                }
                 Ok(req) => match self.ask_to_play(first).await {
                     Ok(()) => self.play(req).await,
                     Err(reason) => {
@@ -403,6 +409,11 @@ impl Session {
             }
         }
     }
+}
+
+/// The FAILED info of a play over `ws.max_streams_per_session`.
+fn too_many_streams(max: usize) -> String {
+    format!("Too many streams in this session: at most {max} play at once (stop one first)")
 }
 
 fn status(id: &str, name: &str, code: &str, info: &str) -> String {
