@@ -34,8 +34,12 @@ function isLargeRtp(msg) {
   return msg.length > 300 && msg[0] >= 0x80 && msg[0] < 0xc0 && !(pt >= 64 && pt <= 95);
 }
 
-/** A UDP relay on FRONT_IP:port to the server on 127.0.0.1:port that drops some video. */
-async function lossyRelay(port) {
+/**
+ * A UDP relay on FRONT_IP:port to the server on 127.0.0.1:port that drops every
+ * `dropEvery`th large RTP packet (0: none), and on request one picture that cannot be
+ * repaired (`breakPicture`).
+ */
+async function lossyRelay(port, { dropEvery = DROP_EVERY } = {}) {
   const front = dgram.createSocket('udp4');
   await bind(front, port, FRONT_IP);
   // bySsrc: large RTP packets passed on per SSRC (clear in the SRTP header): the video
@@ -45,6 +49,19 @@ async function lossyRelay(port) {
   // Per browser address, per SSRC: the video's RTP time (90 kHz) advanced so far, from the
   // clear RTP header, counted before any drop: how much video the server sent that viewer.
   const mediaTime = new Map();
+  // breakPicture(): the newest viewer's next video packet is dropped, and so is every
+  // re-send to it (its other SSRCs) until `repairsBlockedUntil`.
+  let breaking = null;
+  function unrepairable(key, rtp) {
+    if (!breaking || breaking.key !== key) return false;
+    const ssrc = rtp.readUInt32BE(8);
+    if (ssrc === breaking.video) {
+      if (breaking.dropped) return false;
+      breaking.dropped = true;
+      return true;
+    }
+    return Date.now() < breaking.repairsBlockedUntil;
+  }
   front.on('message', async (msg, from) => {
     const key = `${from.address}:${from.port}`;
     let up = upstreams.get(key);
@@ -54,7 +71,11 @@ async function lossyRelay(port) {
       up.on('message', (back) => {
         if (isLargeRtp(back)) {
           noteTime(key, back);
-          if (++stats.large % DROP_EVERY === 0) {
+          if (unrepairable(key, back)) {
+            stats.unrepaired = (stats.unrepaired || 0) + 1;
+            return;
+          }
+          if (dropEvery && ++stats.large % dropEvery === 0) {
             stats.dropped++;
             return;
           }
@@ -78,14 +99,24 @@ async function lossyRelay(port) {
     const step = (ts - t.last) | 0; // signed 32-bit: across a wrap too
     if (step > 0) { t.ticks += step; t.last = ts; }
   }
+  /** The newest viewer's key and its video's record (the SSRC with most packets). */
+  function newestVideo() {
+    const [key, byViewer] = [...mediaTime.entries()].pop() || [];
+    if (!byViewer) return {};
+    const [ssrc, t] = [...byViewer.entries()].sort((a, b) => b[1].packets - a[1].packets)[0];
+    return { key, ssrc, t };
+  }
   return {
     stats,
+    /** Loses the newest viewer's next video packet for good (re-sends blocked for `ms`). */
+    breakPicture(ms) {
+      const { key, ssrc } = newestVideo();
+      breaking = { key, video: ssrc, dropped: false, repairsBlockedUntil: Date.now() + ms };
+    },
     /** Seconds of video sent to the newest viewer so far (its video SSRC: the one with most packets). */
     newestViewerVideoSeconds() {
-      const byViewer = [...mediaTime.values()].pop();
-      if (!byViewer) return 0;
-      const video = [...byViewer.values()].sort((a, b) => b.packets - a.packets)[0];
-      return video.ticks / 90000;
+      const { t } = newestVideo();
+      return t ? t.ticks / 90000 : 0;
     },
     close() {
       for (const up of upstreams.values()) up.close();
@@ -210,5 +241,64 @@ describe('a lossy link (4 % of video packets lost)', { timeout: 150000 }, () => 
     t.diagnostic(detail);
     assert.ok(v.nackCount > 0, `no loss reached the joiner: ${detail}`);
     assert.ok(v.keyFramesDecoded >= 2, `the next keyframe was not decoded: ${detail}`);
+  });
+});
+
+describe('a picture lost for good on a 10 s GOP', { timeout: 90000 }, () => {
+  let server;
+  let relay;
+  let browser;
+  let page;
+
+  before(async () => {
+    server = await startServer({
+      files: [LONG_GOP],
+      settings: { ip: FRONT_IP, ip_local: '127.0.0.1' },
+    });
+    relay = await lossyRelay(server.media, { dropEvery: 0 });
+    browser = await launchBrowser();
+    page = await browser.newPage();
+    await page.goto(`${server.base}/api/files`);
+  }, { timeout: 60000 });
+
+  after(async () => {
+    await browser?.close();
+    relay?.close();
+    await server?.stop();
+  });
+
+  test('the browser\'s picture-loss request gets the GOP so far: the picture goes on long before the next keyframe', { timeout: 80000 }, async (t) => {
+    // The viewer starts the translation: its first keyframe is the file's at 0 s, the next
+    // at 10 s.
+    assert.equal(await whepPlay(page, 'vod-live://long_gop.mp4'), 201);
+    const first = await waitForStats(page, (s) => s.video?.framesDecoded >= 25, { timeoutMs: 15000, what: '25 frames' })
+      .catch((e) => { throw new Error(withServerLog(server, e.message)); });
+    // One packet lost and its re-sends too: the picture it belongs to never completes,
+    // nor any after it, until the browser asks for a picture (PLI) and gets one.
+    relay.breakPicture(4000);
+    const brokenAt = relay.newestViewerVideoSeconds();
+    const wanted = first.video.framesDecoded + 100;
+    // By the video's own time (RTP time through the relay), not the wall clock: the picture
+    // must come back before the file's next keyframe at 10 s (9 s of video by the relay's
+    // count, which starts a little after the file's 0). The keyframe alone would leave it
+    // still until then.
+    let last = first;
+    const deadline = Date.now() + 40000; // only for a server that stops sending altogether
+    while (last.video.framesDecoded < wanted) {
+      const sent = relay.newestViewerVideoSeconds();
+      assert.ok(Date.now() < deadline, `no video for 40 s: sent up to ${sent.toFixed(1)} s; ${JSON.stringify(last.video)}`);
+      if (sent >= 9) {
+        assert.fail(withServerLog(server, `the picture did not come back before the next keyframe: ${last.video.framesDecoded - first.video.framesDecoded} `
+          + `frames decoded after ${first.video.framesDecoded}, video sent up to ${sent.toFixed(1)} s (broken at ${brokenAt.toFixed(1)} s); `
+          + `relay ${JSON.stringify(relay.stats)}; video ${JSON.stringify(last.video)}`));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      last = await readStats(page);
+    }
+    const detail = `broken at ${brokenAt.toFixed(1)} s; relay ${JSON.stringify(relay.stats)}; video ${JSON.stringify(last.video)}; `
+      + `video sent up to ${relay.newestViewerVideoSeconds().toFixed(1)} s`;
+    t.diagnostic(detail);
+    assert.ok(relay.stats.unrepaired >= 1, `nothing was lost: ${detail}`);
+    assert.ok(last.video.pliCount >= 1, `the browser never asked for a picture: ${detail}`);
   });
 });
