@@ -577,6 +577,7 @@ async fn picture_loss_requests_in_a_loop_cannot_make_the_server_resend_without_b
         resent <= elapsed + 2 * largest,
         "{resent} pictures re-sent: {detail}"
     );
+    println!("{resent} pictures re-sent: {detail}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
