@@ -387,6 +387,30 @@ export async function measure(page, ms) {
   };
 }
 
+/**
+ * Waits until the page's video has decoded `frames` more frames than now (a slow machine
+ * gets there late, a broken server never): resolves like `measure`, with `ms` the time
+ * it took; rejects at `timeoutMs` with what was seen.
+ */
+export async function waitForFrames(page, frames, { timeoutMs = 20000, what = `${frames} more decoded frames` } = {}) {
+  const first = await readStats(page);
+  const base = first.video?.framesDecoded ?? 0;
+  const t0 = Date.now();
+  let last;
+  try {
+    last = await waitForStats(page, (s) => (s.video?.framesDecoded ?? 0) - base >= frames, { timeoutMs, what });
+  } catch (e) {
+    throw new Error(`${e.message} (from ${base} decoded frames)`);
+  }
+  const d = (k, f) => ((last[k]?.[f] ?? 0) - (first[k]?.[f] ?? 0));
+  return {
+    first, last, ms: Date.now() - t0,
+    frames: d('video', 'framesDecoded'),
+    samples: d('audio', 'totalSamplesReceived'),
+    concealed: d('audio', 'concealedSamples'),
+  };
+}
+
 /** Path of the official SDK's prebuilt browser bundle (UMD, sets window.Flashphoner). */
 export function sdkBundlePath() {
   const dir = path.join(here, 'node_modules', '@flashphoner', 'websdk');

@@ -148,12 +148,17 @@ describe('REST hooks: the application decides who connects and plays', { timeout
     assert.ok(asked.some((a) => a.fields.authToken === 'good'), JSON.stringify(asked));
   });
 
-  test('a backend that is gone refuses (fails closed) with a plain reason', { timeout: 30000 }, async () => {
+  test('a backend that is gone refuses (fails closed), saying the authorisation service is unavailable (WHEP: 503)', { timeout: 30000 }, async () => {
     app.close();
     await new Promise((r) => setTimeout(r, 200));
     const seen = await sdkTry(page, server.wsUrl, { token: 'good' }, null);
     assert.ok(!seen.session.includes('ESTABLISHED'), JSON.stringify(seen));
-    assert.match(String(seen.warn[0]), /^Access check failed/);
+    assert.match(String(seen.warn[0]), /^Authorization service unavailable/, JSON.stringify(seen));
+    // A good token is not a bad one: 503 with the reason, not 401.
+    const whep = await whepTry(page, server.base, 'vod://sample.mp4', 'good');
+    assert.equal(whep.status, 503, JSON.stringify(whep));
+    assert.match(whep.body, /^Authorization service unavailable/, JSON.stringify(whep));
+    assert.equal(whep.auth, null, 'no WWW-Authenticate: the token was not refused');
     await assertServerUp(server);
   });
 });

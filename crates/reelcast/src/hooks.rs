@@ -8,7 +8,9 @@
 //! `200` lets it go on; any other answer refuses it, and the client's FAILED info is the
 //! answer's `reason` (or `info`) field when its body is JSON with one, else the status's
 //! own words (`Forbidden`). A backend that cannot be reached, or answers later than
-//! `rest_request_timeout`, refuses too: a hook that guards access fails closed.
+//! `rest_request_timeout`, refuses too (a hook that guards access fails closed), but as
+//! [`Denied::Unavailable`]: the client is told the authorisation service is unavailable
+//! (WHEP: `503`), not that its token was bad.
 //!
 //! Owns: the hook requests and their verdicts. Must not know sockets, streams or WebRTC;
 //! callers build the bodies from what the client sent.
@@ -23,7 +25,8 @@ const ANSWER_LIMIT: u64 = 64 << 10;
 /// A reason longer than this is cut: it travels to the client in a status event.
 const REASON_LIMIT: usize = 200;
 /// The FAILED info when the backend could not give a verdict.
-pub const UNREACHABLE: &str = "Access check failed: the application's backend did not answer";
+pub const UNAVAILABLE: &str =
+    "Authorization service unavailable: the application's backend did not answer";
 
 /// Where the hooks go, or nowhere.
 #[derive(Clone)]
@@ -33,13 +36,21 @@ pub struct RestHooks {
     agent: ureq::Agent,
 }
 
-/// The backend's no, with the reason the client is told.
+/// Why a hook did not let the client go on; shown as the words the client is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused(pub String);
+pub enum Denied {
+    /// The backend said no, with this reason.
+    Refused(String),
+    /// The backend could not be reached or did not answer in time: no verdict.
+    Unavailable,
+}
 
-impl std::fmt::Display for Refused {
+impl std::fmt::Display for Denied {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Denied::Refused(reason) => f.write_str(reason),
+            Denied::Unavailable => f.write_str(UNAVAILABLE),
+        }
     }
 }
 
@@ -91,7 +102,7 @@ impl RestHooks {
     }
 
     /// Asks the backend; `Ok` when it answered 200 (or no hooks are set).
-    pub async fn ask(&self, hook: Hook, body: Value) -> Result<(), Refused> {
+    pub async fn ask(&self, hook: Hook, body: Value) -> Result<(), Denied> {
         let Some(base) = &self.base else {
             return Ok(());
         };
@@ -102,13 +113,13 @@ impl RestHooks {
             Ok(verdict) => verdict,
             Err(e) => {
                 warn!("rest hook {}: {e}", hook.path());
-                Err(Refused(UNREACHABLE.into()))
+                Err(Denied::Unavailable)
             }
         }
     }
 }
 
-fn post(agent: &ureq::Agent, url: &str, body: &Value) -> Result<(), Refused> {
+fn post(agent: &ureq::Agent, url: &str, body: &Value) -> Result<(), Denied> {
     let answer = agent
         .post(url)
         .header("Content-Type", "application/json")
@@ -117,7 +128,7 @@ fn post(agent: &ureq::Agent, url: &str, body: &Value) -> Result<(), Refused> {
         Ok(answer) => answer,
         Err(e) => {
             warn!("rest hook {url}: {e}");
-            return Err(Refused(UNREACHABLE.into()));
+            return Err(Denied::Unavailable);
         }
     };
     let status = answer.status();
@@ -133,7 +144,7 @@ fn post(agent: &ureq::Agent, url: &str, body: &Value) -> Result<(), Refused> {
         .unwrap_or_default();
     let reason = reason_of(status.as_u16(), &text);
     debug!("rest hook {url}: refused ({status}): {reason}");
-    Err(Refused(reason))
+    Err(Denied::Refused(reason))
 }
 
 /// The words a refused client is told: the answer's `reason` or `info` field, else the
@@ -240,11 +251,11 @@ mod tests {
         let (base, _got) = backend("403 Forbidden", r#"{"reason":"Token expired"}"#);
         let hooks = RestHooks::new(Some(&base), Duration::from_secs(5));
         let verdict = hooks.ask(Hook::Connect, serde_json::json!({})).await;
-        assert_eq!(verdict, Err(Refused("Token expired".into())));
+        assert_eq!(verdict, Err(Denied::Refused("Token expired".into())));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_backend_that_is_gone_or_silent_refuses() {
+    async fn a_backend_that_is_gone_or_silent_is_unavailable() {
         // Nothing listens on a port just freed.
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -256,7 +267,7 @@ mod tests {
             Duration::from_secs(2),
         );
         let verdict = hooks.ask(Hook::Connect, serde_json::json!({})).await;
-        assert_eq!(verdict, Err(Refused(UNREACHABLE.into())));
+        assert_eq!(verdict, Err(Denied::Unavailable));
         // One that accepts and never answers: refused after the time-out.
         let silent = TcpListener::bind("127.0.0.1:0").unwrap();
         let hooks = RestHooks::new(
@@ -264,7 +275,7 @@ mod tests {
             Duration::from_millis(300),
         );
         let verdict = hooks.ask(Hook::PlayStream, serde_json::json!({})).await;
-        assert_eq!(verdict, Err(Refused(UNREACHABLE.into())));
+        assert_eq!(verdict, Err(Denied::Unavailable));
         drop(silent);
     }
 

@@ -377,3 +377,53 @@ async fn sessions_over_the_caps_are_refused_with_a_plain_reason() {
         }
     }
 }
+
+/// The next message named `name` (others, such as pings, are skipped); `None` when the
+/// socket closed first (or 30 s passed).
+async fn next_named(ws: &mut Ws, name: &str) -> Option<serde_json::Value> {
+    loop {
+        let msg = next_message(ws).await?;
+        if msg["message"] == name {
+            return Some(msg);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plays_over_the_per_session_cap_fail_with_a_plain_reason() {
+    let ports = start(|s| s.ws_max_streams_per_session = 2).await;
+    let mut ws = wcs_session(ports.ws).await;
+    let play = |id: &str| serde_json::json!({ "mediaSessionId": id, "name": "vod://sample.mp4", "sdp": offer() });
+    // Two plays are answered (their browser never connects: each waits for ICE).
+    for id in ["m1", "m2"] {
+        send(&mut ws, "playStream", play(id)).await;
+        let answer = next_named(&mut ws, "setRemoteSDP").await;
+        assert_eq!(answer.map(|m| m["data"][0].clone()), Some(id.into()));
+    }
+    // The third fails at once, saying why (not answered); the session stays open.
+    send(&mut ws, "playStream", play("m3")).await;
+    let failed = loop {
+        let msg = next_message(&mut ws).await.expect("an answer to m3");
+        if msg["message"] == "setRemoteSDP" || msg["message"] == "notifyStreamStatusEvent" {
+            break msg;
+        }
+    };
+    assert_eq!(failed["message"], "notifyStreamStatusEvent", "{failed}");
+    let event = &failed["data"][0];
+    assert_eq!(event["mediaSessionId"], "m3", "{failed}");
+    assert_eq!(event["status"], "FAILED", "{failed}");
+    assert_eq!(
+        event["info"],
+        "Too many streams in this session: at most 2 play at once (stop one first)"
+    );
+    // A stopped stream no longer counts: the next play is answered.
+    send(
+        &mut ws,
+        "stopStream",
+        serde_json::json!({ "mediaSessionId": "m1", "name": "vod://sample.mp4" }),
+    )
+    .await;
+    send(&mut ws, "playStream", play("m4")).await;
+    let answer = next_named(&mut ws, "setRemoteSDP").await;
+    assert_eq!(answer.map(|m| m["data"][0].clone()), Some("m4".into()));
+}

@@ -28,6 +28,16 @@ const MEDIA_WANTED: Duration = Duration::from_millis(3500);
 /// Whole-session deadline (connect + collect); generous for a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(15);
 
+/// When the client asks for a picture (sends a PLI).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pli {
+    Never,
+    /// Once, when this much video (RTP ticks) has arrived.
+    Once(u64),
+    /// After every picture received: a client asking in a loop.
+    Flood,
+}
+
 async fn start_server() -> SocketAddr {
     start_server_with(reelcast::config::Settings {
         ip_local: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -40,8 +50,17 @@ async fn start_server() -> SocketAddr {
 /// Starts a server on free ports with `settings` otherwise; returns its HTTP address
 /// (on 127.0.0.1) and its media port.
 async fn start_server_with(settings: reelcast::config::Settings) -> (SocketAddr, u16) {
+    let media = concat!(env!("CARGO_MANIFEST_DIR"), "/../../media");
+    start_server_in(media.into(), settings).await
+}
+
+/// [`start_server_with`], playing files from `media_dir`.
+async fn start_server_in(
+    media_dir: std::path::PathBuf,
+    settings: reelcast::config::Settings,
+) -> (SocketAddr, u16) {
     let settings = reelcast::config::Settings {
-        media_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../../media").into(),
+        media_dir,
         http_port: 0,
         ws_port: 0,
         media_port: Some(0),
@@ -133,8 +152,11 @@ struct Session {
     connected: bool,
     video: Vec<Frame>,
     audio: Vec<Frame>,
-    /// The RTP time of the newest picture when the client sent its picture-loss request.
+    /// The RTP time of the newest picture when the client sent its (first) picture-loss
+    /// request.
     pli_sent_after: Option<u64>,
+    /// Video (RTP ticks) to collect before hanging up.
+    wanted_ticks: u64,
     /// Datagrams from an address the client never sent to, dropped as a browser drops them
     /// (an ICE check is answered only by the address it went to), with their sources.
     strays: Vec<SocketAddr>,
@@ -151,17 +173,19 @@ impl Session {
     }
 
     fn has_enough(&self) -> bool {
-        let wanted = MEDIA_WANTED.as_millis() as u64 * 90;
-        self.video_span() >= wanted && self.audio.len() as u64 >= 100
+        self.video_span() >= self.wanted_ticks && self.audio.len() as u64 >= 100
     }
 }
 
-/// The str0m run loop: UDP in, timeouts, transmits out, media collected. With
-/// `pli_at_ticks`, a picture-loss request (PLI) is sent once that much video has arrived.
-fn run_client(mut rtc: Rtc, socket: UdpSocket, pli_at_ticks: Option<u64>) -> Session {
-    let deadline = Instant::now() + DEADLINE;
+/// The str0m run loop: UDP in, timeouts, transmits out, media collected until `wanted` of
+/// video has come (or the deadline); picture-loss requests (PLI) sent as `pli` says.
+fn run_client(mut rtc: Rtc, socket: UdpSocket, pli: Pli, wanted: Duration) -> Session {
+    let deadline = Instant::now() + DEADLINE + wanted;
     let local = socket.local_addr().unwrap();
-    let mut session = Session::default();
+    let mut session = Session {
+        wanted_ticks: wanted.as_millis() as u64 * 90,
+        ..Session::default()
+    };
     let mut buf = vec![0u8; 2000];
     while Instant::now() < deadline && !session.has_enough() {
         let timeout = match rtc.poll_output().expect("poll_output") {
@@ -185,9 +209,19 @@ fn run_client(mut rtc: Rtc, socket: UdpSocket, pli_at_ticks: Option<u64>) -> Ses
                         match m.params.spec().codec {
                             Codec::H264 => {
                                 session.video.push(frame);
-                                let due = pli_at_ticks.is_some_and(|t| session.video_span() >= t);
-                                if due && session.pli_sent_after.is_none() {
-                                    session.pli_sent_after = session.video.last().map(|f| f.time);
+                                let due = match pli {
+                                    Pli::Never => false,
+                                    Pli::Once(t) => {
+                                        session.video_span() >= t
+                                            && session.pli_sent_after.is_none()
+                                    }
+                                    Pli::Flood => true,
+                                };
+                                if due {
+                                    if session.pli_sent_after.is_none() {
+                                        session.pli_sent_after =
+                                            session.video.last().map(|f| f.time);
+                                    }
                                     rtc.writer(m.mid)
                                         .expect("a writer for the video mid")
                                         .request_keyframe(None, KeyframeRequestKind::Pli)
@@ -260,29 +294,43 @@ fn nal_types(annexb: &[u8]) -> Vec<u8> {
 
 /// Offers, plays `sample.mp4` and returns what the client received.
 async fn play_sample() -> Session {
-    play_sample_with(None).await
+    play_sample_with(Pli::Never).await
 }
 
-/// [`play_sample`], sending a picture-loss request once `pli_at_ticks` of video arrived.
-async fn play_sample_with(pli_at_ticks: Option<u64>) -> Session {
+/// [`play_sample`], sending picture-loss requests as `pli` says.
+async fn play_sample_with(pli: Pli) -> Session {
     let http = start_server().await;
-    play_sample_from_with(http, "127.0.0.1", pli_at_ticks).await
+    play_sample_from_with(http, "127.0.0.1", pli).await
 }
 
 /// Plays `sample.mp4` from a client on `client_ip`, offered to the server at `http`.
 async fn play_sample_from(http: SocketAddr, client_ip: &str) -> Session {
-    play_sample_from_with(http, client_ip, None).await
+    play_sample_from_with(http, client_ip, Pli::Never).await
 }
 
 /// [`play_sample_from`], with a picture-loss request as in [`play_sample_with`].
-async fn play_sample_from_with(
+async fn play_sample_from_with(http: SocketAddr, client_ip: &str, pli: Pli) -> Session {
+    play(
+        http,
+        client_ip,
+        "/whep/vod%3A%2F%2Fsample.mp4",
+        pli,
+        MEDIA_WANTED,
+    )
+    .await
+}
+
+/// Offers `whep_path` to the server at `http` from a client on `client_ip`, and collects
+/// `wanted` of video (see [`run_client`]).
+async fn play(
     http: SocketAddr,
     client_ip: &str,
-    pli_at_ticks: Option<u64>,
+    whep_path: &str,
+    pli: Pli,
+    wanted: Duration,
 ) -> Session {
     let (rtc, socket, offer, pending) = new_client_on(client_ip);
-    let (status, answer) =
-        post_sdp(http, "/whep/vod%3A%2F%2Fsample.mp4", &offer.to_sdp_string()).await;
+    let (status, answer) = post_sdp(http, whep_path, &offer.to_sdp_string()).await;
     assert_eq!(status, 201, "WHEP answer status; body: {answer}");
     let answer = SdpAnswer::from_sdp_string(&answer).expect("answer SDP parses");
     tokio::task::spawn_blocking(move || {
@@ -290,7 +338,7 @@ async fn play_sample_from_with(
         rtc.sdp_api()
             .accept_answer(pending, answer)
             .expect("answer accepted");
-        run_client(rtc, socket, pli_at_ticks)
+        run_client(rtc, socket, pli, wanted)
     })
     .await
     .expect("client thread")
@@ -398,45 +446,138 @@ async fn whep_viewer_gets_opus_audio_every_20ms_from_the_first_frame() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn picture_loss_is_answered_with_a_keyframe_between_the_files_own() {
+async fn picture_loss_mid_gop_is_answered_with_the_keyframe_and_every_picture_since_in_order() {
     // 1.4 s into a GOP of 2 s: the last keyframe is over a second old (earlier requests
     // are ignored as the browser's impatience), the next real one 0.6 s away.
     let pli_at = 1400 * 90;
-    let s = play_sample_with(Some(pli_at)).await;
+    let s = play_sample_with(Pli::Once(pli_at)).await;
     assert!(s.connected, "the WebRTC connection never reached Connected");
     let asked_after = s.pli_sent_after.expect("the client sent its PLI");
-    let t0 = s.video.first().expect("video").time;
+    let v = &s.video;
+    let t0 = v.first().expect("video").time;
     let gop_ticks = FRAMES_PER_GOP * VIDEO_FRAME_TICKS;
-    // A keyframe after the request and before the file's next one at 2 s: the server's
-    // answer (its cached keyframe re-sent just after the newest picture).
-    let answered: Vec<u64> = s
-        .video
+    let keyframes: Vec<u64> = v
         .iter()
-        .filter(|f| f.keyframe && f.time > asked_after && f.time - t0 < gop_ticks)
+        .filter(|f| f.keyframe)
         .map(|f| f.time - t0)
         .collect();
-    assert!(
-        !answered.is_empty(),
-        "no keyframe between the PLI at RTP +{} and the file's next keyframe at +{gop_ticks}; \
-         keyframes at {:?}",
-        asked_after - t0,
-        s.video
-            .iter()
-            .filter(|f| f.keyframe)
-            .map(|f| f.time - t0)
-            .collect::<Vec<_>>()
-    );
-    // It is a whole picture: SPS and PPS before the IDR slice.
-    let resent = s
-        .video
+    // The answer starts with a keyframe after the request and before the file's next one
+    // at 2 s: the GOP's keyframe, re-sent just after the newest picture.
+    let r = v
         .iter()
-        .find(|f| f.keyframe && f.time > asked_after)
-        .expect("found above");
-    let types = nal_types(&resent.data);
+        .position(|f| f.keyframe && f.time > asked_after && f.time - t0 < gop_ticks)
+        .unwrap_or_else(|| {
+            panic!(
+                "no keyframe between the PLI at RTP +{} and the file's next keyframe at \
+                 +{gop_ticks}; keyframes at {keyframes:?}",
+                asked_after - t0
+            )
+        });
+    let types = nal_types(&v[r].data);
     assert!(
         types.contains(&7) && types.contains(&8) && types.contains(&5),
         "the re-sent keyframe lacks SPS/PPS/IDR: NALs {types:?}"
     );
+    // Then every picture since, the same bytes in the same order as they first came (the
+    // pictures from the file's keyframe at index 0 on), up to at least the newest one the
+    // client had when it asked: the pictures after the keyframe have what they reference.
+    let asked = v
+        .iter()
+        .position(|f| f.time == asked_after)
+        .expect("the newest picture at the request was received");
+    let run = v[r..]
+        .iter()
+        .zip(v)
+        .take_while(|(again, first)| again.data == first.data)
+        .count();
+    assert_eq!(
+        run,
+        r,
+        "the answer re-sent {run} pictures of the GOP in order; the GOP had {r} (the \
+         client had {} when it asked)",
+        asked + 1
+    );
+    // All new to the browser: each later than the one before, from the newest picture on.
+    let times: Vec<u64> = v[r - 1..r + run].iter().map(|f| f.time - t0).collect();
+    assert!(
+        times.windows(2).all(|w| w[1] > w[0]),
+        "re-sent pictures' RTP times do not rise: {times:?}"
+    );
+    // And the feed plays on: the next picture is the one after the GOP's newest.
+    let next = v.get(r + run).expect("pictures after the answer");
+    assert_eq!(
+        (next.time - t0 + 1) / VIDEO_FRAME_TICKS,
+        (v[r - 1].time - t0 + 1) / VIDEO_FRAME_TICKS + 1,
+        "the picture after the answer at RTP +{} is not the next of the file's",
+        next.time - t0
+    );
+}
+
+/// A client asking for a picture after every picture it gets (a loop, or an attack), on a
+/// file whose GOP is 10 s: each answer re-sends the GOP so far, so asking once a second
+/// would re-send ever more (1 s, 2 s, 3 s... of video each second). The server re-sends a
+/// GOP spanning D of video at most once per D: re-sent pictures stay within the pictures
+/// that passed plus one GOP, and keyframes alone in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn picture_loss_requests_in_a_loop_cannot_make_the_server_resend_without_bound() {
+    let media = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/media");
+    assert!(
+        std::path::Path::new(media).join("long_gop.mp4").is_file(),
+        "tests/media/long_gop.mp4 is missing: run scripts/make-test-media tests/media"
+    );
+    let (http, _) = start_server_in(
+        media.into(),
+        reelcast::config::Settings {
+            ip_local: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ..Default::default()
+        },
+    )
+    .await;
+    let wanted = Duration::from_secs(9);
+    let s = play(
+        http,
+        "127.0.0.1",
+        "/whep/vod%3A%2F%2Flong_gop.mp4",
+        Pli::Flood,
+        wanted,
+    )
+    .await;
+    assert!(s.connected, "the WebRTC connection never reached Connected");
+    // Live pictures step a frame (or more) forward; re-sent ones are packed a tick or two
+    // after the newest picture. Runs of re-sent pictures, by length.
+    let mut runs: Vec<usize> = Vec::new();
+    let mut live = 1;
+    let mut packed = false;
+    for w in s.video.windows(2) {
+        if w[1].time.saturating_sub(w[0].time) >= VIDEO_FRAME_TICKS / 2 {
+            live += 1;
+            packed = false;
+        } else if packed {
+            *runs.last_mut().expect("in a run") += 1;
+        } else {
+            runs.push(1);
+            packed = true;
+        }
+    }
+    let resent: usize = runs.iter().sum();
+    let largest = runs.iter().copied().max().unwrap_or(0);
+    let elapsed = (s.video_span() / VIDEO_FRAME_TICKS) as usize;
+    let detail = format!(
+        "{live} live pictures over {elapsed} pictures' time; re-sent runs {runs:?}; \
+         collected {:.1} s of video",
+        s.video_span() as f64 / 90_000.0
+    );
+    assert!(
+        s.video_span() >= s.wanted_ticks,
+        "the session ended early: {detail}"
+    );
+    assert!(largest > 1, "no GOP was re-sent at all: {detail}");
+    // The bound with room for a loaded machine: one more GOP, and a keyframe a second.
+    assert!(
+        resent <= elapsed + 2 * largest,
+        "{resent} pictures re-sent: {detail}"
+    );
+    println!("{resent} pictures re-sent: {detail}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

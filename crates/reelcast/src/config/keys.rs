@@ -225,6 +225,11 @@ pub static TABLE: &[Key] = &[
         "WebSocket sessions open at once from one IP address.",
     ),
     Key::new(
+        "ws.max_streams_per_session",
+        field!(ws_max_streams_per_session: Count<usize>),
+        "Streams one WebSocket session may play at once.",
+    ),
+    Key::new(
         "http.header_read_timeout",
         field!(http_header_read_timeout: PositiveMillis),
         "Milliseconds a client has to send a whole request head.",

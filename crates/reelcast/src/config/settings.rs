@@ -69,6 +69,8 @@ pub struct Settings {
     pub ws_max_sessions: usize,
     /// `ws.max_sessions_per_client`: WebSocket sessions open at once from one address.
     pub ws_max_sessions_per_client: usize,
+    /// `ws.max_streams_per_session`: streams one WebSocket session may play at once.
+    pub ws_max_streams_per_session: usize,
     /// `http.header_read_timeout`: a request's head must arrive within this, and a
     /// kept-alive connection is closed after this long without a next request.
     pub http_header_read_timeout: Duration,
@@ -145,6 +147,7 @@ impl Default for Settings {
             signalling_max_message_bytes: 1024 * 1024,
             ws_max_sessions: 10_000,
             ws_max_sessions_per_client: 100,
+            ws_max_streams_per_session: 16,
             http_header_read_timeout: Duration::from_millis(10_000),
             http_idle_timeout: Duration::from_millis(30_000),
             http_max_connections: 10_000,
@@ -362,6 +365,7 @@ mod tests {
         bad(&mut s, "keep_alive.probes", "0");
         bad(&mut s, "ws.max_sessions", "0");
         bad(&mut s, "ws.max_sessions_per_client", "-1");
+        bad(&mut s, "ws.max_streams_per_session", "0");
         bad(&mut s, "http.header_read_timeout", "0");
         bad(&mut s, "http.idle_timeout", "10s");
         bad(&mut s, "http.max_connections", "many");

@@ -176,8 +176,12 @@ impl Session {
                             continue;
                         }
                         Some(Err(e)) => {
-                            // Oversized frames and protocol errors end up here.
-                            warn!("websocket error: {e}");
+                            // Oversized frames and protocol errors end up here too.
+                            if is_clients_doing(&e) {
+                                debug!("websocket ended by the client: {e}");
+                            } else {
+                                warn!("websocket error: {e}");
+                            }
                             break;
                         }
                     };
@@ -238,6 +242,12 @@ impl Session {
             "ping" => vec![message("pong", json!([null]))],
             "pong" => vec![],
             "playStream" => match serde_json::from_value::<StreamRequest>(first.clone()) {
+                // Refused before the hooks are asked: a full session costs nobody anything.
+                Ok(req) if self.streams.len() >= self.ctx.settings.ws_max_streams_per_session => {
+                    info!(stream = %req.name, "play refused: the session plays its most streams");
+                    let reason = too_many_streams(self.ctx.settings.ws_max_streams_per_session);
+                    vec![status(&req.media_session_id, &req.name, "FAILED", &reason)]
+                }
                 Ok(req) => match self.ask_to_play(first).await {
                     Ok(()) => self.play(req).await,
                     Err(reason) => {
@@ -402,6 +412,11 @@ impl Session {
     }
 }
 
+/// The FAILED info of a play over `ws.max_streams_per_session`.
+fn too_many_streams(max: usize) -> String {
+    format!("Too many streams in this session: at most {max} play at once (stop one first)")
+}
+
 fn status(id: &str, name: &str, code: &str, info: &str) -> String {
     let mut obj = json!({
         "mediaSessionId": id,
@@ -462,6 +477,25 @@ pub fn fuzz_message(text: &str) -> Vec<String> {
     replies
 }
 
+/// True when a WebSocket error is the client's doing (it went away without a close frame,
+/// its connection reset, it broke the protocol or a size limit): not the operator's
+/// problem, so not worth a warning. Anything else is ours.
+fn is_clients_doing(e: &axum::Error) -> bool {
+    use tungstenite::Error as E;
+    let source = std::error::Error::source(e).and_then(|s| s.downcast_ref::<E>());
+    matches!(
+        source,
+        Some(
+            E::ConnectionClosed
+                | E::AlreadyClosed
+                | E::Io(_)
+                | E::Protocol(_)
+                | E::Capacity(_)
+                | E::Utf8(_)
+        )
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,5 +511,28 @@ mod tests {
             assert_eq!(k.ping_due(), PingDue::Send);
         }
         assert_eq!(k.ping_due(), PingDue::GiveUp);
+    }
+
+    #[test]
+    fn a_client_going_away_is_not_warned_about_but_our_errors_are() {
+        use tungstenite::error::{CapacityError, ProtocolError};
+        let reset = tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake);
+        assert!(is_clients_doing(&axum::Error::new(reset)));
+        let gone = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(is_clients_doing(&axum::Error::new(tungstenite::Error::Io(
+            gone
+        ))));
+        let big = CapacityError::MessageTooLong {
+            size: 2,
+            max_size: 1,
+        };
+        assert!(is_clients_doing(&axum::Error::new(
+            tungstenite::Error::Capacity(big)
+        )));
+        let full = tungstenite::Error::WriteBufferFull(Box::new("x".into()));
+        assert!(!is_clients_doing(&axum::Error::new(full)));
+        assert!(!is_clients_doing(&axum::Error::new(std::io::Error::other(
+            "ours"
+        ))));
     }
 }

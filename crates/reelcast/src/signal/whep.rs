@@ -9,7 +9,8 @@
 //! a WCS session and play would be: `/connect` with the request's Bearer token
 //! (`Authorization: Bearer TOKEN`, RFC 9725) as `authToken`, then `/playStream`. A refused
 //! connect answers `401` with `WWW-Authenticate: Bearer` and the backend's reason; a
-//! refused play `403` with it.
+//! refused play `403` with it; a backend that cannot be reached `503` (the token may be
+//! fine: the client may try again later).
 
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use serde_json::json;
 use tracing::info;
 
 use crate::context::ServerContext;
-use crate::hooks::Hook;
+use crate::hooks::{Denied, Hook};
 use crate::media::StopReason;
 use crate::playback::{self, Requester};
 use crate::stream::StreamError;
@@ -90,13 +91,17 @@ async fn ask_hooks(
         "mediaProviders": ["WebRTC"],
         "clientVersion": "WHEP",
     });
-    if let Err(refused) = ctx.hooks.ask(Hook::Connect, connect).await {
-        let answer = (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            refused.to_string(),
-        );
-        return Err(answer.into_response());
+    match ctx.hooks.ask(Hook::Connect, connect).await {
+        Ok(()) => {}
+        Err(Denied::Unavailable) => return Err(unavailable()),
+        Err(refused) => {
+            let answer = (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                refused.to_string(),
+            );
+            return Err(answer.into_response());
+        }
     }
     let play = json!({
         "appKey": "whep",
@@ -110,7 +115,16 @@ async fn ask_hooks(
     ctx.hooks
         .ask(Hook::PlayStream, play)
         .await
-        .map_err(|refused| (StatusCode::FORBIDDEN, refused.to_string()).into_response())
+        .map_err(|denied| match denied {
+            Denied::Unavailable => unavailable(),
+            refused => (StatusCode::FORBIDDEN, refused.to_string()).into_response(),
+        })
+}
+
+/// The answer when the hooks' backend gave no verdict.
+fn unavailable() -> Response {
+    let reason = Denied::Unavailable.to_string();
+    (StatusCode::SERVICE_UNAVAILABLE, reason).into_response()
 }
 
 /// The token of `Authorization: Bearer TOKEN` (scheme in any case), if any.

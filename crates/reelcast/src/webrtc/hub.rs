@@ -14,8 +14,8 @@
 //! A *feed* is one stream as the hub sees it: its epoch (wall-clock time of stream time 0,
 //! used for RTCP sender reports so audio and video share one clock), its viewers, and its
 //! current GOP (the last keyframe and the pictures since). Frames arrive once per feed, are
-//! cut into RTP payloads once ([`packets`]) and are written to each of its viewers. The GOP answers picture-loss requests (with its
-//! keyframe) and gives a viewer who joins mid-stream a picture at once: the whole GOP is
+//! cut into RTP payloads once ([`packets`]) and are written to each of its viewers. The GOP answers picture-loss requests (re-sent
+//! whole, so the pictures after its keyframe have what they reference) and gives a viewer who joins mid-stream a picture at once: the whole GOP is
 //! sent on connect, its timestamps packed just before the newest picture, so the browser
 //! decodes up to "now" in one go and then follows the shared timeline.
 //!
@@ -185,10 +185,6 @@ impl GopCache {
         }
         self.bytes += frame.bytes;
         self.frames.push(frame.clone());
-    }
-
-    fn keyframe(&self) -> Option<&Arc<RtpFrame>> {
-        self.frames.first()
     }
 }
 
@@ -395,9 +391,7 @@ impl HubState {
                             v.write(frame, frame.pts_us, now, out);
                         }
                         if v.wants_keyframe {
-                            if let Some(k) = f.gop.keyframe() {
-                                v.resend_keyframe(k, now, out);
-                            }
+                            v.answer_picture_loss(&f.gop.frames, now, out);
                         }
                     }
                 }

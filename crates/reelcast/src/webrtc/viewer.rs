@@ -33,13 +33,13 @@ use crate::media::{Ending, FailReason, MediaKind, StopReason};
 /// browsers ask for one while they wait for the first, and that one is on its way.
 const KEYFRAME_REQUEST_GRACE: Duration = Duration::from_millis(1000);
 
+/// Spacing of re-sent pictures (a late joiner's catch-up, a GOP re-sent on picture loss):
+/// just over one 90 kHz tick, so each gets its own RTP timestamp.
+const PACKED_STEP_US: i64 = 12;
+
 /// The handshake engine is dropped this long after connecting even if the browser has not
 /// sent RTCP yet (it sends a report within about a second of receiving media).
 const HANDSHAKE_LINGER: Duration = Duration::from_secs(5);
-
-/// Spacing of a late joiner's catch-up pictures: just over one 90 kHz tick, so each gets
-/// its own RTP timestamp.
-const CATCH_UP_STEP_US: i64 = 12;
 
 /// Pairs remembered per viewer during the handshake (a browser checks one per candidate
 /// it has and address we announce): beyond this the oldest is forgotten.
@@ -101,8 +101,10 @@ pub(super) struct Viewer {
     /// Any video written yet (a viewer joining mid-stream first gets the feed's GOP).
     video_started: bool,
     last_keyframe_sent: Option<Instant>,
-    /// Presentation time of the last video frame written, to place a re-sent keyframe.
+    /// Presentation time of the last video frame written, to place re-sent pictures.
     last_video_pts_us: i64,
+    /// No GOP is re-sent on picture loss before this (see [`Self::answer_picture_loss`]).
+    gop_resend_after: Instant,
     /// Set when the browser asked for a picture; the hub answers from the feed's cache.
     pub wants_keyframe: bool,
     pub next_timeout: Instant,
@@ -145,6 +147,7 @@ impl Viewer {
             video_started: false,
             last_keyframe_sent: None,
             last_video_pts_us: 0,
+            gop_resend_after: now,
             wants_keyframe: false,
             next_timeout: now,
             closed: false,
@@ -331,7 +334,8 @@ impl Viewer {
         let recent = self
             .last_keyframe_sent
             .is_some_and(|t| t.elapsed() < KEYFRAME_REQUEST_GRACE);
-        if !recent && !self.awaiting_keyframe {
+        // Before the first picture the catch-up (or the first keyframe) is on its way.
+        if !recent && self.video_started {
             self.wants_keyframe = true;
         }
     }
@@ -475,7 +479,7 @@ impl Viewer {
         };
         let count = gop.len() as i64;
         for (i, frame) in gop.iter().enumerate() {
-            let pts_us = newest.pts_us - (count - 1 - i as i64) * CATCH_UP_STEP_US;
+            let pts_us = newest.pts_us - (count - 1 - i as i64) * PACKED_STEP_US;
             self.write(frame, pts_us, now, out);
         }
         debug!(
@@ -485,24 +489,43 @@ impl Viewer {
         );
     }
 
-    /// Answers a picture-loss request with the feed's last keyframe. A file cannot make a
-    /// new keyframe, so the cached one is re-sent just after the newest picture, and the
-    /// pictures that depend on frames the browser lost are held back until the next real
-    /// keyframe: the viewer sees a still picture, never a smeared one.
-    pub(super) fn resend_keyframe(
-        &mut self,
-        keyframe: &Arc<RtpFrame>,
-        now: Instant,
-        out: &mut Outbox,
-    ) {
+    /// Answers a picture-loss request from the feed's current GOP (its keyframe and every
+    /// picture since, as sent). A file cannot make a new keyframe, and the keyframe alone
+    /// would leave the pictures after it without the frames they reference; so the whole
+    /// GOP is re-sent, packed one tick apart just after the newest picture, and the
+    /// browser decodes up to "now" again and plays on.
+    ///
+    /// Bound: after re-sending a GOP that spans D of video, the viewer's requests for the
+    /// next D (at least [`KEYFRAME_REQUEST_GRACE`]) get the keyframe alone, so re-sent video
+    /// never exceeds the time that passed plus one GOP, however often a client asks. The
+    /// keyframe alone (at most one per [`KEYFRAME_REQUEST_GRACE`]) holds back the pictures
+    /// after it until the next real keyframe: a still picture, never a smeared one.
+    pub(super) fn answer_picture_loss(&mut self, gop: &[Arc<RtpFrame>], now: Instant, out: &mut Outbox) {
         self.wants_keyframe = false;
-        // One 90 kHz tick after the newest picture, so the browser treats it as new.
-        self.write(keyframe, self.last_video_pts_us + 12, now, out);
+        let (Some(keyframe), Some(newest)) = (gop.first(), gop.last()) else {
+            // The GOP cache overflowed: the next real keyframe is the answer.
+            return;
+        };
+        let base = self.last_video_pts_us;
+        if now >= self.gop_resend_after {
+            let span =
+                Duration::from_micros(newest.pts_us.saturating_sub(keyframe.pts_us).max(0) as u64);
+            self.gop_resend_after = now + span.max(KEYFRAME_REQUEST_GRACE);
+            for (i, frame) in gop.iter().enumerate() {
+                self.write(frame, base + (i as i64 + 1) * PACKED_STEP_US, now, out);
+            }
+            debug!(
+                viewer = self.id.0,
+                frames = gop.len(),
+                "picture loss answered with the GOP so far"
+            );
+            return;
+        }
+        self.write(keyframe, base + PACKED_STEP_US, now, out);
         self.awaiting_keyframe = true;
-        self.last_keyframe_sent = Some(now);
         debug!(
             viewer = self.id.0,
-            "picture loss answered with the cached keyframe"
+            "picture loss answered with the keyframe alone (a GOP was re-sent recently)"
         );
     }
 
