@@ -40,6 +40,7 @@ pub const KEYS: &[&str] = &[
     "media_port",
     "media_port_from",
     "media_port_to",
+    "ice_tcp_transport",
     "ip",
     "ip_local",
     "vod_stream_timeout",
@@ -111,6 +112,9 @@ pub struct Settings {
     pub media_port_from: u16,
     /// `media_port_to`: last port of that range (checked, not used: one port is enough).
     pub media_port_to: u16,
+    /// `ice_tcp_transport`: the media port's number is also listened on over TCP, and
+    /// answers carry passive TCP candidates (RFC 6544) for viewers whose network blocks UDP.
+    pub ice_tcp_transport: bool,
     /// `ip`: the addresses announced in ICE candidates (e.g. the public one behind NAT,
     /// a private one, an IPv6 one), each a candidate. Empty: see `webrtc::announce`.
     pub ip: Vec<IpAddr>,
@@ -205,6 +209,7 @@ impl Default for Settings {
             media_port: None,
             media_port_from: 31001,
             media_port_to: 32000,
+            ice_tcp_transport: true,
             ip: Vec::new(),
             ip_local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             vod_stream_timeout: Duration::from_millis(30_000),
@@ -593,6 +598,9 @@ impl Settings {
                 self.vod_stream_timeout = millis(value, 0).ok_or_else(|| bad(MS))?
             }
             "vod_live_loop" => self.vod_live_loop = boolean(value).ok_or_else(|| bad(BOOL))?,
+            "ice_tcp_transport" => {
+                self.ice_tcp_transport = boolean(value).ok_or_else(|| bad(BOOL))?
+            }
             "disable_rest_auth" => {
                 self.disable_rest_auth = boolean(value).ok_or_else(|| bad(BOOL))?
             }
@@ -712,6 +720,7 @@ impl Settings {
             "ip_local" => self.ip_local.to_string(),
             "vod_stream_timeout" => ms(self.vod_stream_timeout),
             "vod_live_loop" => self.vod_live_loop.to_string(),
+            "ice_tcp_transport" => self.ice_tcp_transport.to_string(),
             "disable_rest_auth" => self.disable_rest_auth.to_string(),
             "rest_auth_users" => self
                 .rest_auth_users

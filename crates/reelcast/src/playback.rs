@@ -18,7 +18,7 @@ use crate::stream::open::open_media;
 use crate::stream::registry::{PlayKey, PlayKind, PlayRecord};
 use crate::stream::vod::PersonalVod;
 use crate::stream::{MediaInfo, Stopper, StreamError, StreamStatus};
-use crate::webrtc::{FeedId, ViewerId, ViewerPlan, WebRtcError};
+use crate::webrtc::{FeedId, IceTransport, ViewerId, ViewerPlan, WebRtcError};
 
 /// A stream that has been answered and is starting.
 pub struct Playback {
@@ -37,6 +37,8 @@ pub struct Requester<'a> {
     pub media_session_id: &'a str,
     /// `"wcs"` or `"whep"`.
     pub protocol: &'static str,
+    /// The candidates the client asked for (the WCS SDK's `transport`).
+    pub transport: IceTransport,
 }
 
 /// Opens `name` and answers `offer_sdp`. Errors are what the viewer is told.
@@ -108,7 +110,7 @@ fn join_translation(
 ) -> Result<Playback, StreamError> {
     let accepted = ctx
         .rtc
-        .accept_offer(offer_sdp, Instant::now())
+        .accept_offer(offer_sdp, Instant::now(), requester.transport)
         .map_err(offer_refused)?;
     refuse_without_video(&accepted, &translation.info)?;
     let answer_sdp = accepted.answer_sdp.clone();
@@ -161,7 +163,7 @@ async fn start_personal(
 
     let accepted = ctx
         .rtc
-        .accept_offer(offer_sdp, Instant::now())
+        .accept_offer(offer_sdp, Instant::now(), requester.transport)
         .map_err(offer_refused)?;
     refuse_without_video(&accepted, &info)?;
     let answer_sdp = accepted.answer_sdp.clone();

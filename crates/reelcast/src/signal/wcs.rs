@@ -21,6 +21,7 @@ use crate::playback::{self, Playback, Requester};
 use crate::server::ServerContext;
 use crate::stream::registry::PlayKey;
 use crate::stream::{Stopper, StreamStatus};
+use crate::webrtc::IceTransport;
 
 #[derive(Deserialize)]
 struct Incoming {
@@ -38,6 +39,9 @@ struct StreamRequest {
     name: String,
     #[serde(default)]
     sdp: Option<String>,
+    /// `"UDP"` or `"TCP"`: the candidates the SDK's `transport` option asks for.
+    #[serde(default)]
+    transport: Option<String>,
 }
 
 /// Frames a WCS message.
@@ -360,6 +364,7 @@ impl Session {
         let requester = Requester {
             media_session_id: &id,
             protocol: "wcs",
+            transport: IceTransport::from_wcs(req.transport.as_deref()),
         };
         match playback::start(&self.ctx, &name, &offer, requester).await {
             Err(e) => {

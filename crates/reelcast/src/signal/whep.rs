@@ -24,6 +24,7 @@ use crate::hooks::Hook;
 use crate::playback::{self, Requester};
 use crate::server::ServerContext;
 use crate::stream::{StreamError, StreamStatus};
+use crate::webrtc::IceTransport;
 
 /// Where a WHEP session's resource lives.
 pub const RESOURCE_PREFIX: &str = "/whep/resource/";
@@ -48,6 +49,7 @@ pub async fn create(
     let requester = Requester {
         media_session_id: &id,
         protocol: "whep",
+        transport: IceTransport::Any,
     };
     match playback::start(&ctx, &name, offer, requester).await {
         Err(e) => {

@@ -8,7 +8,8 @@
 //! (`media_plane`, `srtp`); cutting frames into RTP payloads once per feed for all its
 //! viewers (`packets`); sending datagrams in segmented batches (`outbox`); the media
 //! socket, which tells each datagram's local address so answers leave from it (`udp`);
-//! which addresses we announce (`announce`).
+//! which addresses we announce (`announce`); the same port over TCP for viewers whose
+//! network blocks UDP (`ice_tcp`, framed by `tcp_framing`).
 //!
 //! Must not: read files, parse MP4, know stream names or signalling. It receives finished
 //! [`Frame`](crate::media::Frame)s on *feeds* (one feed per stream) and fans each frame out
@@ -21,15 +22,17 @@ mod dtls_keys;
 #[doc(hidden)]
 pub mod fuzzing;
 mod hub;
+mod ice_tcp;
 mod media_plane;
 mod outbox;
 mod packets;
 mod srtp;
+mod tcp_framing;
 mod udp;
 mod viewer;
 
 pub use announce::announced_ips;
-pub use answer::{Accepted, RtcFactory};
+pub use answer::{Accepted, IceTransport, RtcFactory};
 pub use hub::{FeedId, RtcHub, ViewerEvent, ViewerEvents, ViewerId, ViewerPlan};
 pub use udp::bind as bind_media_port;
 
