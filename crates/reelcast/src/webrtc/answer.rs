@@ -298,6 +298,59 @@ mod tests {
     }
 
     #[test]
+    fn the_sdks_transport_picks_the_candidates_tcp_ones_passive() {
+        let mut browser = Rtc::builder().build(Instant::now());
+        let mut api = browser.sdp_api();
+        api.add_media(
+            str0m::media::MediaKind::Video,
+            str0m::media::Direction::RecvOnly,
+            None,
+            None,
+            None,
+        );
+        let offer = api.apply().expect("an offer").0.to_sdp_string();
+        let udp = vec!["10.0.0.1:31001".parse().unwrap()];
+        let tcp = vec!["10.0.0.1:31001".parse().unwrap()];
+        let factory = RtcFactory::new(udp.clone(), tcp).expect("factory");
+        let answer = |t| {
+            factory
+                .accept_offer(&offer, Instant::now(), t)
+                .expect("answered")
+                .answer_sdp
+        };
+        let has = |sdp: &str, proto: &str| {
+            sdp.lines()
+                .any(|l| l.starts_with("a=candidate:") && l.contains(&format!(" {proto} ")))
+        };
+        let any = answer(IceTransport::Any);
+        assert!(has(&any, "udp") && has(&any, "tcp"), "{any}");
+        assert!(
+            any.contains("10.0.0.1 31001 typ host tcptype passive"),
+            "{any}"
+        );
+        let tcp_only = answer(IceTransport::from_wcs(Some("TCP")));
+        assert!(
+            !has(&tcp_only, "udp") && has(&tcp_only, "tcp"),
+            "{tcp_only}"
+        );
+        let udp_only = answer(IceTransport::from_wcs(Some("udp")));
+        assert!(
+            has(&udp_only, "udp") && !has(&udp_only, "tcp"),
+            "{udp_only}"
+        );
+        // Without ICE-TCP, TCP asked is answered with UDP.
+        let factory = RtcFactory::new(udp, vec![]).expect("factory");
+        let fallback = factory
+            .accept_offer(&offer, Instant::now(), IceTransport::Tcp)
+            .expect("answered")
+            .answer_sdp;
+        assert!(
+            has(&fallback, "udp") && !has(&fallback, "tcp"),
+            "{fallback}"
+        );
+    }
+
+    #[test]
     fn garbage_offers_fail_in_plain_words_without_internals() {
         let factory =
             RtcFactory::new(vec!["127.0.0.1:9".parse().unwrap()], vec![]).expect("factory");
