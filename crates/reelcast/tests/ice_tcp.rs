@@ -131,6 +131,9 @@ fn run_client(mut rtc: Rtc, local: SocketAddr) -> Session {
     let mut session = Session::default();
     let mut stream: Option<(TcpStream, SocketAddr)> = None;
     let mut inbound = Vec::new();
+    // Packets of one read, given to str0m one at a time: its outputs must be drained after
+    // every input (its run-loop rule), or an event is lost.
+    let mut packets: std::collections::VecDeque<Vec<u8>> = Default::default();
     let mut buf = vec![0u8; 8192];
     while Instant::now() < deadline && !(session.video_frames >= 50 && session.audio_frames >= 100)
     {
@@ -171,10 +174,24 @@ fn run_client(mut rtc: Rtc, local: SocketAddr) -> Session {
                 continue;
             }
         };
+        if let Some(packet) = packets.pop_front() {
+            let server = stream.as_ref().map(|(_, to)| *to).expect("connected");
+            let input = Input::Receive(
+                Instant::now(),
+                Receive {
+                    proto: Protocol::Tcp,
+                    source: server,
+                    destination: local,
+                    contents: packet.as_slice().try_into().expect("a known packet"),
+                },
+            );
+            rtc.handle_input(input).expect("handle_input");
+            continue;
+        }
         let wait = timeout
             .saturating_duration_since(Instant::now())
             .min(Duration::from_millis(50));
-        let Some((s, server)) = stream.as_mut().filter(|_| !wait.is_zero()) else {
+        let Some((s, _)) = stream.as_mut().filter(|_| !wait.is_zero()) else {
             if wait.is_zero() {
                 rtc.handle_input(Input::Timeout(Instant::now())).unwrap();
             } else {
@@ -187,18 +204,7 @@ fn run_client(mut rtc: Rtc, local: SocketAddr) -> Session {
             Ok(0) => panic!("the server closed the TCP connection"),
             Ok(n) => {
                 inbound.extend_from_slice(&buf[..n]);
-                for packet in unframe(&mut inbound) {
-                    let input = Input::Receive(
-                        Instant::now(),
-                        Receive {
-                            proto: Protocol::Tcp,
-                            source: *server,
-                            destination: local,
-                            contents: packet.as_slice().try_into().expect("a known packet"),
-                        },
-                    );
-                    rtc.handle_input(input).expect("handle_input");
-                }
+                packets.extend(unframe(&mut inbound));
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 rtc.handle_input(Input::Timeout(Instant::now())).unwrap();

@@ -48,6 +48,9 @@ pub const MAX_QUEUED_BYTES: usize = 1 << 20;
 /// A connection whose peer has not taken a queued chunk within this long is closed.
 pub const WRITE_STALL: Duration = Duration::from_secs(10);
 
+/// Spare queue room kept between writes (a few packets' worth); more is given back.
+const KEPT_SPARE_BYTES: usize = 16 << 10;
+
 /// Packets from all connections waiting for the hub.
 const TO_HUB_CAPACITY: usize = 1024;
 
@@ -112,7 +115,13 @@ impl TcpConn {
 
     fn take_queued(&self) -> Bytes {
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        queue.split().freeze()
+        let chunk = queue.split().freeze();
+        // The queue's spare room shares the chunk's allocation: after a burst (a late
+        // joiner's GOP) let the whole of it go once written, instead of keeping it.
+        if queue.capacity() > KEPT_SPARE_BYTES {
+            *queue = BytesMut::new();
+        }
+        chunk
     }
 }
 
