@@ -258,3 +258,28 @@ async fn first_check_deadline(conn: &TcpConn) -> &'static str {
 pub fn tcp_candidates(udp: &[SocketAddr], port: u16) -> Vec<SocketAddr> {
     udp.iter().map(|c| SocketAddr::new(c.ip(), port)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that reads nothing costs at most the queue's bound: packets past it are
+    /// dropped whole (the queue stays a sequence of whole frames), and counted.
+    #[test]
+    fn a_full_queue_drops_whole_packets_and_never_grows_past_its_bound() {
+        let conn = TcpConn::new();
+        let packet = [7u8; 1200];
+        let sent = 2 * MAX_QUEUED_BYTES / packet.len();
+        for _ in 0..sent {
+            conn.send(&packet);
+        }
+        let queued = conn.take_queued();
+        assert!(queued.len() <= MAX_QUEUED_BYTES, "{}", queued.len());
+        assert_eq!(queued.len() % tcp_framing::framed_len(&packet), 0);
+        let kept = queued.len() / tcp_framing::framed_len(&packet);
+        assert_eq!(conn.dropped.load(Ordering::Relaxed) as usize, sent - kept);
+        // Once written, there is room again.
+        conn.send(&packet);
+        assert_eq!(conn.take_queued().len(), tcp_framing::framed_len(&packet));
+    }
+}
