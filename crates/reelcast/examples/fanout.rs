@@ -33,7 +33,8 @@
 //! (5), `--batch N` (50), `--client-threads N` (2), `--server PATH`, `--stream NAME` (default
 //! `vod-live://file.mp4`; `vod://file.mp4` gives every viewer a personal VOD: what a stream
 //! costs, threads included), `--media PATH` (play this file as `file.mp4` instead of the
-//! made one; hard-linked, so a sparse file stays sparse).
+//! made one; hard-linked, so a sparse file stays sparse), `--tcp` (every viewer has only an
+//! active TCP candidate and plays over ICE-TCP: one TCP connection, RFC 4571 framing).
 //!
 //! Against another build (`--baseline PATH`, e.g. an older `reelcast` binary): the two
 //! servers are measured in turn, `--rounds N` times each (default 3), under the same
@@ -49,7 +50,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bench_client::{free_tcp_port, new_client};
+use bench_client::{free_tcp_port, new_client, new_tcp_client};
 
 use anyhow::{bail, Context, Result};
 use str0m::change::SdpAnswer;
@@ -61,6 +62,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
+/// Viewers play over ICE-TCP (`--tcp`).
+static TCP: AtomicBool = AtomicBool::new(false);
 /// The stream every viewer plays (`--stream`).
 static STREAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 /// The test file, made once and reused.
@@ -117,6 +120,7 @@ impl Options {
                 "--rounds" => o.rounds = value()?.parse::<usize>()?.max(1),
                 "--stream" => o.stream = value()?,
                 "--media" => o.media = Some(value()?.into()),
+                "--tcp" => TCP.store(true, Ordering::Relaxed),
                 other => bail!("unknown option {other} (see the example's docs)"),
             }
         }
@@ -371,18 +375,11 @@ async fn run_viewer(
     counters: &Counters,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
-    let (mut rtc, socket, offer, pending) = new_client()?;
-    let path = format!(
-        "/whep/{}",
-        percent_encoding::utf8_percent_encode(
-            STREAM.get().map_or("vod-live://file.mp4", String::as_str),
-            percent_encoding::NON_ALPHANUMERIC
-        )
-    );
-    let (status, answer) = post_sdp(http, &path, &offer).await?;
-    if status != 201 {
-        bail!("WHEP answered {status}: {answer}");
+    if TCP.load(Ordering::Relaxed) {
+        return run_tcp_viewer(http, counters, stop).await;
     }
+    let (mut rtc, socket, offer, pending) = new_client()?;
+    let answer = whep(http, &offer).await?;
     rtc.sdp_api()
         .accept_answer(pending, SdpAnswer::from_sdp_string(&answer)?)?;
     let socket = UdpSocket::from_std(socket)?;
@@ -406,33 +403,10 @@ async fn run_viewer(
                 let _ = socket.try_send_to(&t.contents, t.destination);
                 continue;
             }
-            Output::Event(Event::RtpPacket(p)) => {
-                let pt = p.header.payload_type;
-                let slot = if video_pts.contains(&pt) {
-                    counters
-                        .video_bytes
-                        .fetch_add(p.payload.len() as u64, Ordering::Relaxed);
-                    Some(0)
-                } else if audio_pts.contains(&pt) {
-                    Some(1)
-                } else {
-                    None
-                };
-                counters.packets.fetch_add(1, Ordering::Relaxed);
-                if let Some(slot) = slot {
-                    counters.seq_end[slot].fetch_max(*p.seq_no + 1, Ordering::Relaxed);
-                }
-                counters.receiving.store(true, Ordering::Relaxed);
+            Output::Event(event) => {
+                on_event(event, counters, &video_pts, &audio_pts)?;
                 continue;
             }
-            Output::Event(Event::IceConnectionStateChange(
-                str0m::IceConnectionState::Disconnected,
-            )) => bail!("ICE disconnected"),
-            Output::Event(Event::Connected) => {
-                counters.connected.store(true, Ordering::Relaxed);
-                continue;
-            }
-            Output::Event(_) => continue,
         };
         let input = tokio::select! {
             received = socket.recv_from(&mut buf) => {
@@ -451,6 +425,151 @@ async fn run_viewer(
             _ = stop.changed() => break,
         };
         rtc.handle_input(input)?;
+    }
+    rtc.disconnect();
+    Ok(())
+}
+
+/// The WHEP path of the stream every viewer plays.
+fn whep_path() -> String {
+    format!(
+        "/whep/{}",
+        percent_encoding::utf8_percent_encode(
+            STREAM.get().map_or("vod-live://file.mp4", String::as_str),
+            percent_encoding::NON_ALPHANUMERIC
+        )
+    )
+}
+
+/// POSTs the offer; the answer of a 201.
+async fn whep(http: SocketAddr, offer: &str) -> Result<String> {
+    let (status, answer) = post_sdp(http, &whep_path(), offer).await?;
+    if status != 201 {
+        bail!("WHEP answered {status}: {answer}");
+    }
+    Ok(answer)
+}
+
+/// Counts a received packet; fails on a lost connection.
+fn on_event(event: Event, counters: &Counters, video_pts: &[Pt], audio_pts: &[Pt]) -> Result<()> {
+    match event {
+        Event::RtpPacket(p) => {
+            let pt = p.header.payload_type;
+            let slot = if video_pts.contains(&pt) {
+                counters
+                    .video_bytes
+                    .fetch_add(p.payload.len() as u64, Ordering::Relaxed);
+                Some(0)
+            } else if audio_pts.contains(&pt) {
+                Some(1)
+            } else {
+                None
+            };
+            counters.packets.fetch_add(1, Ordering::Relaxed);
+            if let Some(slot) = slot {
+                counters.seq_end[slot].fetch_max(*p.seq_no + 1, Ordering::Relaxed);
+            }
+            counters.receiving.store(true, Ordering::Relaxed);
+        }
+        Event::IceConnectionStateChange(str0m::IceConnectionState::Disconnected) => {
+            bail!("ICE disconnected")
+        }
+        Event::Connected => counters.connected.store(true, Ordering::Relaxed),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// One viewer over ICE-TCP: one connection to the first candidate str0m checks, every
+/// packet framed with a two-byte length (RFC 4571).
+async fn run_tcp_viewer(
+    http: SocketAddr,
+    counters: &Counters,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let (mut rtc, offer, pending) = new_tcp_client()?;
+    let answer = whep(http, &offer).await?;
+    rtc.sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer)?)?;
+    let local: SocketAddr = "127.0.0.1:9".parse()?;
+    let pts_of = |codec: Codec| -> Vec<Pt> {
+        rtc.codec_config()
+            .params()
+            .iter()
+            .filter(|p| p.spec().codec == codec)
+            .map(|p| p.pt())
+            .collect()
+    };
+    let (video_pts, audio_pts) = (pts_of(Codec::H264), pts_of(Codec::Opus));
+    let mut stream: Option<(tokio::net::TcpStream, SocketAddr)> = None;
+    let mut inbound: Vec<u8> = Vec::new();
+    // Packets of one read, given to str0m one at a time: its outputs must be drained
+    // after every input, or an event is lost.
+    let mut packets: std::collections::VecDeque<Vec<u8>> = Default::default();
+    let mut buf = vec![0u8; 16384];
+    loop {
+        let timeout = match rtc.poll_output()? {
+            Output::Timeout(t) => t,
+            Output::Transmit(t) => {
+                if stream.is_none() {
+                    let s = tokio::net::TcpStream::connect(t.destination).await?;
+                    s.set_nodelay(true)?;
+                    stream = Some((s, t.destination));
+                }
+                let (s, to) = stream.as_mut().context("connected")?;
+                if *to == t.destination {
+                    let mut framed = (t.contents.len() as u16).to_be_bytes().to_vec();
+                    framed.extend_from_slice(&t.contents);
+                    s.write_all(&framed).await?;
+                }
+                continue;
+            }
+            Output::Event(event) => {
+                on_event(event, counters, &video_pts, &audio_pts)?;
+                continue;
+            }
+        };
+        if let Some(packet) = packets.pop_front() {
+            let source = stream.as_ref().map(|(_, to)| *to).context("connected")?;
+            rtc.handle_input(Input::Receive(
+                Instant::now(),
+                Receive {
+                    proto: Protocol::Tcp,
+                    source,
+                    destination: local,
+                    contents: packet.as_slice().try_into()?,
+                },
+            ))?;
+            continue;
+        }
+        let read = async {
+            match stream.as_mut() {
+                Some((s, _)) => s.read(&mut buf).await,
+                None => std::future::pending().await,
+            }
+        };
+        let n = tokio::select! {
+            n = read => n?,
+            _ = tokio::time::sleep_until(timeout.into()) => {
+                rtc.handle_input(Input::Timeout(Instant::now()))?;
+                continue;
+            }
+            _ = stop.changed() => break,
+        };
+        if n == 0 {
+            bail!("the server closed the TCP connection");
+        }
+        inbound.extend_from_slice(&buf[..n]);
+        let mut at = 0;
+        while inbound.len() - at >= 2 {
+            let len = usize::from(u16::from_be_bytes([inbound[at], inbound[at + 1]]));
+            if inbound.len() - at < 2 + len {
+                break;
+            }
+            packets.push_back(inbound[at + 2..at + 2 + len].to_vec());
+            at += 2 + len;
+        }
+        inbound.drain(..at);
     }
     rtc.disconnect();
     Ok(())

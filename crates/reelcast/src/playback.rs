@@ -21,7 +21,7 @@ use crate::stream::live::TranslationHandle;
 use crate::stream::registry::{PlayKey, PlayKind, PlayRecord};
 use crate::stream::personal_vod::PersonalVod;
 use crate::stream::{MediaInfo, StatusTx, Stopper, StreamError};
-use crate::webrtc::{FeedId, ViewerId, ViewerPlan, WebRtcError};
+use crate::webrtc::{FeedId, ViewerId, IceTransport, ViewerPlan, WebRtcError};
 
 /// A stream that has been answered and is starting.
 pub struct Playback {
@@ -43,6 +43,8 @@ pub struct Requester<'a> {
     /// The session's status channel: PLAYING, then STOPPED or FAILED, tagged with the
     /// play's key. None: nobody listens (WHEP).
     pub statuses: Option<StatusTx>,
+    /// The candidates the client asked for (the WCS SDK's `transport`).
+    pub transport: IceTransport,
 }
 
 /// Opens `name` and answers `offer_sdp`. Errors are what the viewer is told.
@@ -80,7 +82,7 @@ fn join_translation(
 ) -> Result<Playback, StreamError> {
     let accepted = ctx
         .rtc
-        .accept_offer(offer_sdp, Instant::now())
+        .accept_offer(offer_sdp, Instant::now(), requester.transport)
         .map_err(offer_refused)?;
     refuse_without_video(&accepted, &translation.info)?;
     let answer_sdp = accepted.answer_sdp.clone();
@@ -134,7 +136,7 @@ async fn start_personal(
 
     let accepted = ctx
         .rtc
-        .accept_offer(offer_sdp, Instant::now())
+        .accept_offer(offer_sdp, Instant::now(), requester.transport)
         .map_err(offer_refused)?;
     refuse_without_video(&accepted, &info)?;
     let answer_sdp = accepted.answer_sdp.clone();

@@ -15,7 +15,7 @@
 //! of other sites, and a WHEP play gives a page nothing the WebSocket port, which browsers
 //! never hold to CORS, does not); the demo page and `/api/files` need none (same origin).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -132,8 +132,29 @@ pub async fn start(
     } else {
         info!("announcing {} in ICE candidates", listed.join(", "));
     }
-    let rtc = RtcFactory::new(candidates.clone()).context("WebRTC setup")?;
-    let hub = RtcHub::start(udp, candidates);
+    let ice_tcp = if settings.ice_tcp_transport {
+        let listener = bind_ice_tcp(bind_ip, media.port(), media.is_ipv6()).with_context(|| {
+            format!(
+                "cannot bind ICE-TCP tcp port {} (set ice_tcp_transport=false to run without)",
+                media.port()
+            )
+        })?;
+        Some((listener, port_gate(&settings)))
+    } else {
+        None
+    };
+    let tcp_candidates: Vec<SocketAddr> = match &ice_tcp {
+        Some((listener, _)) => {
+            let port = listener.local_addr()?.port();
+            candidates
+                .iter()
+                .map(|c| SocketAddr::new(c.ip(), port))
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let rtc = RtcFactory::new(candidates.clone(), tcp_candidates).context("WebRTC setup")?;
+    let hub = RtcHub::start(udp, candidates, ice_tcp);
 
     let http = tokio::net::TcpListener::bind(SocketAddr::new(bind_ip, settings.http_port))
         .await
@@ -246,6 +267,27 @@ pub async fn start(
 }
 
 /// The connection caps of one TCP port.
+/// The ICE-TCP listener: the media port's number over TCP, which is where WCS users'
+/// firewalls already let media in (WCS serves WebRTC over TCP on its media ports). Bound
+/// like the UDP port: on `ip`, or dual-stack on every address when the UDP port is.
+fn bind_ice_tcp(ip: IpAddr, port: u16, v6: bool) -> std::io::Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addr = if ip.is_unspecified() && v6 {
+        SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), port)
+    } else {
+        SocketAddr::new(ip, port)
+    };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() && ip.is_unspecified() {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(socket.into())
+}
+
 fn port_gate(settings: &Settings) -> Arc<Gate> {
     Gate::new(
         settings.http_max_connections,

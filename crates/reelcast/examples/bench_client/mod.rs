@@ -34,3 +34,28 @@ pub(crate) fn new_client() -> Result<(Rtc, StdUdpSocket, String, SdpPendingOffer
     let (offer, pending) = api.apply().context("no offer")?;
     Ok((rtc, socket, offer.to_sdp_string(), pending))
 }
+
+/// The same client with one active TCP candidate instead (ICE-TCP, RFC 6544): it connects
+/// to the server's passive candidate and frames every packet (RFC 4571).
+#[allow(dead_code)] // fanout uses it, soak does not
+pub fn new_tcp_client() -> Result<(Rtc, String, SdpPendingOffer)> {
+    let mut rtc = Rtc::builder()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_h264(true)
+        .enable_opus(true, false)
+        .build(Instant::now());
+    // An active candidate's port is 9 (discard): it connects, it is never connected to.
+    let active = Candidate::builder()
+        .tcp()
+        .host("127.0.0.1:9".parse()?)
+        .tcptype(str0m::net::TcpType::Active)
+        .build()?;
+    rtc.add_local_candidate(active)
+        .context("candidate refused")?;
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    let (offer, pending) = api.apply().context("no offer")?;
+    Ok((rtc, offer.to_sdp_string(), pending))
+}

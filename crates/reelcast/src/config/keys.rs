@@ -153,6 +153,11 @@ pub static TABLE: &[Key] = &[
         "Last port of WCS's media port range (checked, otherwise unused).",
     ),
     Key::new(
+        "ice_tcp_transport",
+        field!(ice_tcp_transport: Bool),
+        "Also listen on the media port's number over TCP (ICE-TCP) for viewers whose network blocks UDP.",
+    ),
+    Key::new(
         "ip",
         field!(ip: IpList),
         "Addresses announced in ICE candidates, comma-separated.",

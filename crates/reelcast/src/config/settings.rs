@@ -36,6 +36,9 @@ pub struct Settings {
     pub media_port_from: u16,
     /// `media_port_to`: last port of that range (checked, not used: one port is enough).
     pub media_port_to: u16,
+    /// `ice_tcp_transport`: the media port's number is also listened on over TCP, and
+    /// answers carry passive TCP candidates (RFC 6544) for viewers whose network blocks UDP.
+    pub ice_tcp_transport: bool,
     /// `ip`: the addresses announced in ICE candidates (e.g. the public one behind NAT,
     /// a private one, an IPv6 one), each a candidate. Empty: see `webrtc::announce`.
     pub ip: Vec<IpAddr>,
@@ -132,6 +135,7 @@ impl Default for Settings {
             media_port: None,
             media_port_from: 31001,
             media_port_to: 32000,
+            ice_tcp_transport: true,
             ip: Vec::new(),
             ip_local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             vod_stream_timeout: Duration::from_millis(30_000),

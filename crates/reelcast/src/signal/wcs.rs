@@ -21,6 +21,7 @@ use crate::hooks::Hook;
 use crate::media::{Ending, StopReason};
 use crate::playback::{self, Playback, Requester};
 use crate::stream::{MediaInfo, PlayKey, PlayStatus, StatusTx, StreamStatus};
+use crate::webrtc::IceTransport;
 
 #[derive(Deserialize)]
 struct Incoming {
@@ -38,6 +39,9 @@ struct StreamRequest {
     name: String,
     #[serde(default)]
     sdp: Option<String>,
+    /// `"UDP"` or `"TCP"`: the candidates the SDK's `transport` option asks for.
+    #[serde(default)]
+    transport: Option<String>,
 }
 
 /// Frames a WCS message.
@@ -364,6 +368,7 @@ impl Session {
             media_session_id: &id,
             protocol: "wcs",
             statuses: Some(self.status_tx.clone()),
+            transport: IceTransport::from_wcs(req.transport.as_deref()),
         };
         match playback::start(&self.ctx, &name, &offer, requester).await {
             Err(e) => {

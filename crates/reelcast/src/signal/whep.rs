@@ -26,6 +26,7 @@ use crate::hooks::{Denied, Hook};
 use crate::media::StopReason;
 use crate::playback::{self, Requester};
 use crate::stream::StreamError;
+use crate::webrtc::IceTransport;
 
 /// Where a WHEP session's resource lives.
 pub const RESOURCE_PREFIX: &str = "/whep/resource/";
@@ -53,6 +54,7 @@ pub async fn create(
         protocol: "whep",
         // A WHEP player hears nothing after the answer; its session is the registry's.
         statuses: None,
+        transport: IceTransport::Any,
     };
     match playback::start(&ctx, &name, offer, requester).await {
         Err(e) => {

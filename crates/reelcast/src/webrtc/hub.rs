@@ -5,6 +5,12 @@
 //! request names our ICE ufrag (which identifies the viewer), and once an authenticated
 //! check has come from a browser address, everything from that address goes to it.
 //!
+//! Viewers on ICE-TCP ([`ice_tcp`]) are the same to the hub: each packet from a connection
+//! arrives as a datagram whose [`Path`] names the connection, str0m is told it came over
+//! TCP to our TCP candidate, and the outbox frames whatever goes back onto that connection.
+//! The hub tells a connection when it has carried an authenticated check (else it is closed
+//! soon after opening) and closes a viewer's connections when the viewer ends.
+//!
 //! Each datagram comes with the local address it reached ([`udp`]); the viewer keeps it
 //! with the browser's address, so every answer leaves from where the browser wrote to.
 //! We announce several candidates (one per address); str0m is told which one a datagram
@@ -29,17 +35,19 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info, warn};
 
 use super::events::ViewerEvents;
 use super::ids::{FeedId, ViewerId};
+use super::ice_tcp::{self, TcpId, TcpInput};
 use super::outbox::Outbox;
 use super::packets::{self, RtpFrame};
 use super::udp::{self, Path};
 use super::viewer::{Viewer, ViewerPlan};
 use super::Accepted;
+use crate::gate::Gate;
 use crate::media::{Ending, Frame, MediaKind, StopReason};
 
 /// The GOP cache stops growing past these (a file with one keyframe in an hour must not
@@ -86,8 +94,13 @@ pub struct RtcHub {
 
 impl RtcHub {
     /// Starts the hub on `socket` (made by [`udp::bind`]). `candidates` are the addresses
-    /// in our ICE candidates, at least one.
-    pub fn start(socket: UdpSocket, mut candidates: Vec<SocketAddr>) -> Self {
+    /// in our ICE candidates, at least one. With `tcp`, viewers may also connect over
+    /// ICE-TCP on that listener, admitted by the gate.
+    pub fn start(
+        socket: UdpSocket,
+        mut candidates: Vec<SocketAddr>,
+        tcp: Option<(TcpListener, Arc<Gate>)>,
+    ) -> Self {
         let local_addr = socket
             .local_addr()
             .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), udp::canonical);
@@ -96,7 +109,14 @@ impl RtcHub {
             candidates.push(local_addr);
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(socket, candidates, rx));
+        let tcp_port = tcp
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
+            .map(|a| a.port());
+        let tcp_candidates =
+            tcp_port.map_or_else(Vec::new, |port| ice_tcp::tcp_candidates(&candidates, port));
+        let tcp_rx = tcp.map(|(listener, gate)| ice_tcp::spawn(listener, gate));
+        tokio::spawn(run(socket, candidates, tcp_candidates, rx, tcp_rx));
         RtcHub { tx, local_addr }
     }
 
@@ -189,14 +209,16 @@ impl GopCache {
 }
 
 struct HubState {
-    /// Our ICE candidates' addresses, as announced.
+    /// Our ICE candidates' addresses, as announced: UDP, and TCP (empty without ICE-TCP).
     candidates: Vec<SocketAddr>,
+    tcp_candidates: Vec<SocketAddr>,
     feeds: HashMap<FeedId, Feed>,
     /// Boxed: a map of viewers inline would move them all on every rehash and keep up to
     /// twice their size per viewer as spare capacity.
     viewers: HashMap<ViewerId, Box<Viewer>>,
     by_ufrag: HashMap<String, ViewerId>,
-    by_addr: HashMap<SocketAddr, ViewerId>,
+    /// Proven browser paths: (address, ICE-TCP connection or `None` for UDP).
+    by_addr: HashMap<(SocketAddr, Option<TcpId>), ViewerId>,
     wakeups: Wakeups,
 }
 
@@ -263,7 +285,13 @@ impl Wakeups {
     }
 }
 
-async fn run(socket: UdpSocket, candidates: Vec<SocketAddr>, mut rx: UnboundedReceiver<Command>) {
+async fn run(
+    socket: UdpSocket,
+    candidates: Vec<SocketAddr>,
+    tcp_candidates: Vec<SocketAddr>,
+    mut rx: UnboundedReceiver<Command>,
+    mut tcp_rx: Option<mpsc::Receiver<TcpInput>>,
+) {
     if let Err(e) = socket2::SockRef::from(&socket).set_send_buffer_size(SOCKET_SEND_BUFFER) {
         warn!("cannot enlarge the udp send buffer: {e}");
     }
@@ -275,6 +303,7 @@ async fn run(socket: UdpSocket, candidates: Vec<SocketAddr>, mut rx: UnboundedRe
         .collect();
     let mut state = HubState {
         candidates,
+        tcp_candidates,
         feeds: HashMap::new(),
         viewers: HashMap::new(),
         by_ufrag: HashMap::new(),
@@ -303,10 +332,19 @@ async fn run(socket: UdpSocket, candidates: Vec<SocketAddr>, mut rx: UnboundedRe
                 // ICMP "port unreachable" from a closed browser surfaces here on Linux.
                 Err(e) => debug!("udp receive: {e}"),
             },
+            Some(input) = recv_tcp(&mut tcp_rx) => state.on_tcp(input, &mut out),
             () = tokio::time::sleep_until(wake.into()) => state.on_timeout(&mut out),
         }
         out.flush();
-        state.reap();
+        state.reap(&mut out);
+    }
+}
+
+/// The next input from the ICE-TCP connections; never, without ICE-TCP.
+async fn recv_tcp(rx: &mut Option<mpsc::Receiver<TcpInput>>) -> Option<TcpInput> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -399,12 +437,27 @@ impl HubState {
         }
     }
 
+    fn on_tcp(&mut self, input: TcpInput, out: &mut Outbox) {
+        match input {
+            TcpInput::Opened { id, conn } => out.add_tcp(id, conn),
+            TcpInput::Packet { path, data } => self.on_datagram(&data, path, out),
+            TcpInput::Closed { id } => {
+                out.remove_tcp(id);
+                self.by_addr.retain(|(_, tcp), _| *tcp != Some(id));
+            }
+        }
+    }
+
     fn on_datagram(&mut self, data: &[u8], from: Path, out: &mut Outbox) {
-        let Some(id) = self.route(data, from.remote) else {
+        let Some(id) = self.route(data, from) else {
             debug!("datagram from {} matches no viewer", from.remote);
             return;
         };
-        let candidate = candidate_for(&self.candidates, from.local);
+        let candidate = if from.tcp.is_some() {
+            candidate_for(&self.tcp_candidates, from.local)
+        } else {
+            candidate_for(&self.candidates, from.local)
+        };
         let Some(viewer) = self.viewers.get_mut(&id) else {
             return;
         };
@@ -416,19 +469,23 @@ impl HubState {
             }
         }
         self.wakeups.after_drain(viewer);
-        for remote in viewer.new_routes.drain(..) {
-            self.by_addr.insert(remote, id);
+        for path in viewer.new_routes.drain(..) {
+            self.by_addr.insert(path.route(), id);
+            if let Some(conn) = path.tcp.and_then(|tcp| out.tcp(tcp)) {
+                conn.prove();
+            }
         }
     }
 
-    /// Finds the viewer a datagram is for: by our ufrag in a STUN request, else by address.
-    fn route(&self, data: &[u8], source: SocketAddr) -> Option<ViewerId> {
+    /// Finds the viewer a datagram is for: by our ufrag in a STUN request, else by the path
+    /// it came on.
+    fn route(&self, data: &[u8], source: Path) -> Option<ViewerId> {
         if let Some(ufrag) = stun_local_ufrag(data) {
             if let Some(id) = self.by_ufrag.get(&ufrag) {
                 return Some(*id);
             }
         }
-        self.by_addr.get(&source).copied()
+        self.by_addr.get(&source.route()).copied()
     }
 
     fn on_timeout(&mut self, out: &mut Outbox) {
@@ -447,14 +504,23 @@ impl HubState {
 
     /// Forgets viewers that have ended (only those driven since the last call can have: a
     /// viewer changes only when it is given input or woken).
-    fn reap(&mut self) {
+    fn reap(&mut self, out: &mut Outbox) {
         let dead = std::mem::take(&mut self.wakeups.finished);
         for id in dead {
             self.wakeups.forget(id);
             if let Some(mut v) = self.viewers.remove(&id) {
                 v.close(StopReason::SessionDisconnect.into());
                 self.by_ufrag.remove(&v.local_ufrag);
-                self.by_addr.retain(|_, vid| *vid != id);
+                self.by_addr.retain(|(_, tcp), vid| {
+                    if *vid != id {
+                        return true;
+                    }
+                    // Its ICE-TCP connections end with it.
+                    if let Some(conn) = tcp.and_then(|tcp| out.tcp(tcp)) {
+                        conn.close();
+                    }
+                    false
+                });
                 if let Some(f) = self.feeds.get_mut(&v.feed) {
                     f.viewers.retain(|x| *x != id);
                 }

@@ -248,7 +248,7 @@ impl MediaPlane {
             // DTLS: after the handshake only an alert is expected, and an alert ends it. It
             // cannot be read without the DTLS state, so only the browser's own address is
             // believed.
-            Some(21) if from.remote == self.path.remote => Heard::Gone,
+            Some(21) if from.route() == self.path.route() => Heard::Gone,
             Some(20..=63) => Heard::Nothing,
             Some(128..=191) if is_rtcp(data) => self.on_rtcp(data, out),
             _ => Heard::Nothing,
@@ -505,6 +505,7 @@ mod tests {
         Path {
             remote,
             local: None,
+            tcp: None,
         }
     }
 

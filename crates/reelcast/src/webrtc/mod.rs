@@ -9,7 +9,8 @@
 //! (`media_plane`, `srtp`); cutting frames into RTP payloads once per feed for all its
 //! viewers (`packets`); sending datagrams in segmented batches (`outbox`); the media
 //! socket, which tells each datagram's local address so answers leave from it (`udp`);
-//! which addresses we announce (`announce`); a stream's frames in as a
+//! which addresses we announce (`announce`); the same port over TCP for viewers whose
+//! network blocks UDP (`ice_tcp`, framed by `tcp_framing`); a stream's frames in as a
 //! [`Sink`](crate::media::Sink) (`feed`).
 //!
 //! Must not: read files, parse MP4, know stream names or signalling. It receives finished
@@ -24,12 +25,14 @@ mod feed;
 #[doc(hidden)]
 pub mod fuzzing;
 mod hub;
+mod ice_tcp;
 mod ids;
 mod media_plane;
 mod outbox;
 mod packets;
 mod rtc_factory;
 mod srtp;
+mod tcp_framing;
 mod udp;
 mod viewer;
 
@@ -38,7 +41,7 @@ pub use events::{ViewerEvent, ViewerEvents};
 pub use feed::RtcFeed;
 pub use hub::RtcHub;
 pub use ids::{FeedId, ViewerId};
-pub use rtc_factory::{Accepted, RtcFactory};
+pub use rtc_factory::{Accepted, IceTransport, RtcFactory};
 pub use udp::bind as bind_media_port;
 pub use viewer::ViewerPlan;
 

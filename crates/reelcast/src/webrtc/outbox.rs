@@ -14,10 +14,15 @@
 //! call takes one set of control messages, so the messages of a batch are grouped by
 //! source address (order is kept per peer, which always has one source at a time).
 //!
+//! A path on an ICE-TCP connection ([`Path::tcp`]) is not sent on the socket: its packets
+//! are framed onto that connection's queue ([`TcpConn`]), whose task writes them; the
+//! connection is woken once per flush.
+//!
 //! Datagrams wait here only until the hub finishes the event it is handling (it flushes
 //! after every command, datagram and timeout), so batching adds no latency worth naming.
 //! Bytes are kept in arenas reused from flush to flush: no allocation per datagram.
 
+use std::collections::HashMap;
 use std::io::IoSlice;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
@@ -28,6 +33,7 @@ use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, Sockadd
 use tokio::net::UdpSocket;
 use tracing::{debug, warn};
 
+use super::ice_tcp::{TcpConn, TcpId};
 use super::udp::{self, Path};
 
 /// Messages per system call. The kernel takes up to 1,024; past a few dozen the saving
@@ -73,6 +79,9 @@ pub(super) struct Outbox {
     segmentation: bool,
     /// The socket is IPv6 (dual-stack): IPv4 addresses go out v4-mapped.
     v6_socket: bool,
+    /// The open ICE-TCP connections, and those written to since the last flush.
+    tcp: HashMap<TcpId, Arc<TcpConn>>,
+    tcp_written: Vec<TcpId>,
 }
 
 impl Outbox {
@@ -85,11 +94,41 @@ impl Outbox {
             messages: Vec::new(),
             train: None,
             segmentation: true,
+            tcp: HashMap::new(),
+            tcp_written: Vec::new(),
+        }
+    }
+
+    /// An ICE-TCP connection to send on from now on.
+    pub fn add_tcp(&mut self, id: TcpId, conn: Arc<TcpConn>) {
+        self.tcp.insert(id, conn);
+    }
+
+    /// Forgets a connection that ended; packets to it are dropped from now on.
+    pub fn remove_tcp(&mut self, id: TcpId) {
+        self.tcp.remove(&id);
+    }
+
+    /// The connection `id`, when it is open.
+    pub fn tcp(&self, id: TcpId) -> Option<&Arc<TcpConn>> {
+        self.tcp.get(&id)
+    }
+
+    /// Frames a packet onto its ICE-TCP connection's queue (dropped when it has closed).
+    fn push_tcp(&mut self, id: TcpId, packet: &[u8]) {
+        if let Some(conn) = self.tcp.get(&id) {
+            conn.send(packet);
+            if self.tcp_written.last() != Some(&id) {
+                self.tcp_written.push(id);
+            }
         }
     }
 
     /// Queues a datagram on its own (handshakes, RTCP, STUN).
     pub(super) fn push(&mut self, to: Path, datagram: &[u8]) {
+        if let Some(id) = to.tcp {
+            return self.push_tcp(id, datagram);
+        }
         self.end_train();
         let start = self.bytes.len();
         self.bytes.extend_from_slice(datagram);
@@ -99,6 +138,9 @@ impl Outbox {
     /// Queues an RTP packet. Consecutive packets to the same address of the same size,
     /// perhaps ended by one shorter packet, leave as one segmented message.
     pub(super) fn push_packet(&mut self, to: Path, packet: &[u8]) {
+        if let Some(id) = to.tcp {
+            return self.push_tcp(id, packet);
+        }
         let joins = self.segmentation
             && self.train.as_ref().is_some_and(|t| {
                 t.to == to
@@ -156,6 +198,11 @@ impl Outbox {
     pub(super) fn flush(&mut self) {
         self.end_train();
         self.send_all();
+        for id in self.tcp_written.drain(..) {
+            if let Some(conn) = self.tcp.get(&id) {
+                conn.flush();
+            }
+        }
     }
 
     /// Sends the queued messages in order, in runs that can share one system call: one
@@ -352,6 +399,7 @@ mod tests {
         Path {
             remote: to,
             local: None,
+            tcp: None,
         }
     }
 
@@ -448,6 +496,7 @@ mod tests {
         let to = |s: &UdpSocket, from: &str| Path {
             remote: s.local_addr().unwrap(),
             local: Some(from.parse().unwrap()),
+            tcp: None,
         };
         for i in 0..10u8 {
             outbox.push(to(&a, "127.0.0.4"), &[i]);

@@ -3,7 +3,9 @@
 //! reelcast is an ICE-lite peer: its host candidates (the shared UDP port, at each
 //! announced address: public and private IPv4, IPv6) go into every answer, so browsers
 //! that do not trickle (the WCS SDK sends its offer before gathering ends) connect at once,
-//! over whichever pair works for them. The DTLS certificate and crypto
+//! over whichever pair works for them. With ICE-TCP on, each address also gets a passive
+//! TCP candidate (RFC 6544) on the TCP port, for browsers whose network blocks UDP; the
+//! WCS SDK's `transport` option asks for one kind only, as WCS answers it. The DTLS certificate and crypto
 //! provider are made once per server: generating a key per viewer would cost milliseconds
 //! of CPU on every join.
 
@@ -14,6 +16,7 @@ use std::time::Instant;
 use str0m::change::SdpOffer;
 use str0m::crypto::dtls::DtlsCert;
 use str0m::crypto::CryptoProvider;
+use str0m::net::TcpType;
 use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, IceCreds, Rtc};
 
@@ -34,6 +37,28 @@ pub struct RtcFactory {
     provider: Arc<CryptoProvider>,
     cert: DtlsCert,
     candidates: Vec<SocketAddr>,
+    tcp_candidates: Vec<SocketAddr>,
+}
+
+/// Which of our candidates an answer carries: what the WCS SDK's `transport` option asks
+/// (`"UDP"` or `"TCP"`); both when the client does not say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IceTransport {
+    #[default]
+    Any,
+    Udp,
+    Tcp,
+}
+
+impl IceTransport {
+    /// The SDK's `transport` value; anything else is as if it were absent.
+    pub fn from_wcs(value: Option<&str>) -> Self {
+        match value.map(str::to_ascii_uppercase).as_deref() {
+            Some("UDP") => IceTransport::Udp,
+            Some("TCP") => IceTransport::Tcp,
+            _ => IceTransport::Any,
+        }
+    }
 }
 
 /// An offer accepted: the engine to hand to the hub, and the answer to send back.
@@ -55,8 +80,12 @@ pub struct Accepted {
 
 impl RtcFactory {
     /// `candidates` are the addresses browsers are told to send to (each announced IP with
-    /// the shared media port), in order of preference.
-    pub fn new(candidates: Vec<SocketAddr>) -> Result<Self, WebRtcError> {
+    /// the shared media port), in order of preference; `tcp_candidates` the same on the
+    /// ICE-TCP port (empty: no ICE-TCP).
+    pub fn new(
+        candidates: Vec<SocketAddr>,
+        tcp_candidates: Vec<SocketAddr>,
+    ) -> Result<Self, WebRtcError> {
         if candidates.is_empty() {
             return Err(WebRtcError::Setup("no address to announce".into()));
         }
@@ -69,6 +98,7 @@ impl RtcFactory {
             provider: Arc::new(provider),
             cert,
             candidates,
+            tcp_candidates,
         })
     }
 
@@ -77,8 +107,15 @@ impl RtcFactory {
         &self.candidates
     }
 
-    /// Accepts `offer_sdp` (the browser wants to receive) and answers it.
-    pub fn accept_offer(&self, offer_sdp: &str, now: Instant) -> Result<Accepted, WebRtcError> {
+    /// Accepts `offer_sdp` (the browser wants to receive) and answers it with the candidates
+    /// `transport` asks for. TCP asked of a server without ICE-TCP is answered with UDP:
+    /// the client may still reach it.
+    pub fn accept_offer(
+        &self,
+        offer_sdp: &str,
+        now: Instant,
+        transport: IceTransport,
+    ) -> Result<Accepted, WebRtcError> {
         // str0m's words stay in our log: its parse errors carry a heap address
         // (`PointerOffset(0x7f…)`), nothing a client should read.
         let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| {
@@ -100,11 +137,27 @@ impl RtcFactory {
                 .set_extension_map(extensions_without_twcc())
                 .build(now)
         });
+        let tcp_only = transport == IceTransport::Tcp && !self.tcp_candidates.is_empty();
+        let udp = if tcp_only { &[][..] } else { &self.candidates };
+        let tcp = match transport {
+            IceTransport::Udp => &[][..],
+            _ => &self.tcp_candidates,
+        };
         let mut added = 0;
-        for addr in &self.candidates {
-            // str0m refuses what no peer could reach (link-local IPv4, unspecified): such an
-            // address is left out of the answer, not a failure.
+        // str0m refuses what no peer could reach (link-local IPv4, unspecified): such an
+        // address is left out of the answer, not a failure.
+        for addr in udp {
             if let Ok(candidate) = Candidate::host(*addr, "udp") {
+                added += usize::from(rtc.add_local_candidate(candidate).is_some());
+            }
+        }
+        for addr in tcp {
+            let passive = Candidate::builder()
+                .tcp()
+                .host(*addr)
+                .tcptype(TcpType::Passive)
+                .build();
+            if let Ok(candidate) = passive {
                 added += usize::from(rtc.add_local_candidate(candidate).is_some());
             }
         }
@@ -235,22 +288,77 @@ mod tests {
             }
             api.apply().expect("an offer").0.to_sdp_string()
         };
-        let factory = RtcFactory::new(vec!["127.0.0.1:9".parse().unwrap()]).expect("factory");
+        let factory =
+            RtcFactory::new(vec!["127.0.0.1:9".parse().unwrap()], vec![]).expect("factory");
         let vp8 = factory
-            .accept_offer(&offer(true), Instant::now())
+            .accept_offer(&offer(true), Instant::now(), IceTransport::Any)
             .expect("answered");
         assert!(!vp8.sends_video, "{}", vp8.answer_sdp);
         let h264 = factory
-            .accept_offer(&offer(false), Instant::now())
+            .accept_offer(&offer(false), Instant::now(), IceTransport::Any)
             .expect("answered");
         assert!(h264.sends_video, "{}", h264.answer_sdp);
     }
 
     #[test]
+    fn the_sdks_transport_picks_the_candidates_tcp_ones_passive() {
+        let mut browser = Rtc::builder().build(Instant::now());
+        let mut api = browser.sdp_api();
+        api.add_media(
+            str0m::media::MediaKind::Video,
+            str0m::media::Direction::RecvOnly,
+            None,
+            None,
+            None,
+        );
+        let offer = api.apply().expect("an offer").0.to_sdp_string();
+        let udp = vec!["10.0.0.1:31001".parse().unwrap()];
+        let tcp = vec!["10.0.0.1:31001".parse().unwrap()];
+        let factory = RtcFactory::new(udp.clone(), tcp).expect("factory");
+        let answer = |t| {
+            factory
+                .accept_offer(&offer, Instant::now(), t)
+                .expect("answered")
+                .answer_sdp
+        };
+        let has = |sdp: &str, proto: &str| {
+            sdp.lines()
+                .any(|l| l.starts_with("a=candidate:") && l.contains(&format!(" {proto} ")))
+        };
+        let any = answer(IceTransport::Any);
+        assert!(has(&any, "udp") && has(&any, "tcp"), "{any}");
+        assert!(
+            any.contains("10.0.0.1 31001 typ host tcptype passive"),
+            "{any}"
+        );
+        let tcp_only = answer(IceTransport::from_wcs(Some("TCP")));
+        assert!(
+            !has(&tcp_only, "udp") && has(&tcp_only, "tcp"),
+            "{tcp_only}"
+        );
+        let udp_only = answer(IceTransport::from_wcs(Some("udp")));
+        assert!(
+            has(&udp_only, "udp") && !has(&udp_only, "tcp"),
+            "{udp_only}"
+        );
+        // Without ICE-TCP, TCP asked is answered with UDP.
+        let factory = RtcFactory::new(udp, vec![]).expect("factory");
+        let fallback = factory
+            .accept_offer(&offer, Instant::now(), IceTransport::Tcp)
+            .expect("answered")
+            .answer_sdp;
+        assert!(
+            has(&fallback, "udp") && !has(&fallback, "tcp"),
+            "{fallback}"
+        );
+    }
+
+    #[test]
     fn garbage_offers_fail_in_plain_words_without_internals() {
-        let factory = RtcFactory::new(vec!["127.0.0.1:9".parse().unwrap()]).expect("factory");
+        let factory =
+            RtcFactory::new(vec!["127.0.0.1:9".parse().unwrap()], vec![]).expect("factory");
         for garbage in ["v=0\r\ngarbage", "hello", "v=0\r\nm=video x y z\r\n", ""] {
-            let Err(e) = factory.accept_offer(garbage, Instant::now()) else {
+            let Err(e) = factory.accept_offer(garbage, Instant::now(), IceTransport::Any) else {
                 panic!("{garbage:?} was answered");
             };
             let text = e.to_string();
@@ -273,9 +381,10 @@ mod tests {
         let (offer, _pending) = api.apply().expect("an offer");
         let offer = offer.to_sdp_string();
         assert!(offer.contains("transport-wide-cc"), "offer: {offer}");
-        let factory = RtcFactory::new(vec!["127.0.0.1:9".parse().unwrap()]).expect("factory");
+        let factory =
+            RtcFactory::new(vec!["127.0.0.1:9".parse().unwrap()], vec![]).expect("factory");
         let answer = factory
-            .accept_offer(&offer, Instant::now())
+            .accept_offer(&offer, Instant::now(), IceTransport::Any)
             .expect("offer accepted")
             .answer_sdp;
         assert!(!answer.contains("transport-wide-cc"), "answer: {answer}");

@@ -27,12 +27,24 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tracing::warn;
 
+use super::ice_tcp::TcpId;
+
 /// Where one peer is, and which of our addresses it reached: replies to `remote` leave
 /// from `local` (`None`: the kernel chooses, as for a socket bound to one address).
+/// `tcp` names the ICE-TCP connection the peer's packets came on (`None`: UDP); replies
+/// go back on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Path {
     pub remote: SocketAddr,
     pub local: Option<IpAddr>,
+    pub tcp: Option<TcpId>,
+}
+
+impl Path {
+    /// What the hub routes a peer's later packets by: its address on that transport.
+    pub fn route(&self) -> (SocketAddr, Option<TcpId>) {
+        (self.remote, self.tcp)
+    }
 }
 
 /// One datagram received: its length in the buffer, who sent it, where it arrived.
@@ -130,6 +142,7 @@ pub(super) async fn recv(
                 path: Path {
                     remote: canonical(source),
                     local,
+                    tcp: None,
                 },
             })
         })

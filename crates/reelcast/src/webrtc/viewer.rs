@@ -10,7 +10,7 @@
 //! SRTP contexts and sequence numbers, and whether video may flow yet (a decoder must start
 //! at a keyframe). RTP payloads are cut once per feed ([`RtpFrame`]) and shared.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 use super::dtls_keys::KeySlot;
 use super::events::{ViewerEvent, ViewerEvents};
 use super::ids::{FeedId, ViewerId};
+use super::ice_tcp::TcpId;
 use super::media_plane::{Heard, MediaPlane, OutTrack, RtxTrack};
 use super::outbox::Outbox;
 use super::packets::RtpFrame;
@@ -49,15 +50,14 @@ const MAX_LINKS: usize = 8;
 const VIDEO_CLOCK_HZ: u32 = 90_000;
 const AUDIO_CLOCK_HZ: u32 = 48_000;
 
-/// A pair the browser's authenticated datagrams came on during the handshake: its
-/// address, the candidate str0m was told it wrote to, and our address it actually reached
-/// (which differs from the candidate behind NAT). str0m's transmits name the candidate;
-/// this gives the address to send from.
+/// A pair the browser's authenticated datagrams came on during the handshake: its path
+/// (address, our address it actually reached, which differs from the candidate behind NAT,
+/// and the ICE-TCP connection if any) and the candidate str0m was told it wrote to.
+/// str0m's transmits name the candidate and the protocol; this gives the path to send on.
 #[derive(Debug, Clone, Copy)]
 struct Link {
-    remote: SocketAddr,
+    path: Path,
     candidate: SocketAddr,
-    local: Option<IpAddr>,
 }
 
 /// What a stream will send, so a viewer can pick payload types when it connects.
@@ -93,9 +93,9 @@ pub(super) struct Viewer {
     links: Vec<Link>,
     /// The pair the browser nominated, as str0m sends its DTLS on it: where media goes.
     nominated: Option<Path>,
-    /// Browser addresses proven since the hub last looked (authenticated ICE checks): the
-    /// hub routes their other datagrams here.
-    pub new_routes: Vec<SocketAddr>,
+    /// Browser paths proven since the hub last looked (authenticated ICE checks): the hub
+    /// routes their other datagrams here.
+    pub new_routes: Vec<Path>,
     /// Video is held back until a keyframe: a decoder cannot start anywhere else.
     awaiting_keyframe: bool,
     /// Any video written yet (a viewer joining mid-stream first gets the feed's GOP).
@@ -175,7 +175,7 @@ impl Viewer {
             let before = plane.path();
             let heard = plane.on_datagram(data, from, now, out);
             if plane.path() != before {
-                self.new_routes.push(plane.path().remote);
+                self.new_routes.push(plane.path());
             }
             match heard {
                 Heard::Nothing => {}
@@ -195,7 +195,11 @@ impl Viewer {
         let input = Input::Receive(
             now,
             str0m::net::Receive {
-                proto: str0m::net::Protocol::Udp,
+                proto: if from.tcp.is_some() {
+                    str0m::net::Protocol::Tcp
+                } else {
+                    str0m::net::Protocol::Udp
+                },
                 source: from.remote,
                 // The engine knows only the announced candidates; behind NAT the address a
                 // datagram reached differs, so the hub names the candidate it stands for.
@@ -210,12 +214,12 @@ impl Viewer {
         }
         let is_stun = matches!(data.first(), Some(0..=3));
         if self.remember_link(from, candidate) && is_stun {
-            self.new_routes.push(from.remote);
+            self.new_routes.push(from);
         }
         // A nomination while the engine lingers after connecting moves the media too.
         if let (Some(plane), true) = (&mut self.plane, is_stun && nominates(data)) {
             plane.follow(from);
-            self.new_routes.push(from.remote);
+            self.new_routes.push(from);
         }
         let Some(handshake) = &mut self.handshake else {
             return;
@@ -228,18 +232,17 @@ impl Viewer {
 
     /// Notes the pair a datagram came on; true when it is new.
     fn remember_link(&mut self, from: Path, candidate: SocketAddr) -> bool {
-        let same = |l: &Link| l.remote == from.remote && l.candidate == candidate;
+        let same = |l: &Link| l.path.route() == from.route() && l.candidate == candidate;
         if let Some(link) = self.links.iter_mut().find(|l| same(l)) {
-            link.local = from.local;
+            link.path.local = from.local;
             return false;
         }
         if self.links.len() >= MAX_LINKS {
             self.links.remove(0);
         }
         self.links.push(Link {
-            remote: from.remote,
+            path: from,
             candidate,
-            local: from.local,
         });
         true
     }
@@ -281,7 +284,8 @@ impl Viewer {
                     break;
                 }
                 Ok(Output::Transmit(t)) => {
-                    let path = path_for(&self.links, t.destination, t.source);
+                    let tcp = t.proto == str0m::net::Protocol::Tcp;
+                    let path = path_for(&self.links, t.destination, t.source, tcp);
                     // str0m sends anything but its STUN answers (DTLS) only on the pair
                     // the browser nominated.
                     if !matches!(t.contents.first(), Some(0..=3)) {
@@ -604,17 +608,26 @@ fn random_u16() -> u16 {
     fastrand::u16(..0x8000)
 }
 
-/// The pair for a datagram str0m sends from our `candidate` to `remote`: from the address
-/// that browser address reached (by that candidate, else by any).
-fn path_for(links: &[Link], remote: SocketAddr, candidate: SocketAddr) -> Path {
+/// The pair for a datagram str0m sends from our `candidate` to `remote`, over TCP or UDP:
+/// from the address that browser address reached (by that candidate, else by any), on the
+/// connection it came on. A TCP packet without a connection to go on is sent nowhere (a
+/// path naming no connection would put it on UDP).
+fn path_for(links: &[Link], remote: SocketAddr, candidate: SocketAddr, tcp: bool) -> Path {
+    let on_transport = |l: &&Link| l.path.remote == remote && l.path.tcp.is_some() == tcp;
     let link = links
         .iter()
         .rev()
-        .find(|l| l.remote == remote && l.candidate == candidate)
-        .or_else(|| links.iter().rev().find(|l| l.remote == remote));
+        .filter(on_transport)
+        .find(|l| l.candidate == candidate)
+        .or_else(|| links.iter().rev().find(on_transport));
     Path {
         remote,
-        local: link.and_then(|l| l.local),
+        local: link.and_then(|l| l.path.local),
+        tcp: if tcp {
+            Some(link.and_then(|l| l.path.tcp).unwrap_or(TcpId(0)))
+        } else {
+            None
+        },
     }
 }
 
