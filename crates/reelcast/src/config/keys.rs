@@ -384,6 +384,39 @@ mod tests {
         );
     }
 
+    /// Two keys that differ only in `.` against `_` would share a variable: the
+    /// environment could then set only the first.
+    #[test]
+    fn every_key_has_its_own_environment_variable() {
+        for key in TABLE {
+            let found = find_env(&key.env_var()).map(|k| k.name);
+            assert_eq!(found, Some(key.name), "{}", key.env_var());
+        }
+    }
+
+    /// Refused or accepted, a secret key's value shows nowhere: not in the error, not
+    /// in `Debug`.
+    #[test]
+    fn no_secret_value_is_shown() {
+        const MARK: &str = "zzsecretzz";
+        let o = Origin::Default;
+        let secrets: Vec<&Key> = TABLE.iter().filter(|k| k.secret).collect();
+        assert!(!secrets.is_empty(), "the table marks the secrets");
+        for key in secrets {
+            let mut s = Settings::default();
+            if let Err(e) = s.set(key.name, &format!("{MARK};{MARK}"), &o) {
+                assert!(!e.to_string().contains(MARK), "{}: {e}", key.name);
+            }
+            let good = match key.name {
+                "rest_auth_users" => format!("admin:{MARK}"),
+                "rest_hook_url" => format!("http://u:{MARK}@backend/x"),
+                _ => format!("region;key;{MARK}"),
+            };
+            s.set(key.name, &good, &o).expect("a valid value");
+            assert!(!format!("{s:?}").contains(MARK), "{}: {s:?}", key.name);
+        }
+    }
+
     /// The key cells of one row of docs/CONFIGURATION.md's key table.
     #[derive(Debug)]
     struct DocRow {
