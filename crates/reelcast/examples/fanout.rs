@@ -363,7 +363,7 @@ async fn post_sdp(http: SocketAddr, path: &str, sdp: &str) -> Result<(u16, Strin
 
 /// One viewer: offer over WHEP, then the str0m run loop until `stop`.
 async fn viewer(http: SocketAddr, counters: Arc<Counters>, stop: watch::Receiver<bool>) {
-    if let Err(e) = run_viewer(http, &counters, stop).await {
+    if let Err(e) = Box::pin(run_viewer(http, &counters, stop)).await {
         if !counters.failed.swap(true, Ordering::Relaxed) {
             eprintln!("viewer failed: {e:#}");
         }
@@ -497,7 +497,7 @@ async fn run_tcp_viewer(
             .params()
             .iter()
             .filter(|p| p.spec().codec == codec)
-            .map(|p| p.pt())
+            .map(str0m::format::PayloadParams::pt)
             .collect()
     };
     let (video_pts, audio_pts) = (pts_of(Codec::H264), pts_of(Codec::Opus));
@@ -505,7 +505,7 @@ async fn run_tcp_viewer(
     let mut inbound: Vec<u8> = Vec::new();
     // Packets of one read, given to str0m one at a time: its outputs must be drained
     // after every input, or an event is lost.
-    let mut packets: std::collections::VecDeque<Vec<u8>> = Default::default();
+    let mut packets = std::collections::VecDeque::<Vec<u8>>::default();
     let mut buf = vec![0u8; 16384];
     loop {
         let timeout = match rtc.poll_output()? {
@@ -550,7 +550,7 @@ async fn run_tcp_viewer(
         };
         let n = tokio::select! {
             n = read => n?,
-            _ = tokio::time::sleep_until(timeout.into()) => {
+            () = tokio::time::sleep_until(timeout.into()) => {
                 rtc.handle_input(Input::Timeout(Instant::now()))?;
                 continue;
             }

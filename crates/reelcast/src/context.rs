@@ -15,8 +15,11 @@ use crate::webrtc::{RtcFactory, RtcHub};
 
 /// What every request handler shares (`Arc`ed, one per server).
 pub struct ServerContext {
+    /// The settings in force.
     pub settings: Settings,
+    /// Answers offers (certificate, candidates, codecs).
     pub rtc: RtcFactory,
+    /// Every viewer's WebRTC media.
     pub hub: RtcHub,
     /// Every running stream and viewer, whichever signalling or REST call started it.
     pub registry: Arc<Registry>,

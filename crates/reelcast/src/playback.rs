@@ -18,10 +18,10 @@ use crate::context::ServerContext;
 use crate::media::StopReason;
 use crate::source::{PlayMode, StreamUri};
 use crate::stream::live::TranslationHandle;
-use crate::stream::registry::{PlayKey, PlayKind, PlayRecord};
 use crate::stream::personal_vod::PersonalVod;
+use crate::stream::registry::{PlayKey, PlayKind, PlayRecord};
 use crate::stream::{MediaInfo, StatusTx, Stopper, StreamError};
-use crate::webrtc::{FeedId, ViewerId, IceTransport, ViewerPlan, WebRtcError};
+use crate::webrtc::{FeedId, IceTransport, ViewerId, ViewerPlan, WebRtcError};
 
 /// A stream that has been answered and is starting.
 pub struct Playback {
@@ -30,6 +30,7 @@ pub struct Playback {
     pub key: PlayKey,
     /// Our SDP answer to the viewer's offer.
     pub answer_sdp: String,
+    /// What the stream carries (tracks, codecs, duration), for the client.
     pub info: MediaInfo,
 }
 

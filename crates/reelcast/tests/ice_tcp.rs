@@ -133,7 +133,7 @@ fn run_client(mut rtc: Rtc, local: SocketAddr) -> Session {
     let mut inbound = Vec::new();
     // Packets of one read, given to str0m one at a time: its outputs must be drained after
     // every input (its run-loop rule), or an event is lost.
-    let mut packets: std::collections::VecDeque<Vec<u8>> = Default::default();
+    let mut packets = std::collections::VecDeque::<Vec<u8>>::default();
     let mut buf = vec![0u8; 8192];
     while Instant::now() < deadline && !(session.video_frames >= 50 && session.audio_frames >= 100)
     {
@@ -218,7 +218,7 @@ fn run_client(mut rtc: Rtc, local: SocketAddr) -> Session {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_with_only_a_tcp_candidate_plays_over_ice_tcp() {
-    let (http, media_port) = start_server(Default::default()).await;
+    let (http, media_port) = start_server(reelcast::config::Settings::default()).await;
     let (s, answer) = play_over_tcp(http).await;
     assert!(
         answer.contains(&format!("127.0.0.1 {media_port} typ host tcptype passive")),
@@ -261,7 +261,7 @@ async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> 
     loop {
         match tokio::time::timeout_at(end, stream.read(&mut buf)).await {
             Err(_) => return Err(()),
-            Ok(Ok(0)) | Ok(Err(_)) => return Ok(()),
+            Ok(Ok(0) | Err(_)) => return Ok(()),
             Ok(Ok(_)) => {}
         }
     }

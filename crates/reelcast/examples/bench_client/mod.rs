@@ -38,7 +38,7 @@ pub(crate) fn new_client() -> Result<(Rtc, StdUdpSocket, String, SdpPendingOffer
 /// The same client with one active TCP candidate instead (ICE-TCP, RFC 6544): it connects
 /// to the server's passive candidate and frames every packet (RFC 4571).
 #[allow(dead_code)] // fanout uses it, soak does not
-pub fn new_tcp_client() -> Result<(Rtc, String, SdpPendingOffer)> {
+pub(crate) fn new_tcp_client() -> Result<(Rtc, String, SdpPendingOffer)> {
     let mut rtc = Rtc::builder()
         .set_rtp_mode(true)
         .clear_codecs()

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use super::keys;
 
 /// Where a value came from; named in every error so the user knows what to fix.
+// The variants' fields are named for what they hold (path, line, var, flag).
+#[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     /// Nobody set it.
@@ -34,6 +36,9 @@ impl fmt::Display for Origin {
 }
 
 /// Why the settings could not be loaded. Each message is one plain line for the user.
+// Each variant's `#[error]` text is its documentation; its fields are named for what
+// they hold.
+#[allow(missing_docs)]
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {}: {reason}", path.display())]

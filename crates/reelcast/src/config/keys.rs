@@ -83,12 +83,14 @@ impl Key {
     }
 
     /// With the dedicated flag `flag` (which `main.rs` must define).
+    #[must_use]
     pub const fn flag(mut self, flag: &'static str) -> Key {
         self.flag = Some(flag);
         self
     }
 
     /// A secret: its value is never shown.
+    #[must_use]
     pub const fn secret(mut self) -> Key {
         self.secret = true;
         self

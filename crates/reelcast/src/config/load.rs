@@ -12,6 +12,7 @@
 //! exists is the one file-system look it takes, so that a wrong folder fails at start.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::error::{ConfigError, Origin};
@@ -38,7 +39,9 @@ pub enum ConfigFile {
 /// One value given on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Override {
+    /// The settings key.
     pub key: String,
+    /// Its value, as given.
     pub value: String,
     /// The flag it came from, for messages: `--http-port`, `--set`.
     pub flag: String,
@@ -71,6 +74,7 @@ impl Override {
 /// Everything [`load`] reads, gathered by the caller so that tests need no process state.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
+    /// Which properties file to read, if any.
     pub config_file: ConfigFile,
     /// Environment variables as `(NAME, value)`; only `REELCAST_*` ones are looked at.
     pub env: Vec<(String, String)>,
@@ -104,6 +108,7 @@ impl Sources {
 /// Loaded settings together with where each value came from.
 #[derive(Debug, Clone)]
 pub struct Loaded {
+    /// The settings in force.
     pub settings: Settings,
     /// The properties file that was read, if any.
     pub config_file: Option<PathBuf>,
@@ -123,13 +128,14 @@ impl Loaded {
         for key in TABLE {
             let value = self.settings.shown_value(key);
             let origin = self.origin(key.name);
-            out.push_str(&format!("{} = {value} ({origin})\n", key.name));
+            let _ = writeln!(out, "{} = {value} ({origin})", key.name);
         }
         for host in self.settings.aws_s3_host_credentials.keys() {
-            out.push_str(&format!(
-                "{HOST_CREDENTIALS_PREFIX}{host} = <hidden> ({})\n",
+            let _ = writeln!(
+                out,
+                "{HOST_CREDENTIALS_PREFIX}{host} = <hidden> ({})",
                 self.origin(HOST_CREDENTIALS_KEY)
-            ));
+            );
         }
         out
     }

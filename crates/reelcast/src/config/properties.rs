@@ -16,7 +16,9 @@ pub fn decode_text(bytes: Vec<u8>) -> String {
 /// One `key=value` entry of a properties file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PropertyEntry {
+    /// The key, escapes resolved.
     pub key: String,
+    /// The value, escapes resolved and continuation lines joined.
     pub value: String,
     /// 1-based number of the line the entry starts on.
     pub line: usize,
@@ -39,7 +41,7 @@ pub fn parse_properties(text: &str) -> Vec<PropertyEntry> {
             logical.pop();
             match lines.next() {
                 Some((_, next)) => {
-                    logical.push_str(strip_line_end(next).trim_start_matches(is_prop_space))
+                    logical.push_str(strip_line_end(next).trim_start_matches(is_prop_space));
                 }
                 None => break,
             }
@@ -164,7 +166,7 @@ mod tests {
         assert_eq!(got[0], ("list".into(), "a,b,c".into(), 1));
         assert_eq!(got[1], ("key with:odd=chars".into(), "v\txA\\".into(), 4));
         assert_eq!(got[2], ("bad".into(), "\\u00zz".into(), 5));
-        assert_eq!(got[3], ("last".into(), "".into(), 6));
+        assert_eq!(got[3], ("last".into(), String::new(), 6));
     }
 
     #[test]

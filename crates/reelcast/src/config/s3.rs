@@ -28,8 +28,11 @@ const CREDENTIALS: &str = "expected region;access_key_id;secret_access_key \
 /// `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct S3Credentials {
+    /// The store's region (`us-east-1` when the store has none).
     pub region: String,
+    /// The access key's id.
     pub access_key_id: String,
+    /// The secret key (never shown).
     pub secret_access_key: String,
 }
 

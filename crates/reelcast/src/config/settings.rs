@@ -176,6 +176,8 @@ impl Default for Settings {
 }
 
 /// Debug shows every key but never the secret ones.
+// Fields are shown by key through the table (values as `get` reads them), not by field.
+#[allow(clippy::missing_fields_in_debug)]
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Settings");
@@ -353,7 +355,7 @@ mod tests {
             assert!(
                 matches!(s.set(k, v, &o), Err(ConfigError::InvalidValue { .. })),
                 "{k}={v} should be refused"
-            )
+            );
         };
         for key in ["http.port", "ws.port", "media_port"] {
             bad(&mut s, key, "0");

@@ -262,7 +262,9 @@ impl Form for HookSeconds {
 /// One REST user (`rest_auth_users`). Debug hides the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RestUser {
+    /// The user name.
     pub name: String,
+    /// The password (never shown).
     pub password: String,
 }
 

@@ -39,7 +39,9 @@ pub enum StopReason {
 /// Why a stream or a viewer failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FailReason {
+    /// ICE did not complete in time.
     IceTimeout,
+    /// The DTLS handshake failed.
     DtlsError,
     /// The browser stopped answering consent checks, or its connection broke.
     RtpActivity,

@@ -35,14 +35,17 @@ pub trait Sink: Send {
 pub struct Sinks(Vec<Box<dyn Sink>>);
 
 impl Sinks {
+    /// The stream's sinks, fed in this order.
     pub fn new(sinks: Vec<Box<dyn Sink>>) -> Self {
         Sinks(sinks)
     }
 
+    /// How many sinks there are.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// No sinks at all.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

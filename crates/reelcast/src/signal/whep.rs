@@ -119,7 +119,9 @@ async fn ask_hooks(
         .await
         .map_err(|denied| match denied {
             Denied::Unavailable => unavailable(),
-            refused => (StatusCode::FORBIDDEN, refused.to_string()).into_response(),
+            refused @ Denied::Refused(_) => {
+                (StatusCode::FORBIDDEN, refused.to_string()).into_response()
+            }
         })
 }
 

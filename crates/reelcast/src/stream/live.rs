@@ -22,9 +22,9 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info, Instrument};
 
 use super::clock::sleep_until;
+use super::frame_queue::{spawn_reader, FrameSource};
 use super::open::AnyReader;
 use super::pacer::Pacer;
-use super::frame_queue::{spawn_reader, FrameSource};
 use super::status::{PlayTicket, Unlist};
 use super::{MediaInfo, PacingClock, StreamError};
 use crate::media::{Ending, FailReason, Frame, MediaKind, Sink, Sinks, StopReason};
@@ -264,14 +264,14 @@ impl Translation {
                         pacer.finish(&mut self.sinks);
                     }
                 },
-                _ = sleep_until(wake_at), if wake_at.is_some() => {
+                () = sleep_until(wake_at), if wake_at.is_some() => {
                     pacer.wake(Instant::now(), &mut self.sinks);
                 }
                 () = sleep_until(idle_deadline), if idle_deadline.is_some() => {
                     info!("no viewer for {:?}: stopping", self.idle_timeout);
                     break StopReason::NoViewers.into();
                 }
-                _ = sleep_until(end_at), if end_at.is_some() => break StopReason::EndOfFile.into(),
+                () = sleep_until(end_at), if end_at.is_some() => break StopReason::EndOfFile.into(),
             }
         };
 
@@ -494,7 +494,7 @@ mod tests {
     async fn a_translation_feeds_every_sink_in_order_on_its_clock_and_tells_its_ending() {
         let socket = crate::webrtc::bind_media_port("127.0.0.1".parse().unwrap(), 0)
             .expect("a loopback udp socket");
-        let hub = RtcHub::start(socket, vec![]);
+        let hub = RtcHub::start(socket, vec![], None);
         let logs: [Arc<std::sync::Mutex<Vec<Seen>>>; 2] = Default::default();
         let sinks = logs
             .iter()

@@ -36,13 +36,14 @@ use crate::media::StopReason;
 pub struct Stopper(Arc<dyn Fn(StopReason) + Send + Sync>);
 
 impl Stopper {
+    /// A stopper that calls `stop` with the reason.
     pub fn new(stop: impl Fn(StopReason) + Send + Sync + 'static) -> Self {
         Stopper(Arc::new(stop))
     }
 
     /// Ends the playback; the viewer gets STOPPED with `reason`.
     pub fn stop(&self, reason: StopReason) {
-        (self.0)(reason)
+        (self.0)(reason);
     }
 }
 

@@ -26,11 +26,13 @@ pub struct PersonalVod {
     pub hub: RtcHub,
     /// The one viewer.
     pub viewer: ViewerId,
+    /// What happens to the viewer (connected, closed).
     pub viewer_events: UnboundedReceiver<(ViewerId, ViewerEvent)>,
     /// Where the frames go (the viewer's WebRTC feed).
     pub sinks: Sinks,
     /// The play: PLAYING and the ending go through it.
     pub ticket: PlayTicket,
+    /// The stream's name, for logs.
     pub name: String,
 }
 
@@ -64,7 +66,7 @@ impl PersonalVod {
                 None => return Err(FailReason::IceTimeout.into()),
             },
             reason = stop.recv() => return Err(stopped(reason)),
-            _ = tokio::time::sleep(CONNECT_TIMEOUT) => return Err(FailReason::IceTimeout.into()),
+            () = tokio::time::sleep(CONNECT_TIMEOUT) => return Err(FailReason::IceTimeout.into()),
         }
 
         // 2. The clock starts now; the reader runs ahead of it on its own thread.
@@ -83,7 +85,7 @@ impl PersonalVod {
                     Some(Err(e)) => return Err(FailReason::from(e).into()),
                     None => break,
                 },
-                _ = sleep_until(wake_at), if wake_at.is_some() => {
+                () = sleep_until(wake_at), if wake_at.is_some() => {
                     pacer.wake(Instant::now(), &mut self.sinks);
                 }
                 event = self.viewer_events.recv() => match event.map(|(_, e)| e) {
@@ -100,7 +102,7 @@ impl PersonalVod {
         let tail = clock.wait(pacer.last_pts_us(), Instant::now()) + Duration::from_millis(200);
         debug!("end of file; stopping in {tail:?}");
         tokio::select! {
-            _ = tokio::time::sleep(tail) => Ok(()),
+            () = tokio::time::sleep(tail) => Ok(()),
             reason = stop.recv() => Err(stopped(reason)),
         }
     }

@@ -91,6 +91,7 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// An empty registry; streams it starts send through `hub` and share `index_budget`.
     pub fn new(settings: Settings, hub: RtcHub, index_budget: Arc<MemoryBudget>) -> Self {
         Registry {
             maps: Mutex::default(),
@@ -298,7 +299,7 @@ mod tests {
     fn registry() -> Arc<Registry> {
         let socket = crate::webrtc::bind_media_port("127.0.0.1".parse().unwrap(), 0)
             .expect("a loopback udp socket");
-        let hub = RtcHub::start(socket, vec![]);
+        let hub = RtcHub::start(socket, vec![], None);
         Arc::new(Registry::new(
             Settings::default(),
             hub,
@@ -323,7 +324,7 @@ mod tests {
             created: SystemTime::now(),
             protocol,
             stopper: Stopper::new(move |reason| {
-                stops.lock().unwrap().push((label.clone(), reason))
+                stops.lock().unwrap().push((label.clone(), reason));
             }),
         }
     }

@@ -20,6 +20,7 @@ use crate::media::Ending;
 pub struct PlayKey(u64);
 
 impl PlayKey {
+    /// A key never used before.
     pub fn next() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         PlayKey(NEXT.fetch_add(1, Ordering::Relaxed))
@@ -38,7 +39,9 @@ pub enum StreamStatus {
 /// One status of one play.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlayStatus {
+    /// Which play.
     pub key: PlayKey,
+    /// What happened to it.
     pub status: StreamStatus,
 }
 
@@ -67,6 +70,7 @@ impl PlayTicket {
         }
     }
 
+    /// Which play this ticket is for.
     pub fn key(&self) -> PlayKey {
         self.key
     }

@@ -37,16 +37,16 @@ use crate::gate::Gate;
 
 /// A connection that has not brought an ICE check signed with a viewer's password by then
 /// is closed: a browser sends its first check as soon as the connection is up.
-pub const FIRST_CHECK_DEADLINE: Duration = Duration::from_secs(5);
+pub(super) const FIRST_CHECK_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Bytes waiting to be written to one connection. About 2 s of a 4 Mbit/s stream: room for
 /// a late joiner's GOP burst; past it, packets are dropped whole (NACK/RTX and the next
 /// keyframe recover, as after UDP loss). The task holds at most twice this (one chunk being
 /// written, one filling).
-pub const MAX_QUEUED_BYTES: usize = 1 << 20;
+pub(super) const MAX_QUEUED_BYTES: usize = 1 << 20;
 
 /// A connection whose peer has not taken a queued chunk within this long is closed.
-pub const WRITE_STALL: Duration = Duration::from_secs(10);
+pub(super) const WRITE_STALL: Duration = Duration::from_secs(10);
 
 /// Spare queue room kept between writes (a few packets' worth); more is given back.
 const KEPT_SPARE_BYTES: usize = 16 << 10;
@@ -56,7 +56,7 @@ const TO_HUB_CAPACITY: usize = 1024;
 
 /// Identifies one accepted TCP connection for as long as the server runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TcpId(pub u64);
+pub(super) struct TcpId(pub u64);
 
 /// What the connections tell the hub, in order per connection.
 pub(super) enum TcpInput {
@@ -88,8 +88,11 @@ impl TcpConn {
 
     /// Queues `packet` framed; dropped whole when the queue is full. The writer is woken
     /// by [`Self::flush`], once per batch.
-    pub fn send(&self, packet: &[u8]) {
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+    pub(super) fn send(&self, packet: &[u8]) {
+        let mut queue = self
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if queue.len() + tcp_framing::framed_len(packet) > MAX_QUEUED_BYTES
             || !tcp_framing::frame_into(&mut queue, packet)
         {
@@ -98,23 +101,26 @@ impl TcpConn {
     }
 
     /// Wakes the writer for what was queued.
-    pub fn flush(&self) {
+    pub(super) fn flush(&self) {
         self.wake.notify_one();
     }
 
     /// The hub saw an authenticated ICE check on this connection: it may stay.
-    pub fn prove(&self) {
+    pub(super) fn prove(&self) {
         self.proven.store(true, Ordering::Relaxed);
     }
 
     /// Ends the connection (its viewer is gone).
-    pub fn close(&self) {
+    pub(super) fn close(&self) {
         self.closing.store(true, Ordering::Relaxed);
         self.wake.notify_one();
     }
 
     fn take_queued(&self) -> Bytes {
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut queue = self
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let chunk = queue.split().freeze();
         // The queue's spare room shares the chunk's allocation: after a burst (a late
         // joiner's GOP) let the whole of it go once written, instead of keeping it.
@@ -255,7 +261,7 @@ async fn first_check_deadline(conn: &TcpConn) -> &'static str {
 }
 
 /// The TCP candidates for the UDP ones: the same addresses on the ICE-TCP port.
-pub fn tcp_candidates(udp: &[SocketAddr], port: u16) -> Vec<SocketAddr> {
+pub(super) fn tcp_candidates(udp: &[SocketAddr], port: u16) -> Vec<SocketAddr> {
     udp.iter().map(|c| SocketAddr::new(c.ip(), port)).collect()
 }
 

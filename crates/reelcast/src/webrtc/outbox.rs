@@ -100,17 +100,17 @@ impl Outbox {
     }
 
     /// An ICE-TCP connection to send on from now on.
-    pub fn add_tcp(&mut self, id: TcpId, conn: Arc<TcpConn>) {
+    pub(super) fn add_tcp(&mut self, id: TcpId, conn: Arc<TcpConn>) {
         self.tcp.insert(id, conn);
     }
 
     /// Forgets a connection that ended; packets to it are dropped from now on.
-    pub fn remove_tcp(&mut self, id: TcpId) {
+    pub(super) fn remove_tcp(&mut self, id: TcpId) {
         self.tcp.remove(&id);
     }
 
     /// The connection `id`, when it is open.
-    pub fn tcp(&self, id: TcpId) -> Option<&Arc<TcpConn>> {
+    pub(super) fn tcp(&self, id: TcpId) -> Option<&Arc<TcpConn>> {
         self.tcp.get(&id)
     }
 

@@ -44,9 +44,12 @@ pub struct RtcFactory {
 /// (`"UDP"` or `"TCP"`); both when the client does not say.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum IceTransport {
+    /// UDP and TCP candidates.
     #[default]
     Any,
+    /// UDP candidates only.
     Udp,
+    /// TCP candidates only (ICE-TCP).
     Tcp,
 }
 

@@ -9,24 +9,24 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// Largest packet a peer may send us on a TCP stream: what the UDP path takes in one
 /// datagram (the hub's receive buffer). Browsers send packets of one path MTU at most.
-pub const MAX_INBOUND_FRAME: usize = 2048;
+pub(super) const MAX_INBOUND_FRAME: usize = 2048;
 
 /// A stream that cannot be a peer's ICE-TCP: the connection is to be closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum FrameError {
+pub(super) enum FrameError {
     #[error("frame of {0} bytes is larger than any packet we take")]
     TooLarge(usize),
 }
 
 /// Cuts a received byte stream into packets. Holds at most one frame's bytes plus what
 /// one read brought: a peer cannot make it grow past `max` + its read size.
-pub struct FrameReader {
+pub(super) struct FrameReader {
     buf: BytesMut,
     max: usize,
 }
 
 impl FrameReader {
-    pub fn new(max: usize) -> Self {
+    pub(super) fn new(max: usize) -> Self {
         FrameReader {
             buf: BytesMut::with_capacity(max + 2),
             max,
@@ -34,14 +34,14 @@ impl FrameReader {
     }
 
     /// Takes bytes as they came off the stream (any split: half a length, several frames).
-    pub fn push(&mut self, bytes: &[u8]) {
+    pub(super) fn push(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
 
     /// The next whole packet, `None` until one is complete. Empty frames (length 0) carry
     /// nothing and are skipped. A length over `max` is an error: the stream is not framed
     /// packets, and waiting for the rest would hold up to 64 KiB for nothing.
-    pub fn next_packet(&mut self) -> Result<Option<Bytes>, FrameError> {
+    pub(super) fn next_packet(&mut self) -> Result<Option<Bytes>, FrameError> {
         loop {
             if self.buf.len() < 2 {
                 return Ok(None);
@@ -64,7 +64,7 @@ impl FrameReader {
 
 /// Appends `packet` framed to `out`. False (nothing appended) for a packet that does not
 /// fit a frame; ours are at most one MTU.
-pub fn frame_into(out: &mut BytesMut, packet: &[u8]) -> bool {
+pub(super) fn frame_into(out: &mut BytesMut, packet: &[u8]) -> bool {
     let Ok(len) = u16::try_from(packet.len()) else {
         return false;
     };
@@ -75,7 +75,7 @@ pub fn frame_into(out: &mut BytesMut, packet: &[u8]) -> bool {
 }
 
 /// Bytes a framed packet takes.
-pub fn framed_len(packet: &[u8]) -> usize {
+pub(super) fn framed_len(packet: &[u8]) -> usize {
     2 + packet.len()
 }
 

@@ -42,7 +42,7 @@ pub(super) struct Path {
 
 impl Path {
     /// What the hub routes a peer's later packets by: its address on that transport.
-    pub fn route(&self) -> (SocketAddr, Option<TcpId>) {
+    pub(super) fn route(&self) -> (SocketAddr, Option<TcpId>) {
         (self.remote, self.tcp)
     }
 }

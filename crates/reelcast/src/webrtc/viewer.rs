@@ -21,8 +21,8 @@ use tracing::{debug, info, warn};
 
 use super::dtls_keys::KeySlot;
 use super::events::{ViewerEvent, ViewerEvents};
-use super::ids::{FeedId, ViewerId};
 use super::ice_tcp::TcpId;
+use super::ids::{FeedId, ViewerId};
 use super::media_plane::{Heard, MediaPlane, OutTrack, RtxTrack};
 use super::outbox::Outbox;
 use super::packets::RtpFrame;
@@ -504,7 +504,12 @@ impl Viewer {
     /// never exceeds the time that passed plus one GOP, however often a client asks. The
     /// keyframe alone (at most one per [`KEYFRAME_REQUEST_GRACE`]) holds back the pictures
     /// after it until the next real keyframe: a still picture, never a smeared one.
-    pub(super) fn answer_picture_loss(&mut self, gop: &[Arc<RtpFrame>], now: Instant, out: &mut Outbox) {
+    pub(super) fn answer_picture_loss(
+        &mut self,
+        gop: &[Arc<RtpFrame>],
+        now: Instant,
+        out: &mut Outbox,
+    ) {
         self.wants_keyframe = false;
         let (Some(keyframe), Some(newest)) = (gop.first(), gop.last()) else {
             // The GOP cache overflowed: the next real keyframe is the answer.
@@ -533,7 +538,7 @@ impl Viewer {
         );
     }
 
-    pub fn close(&mut self, reason: Ending) {
+    pub(super) fn close(&mut self, reason: Ending) {
         if !self.closed {
             self.closed = true;
             if let Some(handshake) = &mut self.handshake {
@@ -544,7 +549,7 @@ impl Viewer {
     }
 
     /// Closes the viewer from our side, telling the browser its streams ended.
-    pub fn close_and_say_goodbye(&mut self, reason: Ending, out: &mut Outbox) {
+    pub(super) fn close_and_say_goodbye(&mut self, reason: Ending, out: &mut Outbox) {
         if !self.closed {
             if let Some(plane) = &mut self.plane {
                 plane.say_goodbye(out);
