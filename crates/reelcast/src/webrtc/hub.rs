@@ -40,8 +40,8 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info, warn};
 
 use super::events::ViewerEvents;
-use super::ice_tcp::{self, TcpId, TcpInput};
-use super::ids::{FeedId, ViewerId};
+use super::ice_tcp::{self, TcpInput};
+use super::ids::{FeedId, TcpId, ViewerId};
 use super::outbox::Outbox;
 use super::packets::{self, RtpFrame};
 use super::udp::{self, Path};

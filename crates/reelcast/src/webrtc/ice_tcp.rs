@@ -31,6 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, info};
 
+use super::ids::TcpId;
 use super::tcp_framing::{self, FrameReader, MAX_INBOUND_FRAME};
 use super::udp::{self, Path};
 use crate::gate::Gate;
@@ -53,10 +54,6 @@ const KEPT_SPARE_BYTES: usize = 16 << 10;
 
 /// Packets from all connections waiting for the hub.
 const TO_HUB_CAPACITY: usize = 1024;
-
-/// Identifies one accepted TCP connection for as long as the server runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(super) struct TcpId(pub u64);
 
 /// What the connections tell the hub, in order per connection.
 pub(super) enum TcpInput {

@@ -11,6 +11,10 @@ pub struct ViewerId(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FeedId(pub u64);
 
+/// Identifies one accepted ICE-TCP connection for as long as the server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct TcpId(pub u64);
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl ViewerId {

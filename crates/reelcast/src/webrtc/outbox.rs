@@ -33,7 +33,8 @@ use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, Sockadd
 use tokio::net::UdpSocket;
 use tracing::{debug, warn};
 
-use super::ice_tcp::{TcpConn, TcpId};
+use super::ice_tcp::TcpConn;
+use super::ids::TcpId;
 use super::udp::{self, Path};
 
 /// Messages per system call. The kernel takes up to 1,024; past a few dozen the saving

@@ -27,7 +27,7 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tracing::warn;
 
-use super::ice_tcp::TcpId;
+use super::ids::TcpId;
 
 /// Where one peer is, and which of our addresses it reached: replies to `remote` leave
 /// from `local` (`None`: the kernel chooses, as for a socket bound to one address).

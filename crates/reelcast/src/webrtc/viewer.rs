@@ -21,8 +21,7 @@ use tracing::{debug, info, warn};
 
 use super::dtls_keys::KeySlot;
 use super::events::{ViewerEvent, ViewerEvents};
-use super::ice_tcp::TcpId;
-use super::ids::{FeedId, ViewerId};
+use super::ids::{FeedId, TcpId, ViewerId};
 use super::media_plane::{Heard, MediaPlane, OutTrack, RtxTrack};
 use super::outbox::Outbox;
 use super::packets::RtpFrame;
