@@ -20,6 +20,7 @@
 //!
 //! Must not: open sockets, start anything, or read media.
 
+pub mod allowed_endpoint;
 pub mod error;
 pub mod keys;
 pub mod load;
@@ -28,6 +29,7 @@ pub mod s3;
 pub mod settings;
 pub mod values;
 
+pub use allowed_endpoint::{AllowedEndpoint, HostPattern};
 pub use error::{ConfigError, Origin};
 pub use keys::{env_var_name, ENV_PREFIX};
 pub use load::{load, ConfigFile, Loaded, Override, Sources, DEFAULT_CONFIG_FILE};

@@ -9,10 +9,10 @@
 
 use std::fmt;
 
+use super::allowed_endpoint::{self, AllowedEndpoint};
 use super::error::{ConfigError, Origin};
 use super::settings::Settings;
 use super::values::{is_host_text, join, Form};
-use crate::source::s3::allowed::{self, AllowedEndpoint};
 
 /// `aws_s3_credentials.HOST[:PORT]=region;key;secret`: credentials for one S3 endpoint.
 /// Recorded in `Loaded::origins` under this name.
@@ -160,13 +160,13 @@ impl Form for Addressing {
     }
 }
 
-/// `aws_s3_allowed_endpoints`: the entries `source::s3::allowed` reads.
+/// `aws_s3_allowed_endpoints`: the entries `source::s3::allowed` reads ([`AllowedEndpoint`]).
 pub struct AllowedEndpoints;
 
 impl Form for AllowedEndpoints {
     type Value = Vec<AllowedEndpoint>;
     fn parse(text: &str) -> Result<Vec<AllowedEndpoint>, &'static str> {
-        allowed::parse_list(text)
+        allowed_endpoint::parse_list(text)
     }
     fn show(value: &Vec<AllowedEndpoint>) -> String {
         join(value.iter().map(|e| e.as_str().to_string()))

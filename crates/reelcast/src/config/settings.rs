@@ -12,11 +12,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::allowed_endpoint::AllowedEndpoint;
 use super::error::{ConfigError, Origin};
 use super::keys::{self, TABLE};
 use super::s3::{S3Addressing, S3Credentials, HOST_CREDENTIALS_PREFIX};
 use super::values::{AllowedOrigins, RestUser};
-use crate::source::s3::allowed::AllowedEndpoint;
 
 /// The server's settings. Build with [`Settings::default`] and adjust fields (tests),
 /// or [`load`](super::load()) them from the user's sources (the binary).
