@@ -7,8 +7,6 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::keys;
-
 /// Where a value came from; named in every error so the user knows what to fix.
 // The variants' fields are named for what they hold (path, line, var, flag).
 #[allow(missing_docs)]
@@ -51,8 +49,13 @@ pub enum ConfigError {
         origin: Origin,
         expected: String,
     },
-    #[error("unknown setting \"{key}\" (from {origin}); known settings: {}", keys::names().collect::<Vec<_>>().join(", "))]
-    UnknownKey { key: String, origin: Origin },
+    #[error("unknown setting \"{key}\" (from {origin}); known settings: {known}")]
+    UnknownKey {
+        key: String,
+        origin: Origin,
+        /// The names of every key, comma-separated (filled where the error is made).
+        known: String,
+    },
     #[error("invalid {flag} argument \"{arg}\": expected KEY=VALUE")]
     BadOverride { flag: String, arg: String },
     #[error(

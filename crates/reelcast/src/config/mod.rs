@@ -11,15 +11,23 @@
 //! - [`keys`]: the key table, every key defined once (name, field, form, doc, flag,
 //!   secret). **Adding a key** is one `Settings` field (with its default) plus one entry
 //!   there; its module doc says how, and a test prints the docs row to paste.
-//! - [`settings`]: the [`Settings`] struct, its defaults, `set`/`get` by key name.
+//! - [`settings`]: the [`Settings`] struct and its defaults (plain data).
+//! - [`access`]: `Settings::set`/`get` by key name and `Debug`, through the key table.
 //! - [`values`]: value forms (how text parses, what a wrong value is told, how it reads
-//!   back) and the small value types; [`s3`]: the S3 ones and per-store credentials.
+//!   back) and the small value types; [`s3`]: the S3 ones and per-store credentials;
+//!   [`allowed_endpoint`]: an `aws_s3_allowed_endpoints` entry.
 //! - [`properties`]: the Java properties parser.
 //! - [`load`](mod@load): the layered loader, checks between keys, the start-up summary.
 //! - [`error`]: [`Origin`] and [`ConfigError`], the words a user reads.
 //!
+//! Layers inside, bottom first (a file imports only from files below it): `error`,
+//! `values`, `allowed_endpoint`, `properties`; `s3`; `settings`; `keys`; `access`;
+//! `load`.
+//!
 //! Must not: open sockets, start anything, or read media.
 
+pub mod access;
+pub mod allowed_endpoint;
 pub mod error;
 pub mod keys;
 pub mod load;
@@ -28,6 +36,7 @@ pub mod s3;
 pub mod settings;
 pub mod values;
 
+pub use allowed_endpoint::{AllowedEndpoint, HostPattern};
 pub use error::{ConfigError, Origin};
 pub use keys::{env_var_name, ENV_PREFIX};
 pub use load::{load, ConfigFile, Loaded, Override, Sources, DEFAULT_CONFIG_FILE};

@@ -1,22 +1,20 @@
 //! The [`Settings`] every other module reads, and their built-in defaults.
 //!
 //! Owns: the struct (its field names and types are what the rest of the server uses),
-//! [`Settings::default`] (the one place a default is written), and reading and writing
-//! one key by name ([`Settings::set`], [`Settings::get`]) through `keys::TABLE`.
+//! [`Settings::default`] (the one place a default is written), and lookups derived
+//! from fields ([`Settings::udp_port`], [`Settings::s3_credentials_for`]). Sits below
+//! `keys`: reading and writing a key by name (`set`, `get`, `Debug`) is `access`'s.
 //! Must not: read files or the environment (that is `load`), or parse a value itself
 //! (that is the key's form, `values` and `s3`).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::error::{ConfigError, Origin};
-use super::keys::{self, TABLE};
-use super::s3::{S3Addressing, S3Credentials, HOST_CREDENTIALS_PREFIX};
+use super::allowed_endpoint::AllowedEndpoint;
+use super::s3::{S3Addressing, S3Credentials};
 use super::values::{AllowedOrigins, RestUser};
-use crate::source::s3::allowed::AllowedEndpoint;
 
 /// The server's settings. Build with [`Settings::default`] and adjust fields (tests),
 /// or [`load`](super::load()) them from the user's sources (the binary).
@@ -175,97 +173,33 @@ impl Default for Settings {
     }
 }
 
-/// Debug shows every key but never the secret ones.
-// Fields are shown by key through the table (values as `get` reads them), not by field.
-#[allow(clippy::missing_fields_in_debug)]
-impl fmt::Debug for Settings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Settings");
-        for key in TABLE {
-            d.field(key.name, &self.shown_value(key));
-        }
-        for host in self.aws_s3_host_credentials.keys() {
-            d.field(&format!("{HOST_CREDENTIALS_PREFIX}{host}"), &"<hidden>");
-        }
-        d.finish()
-    }
-}
-
 impl Settings {
-    /// Sets `key` from its text form, as a properties file would. Returns the key's
-    /// canonical (static) name. Surrounding whitespace is ignored; an empty value means
-    /// the built-in default (or unset, for optional keys). A refused value changes
-    /// nothing.
-    pub fn set(
-        &mut self,
-        key: &str,
-        value: &str,
-        origin: &Origin,
-    ) -> Result<&'static str, ConfigError> {
-        if let Some(host) = key.strip_prefix(HOST_CREDENTIALS_PREFIX) {
-            return self.set_host_credentials(host, value, origin);
-        }
-        let Some(entry) = keys::find(key) else {
-            return Err(ConfigError::UnknownKey {
-                key: key.to_string(),
-                origin: origin.clone(),
-            });
-        };
-        // Empty means the built-in default: parse the default's text form instead
-        // (`""` for the optional keys, which their forms read as unset).
-        let default_text;
-        let value = match value.trim() {
-            "" => {
-                default_text = entry.default_text();
-                default_text.as_str()
-            }
-            trimmed => trimmed,
-        };
-        entry
-            .set(self, value)
-            .map_err(|expected| ConfigError::InvalidValue {
-                key: entry.name.to_string(),
-                value: if entry.secret {
-                    "<hidden>".to_string()
-                } else {
-                    value.to_string()
-                },
-                origin: origin.clone(),
-                expected: expected.to_string(),
-            })?;
-        Ok(entry.name)
-    }
-
-    /// `key`'s current value in its text form (as `set` accepts it; `""` for unset
-    /// optional keys), or `None` for a key reelcast does not know.
-    pub fn get(&self, key: &str) -> Option<String> {
-        keys::find(key).map(|entry| entry.get(self))
-    }
-
-    /// Like [`get`](Self::get) but for people: secrets shown as `<hidden>`, unset as
-    /// `(unset)`.
-    pub(super) fn shown_value(&self, key: &keys::Key) -> String {
-        let value = key.get(self);
-        if value.is_empty() {
-            "(unset)".to_string()
-        } else if key.secret {
-            "<hidden>".to_string()
-        } else {
-            value
-        }
-    }
-
     /// The WebRTC UDP port: `media_port`, else `media_port_from` (WCS's range, which a
     /// WCS firewall already opens).
     pub fn udp_port(&self) -> u16 {
         self.media_port.unwrap_or(self.media_port_from)
+    }
+
+    /// The credentials for requests to `host` (`host[:port]` as in the endpoint URL):
+    /// that host's own (`aws_s3_credentials.host:port`, then `aws_s3_credentials.host`),
+    /// else `aws_s3_credentials`, else none (unsigned requests, for public buckets).
+    pub fn s3_credentials_for(&self, host: &str) -> Option<&S3Credentials> {
+        let host = host.to_ascii_lowercase();
+        let without_port = host
+            .rsplit_once(':')
+            .filter(|(_, port)| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()))
+            .map(|(h, _)| h);
+        self.aws_s3_host_credentials
+            .get(&host)
+            .or_else(|| without_port.and_then(|h| self.aws_s3_host_credentials.get(h)))
+            .or(self.aws_s3_credentials.as_ref())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::values::AllowedOrigins;
+    use crate::config::{ConfigError, Origin};
 
     #[test]
     fn defaults_match_wcs() {
