@@ -73,6 +73,7 @@ pub const KEYS: &[&str] = &[
     "vod_mp4_container_new",
     "vod_mp4_container_new_buffer_ms",
     "vod_index_memory_mb",
+    "shutdown_grace_period",
 ];
 
 /// Keys whose value is a secret: never shown in logs, summaries or error messages.
@@ -194,6 +195,9 @@ pub struct Settings {
     /// `vod_index_memory_mb`: memory all streams together may hold for the in-memory
     /// sample indexes of fragmented files (`stream::budget`), in MiB.
     pub vod_index_memory_mb: u64,
+    /// `shutdown_grace_period` (reelcast's own; WCS has none): after SIGTERM, how long
+    /// viewers' streams and sessions are given to end before the process exits anyway.
+    pub shutdown_grace_period: Duration,
 }
 
 impl Default for Settings {
@@ -239,6 +243,7 @@ impl Default for Settings {
             vod_mp4_container_new: false,
             vod_mp4_container_new_buffer_ms: 10_000,
             vod_index_memory_mb: 256,
+            shutdown_grace_period: Duration::from_millis(10_000),
         }
     }
 }
@@ -680,6 +685,9 @@ impl Settings {
             "vod_index_memory_mb" => {
                 self.vod_index_memory_mb = value.parse().map_err(|_| bad(MIB))?
             }
+            "shutdown_grace_period" => {
+                self.shutdown_grace_period = millis(value, 0).ok_or_else(|| bad(MS))?
+            }
             // Not reached: every entry of KEYS has an arm above (test
             // `every_key_round_trips`); refused rather than panicking all the same.
             _ => {
@@ -755,6 +763,7 @@ impl Settings {
             "vod_mp4_container_new" => self.vod_mp4_container_new.to_string(),
             "vod_mp4_container_new_buffer_ms" => self.vod_mp4_container_new_buffer_ms.to_string(),
             "vod_index_memory_mb" => self.vod_index_memory_mb.to_string(),
+            "shutdown_grace_period" => ms(self.shutdown_grace_period),
             _ => return None,
         })
     }

@@ -3,14 +3,28 @@
 
 pub mod config;
 pub mod gate;
+pub mod health;
 pub mod hooks;
 pub mod http_conn;
 pub mod media;
 pub mod playback;
 pub mod rest;
 pub mod server;
+pub mod shutdown;
 pub mod signal;
 pub mod source;
 pub mod stream;
 pub mod tls;
 pub mod webrtc;
+
+/// This build's version (`Cargo.toml`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The commit this build was made from (`build.rs`: `REELCAST_COMMIT`, git, or "unknown").
+pub const COMMIT: &str = env!("REELCAST_COMMIT");
+/// What `reelcast --version` prints after the name.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("REELCAST_COMMIT"),
+    ")"
+);

@@ -18,7 +18,7 @@ const EXIT_FAILURE: u8 = 1;
 
 /// Media server: MP4 files to browsers over WebRTC, compatible with Flashphoner WCS.
 #[derive(Debug, Parser)]
-#[command(name = "reelcast", version)]
+#[command(name = "reelcast", version = reelcast::LONG_VERSION)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -132,7 +132,11 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    match runtime.block_on(run_server(settings)) {
+    let result = runtime.block_on(run_server(settings));
+    // Blocking jobs (a read waiting on a stalled S3 store) are not waited for: the
+    // drain already gave streams their grace.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("reelcast: {e:#}");

@@ -46,6 +46,9 @@ pub async fn start(
     offer_sdp: &str,
     requester: Requester<'_>,
 ) -> Result<Playback, StreamError> {
+    if ctx.shutdown.is_draining() {
+        return Err(StreamError::Other(crate::shutdown::REASON.to_string()));
+    }
     if let Some(t) = ctx.registry.translation(name).filter(|t| !t.is_ended()) {
         return join_translation(ctx, name, t, offer_sdp, requester);
     }

@@ -32,9 +32,11 @@ use tracing::info;
 
 use crate::config::{AllowedOrigins, Settings};
 use crate::gate::Gate;
+use crate::health::{self, ReadyCache};
 use crate::hooks::RestHooks;
 use crate::http_conn::{self, ConnLimits};
 use crate::rest;
+use crate::shutdown::{self, Shutdown};
 use crate::signal::{wcs, whep};
 use crate::source::list_media;
 use crate::stream::budget::MemoryBudget;
@@ -58,6 +60,10 @@ pub struct ServerContext {
     pub ws_sessions: Arc<Gate>,
     /// The application's backend, asked before a session or play goes on.
     pub hooks: RestHooks,
+    /// Set by SIGTERM: no new plays ([`crate::shutdown`]).
+    pub shutdown: Shutdown,
+    /// The last `/ready` answer ([`crate::health`]).
+    pub ready_cache: ReadyCache,
 }
 
 /// Ports actually bound (differs from the settings when a port is 0).
@@ -91,9 +97,9 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Binds everything and serves until the process is stopped.
+/// Binds everything and serves until SIGTERM has drained it ([`crate::shutdown`]).
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let (ports, serving) = start(settings).await?;
+    let (ports, serving, ctx) = launch(settings).await?;
     info!(
         "reelcast listening: http {} (open http://localhost:{}/), ws {}, webrtc udp {}",
         ports.http,
@@ -104,13 +110,28 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if let (Some(https), Some(wss)) = (ports.https, ports.wss) {
         info!("reelcast listening with TLS: https {https}, wss {wss}");
     }
-    serving.await.context("server task failed")?
+    tokio::select! {
+        ended = serving => ended.context("server task failed")?,
+        drained = shutdown::on_signal(ctx) => drained.context("cannot watch for SIGTERM"),
+    }
 }
 
 /// Binds every port and starts serving in the background.
 pub async fn start(
     settings: Settings,
 ) -> anyhow::Result<(BoundPorts, tokio::task::JoinHandle<anyhow::Result<()>>)> {
+    let (ports, serving, _ctx) = launch(settings).await?;
+    Ok((ports, serving))
+}
+
+/// [`start`], also giving the context the handlers share (for the shutdown drain).
+pub async fn launch(
+    settings: Settings,
+) -> anyhow::Result<(
+    BoundPorts,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+    Arc<ServerContext>,
+)> {
     let bind_ip = settings.ip_local;
     // A bad certificate fails the start before any port is taken.
     let acceptor = match (&settings.https_cert, &settings.https_key) {
@@ -206,6 +227,8 @@ pub async fn start(
             settings.ws_max_sessions_per_client,
         ),
         settings,
+        shutdown: Shutdown::default(),
+        ready_cache: ReadyCache::default(),
     });
 
     let mut rest_api = rest::router(ctx.clone());
@@ -224,6 +247,7 @@ pub async fn start(
     let http_app = Router::new()
         .route("/", get(|| async { Html(INDEX_HTML) }))
         .route("/api/files", get(files))
+        .merge(health::router())
         .merge(whep)
         .nest("/rest-api", rest_api)
         // A request body that stops coming ends the request (bodies are read whole).
@@ -254,7 +278,7 @@ pub async fn start(
         }
         anyhow::bail!("a listener stopped accepting")
     });
-    Ok((ports, serving))
+    Ok((ports, serving, ctx))
 }
 
 /// The connection caps of one TCP port.
