@@ -24,6 +24,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::logging::LogFormat;
 use crate::source::s3::allowed::{self, AllowedEndpoint};
 
 /// The file read when no `--config` is given, if it exists in the working directory.
@@ -74,6 +75,7 @@ pub const KEYS: &[&str] = &[
     "vod_mp4_container_new_buffer_ms",
     "vod_index_memory_mb",
     "shutdown_grace_period",
+    "log_format",
 ];
 
 /// Keys whose value is a secret: never shown in logs, summaries or error messages.
@@ -198,6 +200,8 @@ pub struct Settings {
     /// `shutdown_grace_period` (reelcast's own; WCS has none): after SIGTERM, how long
     /// viewers' streams and sessions are given to end before the process exits anyway.
     pub shutdown_grace_period: Duration,
+    /// `log_format` (reelcast's own): `text` or `json` lines ([`crate::logging`]).
+    pub log_format: LogFormat,
 }
 
 impl Default for Settings {
@@ -244,6 +248,7 @@ impl Default for Settings {
             vod_mp4_container_new_buffer_ms: 10_000,
             vod_index_memory_mb: 256,
             shutdown_grace_period: Duration::from_millis(10_000),
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -688,6 +693,10 @@ impl Settings {
             "shutdown_grace_period" => {
                 self.shutdown_grace_period = millis(value, 0).ok_or_else(|| bad(MS))?
             }
+            "log_format" => {
+                self.log_format =
+                    LogFormat::parse(value).ok_or_else(|| bad("expected text or json"))?
+            }
             // Not reached: every entry of KEYS has an arm above (test
             // `every_key_round_trips`); refused rather than panicking all the same.
             _ => {
@@ -764,6 +773,7 @@ impl Settings {
             "vod_mp4_container_new_buffer_ms" => self.vod_mp4_container_new_buffer_ms.to_string(),
             "vod_index_memory_mb" => self.vod_index_memory_mb.to_string(),
             "shutdown_grace_period" => ms(self.shutdown_grace_period),
+            "log_format" => self.log_format.as_str().to_string(),
             _ => return None,
         })
     }

@@ -95,7 +95,8 @@ impl RestHooks {
         };
         let url = format!("{base}/{}", hook.path());
         let agent = self.agent.clone();
-        let asked = tokio::task::spawn_blocking(move || post(&agent, &url, &body)).await;
+        let path = hook.path();
+        let asked = tokio::task::spawn_blocking(move || post(&agent, &url, path, &body)).await;
         match asked {
             Ok(verdict) => verdict,
             Err(e) => {
@@ -106,7 +107,9 @@ impl RestHooks {
     }
 }
 
-fn post(agent: &ureq::Agent, url: &str, body: &Value) -> Result<(), Refused> {
+/// Posts `body` to `url`. Logs name the hook by `path` only: the URL may hold a password
+/// or a token (tests/e2e/logs.test.mjs).
+fn post(agent: &ureq::Agent, url: &str, path: &str, body: &Value) -> Result<(), Refused> {
     let answer = agent
         .post(url)
         .header("Content-Type", "application/json")
@@ -114,13 +117,13 @@ fn post(agent: &ureq::Agent, url: &str, body: &Value) -> Result<(), Refused> {
     let mut answer = match answer {
         Ok(answer) => answer,
         Err(e) => {
-            warn!("rest hook {url}: {e}");
+            warn!("rest hook {path}: {e}");
             return Err(Refused(UNREACHABLE.into()));
         }
     };
     let status = answer.status();
     if status == ureq::http::StatusCode::OK {
-        debug!("rest hook {url}: allowed");
+        debug!("rest hook {path}: allowed");
         return Ok(());
     }
     let text = answer
@@ -130,7 +133,7 @@ fn post(agent: &ureq::Agent, url: &str, body: &Value) -> Result<(), Refused> {
         .read_to_string()
         .unwrap_or_default();
     let reason = reason_of(status.as_u16(), &text);
-    debug!("rest hook {url}: refused ({status}): {reason}");
+    debug!("rest hook {path}: refused ({status}): {reason}");
     Err(Refused(reason))
 }
 

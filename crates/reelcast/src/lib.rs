@@ -6,6 +6,7 @@ pub mod gate;
 pub mod health;
 pub mod hooks;
 pub mod http_conn;
+pub mod logging;
 pub mod media;
 pub mod playback;
 pub mod rest;

@@ -92,18 +92,14 @@ impl ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     match cli.command {
+        // Logging starts once the settings say in which form (log_format).
         Command::Serve(args) => serve(args),
-        Command::Probe { file } => probe(&file),
+        Command::Probe { file } => {
+            reelcast::logging::init(Default::default());
+            probe(&file)
+        }
     }
-}
-
-/// `RUST_LOG` if set (e.g. `RUST_LOG=reelcast=debug`), else `info`.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -117,6 +113,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    reelcast::logging::init(loaded.settings.log_format);
     match &loaded.config_file {
         Some(path) => tracing::info!("settings from {}", path.display()),
         None => tracing::info!("no properties file; settings from defaults, environment and flags"),
