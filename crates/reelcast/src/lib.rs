@@ -8,6 +8,7 @@ pub mod hooks;
 pub mod http_conn;
 pub mod logging;
 pub mod media;
+pub mod metrics;
 pub mod playback;
 pub mod rest;
 pub mod server;

@@ -46,6 +46,18 @@ pub async fn start(
     offer_sdp: &str,
     requester: Requester<'_>,
 ) -> Result<Playback, StreamError> {
+    let protocol = requester.protocol;
+    let started = start_play(ctx, name, offer_sdp, requester).await;
+    crate::metrics::METRICS.count_play(protocol, started.as_ref().map(|_| ()));
+    started
+}
+
+async fn start_play(
+    ctx: &ServerContext,
+    name: &str,
+    offer_sdp: &str,
+    requester: Requester<'_>,
+) -> Result<Playback, StreamError> {
     if ctx.shutdown.is_draining() {
         return Err(StreamError::Other(crate::shutdown::REASON.to_string()));
     }

@@ -248,6 +248,7 @@ pub async fn launch(
         .route("/", get(|| async { Html(INDEX_HTML) }))
         .route("/api/files", get(files))
         .merge(health::router())
+        .route("/metrics", get(crate::metrics::serve))
         .merge(whep)
         .nest("/rest-api", rest_api)
         // A request body that stops coming ends the request (bodies are read whole).
