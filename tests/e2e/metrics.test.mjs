@@ -6,11 +6,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  CI, SAMPLE, freeTcpPort, launchBrowser, requireFiles, startServer, withServerLog,
+  CI, REPO, SAMPLE, freeTcpPort, launchBrowser, requireFiles, startServer, withServerLog,
 } from './helpers.mjs';
 import { closeAllViewers, waitFrames, whepWatch } from './frames.mjs';
 
@@ -42,6 +42,11 @@ describe('metrics', { timeout: 180000 }, () => {
       const text = await res.text();
       const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
       assert.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`);
+      // The Grafana dashboard uses exactly the names served.
+      const dashboard = await readFile(path.join(REPO, 'packaging', 'grafana', 'reelcast.json'), 'utf8');
+      const served = new Set(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/[{ ]/)[0]));
+      const unknown = [...new Set(dashboard.match(/reelcast_[a-z_]+/g))].filter((n) => !served.has(n));
+      assert.deepEqual(unknown, [], 'names in packaging/grafana/reelcast.json that /metrics does not serve');
 
       const promPort = await freeTcpPort();
       await writeFile(path.join(dir, 'prometheus.yml'), [
