@@ -44,7 +44,7 @@ describe('metrics', { timeout: 180000 }, () => {
       assert.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`);
       // The Grafana dashboard uses exactly the names served.
       const dashboard = await readFile(path.join(REPO, 'packaging', 'grafana', 'reelcast.json'), 'utf8');
-      const served = new Set(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/[{ ]/)[0]));
+      const served = new Set(text.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]));
       const unknown = [...new Set(dashboard.match(/reelcast_[a-z_]+/g))].filter((n) => !served.has(n));
       assert.deepEqual(unknown, [], 'names in packaging/grafana/reelcast.json that /metrics does not serve');
 

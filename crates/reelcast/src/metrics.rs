@@ -173,6 +173,13 @@ impl Metrics {
             "Threads of the process",
             m.threads.clone(),
         );
+        // Every label value exists from the start, so a rate over it is 0, not absent.
+        for protocol in ["wcs", "whep"] {
+            let _ = m.plays_started.get_or_create(&vec![("protocol", protocol)]);
+        }
+        for reason in FAILURE_REASONS {
+            let _ = m.play_failures.get_or_create(&vec![("reason", reason)]);
+        }
         Metrics { registry: r, ..m }
     }
 
@@ -266,6 +273,20 @@ fn classic_text(open_metrics: &str) -> String {
     }
     out
 }
+
+/// Every value of the `reason` label of `reelcast_play_failures_total`.
+const FAILURE_REASONS: [&str; 10] = [
+    "file_not_found",
+    "wrong_format",
+    "read_failed",
+    "streaming",
+    "unknown_storage",
+    "stream_not_found",
+    "restricted",
+    "internal",
+    "shutting_down",
+    "other",
+];
 
 /// A failure's label: a fixed word per kind, never the message (which may name a file).
 fn failure_reason(e: &StreamError) -> &'static str {
