@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::gate::Gate;
+use crate::health::ReadyCache;
 use crate::hooks::RestHooks;
+use crate::shutdown::Shutdown;
 use crate::stream::Registry;
 use crate::webrtc::{RtcFactory, RtcHub};
 
@@ -27,4 +29,8 @@ pub struct ServerContext {
     pub ws_sessions: Arc<Gate>,
     /// The application's backend, asked before a session or play goes on.
     pub hooks: RestHooks,
+    /// Set by SIGTERM: no new plays ([`crate::shutdown`]).
+    pub shutdown: Shutdown,
+    /// The last `/ready` answer ([`crate::health`]).
+    pub ready_cache: ReadyCache,
 }

@@ -18,7 +18,7 @@ const EXIT_FAILURE: u8 = 1;
 
 /// Media server: MP4 files to browsers over WebRTC, compatible with Flashphoner WCS.
 #[derive(Debug, Parser)]
-#[command(name = "reelcast", version)]
+#[command(name = "reelcast", version = reelcast::LONG_VERSION)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -95,18 +95,14 @@ impl ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     match cli.command {
+        // Logging starts once the settings say in which form (log_format).
         Command::Serve(args) => serve(args),
-        Command::Probe { file } => probe(&file),
+        Command::Probe { file } => {
+            reelcast::logging::init(reelcast::logging::LogFormat::default());
+            probe(&file)
+        }
     }
-}
-
-/// `RUST_LOG` if set (e.g. `RUST_LOG=reelcast=debug`), else `info`.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -120,6 +116,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    reelcast::logging::init(loaded.settings.log_format);
     if let Some(path) = &loaded.config_file {
         tracing::info!("settings from {}", path.display());
     } else {
@@ -136,7 +133,11 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    match runtime.block_on(run_server(settings)) {
+    let result = runtime.block_on(run_server(settings));
+    // Blocking jobs (a read waiting on a stalled S3 store) are not waited for: the
+    // drain already gave streams their grace.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("reelcast: {e:#}");

@@ -55,6 +55,27 @@ pub async fn start(
     offer_sdp: &str,
     requester: Requester<'_>,
 ) -> Result<Playback, StreamError> {
+    let protocol = requester.protocol;
+    let started = start_play(ctx, name, offer_sdp, requester).await;
+    crate::metrics::METRICS.count_play(
+        protocol,
+        started
+            .as_ref()
+            .map(|_| ())
+            .map_err(StreamError::metric_label),
+    );
+    started
+}
+
+async fn start_play(
+    ctx: &ServerContext,
+    name: &str,
+    offer_sdp: &str,
+    requester: Requester<'_>,
+) -> Result<Playback, StreamError> {
+    if ctx.shutdown.is_draining() {
+        return Err(StreamError::Other(crate::shutdown::REASON.to_string()));
+    }
     if let Some(t) = ctx.registry.translation(name).filter(|t| !t.is_ended()) {
         return join_translation(ctx, name, t, offer_sdp, requester);
     }

@@ -32,9 +32,11 @@ use tracing::info;
 use crate::config::{AllowedOrigins, Settings};
 pub use crate::context::ServerContext;
 use crate::gate::Gate;
+use crate::health::ReadyCache;
 use crate::hooks::RestHooks;
 use crate::http_conn::{self, ConnLimits};
 use crate::rest;
+use crate::shutdown::Shutdown;
 use crate::signal::{wcs, whep};
 use crate::source::list_media;
 use crate::stream::budget::MemoryBudget;
@@ -79,9 +81,9 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Binds everything and serves until the process is stopped.
+/// Binds everything and serves until SIGTERM has drained it ([`crate::shutdown`]).
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let (ports, serving) = start(settings).await?;
+    let (ports, serving, ctx) = launch(settings).await?;
     info!(
         "reelcast listening: http {} (open http://localhost:{}/), ws {}, webrtc udp {}",
         ports.http,
@@ -92,13 +94,28 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if let (Some(https), Some(wss)) = (ports.https, ports.wss) {
         info!("reelcast listening with TLS: https {https}, wss {wss}");
     }
-    serving.await.context("server task failed")?
+    tokio::select! {
+        ended = serving => ended.context("server task failed")?,
+        drained = crate::admin::on_signal(ctx) => drained.context("cannot watch for SIGTERM"),
+    }
 }
 
 /// Binds every port and starts serving in the background.
 pub async fn start(
     settings: Settings,
 ) -> anyhow::Result<(BoundPorts, tokio::task::JoinHandle<anyhow::Result<()>>)> {
+    let (ports, serving, _ctx) = launch(settings).await?;
+    Ok((ports, serving))
+}
+
+/// [`start`], also giving the context the handlers share (for the shutdown drain).
+pub async fn launch(
+    settings: Settings,
+) -> anyhow::Result<(
+    BoundPorts,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+    Arc<ServerContext>,
+)> {
     let bind_ip = settings.ip_local;
     // A bad certificate fails the start before any port is taken.
     let acceptor = match (&settings.https_cert, &settings.https_key) {
@@ -215,6 +232,8 @@ pub async fn start(
             settings.ws_max_sessions_per_client,
         ),
         settings,
+        shutdown: Shutdown::default(),
+        ready_cache: ReadyCache::default(),
     });
 
     let mut rest_api = rest::router(ctx.clone());
@@ -233,6 +252,7 @@ pub async fn start(
     let http_app = Router::new()
         .route("/", get(|| async { Html(INDEX_HTML) }))
         .route("/api/files", get(files))
+        .merge(crate::admin::router())
         .merge(whep)
         .nest("/rest-api", rest_api)
         // A request body that stops coming ends the request (bodies are read whole).
@@ -263,7 +283,7 @@ pub async fn start(
         }
         anyhow::bail!("a listener stopped accepting")
     });
-    Ok((ports, serving))
+    Ok((ports, serving, ctx))
 }
 
 /// The connection caps of one TCP port.

@@ -26,8 +26,8 @@
 use super::s3::{Addressing, AllowedEndpoints, Credentials, Endpoint};
 use super::settings::Settings;
 use super::values::{
-    Bool, Count, Form, HookSeconds, HookUrl, Ip, IpList, MessageBytes, Mib, Millis, MillisNumber,
-    Opt, Origins, Path, Port, PositiveMillis, RestUsers,
+    Bool, Count, Form, HookSeconds, HookUrl, Ip, IpList, LogFormat, MessageBytes, Mib, Millis,
+    MillisNumber, Opt, Origins, Path, Port, PositiveMillis, RestUsers,
 };
 
 /// Prefix of the environment variables that set keys (`REELCAST_HTTP_PORT`).
@@ -333,6 +333,16 @@ pub static TABLE: &[Key] = &[
         "vod_index_memory_mb",
         field!(vod_index_memory_mb: Mib),
         "Memory all streams together may hold for fragmented files' sample indexes, in MiB.",
+    ),
+    Key::new(
+        "shutdown_grace_period",
+        field!(shutdown_grace_period: Millis),
+        "Milliseconds viewers are given to end after SIGTERM before the process exits.",
+    ),
+    Key::new(
+        "log_format",
+        field!(log_format: LogFormat),
+        "Form of the log lines: text or json (one object per line).",
     ),
 ];
 

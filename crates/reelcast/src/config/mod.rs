@@ -43,4 +43,4 @@ pub use load::{load, ConfigFile, Loaded, Override, Sources, DEFAULT_CONFIG_FILE}
 pub use properties::{parse_properties, PropertyEntry};
 pub use s3::{S3Addressing, S3Credentials, HOST_CREDENTIALS_KEY};
 pub use settings::Settings;
-pub use values::{parse_rest_users, AllowedOrigins, RestUser};
+pub use values::{parse_rest_users, AllowedOrigins, LogFormat, RestUser};

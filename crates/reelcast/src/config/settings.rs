@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::allowed_endpoint::AllowedEndpoint;
 use super::s3::{S3Addressing, S3Credentials};
-use super::values::{AllowedOrigins, RestUser};
+use super::values::{AllowedOrigins, LogFormat, RestUser};
 
 /// The server's settings. Build with [`Settings::default`] and adjust fields (tests),
 /// or [`load`](super::load()) them from the user's sources (the binary).
@@ -122,6 +122,11 @@ pub struct Settings {
     /// `vod_index_memory_mb`: memory all streams together may hold for the in-memory
     /// sample indexes of fragmented files (`stream::budget`), in MiB.
     pub vod_index_memory_mb: u64,
+    /// `shutdown_grace_period` (reelcast's own; WCS has none): after SIGTERM, how long
+    /// viewers' streams and sessions are given to end before the process exits anyway.
+    pub shutdown_grace_period: Duration,
+    /// `log_format` (reelcast's own): `text` or `json` lines ([`crate::logging`]).
+    pub log_format: LogFormat,
 }
 
 impl Default for Settings {
@@ -169,6 +174,8 @@ impl Default for Settings {
             vod_mp4_container_new: false,
             vod_mp4_container_new_buffer_ms: 10_000,
             vod_index_memory_mb: 256,
+            shutdown_grace_period: Duration::from_millis(10_000),
+            log_format: LogFormat::Text,
         }
     }
 }

@@ -380,3 +380,42 @@ pub(super) fn is_host_text(host: &str) -> bool {
 pub(super) fn join(items: impl Iterator<Item = String>) -> String {
     items.collect::<Vec<_>>().join(",")
 }
+
+/// The form of log lines (`log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Plain text, for people.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// `text` or `json`, any case.
+    pub fn parse(text: &str) -> Option<LogFormat> {
+        match text.to_ascii_lowercase().as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+
+    /// The setting's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+impl Form for LogFormat {
+    type Value = LogFormat;
+    fn parse(text: &str) -> Result<LogFormat, &'static str> {
+        LogFormat::parse(text).ok_or("expected text or json")
+    }
+    fn show(value: &LogFormat) -> String {
+        value.as_str().to_string()
+    }
+}

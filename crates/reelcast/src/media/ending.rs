@@ -34,6 +34,8 @@ pub enum StopReason {
     RestTerminate,
     /// A live translation nobody watched for `vod_stream_timeout`.
     NoViewers,
+    /// The server is shutting down (SIGTERM).
+    Shutdown,
 }
 
 /// Why a stream or a viewer failed.
@@ -60,6 +62,7 @@ impl StopReason {
             StopReason::KeepAlive => "Terminated by keep-alive",
             StopReason::RestTerminate => "Stopped by rest /terminate",
             StopReason::NoViewers => "Stopped: no viewers",
+            StopReason::Shutdown => "Server is shutting down",
         }
     }
 }

@@ -169,8 +169,24 @@ impl Session {
         ping.tick().await;
         info!("session opened");
         let mut stop_reason = StopReason::SessionDisconnect;
+        let mut draining = false;
+        let ctx = self.ctx.clone();
         'session: loop {
+            // Shutting down: once this session's streams have sent their last status,
+            // it closes (crate::shutdown).
+            if draining && self.streams.is_empty() {
+                let close = Message::Close(Some(CloseFrame {
+                    code: close_code::AWAY,
+                    reason: crate::shutdown::REASON.into(),
+                }));
+                let _ = tokio::time::timeout(SHORT_SEND, socket.send(close)).await;
+                break;
+            }
             let outgoing: Vec<String> = tokio::select! {
+                () = ctx.shutdown.draining(), if !draining => {
+                    draining = true;
+                    continue;
+                }
                 incoming = socket.recv() => {
                     let text = match incoming {
                         Some(Ok(Message::Text(text))) => text,

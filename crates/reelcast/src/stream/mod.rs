@@ -80,6 +80,23 @@ pub enum StreamError {
 }
 
 impl StreamError {
+    /// A fixed word per kind, for the metrics' `reason` label (never the message, which
+    /// may name a file): one of [`crate::metrics::FAILURE_REASONS`].
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            StreamError::NotFound => "file_not_found",
+            StreamError::WrongFormat(_) => "wrong_format",
+            StreamError::ReadFailed(_) => "read_failed",
+            StreamError::Streaming(_) => "streaming",
+            StreamError::UnknownStorage => "unknown_storage",
+            StreamError::StreamNotFound => "stream_not_found",
+            StreamError::Restricted(_) => "restricted",
+            StreamError::Internal => "internal",
+            StreamError::Other(r) if r == crate::shutdown::REASON => "shutting_down",
+            StreamError::Other(_) => "other",
+        }
+    }
+
     /// Our own failure (a task that died, a setup that broke): logged with its details,
     /// told to the viewer as WCS's `Failed by error`, without them.
     pub fn internal(doing: &str, detail: &dyn std::fmt::Display) -> Self {

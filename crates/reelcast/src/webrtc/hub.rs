@@ -449,6 +449,9 @@ impl HubState {
     }
 
     fn on_datagram(&mut self, data: &[u8], from: Path, out: &mut Outbox) {
+        let m = &crate::metrics::METRICS;
+        m.udp_received_packets.inc();
+        m.udp_received_bytes.inc_by(data.len() as u64);
         let Some(id) = self.route(data, from) else {
             debug!("datagram from {} matches no viewer", from.remote);
             return;

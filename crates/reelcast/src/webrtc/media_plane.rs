@@ -307,11 +307,17 @@ impl MediaPlane {
                         .flat_map(|e| nacked_seqs(e.pid, e.blp))
                         .take(RESEND_PER_NACK);
                     let lost: Vec<u16> = lost.collect();
+                    crate::metrics::METRICS
+                        .nack_requested
+                        .inc_by(lost.len() as u64);
                     for seq in lost {
                         self.resend(seq, out);
                     }
                 }
-                Ok(Rtcp::Pli(_) | Rtcp::Fir(_)) => heard = Heard::KeyframeRequest,
+                Ok(Rtcp::Pli(_) | Rtcp::Fir(_)) => {
+                    crate::metrics::METRICS.keyframe_requests.inc();
+                    heard = Heard::KeyframeRequest;
+                }
                 _ => {}
             }
         }
@@ -334,6 +340,7 @@ impl MediaPlane {
             return;
         };
         let index = (seq - picture.first_seq) as usize;
+        crate::metrics::METRICS.rtx_sent.inc();
         let payload = &picture.frame.payloads[index];
         let marker = index == picture.frame.payloads.len() - 1;
         let (header, ssrc, index, body) = if let Some(rtx) = &mut track.rtx {

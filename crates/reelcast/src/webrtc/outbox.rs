@@ -235,6 +235,31 @@ impl Outbox {
     }
 }
 
+/// Adds a sent batch to the metrics: one relaxed add per counter per system call.
+fn count_sent(sent: &[Message]) {
+    let m = &crate::metrics::METRICS;
+    let bytes: usize = sent.iter().map(|m| m.len).sum();
+    m.udp_sent_bytes.inc_by(bytes as u64);
+    m.udp_sent_packets.inc_by(datagrams(sent));
+}
+
+fn count_dropped(dropped: &[Message]) {
+    crate::metrics::METRICS
+        .udp_send_dropped
+        .inc_by(datagrams(dropped));
+}
+
+/// Datagrams in `messages`: a segmented message is cut into `len / segment` (rounded up).
+fn datagrams(messages: &[Message]) -> u64 {
+    messages
+        .iter()
+        .map(|m| match m.segment {
+            0 => 1,
+            s => m.len.div_ceil(s as usize) as u64,
+        })
+        .sum()
+}
+
 /// The longest run at the start of `messages` (at most [`BATCH`]) that one system call can
 /// send, and its segment size. A run has one source address.
 fn run_from(messages: &[Message]) -> (usize, Option<u16>) {
@@ -338,10 +363,14 @@ fn send(
         .map(std::iter::Iterator::count);
         match sent {
             Ok(0) => break,
-            Ok(n) => start += n,
+            Ok(n) => {
+                count_sent(&messages[start..start + n]);
+                start += n;
+            }
             Err(Errno::EINTR) => {}
             Err(e @ (Errno::EAGAIN | Errno::ENOBUFS)) => {
                 // The send buffer is full: the rest would be refused one by one.
+                count_dropped(&messages[start..]);
                 debug!(
                     "udp send buffer full: {} messages dropped ({e})",
                     messages.len() - start

@@ -1,0 +1,169 @@
+//! The operator's side of a running server: the `/health`, `/ready` and `/metrics`
+//! endpoints on the HTTP port, and the SIGTERM drain. Names, meanings and the drain's
+//! steps: docs/OPERATIONS.md; the pieces below it are `health` (the readiness checks),
+//! `metrics` (the metric set) and `shutdown` (the draining flag).
+//!
+//! Sits above the handlers (it reads the registry and sessions the way REST does) and
+//! below `server`, which mounts the routes and runs [`on_signal`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{info, warn};
+
+use crate::context::ServerContext;
+use crate::health::{check, Checks, Readiness, READY_CACHE};
+use crate::media::StopReason;
+use crate::metrics::{Gauges, METRICS};
+use crate::stream::registry::PlayKind;
+
+/// How often the drain looks whether everyone has gone.
+const POLL: Duration = Duration::from_millis(50);
+
+/// The routes, for the HTTP app.
+pub fn router() -> Router<Arc<ServerContext>> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "alive" }))
+}
+
+async fn ready(State(ctx): State<Arc<ServerContext>>) -> Response {
+    let readiness = {
+        let mut cached = ctx.ready_cache.0.lock().await;
+        match &*cached {
+            Some((at, r)) if at.elapsed() < READY_CACHE => r.clone(),
+            _ => {
+                let r = check(&ctx.settings).await;
+                *cached = Some((Instant::now(), r.clone()));
+                r
+            }
+        }
+    };
+    // Draining is read on every call: a load balancer must see it at once.
+    let readiness = if ctx.shutdown.is_draining() {
+        Readiness {
+            ready: false,
+            checks: Checks {
+                ports: "shutting down",
+                ..readiness.checks
+            },
+        }
+    } else {
+        readiness
+    };
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness)).into_response()
+}
+
+/// `GET /metrics`: behind the REST Basic auth when it is on.
+async fn metrics(State(ctx): State<Arc<ServerContext>>, headers: HeaderMap) -> Response {
+    let settings = &ctx.settings;
+    if !settings.disable_rest_auth
+        && !crate::rest::auth::credentials_match(
+            headers.get(header::AUTHORIZATION),
+            &settings.rest_auth_users,
+        )
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"reelcast\""),
+            )],
+            "Unauthorized: this server needs HTTP Basic credentials for /metrics",
+        )
+            .into_response();
+    }
+    let plays = ctx.registry.plays();
+    let viewers = |protocol: &str| plays.iter().filter(|p| p.protocol == protocol).count();
+    let now = Gauges {
+        personal: plays
+            .iter()
+            .filter(|p| p.kind == PlayKind::Personal)
+            .count(),
+        translations: ctx
+            .registry
+            .translations()
+            .iter()
+            .filter(|t| !t.is_ended())
+            .count(),
+        draining: ctx.shutdown.is_draining(),
+        wcs_viewers: viewers("wcs"),
+        whep_viewers: viewers("whep"),
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        METRICS.render(&now),
+    )
+        .into_response()
+}
+
+/// Waits for SIGTERM or SIGINT, then drains `ctx` within `grace` and returns. A second
+/// signal while draining exits the process at once (status 1).
+pub async fn on_signal(ctx: Arc<ServerContext>) -> std::io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: shutting down"),
+        _ = int.recv() => info!("SIGINT: shutting down"),
+    }
+    let grace = ctx.settings.shutdown_grace_period;
+    tokio::select! {
+        () = drain(&ctx, grace) => {}
+        _ = term.recv() => exit_now("SIGTERM"),
+        _ = int.recv() => exit_now("SIGINT"),
+    }
+    Ok(())
+}
+
+fn exit_now(signal: &str) -> ! {
+    warn!("second {signal} while shutting down: exiting at once");
+    std::process::exit(1)
+}
+
+/// Steps 1–4 of the module docs; returns when everyone has gone or after `grace`.
+pub async fn drain(ctx: &ServerContext, grace: Duration) {
+    ctx.shutdown.begin();
+    let plays = ctx.registry.plays();
+    let translations = ctx.registry.translations();
+    info!(
+        plays = plays.len(),
+        translations = translations.len(),
+        grace_ms = grace.as_millis() as u64,
+        "stopping every stream"
+    );
+    for play in &plays {
+        play.stopper.stop(StopReason::Shutdown);
+    }
+    for t in &translations {
+        t.terminate(StopReason::Shutdown);
+    }
+    let everyone_gone = async {
+        while !ctx.registry.plays().is_empty() || ctx.ws_sessions.in_use() > 0 {
+            tokio::time::sleep(POLL).await;
+        }
+    };
+    if let Ok(()) = tokio::time::timeout(grace, everyone_gone).await { info!("every stream stopped and every session closed: exiting") } else { warn!(
+        plays = ctx.registry.plays().len(),
+        sessions = ctx.ws_sessions.in_use(),
+        "shutdown_grace_period passed: exiting with these still open"
+    ); }
+}
