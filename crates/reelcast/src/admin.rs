@@ -161,9 +161,13 @@ pub async fn drain(ctx: &ServerContext, grace: Duration) {
             tokio::time::sleep(POLL).await;
         }
     };
-    if let Ok(()) = tokio::time::timeout(grace, everyone_gone).await { info!("every stream stopped and every session closed: exiting") } else { warn!(
-        plays = ctx.registry.plays().len(),
-        sessions = ctx.ws_sessions.in_use(),
-        "shutdown_grace_period passed: exiting with these still open"
-    ); }
+    if tokio::time::timeout(grace, everyone_gone).await.is_ok() {
+        info!("every stream stopped and every session closed: exiting");
+    } else {
+        warn!(
+            plays = ctx.registry.plays().len(),
+            sessions = ctx.ws_sessions.in_use(),
+            "shutdown_grace_period passed: exiting with these still open"
+        );
+    }
 }

@@ -328,8 +328,7 @@ mod process {
                 }
             }
         }
-        p.open_fds = std::fs::read_dir("/proc/self/fd")
-            .map_or(0, |d| d.count() as u64);
+        p.open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
         p
     }
 }

@@ -15,49 +15,20 @@ use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod support;
+use support::{post_sdp, start_server_with};
+
 /// Whole-session deadline (connect + collect); generous for a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Starts a server on free ports on 127.0.0.1; its HTTP address and media port (the same
 /// number over UDP and TCP).
 async fn start_server(settings: reelcast::config::Settings) -> (SocketAddr, u16) {
-    let settings = reelcast::config::Settings {
-        media_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../../media").into(),
+    start_server_with(reelcast::config::Settings {
         ip_local: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        http_port: 0,
-        ws_port: 0,
-        media_port: Some(0),
         ..settings
-    };
-    let (ports, _serving) = reelcast::server::start(settings)
-        .await
-        .expect("server starts");
-    let http = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), ports.http.port());
-    (http, ports.media.port())
-}
-
-/// One HTTP/1.1 POST; returns (status, body).
-async fn post_sdp(http: SocketAddr, path: &str, sdp: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(http).await.expect("connect");
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {http}\r\nContent-Type: application/sdp\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{sdp}",
-        sdp.len()
-    );
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
-        .await
-        .expect("http response within 10 s")
-        .expect("read response");
-    let raw = String::from_utf8(raw).expect("UTF-8");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("head and body");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (status, body.to_string())
+    })
+    .await
 }
 
 /// RFC 4571, written for the test: a two-byte big-endian length, then the packet.

@@ -62,7 +62,11 @@ fn version_names_the_version_and_the_commit() {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .ok()
-        .filter(|o| o.status.success()).map_or_else(|| "unknown".into(), |o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        .filter(|o| o.status.success())
+        .map_or_else(
+            || "unknown".into(),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        );
     // The binary may be a commit behind the checkout if built before the last commit;
     // what matters is the shape, and that a checkout's build names a real commit.
     let (version, commit) = text
