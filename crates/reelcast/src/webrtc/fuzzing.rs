@@ -104,8 +104,13 @@ pub fn media_plane_datagrams(data: &[u8]) {
         }),
     );
     let audio = OutTrack::new(0x3333_3333, 111, 48_000, 7, None);
+    let path = super::udp::Path {
+        remote: *peer,
+        local: None,
+        tcp: None,
+    };
     let mut plane = MediaPlane::new(
-        *peer,
+        path,
         &ours,
         crypto_provider(),
         ICE_PASSWORD,
@@ -130,7 +135,7 @@ pub fn media_plane_datagrams(data: &[u8]) {
         } else {
             datagram
         };
-        plane.on_datagram(datagram, *peer, now, &mut out);
+        plane.on_datagram(datagram, path, now, &mut out);
         if flags & 2 != 0 {
             now += Duration::from_secs(1);
             plane.on_timeout(Some(t0), now, &mut out);
