@@ -57,7 +57,7 @@ use str0m::change::SdpAnswer;
 use str0m::format::Codec;
 use str0m::media::Pt;
 use str0m::net::{Protocol, Receive};
-use str0m::{Event, Input, Output};
+use str0m::{Event, Input, Output, Rtc};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -384,17 +384,7 @@ async fn run_viewer(
         .accept_answer(pending, SdpAnswer::from_sdp_string(&answer)?)?;
     let socket = UdpSocket::from_std(socket)?;
     let local = socket.local_addr()?;
-    // Which payload types are video and audio (anything else, e.g. a resend on the RTX
-    // payload type, is counted as a packet but not used to track sequence numbers).
-    let pts_of = |codec: Codec| -> Vec<Pt> {
-        rtc.codec_config()
-            .params()
-            .iter()
-            .filter(|p| p.spec().codec == codec)
-            .map(str0m::format::PayloadParams::pt)
-            .collect()
-    };
-    let (video_pts, audio_pts) = (pts_of(Codec::H264), pts_of(Codec::Opus));
+    let (video_pts, audio_pts) = media_pts(&rtc);
     let mut buf = vec![0u8; 2048];
     loop {
         let timeout = match rtc.poll_output()? {
@@ -480,6 +470,20 @@ fn on_event(event: Event, counters: &Counters, video_pts: &[Pt], audio_pts: &[Pt
     Ok(())
 }
 
+/// Which payload types are video (H.264) and audio (Opus). Anything else, e.g. a resend
+/// on the RTX payload type, is counted as a packet but not used to track sequence numbers.
+fn media_pts(rtc: &Rtc) -> (Vec<Pt>, Vec<Pt>) {
+    let pts_of = |codec: Codec| -> Vec<Pt> {
+        rtc.codec_config()
+            .params()
+            .iter()
+            .filter(|p| p.spec().codec == codec)
+            .map(str0m::format::PayloadParams::pt)
+            .collect()
+    };
+    (pts_of(Codec::H264), pts_of(Codec::Opus))
+}
+
 /// One viewer over ICE-TCP: one connection to the first candidate str0m checks, every
 /// packet framed with a two-byte length (RFC 4571).
 async fn run_tcp_viewer(
@@ -492,15 +496,7 @@ async fn run_tcp_viewer(
     rtc.sdp_api()
         .accept_answer(pending, SdpAnswer::from_sdp_string(&answer)?)?;
     let local: SocketAddr = "127.0.0.1:9".parse()?;
-    let pts_of = |codec: Codec| -> Vec<Pt> {
-        rtc.codec_config()
-            .params()
-            .iter()
-            .filter(|p| p.spec().codec == codec)
-            .map(str0m::format::PayloadParams::pt)
-            .collect()
-    };
-    let (video_pts, audio_pts) = (pts_of(Codec::H264), pts_of(Codec::Opus));
+    let (video_pts, audio_pts) = media_pts(&rtc);
     let mut stream: Option<(tokio::net::TcpStream, SocketAddr)> = None;
     let mut inbound: Vec<u8> = Vec::new();
     // Packets of one read, given to str0m one at a time: its outputs must be drained

@@ -17,41 +17,34 @@ pub(crate) fn free_tcp_port() -> Result<u16> {
 
 /// A receive-only client in RTP mode, with its socket and offer.
 pub(crate) fn new_client() -> Result<(Rtc, StdUdpSocket, String, SdpPendingOffer)> {
-    let mut rtc = Rtc::builder()
-        .set_rtp_mode(true)
-        .clear_codecs()
-        .enable_h264(true)
-        .enable_opus(true, false)
-        .build(Instant::now());
     let socket = StdUdpSocket::bind("127.0.0.1:0")?;
     socket.set_nonblocking(true)?;
-    let local = socket.local_addr()?;
-    rtc.add_local_candidate(Candidate::host(local, "udp")?)
-        .context("candidate refused")?;
-    let mut api = rtc.sdp_api();
-    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
-    let (offer, pending) = api.apply().context("no offer")?;
-    Ok((rtc, socket, offer.to_sdp_string(), pending))
+    let (rtc, offer, pending) = client_with(Candidate::host(socket.local_addr()?, "udp")?)?;
+    Ok((rtc, socket, offer, pending))
 }
 
 /// The same client with one active TCP candidate instead (ICE-TCP, RFC 6544): it connects
 /// to the server's passive candidate and frames every packet (RFC 4571).
 #[allow(dead_code)] // fanout uses it, soak does not
 pub(crate) fn new_tcp_client() -> Result<(Rtc, String, SdpPendingOffer)> {
-    let mut rtc = Rtc::builder()
-        .set_rtp_mode(true)
-        .clear_codecs()
-        .enable_h264(true)
-        .enable_opus(true, false)
-        .build(Instant::now());
     // An active candidate's port is 9 (discard): it connects, it is never connected to.
     let active = Candidate::builder()
         .tcp()
         .host("127.0.0.1:9".parse()?)
         .tcptype(str0m::net::TcpType::Active)
         .build()?;
-    rtc.add_local_candidate(active)
+    client_with(active)
+}
+
+/// A receive-only H.264 + Opus client in RTP mode with `candidate`, and its offer.
+fn client_with(candidate: Candidate) -> Result<(Rtc, String, SdpPendingOffer)> {
+    let mut rtc = Rtc::builder()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_h264(true)
+        .enable_opus(true, false)
+        .build(Instant::now());
+    rtc.add_local_candidate(candidate)
         .context("candidate refused")?;
     let mut api = rtc.sdp_api();
     api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);

@@ -258,6 +258,20 @@ fn replace_stream_id(msid: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A browser's offer to receive video only, with str0m's default codecs.
+    fn video_only_offer() -> String {
+        let mut browser = Rtc::builder().build(Instant::now());
+        let mut api = browser.sdp_api();
+        api.add_media(
+            str0m::media::MediaKind::Video,
+            str0m::media::Direction::RecvOnly,
+            None,
+            None,
+            None,
+        );
+        api.apply().expect("an offer").0.to_sdp_string()
+    }
+
     #[test]
     fn audio_and_video_share_one_media_stream() {
         let sdp = "v=0\r\na=msid-semantic: WMS abc def\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
@@ -305,16 +319,7 @@ mod tests {
 
     #[test]
     fn the_sdks_transport_picks_the_candidates_tcp_ones_passive() {
-        let mut browser = Rtc::builder().build(Instant::now());
-        let mut api = browser.sdp_api();
-        api.add_media(
-            str0m::media::MediaKind::Video,
-            str0m::media::Direction::RecvOnly,
-            None,
-            None,
-            None,
-        );
-        let offer = api.apply().expect("an offer").0.to_sdp_string();
+        let offer = video_only_offer();
         let udp = vec!["10.0.0.1:31001".parse().unwrap()];
         let tcp = vec!["10.0.0.1:31001".parse().unwrap()];
         let factory = RtcFactory::new(udp.clone(), tcp).expect("factory");
@@ -372,17 +377,7 @@ mod tests {
 
     #[test]
     fn answer_leaves_out_transport_wide_congestion_control() {
-        let mut browser = Rtc::builder().build(Instant::now());
-        let mut api = browser.sdp_api();
-        api.add_media(
-            str0m::media::MediaKind::Video,
-            str0m::media::Direction::RecvOnly,
-            None,
-            None,
-            None,
-        );
-        let (offer, _pending) = api.apply().expect("an offer");
-        let offer = offer.to_sdp_string();
+        let offer = video_only_offer();
         assert!(offer.contains("transport-wide-cc"), "offer: {offer}");
         let factory =
             RtcFactory::new(vec!["127.0.0.1:9".parse().unwrap()], vec![]).expect("factory");
