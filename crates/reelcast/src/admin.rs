@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -21,6 +21,7 @@ use crate::context::ServerContext;
 use crate::health::{check, Checks, Readiness, READY_CACHE};
 use crate::media::StopReason;
 use crate::metrics::{Gauges, METRICS};
+use crate::rest::auth;
 use crate::stream::registry::PlayKind;
 
 /// How often the drain looks whether everyone has gone.
@@ -72,22 +73,14 @@ async fn ready(State(ctx): State<Arc<ServerContext>>) -> Response {
 
 /// `GET /metrics`: behind the REST Basic auth when it is on.
 async fn metrics(State(ctx): State<Arc<ServerContext>>, headers: HeaderMap) -> Response {
-    let settings = &ctx.settings;
-    if !settings.disable_rest_auth
-        && !crate::rest::auth::credentials_match(
-            headers.get(header::AUTHORIZATION),
-            &settings.rest_auth_users,
-        )
-    {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"reelcast\""),
-            )],
-            "Unauthorized: this server needs HTTP Basic credentials for /metrics",
-        )
-            .into_response();
+    if !auth::allowed(&ctx.settings, &headers) {
+        return auth::with_basic_challenge(
+            (
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized: this server needs HTTP Basic credentials for /metrics",
+            )
+                .into_response(),
+        );
     }
     let plays = ctx.registry.plays();
     let viewers = |protocol: &str| plays.iter().filter(|p| p.protocol == protocol).count();

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -64,20 +64,31 @@ pub async fn require_basic_auth(
     request: Request,
     next: Next,
 ) -> Response {
-    let settings = &ctx.settings;
-    if settings.disable_rest_auth
-        || credentials_match(
-            request.headers().get(header::AUTHORIZATION),
-            &settings.rest_auth_users,
-        )
-    {
+    if allowed(&ctx.settings, request.headers()) {
         return next.run(request).await;
     }
-    let mut response = RestError::new(
-        StatusCode::UNAUTHORIZED,
-        "Unauthorized: this server needs HTTP Basic credentials for REST",
+    with_basic_challenge(
+        RestError::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized: this server needs HTTP Basic credentials for REST",
+        )
+        .into_response(),
     )
-    .into_response();
+}
+
+/// True when REST auth is off, or `headers` carry the credentials of one of its users.
+/// What the REST API and the operator's `/metrics` ask alike.
+pub fn allowed(settings: &crate::config::Settings, headers: &HeaderMap) -> bool {
+    settings.disable_rest_auth
+        || credentials_match(
+            headers.get(header::AUTHORIZATION),
+            &settings.rest_auth_users,
+        )
+}
+
+/// `response` (a `401`) with the challenge that makes browsers and curl ask for Basic
+/// credentials.
+pub fn with_basic_challenge(mut response: Response) -> Response {
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Basic realm=\"reelcast\""),
