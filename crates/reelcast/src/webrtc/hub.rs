@@ -328,7 +328,14 @@ async fn run(
                 None => break,
             },
             received = udp::recv(&socket, &mut buf, &mut control) => match received {
-                Ok(r) => state.on_datagram(&buf[..r.len], r.path, &mut out),
+                Ok(r) => {
+                    // Counted here, where UDP arrives; ICE-TCP packets are not UDP (as on
+                    // the send side, where only the socket's sends are counted).
+                    let m = &crate::metrics::METRICS;
+                    m.udp_received_packets.inc();
+                    m.udp_received_bytes.inc_by(r.len as u64);
+                    state.on_datagram(&buf[..r.len], r.path, &mut out);
+                }
                 // ICMP "port unreachable" from a closed browser surfaces here on Linux.
                 Err(e) => debug!("udp receive: {e}"),
             },
@@ -449,9 +456,6 @@ impl HubState {
     }
 
     fn on_datagram(&mut self, data: &[u8], from: Path, out: &mut Outbox) {
-        let m = &crate::metrics::METRICS;
-        m.udp_received_packets.inc();
-        m.udp_received_bytes.inc_by(data.len() as u64);
         let Some(id) = self.route(data, from) else {
             debug!("datagram from {} matches no viewer", from.remote);
             return;
