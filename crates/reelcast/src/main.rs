@@ -125,6 +125,9 @@ fn serve(args: ServeArgs) -> ExitCode {
     for line in loaded.summary().lines() {
         tracing::debug!("{line}");
     }
+    for line in &loaded.ignored {
+        tracing::debug!("{line}");
+    }
     let settings = loaded.settings;
     let runtime = match reelcast::server::runtime() {
         Ok(runtime) => runtime,

@@ -33,7 +33,7 @@ use super::values::{
 /// Prefix of the environment variables that set keys (`REELCAST_HTTP_PORT`).
 pub const ENV_PREFIX: &str = "REELCAST_";
 
-/// One settings key. Build with [`Key::new`] and [`field!`].
+/// One settings key. Build with [`Key::new`] and the `field!` macro.
 pub struct Key {
     /// The name in a properties file and in `--set` (WCS's where WCS has the key).
     pub name: &'static str,
@@ -46,7 +46,7 @@ pub struct Key {
     access: Access,
 }
 
-/// How a key reaches its `Settings` field; made by [`field!`].
+/// How a key reaches its `Settings` field; made by the `field!` macro.
 pub struct Access {
     /// Parses trimmed text into the field; leaves the field as it was on error.
     pub set: fn(&mut Settings, &str) -> Result<(), &'static str>,

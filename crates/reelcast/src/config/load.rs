@@ -114,6 +114,9 @@ pub struct Loaded {
     pub config_file: Option<PathBuf>,
     /// The origin of every key that was set by something other than the defaults.
     pub origins: BTreeMap<&'static str, Origin>,
+    /// Keys and variables that were read but name no setting, one line each: logged by the
+    /// caller once logging runs (it starts only after loading, in `log_format`'s form).
+    pub ignored: Vec<String>,
 }
 
 impl Loaded {
@@ -146,6 +149,7 @@ impl Loaded {
 pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
     let mut settings = Settings::default();
     let mut origins = BTreeMap::new();
+    let mut ignored = Vec::new();
 
     let file = match &sources.config_file {
         ConfigFile::None => None,
@@ -167,7 +171,10 @@ pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
                     origins.insert(key, origin);
                 }
                 Err(ConfigError::UnknownKey { .. }) => {
-                    tracing::debug!(key = %entry.key, "{origin}: ignoring a key reelcast does not use");
+                    ignored.push(format!(
+                        "{origin}: ignoring {}, a key reelcast does not use",
+                        entry.key
+                    ));
                 }
                 Err(e) => return Err(e),
             }
@@ -177,7 +184,9 @@ pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
     for (var, value) in &sources.env {
         let Some(key) = keys::find_env(var).map(|k| k.name) else {
             if var.starts_with(ENV_PREFIX) {
-                tracing::debug!(%var, "ignoring an environment variable that names no setting");
+                ignored.push(format!(
+                    "ignoring {var}, an environment variable that names no setting"
+                ));
             }
             continue;
         };
@@ -202,6 +211,7 @@ pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
         settings,
         config_file: file,
         origins,
+        ignored,
     })
 }
 
@@ -318,6 +328,22 @@ mod tests {
 
     fn media_line(dir: &Path) -> String {
         format!("media_dir={}\n", dir.join("media").display())
+    }
+
+    #[test]
+    fn keys_and_variables_naming_no_setting_are_kept_to_be_logged() {
+        let (dir, file) = setup("ignored", "");
+        let text = format!("{}wcs_only_feature=true\n", media_line(&dir));
+        std::fs::write(&file, text).unwrap();
+        let loaded = load(&sources(
+            &file,
+            &[("REELCAST_NO_SUCH_KEY", "1"), ("HOME", "/root")],
+            vec![],
+        ))
+        .unwrap();
+        assert_eq!(loaded.ignored.len(), 2, "{:?}", loaded.ignored);
+        assert!(loaded.ignored[0].contains("wcs_only_feature"));
+        assert!(loaded.ignored[1].contains("REELCAST_NO_SUCH_KEY"));
     }
 
     #[test]
@@ -498,6 +524,7 @@ mod tests {
             settings: s,
             config_file: None,
             origins: BTreeMap::new(),
+            ignored: Vec::new(),
         };
         assert!(!loaded.summary().contains("topsecret"));
         assert!(loaded.summary().contains("aws_s3_credentials = <hidden>"));

@@ -206,7 +206,7 @@ impl Form for Bool {
 /// Smallest accepted `ws.max_message_size`: a browser's SDP offer alone is a few KiB.
 const MIN_MESSAGE_BYTES: usize = 4096;
 
-/// `ws.max_message_size`: bytes, at least [`MIN_MESSAGE_BYTES`].
+/// `ws.max_message_size`: bytes, at least `MIN_MESSAGE_BYTES`.
 pub struct MessageBytes;
 
 impl Form for MessageBytes {
