@@ -74,7 +74,7 @@ async fn start_play(
     requester: Requester<'_>,
 ) -> Result<Playback, StreamError> {
     if ctx.shutdown.is_draining() {
-        return Err(StreamError::Other(crate::shutdown::REASON.to_string()));
+        return Err(StreamError::ShuttingDown);
     }
     if let Some(t) = ctx.registry.translation(name).filter(|t| !t.is_ended()) {
         return join_translation(ctx, name, t, offer_sdp, requester);

@@ -154,9 +154,7 @@ pub async fn delete(State(ctx): State<Arc<ServerContext>>, Path(id): Path<String
 
 fn error_status(e: &StreamError) -> StatusCode {
     match e {
-        StreamError::Other(reason) if reason == crate::shutdown::REASON => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        StreamError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         StreamError::NotFound | StreamError::StreamNotFound => StatusCode::NOT_FOUND,
         StreamError::Restricted(_) => StatusCode::FORBIDDEN,
         StreamError::WrongFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
