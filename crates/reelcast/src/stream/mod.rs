@@ -6,8 +6,11 @@
 //! real-time pacing (`clock`, `pacer`, `audio_pairs`), and a stream's life (`personal_vod`: personal VOD, one
 //! viewer from the file's start; `live`: a live translation shared by many viewers), and
 //! the list of what runs and the one way to start and stop it (`registry`), and how a
-//! play's statuses reach its session (`status`). Must not: touch sockets or signalling;
-//! it reports what happens as [`StreamStatus`] and hands frames to sinks.
+//! play's statuses reach its session (`status`). Must not: touch sockets or signalling,
+//! or know what carries frames to viewers: it reports what happens as [`StreamStatus`],
+//! hands frames to sinks (made by the [`SinkFactory`](crate::media::SinkFactory) it is
+//! given) and knows its viewers only as [`Viewer`](crate::media::Viewer)s: ids, their
+//! protocol, their events, a way to let them go.
 
 pub mod audio_pairs;
 pub mod budget;
