@@ -83,7 +83,12 @@ async fn metrics(State(ctx): State<Arc<ServerContext>>, headers: HeaderMap) -> R
         );
     }
     let plays = ctx.registry.plays();
-    let viewers = |protocol: &str| plays.iter().filter(|p| p.protocol == protocol).count();
+    let viewers = |protocol: &str| {
+        plays
+            .iter()
+            .filter(|p| p.protocol.as_str() == protocol)
+            .count()
+    };
     let now = Gauges {
         personal: plays
             .iter()

@@ -13,7 +13,7 @@ use crate::health::ReadyCache;
 use crate::hooks::RestHooks;
 use crate::shutdown::Shutdown;
 use crate::stream::Registry;
-use crate::webrtc::{RtcFactory, RtcHub};
+use crate::webrtc::{RtcFactory, RtcFeeds};
 
 /// What every request handler shares (`Arc`ed, one per server).
 pub struct ServerContext {
@@ -21,8 +21,8 @@ pub struct ServerContext {
     pub settings: Settings,
     /// Answers offers (certificate, candidates, codecs).
     pub rtc: RtcFactory,
-    /// Every viewer's WebRTC media.
-    pub hub: RtcHub,
+    /// Every viewer's WebRTC media: each stream's feed and the browsers on it.
+    pub feeds: RtcFeeds,
     /// Every running stream and viewer, whichever signalling or REST call started it.
     pub registry: Arc<Registry>,
     /// WebSocket sessions open now, under `ws.max_sessions` (WS and WSS together).

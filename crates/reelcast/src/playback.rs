@@ -8,20 +8,23 @@
 //!
 //! Sources are opened and translations started through the registry; each play is
 //! listed there ([`Registry::add_play`](crate::stream::Registry::add_play)) and its
-//! statuses go to the requester's channel, tagged with the play's key.
+//! statuses go to the requester's channel, tagged with the play's key. The browser is
+//! added to the stream's WebRTC feed here
+//! ([`RtcFeeds`](crate::webrtc::RtcFeeds)), and the stream is handed the
+//! [`Viewer`](crate::media::Viewer) that makes: streams never see WebRTC.
 
 use std::time::{Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
 use crate::context::ServerContext;
-use crate::media::StopReason;
+use crate::media::{StreamId, ViewerProtocol};
 use crate::source::{PlayMode, StreamUri};
 use crate::stream::live::TranslationHandle;
 use crate::stream::personal_vod::PersonalVod;
 use crate::stream::registry::{PlayKey, PlayKind, PlayRecord};
 use crate::stream::{MediaInfo, StatusTx, Stopper, StreamError};
-use crate::webrtc::{FeedId, IceTransport, ViewerId, ViewerPlan, WebRtcError};
+use crate::webrtc::{IceTransport, ViewerPlan, WebRtcError};
 
 /// A stream that has been answered and is starting.
 pub struct Playback {
@@ -39,8 +42,8 @@ pub struct Playback {
 pub struct Requester<'a> {
     /// WCS `mediaSessionId`, or the WHEP resource id.
     pub media_session_id: &'a str,
-    /// `"wcs"` or `"whep"`.
-    pub protocol: &'static str,
+    /// Which signalling asks.
+    pub protocol: ViewerProtocol,
     /// The session's status channel: PLAYING, then STOPPED or FAILED, tagged with the
     /// play's key. None: nobody listens (WHEP).
     pub statuses: Option<StatusTx>,
@@ -58,7 +61,7 @@ pub async fn start(
     let protocol = requester.protocol;
     let started = start_play(ctx, name, offer_sdp, requester).await;
     crate::metrics::METRICS.count_play(
-        protocol,
+        protocol.as_str(),
         started
             .as_ref()
             .map(|_| ())
@@ -74,7 +77,7 @@ async fn start_play(
     requester: Requester<'_>,
 ) -> Result<Playback, StreamError> {
     if ctx.shutdown.is_draining() {
-        return Err(StreamError::Other(crate::shutdown::REASON.to_string()));
+        return Err(StreamError::ShuttingDown);
     }
     if let Some(t) = ctx.registry.translation(name).filter(|t| !t.is_ended()) {
         return join_translation(ctx, name, t, offer_sdp, requester);
@@ -109,15 +112,14 @@ fn join_translation(
     refuse_without_video(&accepted, &translation.info)?;
     let answer_sdp = accepted.answer_sdp.clone();
     let info = translation.info.clone();
-    let viewer = ViewerId::next();
-    ctx.hub.add_viewer(
-        viewer,
-        translation.feed,
+    let viewer = ctx.feeds.add_viewer(
+        translation.stream,
         accepted,
         plan(&info),
-        translation.viewer_events.clone(),
+        requester.protocol,
+        translation.viewer_events(),
     );
-    let handle = translation.clone();
+    let (handle, viewer_id) = (translation.clone(), viewer.id());
     let record = PlayRecord {
         key: PlayKey::next(),
         media_session_id: requester.media_session_id.to_string(),
@@ -129,14 +131,13 @@ fn join_translation(
         info: info.clone(),
         created: SystemTime::now(),
         protocol: requester.protocol,
-        stopper: Stopper::new(move |reason| handle.leave(viewer, reason)),
+        stopper: Stopper::new(move |reason| handle.leave(viewer_id, reason)),
     };
     let key = record.key;
     let ticket = ctx.registry.add_play(record, requester.statuses);
-    // A translation that has just ended drops the ticket, which unlists the play.
+    // A translation that has just ended lets the viewer go and drops the ticket, which
+    // unlists the play.
     if !translation.join(viewer, ticket) {
-        ctx.hub
-            .remove_viewer(viewer, StopReason::SessionDisconnect.into());
         return Err(StreamError::StreamNotFound);
     }
     Ok(Playback {
@@ -163,14 +164,14 @@ async fn start_personal(
     refuse_without_video(&accepted, &info)?;
     let answer_sdp = accepted.answer_sdp.clone();
 
-    let viewer = ViewerId::next();
-    let feed = FeedId::next();
+    let stream = StreamId::next();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     // The feed exists before its viewer is added; its clock starts when the viewer
     // connects (the sinks' `start`).
-    ctx.hub.open_feed(feed, Instant::now());
-    ctx.hub
-        .add_viewer(viewer, feed, accepted, plan(&info), events_tx);
+    ctx.feeds.open_early(stream);
+    let viewer = ctx
+        .feeds
+        .add_viewer(stream, accepted, plan(&info), requester.protocol, events_tx);
     let key = PlayKey::next();
     let (stop_tx, stop_rx) = mpsc::unbounded_channel();
     let record = PlayRecord {
@@ -188,10 +189,9 @@ async fn start_personal(
     };
     let ticket = ctx.registry.add_play(record, requester.statuses);
     PersonalVod {
-        hub: ctx.hub.clone(),
         viewer,
         viewer_events: events_rx,
-        sinks: ctx.registry.sinks_for(feed),
+        sinks: ctx.registry.sinks_for(stream),
         ticket,
         name: name.to_string(),
     }

@@ -42,7 +42,7 @@ use crate::source::list_media;
 use crate::stream::budget::MemoryBudget;
 use crate::stream::Registry;
 use crate::tls::{self, TlsListener};
-use crate::webrtc::{announced_ips, bind_media_port, RtcFactory, RtcHub};
+use crate::webrtc::{announced_ips, bind_media_port, RtcFactory, RtcFeeds, RtcHub};
 
 /// The demo player page, built into the binary so the server needs no files beside it.
 const INDEX_HTML: &str = include_str!("../../../web/index.html");
@@ -171,7 +171,7 @@ pub async fn launch(
         None => Vec::new(),
     };
     let rtc = RtcFactory::new(candidates.clone(), tcp_candidates).context("WebRTC setup")?;
-    let hub = RtcHub::start(udp, candidates, ice_tcp);
+    let feeds = RtcFeeds::new(RtcHub::start(udp, candidates, ice_tcp));
 
     let http = tokio::net::TcpListener::bind(SocketAddr::new(bind_ip, settings.http_port))
         .await
@@ -221,11 +221,15 @@ pub async fn launch(
     if hooks.enabled() {
         info!("REST hooks on: every session and play is asked of the application's backend");
     }
-    let registry = Arc::new(Registry::new(settings.clone(), hub.clone(), index_budget));
+    let registry = Arc::new(Registry::new(
+        settings.clone(),
+        Arc::new(feeds.clone()),
+        index_budget,
+    ));
     let ctx = Arc::new(ServerContext {
         hooks,
         rtc,
-        hub,
+        feeds,
         registry,
         ws_sessions: Gate::new(
             settings.ws_max_sessions,

@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use super::stream_error::StreamError;
+
 /// How a stream or a viewer ended. Display: the WCS status info (empty for
 /// [`StopReason::EndOfFile`], where WCS sends none).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,9 +49,9 @@ pub enum FailReason {
     DtlsError,
     /// The browser stopped answering consent checks, or its connection broke.
     RtpActivity,
-    /// The stream's source broke while playing: its error in the words the user reads
-    /// (a `StreamError`'s display, e.g. `Failed to read file: ...`).
-    Stream(String),
+    /// The stream's source broke while playing (or could not be read): why, typed; its
+    /// Display is what the user reads (`Failed to read file: ...`).
+    Stream(StreamError),
 }
 
 impl StopReason {
@@ -79,7 +81,7 @@ impl fmt::Display for FailReason {
             FailReason::IceTimeout => f.write_str("Failed by ICE timeout"),
             FailReason::DtlsError => f.write_str("Failed by DTLS error"),
             FailReason::RtpActivity => f.write_str("Failed by RTP activity"),
-            FailReason::Stream(reason) => f.write_str(reason),
+            FailReason::Stream(error) => error.fmt(f),
         }
     }
 }
@@ -96,6 +98,12 @@ impl fmt::Display for Ending {
 impl From<StopReason> for Ending {
     fn from(reason: StopReason) -> Self {
         Ending::Stopped(reason)
+    }
+}
+
+impl From<StreamError> for FailReason {
+    fn from(e: StreamError) -> Self {
+        FailReason::Stream(e)
     }
 }
 
@@ -133,8 +141,28 @@ mod tests {
             "Failed by RTP activity"
         );
         assert_eq!(
-            says(FailReason::Stream("File not found".into()).into()),
+            says(FailReason::Stream(StreamError::NotFound).into()),
             "File not found"
+        );
+        assert_eq!(
+            says(FailReason::Stream(StreamError::Streaming("bad H.264 sample 7".into())).into()),
+            "Got exception while streaming file: bad H.264 sample 7"
+        );
+        assert_eq!(
+            says(
+                FailReason::Stream(StreamError::ReadFailed("the file reader stopped".into()))
+                    .into()
+            ),
+            "Failed to read file: the file reader stopped"
+        );
+        assert_eq!(
+            says(FailReason::Stream(StreamError::Internal).into()),
+            "Failed by error"
+        );
+        assert_eq!(
+            says(FailReason::Stream(StreamError::ShuttingDown).into()),
+            StopReason::Shutdown.info(),
+            "a play refused while draining reads as its viewers' STOPPED does"
         );
     }
 }

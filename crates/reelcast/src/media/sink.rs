@@ -3,7 +3,8 @@
 //! due (in order, on the stream's timeline), and is told how the stream ended.
 //!
 //! A sink knows frames and the clock, never where they came from nor the other sinks.
-//! The WebRTC feed (`webrtc::RtcFeed`) is the first; an HLS muxer or a recorder is one
+//! The WebRTC feed (`webrtc::RtcFeed`, made for each stream by `webrtc::RtcFeeds`, the
+//! registry's [`SinkFactory`] for it) is the first; an HLS muxer or a recorder is one
 //! more module implementing this and one line where the registry makes a stream's
 //! sinks (`stream::Registry::sinks_for`). Nothing in a stream or a source changes.
 //!
@@ -14,6 +15,7 @@ use std::time::Instant;
 
 use super::ending::Ending;
 use super::frame::Frame;
+use super::ids::StreamId;
 
 /// One consumer of a stream's frames.
 pub trait Sink: Send {
@@ -27,6 +29,13 @@ pub trait Sink: Send {
 
     /// The stream ended; nothing more comes.
     fn end(&mut self, ending: &Ending);
+}
+
+/// Makes one kind of sink for each new stream. The registry is handed one by whatever
+/// owns that kind of sink (the WebRTC feeds), so streams never name it.
+pub trait SinkFactory: Send + Sync {
+    /// The sink of the new stream `stream`.
+    fn sink(&self, stream: StreamId) -> Box<dyn Sink>;
 }
 
 /// Every sink of a stream, fed as one. Each frame is handed to each sink (a `Frame`

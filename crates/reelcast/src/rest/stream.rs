@@ -113,7 +113,7 @@ impl StreamObject {
             media_provider: "WebRTC",
             uri: p.uri.clone(),
             viewers: None,
-            protocol: Some(p.protocol),
+            protocol: Some(p.protocol.as_str()),
         }
     }
 }

@@ -18,7 +18,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::context::ServerContext;
 use crate::hooks::Hook;
-use crate::media::{Ending, StopReason};
+use crate::media::{Ending, StopReason, ViewerProtocol};
 use crate::playback::{self, Playback, Requester};
 use crate::stream::{MediaInfo, PlayKey, PlayStatus, StatusTx, StreamStatus};
 use crate::webrtc::IceTransport;
@@ -382,7 +382,7 @@ impl Session {
         };
         let requester = Requester {
             media_session_id: &id,
-            protocol: "wcs",
+            protocol: ViewerProtocol::Wcs,
             statuses: Some(self.status_tx.clone()),
             transport: IceTransport::from_wcs(req.transport.as_deref()),
         };

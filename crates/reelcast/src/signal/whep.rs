@@ -23,7 +23,7 @@ use tracing::info;
 
 use crate::context::ServerContext;
 use crate::hooks::{Denied, Hook};
-use crate::media::StopReason;
+use crate::media::{StopReason, ViewerProtocol};
 use crate::playback::{self, Requester};
 use crate::stream::StreamError;
 use crate::webrtc::IceTransport;
@@ -51,7 +51,7 @@ pub async fn create(
     }
     let requester = Requester {
         media_session_id: &id,
-        protocol: "whep",
+        protocol: ViewerProtocol::Whep,
         // A WHEP player hears nothing after the answer; its session is the registry's.
         statuses: None,
         transport: IceTransport::Any,
@@ -144,7 +144,7 @@ pub async fn delete(State(ctx): State<Arc<ServerContext>>, Path(id): Path<String
     // The registry lists the session until its stream has ended.
     if ctx
         .registry
-        .stop_play(&id, Some("whep"), StopReason::ByUser)
+        .stop_play(&id, Some(ViewerProtocol::Whep), StopReason::ByUser)
     {
         StatusCode::OK.into_response()
     } else {
@@ -154,9 +154,7 @@ pub async fn delete(State(ctx): State<Arc<ServerContext>>, Path(id): Path<String
 
 fn error_status(e: &StreamError) -> StatusCode {
     match e {
-        StreamError::Other(reason) if reason == crate::shutdown::REASON => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        StreamError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         StreamError::NotFound | StreamError::StreamNotFound => StatusCode::NOT_FOUND,
         StreamError::Restricted(_) => StatusCode::FORBIDDEN,
         StreamError::WrongFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -4,7 +4,8 @@
 //! Owns a translation's life: its reader (demux and AAC→Opus run once here, never per
 //! viewer), real-time pacing, looping, who watches, and when it ends: at end of file
 //! (without loop), on `terminate`, or after `vod_stream_timeout` with no viewer. Viewers
-//! join and leave through a [`TranslationHandle`]. Frames go to the translation's sinks;
+//! join and leave through a [`TranslationHandle`], as [`Viewer`]s of any protocol: the
+//! translation hears their events on one channel and lets them go at its end. Frames go to the translation's sinks;
 //! the WebRTC feed among them fans them out and gives a newcomer the current picture at
 //! once from its GOP cache. Started only by the registry (`start` is `pub(super)`),
 //! which it does not know: it is handed what to do at its end.
@@ -27,9 +28,9 @@ use super::open::AnyReader;
 use super::pacer::Pacer;
 use super::status::{PlayTicket, Unlist};
 use super::{MediaInfo, PacingClock, StreamError};
-use crate::media::{Ending, FailReason, Frame, MediaKind, Sink, Sinks, StopReason};
+use crate::media::{Ending, FailReason, Frame, MediaKind, Sink, Sinks, StopReason, StreamId};
+use crate::media::{Viewer, ViewerEvent, ViewerEvents, ViewerEventsRx, ViewerId};
 use crate::source::{PlayMode, StreamUri};
-use crate::webrtc::{FeedId, RtcHub, ViewerEvent, ViewerId};
 
 /// A running translation as others see it: what it plays and how to join or end it.
 /// Cheap to clone.
@@ -47,10 +48,10 @@ pub struct TranslationHandle {
     pub info: MediaInfo,
     /// When it started.
     pub created: SystemTime,
-    /// The WebRTC feed its viewers are added to.
-    pub feed: FeedId,
-    /// Where the hub reports this translation's viewers' connection events.
-    pub(crate) viewer_events: UnboundedSender<(ViewerId, ViewerEvent)>,
+    /// The stream its sinks were made for (viewers are added to its WebRTC feed).
+    pub stream: StreamId,
+    /// Where what carries this translation's viewers reports their events.
+    viewer_events: ViewerEvents,
     commands: UnboundedSender<Command>,
     viewers: Arc<AtomicUsize>,
 }
@@ -71,10 +72,25 @@ impl TranslationHandle {
         let _ = self.commands.send(Command::Terminate { reason });
     }
 
-    /// Adds a viewer already given to the hub on this feed; its statuses go through
-    /// `ticket`. `false` when the translation has just ended (the ticket is dropped).
-    pub(crate) fn join(&self, viewer: ViewerId, ticket: PlayTicket) -> bool {
-        self.commands.send(Command::Join { viewer, ticket }).is_ok()
+    /// Where a viewer's carrier reports its events (connected, closed), given when the
+    /// viewer is added to it.
+    pub fn viewer_events(&self) -> ViewerEvents {
+        self.viewer_events.clone()
+    }
+
+    /// Adds a viewer already given to its carrier (its events going to
+    /// [`Self::viewer_events`]); its statuses go through `ticket`. `false` when the
+    /// translation has just ended (the viewer is let go and the ticket dropped).
+    pub(crate) fn join(&self, viewer: Viewer, ticket: PlayTicket) -> bool {
+        match self.commands.send(Command::Join { viewer, ticket }) {
+            Ok(()) => true,
+            Err(mpsc::error::SendError(command)) => {
+                if let Command::Join { viewer, .. } = command {
+                    viewer.leave(StopReason::SessionDisconnect.into());
+                }
+                false
+            }
+        }
     }
 
     /// Removes a viewer; it gets STOPPED with `reason`.
@@ -85,7 +101,7 @@ impl TranslationHandle {
 
 enum Command {
     Join {
-        viewer: ViewerId,
+        viewer: Viewer,
         ticket: PlayTicket,
     },
     Leave {
@@ -128,11 +144,9 @@ pub(super) struct Parts {
     pub spec: TranslationSpec,
     /// The source, opened.
     pub reader: AnyReader,
-    /// Where its frames go; `feed` is the WebRTC one among them.
+    /// Where its frames go, made for `stream`.
     pub sinks: Sinks,
-    pub feed: FeedId,
-    /// Takes viewers off at the end.
-    pub hub: RtcHub,
+    pub stream: StreamId,
     /// `vod_stream_timeout`.
     pub idle_timeout: Duration,
     /// Takes the translation off the registry when it ends.
@@ -141,7 +155,8 @@ pub(super) struct Parts {
 
 /// Starts a translation from its opened parts. `register` lists it (`false`: its name
 /// was taken meanwhile, and nothing starts). The sinks have their clock before it can be
-/// found: a viewer added to a feed the hub does not know yet would never get frames.
+/// found: a viewer added to a sink not started yet (a WebRTC feed the hub does not know)
+/// would never get frames.
 pub(super) fn start(
     parts: Parts,
     register: impl FnOnce(&TranslationHandle) -> bool,
@@ -151,8 +166,7 @@ pub(super) fn start(
         spec,
         reader,
         mut sinks,
-        feed,
-        hub,
+        stream,
         idle_timeout,
         unlist,
     } = parts;
@@ -168,7 +182,7 @@ pub(super) fn start(
         looped: spec.looped,
         info: reader.info().clone(),
         created: SystemTime::now(),
-        feed,
+        stream,
         viewer_events,
         commands,
         viewers: Arc::new(AtomicUsize::new(0)),
@@ -181,7 +195,6 @@ pub(super) fn start(
     }
     let task = Translation {
         handle: handle.clone(),
-        hub,
         sinks,
         unlist: Some(unlist),
         idle_timeout,
@@ -199,11 +212,10 @@ pub(super) fn start(
 
 struct Translation {
     handle: TranslationHandle,
-    hub: RtcHub,
     sinks: Sinks,
     unlist: Option<Unlist>,
     idle_timeout: Duration,
-    viewers: HashMap<ViewerId, PlayTicket>,
+    viewers: HashMap<ViewerId, (Viewer, PlayTicket)>,
 }
 
 impl Translation {
@@ -212,7 +224,7 @@ impl Translation {
         clock: PacingClock,
         source: LoopingReader,
         mut commands: UnboundedReceiver<Command>,
-        mut events: UnboundedReceiver<(ViewerId, ViewerEvent)>,
+        mut events: ViewerEventsRx,
     ) {
         let mut frames = spawn_reader(source);
         let mut pacer = Pacer::new(clock);
@@ -229,7 +241,7 @@ impl Translation {
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(Command::Join { viewer, ticket }) => {
-                        self.viewers.insert(viewer, ticket);
+                        self.viewers.insert(viewer.id(), (viewer, ticket));
                         self.handle.viewers.store(self.viewers.len(), Ordering::Relaxed);
                         idle_since = None;
                     }
@@ -245,7 +257,7 @@ impl Translation {
                 },
                 Some((viewer, event)) = events.recv() => match event {
                     ViewerEvent::Connected => {
-                        if let Some(ticket) = self.viewers.get(&viewer) {
+                        if let Some((_, ticket)) = self.viewers.get(&viewer) {
                             ticket.playing();
                         }
                     }
@@ -287,12 +299,12 @@ impl Translation {
         self.sinks.end(&ending);
     }
 
-    /// Takes a viewer off the feed and tells it why.
-    fn drop_viewer(&mut self, viewer: ViewerId, ending: Ending) {
-        if let Some(ticket) = self.viewers.remove(&viewer) {
-            self.hub.remove_viewer(viewer, ending.clone());
+    /// Lets a viewer go and tells it why.
+    fn drop_viewer(&mut self, id: ViewerId, ending: Ending) {
+        if let Some((viewer, ticket)) = self.viewers.remove(&id) {
+            viewer.leave(ending.clone());
             ticket.end(ending);
-            debug!(viewer = viewer.0, "viewer left");
+            debug!(viewer = id.0, "viewer left");
         }
         self.handle
             .viewers
@@ -367,8 +379,11 @@ impl FrameSource for LoopingReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::viewer::testing::NotingCarrier;
+    use crate::media::ViewerProtocol;
     use crate::source::ByteSource;
     use crate::source::{LocalFile, MediaPath};
+    use crate::stream::status::{PlayKey, PlayStatus, StreamStatus};
     use crate::stream::MediaReader;
 
     fn sample_reader() -> AnyReader {
@@ -492,9 +507,6 @@ mod tests {
     /// the translation leaves the registry (its unlist runs) when it ends.
     #[tokio::test]
     async fn a_translation_feeds_every_sink_in_order_on_its_clock_and_tells_its_ending() {
-        let socket = crate::webrtc::bind_media_port("127.0.0.1".parse().unwrap(), 0)
-            .expect("a loopback udp socket");
-        let hub = RtcHub::start(socket, vec![], None);
         let logs: [Arc<std::sync::Mutex<Vec<Seen>>>; 2] = Default::default();
         let sinks = logs
             .iter()
@@ -515,8 +527,7 @@ mod tests {
             },
             reader: sample_reader(),
             sinks: Sinks::new(sinks),
-            feed: FeedId::next(),
-            hub,
+            stream: StreamId::next(),
             idle_timeout: Duration::from_secs(60),
             unlist: Box::new(move || {
                 let _ = unlisted_tx.send(());
@@ -563,6 +574,100 @@ mod tests {
             assert!(before < Some(*dts_us), "{kind:?} went back at {dts_us}");
         }
         assert_eq!(last.len(), 2, "audio and video both reached the sinks");
+    }
+
+    /// Waits (at most 10 s) for the next status a session hears.
+    async fn next_status(rx: &mut UnboundedReceiver<PlayStatus>) -> PlayStatus {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a status within 10 s")
+            .expect("the session channel is open")
+    }
+
+    /// A translation knows its viewers only as [`Viewer`]s: their carrier's events make
+    /// their statuses (connected: PLAYING; closed: the carrier's reason), and the
+    /// translation lets each go through its carrier: one that closed, the rest at its end
+    /// with its ending, and one joining after the end at once. No WebRTC involved.
+    #[tokio::test]
+    async fn a_translation_hears_its_viewers_events_and_lets_each_go_with_its_ending() {
+        let carrier = Arc::new(NotingCarrier::default());
+        let (status_tx, mut statuses) = mpsc::unbounded_channel();
+        let ticket = |key| PlayTicket::new(key, Some(status_tx.clone()), Box::new(|| {}));
+        let parts = Parts {
+            id: "t2".into(),
+            spec: TranslationSpec {
+                name: "t2".into(),
+                uri: StreamUri::parse("vod-live://sample.mp4").expect("a live uri"),
+                // Looping: the file's end never comes first, however slow the machine.
+                looped: true,
+            },
+            reader: sample_reader(),
+            sinks: Sinks::default(),
+            stream: StreamId::next(),
+            idle_timeout: Duration::from_secs(60),
+            unlist: Box::new(|| {}),
+        };
+        let handle = start(parts, |_| true).expect("starts");
+
+        let (sdk, whep) = (
+            carrier.viewer(ViewerProtocol::Wcs),
+            carrier.viewer(ViewerProtocol::Whep),
+        );
+        let (sdk_id, whep_id) = (sdk.id(), whep.id());
+        let (sdk_key, whep_key) = (PlayKey::next(), PlayKey::next());
+        assert!(handle.join(sdk, ticket(sdk_key)));
+        assert!(handle.join(whep, ticket(whep_key)));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while handle.viewer_count() < 2 {
+            assert!(Instant::now() < deadline, "the viewers never joined");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        let events = handle.viewer_events();
+        events.send((sdk_id, ViewerEvent::Connected)).unwrap();
+        let status = next_status(&mut statuses).await;
+        assert_eq!(
+            (status.key, status.status),
+            (sdk_key, StreamStatus::Playing)
+        );
+
+        let dtls: Ending = FailReason::DtlsError.into();
+        events
+            .send((whep_id, ViewerEvent::Closed(dtls.clone())))
+            .unwrap();
+        let status = next_status(&mut statuses).await;
+        assert_eq!(
+            (status.key, status.status),
+            (whep_key, StreamStatus::Ended(dtls.clone()))
+        );
+        assert_eq!(carrier.released(), vec![(whep_id, dtls.clone())]);
+        assert_eq!(handle.viewer_count(), 1);
+
+        handle.terminate(StopReason::RestTerminate);
+        let terminated: Ending = StopReason::RestTerminate.into();
+        let status = next_status(&mut statuses).await;
+        assert_eq!(
+            (status.key, status.status),
+            (sdk_key, StreamStatus::Ended(terminated.clone()))
+        );
+        assert_eq!(
+            carrier.released(),
+            vec![(whep_id, dtls), (sdk_id, terminated)],
+            "the viewer left was let go with the translation's ending"
+        );
+
+        while !handle.is_ended() {
+            assert!(Instant::now() < deadline, "the translation never ended");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let late = carrier.viewer(ViewerProtocol::Wcs);
+        let late_id = late.id();
+        assert!(!handle.join(late, ticket(PlayKey::next())));
+        assert_eq!(
+            carrier.released().last(),
+            Some(&(late_id, StopReason::SessionDisconnect.into())),
+            "a viewer too late for the translation is let go at once"
+        );
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Personal VOD (`vod://file`): one viewer, the file from its start, ended at end of file.
 //!
-//! The task waits for the viewer's WebRTC connection, then starts the stream clock (so the
+//! The task waits for the viewer's connection (WebRTC: ICE and DTLS), then starts the stream clock (so the
 //! first keyframe is the first thing the browser gets, and time to first frame is only the
 //! handshake), reads frames a little ahead of the clock (`frame_queue`), and hands each
-//! frame to its sinks (the viewer's WebRTC feed) when it is due.
+//! frame to its sinks (the viewer's WebRTC feed) when it is due. It knows its viewer only
+//! as a [`Viewer`]: its events, and how to let it go at the end.
 
 use std::time::{Duration, Instant};
 
@@ -15,19 +16,17 @@ use super::frame_queue::{spawn_reader, FrameSource};
 use super::pacer::Pacer;
 use super::{PacingClock, PlayTicket};
 use crate::media::{Ending, FailReason, Sink, Sinks, StopReason};
-use crate::webrtc::{RtcHub, ViewerEvent, ViewerId};
+use crate::media::{Viewer, ViewerEvent, ViewerEventsRx};
 
-/// How long a viewer has to complete ICE and DTLS after the answer went out.
+/// How long a viewer has to connect (WebRTC: ICE and DTLS) after the answer went out.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Everything a personal VOD task needs.
 pub struct PersonalVod {
-    /// Where its viewer is (taken off at the end).
-    pub hub: RtcHub,
-    /// The one viewer.
-    pub viewer: ViewerId,
+    /// The one viewer (let go at the end).
+    pub viewer: Viewer,
     /// What happens to the viewer (connected, closed).
-    pub viewer_events: UnboundedReceiver<(ViewerId, ViewerEvent)>,
+    pub viewer_events: ViewerEventsRx,
     /// Where the frames go (the viewer's WebRTC feed).
     pub sinks: Sinks,
     /// The play: PLAYING and the ending go through it.
@@ -40,7 +39,7 @@ impl PersonalVod {
     /// Starts the task; statuses go through `self.ticket`, and it stops when a reason
     /// arrives on `stop` (the play's [`Stopper`](super::Stopper) sends it).
     pub fn spawn(self, source: impl FrameSource, stop: UnboundedReceiver<StopReason>) {
-        let span = tracing::info_span!("vod", stream = %self.name, viewer = self.viewer.0);
+        let span = tracing::info_span!("vod", stream = %self.name, viewer = self.viewer.id().0);
         tokio::spawn(self.run(source, stop).instrument(span));
     }
 
@@ -50,7 +49,7 @@ impl PersonalVod {
             Err(ending) => ending,
         };
         info!("ended: {ending:?}");
-        self.hub.remove_viewer(self.viewer, ending.clone());
+        self.viewer.leave(ending.clone());
         self.sinks.end(&ending);
         self.ticket.end(ending);
     }
@@ -109,3 +108,94 @@ impl PersonalVod {
 }
 
 type StopRx = UnboundedReceiver<StopReason>;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::media::viewer::testing::NotingCarrier;
+    use crate::media::{ViewerEvents, ViewerProtocol};
+    use crate::source::{ByteSource, LocalFile, MediaPath};
+    use crate::stream::open::AnyReader;
+    use crate::stream::status::{PlayKey, PlayStatus, StreamStatus};
+    use crate::stream::MediaReader;
+
+    fn sample_reader() -> AnyReader {
+        let media_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../media");
+        let path = MediaPath::new("sample.mp4").expect("valid name");
+        let file = LocalFile::open(&media_dir, &path).expect("media/sample.mp4 is bundled");
+        MediaReader::open(Box::new(file) as Box<dyn ByteSource>).expect("sample opens")
+    }
+
+    /// A personal VOD of the sample to one viewer on `carrier`: where the viewer's events
+    /// go, where its stop goes, and what its session hears.
+    fn spawn_vod(
+        carrier: &Arc<NotingCarrier>,
+    ) -> (
+        crate::media::ViewerId,
+        ViewerEvents,
+        mpsc::UnboundedSender<StopReason>,
+        mpsc::UnboundedReceiver<PlayStatus>,
+    ) {
+        let viewer = carrier.viewer(ViewerProtocol::Whep);
+        let id = viewer.id();
+        let (events, viewer_events) = mpsc::unbounded_channel();
+        let (status_tx, statuses) = mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = mpsc::unbounded_channel();
+        PersonalVod {
+            viewer,
+            viewer_events,
+            sinks: Sinks::default(),
+            ticket: PlayTicket::new(PlayKey::next(), Some(status_tx), Box::new(|| {})),
+            name: "vod://sample.mp4".into(),
+        }
+        .spawn(sample_reader(), stop_rx);
+        (id, events, stop_tx, statuses)
+    }
+
+    /// Waits (at most 10 s) for the next status the session hears.
+    async fn next_status(rx: &mut mpsc::UnboundedReceiver<PlayStatus>) -> StreamStatus {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a status within 10 s")
+            .expect("the session channel is open")
+            .status
+    }
+
+    /// The personal VOD's one viewer, as its carrier reports it: PLAYING once connected;
+    /// stopped, it is let go through its carrier with the reason its session hears.
+    #[tokio::test]
+    async fn a_personal_vod_plays_once_its_viewer_connects_and_lets_it_go_when_stopped() {
+        let carrier = Arc::new(NotingCarrier::default());
+        let (viewer, events, stop, mut statuses) = spawn_vod(&carrier);
+        events.send((viewer, ViewerEvent::Connected)).unwrap();
+        assert_eq!(next_status(&mut statuses).await, StreamStatus::Playing);
+        stop.send(StopReason::ByUser).unwrap();
+        let stopped: Ending = StopReason::ByUser.into();
+        assert_eq!(
+            next_status(&mut statuses).await,
+            StreamStatus::Ended(stopped.clone())
+        );
+        assert_eq!(carrier.released(), vec![(viewer, stopped)]);
+    }
+
+    /// A viewer whose connection fails before it is up ends the play with its carrier's
+    /// reason (FAILED, never PLAYING) and is let go with it.
+    #[tokio::test]
+    async fn a_viewer_that_never_connects_fails_the_play_with_its_carriers_reason() {
+        let carrier = Arc::new(NotingCarrier::default());
+        let (viewer, events, _stop, mut statuses) = spawn_vod(&carrier);
+        let dtls: Ending = FailReason::DtlsError.into();
+        events
+            .send((viewer, ViewerEvent::Closed(dtls.clone())))
+            .unwrap();
+        assert_eq!(
+            next_status(&mut statuses).await,
+            StreamStatus::Ended(dtls.clone())
+        );
+        assert_eq!(carrier.released(), vec![(viewer, dtls)]);
+    }
+}

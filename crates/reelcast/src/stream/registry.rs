@@ -12,7 +12,9 @@
 //! closure), so what the registry lists is what is running.
 //!
 //! A stream's sinks are made in one place, [`Registry::sinks_for`]: a new sink (HLS,
-//! recorder) is registered there.
+//! recorder) is registered there. The WebRTC feeds come from a [`SinkFactory`] the
+//! registry is handed; it knows nothing else of WebRTC. Each play records the
+//! [`ViewerProtocol`] its viewer came by.
 //!
 //! Must not: hold anything while a stream works; it stores handles (cheap clones), never
 //! media, and its lock is held only to read or change the maps.
@@ -27,9 +29,8 @@ use super::open::{open_media, AnyReader};
 use super::status::{PlayTicket, StatusTx};
 use super::{MediaInfo, Stopper, StreamError};
 use crate::config::Settings;
-use crate::media::{Sink, Sinks, StopReason};
+use crate::media::{SinkFactory, Sinks, StopReason, StreamId, ViewerProtocol};
 use crate::source::{Location, StreamUri};
-use crate::webrtc::{FeedId, RtcFeed, RtcHub};
 
 pub use super::status::PlayKey;
 
@@ -62,8 +63,8 @@ pub struct PlayRecord {
     pub info: MediaInfo,
     /// When it started.
     pub created: SystemTime,
-    /// `"wcs"` or `"whep"`: which signalling started it.
-    pub protocol: &'static str,
+    /// How its viewer came: which signalling started it.
+    pub protocol: ViewerProtocol,
     /// Ends this playback.
     pub stopper: Stopper,
 }
@@ -86,19 +87,24 @@ pub struct Registry {
     /// What sources are opened with (`media_dir`, S3) and translations run by
     /// (`vod_stream_timeout`, `vod_live_loop`).
     settings: Settings,
-    /// Where the WebRTC sink sends.
-    hub: RtcHub,
+    /// Makes each stream's WebRTC feed.
+    rtc_feeds: Arc<dyn SinkFactory>,
 }
 
 impl Registry {
-    /// An empty registry; streams it starts send through `hub` and share `index_budget`.
-    pub fn new(settings: Settings, hub: RtcHub, index_budget: Arc<MemoryBudget>) -> Self {
+    /// An empty registry; streams it starts send to viewers through the feeds
+    /// `rtc_feeds` makes (`webrtc::RtcFeeds`) and share `index_budget`.
+    pub fn new(
+        settings: Settings,
+        rtc_feeds: Arc<dyn SinkFactory>,
+        index_budget: Arc<MemoryBudget>,
+    ) -> Self {
         Registry {
             maps: Mutex::default(),
             starting: tokio::sync::Mutex::default(),
             index_budget,
             settings,
-            hub,
+            rtc_feeds,
         }
     }
 
@@ -112,10 +118,10 @@ impl Registry {
             .map_err(|e| StreamError::internal("opening the file", &e))?
     }
 
-    /// The sinks of a stream whose WebRTC viewers are on `feed`. A new kind of sink is
-    /// added here (and in no source or stream).
-    pub fn sinks_for(&self, feed: FeedId) -> Sinks {
-        let webrtc: Box<dyn Sink> = Box::new(RtcFeed::new(self.hub.clone(), feed));
+    /// The sinks of the new stream `stream`. A new kind of sink is added here (and in
+    /// no source or stream).
+    pub fn sinks_for(&self, stream: StreamId) -> Sinks {
+        let webrtc = self.rtc_feeds.sink(stream);
         Sinks::new(vec![webrtc])
     }
 
@@ -132,16 +138,15 @@ impl Registry {
             return Err(StartError::NameInUse);
         }
         let reader = self.open(&spec.uri.location).await?;
-        let feed = FeedId::next();
+        let stream = StreamId::next();
         let id = uuid::Uuid::new_v4().to_string();
         let (registry, name, id_at_end) = (Arc::clone(self), spec.name.clone(), id.clone());
         let parts = Parts {
             id,
             spec,
             reader,
-            sinks: self.sinks_for(feed),
-            feed,
-            hub: self.hub.clone(),
+            sinks: self.sinks_for(stream),
+            stream,
             idle_timeout: self.settings.vod_stream_timeout,
             unlist: Box::new(move || registry.remove_translation(&name, &id_at_end)),
         };
@@ -245,7 +250,7 @@ impl Registry {
     pub fn stop_play(
         &self,
         media_session_id: &str,
-        protocol: Option<&str>,
+        protocol: Option<ViewerProtocol>,
         reason: StopReason,
     ) -> bool {
         let stoppers: Vec<Stopper> = self
@@ -296,13 +301,19 @@ mod tests {
 
     use super::*;
 
+    /// Streams made here have no sinks (these tests start none).
+    struct NoFeeds;
+
+    impl SinkFactory for NoFeeds {
+        fn sink(&self, _stream: StreamId) -> Box<dyn crate::media::Sink> {
+            Box::new(Sinks::default())
+        }
+    }
+
     fn registry() -> Arc<Registry> {
-        let socket = crate::webrtc::bind_media_port("127.0.0.1".parse().unwrap(), 0)
-            .expect("a loopback udp socket");
-        let hub = RtcHub::start(socket, vec![], None);
         Arc::new(Registry::new(
             Settings::default(),
-            hub,
+            Arc::new(NoFeeds),
             MemoryBudget::new(1 << 20),
         ))
     }
@@ -310,7 +321,7 @@ mod tests {
     /// A play whose stopper notes the reasons it was stopped with.
     fn play(
         media_session_id: &str,
-        protocol: &'static str,
+        protocol: ViewerProtocol,
         stops: &Arc<StdMutex<Vec<(String, StopReason)>>>,
     ) -> PlayRecord {
         let (stops, label) = (stops.clone(), format!("{protocol}:{media_session_id}"));
@@ -336,11 +347,11 @@ mod tests {
     async fn plays_of_every_signalling_are_found_and_stopped_in_one_place() {
         let registry = registry();
         let stops = Arc::new(StdMutex::new(vec![]));
-        let wcs = registry.add_play(play("same-id", "wcs", &stops), None);
-        let whep = registry.add_play(play("same-id", "whep", &stops), None);
+        let wcs = registry.add_play(play("same-id", ViewerProtocol::Wcs, &stops), None);
+        let whep = registry.add_play(play("same-id", ViewerProtocol::Whep, &stops), None);
         assert_eq!(registry.plays().len(), 2);
 
-        assert!(registry.stop_play("same-id", Some("whep"), StopReason::ByUser));
+        assert!(registry.stop_play("same-id", Some(ViewerProtocol::Whep), StopReason::ByUser));
         assert_eq!(
             *stops.lock().unwrap(),
             vec![("whep:same-id".to_string(), StopReason::ByUser)]
@@ -363,7 +374,7 @@ mod tests {
             1,
             "an ended play leaves the registry"
         );
-        assert!(!registry.stop_play("same-id", Some("whep"), StopReason::ByUser));
+        assert!(!registry.stop_play("same-id", Some(ViewerProtocol::Whep), StopReason::ByUser));
         drop(wcs);
         assert!(
             registry.plays().is_empty(),

@@ -1,12 +1,20 @@
-//! The WebRTC feed as a stream's [`Sink`]: the stream's frames go to the hub, which
-//! fans each out to the feed's viewers. The first sink; it lives beside the hub so the
-//! stream that feeds it knows nothing of WebRTC.
+//! The WebRTC side of a stream: its feed as a [`Sink`] (the stream's frames go to the
+//! hub, which fans each out to the feed's viewers), and browsers added to it as the
+//! stream's [`Viewer`]s. The stream that feeds it and holds its viewers knows nothing of
+//! WebRTC: it is handed [`RtcFeeds`] as a [`SinkFactory`], and viewers that the hub
+//! lets go of through [`Carrier`].
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::hub::RtcHub;
 use super::ids::FeedId;
-use crate::media::{Ending, Frame, Sink};
+use super::rtc_factory::Accepted;
+use super::viewer::ViewerPlan;
+use crate::media::{
+    Carrier, Ending, Frame, Sink, SinkFactory, StreamId, Viewer, ViewerEvents, ViewerId,
+    ViewerProtocol,
+};
 
 /// One stream's feed in the hub. Viewers are added to `feed` by whoever answers them.
 pub struct RtcFeed {
@@ -33,5 +41,56 @@ impl Sink for RtcFeed {
     fn end(&mut self, _ending: &Ending) {
         // Viewers are told by their stream; the feed only stops.
         self.hub.close_feed(self.feed);
+    }
+}
+
+/// Every stream's WebRTC feed and the browsers on it: makes each stream's [`RtcFeed`]
+/// (the registry's [`SinkFactory`] for WebRTC) and adds answered browsers to a stream's
+/// feed as its viewers. Cheap to clone.
+#[derive(Clone)]
+pub struct RtcFeeds {
+    hub: RtcHub,
+}
+
+impl RtcFeeds {
+    /// Feeds and viewers on `hub`.
+    pub fn new(hub: RtcHub) -> Self {
+        RtcFeeds { hub }
+    }
+
+    /// Opens `stream`'s feed now, before its clock starts (a personal VOD starts its clock
+    /// when its viewer connects, and the hub sends a viewer nothing from a feed it does
+    /// not know); the clock's start moves the feed's epoch.
+    pub fn open_early(&self, stream: StreamId) {
+        self.hub.open_feed(FeedId::from(stream), Instant::now());
+    }
+
+    /// Adds the browser answered with `accepted` as a viewer of `stream`: it gets the
+    /// stream's feed, and its events (connected, closed) go to `events`. What the stream
+    /// holds of it is the returned [`Viewer`].
+    pub fn add_viewer(
+        &self,
+        stream: StreamId,
+        accepted: Accepted,
+        plan: ViewerPlan,
+        protocol: ViewerProtocol,
+        events: ViewerEvents,
+    ) -> Viewer {
+        let id = ViewerId::next();
+        self.hub
+            .add_viewer(id, FeedId::from(stream), accepted, plan, events);
+        Viewer::new(id, protocol, Arc::new(self.clone()))
+    }
+}
+
+impl SinkFactory for RtcFeeds {
+    fn sink(&self, stream: StreamId) -> Box<dyn Sink> {
+        Box::new(RtcFeed::new(self.hub.clone(), FeedId::from(stream)))
+    }
+}
+
+impl Carrier for RtcFeeds {
+    fn let_go(&self, viewer: ViewerId, ending: Ending) {
+        self.hub.remove_viewer(viewer, ending);
     }
 }

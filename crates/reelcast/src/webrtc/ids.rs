@@ -1,11 +1,9 @@
-//! The ids of viewers and feeds: how streams, signalling and the hub name what the hub
-//! holds. Below the hub and its viewers, which both use them.
+//! The ids the hub names what it holds by: viewers ([`ViewerId`], the streams' own id of
+//! a viewer), feeds ([`FeedId`], one per stream, named after its [`StreamId`]) and ICE-TCP
+//! connections. Below the hub and its viewers, which both use them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Identifies one viewer (one `Rtc`) inside the hub.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ViewerId(pub u64);
+use crate::media::StreamId;
+pub(super) use crate::media::ViewerId;
 
 /// Identifies one stream's output inside the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -15,18 +13,16 @@ pub struct FeedId(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) struct TcpId(pub u64);
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-impl ViewerId {
-    /// An id never given before.
+impl FeedId {
+    /// An id never given before (the feed of a stream made up on the spot).
     pub fn next() -> Self {
-        ViewerId(NEXT_ID.fetch_add(1, Ordering::Relaxed))
+        FeedId::from(StreamId::next())
     }
 }
 
-impl FeedId {
-    /// An id never given before.
-    pub fn next() -> Self {
-        FeedId(NEXT_ID.fetch_add(1, Ordering::Relaxed))
+impl From<StreamId> for FeedId {
+    /// A stream's feed: one per stream, so the stream's id names it.
+    fn from(stream: StreamId) -> Self {
+        FeedId(stream.0)
     }
 }

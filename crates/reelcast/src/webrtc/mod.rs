@@ -2,7 +2,7 @@
 //!
 //! Owns: answering a browser's offer as an ICE-lite peer (`rtc_factory`), the UDP socket and the
 //! loop that demultiplexes datagrams to viewers and drives them (`hub`), the ids of
-//! viewers and feeds (`ids`) and what happens to a viewer (`events`), each viewer's
+//! feeds (`ids`) and the viewer events it sends (`events`, the streams' own), each viewer's
 //! handshake in a str0m [`Rtc`](str0m::Rtc) and what it needs on its own: payload types,
 //! RTP time, keyframe gating (`viewer`); the SRTP keys the handshake exports
 //! (`dtls_keys`), and once connected, the viewer's media without str0m: RTP, SRTP and RTCP
@@ -11,11 +11,13 @@
 //! socket, which tells each datagram's local address so answers leave from it (`udp`);
 //! which addresses we announce (`announce`); the same port over TCP for viewers whose
 //! network blocks UDP (`ice_tcp`, framed by `tcp_framing`); a stream's frames in as a
-//! [`Sink`](crate::media::Sink) (`feed`).
+//! [`Sink`](crate::media::Sink) and its browsers as the stream's
+//! [`Viewer`](crate::media::Viewer)s (`feed`).
 //!
-//! Must not: read files, parse MP4, know stream names or signalling. It receives finished
-//! [`Frame`](crate::media::Frame)s on *feeds* (one feed per stream) and fans each frame out
-//! to the feed's viewers. Everything per-stream (demux, transcoding) has happened before.
+//! Must not: read files, parse MP4, know stream names, signalling or the stream tasks. It
+//! receives finished [`Frame`](crate::media::Frame)s on *feeds* (one feed per stream) and
+//! fans each frame out to the feed's viewers. Everything per-stream (demux, transcoding)
+//! has happened before.
 
 mod announce;
 mod dtls_keys;
@@ -37,10 +39,9 @@ mod udp;
 mod viewer;
 
 pub use announce::announced_ips;
-pub use events::{ViewerEvent, ViewerEvents};
-pub use feed::RtcFeed;
+pub use feed::{RtcFeed, RtcFeeds};
 pub use hub::RtcHub;
-pub use ids::{FeedId, ViewerId};
+pub use ids::FeedId;
 pub use rtc_factory::{Accepted, IceTransport, RtcFactory};
 pub use udp::bind as bind_media_port;
 pub use viewer::ViewerPlan;
