@@ -9,13 +9,19 @@
 //! Sources are opened and translations started through the registry; each play is
 //! listed there ([`Registry::add_play`](crate::stream::Registry::add_play)) and its
 //! statuses go to the requester's channel, tagged with the play's key.
+//!
+//! Each answered play gets a `viewer` span (`stream`, `viewer`: [`Playback::span`]),
+//! made here, where the viewer's id is chosen; signalling writes its lines about the
+//! play in it. A personal VOD's stream task has its own `vod` span with the same fields.
 
 use std::time::{Instant, SystemTime};
 
 use tokio::sync::mpsc;
+use tracing::{info, Span};
 
 use crate::context::ServerContext;
 use crate::media::StopReason;
+use crate::metrics::PlayRequest;
 use crate::source::{PlayMode, StreamUri};
 use crate::stream::live::TranslationHandle;
 use crate::stream::personal_vod::PersonalVod;
@@ -32,6 +38,9 @@ pub struct Playback {
     pub answer_sdp: String,
     /// What the stream carries (tracks, codecs, duration), for the client.
     pub info: MediaInfo,
+    /// The play's span (`viewer`, with `stream` and `viewer`): lines about this viewer
+    /// are written in it, so both log formats carry which stream and viewer they are.
+    pub span: Span,
 }
 
 /// Who asks: the id the viewer's signalling knows its playback by, which signalling, and
@@ -46,6 +55,9 @@ pub struct Requester<'a> {
     pub statuses: Option<StatusTx>,
     /// The candidates the client asked for (the WCS SDK's `transport`).
     pub transport: IceTransport,
+    /// When the request arrived (before any hook was asked): where the play's time to
+    /// first frame starts.
+    pub received: Instant,
 }
 
 /// Opens `name` and answers `offer_sdp`. Errors are what the viewer is told.
@@ -110,11 +122,12 @@ fn join_translation(
     let answer_sdp = accepted.answer_sdp.clone();
     let info = translation.info.clone();
     let viewer = ViewerId::next();
+    let span = viewer_span(name, viewer);
     ctx.hub.add_viewer(
         viewer,
         translation.feed,
         accepted,
-        plan(&info),
+        plan(&info, &requester),
         translation.viewer_events.clone(),
     );
     let handle = translation.clone();
@@ -139,10 +152,12 @@ fn join_translation(
             .remove_viewer(viewer, StopReason::SessionDisconnect.into());
         return Err(StreamError::StreamNotFound);
     }
+    info!(parent: &span, protocol = requester.protocol, translation = %translation.name, "joined the translation");
     Ok(Playback {
         key,
         answer_sdp,
         info,
+        span,
     })
 }
 
@@ -170,7 +185,7 @@ async fn start_personal(
     // connects (the sinks' `start`).
     ctx.hub.open_feed(feed, Instant::now());
     ctx.hub
-        .add_viewer(viewer, feed, accepted, plan(&info), events_tx);
+        .add_viewer(viewer, feed, accepted, plan(&info, &requester), events_tx);
     let key = PlayKey::next();
     let (stop_tx, stop_rx) = mpsc::unbounded_channel();
     let record = PlayRecord {
@@ -200,7 +215,13 @@ async fn start_personal(
         key,
         answer_sdp,
         info,
+        span: viewer_span(name, viewer),
     })
+}
+
+/// The span of lines about one viewer of stream `name`.
+fn viewer_span(name: &str, viewer: ViewerId) -> Span {
+    tracing::info_span!("viewer", stream = %name, viewer = viewer.0)
 }
 
 /// A stream with video for a browser that offered no H.264 fails with WCS's words: it
@@ -224,9 +245,13 @@ fn offer_refused(e: WebRtcError) -> StreamError {
     }
 }
 
-fn plan(info: &MediaInfo) -> ViewerPlan {
+fn plan(info: &MediaInfo, requester: &Requester<'_>) -> ViewerPlan {
     ViewerPlan {
         h264_profile_idc: info.h264_profile_idc,
         has_audio: info.has_audio,
+        request: PlayRequest {
+            at: requester.received,
+            protocol: requester.protocol,
+        },
     }
 }
