@@ -152,7 +152,8 @@ fn join_translation(
             .remove_viewer(viewer, StopReason::SessionDisconnect.into());
         return Err(StreamError::StreamNotFound);
     }
-    info!(parent: &span, protocol = requester.protocol, translation = %translation.name, "joined the translation");
+    // Entered, not named as `parent:`: the JSON form lists only entered spans in `spans`.
+    span.in_scope(|| info!(protocol = requester.protocol, "joined the translation"));
     Ok(Playback {
         key,
         answer_sdp,

@@ -421,7 +421,7 @@ impl Session {
         let text = match &update {
             StreamStatus::Playing => match self.plays.get(&key) {
                 Some(p) => {
-                    info!(parent: &p.span, "PLAYING");
+                    p.span.in_scope(|| info!("PLAYING"));
                     status_with_media(&p.media_session_id, &p.name, "PLAYING", &p.media)
                 }
                 None => return vec![],
@@ -437,7 +437,7 @@ impl Session {
                     Ending::Stopped(_) => "STOPPED",
                     Ending::Failed(_) => "FAILED",
                 };
-                info!(parent: &p.span, "{code}: {ending}");
+                p.span.in_scope(|| info!("{code}: {ending}"));
                 status(&p.media_session_id, &p.name, code, &ending.to_string())
             }
         };
