@@ -1,9 +1,10 @@
 // Logs: `log_format=json` gives one JSON object per line, with the stream and viewer of
 // the spans an event happened in; a live translation's viewers (WHEP and WCS SDK) have
-// their lines in a span naming both, in both formats; and no secret reaches any log line, in either format,
-// at debug level, while every secret is configured and used: S3 credentials (a signed
+// their lines in a span naming both, in both formats; and no secret reaches any log
+// line, in either format, at debug level, while every secret is configured and used: S3 credentials (a signed
 // request goes out), REST Basic auth (right and wrong passwords), a WHEP Bearer token
-// (asked of the hooks backend), a hook URL with a password in it.
+// (asked of the hooks backend), a hook URL with a password in it, a metrics token
+// (right and wrong).
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,6 +24,7 @@ const SECRETS = {
   restPassword: 'RestPassw0rd-LogTest',
   bearer: 'BearerTok-LogTest-9f8e7d',
   hookPassword: 'HookPass-LogTest-123',
+  metricsToken: 'MetricsTok-LogTest-5a4b3c2d',
 };
 const basic = Buffer.from(`admin:${SECRETS.restPassword}`).toString('base64');
 
@@ -70,6 +72,7 @@ async function runWithSecrets(browser, format) {
       disable_rest_auth: 'false',
       rest_auth_users: `admin:${SECRETS.restPassword}`,
       rest_hook_url: `http://hooks:${SECRETS.hookPassword}@127.0.0.1:${backend.port}/app`,
+      metrics_token: SECRETS.metricsToken,
     },
   });
   try {
@@ -77,6 +80,11 @@ async function runWithSecrets(browser, format) {
       const res = await fetch(`${server.base}/rest-api/stream/find_all`, {
         method: 'POST', headers: { Authorization: auth, 'Content-Type': 'application/json' }, body: '{}',
       });
+      await res.text();
+    }
+    for (const token of [SECRETS.metricsToken, 'wrong-token-0123456789']) {
+      const res = await fetch(`${server.base}/metrics`, { headers: { Authorization: `Bearer ${token}` } });
+      assert.equal(res.status, token === SECRETS.metricsToken ? 200 : 401);
       await res.text();
     }
     const page = await browser.newPage();

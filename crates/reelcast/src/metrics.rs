@@ -1,5 +1,6 @@
-//! Prometheus metrics at `GET /metrics` on the HTTP port (text format 0.0.4), behind the
-//! REST Basic auth when `disable_rest_auth=false`. Names and meanings: docs/OPERATIONS.md;
+//! Prometheus metrics at `GET /metrics` (text format 0.0.4), served by `admin` on the
+//! HTTP port or `metrics_port`, behind `metrics_token` or the REST Basic auth. Names and
+//! meanings: docs/OPERATIONS.md;
 //! the Grafana dashboard `packaging/grafana/reelcast.json` uses exactly these names.
 //!
 //! Two kinds of numbers:
