@@ -1,10 +1,10 @@
 // Logs: `log_format=json` gives one JSON object per line, with the stream and viewer of
 // the spans an event happened in; a live translation's viewers (WHEP and WCS SDK) have
 // their lines in a span naming both, in both formats; and no secret reaches any log
-// line, in either format, at debug level, while every secret is configured and used: S3 credentials (a signed
-// request goes out), REST Basic auth (right and wrong passwords), a WHEP Bearer token
-// (asked of the hooks backend), a hook URL with a password in it, a metrics token
-// (right and wrong).
+// line, in either format, at debug level, while every secret is configured and used:
+// S3 credentials (a signed request goes out), REST Basic auth (right and wrong
+// passwords), a WHEP Bearer token (asked of the hooks backend), a hook URL with a
+// password in it, a metrics token (right and wrong).
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';

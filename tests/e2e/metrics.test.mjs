@@ -114,6 +114,8 @@ describe('metrics', { timeout: 180000 }, () => {
       assert.equal(busy, 2, 'transcoders busy: one per stream with AAC audio');
       const le10 = await query('reelcast_time_to_first_frame_seconds_bucket{protocol="whep",le="10.0"}');
       assert.equal(Number(le10[0]?.value[1]), 2, 'both first frames within 10 s of their POST');
+      const ttffSum = Number((await query('reelcast_time_to_first_frame_seconds_sum{protocol="whep"}'))[0]?.value[1]);
+      console.log(`# time to first frame, WHEP, mean of ${ttff}: ${(1000 * ttffSum / ttff).toFixed(0)} ms`);
       const wcs = await query('reelcast_time_to_first_frame_seconds_count{protocol="wcs"}');
       assert.equal(Number(wcs[0]?.value[1]), 0, 'no WCS viewer, no WCS observation');
       await closeAllViewers(page);
