@@ -1,15 +1,22 @@
 // Logs: `log_format=json` gives one JSON object per line, with the stream and viewer of
-// the spans an event happened in; and no secret reaches any log line, in either format,
-// at debug level, while every secret is configured and used: S3 credentials (a signed
-// request goes out), REST Basic auth (right and wrong passwords), a WHEP Bearer token
-// (asked of the hooks backend), a hook URL with a password in it.
+// the spans an event happened in; a live translation's viewers (WHEP and WCS SDK) have
+// their lines in a span naming both, in both formats; and no secret reaches any log
+// line, in either format, at debug level, while every secret is configured and used:
+// S3 credentials (a signed request goes out), REST Basic auth (right and wrong
+// passwords), a WHEP Bearer token (asked of the hooks backend), a hook URL with a
+// password in it, a metrics token (right and wrong).
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import {
-  SAMPLE, freeTcpPort, launchBrowser, requireFiles, startServer,
+  SAMPLE, freeTcpPort, launchBrowser, openSdkPage, requireFiles, sdkPlay, sdkStopLast, startServer,
+  waitForStatus, withServerLog,
 } from './helpers.mjs';
+
+const LIVE = 'vod-live://sample.mp4';
+// eslint-disable-next-line no-control-regex
+const plain = (text) => text.replace(/\x1b\[[0-9;]*m/g, '');
 
 const SECRETS = {
   s3KeyId: 'AKIAREELCASTLOGTEST1',
@@ -17,6 +24,7 @@ const SECRETS = {
   restPassword: 'RestPassw0rd-LogTest',
   bearer: 'BearerTok-LogTest-9f8e7d',
   hookPassword: 'HookPass-LogTest-123',
+  metricsToken: 'MetricsTok-LogTest-5a4b3c2d',
 };
 const basic = Buffer.from(`admin:${SECRETS.restPassword}`).toString('base64');
 
@@ -64,6 +72,7 @@ async function runWithSecrets(browser, format) {
       disable_rest_auth: 'false',
       rest_auth_users: `admin:${SECRETS.restPassword}`,
       rest_hook_url: `http://hooks:${SECRETS.hookPassword}@127.0.0.1:${backend.port}/app`,
+      metrics_token: SECRETS.metricsToken,
     },
   });
   try {
@@ -73,12 +82,26 @@ async function runWithSecrets(browser, format) {
       });
       await res.text();
     }
+    for (const token of [SECRETS.metricsToken, 'wrong-token-0123456789']) {
+      const res = await fetch(`${server.base}/metrics`, { headers: { Authorization: `Bearer ${token}` } });
+      assert.equal(res.status, token === SECRETS.metricsToken ? 200 : 401);
+      await res.text();
+    }
     const page = await browser.newPage();
     await page.goto(`${server.base}/api/files`);
     assert.equal(await whepWithToken(page, 'vod://sample.mp4', SECRETS.bearer), 201);
     // A signed S3 request (its presigned URL holds the key id) to a store that is not there.
     assert.notEqual(await whepWithToken(page, 'vod://s3/bucket/sample.mp4', SECRETS.bearer), 201);
+    // A live translation's viewers: one over WHEP, one through the WCS SDK.
+    assert.equal(await whepWithToken(page, LIVE, SECRETS.bearer), 201);
     await page.close();
+    const sdk = await openSdkPage(browser);
+    const idx = await sdkPlay(sdk, server, LIVE);
+    const playing = await waitForStatus(sdk, idx, ['PLAYING', 'FAILED', 'STOPPED'], 15000);
+    assert.equal(playing.status, 'PLAYING', withServerLog(server, JSON.stringify(playing)));
+    await sdkStopLast(sdk);
+    await waitForStatus(sdk, idx, ['STOPPED', 'FAILED'], 10000);
+    await sdk.close();
   } finally {
     await server.stop();
     backend.close();
@@ -99,9 +122,14 @@ describe('logs', { timeout: 120000 }, () => {
   before(async () => { requireFiles(SAMPLE); browser = await launchBrowser(); }, { timeout: 60000 });
   after(async () => { if (browser) await browser.close(); });
 
-  test('text at debug level: no secret in any line while all are configured and used', { timeout: 60000 }, async () => {
+  test('text at debug level: a translation viewer\'s lines name its stream and viewer; no secret in any line while all are configured and used', { timeout: 60000 }, async () => {
     const log = await runWithSecrets(browser, 'text');
     assert.match(log, /DEBUG/, 'the run was not at debug level');
+    const lines = plain(log).split('\n');
+    const inViewer = (what) => lines.filter((l) => /viewer\{stream=vod-live:\/\/sample\.mp4 viewer=\d+\}/.test(l) && l.includes(what));
+    assert.equal(inViewer('joined the translation').length, 2, 'a line per translation viewer (WHEP, WCS) in its span');
+    assert.equal(inViewer('PLAYING').length, 1, 'the WCS viewer\'s PLAYING in its span');
+    assert.equal(inViewer('STOPPED: Stopped by user').length, 1, 'the WCS viewer\'s STOPPED in its span');
     assertNoSecrets(log, 'text');
   });
 
@@ -118,6 +146,19 @@ describe('logs', { timeout: 120000 }, () => {
     assert.ok(events.some((e) => e.level === 'DEBUG'), 'the run was not at debug level');
     const inVod = events.filter((e) => (e.spans || []).some((s) => s.name === 'vod' && s.stream === 'vod://sample.mp4' && s.viewer !== undefined));
     assert.ok(inVod.length > 0, 'no event in the span of the personal VOD with its stream and viewer');
+    // A translation's viewers: their lines are in a `viewer` span with the stream and
+    // viewer, and every line naming one of them (outside the WebRTC engine's, which
+    // knows viewers only) names the stream too.
+    const viewerSpan = (e) => (e.spans || []).find((sp) => sp.name === 'viewer' && sp.stream === LIVE && sp.viewer !== undefined);
+    const joined = events.filter((e) => e.message === 'joined the translation' && viewerSpan(e));
+    assert.equal(joined.length, 2, 'a line per translation viewer (WHEP, WCS) in its span');
+    assert.ok(events.some((e) => e.message === 'PLAYING' && viewerSpan(e)), 'the WCS viewer\'s PLAYING in its span');
+    const ids = new Set(joined.map((e) => viewerSpan(e).viewer));
+    const about = events.filter((e) => !String(e.target).startsWith('reelcast::webrtc')
+      && (ids.has(e.viewer) || (e.spans || []).some((sp) => ids.has(sp.viewer))));
+    const withoutStream = about.filter((e) => e.stream === undefined && !(e.spans || []).some((sp) => sp.stream !== undefined));
+    assert.ok(about.length >= 4, `only ${about.length} lines about the translation's viewers`);
+    assert.deepEqual(withoutStream, [], 'lines about a translation viewer without its stream');
     assertNoSecrets(log, 'json');
   });
 });

@@ -213,7 +213,8 @@ describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
     console.log(`# live translation of a ${size}-byte object, two viewers: the store served ${served} bytes`);
   });
 
-  test('failures say why; the server plays on', { timeout: 90000 }, async () => {
+  test('failures say why, and are counted by outcome; the server plays on', { timeout: 90000 }, async () => {
+    const before = await metrics(server);
     const failed = async (name) => (await play(name, 'FAILED')).ev.info;
     assert.match(await failed(`vod://s3/http://localhost:${store.port}/media/moov_first.mp4`),
       /^Restricted access: S3 denied access to media\/moov_first\.mp4 \(SignatureDoesNotMatch; check aws_s3_credentials\)$/);
@@ -230,6 +231,15 @@ describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
     assert.equal(await failed('vod://s3/http://no-such-store.invalid/media/moov_first.mp4'),
       'Failed to read file: S3 endpoint http://no-such-store.invalid is unknown (host name not found)');
     await assertServerUp(server);
+    const after = await metrics(server);
+    const moved = (outcome) => after.get(`reelcast_s3_requests_total{outcome="${outcome}"}`)
+      - before.get(`reelcast_s3_requests_total{outcome="${outcome}"}`);
+    assert.equal(moved('denied'), 2, 'the two 403s');
+    assert.equal(moved('not_found'), 2, 'the missing object and the missing bucket');
+    // The refused connection is tried 3 times, the unknown host once.
+    assert.ok(moved('transient') >= 3, `${moved('transient')} transient failures`);
+    assert.ok(moved('failed') >= 1, `${moved('failed')} other failures`);
+    assert.ok(after.get('reelcast_s3_retries_total') - before.get('reelcast_s3_retries_total') >= 2, 'the refused connection was retried');
     await playsFrames('vod://s3/media/moov_first.mp4');
   });
 
@@ -320,8 +330,20 @@ describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
     }
   });
 
-  test('a slow link that drops connections: starts long before the object is read, survives the cuts', { timeout: 60000 }, async () => {
+  /** The samples of `on`'s /metrics (open: auth is off), by series with its labels. */
+  async function metrics(on) {
+    const text = await (await fetch(`${on.base}/metrics`)).text();
+    const values = new Map();
+    for (const line of text.split('\n')) {
+      const m = line.match(/^(reelcast_[a-z0-9_]+(?:\{[^}]*\})?) (\S+)$/);
+      if (m) values.set(m[1], Number(m[2]));
+    }
+    return values;
+  }
+
+  test('a slow link that drops connections: starts long before the object is read, survives the cuts; the S3 metrics count it', { timeout: 60000 }, async () => {
     const size = statSync(LONG).size;
+    const before = await metrics(server);
     slow.stats.bytes = 0;
     slow.stats.cuts = 0;
     const t0 = Date.now();
@@ -348,6 +370,20 @@ describe('S3 objects through the official WCS SDK', { timeout: 300000 }, () => {
     console.log(`# slow link: first frame after ${firstFrameMs} ms with ${atFirstFrame} of ${size} bytes fetched; `
       + `${m.frames} frames in ${m.ms} ms across ${slow.stats.cuts} cuts`);
     await sdkStopLast(page);
+    // What the S3 metrics say of it: bytes came (no more than the link passed, headers
+    // included), the requests succeeded, the cut answers were retried, each request was
+    // timed; and the viewer's first frame was timed under its protocol.
+    const after = await metrics(server);
+    const moved = (k) => (after.get(k) ?? NaN) - (before.get(k) ?? NaN);
+    const fetched = moved('reelcast_s3_fetched_bytes_total');
+    assert.ok(fetched > 0.3 * size && fetched <= slow.stats.bytes, `${fetched} bytes counted; the link passed ${slow.stats.bytes}`);
+    const ok = moved('reelcast_s3_requests_total{outcome="ok"}');
+    assert.ok(ok >= 2, `${ok} successful requests`);
+    assert.ok(moved('reelcast_s3_retries_total') >= 1, 'no retry counted after the cuts');
+    const requests = ['ok', 'not_found', 'denied', 'transient', 'failed']
+      .reduce((n, o) => n + moved(`reelcast_s3_requests_total{outcome="${o}"}`), 0);
+    assert.equal(moved('reelcast_s3_request_duration_seconds_count'), requests, 'each request timed once');
+    assert.equal(moved('reelcast_time_to_first_frame_seconds_count{protocol="wcs"}'), 1, 'the WCS viewer\'s first frame timed');
   });
 
   // Plays the 20 s moov-last object through the stalling proxy on `small` until 1 s of

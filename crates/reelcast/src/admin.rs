@@ -1,5 +1,6 @@
 //! The operator's side of a running server: the `/health`, `/ready` and `/metrics`
-//! endpoints on the HTTP port, and the SIGTERM drain. Names, meanings and the drain's
+//! endpoints on the HTTP port (`/metrics` on its own port instead with `metrics_port`;
+//! behind `metrics_token` when set, else the REST auth), and the SIGTERM drain. Names, meanings and the drain's
 //! steps: docs/OPERATIONS.md; the pieces below it are `health` (the readiness checks),
 //! `metrics` (the metric set) and `shutdown` (the draining flag).
 //!
@@ -17,6 +18,7 @@ use axum::{Json, Router};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
+use crate::config::Settings;
 use crate::context::ServerContext;
 use crate::health::{check, Checks, Readiness, READY_CACHE};
 use crate::media::StopReason;
@@ -27,12 +29,22 @@ use crate::stream::registry::PlayKind;
 /// How often the drain looks whether everyone has gone.
 const POLL: Duration = Duration::from_millis(50);
 
-/// The routes, for the HTTP app.
-pub fn router() -> Router<Arc<ServerContext>> {
-    Router::new()
+/// The routes of the HTTP app: `/health`, `/ready`, and `/metrics` unless
+/// `metrics_port` gives it a port of its own ([`metrics_router`]).
+pub fn router(settings: &Settings) -> Router<Arc<ServerContext>> {
+    let router = Router::new()
         .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
+        .route("/ready", get(ready));
+    if settings.metrics_port.is_some() {
+        router
+    } else {
+        router.merge(metrics_router())
+    }
+}
+
+/// `/metrics` alone: the app of `metrics_port`.
+pub fn metrics_router() -> Router<Arc<ServerContext>> {
+    Router::new().route("/metrics", get(metrics))
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -71,9 +83,19 @@ async fn ready(State(ctx): State<Arc<ServerContext>>) -> Response {
     (status, Json(readiness)).into_response()
 }
 
-/// `GET /metrics`: behind the REST Basic auth when it is on.
+/// `GET /metrics`: behind `metrics_token` when set, else behind the REST Basic auth
+/// when it is on.
 async fn metrics(State(ctx): State<Arc<ServerContext>>, headers: HeaderMap) -> Response {
-    if !auth::allowed(&ctx.settings, &headers) {
+    if let Some(token) = &ctx.settings.metrics_token {
+        if !bearer_matches(&headers, token) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "Unauthorized: this server needs the metrics token (Authorization: Bearer) for /metrics",
+            )
+                .into_response();
+        }
+    } else if !auth::allowed(&ctx.settings, &headers) {
         return auth::with_basic_challenge(
             (
                 StatusCode::UNAUTHORIZED,
@@ -112,6 +134,18 @@ async fn metrics(State(ctx): State<Arc<ServerContext>>, headers: HeaderMap) -> R
         METRICS.render(&now),
     )
         .into_response()
+}
+
+/// True when `headers` carry `Authorization: Bearer TOKEN` (scheme in any case) with
+/// `token`, compared in constant time.
+fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    given.is_some_and(|t| auth::constant_time_eq(t.as_bytes(), token.as_bytes()))
 }
 
 /// Waits for SIGTERM or SIGINT, then drains `ctx` within `grace` and returns. A second

@@ -1,14 +1,18 @@
-//! Prometheus metrics at `GET /metrics` on the HTTP port (text format 0.0.4), behind the
-//! REST Basic auth when `disable_rest_auth=false`. Names and meanings: docs/OPERATIONS.md;
+//! Prometheus metrics at `GET /metrics` (text format 0.0.4), served by `admin` on the
+//! HTTP port or `metrics_port`, behind `metrics_token` or the REST Basic auth. Names and
+//! meanings: docs/OPERATIONS.md;
 //! the Grafana dashboard `packaging/grafana/reelcast.json` uses exactly these names.
 //!
 //! Two kinds of numbers:
 //! - **counters** bumped where things happen: on the hot path (the hub's sends and
 //!   receives, NACKs, RTX, PLIs) each is one relaxed atomic add per batch or per RTCP
 //!   packet, never a lock, never per viewer-and-packet work beyond that add;
+//! - **histograms** observed once per event: a viewer's time to first frame (one
+//!   observation per play, [`PlayRequest::first_frame_sent`]), an S3 request's latency;
 //! - **gauges** read when scraped: streams and viewers from the registry (no label per
-//!   stream or viewer: per-stream detail is REST's `/stream/find_all`), the process's CPU,
-//!   memory, open files and threads from `/proc/self`.
+//!   stream or viewer: per-stream detail is REST's `/stream/find_all`), and the
+//!   process's CPU (a counter), memory, open files and threads from `/proc/self`;
+//!   transcoders busy, held by the streams that transcode ([`TranscoderBusy`]).
 //!
 //! Published streams, HLS and recordings do not exist yet: their `kind`/`protocol`
 //! label values (`published`, `hls`) are reserved and the gauges will count them when
@@ -17,16 +21,30 @@
 //! Owns: the metric set and its text form. Must not: hold anything a scrape could grow
 //! (label values are fixed words, never names from clients).
 
-use std::sync::atomic::AtomicU64;
 use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, &'static str)>;
+type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// Upper bounds of the time-to-first-frame buckets, in seconds: the ICE and DTLS
+/// handshake and the first keyframe (or the cached GOP) take 0.1-2 s on a good network.
+const FIRST_FRAME_BUCKETS: [f64; 11] = [0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0];
+/// Upper bounds of the S3 request latency buckets, in seconds (a request's answer head;
+/// a silent store is given up on after 5 s, a connection after 3 s).
+const S3_LATENCY_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Every value of the `outcome` label of `reelcast_s3_requests_total`.
+pub const S3_OUTCOMES: [&str; 5] = ["ok", "not_found", "denied", "transient", "failed"];
 
 /// Every metric of the process.
 pub struct Metrics {
@@ -51,12 +69,17 @@ pub struct Metrics {
     pub plays_started: Family<Labels, Counter>,
     /// Plays refused, by fixed reason.
     pub play_failures: Family<Labels, Counter>,
+    /// Object bytes S3 answers carried (bodies of ranged GETs, not error documents).
+    pub s3_fetched_bytes: Counter,
+    /// S3 requests, by outcome (one of [`S3_OUTCOMES`]).
+    s3_requests: Family<Labels, Counter>,
+    /// S3 requests made again after a transient failure (or a body cut short).
+    pub s3_retries: Counter,
+    s3_request_seconds: Histogram,
+    time_to_first_frame: Histograms,
+    transcoders_busy: Gauge,
     streams: Family<Labels, Gauge>,
     viewers: Family<Labels, Gauge>,
-    cpu_seconds: Gauge<f64, AtomicU64>,
-    resident_bytes: Gauge,
-    open_fds: Gauge,
-    threads: Gauge,
 }
 
 /// The process's metrics.
@@ -76,12 +99,16 @@ impl Metrics {
             keyframe_requests: Counter::default(),
             plays_started: Family::default(),
             play_failures: Family::default(),
+            s3_fetched_bytes: Counter::default(),
+            s3_requests: Family::default(),
+            s3_retries: Counter::default(),
+            s3_request_seconds: Histogram::new(S3_LATENCY_BUCKETS),
+            time_to_first_frame: Family::new_with_constructor(|| {
+                Histogram::new(FIRST_FRAME_BUCKETS)
+            }),
+            transcoders_busy: Gauge::default(),
             streams: Family::default(),
             viewers: Family::default(),
-            cpu_seconds: Gauge::default(),
-            resident_bytes: Gauge::default(),
-            open_fds: Gauge::default(),
-            threads: Gauge::default(),
             registry: Registry::default(),
         };
         let info: Family<Labels, Gauge> = Family::default();
@@ -152,28 +179,46 @@ impl Metrics {
             m.viewers.clone(),
         );
         r.register(
-            "process_cpu_seconds",
-            "CPU time the process used, user and system",
-            m.cpu_seconds.clone(),
+            "time_to_first_frame_seconds",
+            "From a play request (WCS playStream, WHEP POST) to the first video frame sent \
+             to that viewer, by protocol (wcs, whep)",
+            m.time_to_first_frame.clone(),
         );
         r.register(
-            "process_resident_memory_bytes",
-            "Resident memory of the process",
-            m.resident_bytes.clone(),
+            "transcoders_busy",
+            "Audio transcoders (AAC to Opus) running now: one per stream with AAC audio",
+            m.transcoders_busy.clone(),
         );
         r.register(
-            "process_open_fds",
-            "File descriptors the process holds open (sockets included)",
-            m.open_fds.clone(),
+            "s3_fetched_bytes",
+            "Object bytes received from S3 stores",
+            m.s3_fetched_bytes.clone(),
         );
         r.register(
-            "process_threads",
-            "Threads of the process",
-            m.threads.clone(),
+            "s3_requests",
+            "S3 requests by outcome (ok, not_found, denied, transient, failed)",
+            m.s3_requests.clone(),
         );
+        r.register(
+            "s3_retries",
+            "S3 requests made again after a transient failure or a body cut short",
+            m.s3_retries.clone(),
+        );
+        r.register(
+            "s3_request_duration_seconds",
+            "From sending an S3 request to its answer's head (or its failure)",
+            m.s3_request_seconds.clone(),
+        );
+        r.register_collector(Box::new(process::Collector));
         // Every label value exists from the start, so a rate over it is 0, not absent.
         for protocol in ["wcs", "whep"] {
             let _ = m.plays_started.get_or_create(&vec![("protocol", protocol)]);
+            let _ = m
+                .time_to_first_frame
+                .get_or_create(&vec![("protocol", protocol)]);
+        }
+        for outcome in S3_OUTCOMES {
+            let _ = m.s3_requests.get_or_create(&vec![("outcome", outcome)]);
         }
         for reason in FAILURE_REASONS {
             let _ = m.play_failures.get_or_create(&vec![("reason", reason)]);
@@ -194,6 +239,15 @@ impl Metrics {
                 .get_or_create(&vec![("reason", reason)])
                 .inc(),
         };
+    }
+
+    /// Counts one S3 request that took `took`, with its `outcome` (one of
+    /// [`S3_OUTCOMES`]).
+    pub fn count_s3_request(&self, outcome: &'static str, took: Duration) {
+        self.s3_requests
+            .get_or_create(&vec![("outcome", outcome)])
+            .inc();
+        self.s3_request_seconds.observe(took.as_secs_f64());
     }
 
     /// The text form, with the gauges set from `now` and the process's own numbers.
@@ -226,11 +280,47 @@ impl Metrics {
                 .get_or_create(&vec![("protocol", protocol)])
                 .set(n as i64);
         }
-        let proc = process::read();
-        self.cpu_seconds.set(proc.cpu_seconds);
-        self.resident_bytes.set(proc.resident_bytes as i64);
-        self.open_fds.set(proc.open_fds as i64);
-        self.threads.set(proc.threads as i64);
+    }
+}
+
+/// When a viewer asked to play and by which protocol: where its time to first frame
+/// starts. Handed to the viewer with its plan; the viewer says when its first video
+/// frame went out.
+#[derive(Debug, Clone, Copy)]
+pub struct PlayRequest {
+    /// When the request arrived (WCS `playStream` read, WHEP POST received).
+    pub at: Instant,
+    /// `"wcs"` or `"whep"` (a fixed word: it is a label value).
+    pub protocol: &'static str,
+}
+
+impl PlayRequest {
+    /// The viewer's first video frame was sent at `now`: observes its time to first
+    /// frame. Called once per viewer.
+    pub fn first_frame_sent(&self, now: Instant) {
+        METRICS
+            .time_to_first_frame
+            .get_or_create(&vec![("protocol", self.protocol)])
+            .observe(now.saturating_duration_since(self.at).as_secs_f64());
+    }
+}
+
+/// One audio transcoder at work, counted in `reelcast_transcoders_busy` while this
+/// lives (held by the stream reader that owns the transcoder).
+#[derive(Debug)]
+pub struct TranscoderBusy(());
+
+impl TranscoderBusy {
+    /// Counts one more transcoder until the value is dropped.
+    pub fn start() -> Self {
+        METRICS.transcoders_busy.inc();
+        TranscoderBusy(())
+    }
+}
+
+impl Drop for TranscoderBusy {
+    fn drop(&mut self) {
+        METRICS.transcoders_busy.dec();
     }
 }
 
@@ -290,8 +380,12 @@ pub const FAILURE_REASONS: [&str; 10] = [
     "other",
 ];
 
-/// The process's own numbers, from `/proc/self` (Linux).
+/// The process's own numbers, from `/proc/self` (Linux), read at each scrape.
 mod process {
+    use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+    use prometheus_client::metrics::counter::ConstCounter;
+    use prometheus_client::metrics::gauge::ConstGauge;
+
     /// Clock ticks per second of `/proc/self/stat` (USER_HZ, 100 on Linux).
     const TICKS: f64 = 100.0;
 
@@ -301,6 +395,46 @@ mod process {
         pub resident_bytes: u64,
         pub open_fds: u64,
         pub threads: u64,
+    }
+
+    /// Writes the process's numbers into a scrape: CPU time as a counter (it only
+    /// grows; `rate()` of it is cores busy), the rest as gauges.
+    #[derive(Debug)]
+    pub(super) struct Collector;
+
+    impl prometheus_client::collector::Collector for Collector {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+            let p = read();
+            let cpu = ConstCounter::new(p.cpu_seconds);
+            cpu.encode(encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "CPU time the process used, user and system",
+                None,
+                cpu.metric_type(),
+            )?)?;
+            for (name, help, value) in [
+                (
+                    "process_resident_memory_bytes",
+                    "Resident memory of the process",
+                    p.resident_bytes,
+                ),
+                (
+                    "process_open_fds",
+                    "File descriptors the process holds open (sockets included)",
+                    p.open_fds,
+                ),
+                ("process_threads", "Threads of the process", p.threads),
+            ] {
+                let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+                gauge.encode(encoder.encode_descriptor(
+                    name,
+                    help,
+                    None,
+                    gauge.metric_type(),
+                )?)?;
+            }
+            Ok(())
+        }
     }
 
     pub(super) fn read() -> Process {

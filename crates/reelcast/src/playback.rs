@@ -12,13 +12,19 @@
 //! added to the stream's WebRTC feed here
 //! ([`RtcFeeds`](crate::webrtc::RtcFeeds)), and the stream is handed the
 //! [`Viewer`](crate::media::Viewer) that makes: streams never see WebRTC.
+//!
+//! Each answered play gets a `viewer` span (`stream`, `viewer`: [`Playback::span`]),
+//! made here, where the viewer's id is chosen; signalling writes its lines about the
+//! play in it. A personal VOD's stream task has its own `vod` span with the same fields.
 
 use std::time::{Instant, SystemTime};
 
 use tokio::sync::mpsc;
+use tracing::{info, Span};
 
 use crate::context::ServerContext;
-use crate::media::{StreamId, ViewerProtocol};
+use crate::media::{StreamId, ViewerId, ViewerProtocol};
+use crate::metrics::PlayRequest;
 use crate::source::{PlayMode, StreamUri};
 use crate::stream::live::TranslationHandle;
 use crate::stream::personal_vod::PersonalVod;
@@ -35,6 +41,9 @@ pub struct Playback {
     pub answer_sdp: String,
     /// What the stream carries (tracks, codecs, duration), for the client.
     pub info: MediaInfo,
+    /// The play's span (`viewer`, with `stream` and `viewer`): lines about this viewer
+    /// are written in it, so both log formats carry which stream and viewer they are.
+    pub span: Span,
 }
 
 /// Who asks: the id the viewer's signalling knows its playback by, which signalling, and
@@ -49,6 +58,9 @@ pub struct Requester<'a> {
     pub statuses: Option<StatusTx>,
     /// The candidates the client asked for (the WCS SDK's `transport`).
     pub transport: IceTransport,
+    /// When the request arrived (before any hook was asked): where the play's time to
+    /// first frame starts.
+    pub received: Instant,
 }
 
 /// Opens `name` and answers `offer_sdp`. Errors are what the viewer is told.
@@ -115,11 +127,12 @@ fn join_translation(
     let viewer = ctx.feeds.add_viewer(
         translation.stream,
         accepted,
-        plan(&info),
+        plan(&info, &requester),
         requester.protocol,
         translation.viewer_events(),
     );
     let (handle, viewer_id) = (translation.clone(), viewer.id());
+    let span = viewer_span(name, viewer_id);
     let record = PlayRecord {
         key: PlayKey::next(),
         media_session_id: requester.media_session_id.to_string(),
@@ -140,10 +153,18 @@ fn join_translation(
     if !translation.join(viewer, ticket) {
         return Err(StreamError::StreamNotFound);
     }
+    // Entered, not named as `parent:`: the JSON form lists only entered spans in `spans`.
+    span.in_scope(|| {
+        info!(
+            protocol = requester.protocol.as_str(),
+            "joined the translation"
+        )
+    });
     Ok(Playback {
         key,
         answer_sdp,
         info,
+        span,
     })
 }
 
@@ -169,9 +190,14 @@ async fn start_personal(
     // The feed exists before its viewer is added; its clock starts when the viewer
     // connects (the sinks' `start`).
     ctx.feeds.open_early(stream);
-    let viewer = ctx
-        .feeds
-        .add_viewer(stream, accepted, plan(&info), requester.protocol, events_tx);
+    let viewer = ctx.feeds.add_viewer(
+        stream,
+        accepted,
+        plan(&info, &requester),
+        requester.protocol,
+        events_tx,
+    );
+    let span = viewer_span(name, viewer.id());
     let key = PlayKey::next();
     let (stop_tx, stop_rx) = mpsc::unbounded_channel();
     let record = PlayRecord {
@@ -200,7 +226,13 @@ async fn start_personal(
         key,
         answer_sdp,
         info,
+        span,
     })
+}
+
+/// The span of lines about one viewer of stream `name`.
+fn viewer_span(name: &str, viewer: ViewerId) -> Span {
+    tracing::info_span!("viewer", stream = %name, viewer = viewer.0)
 }
 
 /// A stream with video for a browser that offered no H.264 fails with WCS's words: it
@@ -224,9 +256,13 @@ fn offer_refused(e: WebRtcError) -> StreamError {
     }
 }
 
-fn plan(info: &MediaInfo) -> ViewerPlan {
+fn plan(info: &MediaInfo, requester: &Requester<'_>) -> ViewerPlan {
     ViewerPlan {
         h264_profile_idc: info.h264_profile_idc,
         has_audio: info.has_audio,
+        request: PlayRequest {
+            at: requester.received,
+            protocol: requester.protocol.as_str(),
+        },
     }
 }

@@ -60,6 +60,8 @@ pub struct BoundPorts {
     pub https: Option<SocketAddr>,
     /// `wss.port`, when a certificate is configured.
     pub wss: Option<SocketAddr>,
+    /// `metrics_port`, when set (`/metrics` is then served there alone).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The most threads blocking work may use at once. An S3 read waiting for a stalled
@@ -93,6 +95,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     );
     if let (Some(https), Some(wss)) = (ports.https, ports.wss) {
         info!("reelcast listening with TLS: https {https}, wss {wss}");
+    }
+    if let Some(metrics) = ports.metrics {
+        info!("metrics on http {metrics}/metrics (not on the HTTP port)");
     }
     tokio::select! {
         ended = serving => ended.context("server task failed")?,
@@ -199,7 +204,19 @@ pub async fn launch(
         }
         None => (None, None),
     };
+    let metrics = match settings.metrics_port {
+        Some(port) => Some(
+            tokio::net::TcpListener::bind(SocketAddr::new(bind_ip, port))
+                .await
+                .with_context(|| format!("cannot bind metrics_port {port}"))?,
+        ),
+        None => None,
+    };
     let ports = BoundPorts {
+        metrics: metrics
+            .as_ref()
+            .map(tokio::net::TcpListener::local_addr)
+            .transpose()?,
         http: http.local_addr()?,
         ws: ws.local_addr()?,
         media,
@@ -256,7 +273,7 @@ pub async fn launch(
     let http_app = Router::new()
         .route("/", get(|| async { Html(INDEX_HTML) }))
         .route("/api/files", get(files))
-        .merge(crate::admin::router())
+        .merge(crate::admin::router(&ctx.settings))
         .merge(whep)
         .nest("/rest-api", rest_api)
         // A request body that stops coming ends the request (bodies are read whole).
@@ -265,6 +282,10 @@ pub async fn launch(
     let ws_app = Router::new()
         .fallback(get(ws_upgrade))
         .with_state(ctx.clone());
+    let metrics = metrics.map(|listener| {
+        let app = crate::admin::metrics_router().with_state(ctx.clone());
+        (listener, port_gate(&ctx.settings), app)
+    });
 
     let serving = tokio::spawn(async move {
         let mut servers = tokio::task::JoinSet::new();
@@ -275,6 +296,9 @@ pub async fn launch(
             limits,
         ));
         servers.spawn(http_conn::serve_tcp(ws, ws_gate, ws_app.clone(), limits));
+        if let Some((listener, gate, app)) = metrics {
+            servers.spawn(http_conn::serve_tcp(listener, gate, app, limits));
+        }
         if let Some(listener) = https {
             servers.spawn(tls::serve(listener, http_app, limits));
         }

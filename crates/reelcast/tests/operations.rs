@@ -21,10 +21,23 @@ fn settings() -> reelcast::config::Settings {
 
 /// `(status, body)` of one request with `Connection: close`.
 async fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let (status, _, body) = request_with(addr, method, path, "", body).await;
+    (status, body)
+}
+
+/// `(status, head, body)` of one request with `Connection: close` and the header lines
+/// `headers` (each ending `\r\n`).
+async fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String, String) {
     let exchange = async {
         let mut s = TcpStream::connect(addr).await.expect("connect");
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: reelcast\r\nConnection: close\r\n\
+            "{method} {path} HTTP/1.1\r\nHost: reelcast\r\nConnection: close\r\n{headers}\
              Content-Length: {}\r\n\r\n{body}",
             body.len()
         );
@@ -41,8 +54,8 @@ async fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16
         .nth(1)
         .and_then(|c| c.parse().ok())
         .expect("a status line");
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, body.to_string())
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_string(), body.to_string())
 }
 
 fn json(body: &str) -> serde_json::Value {
@@ -141,4 +154,81 @@ async fn while_draining_ready_is_503_and_new_plays_are_refused_with_the_reason()
     let offer = "v=0\r\n";
     let (status, body) = request(ports.http, "POST", "/whep/vod%3A%2F%2Fsample.mp4", offer).await;
     assert_eq!((status, body.as_str()), (503, "Server is shutting down"));
+}
+
+/// What a `/metrics` text must name: every series of docs/OPERATIONS.md's table.
+const SERIES: [&str; 8] = [
+    "# TYPE reelcast_viewers gauge",
+    "# TYPE reelcast_time_to_first_frame_seconds histogram",
+    "# TYPE reelcast_s3_fetched_bytes_total counter",
+    "# TYPE reelcast_s3_requests_total counter",
+    "# TYPE reelcast_s3_retries_total counter",
+    "# TYPE reelcast_s3_request_duration_seconds histogram",
+    "# TYPE reelcast_transcoders_busy gauge",
+    "# TYPE reelcast_process_cpu_seconds_total counter",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_metrics_token_set_metrics_needs_that_bearer_token_not_the_rest_auth() {
+    const TOKEN: &str = "scrape-7f3a9c1e5b2d4680";
+    let (ports, _serving) = reelcast::server::start(reelcast::config::Settings {
+        disable_rest_auth: false,
+        rest_auth_users: reelcast::config::parse_rest_users("admin:rest-pw").unwrap(),
+        metrics_token: Some(TOKEN.into()),
+        ..settings()
+    })
+    .await
+    .unwrap();
+    let metrics = |headers: String| async move {
+        request_with(ports.http, "GET", "/metrics", &headers, "").await
+    };
+    let (status, head, body) = metrics(String::new()).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("www-authenticate: bearer"),
+        "{head}"
+    );
+    assert!(!body.contains(TOKEN), "{body}");
+    // The REST credentials no longer open it; a wrong token does not either.
+    let basic = "Authorization: Basic YWRtaW46cmVzdC1wdw==\r\n".to_string();
+    assert_eq!(metrics(basic.clone()).await.0, 401);
+    let wrong = "Authorization: Bearer scrape-7f3a9c1e5b2d4681\r\n".to_string();
+    assert_eq!(metrics(wrong).await.0, 401);
+    let (status, _, body) = metrics(format!("Authorization: Bearer {TOKEN}\r\n")).await;
+    assert_eq!(status, 200, "{body}");
+    for series in SERIES {
+        assert!(body.contains(series), "no {series:?} in:\n{body}");
+    }
+    // The REST API keeps its own auth.
+    let (status, _, _) = request_with(
+        ports.http,
+        "POST",
+        "/rest-api/stream/find_all",
+        &basic,
+        "{}",
+    )
+    .await;
+    assert_ne!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_metrics_port_set_metrics_is_served_there_and_not_on_the_http_port() {
+    let (ports, _serving) = reelcast::server::start(reelcast::config::Settings {
+        metrics_port: Some(0),
+        ..settings()
+    })
+    .await
+    .unwrap();
+    let metrics = ports.metrics.expect("metrics_port is bound");
+    assert_ne!(metrics.port(), ports.http.port());
+    let (status, body) = request(metrics, "GET", "/metrics", "").await;
+    assert_eq!(status, 200, "{body}");
+    for series in SERIES {
+        assert!(body.contains(series), "no {series:?} in:\n{body}");
+    }
+    assert_eq!(request(ports.http, "GET", "/metrics", "").await.0, 404);
+    // The rest of the HTTP port is as it was; the metrics port serves /metrics alone.
+    assert_eq!(request(ports.http, "GET", "/health", "").await.0, 200);
+    assert_eq!(request(metrics, "GET", "/health", "").await.0, 404);
 }

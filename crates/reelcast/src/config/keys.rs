@@ -27,7 +27,7 @@ use super::s3::{Addressing, AllowedEndpoints, Credentials, Endpoint};
 use super::settings::Settings;
 use super::values::{
     Bool, Count, Form, HookSeconds, HookUrl, Ip, IpList, LogFormat, MessageBytes, Mib, Millis,
-    MillisNumber, Opt, Origins, Path, Port, PositiveMillis, RestUsers,
+    MillisNumber, Opt, Origins, Path, Port, PositiveMillis, RestUsers, Token,
 };
 
 /// Prefix of the environment variables that set keys (`REELCAST_HTTP_PORT`).
@@ -344,6 +344,17 @@ pub static TABLE: &[Key] = &[
         field!(log_format: LogFormat),
         "Form of the log lines: text or json (one object per line).",
     ),
+    Key::new(
+        "metrics_port",
+        field!(metrics_port: Opt<Port>),
+        "TCP port serving /metrics alone; not set: /metrics is on http.port.",
+    ),
+    Key::new(
+        "metrics_token",
+        field!(metrics_token: Opt<Token>),
+        "Bearer token /metrics requires instead of the REST auth; not set: the REST auth.",
+    )
+    .secret(),
 ];
 
 /// The key named exactly `name`.

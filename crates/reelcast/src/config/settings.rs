@@ -127,6 +127,12 @@ pub struct Settings {
     pub shutdown_grace_period: Duration,
     /// `log_format` (reelcast's own): `text` or `json` lines ([`crate::logging`]).
     pub log_format: LogFormat,
+    /// `metrics_port` (reelcast's own): a TCP port that serves `/metrics` alone (and
+    /// the HTTP port then does not). `None`: `/metrics` is on `http.port`.
+    pub metrics_port: Option<u16>,
+    /// `metrics_token` (reelcast's own): when set, `/metrics` needs
+    /// `Authorization: Bearer TOKEN` with it, instead of the REST auth.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for Settings {
@@ -176,6 +182,8 @@ impl Default for Settings {
             vod_index_memory_mb: 256,
             shutdown_grace_period: Duration::from_millis(10_000),
             log_format: LogFormat::Text,
+            metrics_port: None,
+            metrics_token: None,
         }
     }
 }

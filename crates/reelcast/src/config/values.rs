@@ -419,3 +419,23 @@ impl Form for LogFormat {
         value.as_str().to_string()
     }
 }
+
+/// A bearer token an operator chose (`metrics_token`): 16 to 256 visible ASCII
+/// characters, no spaces, so it fits an `Authorization: Bearer` header as written and
+/// is not trivially guessed.
+pub struct Token;
+
+impl Form for Token {
+    type Value = String;
+    fn parse(text: &str) -> Result<String, &'static str> {
+        let fits = (16..=256).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic());
+        if fits {
+            Ok(text.to_string())
+        } else {
+            Err("expected a token of 16 to 256 visible ASCII characters (no spaces)")
+        }
+    }
+    fn show(value: &String) -> String {
+        value.clone()
+    }
+}

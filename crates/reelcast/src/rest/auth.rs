@@ -50,7 +50,8 @@ fn basic_credentials(value: &HeaderValue) -> Option<(String, String)> {
     Some((name.to_string(), password.to_string()))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// `a == b`, in a time that depends only on their lengths.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 use serde::Deserialize;
@@ -56,6 +57,8 @@ struct PlayingStream {
     media_session_id: String,
     name: String,
     media: MediaInfo,
+    /// Lines about this play are written in it (its `stream` and `viewer`).
+    span: tracing::Span,
 }
 
 /// The info of a session's streams when the session is closed for unanswered pings
@@ -249,6 +252,8 @@ impl Session {
 
     /// Handles one text message, returning the immediate replies.
     async fn on_text(&mut self, text: &str) -> Vec<String> {
+        // A play's time to first frame counts from here, the hooks' answer included.
+        let received = Instant::now();
         let incoming: Incoming = match serde_json::from_str(text) {
             Ok(m) => m,
             Err(e) => {
@@ -269,7 +274,7 @@ impl Session {
                     vec![status(&req.media_session_id, &req.name, "FAILED", &reason)]
                 }
                 Ok(req) => match self.ask_to_play(first).await {
-                    Ok(()) => self.play(req).await,
+                    Ok(()) => self.play(req, received).await,
                     Err(reason) => {
                         info!(stream = %req.name, "play refused by the application's backend: {reason}");
                         vec![status(&req.media_session_id, &req.name, "FAILED", &reason)]
@@ -366,7 +371,7 @@ impl Session {
         asked
     }
 
-    async fn play(&mut self, req: StreamRequest) -> Vec<String> {
+    async fn play(&mut self, req: StreamRequest, received: Instant) -> Vec<String> {
         let id = req.media_session_id.clone();
         let name = req.name.clone();
         if self.streams.contains_key(&id) {
@@ -385,6 +390,7 @@ impl Session {
             protocol: ViewerProtocol::Wcs,
             statuses: Some(self.status_tx.clone()),
             transport: IceTransport::from_wcs(req.transport.as_deref()),
+            received,
         };
         match playback::start(&self.ctx, &name, &offer, requester).await {
             Err(e) => {
@@ -395,12 +401,14 @@ impl Session {
                 key,
                 answer_sdp,
                 info: media,
+                span,
             }) => {
                 self.streams.insert(id.clone(), key);
                 let play = PlayingStream {
                     media_session_id: id.clone(),
                     name,
                     media,
+                    span,
                 };
                 self.plays.insert(key, play);
                 vec![message("setRemoteSDP", json!([id, answer_sdp]))]
@@ -412,7 +420,10 @@ impl Session {
     fn on_status(&mut self, key: PlayKey, update: StreamStatus) -> Vec<String> {
         let text = match &update {
             StreamStatus::Playing => match self.plays.get(&key) {
-                Some(p) => status_with_media(&p.media_session_id, &p.name, "PLAYING", &p.media),
+                Some(p) => {
+                    p.span.in_scope(|| info!("PLAYING"));
+                    status_with_media(&p.media_session_id, &p.name, "PLAYING", &p.media)
+                }
                 None => return vec![],
             },
             StreamStatus::Ended(ending) => {
@@ -426,6 +437,7 @@ impl Session {
                     Ending::Stopped(_) => "STOPPED",
                     Ending::Failed(_) => "FAILED",
                 };
+                p.span.in_scope(|| info!("{code}: {ending}"));
                 status(&p.media_session_id, &p.name, code, &ending.to_string())
             }
         };

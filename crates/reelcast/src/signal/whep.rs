@@ -13,6 +13,7 @@
 //! fine: the client may try again later).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -38,6 +39,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let received = Instant::now();
     let Ok(offer) = std::str::from_utf8(&body) else {
         return (StatusCode::BAD_REQUEST, "SDP offer is not UTF-8").into_response();
     };
@@ -55,6 +57,7 @@ pub async fn create(
         // A WHEP player hears nothing after the answer; its session is the registry's.
         statuses: None,
         transport: IceTransport::Any,
+        received,
     };
     match playback::start(&ctx, &name, offer, requester).await {
         Err(e) => {

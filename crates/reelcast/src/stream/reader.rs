@@ -22,6 +22,7 @@ use super::frame_queue::FrameSource;
 use super::pacer::AUDIO_LEAD_US;
 use super::StreamError;
 use crate::media::{Frame, MediaKind};
+use crate::metrics::TranscoderBusy;
 use crate::source::ByteSource;
 
 /// Why a file with B-frames is refused, with the fix.
@@ -124,6 +125,8 @@ struct AudioTrack {
     codec: AudioCodec,
     /// Opus packets made from AAC but not handed out yet.
     pending: VecDeque<Frame>,
+    /// Counts the AAC→Opus transcoder in `reelcast_transcoders_busy` while it lives.
+    _busy: Option<TranscoderBusy>,
 }
 
 /// A file opened as a stream of frames.
@@ -196,6 +199,7 @@ impl<S: ByteSource> MediaReader<S> {
                         lane: SampleLane::new(track),
                         codec: AudioCodec::Aac(Box::new(transcoder)),
                         pending: VecDeque::new(),
+                        _busy: Some(TranscoderBusy::start()),
                     });
                 }
                 Codec::Opus { .. } if audio.is_none() => {
@@ -206,6 +210,7 @@ impl<S: ByteSource> MediaReader<S> {
                         lane: SampleLane::new(track),
                         codec: AudioCodec::Opus,
                         pending: VecDeque::new(),
+                        _busy: None,
                     });
                 }
                 Codec::Unsupported { fourcc } => {

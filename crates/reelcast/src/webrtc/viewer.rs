@@ -66,6 +66,8 @@ pub struct ViewerPlan {
     pub h264_profile_idc: Option<u8>,
     /// The stream has audio.
     pub has_audio: bool,
+    /// The play request: its time to first frame is observed at the first video frame.
+    pub request: crate::metrics::PlayRequest,
 }
 
 /// Where the viewer's handshake stands.
@@ -456,6 +458,9 @@ impl Viewer {
         let pts_us = pts_us.max(0);
         plane.send_frame(frame, pts_us as u64, now, out);
         if video && plane.video.is_some() {
+            if !self.video_started {
+                self.plan.request.first_frame_sent(now);
+            }
             self.video_started = true;
             self.last_video_pts_us = pts_us;
             if frame.keyframe {

@@ -14,7 +14,7 @@
 //! bytes beyond the response it hands back.
 
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 use ureq::unversioned::transport::DefaultConnector;
@@ -22,6 +22,7 @@ use ureq::Agent;
 
 use super::address::ObjectAddress;
 use super::egress::{self, CheckedResolver, NotPublic};
+use crate::metrics::METRICS;
 
 /// Longest wait for a TCP connection and its TLS handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -119,8 +120,20 @@ impl ObjectClient {
         }
     }
 
-    /// `GET` bytes `start..end` (end exclusive, `None`: to the end of the object).
+    /// `GET` bytes `start..end` (end exclusive, `None`: to the end of the object),
+    /// counted in the S3 metrics: the request by outcome and latency (to the answer's
+    /// head), the body's bytes as they are read.
     pub(super) fn get_range(&self, start: u64, end: Option<u64>) -> Result<RangeBody, S3Error> {
+        let sent = Instant::now();
+        let answer = self.request(start, end);
+        METRICS.count_s3_request(outcome(&answer), sent.elapsed());
+        answer.map(|body| RangeBody {
+            body: Box::new(CountedBody(body.body)),
+            ..body
+        })
+    }
+
+    fn request(&self, start: u64, end: Option<u64>) -> Result<RangeBody, S3Error> {
         let range = match end {
             Some(end) => format!("bytes={start}-{}", end.saturating_sub(1)),
             None => format!("bytes={start}-"),
@@ -194,6 +207,28 @@ impl ObjectClient {
                 Err(status_error(status, &text))
             }
         }
+    }
+}
+
+/// The `outcome` label of a request's answer (one of [`crate::metrics::S3_OUTCOMES`]).
+fn outcome(answer: &Result<RangeBody, S3Error>) -> &'static str {
+    match answer {
+        Ok(_) => "ok",
+        Err(S3Error::NoSuchKey | S3Error::NoSuchBucket) => "not_found",
+        Err(S3Error::Denied(_)) => "denied",
+        Err(S3Error::Transient(_)) => "transient",
+        Err(_) => "failed",
+    }
+}
+
+/// An answer's body, counting the bytes read from it in `reelcast_s3_fetched_bytes_total`.
+struct CountedBody(Box<dyn Read + Send>);
+
+impl Read for CountedBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        METRICS.s3_fetched_bytes.inc_by(n as u64);
+        Ok(n)
     }
 }
 

@@ -21,6 +21,7 @@ use tracing::{debug, warn};
 
 use super::byte_window::{backoff_ms, ByteWindow};
 use super::client::{timed_out, ObjectClient, S3Error};
+use crate::metrics::METRICS;
 
 /// A fetch gives up rather than start a retry this long after the last byte came.
 pub(super) const STALL_LIMIT: Duration = Duration::from_secs(12);
@@ -167,6 +168,7 @@ fn fetch(client: &ObjectClient, shared: &Shared, range: Range<u64>) -> Result<()
         if st.closed {
             return Ok(());
         }
+        METRICS.s3_retries.inc();
     }
     Ok(())
 }

@@ -122,6 +122,7 @@ fn first_bytes(client: &ObjectClient) -> Result<(u64, Bytes), S3Error> {
             Err(e) if e.is_transient() && attempt < OPEN_ATTEMPTS => {
                 std::thread::sleep(std::time::Duration::from_millis(backoff_ms(attempt)));
                 attempt += 1;
+                crate::metrics::METRICS.s3_retries.inc();
             }
             Err(e) => return Err(e),
         }
