@@ -191,7 +191,7 @@ async fn start_personal(
         hub: ctx.hub.clone(),
         viewer,
         viewer_events: events_rx,
-        sinks: ctx.registry.sinks_for(feed),
+        sinks: ctx.registry.sinks_for(feed, None),
         ticket,
         name: name.to_string(),
     }

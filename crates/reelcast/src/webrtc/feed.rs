@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::hub::RtcHub;
 use super::ids::FeedId;
-use crate::media::{Ending, Frame, Sink};
+use crate::media::{Ending, Frame, MediaKind, Sink};
 
 /// One stream's feed in the hub. Viewers are added to `feed` by whoever answers them.
 pub struct RtcFeed {
@@ -27,6 +27,11 @@ impl Sink for RtcFeed {
     }
 
     fn frames(&mut self, first: Frame, second: Option<Frame>) {
+        // AAC is for other sinks (HLS): viewers get the Opus made from it. AAC frames
+        // come alone (only Opus is paired).
+        if first.kind == MediaKind::Aac {
+            return;
+        }
         self.hub.send_frames(self.feed, first, second);
     }
 
