@@ -295,3 +295,137 @@ fn ticks(us: i64, timescale: u32) -> u64 {
 fn video_ticks(us: i64) -> u64 {
     ticks(us, cmaf::VIDEO_TIMESCALE)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{ByteSource, SourceError};
+    use crate::stream::MediaReader;
+    use bytes::Bytes;
+    use std::sync::Arc;
+
+    /// A file held in memory.
+    struct Memory(Bytes);
+
+    impl ByteSource for Memory {
+        fn size(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            self.0
+                .get(start..start.saturating_add(len))
+                .map(|b| self.0.slice_ref(b))
+                .ok_or_else(|| SourceError::Read("unexpected end of file".into()))
+        }
+    }
+
+    fn frames_of(file: Bytes) -> Vec<Frame> {
+        let mut reader = MediaReader::open(Memory(file)).expect("opens");
+        reader.emit_aac();
+        std::iter::from_fn(|| reader.read_frame().expect("reads")).collect()
+    }
+
+    /// The bundled sample cut into CMAF (init, then every part): one fragmented MP4.
+    fn sample_as_cmaf() -> (Vec<Frame>, Vec<u8>, usize) {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../media/sample.mp4");
+        let file = Bytes::from(std::fs::read(path).expect("media/sample.mp4 is bundled"));
+        let frames = frames_of(file.clone());
+        let asc = MediaReader::open(Memory(file))
+            .unwrap()
+            .info()
+            .aac_config
+            .clone();
+        let mut segmenter = Segmenter::new(2_000_000, 500_000, true, asc.as_deref());
+        let mut cuts = Vec::new();
+        for f in &frames {
+            segmenter.push(f, &mut cuts);
+        }
+        segmenter.finish(&mut cuts);
+        let mut out = Vec::new();
+        let mut parts = 0;
+        for cut in cuts {
+            match cut {
+                Cut::Init(b) => {
+                    assert!(out.is_empty(), "the init segment comes first, once");
+                    out.extend_from_slice(&b);
+                }
+                Cut::Part(p) => {
+                    assert!(p.duration_us <= 500_000, "part of {} µs", p.duration_us);
+                    parts += 1;
+                    out.extend_from_slice(&p.bytes);
+                }
+                Cut::SegmentEnd => {}
+            }
+        }
+        (frames, out, parts)
+    }
+
+    /// Read back by our own demuxer, the fragments hold every picture and AAC frame of
+    /// the file, at its times, with its keyframes.
+    #[test]
+    fn fragments_read_back_give_the_files_frames() {
+        let (frames, cmaf, parts) = sample_as_cmaf();
+        assert!(parts >= 20, "{parts} parts for 10 s");
+        let back = frames_of(Bytes::from(cmaf));
+        for kind in [MediaKind::Video, MediaKind::Aac] {
+            let want: Vec<(i64, bool)> = frames
+                .iter()
+                .filter(|f| f.kind == kind)
+                .map(|f| (f.pts_us, f.keyframe))
+                .collect();
+            let got: Vec<(i64, bool)> = back
+                .iter()
+                .filter(|f| f.kind == kind)
+                .map(|f| (f.pts_us, f.keyframe))
+                .collect();
+            assert_eq!(want.len(), got.len(), "{kind:?} frames");
+            for (w, g) in want.iter().zip(&got) {
+                // 90 kHz and the audio rate round to within a tick.
+                assert!(
+                    (w.0 - g.0).abs() <= 25,
+                    "{kind:?} at {} read back at {}",
+                    w.0,
+                    g.0
+                );
+                assert_eq!(w.1, g.1, "{kind:?} keyframe flag at {}", w.0);
+            }
+        }
+        // The AAC bytes are the file's, untouched.
+        let aac = |v: &[Frame]| -> Vec<Arc<[u8]>> {
+            v.iter()
+                .filter(|f| f.kind == MediaKind::Aac)
+                .map(|f| f.data.clone())
+                .collect()
+        };
+        assert_eq!(aac(&frames), aac(&back));
+    }
+
+    /// ffprobe, an independent reader, decodes every picture and finds no error.
+    #[test]
+    fn ffprobe_reads_the_fragments_without_error() {
+        if !test_support::tools_available(&["ffprobe"], "the CMAF check") {
+            return;
+        }
+        let (frames, cmaf, _) = sample_as_cmaf();
+        let path = test_support::temp_dir("cmaf").join("sample_cmaf.mp4");
+        std::fs::write(&path, cmaf).unwrap();
+        let out = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-count_frames", "-show_entries"])
+            .args(["stream=codec_name,nb_read_frames", "-of", "csv=p=0"])
+            .arg(&path)
+            .output()
+            .expect("ffprobe runs");
+        let _ = std::fs::remove_file(&path);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && stderr.is_empty(), "{stderr}");
+        let pictures = frames.iter().filter(|f| f.kind == MediaKind::Video).count();
+        let aac = frames.iter().filter(|f| f.kind == MediaKind::Aac).count();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            stdout.trim(),
+            format!("h264,{pictures}\naac,{aac}"),
+            "streams and frame counts"
+        );
+    }
+}
