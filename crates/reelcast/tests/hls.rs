@@ -396,3 +396,37 @@ async fn without_auto_start_a_stream_not_running_is_404() {
     assert_eq!(answer.text(), "Stream not found\n");
     assert!(ctx.registry.translations().is_empty(), "nothing started");
 }
+
+/// A translation with HLS readers but no WebRTC viewer stays up past
+/// `vod_stream_timeout`, and stops once the readers go quiet.
+#[tokio::test]
+async fn hls_readers_keep_a_translation_up_and_it_stops_after_they_leave() {
+    let mut s = settings();
+    s.vod_stream_timeout = Duration::from_millis(1000);
+    let (ports, _serving, ctx) = reelcast::server::launch(s).await.expect("server starts");
+    let hls = ports.hls.expect("hls.port is bound");
+    let first = get(hls, &playlist_url()).await;
+    assert_eq!(first.status, 200);
+    let run = parse(&first.text()).map;
+    // Four timeouts' worth of playlist reloads, as a player makes them.
+    for _ in 0..16 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let again = get(hls, &playlist_url()).await;
+        assert_eq!(again.status, 200);
+        assert_eq!(
+            parse(&again.text()).map,
+            run,
+            "the same run of the translation"
+        );
+    }
+    assert_eq!(ctx.registry.translations().len(), 1, "still running");
+    // Quiet: it stops (polled, 10 s at most).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ctx.registry.translations().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "still running 10 s after the last request"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
