@@ -112,7 +112,11 @@ async fn serve(
         Ok(w) => w,
         Err(response) => return response,
     };
-    window.touch(Instant::now());
+    // The stream stays up while this request lasts, waits included.
+    let _reading = Window::reading(&window, Instant::now());
+    if let Err(response) = first_segment(&window).await {
+        return response;
+    }
     let part_wait = ctx.settings.ll_hls_part_target * 3 + ctx.settings.hls_target_duration;
     match asked {
         Asked::Playlist => playlist(&ctx, &window, &query).await,
@@ -200,13 +204,18 @@ async fn find_window(
             "Stream has no HLS: it has no H.264 video or AAC audio",
         ));
     };
-    // A stream just started has no segment yet: a player is better served by waiting for
-    // the first one than by an empty playlist.
+    Ok(window)
+}
+
+/// Waits until the window has a complete segment (a stream just started has none: a
+/// player is better served by waiting for it than by an empty playlist). `Err` is the
+/// answer to give.
+async fn first_segment(window: &Window) -> Result<(), Response> {
     let until = Instant::now() + FIRST_SEGMENT_WAIT;
     loop {
         let mut changes = window.changes();
         if window.has_segment() || window.is_ended() {
-            return Ok(window);
+            return Ok(());
         }
         if !changed(&mut changes, until).await {
             return Err(plain(

@@ -11,8 +11,8 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -111,6 +111,18 @@ pub struct Window {
     created: Instant,
     /// Milliseconds after `created` of the last request, plus one (0: none yet).
     last_read_ms: AtomicU64,
+    /// Requests being answered now.
+    in_flight: AtomicUsize,
+}
+
+/// A request being answered ([`Window::reading`]); its end is a read too.
+pub struct Reading(Arc<Window>);
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.0.touch(Instant::now());
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Window {
@@ -123,6 +135,7 @@ impl Window {
             tag,
             created: Instant::now(),
             last_read_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
         }
     }
 
@@ -147,6 +160,15 @@ impl Window {
         self.state().wall_epoch = Some(wall);
     }
 
+    /// A request is being answered from `now` until the guard is dropped: the stream
+    /// counts as read all that time (a blocking reload may wait longer than
+    /// `vod_stream_timeout`).
+    pub fn reading(window: &Arc<Window>, now: Instant) -> Reading {
+        window.touch(now);
+        window.in_flight.fetch_add(1, Ordering::Relaxed);
+        Reading(window.clone())
+    }
+
     /// A reader asked for something now.
     pub fn touch(&self, now: Instant) {
         let ms = u64::try_from(now.saturating_duration_since(self.created).as_millis())
@@ -155,8 +177,11 @@ impl Window {
             .store(ms.saturating_add(1), Ordering::Relaxed);
     }
 
-    /// When a reader last asked for something.
+    /// When a reader last asked for something: now, while a request is being answered.
     pub fn last_read(&self) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return Some(Instant::now());
+        }
         match self.last_read_ms.load(Ordering::Relaxed) {
             0 => None,
             ms => Some(self.created + Duration::from_millis(ms - 1)),
