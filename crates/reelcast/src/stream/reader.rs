@@ -3,7 +3,8 @@
 //! Owns: finding the movie structure through ranged reads (so the same code reads local
 //! files and S3 objects), choosing the tracks we can play, reading each sample's
 //! bytes just before it is needed, turning H.264 samples into Annex-B with SPS/PPS before
-//! keyframes, and AAC into Opus. Done once per stream, never per viewer.
+//! keyframes, and AAC into Opus (and, for a translation with HLS, the AAC itself beside
+//! it: [`MediaReader::emit_aac`]). Done once per stream, never per viewer.
 //!
 //! Memory: the sample tables stay in the file and are read 4 KiB at a time per table as
 //! playback advances (`SampleLane`), so a 2-hour file costs what a 10-second one does;
