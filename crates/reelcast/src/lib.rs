@@ -6,6 +6,8 @@ pub mod config;
 pub mod context;
 pub mod gate;
 pub mod health;
+pub mod hls;
+pub mod hls_http;
 pub mod hooks;
 pub mod http_conn;
 pub mod logging;

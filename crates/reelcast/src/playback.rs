@@ -217,7 +217,7 @@ async fn start_personal(
     PersonalVod {
         viewer,
         viewer_events: events_rx,
-        sinks: ctx.registry.sinks_for(stream),
+        sinks: ctx.registry.sinks_for(stream, None),
         ticket,
         name: name.to_string(),
     }

@@ -62,6 +62,8 @@ pub struct BoundPorts {
     pub wss: Option<SocketAddr>,
     /// `metrics_port`, when set (`/metrics` is then served there alone).
     pub metrics: Option<SocketAddr>,
+    /// `hls.port`, when set.
+    pub hls: Option<SocketAddr>,
 }
 
 /// The most threads blocking work may use at once. An S3 read waiting for a stalled
@@ -212,6 +214,14 @@ pub async fn launch(
         ),
         None => None,
     };
+    let hls = match settings.hls_port {
+        Some(port) => Some(
+            tokio::net::TcpListener::bind(SocketAddr::new(bind_ip, port))
+                .await
+                .with_context(|| format!("cannot bind hls.port {port}"))?,
+        ),
+        None => None,
+    };
     let ports = BoundPorts {
         metrics: metrics
             .as_ref()
@@ -222,6 +232,10 @@ pub async fn launch(
         media,
         https: https.as_ref().map(super::tls::TlsListener::local_addr),
         wss: wss.as_ref().map(super::tls::TlsListener::local_addr),
+        hls: hls
+            .as_ref()
+            .map(tokio::net::TcpListener::local_addr)
+            .transpose()?,
     };
 
     let index_budget = MemoryBudget::new(settings.vod_index_memory_mb.saturating_mul(1 << 20));
@@ -279,6 +293,12 @@ pub async fn launch(
         // A request body that stops coming ends the request (bodies are read whole).
         .layer(RequestBodyTimeoutLayer::new(ctx.settings.http_idle_timeout))
         .with_state(ctx.clone());
+    // HLS on its own port, with the same connection caps as the others; a blocked
+    // playlist reload holds its connection's slot while it waits.
+    let (hls_gate, hls_app) = (
+        port_gate(&ctx.settings),
+        crate::hls_http::router(ctx.clone()),
+    );
     let ws_app = Router::new()
         .fallback(get(ws_upgrade))
         .with_state(ctx.clone());
@@ -304,6 +324,9 @@ pub async fn launch(
         }
         if let Some(listener) = wss {
             servers.spawn(tls::serve(listener, ws_app, limits));
+        }
+        if let Some(listener) = hls {
+            servers.spawn(http_conn::serve_tcp(listener, hls_gate, hls_app, limits));
         }
         // The servers run forever; one ending is a bug worth stopping for.
         if let Some(ended) = servers.join_next().await {

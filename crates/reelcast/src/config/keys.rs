@@ -181,6 +181,36 @@ pub static TABLE: &[Key] = &[
         "true: a live translation restarts at the end of its file.",
     ),
     Key::new(
+        "hls.port",
+        field!(hls_port: Opt<Port>),
+        "TCP port serving live translations over HLS and LL-HLS (WCS: 8082); not set: no HLS.",
+    ),
+    Key::new(
+        "hls_auto_start",
+        field!(hls_auto_start: Bool),
+        "true: a playlist request for a translation that is not running starts it.",
+    ),
+    Key::new(
+        "hls_list_size",
+        field!(hls_list_size: Count<usize>),
+        "Segments an HLS playlist lists (and the server keeps in memory) per stream.",
+    ),
+    Key::new(
+        "hls_target_duration",
+        field!(hls_target_duration: PositiveMillis),
+        "Milliseconds an HLS segment lasts at least (cut at the next keyframe after it).",
+    ),
+    Key::new(
+        "ll_hls_part_target",
+        field!(ll_hls_part_target: PositiveMillis),
+        "Milliseconds an LL-HLS partial segment lasts at most.",
+    ),
+    Key::new(
+        "hls_max_window_mb",
+        field!(hls_max_window_mb: Count<u64>),
+        "MiB one stream's HLS segments may hold in memory; the oldest leave first.",
+    ),
+    Key::new(
         "disable_rest_auth",
         field!(disable_rest_auth: Bool),
         "false turns on HTTP Basic authentication for the REST API.",

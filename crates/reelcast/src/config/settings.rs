@@ -46,6 +46,19 @@ pub struct Settings {
     pub vod_stream_timeout: Duration,
     /// `vod_live_loop`: a live translation restarts at the end of its file.
     pub vod_live_loop: bool,
+    /// `hls.port`: the HLS port (WCS: 8082); `None`: no HLS (and translations read no AAC
+    /// for it).
+    pub hls_port: Option<u16>,
+    /// `hls_auto_start`: a playlist request for a translation that is not running starts it.
+    pub hls_auto_start: bool,
+    /// `hls_list_size`: complete segments a playlist lists and the server keeps.
+    pub hls_list_size: usize,
+    /// `hls_target_duration`: a segment lasts at least this (cut at the next keyframe).
+    pub hls_target_duration: Duration,
+    /// `ll_hls_part_target`: a partial segment lasts at most this.
+    pub ll_hls_part_target: Duration,
+    /// `hls_max_window_mb`: what one stream's segments may hold in memory, MiB.
+    pub hls_max_window_mb: u64,
     /// `disable_rest_auth`: `false` turns on HTTP Basic auth for REST.
     pub disable_rest_auth: bool,
     /// `rest_auth_users`: who may call REST when auth is on, as `user:password` pairs
@@ -149,6 +162,12 @@ impl Default for Settings {
             ip_local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             vod_stream_timeout: Duration::from_millis(30_000),
             vod_live_loop: false,
+            hls_port: None,
+            hls_auto_start: true,
+            hls_list_size: 8,
+            hls_target_duration: Duration::from_millis(2000),
+            ll_hls_part_target: Duration::from_millis(500),
+            hls_max_window_mb: 64,
             disable_rest_auth: true,
             rest_auth_users: Vec::new(),
             https_port: 8444,

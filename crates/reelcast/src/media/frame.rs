@@ -2,17 +2,25 @@
 
 use std::sync::Arc;
 
-/// Audio or video.
+/// What a frame holds: its kind and, for audio, its codec.
+///
+/// AAC is a kind of its own rather than a codec field on every frame: the WebRTC path
+/// (feed, hub, viewers) knows `Audio` as Opus and never sees AAC, and the HLS muxer
+/// wants the file's AAC as it is. Only translations read it (the reader emits it beside
+/// the Opus made from it when asked: `stream::MediaReader::emit_aac`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MediaKind {
     /// Opus packets.
     Audio,
     /// H.264 pictures.
     Video,
+    /// One raw AAC access unit as the file has it (no ADTS header), for sinks that
+    /// carry AAC (HLS). Its `dts_us` is its presentation time (no audio lead).
+    Aac,
 }
 
 /// One access unit, ready to be sent: a whole H.264 picture in Annex-B form (with SPS/PPS
-/// in front of every keyframe) or one Opus packet.
+/// in front of every keyframe), one Opus packet, or one AAC access unit.
 ///
 /// Times are microseconds on the stream's own timeline, which starts at 0 when the
 /// stream starts and keeps rising across loop seams. `data` is shared between every sink and

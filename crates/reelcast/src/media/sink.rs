@@ -29,6 +29,13 @@ pub trait Sink: Send {
 
     /// The stream ended; nothing more comes.
     fn end(&mut self, ending: &Ending);
+
+    /// When a reader of this sink that is not a listed viewer (an HLS player fetching
+    /// playlists) last asked for the stream; `None`: never, or the sink has no such
+    /// readers. A translation with no viewer stays up while this is recent.
+    fn last_read(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// Makes one kind of sink for each new stream. The registry is handed one by whatever
@@ -82,5 +89,9 @@ impl Sink for Sinks {
         for sink in &mut self.0 {
             sink.end(ending);
         }
+    }
+
+    fn last_read(&self) -> Option<Instant> {
+        self.0.iter().filter_map(|s| s.last_read()).max()
     }
 }

@@ -280,6 +280,11 @@ impl Translation {
                     pacer.wake(Instant::now(), &mut self.sinks);
                 }
                 () = sleep_until(idle_deadline), if idle_deadline.is_some() => {
+                    // Readers that are not viewers (HLS) keep it up as viewers do.
+                    if let Some(read) = self.sinks.last_read().filter(|r| idle_since < Some(*r)) {
+                        idle_since = Some(read);
+                        continue;
+                    }
                     info!("no viewer for {:?}: stopping", self.idle_timeout);
                     break StopReason::NoViewers.into();
                 }
@@ -436,6 +441,7 @@ mod tests {
                     }
                     last_audio = frame.pts_us;
                 }
+                MediaKind::Aac => {}
             }
         }
         assert!(

@@ -3,7 +3,8 @@
 //! Owns: finding the movie structure through ranged reads (so the same code reads local
 //! files and S3 objects), choosing the tracks we can play, reading each sample's
 //! bytes just before it is needed, turning H.264 samples into Annex-B with SPS/PPS before
-//! keyframes, and AAC into Opus. Done once per stream, never per viewer.
+//! keyframes, and AAC into Opus (and, for a translation with HLS, the AAC itself beside
+//! it: [`MediaReader::emit_aac`]). Done once per stream, never per viewer.
 //!
 //! Memory: the sample tables stay in the file and are read 4 KiB at a time per table as
 //! playback advances (`SampleLane`), so a 2-hour file costs what a 10-second one does;
@@ -51,6 +52,8 @@ pub struct MediaInfo {
     pub duration_us: i64,
     /// The video has pictures out of presentation order (B-frames).
     pub reordered_video: bool,
+    /// The AudioSpecificConfig of the file's AAC track (what an HLS init segment needs).
+    pub aac_config: Option<Arc<[u8]>>,
 }
 
 /// One track's samples in decode order, with the next one looked at but not taken.
@@ -127,6 +130,9 @@ struct AudioTrack {
     pending: VecDeque<Frame>,
     /// Counts the AAC→Opus transcoder in `reelcast_transcoders_busy` while it lives.
     _busy: Option<TranscoderBusy>,
+    /// The file's AAC access units not handed out yet, when asked for
+    /// ([`MediaReader::emit_aac`]); `None`: not asked.
+    aac: Option<VecDeque<Frame>>,
 }
 
 /// A file opened as a stream of frames.
@@ -194,12 +200,14 @@ impl<S: ByteSource> MediaReader<S> {
                         .map_err(|e| StreamError::WrongFormat(e.to_string()))?;
                     info.has_audio = true;
                     info.audio_codec = Some("opus (from AAC)".into());
+                    info.aac_config = Some(Arc::from(audio_specific_config.as_slice()));
                     info.duration_us = info.duration_us.max(track_duration_us(&track));
                     audio = Some(AudioTrack {
                         lane: SampleLane::new(track),
                         codec: AudioCodec::Aac(Box::new(transcoder)),
                         pending: VecDeque::new(),
                         _busy: Some(TranscoderBusy::start()),
+                        aac: None,
                     });
                 }
                 Codec::Opus { .. } if audio.is_none() => {
@@ -211,6 +219,7 @@ impl<S: ByteSource> MediaReader<S> {
                         codec: AudioCodec::Opus,
                         pending: VecDeque::new(),
                         _busy: None,
+                        aac: None,
                     });
                 }
                 Codec::Unsupported { fourcc } => {
@@ -255,6 +264,17 @@ impl<S: ByteSource> MediaReader<S> {
         &self.info
     }
 
+    /// Also hand out the file's AAC access units as they are ([`MediaKind::Aac`]), in
+    /// decode order among the other frames, beside the Opus made from them (for an HLS
+    /// sink). Nothing changes for a file without AAC.
+    pub fn emit_aac(&mut self) {
+        if let Some(a) = &mut self.audio {
+            if matches!(a.codec, AudioCodec::Aac(_)) {
+                a.aac.get_or_insert_with(VecDeque::new);
+            }
+        }
+    }
+
     /// Goes back to the start of the file (a looping translation): every track to its
     /// first sample, and a fresh AAC decoder, since its state belongs to the last pass.
     pub fn rewind(&mut self) -> Result<(), StreamError> {
@@ -264,6 +284,9 @@ impl<S: ByteSource> MediaReader<S> {
         if let Some(a) = &mut self.audio {
             a.lane.rewind();
             a.pending.clear();
+            if let Some(aac) = &mut a.aac {
+                aac.clear();
+            }
             if let (
                 AudioCodec::Aac(t),
                 Codec::Aac {
@@ -325,15 +348,26 @@ impl<S: ByteSource> MediaReader<S> {
         })
     }
 
-    /// The audio frame [`AudioTrack::next_dts_us`] made ready.
+    /// The audio frame [`AudioTrack::next_dts_us`] made ready: the earlier of the next
+    /// Opus packet and the next AAC access unit.
     fn take_audio(&mut self) -> Option<Frame> {
-        self.audio.as_mut().and_then(|a| a.pending.pop_front())
+        let a = self.audio.as_mut()?;
+        let opus = a.pending.front().map(|f| f.dts_us);
+        let aac = a.aac.as_ref().and_then(|q| q.front()).map(|f| f.dts_us);
+        match (opus, aac) {
+            (Some(o), Some(c)) if c < o => a.aac.as_mut().and_then(VecDeque::pop_front),
+            (None, Some(_)) => a.aac.as_mut().and_then(VecDeque::pop_front),
+            _ => a.pending.pop_front(),
+        }
     }
 }
 
 impl AudioTrack {
     /// The time of the next audio frame, reading and transcoding samples until there is
-    /// one (`None` at the end of the track, after what the transcoder still held).
+    /// one (`None` at the end of the track, after what the transcoder still held). With
+    /// AAC asked for, the earlier of the next Opus packet and the next AAC unit: an AAC
+    /// unit is read before the packets made from it come out, so it is always queued
+    /// by the time a packet of a later time is.
     fn next_dts_us(&mut self, source: &impl ByteSource) -> Result<Option<i64>, StreamError> {
         while self.pending.is_empty() {
             let Some((i, sample)) = self.lane.take(source)? else {
@@ -347,6 +381,18 @@ impl AudioTrack {
             };
             let bytes = source.read_at(sample.offset, sample.size as usize)?;
             let (_, pts_us) = sample_times_us(&self.lane.track, &sample);
+            if let Some(aac) = &mut self.aac {
+                // Priming before stream time 0 is cut by the edit list, as for Opus.
+                if pts_us >= 0 {
+                    aac.push_back(Frame {
+                        kind: MediaKind::Aac,
+                        dts_us: pts_us,
+                        pts_us,
+                        keyframe: true,
+                        data: Arc::from(&bytes[..]),
+                    });
+                }
+            }
             match &mut self.codec {
                 // Opus pre-skip makes the first packet start before 0: cut, as the edit says.
                 AudioCodec::Opus if pts_us < 0 => {}
@@ -364,7 +410,12 @@ impl AudioTrack {
                 },
             }
         }
-        Ok(self.pending.front().map(|f| f.dts_us))
+        let opus = self.pending.front().map(|f| f.dts_us);
+        let aac = self.aac.as_ref().and_then(|q| q.front()).map(|f| f.dts_us);
+        Ok(match (opus, aac) {
+            (Some(o), Some(c)) => Some(o.min(c)),
+            (o, c) => o.or(c),
+        })
     }
 }
 

@@ -29,6 +29,7 @@ use super::open::{open_media, AnyReader};
 use super::status::{PlayTicket, StatusTx};
 use super::{MediaInfo, Stopper, StreamError};
 use crate::config::Settings;
+use crate::hls::{Directory, HlsSink, Segmenter, WindowConfig};
 use crate::media::{SinkFactory, Sinks, StopReason, StreamId, ViewerProtocol};
 use crate::source::{Location, StreamUri};
 
@@ -89,6 +90,20 @@ pub struct Registry {
     settings: Settings,
     /// Makes each stream's WebRTC feed.
     rtc_feeds: Arc<dyn SinkFactory>,
+    /// The HLS windows of the streams with an HLS sink, by stream id.
+    pub hls: Arc<Directory>,
+}
+
+/// What the HLS sink of a stream is made from.
+pub struct HlsOf<'a> {
+    /// The stream's id (a translation's `localMediaSessionId`).
+    pub id: &'a str,
+    /// Its media.
+    pub info: &'a MediaInfo,
+}
+
+fn micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 impl Registry {
@@ -105,6 +120,7 @@ impl Registry {
             index_budget,
             settings,
             rtc_feeds,
+            hls: Arc::default(),
         }
     }
 
@@ -118,11 +134,36 @@ impl Registry {
             .map_err(|e| StreamError::internal("opening the file", &e))?
     }
 
-    /// The sinks of the new stream `stream`. A new kind of sink is added here (and in
-    /// no source or stream).
-    pub fn sinks_for(&self, stream: StreamId) -> Sinks {
+    /// The sinks of a stream `stream`; with `hls` (a
+    /// translation, when `hls.port` is set), also its HLS muxer, its window listed in
+    /// [`Self::hls`] under the stream's id. A new kind of sink is added here (and in no
+    /// source or stream).
+    pub fn sinks_for(&self, stream: StreamId, hls: Option<HlsOf<'_>>) -> Sinks {
         let webrtc = self.rtc_feeds.sink(stream);
-        Sinks::new(vec![webrtc])
+        let mut sinks = vec![webrtc];
+        if let Some(HlsOf { id, info }) = hls.filter(|_| self.settings.hls_port.is_some()) {
+            let segmenter = Segmenter::new(
+                micros(self.settings.hls_target_duration),
+                micros(self.settings.ll_hls_part_target),
+                info.has_video,
+                info.aac_config.as_deref(),
+            );
+            if segmenter.has_media() {
+                let window = self.hls.add(
+                    id,
+                    WindowConfig {
+                        target: self.settings.hls_target_duration,
+                        part_target: self.settings.ll_hls_part_target,
+                        list_size: self.settings.hls_list_size,
+                        max_bytes: usize::try_from(self.settings.hls_max_window_mb << 20)
+                            .unwrap_or(usize::MAX),
+                    },
+                );
+                let sink = HlsSink::new(segmenter, window, self.hls.clone(), id.to_string());
+                sinks.push(Box::new(sink));
+            }
+        }
+        Sinks::new(sinks)
     }
 
     /// Opens the file and starts its translation, listed under `spec.name`: the one way
@@ -137,15 +178,23 @@ impl Registry {
         if self.translation(&spec.name).is_some_and(|t| !t.is_ended()) {
             return Err(StartError::NameInUse);
         }
-        let reader = self.open(&spec.uri.location).await?;
+        let mut reader = self.open(&spec.uri.location).await?;
+        if self.settings.hls_port.is_some() {
+            reader.emit_aac();
+        }
         let stream = StreamId::next();
         let id = uuid::Uuid::new_v4().to_string();
+        let hls = HlsOf {
+            id: &id,
+            info: reader.info(),
+        };
+        let sinks = self.sinks_for(stream, Some(hls));
         let (registry, name, id_at_end) = (Arc::clone(self), spec.name.clone(), id.clone());
         let parts = Parts {
             id,
             spec,
             reader,
-            sinks: self.sinks_for(stream),
+            sinks,
             stream,
             idle_timeout: self.settings.vod_stream_timeout,
             unlist: Box::new(move || registry.remove_translation(&name, &id_at_end)),

@@ -12,7 +12,7 @@ use super::ids::FeedId;
 use super::rtc_factory::Accepted;
 use super::viewer::ViewerPlan;
 use crate::media::{
-    Carrier, Ending, Frame, Sink, SinkFactory, StreamId, Viewer, ViewerEvents, ViewerId,
+    Carrier, Ending, Frame, MediaKind, Sink, SinkFactory, StreamId, Viewer, ViewerEvents, ViewerId,
     ViewerProtocol,
 };
 
@@ -35,6 +35,11 @@ impl Sink for RtcFeed {
     }
 
     fn frames(&mut self, first: Frame, second: Option<Frame>) {
+        // AAC is for other sinks (HLS): viewers get the Opus made from it. AAC frames
+        // come alone (only Opus is paired).
+        if first.kind == MediaKind::Aac {
+            return;
+        }
         self.hub.send_frames(self.feed, first, second);
     }
 

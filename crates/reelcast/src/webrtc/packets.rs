@@ -41,6 +41,8 @@ pub(super) fn packetize(frame: &Frame) -> Option<Arc<RtpFrame>> {
         // An Opus packet is one payload (RFC 7587); at most 1,275 bytes, it fits a datagram.
         MediaKind::Audio if frame.data.is_empty() => Vec::new(),
         MediaKind::Audio => vec![frame.data.clone()],
+        // Not sent over WebRTC (the feed drops it before the hub).
+        MediaKind::Aac => Vec::new(),
     };
     if payloads.is_empty() {
         return None;

@@ -1,0 +1,431 @@
+//! Cutting a stream's frames into CMAF parts and segments: sans-IO, frames in, fragments
+//! out, times from the frames themselves.
+//!
+//! Owns: where parts and segments begin and end, and turning frames into fragment
+//! samples (H.264 from Annex-B to length-prefixed NAL units, the SPS/PPS of the first
+//! keyframe into the init segment; AAC as it is). Opus frames are not HLS's and are
+//! skipped. Segments start at a keyframe once the segment has lasted the target
+//! duration; parts are cut before the frame that would take a part past the part
+//! target, so no part is longer than it (with the last picture's interval taken as the
+//! next one's). Must not: keep the window or serve anything (`super::window`).
+
+use codec::h264::{self, AnnexBNalUnits};
+
+use super::cmaf::{self, AudioConfig, Sample, TrackRun, VideoConfig};
+use crate::media::{Frame, MediaKind};
+
+/// NAL unit types carried in the init segment or of no use in a fragment.
+const NAL_SPS: u8 = 7;
+const NAL_PPS: u8 = 8;
+const NAL_AUD: u8 = 9;
+
+/// What the segmenter hands on.
+#[derive(Debug)]
+pub enum Cut {
+    /// The init segment: comes once, before the first part.
+    Init(Vec<u8>),
+    /// The next part of the open segment.
+    Part(PartOut),
+    /// The open segment is complete; the next part starts a new one.
+    SegmentEnd,
+}
+
+/// One part: a fragment and what the playlist says of it.
+#[derive(Debug)]
+pub struct PartOut {
+    /// `moof` + `mdat`.
+    pub bytes: Vec<u8>,
+    /// Stream time of its first frame, µs.
+    pub start_us: i64,
+    /// Its length, µs.
+    pub duration_us: i64,
+    /// It starts with a keyframe (or holds only audio).
+    pub independent: bool,
+}
+
+struct VideoSample {
+    dts_us: i64,
+    pts_us: i64,
+    sync: bool,
+    data: Vec<u8>,
+}
+
+/// Frames to fragments; see the module docs.
+pub struct Segmenter {
+    target_us: i64,
+    part_target_us: i64,
+    has_video: bool,
+    audio: Option<AudioConfig>,
+    /// Length of one AAC frame in its timescale (1024, or 2048 with SBR).
+    audio_frame: u32,
+    video_config: Option<VideoConfig>,
+    started: bool,
+    segment_start_us: i64,
+    part_start_us: i64,
+    video: Vec<VideoSample>,
+    aac: Vec<(i64, Vec<u8>)>,
+    last_video_dts_us: Option<i64>,
+    last_interval_us: i64,
+    sequence: u32,
+}
+
+impl Segmenter {
+    /// A segmenter for a stream with video or not, with AAC (its AudioSpecificConfig) or
+    /// not; segments of at least `target_us`, parts of at most `part_target_us`.
+    pub fn new(target_us: i64, part_target_us: i64, has_video: bool, asc: Option<&[u8]>) -> Self {
+        let parsed = asc.and_then(|a| codec::audio::AacConfig::parse(a).ok().map(|c| (a, c)));
+        let audio = parsed.map(|(asc, c)| AudioConfig {
+            asc: asc.to_vec(),
+            sample_rate: c.sample_rate,
+            channels: u16::try_from(c.channels()).unwrap_or(2),
+        });
+        let sbr = parsed.is_some_and(|(_, c)| matches!(c.object_type, 5 | 29));
+        Segmenter {
+            target_us,
+            part_target_us,
+            has_video,
+            audio,
+            audio_frame: if sbr { 2048 } else { 1024 },
+            video_config: None,
+            started: false,
+            segment_start_us: 0,
+            part_start_us: 0,
+            video: Vec::new(),
+            aac: Vec::new(),
+            last_video_dts_us: None,
+            last_interval_us: 40_000,
+            sequence: 0,
+        }
+    }
+
+    /// True when the stream has something HLS carries (H.264 or AAC).
+    pub fn has_media(&self) -> bool {
+        self.has_video || self.audio.is_some()
+    }
+
+    /// One frame, in the order the stream sends them; what it completes is appended to `out`.
+    pub fn push(&mut self, frame: &Frame, out: &mut Vec<Cut>) {
+        match frame.kind {
+            MediaKind::Video if self.has_video => self.push_video(frame, out),
+            MediaKind::Aac if self.audio.is_some() => self.push_aac(frame, out),
+            _ => {}
+        }
+    }
+
+    fn push_video(&mut self, frame: &Frame, out: &mut Vec<Cut>) {
+        let t = frame.dts_us;
+        if self.started {
+            if let Some(last) = self.last_video_dts_us {
+                if t > last {
+                    self.last_interval_us = t - last;
+                }
+            }
+            if frame.keyframe && t - self.segment_start_us >= self.target_us {
+                self.close_part(t, out);
+                out.push(Cut::SegmentEnd);
+                self.segment_start_us = t;
+            } else if t - self.part_start_us + self.last_interval_us > self.part_target_us
+                && !self.video.is_empty()
+            {
+                self.close_part(t, out);
+            }
+        } else {
+            // The first segment starts with the first keyframe; its SPS/PPS make the init.
+            if !frame.keyframe {
+                return;
+            }
+            self.learn_parameter_sets(&frame.data);
+            let Some(video) = &self.video_config else {
+                return;
+            };
+            out.push(Cut::Init(cmaf::init_segment(
+                Some(video),
+                self.audio.as_ref(),
+            )));
+            self.started = true;
+            self.segment_start_us = t;
+            self.part_start_us = t;
+        }
+        self.last_video_dts_us = Some(t);
+        let mut data = Vec::with_capacity(frame.data.len() + 16);
+        for nal in AnnexBNalUnits::new(&frame.data) {
+            if matches!(h264::nal_type(nal), Some(NAL_SPS | NAL_PPS | NAL_AUD)) {
+                continue;
+            }
+            let len = u32::try_from(nal.len()).unwrap_or(u32::MAX);
+            data.extend_from_slice(&len.to_be_bytes());
+            data.extend_from_slice(nal);
+        }
+        self.video.push(VideoSample {
+            dts_us: t,
+            pts_us: frame.pts_us,
+            sync: frame.keyframe,
+            data,
+        });
+    }
+
+    /// The first SPS and PPS of a keyframe, and the picture size from the SPS.
+    fn learn_parameter_sets(&mut self, annex_b: &[u8]) {
+        let (mut sps, mut pps) = (None, None);
+        for nal in AnnexBNalUnits::new(annex_b) {
+            match h264::nal_type(nal) {
+                Some(NAL_SPS) if sps.is_none() => sps = Some(nal.to_vec()),
+                Some(NAL_PPS) if pps.is_none() => pps = Some(nal.to_vec()),
+                _ => {}
+            }
+        }
+        if let (Some(sps), Some(pps)) = (sps, pps) {
+            let (w, h) = h264::parse_sps(&sps).map_or((0, 0), |s| (s.width, s.height));
+            self.video_config = Some(VideoConfig {
+                sps,
+                pps,
+                width: u16::try_from(w).unwrap_or(0),
+                height: u16::try_from(h).unwrap_or(0),
+            });
+        }
+    }
+
+    fn push_aac(&mut self, frame: &Frame, out: &mut Vec<Cut>) {
+        let t = frame.pts_us;
+        if self.has_video {
+            // Audio joins the first segment with its first picture.
+            if !self.started {
+                return;
+            }
+        } else if !self.started {
+            out.push(Cut::Init(cmaf::init_segment(None, self.audio.as_ref())));
+            self.started = true;
+            self.segment_start_us = t;
+            self.part_start_us = t;
+        } else {
+            let frame_us = self.audio_frame_us();
+            if t - self.segment_start_us >= self.target_us {
+                self.close_part(t, out);
+                out.push(Cut::SegmentEnd);
+                self.segment_start_us = t;
+            } else if t - self.part_start_us + frame_us > self.part_target_us {
+                self.close_part(t, out);
+            }
+        }
+        self.aac.push((t, frame.data.to_vec()));
+    }
+
+    fn audio_frame_us(&self) -> i64 {
+        let rate = self.audio.as_ref().map_or(48_000, |a| a.sample_rate.max(1));
+        i64::from(self.audio_frame) * 1_000_000 / i64::from(rate)
+    }
+
+    /// The stream ended: what is pending becomes the last part and segment.
+    pub fn finish(&mut self, out: &mut Vec<Cut>) {
+        if !self.started || (self.video.is_empty() && self.aac.is_empty()) {
+            return;
+        }
+        let end = match self.last_video_dts_us {
+            Some(last) if self.has_video => last + self.last_interval_us,
+            _ => self.aac.last().map_or(self.part_start_us, |(t, _)| *t) + self.audio_frame_us(),
+        };
+        self.close_part(end, out);
+        out.push(Cut::SegmentEnd);
+    }
+
+    /// Makes the pending frames a part ending at `end_us` (the next part's start).
+    fn close_part(&mut self, end_us: i64, out: &mut Vec<Cut>) {
+        let mut runs = Vec::with_capacity(2);
+        let independent = self.video.first().is_none_or(|v| v.sync);
+        if !self.video.is_empty() {
+            let mut run = TrackRun {
+                track_id: cmaf::VIDEO_TRACK,
+                base_decode_time: video_ticks(self.video[0].dts_us),
+                ..TrackRun::default()
+            };
+            for (i, s) in self.video.iter().enumerate() {
+                let next = self.video.get(i + 1).map_or(end_us, |n| n.dts_us);
+                let dts = video_ticks(s.dts_us);
+                run.samples.push(Sample {
+                    duration: u32::try_from(video_ticks(next).saturating_sub(dts)).unwrap_or(0),
+                    size: u32::try_from(s.data.len()).unwrap_or(u32::MAX),
+                    sync: s.sync,
+                    cts_offset: i32::try_from(
+                        i64::try_from(video_ticks(s.pts_us)).unwrap_or(0)
+                            - i64::try_from(dts).unwrap_or(0),
+                    )
+                    .unwrap_or(0),
+                });
+                run.data.extend_from_slice(&s.data);
+            }
+            runs.push(run);
+        }
+        if let (Some(audio), Some((first, _))) = (&self.audio, self.aac.first()) {
+            let mut run = TrackRun {
+                track_id: cmaf::AUDIO_TRACK,
+                base_decode_time: ticks(*first, audio.sample_rate),
+                ..TrackRun::default()
+            };
+            for (_, data) in &self.aac {
+                run.samples.push(Sample {
+                    duration: self.audio_frame,
+                    size: u32::try_from(data.len()).unwrap_or(u32::MAX),
+                    sync: true,
+                    cts_offset: 0,
+                });
+                run.data.extend_from_slice(data);
+            }
+            runs.push(run);
+        }
+        self.video.clear();
+        self.aac.clear();
+        self.sequence += 1;
+        out.push(Cut::Part(PartOut {
+            bytes: cmaf::fragment(self.sequence, &runs),
+            start_us: self.part_start_us,
+            duration_us: end_us - self.part_start_us,
+            independent,
+        }));
+        self.part_start_us = end_us;
+    }
+}
+
+/// Microseconds on the stream's timeline in a track's `timescale`, rounded (0 before
+/// the timeline's start).
+fn ticks(us: i64, timescale: u32) -> u64 {
+    let us = u128::try_from(us.max(0)).unwrap_or(0);
+    u64::try_from((us * u128::from(timescale) + 500_000) / 1_000_000).unwrap_or(u64::MAX)
+}
+
+fn video_ticks(us: i64) -> u64 {
+    ticks(us, cmaf::VIDEO_TIMESCALE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{ByteSource, SourceError};
+    use crate::stream::MediaReader;
+    use bytes::Bytes;
+    use std::sync::Arc;
+
+    /// A file held in memory.
+    struct Memory(Bytes);
+
+    impl ByteSource for Memory {
+        fn size(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            self.0
+                .get(start..start.saturating_add(len))
+                .map(|b| self.0.slice_ref(b))
+                .ok_or_else(|| SourceError::Read("unexpected end of file".into()))
+        }
+    }
+
+    fn frames_of(file: Bytes) -> Vec<Frame> {
+        let mut reader = MediaReader::open(Memory(file)).expect("opens");
+        reader.emit_aac();
+        std::iter::from_fn(|| reader.read_frame().expect("reads")).collect()
+    }
+
+    /// The bundled sample cut into CMAF (init, then every part): one fragmented MP4.
+    fn sample_as_cmaf() -> (Vec<Frame>, Vec<u8>, usize) {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../media/sample.mp4");
+        let file = Bytes::from(std::fs::read(path).expect("media/sample.mp4 is bundled"));
+        let frames = frames_of(file.clone());
+        let asc = MediaReader::open(Memory(file))
+            .unwrap()
+            .info()
+            .aac_config
+            .clone();
+        let mut segmenter = Segmenter::new(2_000_000, 500_000, true, asc.as_deref());
+        let mut cuts = Vec::new();
+        for f in &frames {
+            segmenter.push(f, &mut cuts);
+        }
+        segmenter.finish(&mut cuts);
+        let mut out = Vec::new();
+        let mut parts = 0;
+        for cut in cuts {
+            match cut {
+                Cut::Init(b) => {
+                    assert!(out.is_empty(), "the init segment comes first, once");
+                    out.extend_from_slice(&b);
+                }
+                Cut::Part(p) => {
+                    assert!(p.duration_us <= 500_000, "part of {} µs", p.duration_us);
+                    parts += 1;
+                    out.extend_from_slice(&p.bytes);
+                }
+                Cut::SegmentEnd => {}
+            }
+        }
+        (frames, out, parts)
+    }
+
+    /// Read back by our own demuxer, the fragments hold every picture and AAC frame of
+    /// the file, at its times, with its keyframes.
+    #[test]
+    fn fragments_read_back_give_the_files_frames() {
+        let (frames, cmaf, parts) = sample_as_cmaf();
+        assert!(parts >= 20, "{parts} parts for 10 s");
+        let back = frames_of(Bytes::from(cmaf));
+        for kind in [MediaKind::Video, MediaKind::Aac] {
+            let want: Vec<(i64, bool)> = frames
+                .iter()
+                .filter(|f| f.kind == kind)
+                .map(|f| (f.pts_us, f.keyframe))
+                .collect();
+            let got: Vec<(i64, bool)> = back
+                .iter()
+                .filter(|f| f.kind == kind)
+                .map(|f| (f.pts_us, f.keyframe))
+                .collect();
+            assert_eq!(want.len(), got.len(), "{kind:?} frames");
+            for (w, g) in want.iter().zip(&got) {
+                // 90 kHz and the audio rate round to within a tick.
+                assert!(
+                    (w.0 - g.0).abs() <= 25,
+                    "{kind:?} at {} read back at {}",
+                    w.0,
+                    g.0
+                );
+                assert_eq!(w.1, g.1, "{kind:?} keyframe flag at {}", w.0);
+            }
+        }
+        // The AAC bytes are the file's, untouched.
+        let aac = |v: &[Frame]| -> Vec<Arc<[u8]>> {
+            v.iter()
+                .filter(|f| f.kind == MediaKind::Aac)
+                .map(|f| f.data.clone())
+                .collect()
+        };
+        assert_eq!(aac(&frames), aac(&back));
+    }
+
+    /// ffprobe, an independent reader, decodes every picture and finds no error.
+    #[test]
+    fn ffprobe_reads_the_fragments_without_error() {
+        if !test_support::tools_available(&["ffprobe"], "the CMAF check") {
+            return;
+        }
+        let (frames, cmaf, _) = sample_as_cmaf();
+        let path = test_support::temp_dir("cmaf").join("sample_cmaf.mp4");
+        std::fs::write(&path, cmaf).unwrap();
+        let out = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-count_frames", "-show_entries"])
+            .args(["stream=codec_name,nb_read_frames", "-of", "csv=p=0"])
+            .arg(&path)
+            .output()
+            .expect("ffprobe runs");
+        let _ = std::fs::remove_file(&path);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && stderr.is_empty(), "{stderr}");
+        let pictures = frames.iter().filter(|f| f.kind == MediaKind::Video).count();
+        let aac = frames.iter().filter(|f| f.kind == MediaKind::Aac).count();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            stdout.trim(),
+            format!("h264,{pictures}\naac,{aac}"),
+            "streams and frame counts"
+        );
+    }
+}

@@ -1,0 +1,324 @@
+//! HLS over HTTP on `hls.port`, WCS's URL form: `/NAME/NAME.m3u8`, where NAME is a
+//! translation's `localStreamName` or a URL-encoded `vod-live://file.mp4`; the init
+//! segment, segments and parts are relative to it (`/NAME/init-RUN.mp4`,
+//! `/NAME/RUN-MSN.m4s`, `/NAME/RUN-MSN.PART.m4s`; RUN names the translation's run, so a
+//! cache never serves one run's segment for another's).
+//!
+//! Owns: the URLs, finding the stream through the registry (and starting it with
+//! `hls_auto_start`, through `Registry::find_or_start_translation`), blocking playlist
+//! reloads (`_HLS_msn`, `_HLS_part`) and preload-hinted parts, each waiting at most a
+//! bounded time, and the headers a CDN and a player on another origin need. Everything
+//! is served from the stream's window in memory ([`crate::hls::Window`]). Must not:
+//! mux or keep media (that is `crate::hls`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+
+use crate::context::ServerContext;
+use crate::hls::{PartLookup, Readiness, Window};
+use crate::source::{PlayMode, StreamUri};
+
+/// How long a newly started translation may take to make its first segment.
+const FIRST_SEGMENT_WAIT: Duration = Duration::from_secs(10);
+
+/// The HLS app.
+pub fn router(ctx: Arc<ServerContext>) -> Router {
+    Router::new()
+        .route("/{name}/{file}", get(serve))
+        .fallback(|| async { plain(StatusCode::NOT_FOUND, "Not found") })
+        .with_state(ctx)
+}
+
+/// What a URL under `/NAME/` asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Asked {
+    Playlist,
+    Init(String),
+    Segment(String, u64),
+    Part(String, u64, usize),
+}
+
+fn parse_file(name: &str, file: &str) -> Option<Asked> {
+    if file.strip_suffix(".m3u8") == Some(name) {
+        return Some(Asked::Playlist);
+    }
+    if let Some(run) = file
+        .strip_prefix("init-")
+        .and_then(|f| f.strip_suffix(".mp4"))
+    {
+        return Some(Asked::Init(run.to_string()));
+    }
+    let (run, rest) = file.strip_suffix(".m4s")?.split_once('-')?;
+    match rest.split_once('.') {
+        None => Some(Asked::Segment(run.to_string(), rest.parse().ok()?)),
+        Some((msn, part)) => Some(Asked::Part(
+            run.to_string(),
+            msn.parse().ok()?,
+            part.parse().ok()?,
+        )),
+    }
+}
+
+fn plain(status: StatusCode, text: &str) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        format!("{text}\n"),
+    )
+        .into_response()
+}
+
+/// A media answer: its type, how long it may be cached, its ETag.
+fn media(body: Bytes, content_type: &'static str, cache: &'static str, etag: &str) -> Response {
+    let mut response = (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::CACHE_CONTROL, cache),
+        ],
+        body,
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+const IMMUTABLE: &str = "max-age=31536000, immutable";
+
+async fn serve(
+    State(ctx): State<Arc<ServerContext>>,
+    Path((name, file)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(asked) = parse_file(&name, &file) else {
+        return plain(StatusCode::NOT_FOUND, "Not found");
+    };
+    let window = match find_window(&ctx, &name, asked == Asked::Playlist).await {
+        Ok(w) => w,
+        Err(response) => return response,
+    };
+    // The stream stays up while this request lasts, waits included.
+    let _reading = Window::reading(&window, Instant::now());
+    if let Err(response) = first_segment(&window).await {
+        return response;
+    }
+    let part_wait = ctx.settings.ll_hls_part_target * 3 + ctx.settings.hls_target_duration;
+    match asked {
+        Asked::Playlist => playlist(&ctx, &window, &query).await,
+        Asked::Init(run) if run == window.tag() => match window.init() {
+            Some(init) => media(init, "video/mp4", IMMUTABLE, &format!("{run}-init")),
+            None => plain(StatusCode::NOT_FOUND, "Not found"),
+        },
+        Asked::Segment(run, msn) if run == window.tag() => match window.segment(msn) {
+            Some(seg) => media(seg, "video/mp4", IMMUTABLE, &format!("{run}-{msn}")),
+            None => plain(
+                StatusCode::NOT_FOUND,
+                "Segment not in the playlist's window",
+            ),
+        },
+        Asked::Part(run, msn, index) if run == window.tag() => {
+            let until = Instant::now() + part_wait;
+            loop {
+                let mut changes = window.changes();
+                match window.part(msn, index) {
+                    PartLookup::Ready(p) => {
+                        return media(p, "video/mp4", IMMUTABLE, &format!("{run}-{msn}.{index}"))
+                    }
+                    PartLookup::Missing => {
+                        return plain(StatusCode::NOT_FOUND, "Part not in the playlist's window")
+                    }
+                    PartLookup::Coming => {
+                        if !changed(&mut changes, until).await {
+                            return plain(StatusCode::SERVICE_UNAVAILABLE, "Part not ready yet");
+                        }
+                    }
+                }
+            }
+        }
+        // Another run of the stream (it was restarted): gone.
+        _ => plain(StatusCode::NOT_FOUND, "Not found: the stream was restarted"),
+    }
+}
+
+/// Waits for the window to change until `until`; `false` at the time-out.
+async fn changed(changes: &mut tokio::sync::watch::Receiver<u64>, until: Instant) -> bool {
+    tokio::time::timeout_at(until.into(), changes.changed())
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
+/// The window of the running translation named `name` (its `localStreamName`, or its
+/// `vod-live://` URI); for a playlist with `hls_auto_start`, a translation of a
+/// `vod-live://` name is started. `Err` is the answer to give.
+async fn find_window(
+    ctx: &Arc<ServerContext>,
+    name: &str,
+    may_start: bool,
+) -> Result<Arc<Window>, Response> {
+    let registry = &ctx.registry;
+    let live_uri = StreamUri::parse(name)
+        .ok()
+        .filter(|u| u.mode == PlayMode::Live);
+    let running = registry
+        .translation(name)
+        .filter(|t| !t.is_ended())
+        .or_else(|| {
+            live_uri
+                .as_ref()
+                .and_then(|u| registry.translation_of(&u.uri_string()))
+        });
+    let handle = match (running, live_uri) {
+        (Some(t), _) => t,
+        (None, Some(uri)) if may_start && ctx.settings.hls_auto_start => {
+            if ctx.shutdown.is_draining() {
+                return Err(plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The server is shutting down",
+                ));
+            }
+            registry
+                .find_or_start_translation(name, uri)
+                .await
+                .map_err(|e| plain(StatusCode::NOT_FOUND, &e.to_string()))?
+        }
+        _ => return Err(plain(StatusCode::NOT_FOUND, "Stream not found")),
+    };
+    let Some(window) = registry.hls.get(&handle.id) else {
+        return Err(plain(
+            StatusCode::NOT_FOUND,
+            "Stream has no HLS: it has no H.264 video or AAC audio",
+        ));
+    };
+    Ok(window)
+}
+
+/// Waits until the window has a complete segment (a stream just started has none: a
+/// player is better served by waiting for it than by an empty playlist). `Err` is the
+/// answer to give.
+async fn first_segment(window: &Window) -> Result<(), Response> {
+    let until = Instant::now() + FIRST_SEGMENT_WAIT;
+    loop {
+        let mut changes = window.changes();
+        if window.has_segment() || window.is_ended() {
+            return Ok(());
+        }
+        if !changed(&mut changes, until).await {
+            return Err(plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The stream has no media yet",
+            ));
+        }
+    }
+}
+
+/// The playlist, after waiting for what `_HLS_msn` / `_HLS_part` ask for.
+async fn playlist(
+    ctx: &ServerContext,
+    window: &Window,
+    query: &HashMap<String, String>,
+) -> Response {
+    let number = |key: &str| query.get(key).map(|v| v.parse::<u64>());
+    let blocking = match (number("_HLS_msn"), number("_HLS_part")) {
+        (None, None) => None,
+        (Some(Ok(msn)), None) => Some((msn, None)),
+        (Some(Ok(msn)), Some(Ok(part))) => Some((msn, usize::try_from(part).ok())),
+        (None, Some(_)) => {
+            return plain(StatusCode::BAD_REQUEST, "_HLS_part needs _HLS_msn");
+        }
+        _ => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "_HLS_msn and _HLS_part must be whole numbers",
+            )
+        }
+    };
+    if let Some((msn, part)) = blocking {
+        // The spec: a server that cannot answer within three target durations says so.
+        let until = Instant::now() + ctx.settings.hls_target_duration * 3;
+        loop {
+            let mut changes = window.changes();
+            match window.readiness(msn, part) {
+                Readiness::Ready => break,
+                Readiness::TooFar => {
+                    return plain(
+                        StatusCode::BAD_REQUEST,
+                        "_HLS_msn is more than two segments ahead of the playlist",
+                    )
+                }
+                Readiness::Ended => return plain(StatusCode::NOT_FOUND, "The stream has ended"),
+                Readiness::Wait => {
+                    if !changed(&mut changes, until).await {
+                        return plain(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "The asked segment did not come in time",
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let text = window.playlist();
+    let etag = format!("{}-{:016x}", window.tag(), fnv1a(text.as_bytes()));
+    let cache = if blocking.is_some() {
+        "no-cache"
+    } else {
+        "max-age=1"
+    };
+    media(
+        Bytes::from(text),
+        "application/vnd.apple.mpegurl",
+        cache,
+        &etag,
+    )
+}
+
+/// FNV-1a: a playlist's ETag (cheap, not a security hash).
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_under_the_stream_name() {
+        assert_eq!(parse_file("a", "a.m3u8"), Some(Asked::Playlist));
+        assert_eq!(
+            parse_file("vod-live://x.mp4", "vod-live://x.mp4.m3u8"),
+            Some(Asked::Playlist)
+        );
+        assert_eq!(parse_file("a", "b.m3u8"), None);
+        assert_eq!(
+            parse_file("a", "init-1f2e.mp4"),
+            Some(Asked::Init("1f2e".into()))
+        );
+        assert_eq!(
+            parse_file("a", "1f2e-12.m4s"),
+            Some(Asked::Segment("1f2e".into(), 12))
+        );
+        assert_eq!(
+            parse_file("a", "1f2e-12.3.m4s"),
+            Some(Asked::Part("1f2e".into(), 12, 3))
+        );
+        assert_eq!(parse_file("a", "1f2e-x.m4s"), None);
+        assert_eq!(parse_file("a", "12.m4s"), None);
+    }
+}

@@ -1,0 +1,432 @@
+//! HLS of a live translation as a validator sees it: every playlist served over a few
+//! seconds is checked against the rules of RFC 8216bis a validator flags (target
+//! duration, media sequence continuity, part durations, independent parts, blocking
+//! reloads), and the errors a player can meet (unknown name, far-ahead reload, a segment
+//! that left the window, a stream that ends while a reload waits). A real server on
+//! 127.0.0.1, plain HTTP/1.1 requests.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn settings() -> reelcast::config::Settings {
+    reelcast::config::Settings {
+        media_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../../media").into(),
+        http_port: 0,
+        ws_port: 0,
+        media_port: Some(0),
+        hls_port: Some(0),
+        ice_tcp_transport: false,
+        vod_live_loop: true,
+        ip_local: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ..Default::default()
+    }
+}
+
+struct Answer {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", String::as_str)
+    }
+}
+
+/// One GET with `Connection: close`, 20 s at most.
+async fn get(addr: SocketAddr, path: &str) -> Answer {
+    let exchange = async {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        let head = format!("GET {path} HTTP/1.1\r\nHost: reelcast\r\nConnection: close\r\n\r\n");
+        s.write_all(head.as_bytes()).await.expect("send");
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).await.expect("read");
+        got
+    };
+    let got = tokio::time::timeout(Duration::from_secs(20), exchange)
+        .await
+        .expect("an answer within 20 s");
+    let split = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let head = String::from_utf8_lossy(&got[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: got[split + 4..].to_vec(),
+    }
+}
+
+const NAME: &str = "vod-live%3A%2F%2Fsample.mp4";
+
+fn url(file: &str) -> String {
+    format!("/{NAME}/{file}")
+}
+
+fn playlist_url() -> String {
+    url(&format!("{NAME}.m3u8"))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Part {
+    duration: f64,
+    uri: String,
+    independent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Segment {
+    msn: u64,
+    duration: Option<f64>,
+    uri: Option<String>,
+    parts: Vec<Part>,
+    dated: bool,
+}
+
+#[derive(Debug)]
+struct Playlist {
+    target: u64,
+    part_target: f64,
+    part_hold_back: f64,
+    media_sequence: u64,
+    map: String,
+    segments: Vec<Segment>,
+    hint: Option<String>,
+}
+
+fn attr<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_once(':')?
+        .1
+        .split(',')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .map(|v| v.trim_matches('"'))
+}
+
+/// Parses a media playlist, checking its lines' syntax as it goes.
+fn parse(text: &str) -> Playlist {
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("#EXTM3U"), "{text}");
+    let value = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+            .to_string()
+    };
+    assert!(value("#EXT-X-VERSION:").parse::<u32>().unwrap() >= 6);
+    let control = value("#EXT-X-SERVER-CONTROL:");
+    assert!(control.contains("CAN-BLOCK-RELOAD=YES"), "{control}");
+    let mut p = Playlist {
+        target: value("#EXT-X-TARGETDURATION:").parse().unwrap(),
+        part_target: value("#EXT-X-PART-INF:PART-TARGET=").parse().unwrap(),
+        part_hold_back: attr(&format!("x:{control}"), "PART-HOLD-BACK")
+            .unwrap()
+            .parse()
+            .unwrap(),
+        media_sequence: value("#EXT-X-MEDIA-SEQUENCE:").parse().unwrap(),
+        map: attr(&value("#EXT-X-MAP:").replace("URI", "x:URI"), "x:URI")
+            .map(str::to_string)
+            .unwrap_or_default(),
+        segments: Vec::new(),
+        hint: None,
+    };
+    let map_line = text.lines().find(|l| l.starts_with("#EXT-X-MAP:")).unwrap();
+    p.map = attr(map_line, "URI").unwrap().to_string();
+    let mut current = Segment {
+        msn: p.media_sequence,
+        duration: None,
+        uri: None,
+        parts: Vec::new(),
+        dated: false,
+    };
+    let mut pending_extinf = None;
+    for line in text.lines() {
+        if line.starts_with("#EXT-X-PROGRAM-DATE-TIME:") {
+            current.dated = true;
+        } else if line.starts_with("#EXT-X-PART:") {
+            current.parts.push(Part {
+                duration: attr(line, "DURATION").unwrap().parse().unwrap(),
+                uri: attr(line, "URI").unwrap().to_string(),
+                independent: attr(line, "INDEPENDENT") == Some("YES"),
+            });
+        } else if let Some(d) = line.strip_prefix("#EXTINF:") {
+            pending_extinf = Some(d.trim_end_matches(',').parse::<f64>().unwrap());
+        } else if line.starts_with("#EXT-X-PRELOAD-HINT:") {
+            assert_eq!(attr(line, "TYPE"), Some("PART"));
+            p.hint = Some(attr(line, "URI").unwrap().to_string());
+        } else if !line.starts_with('#') && !line.is_empty() {
+            current.duration = pending_extinf.take();
+            assert!(current.duration.is_some(), "a URI without EXTINF:\n{text}");
+            current.uri = Some(line.to_string());
+            let next = current.msn + 1;
+            p.segments.push(std::mem::replace(
+                &mut current,
+                Segment {
+                    msn: next,
+                    duration: None,
+                    uri: None,
+                    parts: Vec::new(),
+                    dated: false,
+                },
+            ));
+        }
+    }
+    if !current.parts.is_empty() {
+        p.segments.push(current);
+    }
+    p
+}
+
+/// What a validator flags in one playlist.
+fn check_rules(p: &Playlist, text: &str) {
+    assert!(
+        p.part_hold_back >= 2.0 * p.part_target,
+        "PART-HOLD-BACK below twice the part target:\n{text}"
+    );
+    for s in &p.segments {
+        assert!(
+            s.dated,
+            "segment {} has no PROGRAM-DATE-TIME:\n{text}",
+            s.msn
+        );
+        if let Some(d) = s.duration {
+            assert!(
+                d.round() <= p.target as f64,
+                "segment {} lasts {d} s, over the target duration {}:\n{text}",
+                s.msn,
+                p.target
+            );
+            if !s.parts.is_empty() {
+                let sum: f64 = s.parts.iter().map(|x| x.duration).sum();
+                assert!(
+                    (sum - d).abs() < 0.002,
+                    "segment {}: parts sum to {sum}, EXTINF says {d}",
+                    s.msn
+                );
+            }
+        }
+        for part in &s.parts {
+            assert!(
+                part.duration <= p.part_target + 1e-9,
+                "part {} lasts {} s, over PART-TARGET {}:\n{text}",
+                part.uri,
+                part.duration,
+                p.part_target
+            );
+        }
+        if let Some(first) = s.parts.first() {
+            assert!(
+                first.independent,
+                "segment {} does not start with an independent part:\n{text}",
+                s.msn
+            );
+        }
+    }
+}
+
+async fn start() -> (
+    reelcast::server::BoundPorts,
+    std::sync::Arc<reelcast::context::ServerContext>,
+) {
+    let mut s = settings();
+    s.hls_list_size = 1;
+    let (ports, _serving, ctx) = reelcast::server::launch(s).await.expect("server starts");
+    (ports, ctx)
+}
+
+#[tokio::test]
+async fn every_playlist_follows_the_rules_a_validator_checks() {
+    let (ports, ctx) = start().await;
+    let hls = ports.hls.expect("hls.port is bound");
+
+    // Unknown names are a plain 404; the first request starts the translation.
+    let unknown = get(hls, "/nobody/nobody.m3u8").await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.text(), "Stream not found\n");
+    let first = get(hls, &playlist_url()).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(
+        first.header("content-type"),
+        "application/vnd.apple.mpegurl"
+    );
+    assert_eq!(first.header("access-control-allow-origin"), "*");
+    assert_eq!(first.header("cache-control"), "max-age=1");
+    assert!(first.header("etag").starts_with('"'));
+
+    let init = get(hls, &url(&parse(&first.text()).map)).await;
+    assert_eq!(init.status, 200);
+    assert_eq!(&init.body[4..8], b"ftyp");
+    assert!(init.header("cache-control").contains("immutable"));
+
+    // Reload for a few seconds until the window has moved past segment 0 (one segment
+    // is kept): every playlist obeys the rules, and a segment keeps its number and URI.
+    let mut known: HashMap<u64, Segment> = HashMap::new();
+    let mut last_sequence = 0;
+    let mut fetched = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut playlists = 0;
+    let mut gone_uri = None;
+    while Instant::now() < deadline {
+        let answer = get(hls, &playlist_url()).await;
+        assert_eq!(answer.status, 200);
+        let text = answer.text();
+        let p = parse(&text);
+        check_rules(&p, &text);
+        assert!(
+            p.media_sequence >= last_sequence,
+            "media sequence went back"
+        );
+        assert!(
+            p.media_sequence <= last_sequence + 1 || playlists == 0,
+            "media sequence skipped from {last_sequence} to {}: a reload every 200 ms misses no segment of 2 s",
+            p.media_sequence
+        );
+        last_sequence = p.media_sequence;
+        for s in p.segments.iter().filter(|s| s.uri.is_some()) {
+            if let Some(before) = known.get(&s.msn) {
+                assert_eq!(before.uri, s.uri, "segment {} changed its URI", s.msn);
+                assert_eq!(before.duration, s.duration, "segment {} changed", s.msn);
+            } else {
+                let uri = s.uri.clone().unwrap();
+                let seg = get(hls, &url(&uri)).await;
+                assert_eq!(seg.status, 200, "segment {uri}");
+                assert_eq!(seg.header("content-type"), "video/mp4");
+                assert!(seg.header("cache-control").contains("immutable"));
+                assert_eq!(&seg.body[4..8], b"moof");
+                fetched += 1;
+                known.insert(s.msn, s.clone());
+            }
+        }
+        playlists += 1;
+        if p.media_sequence >= 2 {
+            gone_uri = known.get(&0).and_then(|s| s.uri.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        fetched >= 2,
+        "{fetched} segments fetched in {playlists} playlists"
+    );
+    let gone = get(hls, &url(&gone_uri.expect("segment 0 was listed"))).await;
+    assert_eq!(gone.status, 404, "a segment that left the window");
+
+    // A blocking reload for the hinted part returns a playlist that lists it; the
+    // hinted part itself is answered once it exists.
+    let p = parse(&get(hls, &playlist_url()).await.text());
+    let hint = p.hint.expect("a preload hint");
+    let (msn, part) = hint
+        .trim_end_matches(".m4s")
+        .split_once('-')
+        .and_then(|(_, rest)| rest.split_once('.'))
+        .map(|(m, k)| (m.parse::<u64>().unwrap(), k.parse::<u64>().unwrap()))
+        .expect("hint URI RUN-MSN.PART.m4s");
+    let blocked = get(
+        hls,
+        &format!("{}?_HLS_msn={msn}&_HLS_part={part}", playlist_url()),
+    )
+    .await;
+    assert_eq!(blocked.status, 200, "{}", blocked.text());
+    assert_eq!(blocked.header("cache-control"), "no-cache");
+    let listed = parse(&blocked.text());
+    check_rules(&listed, &blocked.text());
+    assert!(
+        listed
+            .segments
+            .iter()
+            .flat_map(|s| &s.parts)
+            .any(|x| x.uri == hint),
+        "the blocking reload lists {hint}:\n{}",
+        blocked.text()
+    );
+    let hinted = get(hls, &url(&hint)).await;
+    assert_eq!(hinted.status, 200);
+    assert_eq!(&hinted.body[4..8], b"moof");
+
+    // Further than two segments ahead: 400 at once; bad parameters too.
+    let far = get(hls, &format!("{}?_HLS_msn={}", playlist_url(), msn + 10)).await;
+    assert_eq!(far.status, 400, "{}", far.text());
+    let part_alone = get(hls, &format!("{}?_HLS_part=1", playlist_url())).await;
+    assert_eq!(part_alone.status, 400);
+
+    // A reload waiting for the stream's next segments is answered as soon as the
+    // stream ends, not at its time-out.
+    let waiting = tokio::spawn(async move {
+        let asked = Instant::now();
+        let answer = get(hls, &format!("{}?_HLS_msn={}", playlist_url(), msn + 2)).await;
+        (answer.status, answer.text(), asked.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for t in ctx.registry.translations() {
+        t.terminate(reelcast::media::StopReason::RestTerminate);
+    }
+    let (status, text, waited) = waiting.await.unwrap();
+    assert_eq!(status, 404, "{text}");
+    assert_eq!(text, "The stream has ended\n");
+    // Its time-out is three target durations (6 s); the end comes at once.
+    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+}
+
+#[tokio::test]
+async fn without_auto_start_a_stream_not_running_is_404() {
+    let mut s = settings();
+    s.hls_auto_start = false;
+    let (ports, _serving, ctx) = reelcast::server::launch(s).await.expect("server starts");
+    let hls = ports.hls.expect("hls.port is bound");
+    let answer = get(hls, &playlist_url()).await;
+    assert_eq!(answer.status, 404);
+    assert_eq!(answer.text(), "Stream not found\n");
+    assert!(ctx.registry.translations().is_empty(), "nothing started");
+}
+
+/// A translation with HLS readers but no WebRTC viewer stays up past
+/// `vod_stream_timeout`, and stops once the readers go quiet.
+#[tokio::test]
+async fn hls_readers_keep_a_translation_up_and_it_stops_after_they_leave() {
+    let mut s = settings();
+    s.vod_stream_timeout = Duration::from_millis(1000);
+    let (ports, _serving, ctx) = reelcast::server::launch(s).await.expect("server starts");
+    let hls = ports.hls.expect("hls.port is bound");
+    let first = get(hls, &playlist_url()).await;
+    assert_eq!(first.status, 200);
+    let run = parse(&first.text()).map;
+    // Four timeouts' worth of playlist reloads, as a player makes them.
+    for _ in 0..16 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let again = get(hls, &playlist_url()).await;
+        assert_eq!(again.status, 200);
+        assert_eq!(
+            parse(&again.text()).map,
+            run,
+            "the same run of the translation"
+        );
+    }
+    assert_eq!(ctx.registry.translations().len(), 1, "still running");
+    // Quiet: it stops (polled, 10 s at most).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ctx.registry.translations().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "still running 10 s after the last request"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

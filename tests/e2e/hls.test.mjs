@@ -1,0 +1,130 @@
+// HLS and LL-HLS of live translations (hls.port), played by clients we did not write:
+// hls.js in headless Chromium (regular and low-latency mode, from another origin: CORS)
+// and ffmpeg reading the playlist and its segments.
+//
+// Played means: the <video> presented pictures (requestVideoFrameCallback counts them, the
+// playback quality agrees), decoded audio bytes rose, and in low-latency mode hls.js
+// loaded partial segments (EXT-X-PART) through blocking playlist reloads.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import {
+  REPO, assertServerUp, freeTcpPort, launchBrowser, startServer, withServerLog,
+} from './helpers.mjs';
+
+const HLS_JS = path.join(REPO, 'tests', 'e2e', 'node_modules', 'hls.js', 'dist', 'hls.min.js');
+const NAME = encodeURIComponent('vod-live://sample.mp4');
+
+/** Runs `cmd` with `args` (60 s at most); resolves { code, stderr }. */
+function run(cmd, args) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    proc.stderr.on('data', (c) => { stderr += c; });
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 60000);
+    proc.on('error', (e) => { clearTimeout(timer); reject(e); });
+    proc.on('exit', (code) => { clearTimeout(timer); resolve({ code, stderr }); });
+  });
+}
+
+describe('HLS of live translations', { timeout: 240000 }, () => {
+  let server, browser, hlsBase;
+  before(async () => {
+    const hlsPort = await freeTcpPort();
+    server = await startServer({ settings: { 'hls.port': hlsPort, vod_live_loop: 'true' } });
+    hlsBase = `http://127.0.0.1:${hlsPort}`;
+    browser = await launchBrowser();
+  }, { timeout: 60000 });
+  after(async () => {
+    if (browser) await browser.close();
+    if (server) await server.stop();
+  });
+
+  /** hls.js plays the translation in a page of the HTTP port's origin; returns what it saw. */
+  async function playWithHlsJs(lowLatencyMode) {
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${server.base}/api/files`);
+      await page.addScriptTag({ path: HLS_JS });
+      const url = `${hlsBase}/${NAME}/${NAME}.m3u8`;
+      return await page.evaluate(async ({ url, lowLatencyMode }) => {
+        const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+        const video = document.createElement('video');
+        video.muted = true;
+        document.body.appendChild(video);
+        let pictures = 0;
+        const onFrame = () => { pictures += 1; video.requestVideoFrameCallback(onFrame); };
+        video.requestVideoFrameCallback(onFrame);
+        const hls = new window.Hls({ lowLatencyMode });
+        const seen = { parts: 0, fragments: 0, errors: [] };
+        hls.on(window.Hls.Events.FRAG_LOADED, (_e, data) => {
+          if (data.part) seen.parts += 1; else seen.fragments += 1;
+        });
+        hls.on(window.Hls.Events.ERROR, (_e, data) => {
+          if (data.fatal) seen.errors.push(`${data.type}: ${data.details}`);
+        });
+        hls.loadSource(url);
+        hls.attachMedia(video);
+        hls.on(window.Hls.Events.MANIFEST_PARSED, () => { video.play().catch(() => {}); });
+        // Up to 20 s for 60 pictures (2.4 s of 25 fps) and decoded audio.
+        for (let i = 0; i < 80; i += 1) {
+          if (pictures >= 60 && video.webkitAudioDecodedByteCount > 0) break;
+          if (seen.errors.length) break;
+          await sleep(250);
+        }
+        const quality = video.getVideoPlaybackQuality();
+        const out = {
+          pictures,
+          decoded: quality.totalVideoFrames,
+          audioBytes: video.webkitAudioDecodedByteCount,
+          width: video.videoWidth,
+          latency: hls.latency,
+          ...seen,
+        };
+        hls.destroy();
+        return out;
+      }, { url, lowLatencyMode });
+    } finally {
+      await page.close();
+    }
+  }
+
+  test('hls.js plays a translation (regular mode): pictures shown, audio decoded, across origins', { timeout: 60000 }, async (t) => {
+    const seen = await playWithHlsJs(false);
+    {
+      assert.deepEqual(seen.errors, [], withServerLog(server, 'no fatal hls.js error'));
+      assert.ok(seen.pictures >= 60, `${seen.pictures} pictures shown`);
+      assert.ok(seen.decoded >= 60, `${seen.decoded} pictures decoded`);
+      assert.equal(seen.width, 640, 'the sample is 640 wide');
+      assert.ok(seen.audioBytes > 0, 'audio decoded');
+      assert.ok(seen.fragments > 0, 'whole segments loaded');
+      t.diagnostic(`hls.js latency (regular mode): ${seen.latency?.toFixed(2)} s`);
+    }
+  });
+
+  test('hls.js plays a translation in low-latency mode: partial segments through blocking reloads', { timeout: 60000 }, async (t) => {
+    const seen = await playWithHlsJs(true);
+    {
+      assert.deepEqual(seen.errors, [], withServerLog(server, 'no fatal hls.js error'));
+      assert.ok(seen.pictures >= 60, `${seen.pictures} pictures shown`);
+      assert.ok(seen.audioBytes > 0, 'audio decoded');
+      assert.ok(seen.parts > 0, `partial segments loaded (${seen.parts})`);
+      // A figure, not a pass condition (the machine is shared): hls.js's own estimate.
+      t.diagnostic(`hls.js latency (low-latency mode): ${seen.latency?.toFixed(2)} s`);
+    }
+  });
+
+  test('ffmpeg reads the playlist and its segments with no error', { timeout: 90000 }, async () => {
+    const url = `${hlsBase}/${NAME}/${NAME}.m3u8`;
+    // ffmpeg is part of the test install (scripts/test); missing, this fails.
+    const result = await run('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'warning', '-i', url, '-t', '6', '-f', 'null', '-']);
+    assert.equal(result.code, 0, `ffmpeg failed: ${result.stderr}`);
+    assert.doesNotMatch(result.stderr, /error/i, result.stderr);
+    const probe = await run('ffprobe', ['-hide_banner', '-v', 'error', url]);
+    assert.equal(probe.code, 0, `ffprobe failed: ${probe.stderr}`);
+    assert.equal(probe.stderr.trim(), '', 'ffprobe reports nothing wrong');
+    await assertServerUp(server);
+  });
+});
