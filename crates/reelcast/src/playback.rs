@@ -158,7 +158,7 @@ fn join_translation(
         info!(
             protocol = requester.protocol.as_str(),
             "joined the translation"
-        )
+        );
     });
     Ok(Playback {
         key,
