@@ -511,6 +511,9 @@ fn stun_local_ufrag(data: &[u8]) -> Option<String> {
 }
 
 #[cfg(test)]
+mod virtual_time;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
