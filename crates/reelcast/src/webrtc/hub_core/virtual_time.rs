@@ -383,28 +383,6 @@ fn datagrams_are_routed_by_ufrag_then_by_the_proven_address() {
     assert_eq!(net.browsers[b].pictures.len() - b_before, 1);
 }
 
-/// Before a browser has made a check, a datagram from its address is not routed: only an
-/// authenticated check proves an address.
-#[test]
-fn an_address_is_not_routed_before_a_check_from_it() {
-    let mut net = Net::new();
-    let a = net.join();
-    let id = net.browsers[a].id;
-    // The offer is answered; the browser's checks have not arrived (it has not been
-    // woken yet): only the ufrag is known.
-    let path = Path {
-        remote: net.browsers[a].addr,
-        local: None,
-        tcp: None,
-    };
-    net.browsers[a].up = false;
-    net.deliver();
-    assert_eq!(net.core.route(&[0x80; 40], path), None);
-    net.browsers[a].up = true;
-    net.connect_all();
-    assert_eq!(net.core.route(&[0x80; 40], path), Some(id));
-}
-
 /// A viewer who joins mid-GOP gets, as soon as it is connected and before the next
 /// picture, every picture of the GOP so far, keyframe first, packed one tick apart just
 /// before the newest; then it follows the feed.
@@ -573,26 +551,45 @@ fn an_unknown_datagram_is_dropped_without_effect() {
     for data in [&[0x80u8; 100][..], &[0x16; 60], &stun, &[]] {
         net.core.handle_datagram(net.now, data, stranger);
     }
-    let forged = str0m::ice::StunMessage::binding_request(
-        "nobody:theirs",
+    // Checks from a stranger: naming a ufrag we never gave, and naming the viewer's ufrag
+    // but signed without its password. Neither is answered nor proves the address.
+    let ufrag = net
+        .core
+        .viewers
+        .values()
+        .next()
+        .unwrap()
+        .local_ufrag
+        .clone();
+    for name in ["nobody:theirs".to_string(), format!("{ufrag}:theirs")] {
+        let check = forged_check(&name);
+        net.core.handle_datagram(net.now, &check, stranger);
+    }
+    net.deliver();
+    assert_eq!(net.sent.len(), sent, "nothing sent");
+    assert!(net.events().is_empty());
+    assert_eq!(net.core.by_addr.len(), 1);
+    assert_eq!(net.core.viewers.len(), 1);
+}
+
+/// A STUN binding request from `username` ("ours:theirs"), signed with a password that is
+/// not ours.
+fn forged_check(username: &str) -> Vec<u8> {
+    let check = str0m::ice::StunMessage::binding_request(
+        username,
         str0m::ice::TransId::new(),
         true,
         1,
         1,
-        false,
+        true,
     );
     let mut buf = [0u8; 256];
-    let n = forged
+    let n = check
         .to_bytes(Some(b"password-of-nobody-22ch"), &mut buf, |k, p| {
             crate::webrtc::rtc_factory::crypto_provider()
                 .sha1_hmac_provider
                 .sha1_hmac(k, p)
         })
         .unwrap();
-    net.core.handle_datagram(net.now, &buf[..n], stranger);
-    net.deliver();
-    assert_eq!(net.sent.len(), sent, "nothing sent");
-    assert!(net.events().is_empty());
-    assert_eq!(net.core.by_addr.len(), 1);
-    assert_eq!(net.core.viewers.len(), 1);
+    buf[..n].to_vec()
 }
