@@ -9,6 +9,9 @@
 //! Per viewer is only what cannot be shared: the negotiated payload types and SSRCs, the
 //! SRTP contexts and sequence numbers, and whether video may flow yet (a decoder must start
 //! at a keyframe). RTP payloads are cut once per feed ([`RtpFrame`]) and shared.
+//!
+//! Part of the hub's sans-IO core: time comes in as `now` (no clock is read here), and what
+//! a viewer sends goes into the hub's [`Transmits`] queue, never to a socket.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
