@@ -1,5 +1,6 @@
 //! The I/O edge's sender: puts the hub's [`Transmits`] on the wire. UDP messages go in
-//! batches, one `sendmmsg(2)` per up to [`BATCH`] messages, a train as one message that the
+//! batches, one `sendmmsg(2)` per drained queue (the hub pauses a fan-out at about
+//! [`BATCH`](super::transmits::BATCH) messages; at most [`MAX_RUN`] per call), a train as one message that the
 //! kernel cuts into datagrams (UDP generic segmentation offload, `UDP_SEGMENT`); packets to
 //! an ICE-TCP path are framed onto that connection's queue ([`TcpConn`]), whose task writes
 //! them (woken once per drain).
@@ -32,10 +33,18 @@ use tracing::{debug, warn};
 
 use super::ice_tcp::TcpConn;
 use super::ids::TcpId;
-use super::transmits::{split_into_datagrams, Message, TcpAction, Transmits, BATCH};
+#[cfg(test)]
+use super::transmits::BATCH;
+use super::transmits::{split_into_datagrams, Message, TcpAction, Transmits};
 use super::udp;
 #[cfg(test)]
 use super::udp::Path;
+
+/// Messages in one `sendmmsg(2)` at most: the kernel's limit (`UIO_MAXIOV`). The hub
+/// pauses a fan-out once [`BATCH`](super::transmits::BATCH) messages are queued, after
+/// the viewer that crossed it: a drained queue is a little over the batch, and goes in one
+/// call rather than a full one and a short one.
+const MAX_RUN: usize = 1024;
 
 /// Sends [`Transmits`] on one socket and the ICE-TCP connections.
 pub(super) struct UdpSender {
@@ -128,7 +137,7 @@ impl UdpSender {
                 }
                 refused = true;
                 let singles = split_into_datagrams(&run[sent..]);
-                for chunk in singles.chunks(BATCH) {
+                for chunk in singles.chunks(MAX_RUN) {
                     let _ = send(&self.socket, bytes, chunk, None, from, v6);
                 }
             }
@@ -163,13 +172,13 @@ fn datagrams(messages: &[Message]) -> u64 {
         .sum()
 }
 
-/// The longest run at the start of `messages` (at most [`BATCH`]) that one system call can
+/// The longest run at the start of `messages` (at most [`MAX_RUN`]) that one system call can
 /// send, and its segment size. A run has one source address.
 fn run_from(messages: &[Message]) -> (usize, Option<u16>) {
     let mut segment: Option<u16> = None;
     let mut largest_lone = 0;
     let from = messages.first().and_then(|m| m.from);
-    for (i, m) in messages.iter().enumerate().take(BATCH) {
+    for (i, m) in messages.iter().enumerate().take(MAX_RUN) {
         if m.from != from {
             return (i, segment);
         }
@@ -185,10 +194,10 @@ fn run_from(messages: &[Message]) -> (usize, Option<u16>) {
             largest_lone = largest_lone.max(m.len);
         }
     }
-    (messages.len().min(BATCH), segment)
+    (messages.len().min(MAX_RUN), segment)
 }
 
-/// Sends `messages` (at most [`BATCH`]) with `segment` as the segment size of each, from
+/// Sends `messages` (at most [`MAX_RUN`]) with `segment` as the segment size of each, from
 /// the source address `from`. `Err(n)` when the kernel refused segmentation after `n`
 /// messages went out: the caller sends the rest another way.
 fn send(
