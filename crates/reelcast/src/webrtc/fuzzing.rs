@@ -2,50 +2,26 @@
 //! normal build): the media plane's handling of what a connected browser sends, and the
 //! RTP packetizer fed with a file's pictures. The rest of the API stays as it is.
 //!
-//! Owns nothing the server uses. Datagrams the plane answers go to a socket on 127.0.0.1
-//! that this module binds itself and never reads.
+//! Owns nothing the server uses. What the plane sends goes into a transmit queue that is
+//! thrown away: no socket, no runtime (the plane is sans-IO).
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::crypto::dtls::SrtpProfile;
-use tokio::net::UdpSocket;
 
 use super::media_plane::{MediaPlane, OutTrack, RtxTrack};
-use super::outbox::Outbox;
 use super::packets::{packetize, RtpFrame};
 use super::rtc_factory::crypto_provider;
 use super::srtp::SrtpKeys;
+use super::transmits::Transmits;
 use crate::media::{Frame, MediaKind};
 
 /// The viewer's ICE password in [`media_plane_datagrams`] (a consent check signed with
 /// it is answered).
 pub const ICE_PASSWORD: &str = "fuzz-ice-password-22ch";
 const VIDEO_SSRC: u32 = 0x1111_1111;
-
-/// A loopback socket to send from and the address of one that receives (and is never read).
-fn sockets() -> &'static (tokio::runtime::Runtime, Arc<UdpSocket>, SocketAddr) {
-    static SOCKETS: OnceLock<(tokio::runtime::Runtime, Arc<UdpSocket>, SocketAddr)> =
-        OnceLock::new();
-    SOCKETS.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .expect("a tokio runtime for the fuzz socket");
-        let bind = |_| std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1");
-        let (ours, sink) = (bind(()), bind(()));
-        ours.set_nonblocking(true).expect("non-blocking socket");
-        let sink_addr = sink.local_addr().expect("sink address");
-        // The sink lives as long as the process: kept open so sends to it are not refused.
-        std::mem::forget(sink);
-        let socket = {
-            let _ctx = rt.enter();
-            UdpSocket::from_std(ours).expect("tokio socket")
-        };
-        (rt, Arc::new(socket), sink_addr)
-    })
-}
 
 /// Keys of both ends from one made-up DTLS export: ours (DTLS server) and the browser's.
 fn keys(gcm: bool) -> (SrtpKeys, SrtpKeys) {
@@ -87,8 +63,6 @@ pub fn media_plane_datagrams(data: &[u8]) {
     let Some((&mode, mut rest)) = data.split_first() else {
         return;
     };
-    let (rt, socket, peer) = sockets();
-    let _ctx = rt.enter();
     let (ours, browsers) = keys(mode & 1 == 0);
     let mut browser = browsers.sender(crypto_provider());
     let t0 = Instant::now();
@@ -105,7 +79,8 @@ pub fn media_plane_datagrams(data: &[u8]) {
     );
     let audio = OutTrack::new(0x3333_3333, 111, 48_000, 7, None);
     let path = super::udp::Path {
-        remote: *peer,
+        // Never bound nor sent to: the queue is not sent.
+        remote: SocketAddr::from((Ipv4Addr::LOCALHOST, 9)),
         local: None,
         tcp: None,
     };
@@ -118,7 +93,7 @@ pub fn media_plane_datagrams(data: &[u8]) {
         Some(audio),
         t0,
     );
-    let mut out = Outbox::new(socket.clone());
+    let mut out = Transmits::default();
     for i in 0..10 {
         plane.send_frame(&picture(i + 1), i as u64 * 40_000, t0, &mut out);
     }
@@ -138,11 +113,11 @@ pub fn media_plane_datagrams(data: &[u8]) {
         plane.on_datagram(datagram, path, now, &mut out);
         if flags & 2 != 0 {
             now += Duration::from_secs(1);
-            plane.on_timeout(Some(t0), now, &mut out);
+            plane.on_timeout(Some(t0), now, std::time::SystemTime::now(), &mut out);
         }
     }
     plane.say_goodbye(&mut out);
-    out.flush();
+    out.finish();
 }
 
 /// Cuts one picture in Annex-B form into RTP payloads, as the hub does once per frame.

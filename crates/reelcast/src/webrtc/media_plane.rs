@@ -11,7 +11,8 @@
 //! Owns per viewer: the SRTP contexts, the sequence numbers of its streams, packet and byte
 //! counts for sender reports, and which pictures it sent in the last second (references to
 //! the shared frames, to answer NACKs). Does not own: what to send and when (the hub and
-//! [`super::viewer`]), the handshakes (str0m).
+//! [`super::viewer`]), the handshakes (str0m). Time is an input: no clock is read here,
+//! and what it sends goes into the hub's [`Transmits`] queue.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -22,9 +23,9 @@ use str0m::crypto::{CryptoProvider, Sha1HmacProvider};
 use str0m::ice::StunMessage;
 use str0m::rtp::rtcp::Rtcp;
 
-use super::outbox::Outbox;
 use super::packets::RtpFrame;
 use super::srtp::{SrtcpReceiver, SrtpKeys, SrtpSender};
+use super::transmits::Transmits;
 use super::udp::Path;
 use crate::media::MediaKind;
 
@@ -167,7 +168,7 @@ impl MediaPlane {
         frame: &Arc<RtpFrame>,
         stream_us: u64,
         now: Instant,
-        out: &mut Outbox,
+        out: &mut Transmits,
     ) {
         let video = frame.kind == MediaKind::Video;
         let track = if video {
@@ -238,7 +239,7 @@ impl MediaPlane {
         data: &[u8],
         from: Path,
         now: Instant,
-        out: &mut Outbox,
+        out: &mut Transmits,
     ) -> Heard {
         match data.first() {
             Some(0..=3) => {
@@ -264,7 +265,7 @@ impl MediaPlane {
     /// Answers an authenticated check on the pair it came on. A check on the media's pair
     /// renews consent (RFC 7675); one that nominates another pair (USE-CANDIDATE, RFC 8445
     /// §7.3.1.5) moves the media there. Other checks are answered and change nothing.
-    fn answer_consent(&mut self, data: &[u8], from: Path, now: Instant, out: &mut Outbox) {
+    fn answer_consent(&mut self, data: &[u8], from: Path, now: Instant, out: &mut Transmits) {
         let Ok(request) = StunMessage::parse(data) else {
             return;
         };
@@ -287,7 +288,7 @@ impl MediaPlane {
         }
     }
 
-    fn on_rtcp(&mut self, data: &[u8], out: &mut Outbox) -> Heard {
+    fn on_rtcp(&mut self, data: &[u8], out: &mut Transmits) -> Heard {
         let Some(compound) = self.srtcp.unprotect_rtcp(data) else {
             return Heard::Nothing;
         };
@@ -326,7 +327,7 @@ impl MediaPlane {
 
     /// Sends a lost video packet again: on the RTX stream when negotiated (RFC 4588: the
     /// original sequence number first, then the payload), else as it was.
-    fn resend(&mut self, seq16: u16, out: &mut Outbox) {
+    fn resend(&mut self, seq16: u16, out: &mut Transmits) {
         let Some(track) = &mut self.video else {
             return;
         };
@@ -364,11 +365,13 @@ impl MediaPlane {
     /// Sends due sender reports; returns false when the browser stopped answering.
     /// `epoch` is the wall-clock time of stream time 0, the same for audio and video; with
     /// none (the stream's feed is gone) no report is sent, but time still moves on.
+    /// `wall` is the time of day at `now`, for the reports' NTP time.
     pub(super) fn on_timeout(
         &mut self,
         epoch: Option<Instant>,
         now: Instant,
-        out: &mut Outbox,
+        wall: SystemTime,
+        out: &mut Transmits,
     ) -> bool {
         if now.duration_since(self.last_consent) >= CONSENT_TIMEOUT {
             return false;
@@ -378,7 +381,7 @@ impl MediaPlane {
             let Some(epoch) = epoch else {
                 return true;
             };
-            let ntp = ntp_time(SystemTime::now());
+            let ntp = ntp_time(wall);
             let stream_us = now.saturating_duration_since(epoch).as_micros() as u64;
             for track in [&self.video, &self.audio].into_iter().flatten() {
                 if track.packets == 0 {
@@ -395,7 +398,7 @@ impl MediaPlane {
     }
 
     /// Tells the browser the streams end (RTCP BYE), when the server closes the viewer.
-    pub(super) fn say_goodbye(&mut self, out: &mut Outbox) {
+    pub(super) fn say_goodbye(&mut self, out: &mut Transmits) {
         let ssrcs: Vec<u32> = [&self.video, &self.audio]
             .into_iter()
             .flatten()
@@ -505,7 +508,11 @@ mod tests {
     use std::net::SocketAddr;
     use str0m::crypto::dtls::SrtpProfile;
     use str0m::ice::TransId;
-    use tokio::net::UdpSocket;
+
+    /// The browser's address (virtual: nothing is sent anywhere, the test reads the queue).
+    const PEER: &str = "192.0.2.10:5000";
+    /// Another address of the browser's.
+    const OTHER: &str = "192.0.2.10:5001";
 
     /// The pair of a peer at `remote`, on the kernel's choice of our address.
     fn at(remote: SocketAddr) -> Path {
@@ -531,10 +538,9 @@ mod tests {
         )
     }
 
-    /// A plane whose peer is a real UDP socket, with the outbox to send through.
-    async fn plane(now: Instant) -> (MediaPlane, Outbox, UdpSocket, SrtpKeys) {
-        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    /// A plane whose peer is at [`PEER`], with the queue it sends into.
+    fn plane(now: Instant) -> (MediaPlane, Transmits, SocketAddr, SrtpKeys) {
+        let peer: SocketAddr = PEER.parse().unwrap();
         let (ours, browsers) = keys();
         let video = OutTrack::new(
             VIDEO_SSRC,
@@ -548,7 +554,7 @@ mod tests {
             }),
         );
         let plane = MediaPlane::new(
-            at(peer.local_addr().unwrap()),
+            at(peer),
             &ours,
             super::super::rtc_factory::crypto_provider(),
             PASSWORD,
@@ -556,7 +562,19 @@ mod tests {
             None,
             now,
         );
-        (plane, Outbox::new(Arc::new(server)), peer, browsers)
+        (plane, Transmits::default(), peer, browsers)
+    }
+
+    /// The datagrams queued to `to`, in order, taken out of the queue (which is emptied).
+    fn sent_to(out: &mut Transmits, to: SocketAddr) -> Vec<Vec<u8>> {
+        let sent = out
+            .datagrams()
+            .into_iter()
+            .filter(|(path, _)| path.remote == to)
+            .map(|(_, d)| d)
+            .collect();
+        out.clear();
+        sent
     }
 
     fn picture(packets: usize) -> Arc<RtpFrame> {
@@ -570,17 +588,6 @@ mod tests {
             payloads: payloads.into(),
             bytes: packets * 100,
         })
-    }
-
-    /// True when no datagram reaches `peer`. A flushed outbox has already handed its
-    /// datagrams to the kernel, and loopback delivers them during that call, so a wait of
-    /// 200 ms only guards against scheduling. (`try_recv` is no check: on a socket never
-    /// polled, tokio answers WouldBlock without asking the kernel.)
-    async fn nothing_arrives(peer: &UdpSocket) -> bool {
-        let mut buf = [0u8; 2048];
-        tokio::time::timeout(Duration::from_millis(200), peer.recv(&mut buf))
-            .await
-            .is_err()
     }
 
     fn consent_request(password: &str) -> Vec<u8> {
@@ -598,25 +605,25 @@ mod tests {
         buf[..n].to_vec()
     }
 
-    #[tokio::test]
-    async fn consent_checks_are_answered_and_keep_the_viewer() {
+    #[test]
+    fn consent_checks_are_answered_and_keep_the_viewer() {
         let t0 = Instant::now();
-        let (mut plane, mut out, peer, _) = plane(t0).await;
-        let from = at(peer.local_addr().unwrap());
+        let (mut plane, mut out, peer, _) = plane(t0);
+        let from = at(peer);
         let at = t0 + Duration::from_secs(10);
         assert_eq!(
             plane.on_datagram(&consent_request(PASSWORD), from, at, &mut out),
             Heard::Nothing
         );
-        out.flush();
-        let mut buf = [0u8; 256];
-        let n = peer.recv(&mut buf).await.unwrap();
-        let reply = StunMessage::parse(&buf[..n]).expect("a STUN reply");
+        let sent = sent_to(&mut out, peer);
+        assert_eq!(sent.len(), 1, "one reply");
+        let reply = StunMessage::parse(&sent[0]).expect("a STUN reply");
         assert!(reply.is_successful_binding_response());
         assert_eq!(reply.mapped_address(), Some(from.remote));
         // 20 s after start but 10 s after the check: still alive; 15 s after it: gone.
-        assert!(plane.on_timeout(Some(t0), t0 + Duration::from_secs(20), &mut out));
-        assert!(!plane.on_timeout(Some(t0), t0 + Duration::from_secs(25), &mut out));
+        let wall = SystemTime::now();
+        assert!(plane.on_timeout(Some(t0), t0 + Duration::from_secs(20), wall, &mut out));
+        assert!(!plane.on_timeout(Some(t0), t0 + Duration::from_secs(25), wall, &mut out));
     }
 
     fn nominating_request(password: &str) -> Vec<u8> {
@@ -633,118 +640,105 @@ mod tests {
         buf[..n].to_vec()
     }
 
-    /// One datagram from `socket`, within 5 s.
-    async fn recv_one(socket: &UdpSocket) -> Vec<u8> {
-        let mut buf = [0u8; 2048];
-        let n = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buf))
-            .await
-            .expect("a datagram within 5 s")
-            .unwrap();
-        buf[..n].to_vec()
-    }
-
     /// A check on another pair is answered on that pair but moves nothing, nor renews the
     /// media pair's consent; a check that nominates another pair moves the media there.
-    #[tokio::test]
-    async fn media_follows_the_nominated_pair_not_the_last_check() {
+    #[test]
+    fn media_follows_the_nominated_pair_not_the_last_check() {
         let t0 = Instant::now();
-        let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let there = at(other.local_addr().unwrap());
+        let other: SocketAddr = OTHER.parse().unwrap();
+        let there = at(other);
+        let wall = SystemTime::now();
 
-        let (mut first, mut out, peer, _) = plane(t0).await;
+        let (mut first, mut out, peer, _) = plane(t0);
         // A plain check from elsewhere: answered there, media stays.
         first.on_datagram(&consent_request(PASSWORD), there, t0, &mut out);
         first.send_frame(&picture(1), 0, t0, &mut out);
-        out.flush();
-        assert!(StunMessage::parse(&recv_one(&other).await).is_ok());
-        assert_eq!(
-            recv_one(&peer).await[0],
-            RTP_VERSION,
-            "media still to the peer"
-        );
-        assert_eq!(first.path().remote, peer.local_addr().unwrap());
+        let queued = out.datagrams();
+        out.clear();
+        let to = |addr| queued.iter().filter(move |(p, _)| p.remote == addr);
+        let replies: Vec<_> = to(other).collect();
+        assert_eq!(replies.len(), 1);
+        assert!(StunMessage::parse(&replies[0].1).is_ok());
+        let media: Vec<_> = to(peer).collect();
+        assert_eq!(media.len(), 1, "media still to the peer");
+        assert_eq!(media[0].1[0], RTP_VERSION);
+        assert_eq!(first.path().remote, peer);
         // It did not renew the media pair's consent.
-        assert!(!first.on_timeout(Some(t0), t0 + CONSENT_TIMEOUT, &mut out));
+        assert!(!first.on_timeout(Some(t0), t0 + CONSENT_TIMEOUT, wall, &mut out));
 
-        let (mut plane, mut out, peer, _) = plane(t0).await;
+        let (mut plane, mut out, peer, _) = plane(t0);
         // A nomination of the other pair: the media goes there from now on.
         plane.on_datagram(&nominating_request(PASSWORD), there, t0, &mut out);
         plane.send_frame(&picture(1), 0, t0, &mut out);
-        out.flush();
-        assert!(StunMessage::parse(&recv_one(&other).await).is_ok());
-        assert_eq!(
-            recv_one(&other).await[0],
-            RTP_VERSION,
-            "media to the nominated pair"
-        );
+        let queued = out.datagrams();
+        out.clear();
+        let to_other: Vec<_> = queued.iter().filter(|(p, _)| p.remote == other).collect();
+        assert_eq!(to_other.len(), 2, "the reply, then the media");
+        assert!(StunMessage::parse(&to_other[0].1).is_ok());
+        assert_eq!(to_other[1].1[0], RTP_VERSION, "media to the nominated pair");
         assert_eq!(plane.path(), there);
-        let mut probe = [0u8; 64];
         assert!(
-            tokio::time::timeout(Duration::from_millis(300), peer.recv(&mut probe))
-                .await
-                .is_err(),
+            queued.iter().all(|(p, _)| p.remote != peer),
             "nothing to the old pair"
         );
         // A nomination with the wrong password moves nothing.
         let forged = nominating_request("not-the-password-at-all");
-        plane.on_datagram(&forged, at(peer.local_addr().unwrap()), t0, &mut out);
+        plane.on_datagram(&forged, at(peer), t0, &mut out);
         assert_eq!(plane.path(), there);
     }
 
-    #[tokio::test]
-    async fn a_dtls_alert_ends_the_viewer_only_from_its_own_address() {
+    #[test]
+    fn a_dtls_alert_ends_the_viewer_only_from_its_own_address() {
         let t0 = Instant::now();
-        let (mut plane, mut out, peer, _) = plane(t0).await;
+        let (mut plane, mut out, peer, _) = plane(t0);
         let alert = [21, 0xFE, 0xFD, 0, 1, 0, 0, 0, 0, 0, 9, 0, 2, 1, 0];
         let elsewhere = at("127.0.0.1:9".parse().unwrap());
         assert_eq!(
             plane.on_datagram(&alert, elsewhere, t0, &mut out),
             Heard::Nothing
         );
-        let from = at(peer.local_addr().unwrap());
-        assert_eq!(plane.on_datagram(&alert, from, t0, &mut out), Heard::Gone);
+        assert_eq!(
+            plane.on_datagram(&alert, at(peer), t0, &mut out),
+            Heard::Gone
+        );
     }
 
-    #[tokio::test]
-    async fn without_a_feed_time_moves_on_and_consent_still_runs_out() {
+    #[test]
+    fn without_a_feed_time_moves_on_and_consent_still_runs_out() {
         let t0 = Instant::now();
-        let (mut plane, mut out, _peer, _) = plane(t0).await;
+        let wall = SystemTime::now();
+        let (mut plane, mut out, _peer, _) = plane(t0);
         plane.send_frame(&picture(1), 0, t0, &mut out);
         let at = t0 + Duration::from_secs(1);
-        assert!(plane.on_timeout(None, at, &mut out));
+        assert!(plane.on_timeout(None, at, wall, &mut out));
         // The next wake-up is later than now: the hub is not woken again at once.
         assert!(plane.next_timeout() > at);
-        assert!(!plane.on_timeout(None, t0 + CONSENT_TIMEOUT, &mut out));
+        assert!(!plane.on_timeout(None, t0 + CONSENT_TIMEOUT, wall, &mut out));
     }
 
-    #[tokio::test]
-    async fn a_check_with_the_wrong_password_is_ignored() {
+    #[test]
+    fn a_check_with_the_wrong_password_is_ignored() {
         let t0 = Instant::now();
-        let (mut plane, mut out, peer, _) = plane(t0).await;
-        let from = at(peer.local_addr().unwrap());
+        let (mut plane, mut out, peer, _) = plane(t0);
         plane.on_datagram(
             &consent_request("not-the-password-at-all"),
-            from,
+            at(peer),
             t0,
             &mut out,
         );
-        out.flush();
-        assert!(nothing_arrives(&peer).await, "no reply to a forged check");
-        assert!(!plane.on_timeout(Some(t0), t0 + Duration::from_secs(15), &mut out));
+        assert!(out.is_empty(), "no reply to a forged check");
+        let wall = SystemTime::now();
+        assert!(!plane.on_timeout(Some(t0), t0 + Duration::from_secs(15), wall, &mut out));
     }
 
-    #[tokio::test]
-    async fn a_nack_is_answered_on_the_rtx_stream_with_the_original_sequence_number() {
+    #[test]
+    fn a_nack_is_answered_on_the_rtx_stream_with_the_original_sequence_number() {
         let t0 = Instant::now();
-        let (mut plane, mut out, peer, browsers) = plane(t0).await;
-        let from = at(peer.local_addr().unwrap());
+        let (mut plane, mut out, peer, browsers) = plane(t0);
+        let from = at(peer);
         // One picture of three packets at 100 ms (9000 ticks): sequence numbers 100–102.
         plane.send_frame(&picture(3), 100_000, t0, &mut out);
-        out.flush();
-        let mut buf = [0u8; 2048];
-        for _ in 0..3 {
-            peer.recv(&mut buf).await.unwrap();
-        }
+        assert_eq!(sent_to(&mut out, peer).len(), 3);
         // The browser lost 101: a generic NACK (RFC 4585) for the video SSRC.
         let mut nack = vec![0x81, 205, 0, 3];
         nack.extend_from_slice(&0xAAAA_AAAAu32.to_be_bytes());
@@ -762,15 +756,16 @@ mod tests {
             plane.peer_has_keys,
             "an authenticated RTCP packet proves the keys"
         );
-        out.flush();
-        let n = peer.recv(&mut buf).await.unwrap();
+        let sent = sent_to(&mut out, peer);
+        assert_eq!(sent.len(), 1, "exactly the lost packet");
+        let buf = &sent[0];
         // Header in the clear: RTX payload type, RTX SSRC, its own sequence, same time.
         assert_eq!(buf[1] & 0x7F, 103);
         assert_eq!(u16::from_be_bytes([buf[2], buf[3]]), 500);
         assert_eq!(u32::from_be_bytes(buf[4..8].try_into().unwrap()), 9000);
         assert_eq!(u32::from_be_bytes(buf[8..12].try_into().unwrap()), RTX_SSRC);
         // Original sequence number (2 bytes) + payload (100) + GCM tag (16).
-        assert_eq!(n, 12 + 2 + 100 + 16);
+        assert_eq!(buf.len(), 12 + 2 + 100 + 16);
         // A NACK for another SSRC, or a forged one, re-sends nothing.
         let mut other = nack.clone();
         other[8..12].copy_from_slice(&0x3333_3333u32.to_be_bytes());
@@ -782,18 +777,18 @@ mod tests {
         let mut forged = srtcp.clone();
         forged[10] ^= 1;
         plane.on_datagram(&forged, from, t0, &mut out);
-        out.flush();
         assert!(
-            nothing_arrives(&peer).await,
+            out.is_empty(),
             "a NACK for another SSRC or a forged one re-sent"
         );
     }
 
-    #[tokio::test]
-    async fn picture_loss_is_heard_and_sender_reports_go_out() {
+    #[test]
+    fn picture_loss_is_heard_and_sender_reports_go_out() {
         let t0 = Instant::now();
-        let (mut plane, mut out, peer, browsers) = plane(t0).await;
-        let from = at(peer.local_addr().unwrap());
+        let wall = SystemTime::now();
+        let (mut plane, mut out, peer, browsers) = plane(t0);
+        let from = at(peer);
         let mut pli = vec![0x81, 206, 0, 2];
         pli.extend_from_slice(&0xAAAA_AAAAu32.to_be_bytes());
         pli.extend_from_slice(&VIDEO_SSRC.to_be_bytes());
@@ -806,27 +801,30 @@ mod tests {
             Heard::KeyframeRequest
         );
         // Nothing sent yet: no report. After a picture, a report per second.
-        assert!(plane.on_timeout(Some(t0), t0, &mut out));
+        assert!(plane.on_timeout(Some(t0), t0, wall, &mut out));
+        assert!(out.is_empty());
         plane.send_frame(&picture(1), 0, t0, &mut out);
-        assert!(plane.on_timeout(Some(t0), t0 + Duration::from_secs(1), &mut out));
-        out.flush();
-        let mut buf = [0u8; 2048];
-        peer.recv(&mut buf).await.unwrap(); // the picture
-        let n = peer.recv(&mut buf).await.unwrap();
+        let one_s = t0 + Duration::from_secs(1);
+        assert!(plane.on_timeout(Some(t0), one_s, wall + Duration::from_secs(1), &mut out));
+        let sent = sent_to(&mut out, peer);
+        assert_eq!(sent.len(), 2, "the picture, then the report");
         let provider = super::super::rtc_factory::crypto_provider();
         let (ours, _) = keys();
         assert!(
-            ours.receiver(provider).unprotect_rtcp(&buf[..n]).is_none(),
+            ours.receiver(provider).unprotect_rtcp(&sent[1]).is_none(),
             "our own receive keys must not open what we send"
         );
         let report = browsers
             .receiver(provider)
-            .unprotect_rtcp(&buf[..n])
+            .unprotect_rtcp(&sent[1])
             .expect("the browser opens our report");
         assert!(matches!(
             Rtcp::try_from(&report[..]),
             Ok(Rtcp::SenderReport(_))
         ));
+        // The NTP time is the wall time given.
+        let ntp = u64::from_be_bytes(report[8..16].try_into().unwrap());
+        assert_eq!(ntp, ntp_time(wall + Duration::from_secs(1)));
         // 90 kHz stream time at one second after the epoch.
         assert_eq!(
             u32::from_be_bytes(report[16..20].try_into().unwrap()),

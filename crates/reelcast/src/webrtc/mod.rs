@@ -1,13 +1,15 @@
 //! WebRTC transport: every viewer on one shared UDP port.
 //!
-//! Owns: answering a browser's offer as an ICE-lite peer (`rtc_factory`), the UDP socket and the
-//! loop that demultiplexes datagrams to viewers and drives them (`hub`), the ids of
+//! Owns: answering a browser's offer as an ICE-lite peer (`rtc_factory`); the hub's state
+//! machine, which routes datagrams to viewers and drives them on the time it is given and
+//! queues what to send as values (`hub_core`, `transmits`: sans-IO, tested on virtual time);
+//! the I/O edge that owns the UDP socket, reads the clock and feeds the core (`hub`); the ids of
 //! feeds (`ids`) and the viewer events it sends (`events`, the streams' own), each viewer's
 //! handshake in a str0m [`Rtc`](str0m::Rtc) and what it needs on its own: payload types,
 //! RTP time, keyframe gating (`viewer`); the SRTP keys the handshake exports
 //! (`dtls_keys`), and once connected, the viewer's media without str0m: RTP, SRTP and RTCP
 //! (`media_plane`, `srtp`); cutting frames into RTP payloads once per feed for all its
-//! viewers (`packets`); sending datagrams in segmented batches (`outbox`); the media
+//! viewers (`packets`); sending the queue in segmented batches (`udp_sender`); the media
 //! socket, which tells each datagram's local address so answers leave from it (`udp`);
 //! which addresses we announce (`announce`); the same port over TCP for viewers whose
 //! network blocks UDP (`ice_tcp`, framed by `tcp_framing`); a stream's frames in as a
@@ -27,15 +29,17 @@ mod feed;
 #[doc(hidden)]
 pub mod fuzzing;
 mod hub;
+mod hub_core;
 mod ice_tcp;
 mod ids;
 mod media_plane;
-mod outbox;
 mod packets;
 mod rtc_factory;
 mod srtp;
 mod tcp_framing;
+mod transmits;
 mod udp;
+mod udp_sender;
 mod viewer;
 
 pub use announce::announced_ips;

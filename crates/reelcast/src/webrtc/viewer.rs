@@ -9,10 +9,13 @@
 //! Per viewer is only what cannot be shared: the negotiated payload types and SSRCs, the
 //! SRTP contexts and sequence numbers, and whether video may flow yet (a decoder must start
 //! at a keyframe). RTP payloads are cut once per feed ([`RtpFrame`]) and shared.
+//!
+//! Part of the hub's sans-IO core: time comes in as `now` (no clock is read here), and what
+//! a viewer sends goes into the hub's [`Transmits`] queue, never to a socket.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use str0m::format::Codec;
 use str0m::media::{MediaKind as RtcKind, Mid, Pt};
@@ -23,9 +26,9 @@ use super::dtls_keys::KeySlot;
 use super::events::{ViewerEvent, ViewerEvents};
 use super::ids::{FeedId, TcpId, ViewerId};
 use super::media_plane::{Heard, MediaPlane, OutTrack, RtxTrack};
-use super::outbox::Outbox;
 use super::packets::RtpFrame;
 use super::srtp::SrtpKeys;
+use super::transmits::Transmits;
 use super::udp::Path;
 use crate::media::{Ending, FailReason, MediaKind, StopReason};
 
@@ -169,7 +172,7 @@ impl Viewer {
         from: Path,
         candidate: SocketAddr,
         now: Instant,
-        out: &mut Outbox,
+        out: &mut Transmits,
     ) {
         let to_plane = MediaPlane::is_rtcp_datagram(data) || self.handshake.is_none();
         if let (Some(plane), true) = (&mut self.plane, to_plane) {
@@ -180,11 +183,11 @@ impl Viewer {
             }
             match heard {
                 Heard::Nothing => {}
-                Heard::KeyframeRequest => self.on_keyframe_request(),
+                Heard::KeyframeRequest => self.on_keyframe_request(now),
                 Heard::Gone => self.close(StopReason::SessionDisconnect.into()),
             }
             self.drop_handshake_when_done(now);
-            self.update_timeout();
+            self.update_timeout(now);
             return;
         }
         let Some(handshake) = &mut self.handshake else {
@@ -248,8 +251,15 @@ impl Viewer {
         true
     }
 
-    /// Drives the engine and the media plane at `now`; `epoch` is the feed's stream time 0.
-    pub(super) fn on_timeout(&mut self, epoch: Option<Instant>, now: Instant, out: &mut Outbox) {
+    /// Drives the engine and the media plane at `now`; `epoch` is the feed's stream time 0,
+    /// `wall` the time of day at `now` (for sender reports).
+    pub(super) fn on_timeout(
+        &mut self,
+        epoch: Option<Instant>,
+        now: Instant,
+        wall: SystemTime,
+        out: &mut Transmits,
+    ) {
         if self.closed {
             return;
         }
@@ -262,18 +272,18 @@ impl Viewer {
             }
         }
         if let Some(plane) = &mut self.plane {
-            if plane.next_timeout() <= now && !plane.on_timeout(epoch, now, out) {
+            if plane.next_timeout() <= now && !plane.on_timeout(epoch, now, wall, out) {
                 self.close(FailReason::RtpActivity.into());
             }
         }
         self.drop_handshake_when_done(now);
-        self.update_timeout();
+        self.update_timeout(now);
     }
 
     /// Drains the engine until it asks to be woken later: sends what it transmits and turns
     /// its events into viewer events (str0m's "drain after every mutation" rule), then
     /// starts the media plane once the handshake is done.
-    pub(super) fn drain(&mut self, now: Instant, out: &mut Outbox) {
+    pub(super) fn drain(&mut self, now: Instant, out: &mut Transmits) {
         let Some(handshake) = &mut self.handshake else {
             return;
         };
@@ -308,7 +318,7 @@ impl Viewer {
         if self.plane.is_none() && !self.closed {
             self.start_media_plane(now);
         }
-        self.update_timeout();
+        self.update_timeout(now);
     }
 
     fn on_event(&mut self, event: Event, now: Instant) {
@@ -329,16 +339,16 @@ impl Viewer {
                     self.close(FailReason::IceTimeout.into());
                 }
             }
-            Event::KeyframeRequest(_) => self.on_keyframe_request(),
+            Event::KeyframeRequest(_) => self.on_keyframe_request(now),
             Event::Closed => self.close(StopReason::SessionDisconnect.into()),
             _ => {}
         }
     }
 
-    fn on_keyframe_request(&mut self) {
+    fn on_keyframe_request(&mut self, now: Instant) {
         let recent = self
             .last_keyframe_sent
-            .is_some_and(|t| t.elapsed() < KEYFRAME_REQUEST_GRACE);
+            .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_GRACE);
         // Before the first picture the catch-up (or the first keyframe) is on its way.
         if !recent && self.video_started {
             self.wants_keyframe = true;
@@ -419,7 +429,9 @@ impl Viewer {
         }
     }
 
-    fn update_timeout(&mut self) {
+    /// Recomputes when the viewer wants to be woken; with nothing to wait for, a second
+    /// after `now`.
+    fn update_timeout(&mut self, now: Instant) {
         let engine = self.handshake.as_ref().map(|h| {
             // Wake when the engine may be dropped, too.
             let linger = h.connected_at.map(|t| t + HANDSHAKE_LINGER);
@@ -432,7 +444,7 @@ impl Viewer {
         self.next_timeout = match (engine, plane) {
             (Some(a), Some(b)) => a.min(b),
             (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => Instant::now() + Duration::from_secs(1),
+            (None, None) => now + Duration::from_secs(1),
         };
     }
 
@@ -443,7 +455,7 @@ impl Viewer {
         frame: &Arc<RtpFrame>,
         pts_us: i64,
         now: Instant,
-        out: &mut Outbox,
+        out: &mut Transmits,
     ) {
         if self.closed {
             return;
@@ -481,7 +493,7 @@ impl Viewer {
     /// their order, but their timestamps are packed one 90 kHz tick apart just before the
     /// newest one: the browser decodes them in one go and shows the newest picture when
     /// every other viewer does, then follows the shared timeline.
-    pub(super) fn catch_up(&mut self, gop: &[Arc<RtpFrame>], now: Instant, out: &mut Outbox) {
+    pub(super) fn catch_up(&mut self, gop: &[Arc<RtpFrame>], now: Instant, out: &mut Transmits) {
         let Some(newest) = gop.last() else {
             return;
         };
@@ -512,7 +524,7 @@ impl Viewer {
         &mut self,
         gop: &[Arc<RtpFrame>],
         now: Instant,
-        out: &mut Outbox,
+        out: &mut Transmits,
     ) {
         self.wants_keyframe = false;
         let (Some(keyframe), Some(newest)) = (gop.first(), gop.last()) else {
@@ -553,7 +565,7 @@ impl Viewer {
     }
 
     /// Closes the viewer from our side, telling the browser its streams ended.
-    pub(super) fn close_and_say_goodbye(&mut self, reason: Ending, out: &mut Outbox) {
+    pub(super) fn close_and_say_goodbye(&mut self, reason: Ending, out: &mut Transmits) {
         if !self.closed {
             if let Some(plane) = &mut self.plane {
                 plane.say_goodbye(out);

@@ -1,26 +1,24 @@
-//! Outgoing datagrams of the hub, sent in batches: one `sendmmsg(2)` per up to [`BATCH`]
-//! messages, and consecutive equal-sized packets to one address as one message that the
-//! kernel cuts into datagrams (UDP generic segmentation offload, `UDP_SEGMENT`).
+//! The I/O edge's sender: puts the hub's [`Transmits`] on the wire. UDP messages go in
+//! batches, one `sendmmsg(2)` per drained queue (the hub pauses a fan-out at about
+//! [`BATCH`](super::transmits::BATCH) messages; at most [`MAX_RUN`] per call), a train as one message that the
+//! kernel cuts into datagrams (UDP generic segmentation offload, `UDP_SEGMENT`); packets to
+//! an ICE-TCP path are framed onto that connection's queue ([`TcpConn`]), whose task writes
+//! them (woken once per drain).
 //!
 //! Fanning one frame out to N viewers makes N × (packets per frame) datagrams at once, each
 //! to another address; a system call per datagram was the largest single cost of the hub,
-//! and after batching, the kernel's per-datagram walk down the stack was. A picture's
-//! packets to one viewer are all full-sized but the last, which is exactly the shape
-//! `UDP_SEGMENT` takes: the stack is walked once per picture per viewer, not per packet.
-//! Where the kernel refuses it (older than 4.18), packets go out one by one, as before.
+//! and after batching, the kernel's per-datagram walk down the stack was: which packets
+//! make a train is decided in the queue ([`super::transmits`]); this module only sends.
+//! Where the kernel refuses segmentation (older than 4.18), the trains are cut and sent
+//! one by one, and the queue is told to gather no more trains.
 //!
 //! Every message leaves from the local address its peer wrote to ([`Path`]): a
 //! packet-info control message (`IP_PKTINFO`, `IPV6_PKTINFO`) sets its source. One system
-//! call takes one set of control messages, so the messages of a batch are grouped by
-//! source address (order is kept per peer, which always has one source at a time).
+//! call takes one set of control messages and one segment size, so a run of messages
+//! shares both (the queue is grouped by source).
 //!
-//! A path on an ICE-TCP connection ([`Path::tcp`]) is not sent on the socket: its packets
-//! are framed onto that connection's queue ([`TcpConn`]), whose task writes them; the
-//! connection is woken once per flush.
-//!
-//! Datagrams wait here only until the hub finishes the event it is handling (it flushes
-//! after every command, datagram and timeout), so batching adds no latency worth naming.
-//! Bytes are kept in arenas reused from flush to flush: no allocation per datagram.
+//! Owns the socket's sending side, the open ICE-TCP connections and the UDP send counters
+//! (they count what the socket really sent). Must not decide what to send.
 
 use std::collections::HashMap;
 use std::io::IoSlice;
@@ -35,66 +33,35 @@ use tracing::{debug, warn};
 
 use super::ice_tcp::TcpConn;
 use super::ids::TcpId;
-use super::udp::{self, Path};
+#[cfg(test)]
+use super::transmits::BATCH;
+use super::transmits::{split_into_datagrams, Message, TcpAction, Transmits};
+use super::udp;
+#[cfg(test)]
+use super::udp::Path;
 
-/// Messages per system call. The kernel takes up to 1,024; past a few dozen the saving
-/// per message no longer changes.
-const BATCH: usize = 64;
-/// Segments in one `UDP_SEGMENT` message: the kernel's limit (`UDP_MAX_SEGMENTS`).
-const MAX_SEGMENTS: usize = 64;
-/// Bytes in one `UDP_SEGMENT` message: under the 64 KiB of one IP packet with its headers.
-const MAX_TRAIN_BYTES: usize = 60_000;
+/// Messages in one `sendmmsg(2)` at most: the kernel's limit (`UIO_MAXIOV`). The hub
+/// pauses a fan-out once [`BATCH`](super::transmits::BATCH) messages are queued, after
+/// the viewer that crossed it: a drained queue is a little over the batch, and goes in one
+/// call rather than a full one and a short one.
+const MAX_RUN: usize = 1024;
 
-/// One message: a datagram, or a train of packets the kernel is to cut into datagrams of
-/// `segment` bytes (0 for a lone datagram).
-#[derive(Clone, Copy)]
-struct Message {
-    to: SockaddrStorage,
-    /// The source address to send from (`None`: the kernel's choice).
-    from: Option<IpAddr>,
-    start: usize,
-    len: usize,
-    segment: u16,
-}
-
-/// Packets to one address being gathered into one segmented message.
-struct Train {
-    to: Path,
-    start: usize,
-    /// Size of every segment but the last.
-    segment: usize,
-    segments: usize,
-    /// A shorter last segment has come: nothing more can join.
-    closed: bool,
-}
-
-/// Datagrams to send on one socket, in the order they were queued.
-pub(super) struct Outbox {
+/// Sends [`Transmits`] on one socket and the ICE-TCP connections.
+pub(super) struct UdpSender {
     socket: Arc<UdpSocket>,
-    /// Every queued byte, back to back; reused from flush to flush.
-    bytes: Vec<u8>,
-    messages: Vec<Message>,
-    /// The train being gathered at the end of `bytes`.
-    train: Option<Train>,
-    /// False once the kernel refused a segmented message.
-    segmentation: bool,
     /// The socket is IPv6 (dual-stack): IPv4 addresses go out v4-mapped.
     v6_socket: bool,
-    /// The open ICE-TCP connections, and those written to since the last flush.
+    /// The open ICE-TCP connections.
     tcp: HashMap<TcpId, Arc<TcpConn>>,
     tcp_written: Vec<TcpId>,
 }
 
-impl Outbox {
+impl UdpSender {
     pub(super) fn new(socket: Arc<UdpSocket>) -> Self {
         let v6_socket = socket.local_addr().is_ok_and(|a| a.is_ipv6());
-        Outbox {
+        UdpSender {
             v6_socket,
             socket,
-            bytes: Vec::new(),
-            messages: Vec::new(),
-            train: None,
-            segmentation: true,
             tcp: HashMap::new(),
             tcp_written: Vec::new(),
         }
@@ -110,128 +77,73 @@ impl Outbox {
         self.tcp.remove(&id);
     }
 
-    /// The connection `id`, when it is open.
-    pub(super) fn tcp(&self, id: TcpId) -> Option<&Arc<TcpConn>> {
-        self.tcp.get(&id)
-    }
-
-    /// Frames a packet onto its ICE-TCP connection's queue (dropped when it has closed).
-    fn push_tcp(&mut self, id: TcpId, packet: &[u8]) {
-        if let Some(conn) = self.tcp.get(&id) {
-            conn.send(packet);
-            if self.tcp_written.last() != Some(&id) {
-                self.tcp_written.push(id);
+    /// Sends everything queued and empties the queue. UDP is lossy anyway: what the socket
+    /// refuses (its buffer is full, or a viewer's address is unreachable) is dropped as a
+    /// network would drop it, and NACK/RTX or the next packet recovers it. Packets to a
+    /// closed ICE-TCP connection are dropped.
+    pub(super) fn send(&mut self, transmits: &mut Transmits) {
+        transmits.finish();
+        let refused = self.send_udp(transmits.messages(), transmits.bytes());
+        if refused {
+            transmits.disable_segmentation();
+        }
+        let (packets, bytes) = transmits.tcp_packets();
+        for p in packets {
+            if let Some(conn) = self.tcp.get(&p.conn) {
+                conn.send(&bytes[p.start..p.start + p.len]);
+                if self.tcp_written.last() != Some(&p.conn) {
+                    self.tcp_written.push(p.conn);
+                }
             }
         }
-    }
-
-    /// Queues a datagram on its own (handshakes, RTCP, STUN).
-    pub(super) fn push(&mut self, to: Path, datagram: &[u8]) {
-        if let Some(id) = to.tcp {
-            return self.push_tcp(id, datagram);
-        }
-        self.end_train();
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(datagram);
-        self.queue(to, start, datagram.len(), 0);
-    }
-
-    /// Queues an RTP packet. Consecutive packets to the same address of the same size,
-    /// perhaps ended by one shorter packet, leave as one segmented message.
-    pub(super) fn push_packet(&mut self, to: Path, packet: &[u8]) {
-        if let Some(id) = to.tcp {
-            return self.push_tcp(id, packet);
-        }
-        let joins = self.segmentation
-            && self.train.as_ref().is_some_and(|t| {
-                t.to == to
-                    && !t.closed
-                    && packet.len() <= t.segment
-                    && t.segments < MAX_SEGMENTS
-                    && self.bytes.len() - t.start + packet.len() <= MAX_TRAIN_BYTES
-            });
-        if !joins {
-            self.end_train();
-            self.train = Some(Train {
-                to,
-                start: self.bytes.len(),
-                segment: packet.len(),
-                segments: 0,
-                closed: false,
-            });
-        }
-        let train = self.train.as_mut().expect("a train was just started");
-        train.segments += 1;
-        train.closed = packet.len() < train.segment;
-        self.bytes.extend_from_slice(packet);
-    }
-
-    /// Queues the gathered train: one packet as a lone datagram, several as one message.
-    fn end_train(&mut self) {
-        let Some(train) = self.train.take() else {
-            return;
-        };
-        let len = self.bytes.len() - train.start;
-        let segment = if train.segments > 1 {
-            train.segment as u16
-        } else {
-            0
-        };
-        self.queue(train.to, train.start, len, segment);
-    }
-
-    fn queue(&mut self, to: Path, start: usize, len: usize, segment: u16) {
-        self.messages.push(Message {
-            to: SockaddrStorage::from(udp::on_wire(to.remote, self.v6_socket)),
-            from: to.local,
-            start,
-            len,
-            segment,
-        });
-        if self.messages.len() >= BATCH {
-            self.send_all();
-        }
-    }
-
-    /// Sends everything queued. UDP is lossy anyway: what the socket refuses (its buffer is
-    /// full, or a viewer's address is unreachable) is dropped as a network would drop it,
-    /// and NACK/RTX or the next packet recovers it.
-    pub(super) fn flush(&mut self) {
-        self.end_train();
-        self.send_all();
         for id in self.tcp_written.drain(..) {
             if let Some(conn) = self.tcp.get(&id) {
                 conn.flush();
             }
         }
+        for action in transmits.tcp_actions() {
+            match *action {
+                TcpAction::Prove(id) => {
+                    if let Some(conn) = self.tcp.get(&id) {
+                        conn.prove();
+                    }
+                }
+                TcpAction::Close(id) => {
+                    if let Some(conn) = self.tcp.get(&id) {
+                        conn.close();
+                    }
+                }
+            }
+        }
+        transmits.clear();
     }
 
-    /// Sends the queued messages in order, in runs that can share one system call: one
-    /// segment size per call, which lone datagrams no larger than it may join (the kernel
-    /// sends a message no longer than the segment size as it is).
-    fn send_all(&mut self) {
-        // Stable: each peer's messages keep their order.
-        self.messages.sort_by_key(|m| m.from);
+    /// Sends the messages in order, in runs that can share one system call: one source
+    /// and one segment size per call, which lone datagrams no larger than it may join (the
+    /// kernel sends a message no longer than the segment size as it is). True when the
+    /// kernel refused segmentation (what it refused went out one by one).
+    fn send_udp(&self, messages: &[Message], bytes: &[u8]) -> bool {
+        let mut refused = false;
         let mut i = 0;
-        while i < self.messages.len() {
-            let (end, segment) = run_from(&self.messages[i..]);
+        while i < messages.len() {
+            let (end, segment) = run_from(&messages[i..]);
             let end = i + end;
-            let run = &self.messages[i..end];
+            let run = &messages[i..end];
             let from = run[0].from;
             let v6 = self.v6_socket;
-            if let Err(sent) = send(&self.socket, &self.bytes, run, segment, from, v6) {
-                warn!("udp segmentation offload refused by the kernel: sending packets one by one");
-                self.segmentation = false;
+            if let Err(sent) = send(&self.socket, bytes, run, segment, from, v6) {
+                if !refused {
+                    warn!("udp segmentation offload refused by the kernel: sending packets one by one");
+                }
+                refused = true;
                 let singles = split_into_datagrams(&run[sent..]);
-                for chunk in singles.chunks(BATCH) {
-                    let _ = send(&self.socket, &self.bytes, chunk, None, from, v6);
+                for chunk in singles.chunks(MAX_RUN) {
+                    let _ = send(&self.socket, bytes, chunk, None, from, v6);
                 }
             }
             i = end;
         }
-        self.messages.clear();
-        // Only called with no train being gathered: every queued byte has been sent.
-        self.bytes.clear();
+        refused
     }
 }
 
@@ -260,13 +172,13 @@ fn datagrams(messages: &[Message]) -> u64 {
         .sum()
 }
 
-/// The longest run at the start of `messages` (at most [`BATCH`]) that one system call can
+/// The longest run at the start of `messages` (at most [`MAX_RUN`]) that one system call can
 /// send, and its segment size. A run has one source address.
 fn run_from(messages: &[Message]) -> (usize, Option<u16>) {
     let mut segment: Option<u16> = None;
     let mut largest_lone = 0;
     let from = messages.first().and_then(|m| m.from);
-    for (i, m) in messages.iter().enumerate().take(BATCH) {
+    for (i, m) in messages.iter().enumerate().take(MAX_RUN) {
         if m.from != from {
             return (i, segment);
         }
@@ -282,34 +194,10 @@ fn run_from(messages: &[Message]) -> (usize, Option<u16>) {
             largest_lone = largest_lone.max(m.len);
         }
     }
-    (messages.len().min(BATCH), segment)
+    (messages.len().min(MAX_RUN), segment)
 }
 
-/// The messages with every train cut into its datagrams, for a kernel without segmentation.
-fn split_into_datagrams(messages: &[Message]) -> Vec<Message> {
-    let mut out = Vec::new();
-    for m in messages {
-        let size = if m.segment > 0 {
-            usize::from(m.segment)
-        } else {
-            m.len
-        };
-        let mut at = m.start;
-        while at < m.start + m.len {
-            let len = size.min(m.start + m.len - at);
-            out.push(Message {
-                start: at,
-                len,
-                segment: 0,
-                ..*m
-            });
-            at += len;
-        }
-    }
-    out
-}
-
-/// Sends `messages` (at most [`BATCH`]) with `segment` as the segment size of each, from
+/// Sends `messages` (at most [`MAX_RUN`]) with `segment` as the segment size of each, from
 /// the source address `from`. `Err(n)` when the kernel refused segmentation after `n`
 /// messages went out: the caller sends the rest another way.
 fn send(
@@ -345,7 +233,10 @@ fn send(
         Some(SourceInfo::V6(info)) => cmsgs.push(ControlMessage::Ipv6PacketInfo(info)),
         None => {}
     }
-    let addresses: Vec<Option<SockaddrStorage>> = messages.iter().map(|m| Some(m.to)).collect();
+    let addresses: Vec<Option<SockaddrStorage>> = messages
+        .iter()
+        .map(|m| Some(SockaddrStorage::from(udp::on_wire(m.to, v6_socket))))
+        .collect();
     let slices: Vec<[IoSlice<'_>; 1]> = messages
         .iter()
         .map(|m| [IoSlice::new(&bytes[m.start..m.start + m.len])])
@@ -438,13 +329,14 @@ mod tests {
         let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let mut outbox = Outbox::new(Arc::new(sender));
+        let mut outbox = Transmits::default();
+        let mut sender = UdpSender::new(Arc::new(sender));
         // More than one batch, alternating between two receivers.
         for i in 0..(BATCH + 10) as u16 {
             let to = if i % 2 == 0 { &a } else { &b };
             outbox.push(path(to.local_addr().unwrap()), &i.to_be_bytes());
         }
-        outbox.flush();
+        sender.send(&mut outbox);
         let mut buf = [0u8; 8];
         for i in 0..(BATCH + 10) as u16 {
             let from = if i % 2 == 0 { &a } else { &b };
@@ -457,11 +349,12 @@ mod tests {
     async fn an_unreachable_address_does_not_stop_the_others() {
         let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let good = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let mut outbox = Outbox::new(Arc::new(sender));
+        let mut outbox = Transmits::default();
+        let mut sender = UdpSender::new(Arc::new(sender));
         // An IPv6 destination on an IPv4 socket is refused by the kernel.
         outbox.push(path("[::1]:9".parse().unwrap()), b"lost");
         outbox.push(path(good.local_addr().unwrap()), b"kept");
-        outbox.flush();
+        sender.send(&mut outbox);
         let mut buf = [0u8; 8];
         let n = good.recv(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"kept");
@@ -475,7 +368,8 @@ mod tests {
         let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let mut outbox = Outbox::new(Arc::new(sender));
+        let mut outbox = Transmits::default();
+        let mut sender = UdpSender::new(Arc::new(sender));
         let packet = |picture: usize, i: usize, len: usize| -> Vec<u8> {
             let mut p = vec![(picture % 251) as u8; len];
             p[0] = i as u8;
@@ -494,8 +388,8 @@ mod tests {
             // A single datagram between pictures ends any train.
             outbox.push(path(a.local_addr().unwrap()), b"sr");
         }
-        outbox.flush();
-        assert!(outbox.segmentation, "the kernel refused UDP_SEGMENT");
+        sender.send(&mut outbox);
+        assert!(outbox.segmentation(), "the kernel refused UDP_SEGMENT");
         let mut buf = [0u8; 2048];
         for picture in 0..pictures {
             for from in [&a, &b] {
@@ -522,7 +416,8 @@ mod tests {
         let a = UdpSocket::bind("127.0.0.2:0").await.unwrap();
         let b = UdpSocket::bind("127.0.0.3:0").await.unwrap();
         let port = sender.local_addr().unwrap().port();
-        let mut outbox = Outbox::new(Arc::new(sender));
+        let mut outbox = Transmits::default();
+        let mut sender = UdpSender::new(Arc::new(sender));
         let to = |s: &UdpSocket, from: &str| Path {
             remote: s.local_addr().unwrap(),
             local: Some(from.parse().unwrap()),
@@ -533,7 +428,7 @@ mod tests {
             outbox.push_packet(to(&b, "127.0.0.5"), &[i; 1000]);
             outbox.push_packet(to(&b, "127.0.0.5"), &[i; 1000]);
         }
-        outbox.flush();
+        sender.send(&mut outbox);
         let mut buf = [0u8; 2048];
         for i in 0..10u8 {
             let (n, from) = a.recv_from(&mut buf).await.unwrap();
@@ -552,7 +447,7 @@ mod tests {
 
     #[test]
     fn runs_share_a_segment_size_and_take_lone_datagrams_that_fit() {
-        let to = SockaddrStorage::from("127.0.0.1:9".parse::<SocketAddr>().unwrap());
+        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let m = |len, segment| Message {
             to,
             from: None,
