@@ -138,8 +138,8 @@ pub async fn launch(
             settings.media_port_from, settings.media_port_to
         );
     }
-    let udp = bind_media_port(bind_ip, media_port)
-        .with_context(|| format!("cannot bind WebRTC udp port {media_port}"))?;
+    let (udp, ice_tcp_listener) =
+        bind_media_ports(bind_ip, media_port, settings.ice_tcp_transport)?;
     let media = udp.local_addr()?;
     let ips = announced_ips(&settings, media.is_ipv6());
     let candidates: Vec<SocketAddr> = ips
@@ -156,17 +156,7 @@ pub async fn launch(
     } else {
         info!("announcing {} in ICE candidates", listed.join(", "));
     }
-    let ice_tcp = if settings.ice_tcp_transport {
-        let listener = bind_ice_tcp(bind_ip, media.port(), media.is_ipv6()).with_context(|| {
-            format!(
-                "cannot bind ICE-TCP tcp port {} (set ice_tcp_transport=false to run without)",
-                media.port()
-            )
-        })?;
-        Some((listener, port_gate(&settings)))
-    } else {
-        None
-    };
+    let ice_tcp = ice_tcp_listener.map(|listener| (listener, port_gate(&settings)));
     let tcp_candidates: Vec<SocketAddr> = match &ice_tcp {
         Some((listener, _)) => {
             let port = listener.local_addr()?.port();
@@ -335,6 +325,41 @@ pub async fn launch(
         anyhow::bail!("a listener stopped accepting")
     });
     Ok((ports, serving, ctx))
+}
+
+/// How many ephemeral UDP ports are tried for one whose TCP twin is free too.
+const EPHEMERAL_PAIR_TRIES: usize = 20;
+
+/// The media port over UDP and, with ICE-TCP, the same number over TCP. With port 0 the
+/// kernel picks the UDP port, and its TCP twin may be taken by another program: then
+/// another UDP port is tried (a fixed port fails at once, saying which).
+fn bind_media_ports(
+    ip: IpAddr,
+    port: u16,
+    ice_tcp: bool,
+) -> anyhow::Result<(tokio::net::UdpSocket, Option<tokio::net::TcpListener>)> {
+    let tries = if port == 0 && ice_tcp {
+        EPHEMERAL_PAIR_TRIES
+    } else {
+        1
+    };
+    let mut last_error = None;
+    for _ in 0..tries {
+        let udp = bind_media_port(ip, port)
+            .with_context(|| format!("cannot bind WebRTC udp port {port}"))?;
+        if !ice_tcp {
+            return Ok((udp, None));
+        }
+        let media = udp.local_addr()?;
+        match bind_ice_tcp(ip, media.port(), media.is_ipv6()) {
+            Ok(listener) => return Ok((udp, Some(listener))),
+            Err(e) => last_error = Some((media.port(), e)),
+        }
+    }
+    let (port, e) = last_error.expect("at least one try");
+    Err(anyhow::Error::new(e).context(format!(
+        "cannot bind ICE-TCP tcp port {port} (set ice_tcp_transport=false to run without)"
+    )))
 }
 
 /// The connection caps of one TCP port.
