@@ -299,26 +299,10 @@ fn video_ticks(us: i64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::{ByteSource, SourceError};
+    use crate::source::testing::{sample_bytes, Memory};
     use crate::stream::MediaReader;
     use bytes::Bytes;
     use std::sync::Arc;
-
-    /// A file held in memory.
-    struct Memory(Bytes);
-
-    impl ByteSource for Memory {
-        fn size(&self) -> u64 {
-            self.0.len() as u64
-        }
-        fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
-            let start = usize::try_from(offset).unwrap_or(usize::MAX);
-            self.0
-                .get(start..start.saturating_add(len))
-                .map(|b| self.0.slice_ref(b))
-                .ok_or_else(|| SourceError::Read("unexpected end of file".into()))
-        }
-    }
 
     fn frames_of(file: Bytes) -> Vec<Frame> {
         let mut reader = MediaReader::open(Memory(file)).expect("opens");
@@ -328,8 +312,7 @@ mod tests {
 
     /// The bundled sample cut into CMAF (init, then every part): one fragmented MP4.
     fn sample_as_cmaf() -> (Vec<Frame>, Vec<u8>, usize) {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../media/sample.mp4");
-        let file = Bytes::from(std::fs::read(path).expect("media/sample.mp4 is bundled"));
+        let file = sample_bytes();
         let frames = frames_of(file.clone());
         let asc = MediaReader::open(Memory(file))
             .unwrap()

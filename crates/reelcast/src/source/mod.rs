@@ -16,6 +16,8 @@
 
 mod local;
 pub mod s3;
+#[cfg(test)]
+pub(crate) mod testing;
 mod uri;
 
 pub use local::{list_media, LocalFile, MEDIA_EXTENSIONS};

@@ -386,17 +386,8 @@ mod tests {
     use super::*;
     use crate::media::viewer::testing::NotingCarrier;
     use crate::media::ViewerProtocol;
-    use crate::source::ByteSource;
-    use crate::source::{LocalFile, MediaPath};
     use crate::stream::status::{PlayKey, PlayStatus, StreamStatus};
-    use crate::stream::MediaReader;
-
-    fn sample_reader() -> AnyReader {
-        let media_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../media");
-        let path = MediaPath::new("sample.mp4").expect("valid name");
-        let file = LocalFile::open(&media_dir, &path).expect("media/sample.mp4 is bundled");
-        MediaReader::open(Box::new(file) as Box<dyn ByteSource>).expect("sample opens")
-    }
+    use crate::stream::testing::sample_reader;
 
     /// Many passes of the 10 s sample (read as fast as it decodes, no pacing): the
     /// timeline rises without a step at the seams, and audio and video stay together.

@@ -23,6 +23,8 @@ pub mod personal_vod;
 pub mod reader;
 pub mod registry;
 pub mod status;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::sync::Arc;
 

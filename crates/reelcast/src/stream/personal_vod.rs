@@ -118,17 +118,8 @@ mod tests {
     use super::*;
     use crate::media::viewer::testing::NotingCarrier;
     use crate::media::{ViewerEvents, ViewerProtocol};
-    use crate::source::{ByteSource, LocalFile, MediaPath};
-    use crate::stream::open::AnyReader;
     use crate::stream::status::{PlayKey, PlayStatus, StreamStatus};
-    use crate::stream::MediaReader;
-
-    fn sample_reader() -> AnyReader {
-        let media_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../media");
-        let path = MediaPath::new("sample.mp4").expect("valid name");
-        let file = LocalFile::open(&media_dir, &path).expect("media/sample.mp4 is bundled");
-        MediaReader::open(Box::new(file) as Box<dyn ByteSource>).expect("sample opens")
-    }
+    use crate::stream::testing::sample_reader;
 
     /// A personal VOD of the sample to one viewer on `carrier`: where the viewer's events
     /// go, where its stop goes, and what its session hears.

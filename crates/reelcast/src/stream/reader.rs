@@ -540,30 +540,9 @@ fn has_reordering(track: &Track) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::SourceError;
+    use crate::source::testing::{sample_bytes as sample, Memory};
     use bytes::Bytes;
     use std::process::Command;
-
-    /// A file held in memory.
-    struct Memory(Bytes);
-
-    impl ByteSource for Memory {
-        fn size(&self) -> u64 {
-            self.0.len() as u64
-        }
-        fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
-            let start = usize::try_from(offset).unwrap_or(usize::MAX);
-            self.0
-                .get(start..start.saturating_add(len))
-                .map(Bytes::copy_from_slice)
-                .ok_or_else(|| SourceError::Read("unexpected end of file".into()))
-        }
-    }
-
-    fn sample() -> Bytes {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../media/sample.mp4");
-        Bytes::from(std::fs::read(path).expect("media/sample.mp4 is in the repository"))
-    }
 
     #[test]
     fn a_file_cut_short_after_its_moov_is_refused_at_open_with_the_reason() {
