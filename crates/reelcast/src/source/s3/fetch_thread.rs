@@ -311,7 +311,9 @@ mod tests {
     #[test]
     fn a_cut_read_resumes_from_the_exact_byte_where_it_stopped() {
         let body = object(1_000_000);
-        let store = CuttingStore::start(body.clone(), 70_000);
+        // Cut every answer after 40 kB: the fetches are 50 kB or more (a cut's remainder
+        // excepted), so most answers are cut however far ahead the read-ahead runs.
+        let store = CuttingStore::start(body.clone(), 40_000);
         let object = S3Object::open(&settings(store.port), None, "b", "obj.mp4").unwrap();
         assert_eq!(object.size(), body.len() as u64);
         // As playback reads: the start, then the rest in order, 10 kB at a time.
@@ -326,10 +328,8 @@ mod tests {
 
         let served = store.served();
         let cuts: Vec<&Served> = served.iter().filter(|s| s.cut).collect();
-        // How many requests are long enough to be cut depends on how far ahead the
-        // read-ahead ran (timing); a few cuts are enough to show each resumed exactly.
         assert!(
-            cuts.len() >= 2,
+            cuts.len() >= 10,
             "only {} answers were cut: {served:?}",
             cuts.len()
         );
