@@ -201,6 +201,12 @@ async fn find_window(
                 .as_ref()
                 .and_then(|u| registry.translation_of(&u.uri_string()))
         });
+    if running.is_none() {
+        // Just ended: its last window, while it lingers.
+        if let Some(window) = registry.hls.named(name) {
+            return Ok(window);
+        }
+    }
     let handle = match (running, live_uri) {
         (Some(t), _) => t,
         (None, Some(uri)) if may_start && ctx.settings.hls_auto_start => {
@@ -217,6 +223,7 @@ async fn find_window(
         }
         _ => return Err(plain(StatusCode::NOT_FOUND, "Stream not found")),
     };
+    registry.hls.served_as(&handle.id, name);
     let Some(window) = registry.hls.get(&handle.id) else {
         return Err(plain(
             StatusCode::NOT_FOUND,
@@ -281,7 +288,8 @@ async fn playlist(
                         "_HLS_msn is more than two segments ahead of the playlist",
                     )
                 }
-                Readiness::Ended => return plain(StatusCode::NOT_FOUND, "The stream has ended"),
+                // The last playlist, with `#EXT-X-ENDLIST`: the player stops there.
+                Readiness::Ended => break,
                 Readiness::Wait => {
                     if !changed(&mut changes, until).await {
                         return plain(

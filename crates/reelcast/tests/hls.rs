@@ -385,10 +385,41 @@ async fn every_playlist_follows_the_rules_a_validator_checks() {
         t.terminate(reelcast::media::StopReason::RestTerminate);
     }
     let (status, text, waited) = waiting.await.unwrap();
-    assert_eq!(status, 404, "{text}");
-    assert_eq!(text, "The stream has ended\n");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+    assert!(!text.contains("PRELOAD-HINT"), "{text}");
     // Its time-out is three target durations (6 s); the end comes at once.
     assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+
+    // The ended window stays readable a while (three target durations), with
+    // `#EXT-X-ENDLIST`, then goes (polled, 20 s at most).
+    let last = get(hls, &playlist_url()).await;
+    assert_eq!(last.status, 200, "{}", last.text());
+    let text = last.text();
+    assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+    let ended = parse(&text);
+    check_rules(&ended, &text);
+    let seg = ended
+        .segments
+        .iter()
+        .rev()
+        .find_map(|s| s.uri.clone())
+        .unwrap();
+    assert_eq!(
+        get(hls, &url(&seg)).await.status,
+        200,
+        "{seg} after the end"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let after = get(hls, &url(&seg)).await;
+        if after.status == 404 {
+            break;
+        }
+        assert_eq!(after.status, 200);
+        assert!(Instant::now() < deadline, "still served 20 s after the end");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 #[tokio::test]

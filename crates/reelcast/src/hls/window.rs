@@ -289,6 +289,12 @@ impl Window {
         self.notify();
     }
 
+    /// How long an ended window stays readable: three target durations (a player
+    /// reloading once per target duration sees `#EXT-X-ENDLIST`).
+    pub fn linger(&self) -> Duration {
+        self.config.target * 3
+    }
+
     /// True once the stream has ended.
     pub fn is_ended(&self) -> bool {
         self.state().ended
