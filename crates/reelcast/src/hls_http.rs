@@ -11,19 +11,21 @@
 //! is served from the stream's window in memory ([`crate::hls::Window`]). Must not:
 //! mux or keep media (that is `crate::hls`).
 
+mod cache;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 
 use crate::context::ServerContext;
-use crate::hls::{PartLookup, Readiness, Window};
+use crate::hls::{PartLookup, Readiness, Stored, Window};
 use crate::source::{PlayMode, StreamUri};
 
 /// How long a newly started translation may take to make its first segment.
@@ -80,6 +82,13 @@ fn plain(status: StatusCode, text: &str) -> Response {
         .into_response()
 }
 
+/// A segment, part or init answer: immutable, with its ETag and `Last-Modified`.
+fn stored(item: Stored, etag: &str) -> Response {
+    let mut response = media(item.bytes, "video/mp4", IMMUTABLE, etag);
+    cache::last_modified(&mut response, item.made);
+    response
+}
+
 /// A media answer: its type, how long it may be cached, its ETag.
 fn media(body: Bytes, content_type: &'static str, cache: &'static str, etag: &str) -> Response {
     let mut response = (
@@ -104,11 +113,23 @@ async fn serve(
     State(ctx): State<Arc<ServerContext>>,
     Path((name, file)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
-    let Some(asked) = parse_file(&name, &file) else {
+    let response = answer(&ctx, &name, &file, &query, &headers).await;
+    cache::conditional(&headers, response)
+}
+
+async fn answer(
+    ctx: &Arc<ServerContext>,
+    name: &str,
+    file: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
+    let Some(asked) = parse_file(name, file) else {
         return plain(StatusCode::NOT_FOUND, "Not found");
     };
-    let window = match find_window(&ctx, &name, asked == Asked::Playlist).await {
+    let window = match find_window(ctx, name, asked == Asked::Playlist).await {
         Ok(w) => w,
         Err(response) => return response,
     };
@@ -119,13 +140,13 @@ async fn serve(
     }
     let part_wait = ctx.settings.ll_hls_part_target * 3 + ctx.settings.hls_target_duration;
     match asked {
-        Asked::Playlist => playlist(&ctx, &window, &query).await,
+        Asked::Playlist => playlist(ctx, &window, query, cache::accepts_gzip(headers)).await,
         Asked::Init(run) if run == window.tag() => match window.init() {
-            Some(init) => media(init, "video/mp4", IMMUTABLE, &format!("{run}-init")),
+            Some(init) => stored(init, &format!("{run}-init")),
             None => plain(StatusCode::NOT_FOUND, "Not found"),
         },
         Asked::Segment(run, msn) if run == window.tag() => match window.segment(msn) {
-            Some(seg) => media(seg, "video/mp4", IMMUTABLE, &format!("{run}-{msn}")),
+            Some(seg) => stored(seg, &format!("{run}-{msn}")),
             None => plain(
                 StatusCode::NOT_FOUND,
                 "Segment not in the playlist's window",
@@ -136,9 +157,7 @@ async fn serve(
             loop {
                 let mut changes = window.changes();
                 match window.part(msn, index) {
-                    PartLookup::Ready(p) => {
-                        return media(p, "video/mp4", IMMUTABLE, &format!("{run}-{msn}.{index}"))
-                    }
+                    PartLookup::Ready(p) => return stored(p, &format!("{run}-{msn}.{index}")),
                     PartLookup::Missing => {
                         return plain(StatusCode::NOT_FOUND, "Part not in the playlist's window")
                     }
@@ -182,6 +201,12 @@ async fn find_window(
                 .as_ref()
                 .and_then(|u| registry.translation_of(&u.uri_string()))
         });
+    if running.is_none() {
+        // Just ended: its last window, while it lingers.
+        if let Some(window) = registry.hls.named(name) {
+            return Ok(window);
+        }
+    }
     let handle = match (running, live_uri) {
         (Some(t), _) => t,
         (None, Some(uri)) if may_start && ctx.settings.hls_auto_start => {
@@ -198,6 +223,7 @@ async fn find_window(
         }
         _ => return Err(plain(StatusCode::NOT_FOUND, "Stream not found")),
     };
+    registry.hls.served_as(&handle.id, name);
     let Some(window) = registry.hls.get(&handle.id) else {
         return Err(plain(
             StatusCode::NOT_FOUND,
@@ -226,11 +252,13 @@ async fn first_segment(window: &Window) -> Result<(), Response> {
     }
 }
 
-/// The playlist, after waiting for what `_HLS_msn` / `_HLS_part` ask for.
+/// The playlist, after waiting for what `_HLS_msn` / `_HLS_part` ask for; gzipped when
+/// the client takes it.
 async fn playlist(
     ctx: &ServerContext,
     window: &Window,
     query: &HashMap<String, String>,
+    gzip: bool,
 ) -> Response {
     let number = |key: &str| query.get(key).map(|v| v.parse::<u64>());
     let blocking = match (number("_HLS_msn"), number("_HLS_part")) {
@@ -260,7 +288,8 @@ async fn playlist(
                         "_HLS_msn is more than two segments ahead of the playlist",
                     )
                 }
-                Readiness::Ended => return plain(StatusCode::NOT_FOUND, "The stream has ended"),
+                // The last playlist, with `#EXT-X-ENDLIST`: the player stops there.
+                Readiness::Ended => break,
                 Readiness::Wait => {
                     if !changed(&mut changes, until).await {
                         return plain(
@@ -273,18 +302,26 @@ async fn playlist(
         }
     }
     let text = window.playlist();
-    let etag = format!("{}-{:016x}", window.tag(), fnv1a(text.as_bytes()));
+    let mut etag = format!("{}-{:016x}", window.tag(), fnv1a(text.as_bytes()));
     let cache = if blocking.is_some() {
         "no-cache"
     } else {
         "max-age=1"
     };
-    media(
-        Bytes::from(text),
-        "application/vnd.apple.mpegurl",
-        cache,
-        &etag,
-    )
+    // Another encoding is another representation: its own ETag (RFC 9110 §8.8.3).
+    let body = if gzip {
+        etag.push_str("-gz");
+        cache::gzip(text.as_bytes())
+    } else {
+        Bytes::from(text)
+    };
+    let mut response = media(body, "application/vnd.apple.mpegurl", cache, &etag);
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if gzip {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
 }
 
 /// FNV-1a: a playlist's ETag (cheap, not a security hash).

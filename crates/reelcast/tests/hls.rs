@@ -43,9 +43,15 @@ impl Answer {
 
 /// One GET with `Connection: close`, 20 s at most.
 async fn get(addr: SocketAddr, path: &str) -> Answer {
+    get_with(addr, path, "").await
+}
+
+/// One GET with extra header lines (each ending in `\r\n`), 20 s at most.
+async fn get_with(addr: SocketAddr, path: &str, extra: &str) -> Answer {
     let exchange = async {
         let mut s = TcpStream::connect(addr).await.expect("connect");
-        let head = format!("GET {path} HTTP/1.1\r\nHost: reelcast\r\nConnection: close\r\n\r\n");
+        let head =
+            format!("GET {path} HTTP/1.1\r\nHost: reelcast\r\nConnection: close\r\n{extra}\r\n");
         s.write_all(head.as_bytes()).await.expect("send");
         let mut got = Vec::new();
         s.read_to_end(&mut got).await.expect("read");
@@ -379,10 +385,41 @@ async fn every_playlist_follows_the_rules_a_validator_checks() {
         t.terminate(reelcast::media::StopReason::RestTerminate);
     }
     let (status, text, waited) = waiting.await.unwrap();
-    assert_eq!(status, 404, "{text}");
-    assert_eq!(text, "The stream has ended\n");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+    assert!(!text.contains("PRELOAD-HINT"), "{text}");
     // Its time-out is three target durations (6 s); the end comes at once.
     assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+
+    // The ended window stays readable a while (three target durations), with
+    // `#EXT-X-ENDLIST`, then goes (polled, 20 s at most).
+    let last = get(hls, &playlist_url()).await;
+    assert_eq!(last.status, 200, "{}", last.text());
+    let text = last.text();
+    assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+    let ended = parse(&text);
+    check_rules(&ended, &text);
+    let seg = ended
+        .segments
+        .iter()
+        .rev()
+        .find_map(|s| s.uri.clone())
+        .unwrap();
+    assert_eq!(
+        get(hls, &url(&seg)).await.status,
+        200,
+        "{seg} after the end"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let after = get(hls, &url(&seg)).await;
+        if after.status == 404 {
+            break;
+        }
+        assert_eq!(after.status, 200);
+        assert!(Instant::now() < deadline, "still served 20 s after the end");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 #[tokio::test]
@@ -429,4 +466,61 @@ async fn hls_readers_keep_a_translation_up_and_it_stops_after_they_leave() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// What a CDN needs: `Last-Modified` on media, conditional GETs answered 304 with the
+/// same validators and no body, and playlists gzipped when asked, with `Vary`.
+#[tokio::test]
+async fn a_cdn_gets_validators_304s_and_gzipped_playlists() {
+    use std::io::Read as _;
+    let (ports, _ctx) = start().await;
+    let hls = ports.hls.expect("hls.port is bound");
+    let first = get(hls, &playlist_url()).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.header("vary"), "Accept-Encoding");
+    assert_eq!(first.header("content-encoding"), "");
+    let p = parse(&first.text());
+    let segment = url(p.segments[0].uri.as_ref().expect("a complete segment"));
+
+    for path in [url(&p.map), segment] {
+        let full = get(hls, &path).await;
+        assert_eq!(full.status, 200);
+        let etag = full.header("etag").to_string();
+        let modified = full.header("last-modified").to_string();
+        assert!(
+            modified.ends_with(" GMT"),
+            "{path}: Last-Modified {modified:?}"
+        );
+        let by_tag = get_with(hls, &path, &format!("If-None-Match: {etag}\r\n")).await;
+        assert_eq!(by_tag.status, 304, "{path} with If-None-Match");
+        assert!(by_tag.body.is_empty());
+        assert_eq!(by_tag.header("etag"), etag);
+        assert!(by_tag.header("cache-control").contains("immutable"));
+        let by_date = get_with(hls, &path, &format!("If-Modified-Since: {modified}\r\n")).await;
+        assert_eq!(by_date.status, 304, "{path} with If-Modified-Since");
+        let other = get_with(hls, &path, "If-None-Match: \"other\"\r\n").await;
+        assert_eq!(other.status, 200);
+        assert_eq!(other.body, full.body);
+        let old = get_with(
+            hls,
+            &path,
+            "If-Modified-Since: Thu, 01 Jan 2015 00:00:00 GMT\r\n",
+        )
+        .await;
+        assert_eq!(old.status, 200);
+    }
+
+    let zipped = get_with(hls, &playlist_url(), "Accept-Encoding: br, gzip\r\n").await;
+    assert_eq!(zipped.status, 200);
+    assert_eq!(zipped.header("content-encoding"), "gzip");
+    assert_eq!(zipped.header("vary"), "Accept-Encoding");
+    assert!(zipped.header("etag").ends_with("-gz\""), "its own ETag");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&zipped.body[..])
+        .read_to_string(&mut text)
+        .expect("a gzip body");
+    check_rules(&parse(&text), &text);
+    let refused = get_with(hls, &playlist_url(), "Accept-Encoding: gzip;q=0\r\n").await;
+    assert_eq!(refused.header("content-encoding"), "");
+    assert!(refused.text().starts_with("#EXTM3U"));
 }

@@ -16,4 +16,4 @@ pub mod window;
 pub use directory::Directory;
 pub use segmenter::Segmenter;
 pub use sink::HlsSink;
-pub use window::{PartLookup, Readiness, Window, WindowConfig};
+pub use window::{PartLookup, Readiness, Stored, Window, WindowConfig};

@@ -58,7 +58,7 @@ impl Sink for HlsSink {
         self.segmenter.finish(&mut cuts);
         self.window.add(cuts);
         self.window.end();
-        self.directory.remove(&self.id);
+        self.directory.ended(&self.id);
     }
 
     fn last_read(&self) -> Option<Instant> {

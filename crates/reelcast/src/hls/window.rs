@@ -41,6 +41,8 @@ struct Part {
     duration_us: i64,
     independent: bool,
     bytes: Bytes,
+    /// When it came (its `Last-Modified`).
+    made: SystemTime,
 }
 
 struct Segment {
@@ -49,6 +51,8 @@ struct Segment {
     parts: Vec<Part>,
     /// The whole segment, once complete.
     whole: Option<Bytes>,
+    /// When it was completed (its `Last-Modified`).
+    made: SystemTime,
 }
 
 impl Segment {
@@ -65,7 +69,7 @@ impl Segment {
 
 #[derive(Default)]
 struct State {
-    init: Option<Bytes>,
+    init: Option<Stored>,
     /// Complete segments, oldest first, then the open one (possibly with no part yet).
     segments: VecDeque<Segment>,
     next_msn: u64,
@@ -75,6 +79,16 @@ struct State {
     longest_us: i64,
     ended: bool,
     bytes: usize,
+}
+
+/// Bytes the window serves, with the time they were made (`Last-Modified`: a URL's
+/// bytes never change after that).
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The body.
+    pub bytes: Bytes,
+    /// When the window got them.
+    pub made: SystemTime,
 }
 
 /// Whether a blocking playlist request can be answered.
@@ -94,7 +108,7 @@ pub enum Readiness {
 #[derive(Debug)]
 pub enum PartLookup {
     /// Here it is.
-    Ready(Bytes),
+    Ready(Stored),
     /// The next part to come (the preload hint): wait for a change.
     Coming,
     /// Not in the window (gone, or too far ahead).
@@ -202,7 +216,12 @@ impl Window {
             let mut s = self.state();
             for cut in cuts {
                 match cut {
-                    Cut::Init(bytes) => s.init = Some(Bytes::from(bytes)),
+                    Cut::Init(bytes) => {
+                        s.init = Some(Stored {
+                            bytes: Bytes::from(bytes),
+                            made: SystemTime::now(),
+                        });
+                    }
                     Cut::Part(part) => Self::add_part(&mut s, part),
                     Cut::SegmentEnd => self.end_segment(&mut s),
                 }
@@ -220,6 +239,7 @@ impl Window {
                 start_us: part.start_us,
                 parts: Vec::new(),
                 whole: None,
+                made: SystemTime::now(),
             });
         }
         s.bytes += part.bytes.len();
@@ -228,6 +248,7 @@ impl Window {
                 duration_us: part.duration_us,
                 independent: part.independent,
                 bytes: Bytes::from(part.bytes),
+                made: SystemTime::now(),
             });
         }
     }
@@ -249,6 +270,7 @@ impl Window {
             at += len;
         }
         open.whole = Some(whole);
+        open.made = SystemTime::now();
         let duration = open.duration_us();
         s.longest_us = s.longest_us.max(duration);
         let complete = |s: &State| s.segments.iter().filter(|g| g.whole.is_some()).count();
@@ -267,6 +289,12 @@ impl Window {
         self.notify();
     }
 
+    /// How long an ended window stays readable: three target durations (a player
+    /// reloading once per target duration sees `#EXT-X-ENDLIST`).
+    pub fn linger(&self) -> Duration {
+        self.config.target * 3
+    }
+
     /// True once the stream has ended.
     pub fn is_ended(&self) -> bool {
         self.state().ended
@@ -280,17 +308,22 @@ impl Window {
     }
 
     /// The init segment.
-    pub fn init(&self) -> Option<Bytes> {
+    pub fn init(&self) -> Option<Stored> {
         self.state().init.clone()
     }
 
     /// Complete segment `msn`, if it is in the window.
-    pub fn segment(&self, msn: u64) -> Option<Bytes> {
+    pub fn segment(&self, msn: u64) -> Option<Stored> {
         self.state()
             .segments
             .iter()
             .find(|g| g.msn == msn)
-            .and_then(|g| g.whole.clone())
+            .and_then(|g| {
+                g.whole.clone().map(|bytes| Stored {
+                    bytes,
+                    made: g.made,
+                })
+            })
     }
 
     /// Part `index` of segment `msn`.
@@ -298,7 +331,10 @@ impl Window {
         let s = self.state();
         if let Some(seg) = s.segments.iter().find(|g| g.msn == msn) {
             if let Some(p) = seg.parts.get(index) {
-                return PartLookup::Ready(p.bytes.clone());
+                return PartLookup::Ready(Stored {
+                    bytes: p.bytes.clone(),
+                    made: p.made,
+                });
             }
         }
         if !s.ended && (msn, index) == next_part(&s) {
