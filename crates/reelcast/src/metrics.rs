@@ -160,7 +160,7 @@ impl Metrics {
         );
         r.register(
             "plays_started",
-            "Plays answered, by signalling protocol (wcs, whep)",
+            "Plays answered, by signalling protocol (wcs, whep; hls: readers begun)",
             m.plays_started.clone(),
         );
         r.register(
@@ -211,6 +211,7 @@ impl Metrics {
         );
         r.register_collector(Box::new(process::Collector));
         // Every label value exists from the start, so a rate over it is 0, not absent.
+        let _ = m.plays_started.get_or_create(&vec![("protocol", "hls")]);
         for protocol in ["wcs", "whep"] {
             let _ = m.plays_started.get_or_create(&vec![("protocol", protocol)]);
             let _ = m

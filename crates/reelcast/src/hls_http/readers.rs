@@ -206,6 +206,7 @@ impl Readers {
         let _ = translation
             .viewer_events()
             .send((viewer, ViewerEvent::Connected));
+        crate::metrics::METRICS.count_play(ViewerProtocol::Hls.as_str(), Ok(()));
         tracing::info!(stream = %translation.name, viewer = viewer.0, "an HLS reader joined");
         true
     }
@@ -265,7 +266,7 @@ fn address_of(peer: IpAddr) -> IpAddr {
             let prefix = u128::from(v6) & !((1u128 << 64) - 1);
             IpAddr::V6(prefix.into())
         }
-        v4 => v4,
+        v4 @ IpAddr::V4(_) => v4,
     }
 }
 

@@ -155,7 +155,7 @@ pub struct StreamFilter {
     /// Match this canonical file name.
     pub uri: Option<String>,
     #[serde(default)]
-    /// Match this signalling protocol (`wcs`, `whep`).
+    /// Match this signalling protocol (`wcs`, `whep`, `hls`).
     pub protocol: Option<String>,
 }
 
