@@ -4,7 +4,8 @@
 //
 // Played means: the <video> presented pictures (requestVideoFrameCallback counts them, the
 // playback quality agrees), decoded audio bytes rose, and in low-latency mode hls.js
-// loaded partial segments (EXT-X-PART) through blocking playlist reloads.
+// loaded partial segments (EXT-X-PART) through blocking playlist reloads. While hls.js
+// plays, REST /stream/find_all lists it as an HLS viewer and /metrics counts it.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -42,14 +43,31 @@ describe('HLS of live translations', { timeout: 240000 }, () => {
     if (server) await server.stop();
   });
 
-  /** hls.js plays the translation in a page of the HTTP port's origin; returns what it saw. */
-  async function playWithHlsJs(lowLatencyMode) {
+  /** The HLS plays REST lists and `reelcast_viewers{protocol="hls"}`, once REST lists one
+   * (polled, 20 s at most). */
+  async function hlsViewersSeen() {
+    for (let i = 0; i < 80; i += 1) {
+      const res = await fetch(`${server.base}/rest-api/stream/find_all`, { method: 'POST' });
+      const plays = res.status === 200 ? (await res.json()).filter((s) => s.protocol === 'hls') : [];
+      if (plays.length > 0) {
+        const metrics = await (await fetch(`${server.base}/metrics`)).text();
+        const line = metrics.split('\n').find((l) => l.startsWith('reelcast_viewers{protocol="hls"} '));
+        return { plays, viewers: Number(line?.split(' ')[1]) };
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    return { plays: [], viewers: 0 };
+  }
+
+  /** hls.js plays the translation in a page of the HTTP port's origin; returns what it
+   * saw, and with `watch`, what REST and /metrics said of HLS viewers while it played. */
+  async function playWithHlsJs(lowLatencyMode, watch = false) {
     const page = await browser.newPage();
     try {
       await page.goto(`${server.base}/api/files`);
       await page.addScriptTag({ path: HLS_JS });
       const url = `${hlsBase}/${NAME}/${NAME}.m3u8`;
-      return await page.evaluate(async ({ url, lowLatencyMode }) => {
+      const playing = page.evaluate(async ({ url, lowLatencyMode }) => {
         const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
         const video = document.createElement('video');
         video.muted = true;
@@ -86,15 +104,24 @@ describe('HLS of live translations', { timeout: 240000 }, () => {
         hls.destroy();
         return out;
       }, { url, lowLatencyMode });
+      const whilePlaying = watch ? await hlsViewersSeen() : null;
+      return { ...(await playing), whilePlaying };
     } finally {
       await page.close();
     }
   }
 
   test('hls.js plays a translation (regular mode): pictures shown, audio decoded, across origins', { timeout: 60000 }, async (t) => {
-    const seen = await playWithHlsJs(false);
+    const seen = await playWithHlsJs(false, true);
     {
       assert.deepEqual(seen.errors, [], withServerLog(server, 'no fatal hls.js error'));
+      // The player is a viewer: REST lists it, /metrics counts it (docs/HLS.md).
+      const { plays, viewers } = seen.whilePlaying;
+      assert.ok(plays.length >= 1, 'REST find_all lists an HLS viewer while hls.js plays');
+      assert.equal(plays[0].mediaType, 'play');
+      assert.equal(plays[0].mediaProvider, 'HLS');
+      assert.equal(plays[0].uri, 'vod-live://sample.mp4');
+      assert.ok(viewers >= 1, `reelcast_viewers{protocol="hls"} is ${viewers}`);
       assert.ok(seen.pictures >= 60, `${seen.pictures} pictures shown`);
       assert.ok(seen.decoded >= 60, `${seen.decoded} pictures decoded`);
       assert.equal(seen.width, 640, 'the sample is 640 wide');

@@ -111,20 +111,22 @@ async fn metrics(State(ctx): State<Arc<ServerContext>>, headers: HeaderMap) -> R
             .filter(|p| p.protocol.as_str() == protocol)
             .count()
     };
+    let mut translations = ctx.registry.translations();
+    translations.retain(|t| !t.is_ended());
     let now = Gauges {
         personal: plays
             .iter()
             .filter(|p| p.kind == PlayKind::Personal)
             .count(),
-        translations: ctx
-            .registry
-            .translations()
+        translations: translations.len(),
+        hls_streams: translations
             .iter()
-            .filter(|t| !t.is_ended())
+            .filter(|t| ctx.registry.hls.get(&t.id).is_some())
             .count(),
         draining: ctx.shutdown.is_draining(),
         wcs_viewers: viewers("wcs"),
         whep_viewers: viewers("whep"),
+        hls_viewers: viewers("hls"),
     };
     (
         [(

@@ -8,33 +8,43 @@
 //! `hls_auto_start`, through `Registry::find_or_start_translation`), blocking playlist
 //! reloads (`_HLS_msn`, `_HLS_part`) and preload-hinted parts, each waiting at most a
 //! bounded time, and the headers a CDN and a player on another origin need. Everything
-//! is served from the stream's window in memory ([`crate::hls::Window`]). Must not:
+//! is served from the stream's window in memory ([`crate::hls::Window`]). Who reads is
+//! [`readers`]'. Must not:
 //! mux or keep media (that is `crate::hls`).
 
 mod cache;
+pub mod readers;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::HeaderMap;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use bytes::Bytes;
 
 use crate::context::ServerContext;
 use crate::hls::{PartLookup, Readiness, Stored, Window};
 use crate::source::{PlayMode, StreamUri};
+use crate::stream::live::TranslationHandle;
+use readers::Readers;
 
 /// How long a newly started translation may take to make its first segment.
 const FIRST_SEGMENT_WAIT: Duration = Duration::from_secs(10);
 
 /// The HLS app.
 pub fn router(ctx: Arc<ServerContext>) -> Router {
+    // A player reloads its playlist at least every target duration: three without a
+    // request and it has gone.
+    let readers = Readers::new(ctx.settings.hls_target_duration * 3);
     Router::new()
         .route("/{name}/{file}", get(serve))
+        .layer(Extension(readers))
         .fallback(|| async { plain(StatusCode::NOT_FOUND, "Not found") })
         .with_state(ctx)
 }
@@ -111,16 +121,20 @@ const IMMUTABLE: &str = "max-age=31536000, immutable";
 
 async fn serve(
     State(ctx): State<Arc<ServerContext>>,
+    Extension(readers): Extension<Arc<Readers>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Path((name, file)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
 ) -> Response {
-    let response = answer(&ctx, &name, &file, &query, &headers).await;
+    let response = answer(&ctx, &readers, peer, &name, &file, &query, &headers).await;
     cache::conditional(&headers, response)
 }
 
 async fn answer(
     ctx: &Arc<ServerContext>,
+    readers: &Arc<Readers>,
+    peer: SocketAddr,
     name: &str,
     file: &str,
     query: &HashMap<String, String>,
@@ -129,10 +143,22 @@ async fn answer(
     let Some(asked) = parse_file(name, file) else {
         return plain(StatusCode::NOT_FOUND, "Not found");
     };
-    let window = match find_window(ctx, name, asked == Asked::Playlist).await {
-        Ok(w) => w,
+    let (translation, window) = match find_window(ctx, name, asked == Asked::Playlist).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
+    let request = readers::Request {
+        peer: peer.ip(),
+        agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+        name,
+        may_begin: asked == Asked::Playlist,
+    };
+    // A stream that has just ended (its last window lingers) has no readers to count.
+    let _visit = translation
+        .as_ref()
+        .map(|t| readers.visit(&ctx.registry, t, &request));
     // The stream stays up while this request lasts, waits included.
     let _reading = Window::reading(&window, Instant::now());
     if let Err(response) = first_segment(&window).await {
@@ -188,7 +214,7 @@ async fn find_window(
     ctx: &Arc<ServerContext>,
     name: &str,
     may_start: bool,
-) -> Result<Arc<Window>, Response> {
+) -> Result<(Option<TranslationHandle>, Arc<Window>), Response> {
     let registry = &ctx.registry;
     let live_uri = StreamUri::parse(name)
         .ok()
@@ -204,7 +230,7 @@ async fn find_window(
     if running.is_none() {
         // Just ended: its last window, while it lingers.
         if let Some(window) = registry.hls.named(name) {
-            return Ok(window);
+            return Ok((None, window));
         }
     }
     let handle = match (running, live_uri) {
@@ -230,7 +256,7 @@ async fn find_window(
             "Stream has no HLS: it has no H.264 video or AAC audio",
         ));
     };
-    Ok(window)
+    Ok((Some(handle), window))
 }
 
 /// Waits until the window has a complete segment (a stream just started has none: a

@@ -14,9 +14,9 @@
 //!   process's CPU (a counter), memory, open files and threads from `/proc/self`;
 //!   transcoders busy, held by the streams that transcode ([`TranscoderBusy`]).
 //!
-//! Published streams, HLS and recordings do not exist yet: their `kind`/`protocol`
-//! label values (`published`, `hls`) are reserved and the gauges will count them when
-//! they do.
+//! HLS readers are viewers (`protocol="hls"`) and translations with an HLS window are
+//! also counted as `kind="hls"`. Published streams and recordings do not exist yet:
+//! `kind="published"` is reserved and the gauges will count them when they do.
 //!
 //! Owns: the metric set and its text form. Must not: hold anything a scrape could grow
 //! (label values are fixed words, never names from clients).
@@ -160,7 +160,7 @@ impl Metrics {
         );
         r.register(
             "plays_started",
-            "Plays answered, by signalling protocol (wcs, whep)",
+            "Plays answered, by signalling protocol (wcs, whep; hls: readers begun)",
             m.plays_started.clone(),
         );
         r.register(
@@ -170,12 +170,12 @@ impl Metrics {
         );
         r.register(
             "streams",
-            "Streams running now, by kind (personal, translation) and state",
+            "Streams running now, by kind (personal, translation, hls: translations with HLS) and state",
             m.streams.clone(),
         );
         r.register(
             "viewers",
-            "Viewers now, by protocol (wcs, whep)",
+            "Viewers now, by protocol (wcs, whep, hls)",
             m.viewers.clone(),
         );
         r.register(
@@ -211,6 +211,7 @@ impl Metrics {
         );
         r.register_collector(Box::new(process::Collector));
         // Every label value exists from the start, so a rate over it is 0, not absent.
+        let _ = m.plays_started.get_or_create(&vec![("protocol", "hls")]);
         for protocol in ["wcs", "whep"] {
             let _ = m.plays_started.get_or_create(&vec![("protocol", protocol)]);
             let _ = m
@@ -262,7 +263,7 @@ impl Metrics {
     fn set_gauges(&self, now: &Gauges) {
         let state = if now.draining { "stopping" } else { "playing" };
         // Reset first: a state that has no stream now must read 0, not its last value.
-        for kind in ["personal", "translation"] {
+        for kind in ["personal", "translation", "hls"] {
             for st in ["playing", "stopping"] {
                 self.streams
                     .get_or_create(&vec![("kind", kind), ("state", st)])
@@ -275,7 +276,14 @@ impl Metrics {
         self.streams
             .get_or_create(&vec![("kind", "translation"), ("state", state)])
             .set(now.translations as i64);
-        for (protocol, n) in [("wcs", now.wcs_viewers), ("whep", now.whep_viewers)] {
+        self.streams
+            .get_or_create(&vec![("kind", "hls"), ("state", state)])
+            .set(now.hls_streams as i64);
+        for (protocol, n) in [
+            ("wcs", now.wcs_viewers),
+            ("whep", now.whep_viewers),
+            ("hls", now.hls_viewers),
+        ] {
             self.viewers
                 .get_or_create(&vec![("protocol", protocol)])
                 .set(n as i64);
@@ -337,6 +345,10 @@ pub struct Gauges {
     pub wcs_viewers: usize,
     /// Viewers by protocol.
     pub whep_viewers: usize,
+    /// HLS readers (`hls_http::readers`).
+    pub hls_viewers: usize,
+    /// Translations with an HLS window.
+    pub hls_streams: usize,
 }
 
 /// prometheus-client writes OpenMetrics, whose counter families are named without

@@ -43,15 +43,34 @@ impl Answer {
 
 /// One GET with `Connection: close`, 20 s at most.
 async fn get(addr: SocketAddr, path: &str) -> Answer {
-    get_with(addr, path, "").await
+    request(addr, "GET", path, "").await
 }
 
 /// One GET with extra header lines (each ending in `\r\n`), 20 s at most.
 async fn get_with(addr: SocketAddr, path: &str, extra: &str) -> Answer {
+    request(addr, "GET", path, extra).await
+}
+
+/// One request with header lines `extra`, `Connection: close`, no body.
+async fn request(addr: SocketAddr, method: &str, path: &str, extra: &str) -> Answer {
+    request_with_body(addr, method, path, extra, "").await
+}
+
+/// One request with `Connection: close`, the extra header lines `extra` and `body`, 20 s
+/// at most.
+async fn request_with_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    extra: &str,
+    body: &str,
+) -> Answer {
     let exchange = async {
         let mut s = TcpStream::connect(addr).await.expect("connect");
-        let head =
-            format!("GET {path} HTTP/1.1\r\nHost: reelcast\r\nConnection: close\r\n{extra}\r\n");
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: reelcast\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
         s.write_all(head.as_bytes()).await.expect("send");
         let mut got = Vec::new();
         s.read_to_end(&mut got).await.expect("read");
@@ -523,4 +542,126 @@ async fn a_cdn_gets_validators_304s_and_gzipped_playlists() {
     let refused = get_with(hls, &playlist_url(), "Accept-Encoding: gzip;q=0\r\n").await;
     assert_eq!(refused.header("content-encoding"), "");
     assert!(refused.text().starts_with("#EXTM3U"));
+}
+
+/// A player's playlist request, as `agent`.
+async fn read_as(hls: SocketAddr, agent: &str) -> u16 {
+    request(
+        hls,
+        "GET",
+        &playlist_url(),
+        &format!("User-Agent: {agent}\r\n"),
+    )
+    .await
+    .status
+}
+
+/// The HLS plays REST `/stream/find_all` lists (none: `[]`).
+async fn hls_plays(http: SocketAddr) -> Vec<serde_json::Value> {
+    let answer = request(http, "POST", "/rest-api/stream/find_all", "").await;
+    if answer.status == 404 {
+        return vec![];
+    }
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let all: Vec<serde_json::Value> = serde_json::from_slice(&answer.body).expect("JSON");
+    all.into_iter().filter(|s| s["protocol"] == "hls").collect()
+}
+
+/// `reelcast_viewers{protocol="hls"}` in `/metrics`.
+async fn hls_viewers_metric(http: SocketAddr) -> String {
+    let text = get(http, "/metrics").await.text();
+    text.lines()
+        .find_map(|l| l.strip_prefix("reelcast_viewers{protocol=\"hls\"} "))
+        .expect("viewers{protocol=\"hls\"}")
+        .to_string()
+}
+
+/// Polls `hls_plays` until it lists `want`, 15 s at most, calling `meanwhile` each round.
+async fn wait_for_plays<F: std::future::Future<Output = ()>>(
+    http: SocketAddr,
+    want: usize,
+    mut meanwhile: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let n = hls_plays(http).await.len();
+        if n == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} HLS plays listed, not {want}"
+        );
+        meanwhile().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// An HLS reader (one address, one User-Agent) is a viewer: REST lists it as a play of
+/// the translation with `protocol` `hls` from its first playlist request, `/metrics`
+/// counts it, a segment request alone makes none, and it leaves once it has made no
+/// request for three target durations while another keeps reading.
+#[tokio::test]
+async fn hls_readers_are_listed_viewers_until_they_go_quiet() {
+    let mut s = settings();
+    s.hls_target_duration = Duration::from_millis(1000);
+    s.vod_stream_timeout = Duration::from_secs(60);
+    let (ports, _serving, _ctx) = reelcast::server::launch(s).await.expect("server starts");
+    let hls = ports.hls.expect("hls.port is bound");
+    assert_eq!(read_as(hls, "player-a").await, 200);
+    assert_eq!(read_as(hls, "player-b").await, 200);
+    assert_eq!(read_as(hls, "player-a").await, 200, "the same reader again");
+    let playlist = get(hls, &playlist_url()).await.text();
+    let segment = playlist
+        .lines()
+        .find(|l| l.contains(".m4s") && !l.starts_with('#'));
+    let segment = url(segment.expect("a segment"));
+    let by_c = request(hls, "GET", &segment, "User-Agent: player-c\r\n").await;
+    assert_eq!(by_c.status, 200);
+
+    // The two agents, and the one without a User-Agent that fetched the playlist above.
+    let plays = hls_plays(ports.http).await;
+    assert_eq!(plays.len(), 3, "{plays:?}");
+    for p in &plays {
+        assert_eq!(p["mediaType"], "play");
+        assert_eq!(p["mediaProvider"], "HLS");
+        assert_eq!(p["status"], "PLAYING");
+        assert_eq!(p["uri"], "vod-live://sample.mp4");
+        assert_eq!(p["name"], "vod-live://sample.mp4");
+    }
+    assert_eq!(hls_viewers_metric(ports.http).await, "3");
+
+    // Only player-a keeps reading: the others leave after three target durations.
+    wait_for_plays(ports.http, 1, || async {
+        assert_eq!(read_as(hls, "player-a").await, 200);
+    })
+    .await;
+    assert_eq!(hls_viewers_metric(ports.http).await, "1");
+    // And player-a too, once quiet.
+    wait_for_plays(ports.http, 0, || async {}).await;
+}
+
+/// One address makes at most 16 readers however many User-Agents it sends (the others
+/// are served, not listed), and `/stream/terminate` of the translation ends its readers.
+#[tokio::test]
+async fn one_address_makes_a_bounded_number_of_readers_and_terminate_ends_them() {
+    let (ports, _serving, ctx) = reelcast::server::launch(settings())
+        .await
+        .expect("server starts");
+    let hls = ports.hls.expect("hls.port is bound");
+    for i in 0..24 {
+        assert_eq!(read_as(hls, &format!("agent-{i}")).await, 200, "served");
+    }
+    assert_eq!(hls_plays(ports.http).await.len(), 16);
+    let name = ctx.registry.translations()[0].name.clone();
+    let terminated = request_with_body(
+        ports.http,
+        "POST",
+        "/rest-api/stream/terminate",
+        "Content-Type: application/json\r\n",
+        &format!("{{\"name\":\"{name}\"}}"),
+    )
+    .await;
+    assert_eq!(terminated.status, 200, "{}", terminated.text());
+    wait_for_plays(ports.http, 0, || async {}).await;
 }

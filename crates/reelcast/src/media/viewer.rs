@@ -1,7 +1,7 @@
 //! A stream's viewers as the stream sees them, whatever protocol they came by: an id,
 //! the protocol, what happens to them ([`ViewerEvent`]) and one way to let them go
 //! ([`Carrier`]). The stream counts and ends viewers with this and nothing more; what
-//! carries their media (the WebRTC hub for WCS SDK and WHEP viewers; HLS next) stays on
+//! carries their media (the WebRTC hub for WCS SDK and WHEP viewers, `hls_http::readers` for HLS readers) stays on
 //! its own side and implements [`Carrier`].
 
 use std::fmt;
@@ -19,14 +19,18 @@ pub enum ViewerProtocol {
     Wcs,
     /// WHEP (`POST /whep/{name}`).
     Whep,
+    /// HLS (`GET /{name}/{name}.m3u8` on `hls.port`): one reader, an address and a
+    /// `User-Agent` (`hls_http::readers`).
+    Hls,
 }
 
 impl ViewerProtocol {
-    /// Its name in REST (`protocol`), metrics and logs: `wcs`, `whep`.
+    /// Its name in REST (`protocol`), metrics and logs: `wcs`, `whep`, `hls`.
     pub const fn as_str(self) -> &'static str {
         match self {
             ViewerProtocol::Wcs => "wcs",
             ViewerProtocol::Whep => "whep",
+            ViewerProtocol::Hls => "hls",
         }
     }
 }

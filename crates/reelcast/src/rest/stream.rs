@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::json::{RestError, RestJson};
 use super::{epoch_ms, stop_all, Running};
 use crate::context::ServerContext;
+use crate::media::ViewerProtocol;
 use crate::stream::live::TranslationHandle;
 use crate::stream::registry::PlayRecord;
 use crate::stream::MediaInfo;
@@ -110,7 +111,10 @@ impl StreamObject {
             video_codec,
             create_date: epoch_ms(p.created),
             media_type: "play",
-            media_provider: "WebRTC",
+            media_provider: match p.protocol {
+                ViewerProtocol::Hls => "HLS",
+                ViewerProtocol::Wcs | ViewerProtocol::Whep => "WebRTC",
+            },
             uri: p.uri.clone(),
             viewers: None,
             protocol: Some(p.protocol.as_str()),
@@ -151,7 +155,7 @@ pub struct StreamFilter {
     /// Match this canonical file name.
     pub uri: Option<String>,
     #[serde(default)]
-    /// Match this signalling protocol (`wcs`, `whep`).
+    /// Match this signalling protocol (`wcs`, `whep`, `hls`).
     pub protocol: Option<String>,
 }
 

@@ -1,0 +1,295 @@
+//! HLS readers as viewers. HLS has no session, so a *reader* is one client address
+//! (an IPv6 client's /64) with one `User-Agent`, reading one translation: it begins with
+//! its first playlist request and ends once it has made no request for
+//! [`Readers::timeout`] (three target durations). Each reader is a play in the registry
+//! (`protocol` `hls`, listed by REST `/stream/find_all`, counted by `/metrics`) and a
+//! [`Viewer`] of its translation, whose [`Carrier`] is this module: when the translation
+//! lets it go (`/stream/terminate`, its end) the entry goes too.
+//!
+//! Owns: the request → reader bookkeeping and its bounds. Must not: serve or keep
+//! media (that is `hls_http` and `crate::hls`).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::media::{Carrier, Ending, StopReason, Viewer, ViewerEvent, ViewerId, ViewerProtocol};
+use crate::stream::live::TranslationHandle;
+use crate::stream::registry::{PlayKind, PlayRecord};
+use crate::stream::{PlayKey, Registry, Stopper};
+
+/// Readers one address (an IPv6 /64) may have at once; further ones are served but not
+/// listed, so a client cannot make unbounded entries by varying its `User-Agent`.
+pub const MAX_READERS_PER_ADDRESS: usize = 16;
+/// Readers the server keeps at once, all addresses together.
+pub const MAX_READERS: usize = 4096;
+/// The `User-Agent` kept of a reader (its key), at most.
+const MAX_AGENT_LEN: usize = 256;
+
+/// Who a reader is: the translation it reads, its address, its `User-Agent`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    stream: String,
+    address: IpAddr,
+    agent: String,
+}
+
+struct Reader {
+    viewer: ViewerId,
+    last_seen: Instant,
+    /// Requests of this reader under way (a blocking reload may wait long): it is not
+    /// quiet while one lasts.
+    in_flight: usize,
+}
+
+#[derive(Default)]
+struct State {
+    by_key: HashMap<Key, Reader>,
+    by_viewer: HashMap<ViewerId, Key>,
+    per_address: HashMap<IpAddr, usize>,
+}
+
+impl State {
+    fn remove(&mut self, viewer: ViewerId) -> bool {
+        let Some(key) = self.by_viewer.remove(&viewer) else {
+            return false;
+        };
+        self.by_key.remove(&key);
+        if let Some(n) = self.per_address.get_mut(&key.address) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_address.remove(&key.address);
+            }
+        }
+        true
+    }
+}
+
+/// Every HLS reader of the server.
+pub struct Readers {
+    state: Mutex<State>,
+    timeout: Duration,
+}
+
+/// One request of a reader: while it lasts the reader is not quiet; its end is the
+/// reader's last sight.
+pub struct Visit {
+    readers: Arc<Readers>,
+    key: Option<Key>,
+}
+
+impl Drop for Visit {
+    fn drop(&mut self) {
+        if let Some(key) = &self.key {
+            if let Some(r) = self.readers.state().by_key.get_mut(key) {
+                r.in_flight = r.in_flight.saturating_sub(1);
+                r.last_seen = Instant::now();
+            }
+        }
+    }
+}
+
+/// What a request says of its reader.
+pub struct Request<'a> {
+    /// The client's address.
+    pub peer: IpAddr,
+    /// Its `User-Agent`, if any.
+    pub agent: Option<&'a str>,
+    /// The name it asked for (`localStreamName` or `vod-live://…`).
+    pub name: &'a str,
+    /// A playlist request: it may begin a reader.
+    pub may_begin: bool,
+}
+
+impl Readers {
+    /// No readers; each ends after `timeout` without a request.
+    pub fn new(timeout: Duration) -> Arc<Self> {
+        Arc::new(Readers {
+            state: Mutex::default(),
+            timeout,
+        })
+    }
+
+    /// How long a reader may make no request before it ends.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes a request for `translation`: the reader it belongs to is seen now (and is
+    /// begun by a playlist request, as a play and a viewer, within the caps).
+    pub fn visit(
+        self: &Arc<Self>,
+        registry: &Arc<Registry>,
+        translation: &TranslationHandle,
+        request: &Request<'_>,
+    ) -> Visit {
+        let key = Key {
+            stream: translation.id.clone(),
+            address: address_of(request.peer),
+            agent: agent_of(request.agent),
+        };
+        let viewer = {
+            let mut state = self.state();
+            if let Some(r) = state.by_key.get_mut(&key) {
+                r.in_flight += 1;
+                r.last_seen = Instant::now();
+                return self.seen(Some(key));
+            }
+            let per_address = state.per_address.get(&key.address).copied().unwrap_or(0);
+            if !request.may_begin
+                || per_address >= MAX_READERS_PER_ADDRESS
+                || state.by_key.len() >= MAX_READERS
+            {
+                return self.seen(None);
+            }
+            let viewer = ViewerId::next();
+            state.by_key.insert(
+                key.clone(),
+                Reader {
+                    viewer,
+                    last_seen: Instant::now(),
+                    in_flight: 1,
+                },
+            );
+            state.by_viewer.insert(viewer, key.clone());
+            *state.per_address.entry(key.address).or_default() += 1;
+            viewer
+        };
+        // Outside the lock: a translation that has just ended lets the viewer go at once.
+        if !self.join(registry, translation, request.name, viewer) {
+            return self.seen(None);
+        }
+        tokio::spawn(Arc::clone(self).end_when_quiet(key.clone(), viewer, translation.clone()));
+        self.seen(Some(key))
+    }
+
+    fn seen(self: &Arc<Self>, key: Option<Key>) -> Visit {
+        Visit {
+            readers: Arc::clone(self),
+            key,
+        }
+    }
+
+    /// Lists the reader as a play and joins it to the translation as a viewer.
+    fn join(
+        self: &Arc<Self>,
+        registry: &Arc<Registry>,
+        translation: &TranslationHandle,
+        name: &str,
+        viewer: ViewerId,
+    ) -> bool {
+        let handle = translation.clone();
+        let record = PlayRecord {
+            key: PlayKey::next(),
+            media_session_id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_string(),
+            uri: translation.uri.clone(),
+            kind: PlayKind::Live {
+                translation: translation.name.clone(),
+            },
+            info: translation.info.clone(),
+            created: SystemTime::now(),
+            protocol: ViewerProtocol::Hls,
+            stopper: Stopper::new(move |reason| handle.leave(viewer, reason)),
+        };
+        let ticket = registry.add_play(record, None);
+        let carrier: Arc<dyn Carrier> = self.clone();
+        if !translation.join(Viewer::new(viewer, ViewerProtocol::Hls, carrier), ticket) {
+            return false;
+        }
+        // Its media is already on the way: a reader is playing once it is in.
+        let _ = translation
+            .viewer_events()
+            .send((viewer, ViewerEvent::Connected));
+        crate::metrics::METRICS.count_play(ViewerProtocol::Hls.as_str(), Ok(()));
+        tracing::info!(stream = %translation.name, viewer = viewer.0, "an HLS reader joined");
+        true
+    }
+
+    /// Waits until the reader has made no request for the timeout, then ends it.
+    async fn end_when_quiet(
+        self: Arc<Self>,
+        key: Key,
+        viewer: ViewerId,
+        translation: TranslationHandle,
+    ) {
+        loop {
+            let due = {
+                let state = self.state();
+                match state.by_key.get(&key) {
+                    Some(r) if r.viewer == viewer && r.in_flight > 0 => {
+                        Instant::now() + self.timeout
+                    }
+                    Some(r) if r.viewer == viewer => r.last_seen + self.timeout,
+                    // Let go already (by its translation).
+                    _ => return,
+                }
+            };
+            if due <= Instant::now() {
+                break;
+            }
+            tokio::time::sleep_until(due.into()).await;
+        }
+        // Off the list first: the translation may have ended and hear nothing.
+        if self.state().remove(viewer) {
+            translation.leave(viewer, StopReason::SessionDisconnect);
+        }
+    }
+
+    /// Readers now (for tests and logs).
+    pub fn len(&self) -> usize {
+        self.state().by_key.len()
+    }
+
+    /// No reader now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Carrier for Readers {
+    fn let_go(&self, viewer: ViewerId, _ending: Ending) {
+        self.state().remove(viewer);
+    }
+}
+
+/// The address a reader is counted under: an IPv4 address, or an IPv6 client's /64 (one
+/// client is usually given a whole /64).
+fn address_of(peer: IpAddr) -> IpAddr {
+    match peer.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
+        }
+        v4 @ IpAddr::V4(_) => v4,
+    }
+}
+
+fn agent_of(agent: Option<&str>) -> String {
+    let agent = agent.unwrap_or("");
+    let mut end = agent.len().min(MAX_AGENT_LEN);
+    while !agent.is_char_boundary(end) {
+        end -= 1;
+    }
+    agent[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_client_counts_as_its_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(address_of(a), address_of(b));
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(address_of(mapped), "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(agent_of(Some(&"é".repeat(200))).len(), 256);
+    }
+}
