@@ -170,21 +170,12 @@ pub async fn launch(
     let rtc = RtcFactory::new(candidates.clone(), tcp_candidates).context("WebRTC setup")?;
     let feeds = RtcFeeds::new(RtcHub::start(udp, candidates, ice_tcp));
 
-    let http = tokio::net::TcpListener::bind(SocketAddr::new(bind_ip, settings.http_port))
-        .await
-        .with_context(|| format!("cannot bind http.port {}", settings.http_port))?;
-    let ws = tokio::net::TcpListener::bind(SocketAddr::new(bind_ip, settings.ws_port))
-        .await
-        .with_context(|| format!("cannot bind ws.port {}", settings.ws_port))?;
+    let http = bind_tcp(bind_ip, settings.http_port, "http.port").await?;
+    let ws = bind_tcp(bind_ip, settings.ws_port, "ws.port").await?;
     let (https, wss) = match acceptor {
         Some(acceptor) => {
-            let https =
-                tokio::net::TcpListener::bind(SocketAddr::new(bind_ip, settings.https_port))
-                    .await
-                    .with_context(|| format!("cannot bind https.port {}", settings.https_port))?;
-            let wss = tokio::net::TcpListener::bind(SocketAddr::new(bind_ip, settings.wss_port))
-                .await
-                .with_context(|| format!("cannot bind wss.port {}", settings.wss_port))?;
+            let https = bind_tcp(bind_ip, settings.https_port, "https.port").await?;
+            let wss = bind_tcp(bind_ip, settings.wss_port, "wss.port").await?;
             (
                 Some(TlsListener::new(
                     https,
@@ -197,19 +188,11 @@ pub async fn launch(
         None => (None, None),
     };
     let metrics = match settings.metrics_port {
-        Some(port) => Some(
-            tokio::net::TcpListener::bind(SocketAddr::new(bind_ip, port))
-                .await
-                .with_context(|| format!("cannot bind metrics_port {port}"))?,
-        ),
+        Some(port) => Some(bind_tcp(bind_ip, port, "metrics_port").await?),
         None => None,
     };
     let hls = match settings.hls_port {
-        Some(port) => Some(
-            tokio::net::TcpListener::bind(SocketAddr::new(bind_ip, port))
-                .await
-                .with_context(|| format!("cannot bind hls.port {port}"))?,
-        ),
+        Some(port) => Some(bind_tcp(bind_ip, port, "hls.port").await?),
         None => None,
     };
     let ports = BoundPorts {
@@ -325,6 +308,13 @@ pub async fn launch(
         anyhow::bail!("a listener stopped accepting")
     });
     Ok((ports, serving, ctx))
+}
+
+/// Listens on `port` of `ip`; the error names the settings `key` that chose the port.
+async fn bind_tcp(ip: IpAddr, port: u16, key: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(SocketAddr::new(ip, port))
+        .await
+        .with_context(|| format!("cannot bind {key} {port}"))
 }
 
 /// How many ephemeral UDP ports are tried for one whose TCP twin is free too.
