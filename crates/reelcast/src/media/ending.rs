@@ -38,6 +38,9 @@ pub enum StopReason {
     NoViewers,
     /// The server is shutting down (SIGTERM).
     Shutdown,
+    /// A published stream's publisher stopped (`unPublishStream`, WHIP `DELETE`, its
+    /// session closed): what its viewers are told.
+    PublisherStop,
 }
 
 /// Why a stream or a viewer failed.
@@ -65,6 +68,7 @@ impl StopReason {
             StopReason::RestTerminate => "Stopped by rest /terminate",
             StopReason::NoViewers => "Stopped: no viewers",
             StopReason::Shutdown => "Server is shutting down",
+            StopReason::PublisherStop => "Stopped by publisher stop",
         }
     }
 }
