@@ -127,6 +127,11 @@ pub static TABLE: &[Key] = &[
     )
     .flag("--media-dir"),
     Key::new(
+        "record_dir",
+        field!(record_dir: Path),
+        "Folder recordings are written to; vod://NAME looks here after media_dir.",
+    ),
+    Key::new(
         "http.port",
         field!(http_port: Port),
         "TCP port of the REST API (/rest-api/...).",

@@ -22,6 +22,9 @@ use super::values::{AllowedOrigins, LogFormat, RestUser};
 pub struct Settings {
     /// `media_dir`: the folder `vod://NAME` and `vod-live://NAME` are read from.
     pub media_dir: PathBuf,
+    /// `record_dir`: the folder recordings are written to; `vod://NAME` is looked for
+    /// here when `media_dir` has no such file.
+    pub record_dir: PathBuf,
     /// `http.port`: REST API (`/rest-api/...`).
     pub http_port: u16,
     /// `ws.port`: WebSocket signalling, where the WCS browser SDK connects.
@@ -152,6 +155,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             media_dir: PathBuf::from("./media"),
+            record_dir: PathBuf::from("./records"),
             http_port: 8081,
             ws_port: 8080,
             media_port: None,
