@@ -3,8 +3,9 @@
 //!
 //! With `rest_hook_url` set (and `disable_rest_requests` not true), the server POSTs JSON
 //! to `{rest_hook_url}/connect` when a WCS session opens (and when a WHEP request comes,
-//! with its Bearer token as `authToken`), and to `{rest_hook_url}/playStream` before a
-//! stream plays. The body carries the session's fields and the client's `custom` data. A
+//! with its Bearer token as `authToken`), to `{rest_hook_url}/playStream` before a
+//! stream plays and to `{rest_hook_url}/publishStream` before one is published (WCS
+//! `publishStream`, WHIP). The body carries the session's fields and the client's `custom` data. A
 //! `200` lets it go on; any other answer refuses it, and the client's FAILED info is the
 //! answer's `reason` (or `info`) field when its body is JSON with one, else the status's
 //! own words (`Forbidden`). A backend that cannot be reached, or answers later than
@@ -61,6 +62,8 @@ pub enum Hook {
     Connect,
     /// `/playStream`: before each play.
     PlayStream,
+    /// `/publishStream`: before each publish (WCS `publishStream`, WHIP POST).
+    PublishStream,
 }
 
 impl Hook {
@@ -68,6 +71,7 @@ impl Hook {
         match self {
             Hook::Connect => "connect",
             Hook::PlayStream => "playStream",
+            Hook::PublishStream => "publishStream",
         }
     }
 }

@@ -2,8 +2,9 @@
 //! stream out. The one path both signalling protocols (WCS WebSocket, WHEP) take, so they
 //! cannot drift apart in what they accept or how they fail.
 //!
-//! A name is, in this order: the local name of a running live translation (`test`, made
-//! by REST `/vod/startup`); `vod-live://file` (joins that file's translation, starting it
+//! A name is, in this order: the name of a running published stream (a browser
+//! publishing through the WCS SDK or WHIP); the local name of a running live translation
+//! (`test`, made by REST `/vod/startup`); `vod-live://file` (joins that file's translation, starting it
 //! if none runs); `vod://file` (a personal VOD from the file's start).
 //!
 //! Sources are opened and translations started through the registry; each play is
@@ -28,6 +29,7 @@ use crate::metrics::PlayRequest;
 use crate::source::{PlayMode, StreamUri};
 use crate::stream::live::TranslationHandle;
 use crate::stream::personal_vod::PersonalVod;
+use crate::stream::published::PublishedHandle;
 use crate::stream::registry::{PlayKey, PlayKind, PlayRecord};
 use crate::stream::{MediaInfo, StatusTx, Stopper, StreamError};
 use crate::webrtc::{IceTransport, ViewerPlan, WebRtcError};
@@ -90,6 +92,9 @@ async fn start_play(
 ) -> Result<Playback, StreamError> {
     if ctx.shutdown.is_draining() {
         return Err(StreamError::ShuttingDown);
+    }
+    if let Some(p) = ctx.registry.published(name) {
+        return join_published(ctx, name, &p, offer_sdp, requester);
     }
     if let Some(t) = ctx.registry.translation(name).filter(|t| !t.is_ended()) {
         return join_translation(ctx, name, t, offer_sdp, requester);
@@ -158,6 +163,63 @@ fn join_translation(
         info!(
             protocol = requester.protocol.as_str(),
             "joined the translation"
+        );
+    });
+    Ok(Playback {
+        key,
+        answer_sdp,
+        info,
+        span,
+    })
+}
+
+/// A viewer of a published stream: added to its feed as a translation's viewer is; the
+/// stream asks its publisher for a keyframe when the viewer connects.
+fn join_published(
+    ctx: &ServerContext,
+    name: &str,
+    published: &PublishedHandle,
+    offer_sdp: &str,
+    requester: Requester<'_>,
+) -> Result<Playback, StreamError> {
+    let accepted = ctx
+        .rtc
+        .accept_offer(offer_sdp, Instant::now(), requester.transport)
+        .map_err(offer_refused)?;
+    refuse_without_video(&accepted, &published.info)?;
+    let answer_sdp = accepted.answer_sdp.clone();
+    let info = published.info.clone();
+    let viewer = ctx.feeds.add_viewer(
+        published.stream,
+        accepted,
+        plan(&info, &requester),
+        requester.protocol,
+        published.viewer_events(),
+    );
+    let (handle, viewer_id) = (published.clone(), viewer.id());
+    let span = viewer_span(name, viewer_id);
+    let record = PlayRecord {
+        key: PlayKey::next(),
+        media_session_id: requester.media_session_id.to_string(),
+        name: name.to_string(),
+        uri: published.name.clone(),
+        kind: PlayKind::Published {
+            stream: published.name.clone(),
+        },
+        info: info.clone(),
+        created: SystemTime::now(),
+        protocol: requester.protocol,
+        stopper: Stopper::new(move |reason| handle.leave(viewer_id, reason)),
+    };
+    let key = record.key;
+    let ticket = ctx.registry.add_play(record, requester.statuses);
+    if !published.join(viewer, ticket) {
+        return Err(StreamError::StreamNotFound);
+    }
+    span.in_scope(|| {
+        info!(
+            protocol = requester.protocol.as_str(),
+            "joined the published stream"
         );
     });
     Ok(Playback {

@@ -272,6 +272,11 @@ pub static TABLE: &[Key] = &[
         "Streams one WebSocket session may play at once.",
     ),
     Key::new(
+        "max_publishers",
+        field!(max_publishers: Count<usize>),
+        "Streams that may be published at once (WCS SDK and WHIP together).",
+    ),
+    Key::new(
         "http.header_read_timeout",
         field!(http_header_read_timeout: PositiveMillis),
         "Milliseconds a client has to send a whole request head.",

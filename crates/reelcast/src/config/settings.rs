@@ -88,6 +88,8 @@ pub struct Settings {
     pub ws_max_sessions_per_client: usize,
     /// `ws.max_streams_per_session`: streams one WebSocket session may play at once.
     pub ws_max_streams_per_session: usize,
+    /// `max_publishers`: streams that may be published at once (WCS SDK and WHIP).
+    pub max_publishers: usize,
     /// `http.header_read_timeout`: a request's head must arrive within this, and a
     /// kept-alive connection is closed after this long without a next request.
     pub http_header_read_timeout: Duration,
@@ -184,6 +186,7 @@ impl Default for Settings {
             ws_max_sessions: 10_000,
             ws_max_sessions_per_client: 100,
             ws_max_streams_per_session: 16,
+            max_publishers: 100,
             http_header_read_timeout: Duration::from_millis(10_000),
             http_idle_timeout: Duration::from_millis(30_000),
             http_max_connections: 10_000,

@@ -3,7 +3,11 @@
 //! Every message both ways is `{"message": NAME, "data": [..]}`. The client opens with
 //! `connection`, we answer `getUserData` (the session is ESTABLISHED). `playStream` carries
 //! the browser's offer; we answer `setRemoteSDP` `[mediaSessionId, answer]` and then
-//! `notifyStreamStatusEvent`s (PLAYING, STOPPED, FAILED with an info). Either side pings.
+//! `notifyStreamStatusEvent`s (PLAYING, STOPPED, FAILED with an info). `publishStream`
+//! carries a publisher's sendonly offer: `setRemoteSDP` with the answer, then PUBLISHING
+//! (with `record` and, once a recording has one, `recordName`), and UNPUBLISHED at its
+//! end (`unPublishStream`, the session closing, REST terminate) or FAILED (`Failed by RTP
+//! activity`). Either side pings.
 //! A message we do not know is logged and ignored; a message we cannot parse gets a `fail`
 //! reply. Neither ends the session. Closing the socket stops the session's streams.
 
@@ -21,6 +25,8 @@ use crate::context::ServerContext;
 use crate::hooks::Hook;
 use crate::media::{Ending, StopReason, ViewerProtocol};
 use crate::playback::{self, Playback, Requester};
+use crate::publishing::{self, PublishRequester, Publishing};
+use crate::stream::published::{PublishProtocol, PublishedHandle};
 use crate::stream::{MediaInfo, PlayKey, PlayStatus, StatusTx, StreamStatus};
 use crate::webrtc::IceTransport;
 
@@ -43,6 +49,9 @@ struct StreamRequest {
     /// `"UDP"` or `"TCP"`: the candidates the SDK's `transport` option asks for.
     #[serde(default)]
     transport: Option<String>,
+    /// `publishStream`: record the published stream.
+    #[serde(default)]
+    record: bool,
 }
 
 /// Frames a WCS message.
@@ -59,6 +68,9 @@ struct PlayingStream {
     media: MediaInfo,
     /// Lines about this play are written in it (its `stream` and `viewer`).
     span: tracing::Span,
+    /// Set for a publisher: its statuses are PUBLISHING / UNPUBLISHED, with its record
+    /// fields.
+    published: Option<PublishedHandle>,
 }
 
 /// The info of a session's streams when the session is closed for unanswered pings
@@ -273,7 +285,7 @@ impl Session {
                     let reason = too_many_streams(self.ctx.settings.ws_max_streams_per_session);
                     vec![status(&req.media_session_id, &req.name, "FAILED", &reason)]
                 }
-                Ok(req) => match self.ask_to_play(first).await {
+                Ok(req) => match self.ask_hook(Hook::PlayStream, first).await {
                     Ok(()) => self.play(req, received).await,
                     Err(reason) => {
                         info!(stream = %req.name, "play refused by the application's backend: {reason}");
@@ -290,18 +302,22 @@ impl Session {
                 }
                 vec![]
             }
-            "publishStream" => {
-                let req: Option<StreamRequest> = serde_json::from_value(first).ok();
-                let (id, name) = req
-                    .map(|r| (r.media_session_id, r.name))
-                    .unwrap_or_default();
-                vec![status(
-                    &id,
-                    &name,
-                    "FAILED",
-                    "Publishing is not supported by this server yet",
-                )]
-            }
+            "publishStream" => match serde_json::from_value::<StreamRequest>(first.clone()) {
+                // Refused before the hooks are asked, as a play over the cap is.
+                Ok(req) if self.streams.len() >= self.ctx.settings.ws_max_streams_per_session => {
+                    info!(stream = %req.name, "publish refused: the session runs its most streams");
+                    let reason = too_many_streams(self.ctx.settings.ws_max_streams_per_session);
+                    vec![publish_status(&req.media_session_id, &req.name, "FAILED", &reason, req.record)]
+                }
+                Ok(req) => match self.ask_hook(Hook::PublishStream, first).await {
+                    Ok(()) => self.publish(req),
+                    Err(reason) => {
+                        info!(stream = %req.name, "publish refused by the application's backend: {reason}");
+                        vec![publish_status(&req.media_session_id, &req.name, "FAILED", &reason, req.record)]
+                    }
+                },
+                Err(e) => vec![fail(&format!("Bad publishStream: {e}"))],
+            },
             "availableStream" => {
                 let id = first.get("mediaSessionId").cloned().unwrap_or(Value::Null);
                 vec![message(
@@ -338,9 +354,10 @@ impl Session {
         )]
     }
 
-    /// With REST hooks on: `/playStream` with the client's fields (less its SDP offer),
-    /// this session's id and its `appKey`. Plays before `connection` are refused then.
-    async fn ask_to_play(&self, fields: Value) -> Result<(), String> {
+    /// With REST hooks on: `/playStream` or `/publishStream` with the client's fields
+    /// (less its SDP offer), this session's id and its `appKey`. Plays and publishes
+    /// before `connection` are refused then.
+    async fn ask_hook(&self, hook: Hook, fields: Value) -> Result<(), String> {
         if !self.ctx.hooks.enabled() {
             return Ok(());
         }
@@ -354,7 +371,7 @@ impl Session {
         }
         self.ctx
             .hooks
-            .ask(Hook::PlayStream, Value::Object(asked))
+            .ask(hook, Value::Object(asked))
             .await
             .map_err(|refused| refused.to_string())
     }
@@ -409,8 +426,51 @@ impl Session {
                     name,
                     media,
                     span,
+                    published: None,
                 };
                 self.plays.insert(key, play);
+                vec![message("setRemoteSDP", json!([id, answer_sdp]))]
+            }
+        }
+    }
+
+    /// `publishStream`: answers the publisher's offer and publishes it under its name.
+    fn publish(&mut self, req: StreamRequest) -> Vec<String> {
+        let (id, name, record) = (req.media_session_id, req.name, req.record);
+        if self.streams.contains_key(&id) {
+            let reason = "MediaSessionId is already in use";
+            return vec![publish_status(&id, &name, "FAILED", reason, record)];
+        }
+        let Some(offer) = req.sdp.filter(|s| !s.is_empty()) else {
+            let reason = "No SDP offer in publishStream";
+            return vec![publish_status(&id, &name, "FAILED", reason, record)];
+        };
+        let requester = PublishRequester {
+            media_session_id: &id,
+            protocol: PublishProtocol::Wcs,
+            statuses: Some(self.status_tx.clone()),
+            transport: IceTransport::from_wcs(req.transport.as_deref()),
+            record,
+        };
+        match publishing::start(&self.ctx, &name, &offer, requester) {
+            Err(e) => {
+                info!(stream = %name, "publish refused: {e}");
+                vec![publish_status(&id, &name, "FAILED", &e.to_string(), record)]
+            }
+            Ok(Publishing {
+                answer_sdp,
+                stream,
+                span,
+            }) => {
+                self.streams.insert(id.clone(), stream.key);
+                let play = PlayingStream {
+                    media_session_id: id.clone(),
+                    name,
+                    media: stream.info.clone(),
+                    span,
+                    published: Some(stream.clone()),
+                };
+                self.plays.insert(stream.key, play);
                 vec![message("setRemoteSDP", json!([id, answer_sdp]))]
             }
         }
@@ -420,6 +480,13 @@ impl Session {
     fn on_status(&mut self, key: PlayKey, update: StreamStatus) -> Vec<String> {
         let text = match &update {
             StreamStatus::Playing => match self.plays.get(&key) {
+                Some(p @ PlayingStream {
+                    published: Some(stream),
+                    ..
+                }) => {
+                    p.span.in_scope(|| info!("PUBLISHING"));
+                    publishing_status(p, stream)
+                }
                 Some(p) => {
                     p.span.in_scope(|| info!("PLAYING"));
                     status_with_media(&p.media_session_id, &p.name, "PLAYING", &p.media)
@@ -433,12 +500,22 @@ impl Session {
                 if self.streams.get(&p.media_session_id) == Some(&key) {
                     self.streams.remove(&p.media_session_id);
                 }
-                let code = match ending {
-                    Ending::Stopped(_) => "STOPPED",
-                    Ending::Failed(_) => "FAILED",
+                let code = match (ending, &p.published) {
+                    (Ending::Stopped(_), None) => "STOPPED",
+                    (Ending::Stopped(_), Some(_)) => "UNPUBLISHED",
+                    (Ending::Failed(_), _) => "FAILED",
                 };
                 p.span.in_scope(|| info!("{code}: {ending}"));
-                status(&p.media_session_id, &p.name, code, &ending.to_string())
+                match &p.published {
+                    None => status(&p.media_session_id, &p.name, code, &ending.to_string()),
+                    Some(stream) => publish_status(
+                        &p.media_session_id,
+                        &p.name,
+                        code,
+                        &ending.to_string(),
+                        stream.record,
+                    ),
+                }
             }
         };
         vec![text]
@@ -460,6 +537,39 @@ fn status(id: &str, name: &str, code: &str, info: &str) -> String {
     });
     if !info.is_empty() {
         obj["info"] = json!(info);
+    }
+    message("notifyStreamStatusEvent", json!([obj]))
+}
+
+/// A publisher's status (`published: true`).
+fn publish_status(id: &str, name: &str, code: &str, info: &str, record: bool) -> String {
+    let mut obj = json!({
+        "mediaSessionId": id,
+        "name": name,
+        "published": true,
+        "status": code,
+        "record": record,
+    });
+    if !info.is_empty() {
+        obj["info"] = json!(info);
+    }
+    message("notifyStreamStatusEvent", json!([obj]))
+}
+
+/// PUBLISHING, with what the publisher sends, `record`, and `recordName` once a
+/// recording of the stream has one (the SDK's `getRecordInfo()` reads it).
+fn publishing_status(p: &PlayingStream, stream: &PublishedHandle) -> String {
+    let mut obj = json!({
+        "mediaSessionId": p.media_session_id,
+        "name": p.name,
+        "published": true,
+        "status": "PUBLISHING",
+        "record": stream.record,
+        "hasVideo": stream.info.has_video,
+        "hasAudio": stream.info.has_audio,
+    });
+    if let Some(record_name) = stream.record_name() {
+        obj["recordName"] = json!(record_name);
     }
     message("notifyStreamStatusEvent", json!([obj]))
 }

@@ -14,14 +14,14 @@
 //! per pass, so RTP time keeps rising across the seam and audio and video share the
 //! shift exactly (no drift however many passes).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
-use tracing::{debug, info, Instrument};
+use tracing::{info, Instrument};
 
+use super::audience::Audience;
 use super::clock::sleep_until;
 use super::frame_queue::{spawn_reader, FrameSource};
 use super::open::AnyReader;
@@ -30,6 +30,7 @@ use super::status::{PlayTicket, Unlist};
 use super::{MediaInfo, PacingClock, StreamError};
 use crate::media::{Ending, FailReason, Frame, MediaKind, Sink, Sinks, StopReason, StreamId};
 use crate::media::{Viewer, ViewerEvent, ViewerEvents, ViewerEventsRx, ViewerId};
+
 use crate::source::{PlayMode, StreamUri};
 
 /// A running translation as others see it: what it plays and how to join or end it.
@@ -194,11 +195,10 @@ pub(super) fn start(
         return Err(StartError::NameInUse);
     }
     let task = Translation {
-        handle: handle.clone(),
         sinks,
         unlist: Some(unlist),
         idle_timeout,
-        viewers: HashMap::new(),
+        audience: Audience::new(handle.viewers.clone()),
     };
     let span = tracing::info_span!("live", stream = %handle.name);
     let source = LoopingReader::new(reader, handle.looped);
@@ -211,11 +211,10 @@ pub(super) fn start(
 }
 
 struct Translation {
-    handle: TranslationHandle,
     sinks: Sinks,
     unlist: Option<Unlist>,
     idle_timeout: Duration,
-    viewers: HashMap<ViewerId, (Viewer, PlayTicket)>,
+    audience: Audience,
 }
 
 impl Translation {
@@ -241,13 +240,12 @@ impl Translation {
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(Command::Join { viewer, ticket }) => {
-                        self.viewers.insert(viewer.id(), (viewer, ticket));
-                        self.handle.viewers.store(self.viewers.len(), Ordering::Relaxed);
+                        self.audience.join(viewer, ticket);
                         idle_since = None;
                     }
                     Some(Command::Leave { viewer, reason }) => {
-                        self.drop_viewer(viewer, reason.into());
-                        if self.viewers.is_empty() {
+                        self.audience.drop_viewer(viewer, reason.into());
+                        if self.audience.is_empty() {
                             idle_since = Some(Instant::now());
                         }
                     }
@@ -257,13 +255,11 @@ impl Translation {
                 },
                 Some((viewer, event)) = events.recv() => match event {
                     ViewerEvent::Connected => {
-                        if let Some((_, ticket)) = self.viewers.get(&viewer) {
-                            ticket.playing();
-                        }
+                        self.audience.connected(viewer);
                     }
                     ViewerEvent::Closed(ending) => {
-                        self.drop_viewer(viewer, ending);
-                        if self.viewers.is_empty() {
+                        self.audience.drop_viewer(viewer, ending);
+                        if self.audience.is_empty() {
                             idle_since = Some(Instant::now());
                         }
                     }
@@ -297,23 +293,8 @@ impl Translation {
             unlist();
         }
         commands.close();
-        let viewers: Vec<ViewerId> = self.viewers.keys().copied().collect();
-        for viewer in viewers {
-            self.drop_viewer(viewer, ending.clone());
-        }
+        self.audience.end_all(&ending);
         self.sinks.end(&ending);
-    }
-
-    /// Lets a viewer go and tells it why.
-    fn drop_viewer(&mut self, id: ViewerId, ending: Ending) {
-        if let Some((viewer, ticket)) = self.viewers.remove(&id) {
-            viewer.leave(ending.clone());
-            ticket.end(ending);
-            debug!(viewer = id.0, "viewer left");
-        }
-        self.handle
-            .viewers
-            .store(self.viewers.len(), Ordering::Relaxed);
     }
 }
 
@@ -383,6 +364,8 @@ impl FrameSource for LoopingReader {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
     use crate::media::viewer::testing::NotingCarrier;
     use crate::media::ViewerProtocol;

@@ -12,6 +12,7 @@
 //! given) and knows its viewers only as [`Viewer`](crate::media::Viewer)s: ids, their
 //! protocol, their events, a way to let them go.
 
+mod audience;
 pub mod audio_pairs;
 pub mod budget;
 pub mod clock;
@@ -20,6 +21,7 @@ pub mod live;
 pub mod open;
 pub mod pacer;
 pub mod personal_vod;
+pub mod published;
 pub mod reader;
 pub mod registry;
 pub mod status;

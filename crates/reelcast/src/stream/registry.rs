@@ -11,6 +11,10 @@
 //! when they end (through what their tasks are handed: [`PlayTicket`], an unlist
 //! closure), so what the registry lists is what is running.
 //!
+//! A *published stream* is one publisher's media watched live by its name
+//! ([`Registry::publish`]); a name is a published stream's or a translation's, never
+//! both, and `max_publishers` bounds how many publish at once.
+//!
 //! A stream's sinks are made in one place, [`Registry::sinks_for`]: a new sink (HLS,
 //! recorder) is registered there. The WebRTC feeds come from a [`SinkFactory`] the
 //! registry is handed; it knows nothing else of WebRTC. Each play records the
@@ -21,16 +25,17 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use super::budget::MemoryBudget;
 use super::live::{self, Parts, StartError, TranslationHandle, TranslationSpec};
 use super::open::{open_media, AnyReader};
+use super::published::{self, PublishError, PublishSpec, PublishedHandle};
 use super::status::{PlayTicket, StatusTx};
 use super::{MediaInfo, Stopper, StreamError};
 use crate::config::Settings;
 use crate::hls::{Directory, HlsSink, Segmenter, WindowConfig};
-use crate::media::{SinkFactory, Sinks, StopReason, StreamId, ViewerProtocol};
+use crate::media::{Publisher, SinkFactory, Sinks, StopReason, StreamId, ViewerProtocol};
 use crate::source::{Location, StreamUri};
 
 pub use super::status::PlayKey;
@@ -44,6 +49,11 @@ pub enum PlayKind {
     Live {
         /// The translation's `localStreamName`.
         translation: String,
+    },
+    /// A viewer of the published stream named here.
+    Published {
+        /// The published stream's name.
+        stream: String,
     },
 }
 
@@ -74,6 +84,27 @@ pub struct PlayRecord {
 struct Maps {
     plays: HashMap<PlayKey, PlayRecord>,
     translations: HashMap<String, TranslationHandle>,
+    /// Published streams by name.
+    publishers: HashMap<String, PublishedHandle>,
+}
+
+impl Maps {
+    /// A running translation or published stream has this name.
+    fn name_in_use(&self, name: &str) -> bool {
+        self.translations.get(name).is_some_and(|t| !t.is_ended())
+            || self.publishers.get(name).is_some_and(|p| !p.is_ended())
+    }
+
+    /// Whether one more publisher named `name` may start (of `max` at most).
+    fn may_publish(&self, name: &str, max: usize) -> Result<(), PublishError> {
+        if self.name_in_use(name) {
+            return Err(PublishError::NameInUse);
+        }
+        if self.publishers.values().filter(|p| !p.is_ended()).count() >= max {
+            return Err(PublishError::TooMany(max));
+        }
+        Ok(())
+    }
 }
 
 /// Every running stream and viewer. Shared by the server's handlers (`Arc` in the
@@ -175,7 +206,7 @@ impl Registry {
         if spec.uri.mode != crate::source::PlayMode::Live {
             return Err(StartError::NotLive(spec.uri.uri_string()));
         }
-        if self.translation(&spec.name).is_some_and(|t| !t.is_ended()) {
+        if self.maps().name_in_use(&spec.name) {
             return Err(StartError::NameInUse);
         }
         let mut reader = self.open(&spec.uri.location).await?;
@@ -242,11 +273,99 @@ impl Registry {
         PlayTicket::new(key, to, Box::new(move || registry.remove_play(key)))
     }
 
-    /// Stops the play `key`; `false` when it is not running.
+    /// Stops the play or the publisher `key`; `false` when it is not running.
     pub fn stop(&self, key: PlayKey, reason: StopReason) -> bool {
-        let stopper = self.maps().plays.get(&key).map(|p| p.stopper.clone());
+        let (stopper, publisher) = {
+            let maps = self.maps();
+            let stopper = maps.plays.get(&key).map(|p| p.stopper.clone());
+            let publisher = maps.publishers.values().find(|p| p.key == key).cloned();
+            (stopper, publisher)
+        };
+        if let Some(p) = &publisher {
+            p.terminate(reason);
+        }
         // Stopped outside the lock: a stopper may call back into the registry.
-        stopper.map(|s| s.stop(reason)).is_some()
+        stopper.map(|s| s.stop(reason)).is_some() || publisher.is_some()
+    }
+
+    /// Whether `name` may be published now: a good name, not in use, under
+    /// `max_publishers`. Asked before an offer is answered, so a refused publisher
+    /// costs nothing; [`Self::publish`] asks again when it lists the stream.
+    pub fn may_publish(&self, name: &str) -> Result<(), PublishError> {
+        published::check_name(name)?;
+        self.maps()
+            .may_publish(name, self.settings.max_publishers)
+    }
+
+    /// Starts the published stream of `publisher` (accepted at `epoch`), listed under
+    /// `spec.name` until it ends; its publisher's statuses (PUBLISHING, then its ending)
+    /// go to `to`. Refused for a bad name, a name in use (by a published stream or a
+    /// translation) and past `max_publishers`: the publisher is closed then.
+    pub fn publish(
+        self: &Arc<Self>,
+        spec: PublishSpec,
+        publisher: Publisher,
+        epoch: Instant,
+        to: Option<StatusTx>,
+    ) -> Result<PublishedHandle, PublishError> {
+        if let Err(e) = published::check_name(&spec.name) {
+            publisher.close(StopReason::ByUser.into());
+            return Err(e);
+        }
+        let stream = StreamId::next();
+        let key = PlayKey::next();
+        let (registry, name) = (Arc::clone(self), spec.name.clone());
+        let ticket = PlayTicket::new(
+            key,
+            to,
+            Box::new(move || registry.remove_publisher(&name, key)),
+        );
+        let parts = published::Parts {
+            key,
+            spec,
+            publisher,
+            epoch,
+            sinks: self.sinks_for(stream, None),
+            stream,
+            ticket,
+        };
+        let max = self.settings.max_publishers;
+        published::start(parts, |handle| {
+            let mut maps = self.maps();
+            maps.may_publish(&handle.name, max)?;
+            maps.publishers.insert(handle.name.clone(), handle.clone());
+            Ok(())
+        })
+    }
+
+    /// The running published stream named `name`.
+    pub fn published(&self, name: &str) -> Option<PublishedHandle> {
+        self.maps()
+            .publishers
+            .get(name)
+            .filter(|p| !p.is_ended())
+            .cloned()
+    }
+
+    /// Every running published stream, oldest first.
+    pub fn publishers(&self) -> Vec<PublishedHandle> {
+        let mut list: Vec<_> = self
+            .maps()
+            .publishers
+            .values()
+            .filter(|p| !p.is_ended())
+            .cloned()
+            .collect();
+        list.sort_by_key(|p| p.created);
+        list
+    }
+
+    /// Removes the published stream `key` (a newer one of the same name stays).
+    fn remove_publisher(&self, name: &str, key: PlayKey) {
+        let mut maps = self.maps();
+        if maps.publishers.get(name).is_some_and(|p| p.key == key) {
+            maps.publishers.remove(name);
+        }
     }
 
     fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
@@ -321,14 +440,11 @@ impl Registry {
         self.maps().plays.remove(&key);
     }
 
-    /// Adds a translation unless its name is taken by a running one (then `false`).
+    /// Adds a translation unless its name is taken by a running translation or published
+    /// stream (then `false`).
     fn add_translation(&self, t: TranslationHandle) -> bool {
         let mut maps = self.maps();
-        if maps
-            .translations
-            .get(&t.name)
-            .is_some_and(|e| !e.is_ended())
-        {
+        if maps.name_in_use(&t.name) {
             return false;
         }
         maps.translations.insert(t.name.clone(), t);

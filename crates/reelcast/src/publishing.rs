@@ -1,0 +1,93 @@
+//! Starting a publisher: a stream name and a browser's sendonly offer in, an answer and a
+//! running published stream out. The one path both signalling protocols (WCS
+//! `publishStream`, WHIP) take, so they cannot drift apart in what they accept or how
+//! they fail, as [`crate::playback`] is for viewers.
+//!
+//! Order: refused while draining; the name and the publishers' cap checked
+//! ([`Registry::may_publish`](crate::stream::Registry::may_publish)) before the offer is
+//! answered, so a refused publisher costs nothing; the offer answered and the browser
+//! added to the hub as a publisher (`webrtc`); the published stream started and listed
+//! ([`Registry::publish`](crate::stream::Registry::publish)), which checks the name
+//! again (two publishers of one name at once: one wins, the other is closed).
+
+use std::time::Instant;
+
+use tracing::{info, Span};
+
+use crate::context::ServerContext;
+use crate::media::Publisher;
+use crate::stream::published::{PublishError, PublishProtocol, PublishSpec, PublishedHandle};
+use crate::stream::{MediaInfo, StatusTx};
+use crate::webrtc::IceTransport;
+
+/// A publisher that has been answered; its stream is listed.
+pub struct Publishing {
+    /// Our SDP answer to the publisher's offer.
+    pub answer_sdp: String,
+    /// The published stream (its `key` tags the publisher's statuses).
+    pub stream: PublishedHandle,
+    /// Lines about this publisher are written in it (`publisher`, with `stream`).
+    pub span: Span,
+}
+
+/// Who publishes: the id its signalling knows it by, which signalling, where it hears
+/// its statuses, and what it asked for.
+pub struct PublishRequester<'a> {
+    /// WCS `mediaSessionId`, or the WHIP resource id.
+    pub media_session_id: &'a str,
+    /// Which signalling asks.
+    pub protocol: PublishProtocol,
+    /// The session's status channel: PUBLISHING, then UNPUBLISHED or FAILED. None:
+    /// nobody listens (WHIP).
+    pub statuses: Option<StatusTx>,
+    /// The candidates the client asked for (the WCS SDK's `transport`).
+    pub transport: IceTransport,
+    /// `record: true` in `publishStream`.
+    pub record: bool,
+}
+
+/// Answers `offer_sdp` and publishes it as `name`. Errors are what the publisher is told.
+pub fn start(
+    ctx: &ServerContext,
+    name: &str,
+    offer_sdp: &str,
+    requester: PublishRequester<'_>,
+) -> Result<Publishing, PublishError> {
+    if ctx.shutdown.is_draining() {
+        return Err(PublishError::ShuttingDown);
+    }
+    ctx.registry.may_publish(name)?;
+    let epoch = Instant::now();
+    let (answer_sdp, publisher, info) = accept(ctx, offer_sdp, epoch, requester.transport)?;
+    let spec = PublishSpec {
+        name: name.to_string(),
+        media_session_id: requester.media_session_id.to_string(),
+        record: requester.record,
+        info,
+        protocol: requester.protocol,
+    };
+    let stream = ctx
+        .registry
+        .publish(spec, publisher, epoch, requester.statuses)?;
+    let span = tracing::info_span!("publisher", stream = %name, protocol = requester.protocol.as_str());
+    span.in_scope(|| info!(record = requester.record, "publisher answered"));
+    Ok(Publishing {
+        answer_sdp,
+        stream,
+        span,
+    })
+}
+
+/// Answers the offer and adds the publisher to the hub: the answer, the publisher, and
+/// what it sends as viewers are told it.
+fn accept(
+    _ctx: &ServerContext,
+    _offer_sdp: &str,
+    _now: Instant,
+    _transport: IceTransport,
+) -> Result<(String, Publisher, MediaInfo), PublishError> {
+    // The WebRTC receiving side (`ingest`) is not in this build yet.
+    Err(PublishError::Offer(
+        "Publishing is not supported by this server yet".into(),
+    ))
+}
