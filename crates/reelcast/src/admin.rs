@@ -119,6 +119,7 @@ async fn metrics(State(ctx): State<Arc<ServerContext>>, headers: HeaderMap) -> R
             .filter(|p| p.kind == PlayKind::Personal)
             .count(),
         translations: translations.len(),
+        published: ctx.registry.publishers().len(),
         hls_streams: translations
             .iter()
             .filter(|t| ctx.registry.hls.get(&t.id).is_some())
@@ -190,8 +191,14 @@ pub async fn drain(ctx: &ServerContext, grace: Duration) {
     for t in &translations {
         t.terminate(StopReason::Shutdown);
     }
+    for p in ctx.registry.publishers() {
+        p.terminate(StopReason::Shutdown);
+    }
     let everyone_gone = async {
-        while !ctx.registry.plays().is_empty() || ctx.ws_sessions.in_use() > 0 {
+        while !ctx.registry.plays().is_empty()
+            || !ctx.registry.publishers().is_empty()
+            || ctx.ws_sessions.in_use() > 0
+        {
             tokio::time::sleep(POLL).await;
         }
     };

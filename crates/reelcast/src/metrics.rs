@@ -15,8 +15,8 @@
 //!   transcoders busy, held by the streams that transcode ([`TranscoderBusy`]).
 //!
 //! HLS readers are viewers (`protocol="hls"`) and translations with an HLS window are
-//! also counted as `kind="hls"`. Published streams and recordings do not exist yet:
-//! `kind="published"` is reserved and the gauges will count them when they do.
+//! also counted as `kind="hls"`. Browsers' published streams (WCS SDK, WHIP) are
+//! `kind="published"`; their viewers are counted by protocol as every viewer is.
 //!
 //! Owns: the metric set and its text form. Must not: hold anything a scrape could grow
 //! (label values are fixed words, never names from clients).
@@ -263,7 +263,7 @@ impl Metrics {
     fn set_gauges(&self, now: &Gauges) {
         let state = if now.draining { "stopping" } else { "playing" };
         // Reset first: a state that has no stream now must read 0, not its last value.
-        for kind in ["personal", "translation", "hls"] {
+        for kind in ["personal", "translation", "hls", "published"] {
             for st in ["playing", "stopping"] {
                 self.streams
                     .get_or_create(&vec![("kind", kind), ("state", st)])
@@ -279,6 +279,9 @@ impl Metrics {
         self.streams
             .get_or_create(&vec![("kind", "hls"), ("state", state)])
             .set(now.hls_streams as i64);
+        self.streams
+            .get_or_create(&vec![("kind", "published"), ("state", state)])
+            .set(now.published as i64);
         for (protocol, n) in [
             ("wcs", now.wcs_viewers),
             ("whep", now.whep_viewers),
@@ -349,6 +352,8 @@ pub struct Gauges {
     pub hls_viewers: usize,
     /// Translations with an HLS window.
     pub hls_streams: usize,
+    /// Browsers' published streams running.
+    pub published: usize,
 }
 
 /// prometheus-client writes OpenMetrics, whose counter families are named without

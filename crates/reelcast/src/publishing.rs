@@ -69,7 +69,8 @@ pub fn start(
     let stream = ctx
         .registry
         .publish(spec, publisher, epoch, requester.statuses)?;
-    let span = tracing::info_span!("publisher", stream = %name, protocol = requester.protocol.as_str());
+    let span =
+        tracing::info_span!("publisher", stream = %name, protocol = requester.protocol.as_str());
     span.in_scope(|| info!(record = requester.record, "publisher answered"));
     Ok(Publishing {
         answer_sdp,

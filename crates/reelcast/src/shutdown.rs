@@ -5,14 +5,15 @@
 //! 1. [`Shutdown::is_draining`] turns true: new plays are refused with [`REASON`]
 //!    (`playback::start`), `/ready` answers `503` so load balancers stop sending;
 //! 2. every play is stopped with [`REASON`]: WCS SDK viewers get `STOPPED` with it, WHEP
-//!    viewers an RTCP BYE; every live translation is terminated;
+//!    viewers an RTCP BYE; every live translation and published stream is terminated
+//!    (a publisher hears UNPUBLISHED, its viewers STOPPED with [`REASON`]);
 //! 3. each WCS WebSocket session closes itself (close frame with [`REASON`]) once its
 //!    streams' last statuses are out;
 //! 4. the server returns when no play and no WebSocket session is left, or when
 //!    `shutdown_grace_period` has passed, whichever is first.
 //!
-//! Published streams, HLS and recordings do not exist yet; when they do, they are
-//! stopped in step 2 (a recording finishing its file before it is counted as stopped).
+//! Recordings do not exist yet; when they do, they are stopped in step 2 (a recording
+//! finishing its file before it is counted as stopped).
 //!
 //! Owns: the draining flag (the signal handling and the drain itself are `admin`'s). Must not: reach into streams itself;
 //! it stops them through the registry's stoppers like any other caller.

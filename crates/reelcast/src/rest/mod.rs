@@ -29,6 +29,7 @@ use axum::Router;
 use crate::context::ServerContext;
 use crate::media::StopReason;
 use crate::stream::live::TranslationHandle;
+use crate::stream::published::PublishedHandle;
 use crate::stream::Registry;
 use json::{method_not_allowed, RestError};
 
@@ -98,6 +99,8 @@ async fn openapi() -> Response {
 #[derive(Clone)]
 pub(crate) enum Running {
     Translation(TranslationHandle),
+    /// A published stream (its publisher and, through it, its viewers).
+    Published(PublishedHandle),
     /// A play, by its media session id.
     Play(String),
 }
@@ -107,6 +110,7 @@ impl Running {
     fn stop(&self, registry: &Registry) {
         match self {
             Running::Translation(t) => t.terminate(TERMINATE_REASON),
+            Running::Published(p) => p.terminate(TERMINATE_REASON),
             Running::Play(id) => {
                 registry.stop_play(id, None, TERMINATE_REASON);
             }
@@ -121,6 +125,13 @@ impl Running {
                     || registry.plays().iter().any(|p| {
                         matches!(&p.kind, crate::stream::registry::PlayKind::Live { translation }
                             if *translation == t.name)
+                    })
+            }
+            Running::Published(p) => {
+                registry.published(&p.name).is_some_and(|r| r.key == p.key)
+                    || registry.plays().iter().any(|v| {
+                        matches!(&v.kind, crate::stream::registry::PlayKind::Published { stream }
+                            if *stream == p.name)
                     })
             }
             Running::Play(id) => registry.play(id).is_some(),

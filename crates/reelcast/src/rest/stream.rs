@@ -1,6 +1,8 @@
-//! `/stream/*`: every stream and viewer as WCS stream objects. A live translation is a
-//! *published* stream (`mediaType: publish`, status `PUBLISHING`, its id and local stream
-//! name); every viewer's play (WCS SDK or WHEP; personal VOD or translation viewer) is a
+//! `/stream/*`: every stream and viewer as WCS stream objects. A browser's published
+//! stream (WCS SDK or WHIP) is a *published* stream (`mediaType: publish`, status
+//! `PUBLISHING`, or `PENDING` until its media flows; its publisher's `mediaSessionId`,
+//! its name, `record`, and `protocol` `wcs` or `whip`); so is a live translation (its id
+//! and local stream name); every viewer's play (WCS SDK or WHEP; personal VOD or translation viewer) is a
 //! *play* stream (`mediaType: play`, status `PLAYING`, its media session id).
 //!
 //! Owns the stream object and the filter of `/stream/find`. Must not: reach into a
@@ -17,6 +19,7 @@ use super::{epoch_ms, stop_all, Running};
 use crate::context::ServerContext;
 use crate::media::ViewerProtocol;
 use crate::stream::live::TranslationHandle;
+use crate::stream::published::PublishedHandle;
 use crate::stream::registry::PlayRecord;
 use crate::stream::MediaInfo;
 
@@ -36,7 +39,7 @@ pub struct StreamObject {
     pub has_audio: bool,
     /// `PUBLISHING` (translation) or `PLAYING` (viewer).
     pub status: &'static str,
-    /// Always false: reelcast does not record.
+    /// A publisher that asked for a recording (`record: true`); false otherwise.
     pub record: bool,
     /// Picture width in pixels (0 without video).
     pub width: u32,
@@ -57,7 +60,8 @@ pub struct StreamObject {
     /// Published streams: viewers watching now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub viewers: Option<usize>,
-    /// Play streams: `wcs` (WebSocket SDK) or `whep`.
+    /// Play streams: `wcs` (WebSocket SDK), `whep` or `hls`; a browser's published
+    /// stream: `wcs` or `whip`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<&'static str>,
 }
@@ -92,6 +96,33 @@ impl StreamObject {
             uri: t.uri.clone(),
             viewers: Some(t.viewer_count()),
             protocol: None,
+        }
+    }
+
+    fn of_publisher(p: &PublishedHandle) -> Self {
+        let (audio_codec, video_codec) = Self::media(&p.info);
+        StreamObject {
+            media_session_id: p.media_session_id.clone(),
+            name: p.name.clone(),
+            published: true,
+            has_video: p.info.has_video,
+            has_audio: p.info.has_audio,
+            status: if p.is_publishing() {
+                "PUBLISHING"
+            } else {
+                "PENDING"
+            },
+            record: p.record,
+            width: p.info.width,
+            height: p.info.height,
+            audio_codec,
+            video_codec,
+            create_date: epoch_ms(p.created),
+            media_type: "publish",
+            media_provider: "WebRTC",
+            uri: p.name.clone(),
+            viewers: Some(p.viewer_count()),
+            protocol: Some(p.protocol.as_str()),
         }
     }
 
@@ -149,7 +180,7 @@ pub struct StreamFilter {
     /// Match streams with (or without) audio.
     pub has_audio: Option<bool>,
     #[serde(default)]
-    /// Match the record flag (always false here).
+    /// Match the record flag.
     pub record: Option<bool>,
     #[serde(default)]
     /// Match this canonical file name.
@@ -210,9 +241,13 @@ impl TerminateRequest {
     }
 }
 
-/// Every stream: translations (oldest first), then plays (oldest first).
+/// Every stream: published streams, translations, then plays (each oldest first).
 fn all_streams(ctx: &ServerContext) -> Vec<(StreamObject, Running)> {
     let registry = &ctx.registry;
+    let publishers = registry
+        .publishers()
+        .into_iter()
+        .map(|p| (StreamObject::of_publisher(&p), Running::Published(p)));
     let published = registry
         .translations()
         .into_iter()
@@ -222,7 +257,7 @@ fn all_streams(ctx: &ServerContext) -> Vec<(StreamObject, Running)> {
         .plays()
         .into_iter()
         .map(|p| (StreamObject::of_play(&p), Running::Play(p.media_session_id)));
-    published.chain(plays).collect()
+    publishers.chain(published).chain(plays).collect()
 }
 
 fn found(list: Vec<StreamObject>, what: &str) -> Result<Json<Vec<StreamObject>>, RestError> {
@@ -256,8 +291,9 @@ pub async fn find_all(
     )
 }
 
-/// Stops every matching stream (a translation with all its viewers); answers what was
-/// stopped.
+/// Stops every matching stream (a translation or a published stream with all its
+/// viewers, who get STOPPED `Stopped by publisher stop` from a published one); answers
+/// what was stopped.
 pub async fn terminate(
     State(ctx): State<Arc<ServerContext>>,
     RestJson(req): RestJson<TerminateRequest>,

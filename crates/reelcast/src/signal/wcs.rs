@@ -307,13 +307,25 @@ impl Session {
                 Ok(req) if self.streams.len() >= self.ctx.settings.ws_max_streams_per_session => {
                     info!(stream = %req.name, "publish refused: the session runs its most streams");
                     let reason = too_many_streams(self.ctx.settings.ws_max_streams_per_session);
-                    vec![publish_status(&req.media_session_id, &req.name, "FAILED", &reason, req.record)]
+                    vec![publish_status(
+                        &req.media_session_id,
+                        &req.name,
+                        "FAILED",
+                        &reason,
+                        req.record,
+                    )]
                 }
                 Ok(req) => match self.ask_hook(Hook::PublishStream, first).await {
                     Ok(()) => self.publish(req),
                     Err(reason) => {
                         info!(stream = %req.name, "publish refused by the application's backend: {reason}");
-                        vec![publish_status(&req.media_session_id, &req.name, "FAILED", &reason, req.record)]
+                        vec![publish_status(
+                            &req.media_session_id,
+                            &req.name,
+                            "FAILED",
+                            &reason,
+                            req.record,
+                        )]
                     }
                 },
                 Err(e) => vec![fail(&format!("Bad publishStream: {e}"))],
@@ -480,10 +492,12 @@ impl Session {
     fn on_status(&mut self, key: PlayKey, update: StreamStatus) -> Vec<String> {
         let text = match &update {
             StreamStatus::Playing => match self.plays.get(&key) {
-                Some(p @ PlayingStream {
-                    published: Some(stream),
-                    ..
-                }) => {
+                Some(
+                    p @ PlayingStream {
+                        published: Some(stream),
+                        ..
+                    },
+                ) => {
                     p.span.in_scope(|| info!("PUBLISHING"));
                     publishing_status(p, stream)
                 }

@@ -204,9 +204,17 @@ impl PublishedHandle {
 }
 
 enum Command {
-    Join { viewer: Viewer, ticket: PlayTicket },
-    Leave { viewer: ViewerId, reason: StopReason },
-    Terminate { reason: StopReason },
+    Join {
+        viewer: Viewer,
+        ticket: PlayTicket,
+    },
+    Leave {
+        viewer: ViewerId,
+        reason: StopReason,
+    },
+    Terminate {
+        reason: StopReason,
+    },
 }
 
 /// What a published stream is made of, made by the registry.
@@ -382,13 +390,14 @@ pub(crate) mod testing {
     }
 
     /// A publisher whose events the test sends, and what it was asked.
-    pub(crate) fn test_publisher() -> (
-        Publisher,
-        mpsc::Sender<PublisherEvent>,
-        Arc<NotingControl>,
-    ) {
+    pub(crate) fn test_publisher() -> (Publisher, mpsc::Sender<PublisherEvent>, Arc<NotingControl>)
+    {
         let (tx, rx) = mpsc::channel(64);
         let control = Arc::new(NotingControl::default());
-        (Publisher::new(ViewerId::next(), rx, control.clone()), tx, control)
+        (
+            Publisher::new(ViewerId::next(), rx, control.clone()),
+            tx,
+            control,
+        )
     }
 }

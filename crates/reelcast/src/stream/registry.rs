@@ -293,8 +293,7 @@ impl Registry {
     /// costs nothing; [`Self::publish`] asks again when it lists the stream.
     pub fn may_publish(&self, name: &str) -> Result<(), PublishError> {
         published::check_name(name)?;
-        self.maps()
-            .may_publish(name, self.settings.max_publishers)
+        self.maps().may_publish(name, self.settings.max_publishers)
     }
 
     /// Starts the published stream of `publisher` (accepted at `epoch`), listed under
@@ -546,5 +545,338 @@ mod tests {
             "so does a play whose task is gone"
         );
         assert!(!registry.stop_play("same-id", None, StopReason::ByUser));
+    }
+
+    mod published_streams {
+        use std::time::{Duration, Instant};
+
+        use tokio::sync::mpsc;
+
+        use super::*;
+        use crate::media::viewer::testing::NotingCarrier;
+        use crate::media::{Ending, FailReason, Frame, PublisherEvent, Sink, ViewerEvent};
+        use crate::stream::published::testing::test_publisher;
+        use crate::stream::published::{PublishProtocol, PublishSpec};
+        use crate::stream::status::{PlayStatus, StreamStatus};
+        use crate::stream::testing::sample_reader;
+
+        /// What the streams' sinks saw, in order, across all streams.
+        #[derive(Debug, Clone, PartialEq)]
+        enum Seen {
+            Start(Instant),
+            Frame(i64),
+            End(Ending),
+        }
+
+        #[derive(Default)]
+        struct NotingFeeds(Arc<StdMutex<Vec<Seen>>>);
+
+        struct NotingSink(Arc<StdMutex<Vec<Seen>>>);
+
+        impl Sink for NotingSink {
+            fn start(&mut self, epoch: Instant) {
+                self.0.lock().unwrap().push(Seen::Start(epoch));
+            }
+            fn frames(&mut self, first: Frame, second: Option<Frame>) {
+                for f in std::iter::once(first).chain(second) {
+                    self.0.lock().unwrap().push(Seen::Frame(f.dts_us));
+                }
+            }
+            fn end(&mut self, ending: &Ending) {
+                self.0.lock().unwrap().push(Seen::End(ending.clone()));
+            }
+        }
+
+        impl SinkFactory for NotingFeeds {
+            fn sink(&self, _stream: StreamId) -> Box<dyn crate::media::Sink> {
+                Box::new(NotingSink(self.0.clone()))
+            }
+        }
+
+        fn registry_with(settings: Settings) -> (Arc<Registry>, Arc<StdMutex<Vec<Seen>>>) {
+            let feeds = NotingFeeds::default();
+            let seen = feeds.0.clone();
+            let registry = Registry::new(settings, Arc::new(feeds), MemoryBudget::new(1 << 20));
+            (Arc::new(registry), seen)
+        }
+
+        fn spec(name: &str) -> PublishSpec {
+            PublishSpec {
+                name: name.into(),
+                media_session_id: format!("pub-{name}"),
+                record: true,
+                info: MediaInfo {
+                    has_video: true,
+                    has_audio: true,
+                    ..MediaInfo::default()
+                },
+                protocol: PublishProtocol::Wcs,
+            }
+        }
+
+        /// The next status (at most 10 s).
+        async fn next(rx: &mut mpsc::UnboundedReceiver<PlayStatus>) -> PlayStatus {
+            tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .expect("a status within 10 s")
+                .expect("the channel is open")
+        }
+
+        /// Waits (at most 10 s) until `done` holds.
+        async fn until(what: &str, done: impl Fn() -> bool) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !done() {
+                assert!(Instant::now() < deadline, "{what}: not within 10 s");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+
+        /// A published stream: its sinks start on the publisher's epoch and get each
+        /// frame as it arrives, in order; the publisher hears PUBLISHING when it
+        /// connects; a viewer joins by the stream's handle, hears PLAYING when its
+        /// carrier connects it and a keyframe is asked of the publisher; when the
+        /// publisher goes (its session closed), the publisher hears its own ending, the
+        /// viewer STOPPED `Stopped by publisher stop`, the sinks the end, and the name
+        /// is free again.
+        #[tokio::test]
+        async fn a_published_stream_feeds_its_sinks_as_frames_arrive_and_stops_its_viewers_when_the_publisher_goes(
+        ) {
+            let (registry, seen) = registry_with(Settings::default());
+            let (publisher, events, control) = test_publisher();
+            let (status_tx, mut statuses) = mpsc::unbounded_channel();
+            let epoch = Instant::now();
+            let stream = registry
+                .publish(spec("cam"), publisher, epoch, Some(status_tx.clone()))
+                .expect("published");
+            assert_eq!(registry.published("cam").map(|p| p.key), Some(stream.key));
+            assert_eq!(seen.lock().unwrap().first(), Some(&Seen::Start(epoch)));
+            assert!(!stream.is_publishing());
+
+            events.send(PublisherEvent::Connected).await.unwrap();
+            let s = next(&mut statuses).await;
+            assert_eq!((s.key, s.status), (stream.key, StreamStatus::Playing));
+            assert!(stream.is_publishing());
+
+            // Frames of the sample as a publisher would send them: handed on at once,
+            // in order (no pacing: the whole second arrives at once).
+            let mut reader = sample_reader();
+            let mut sent = vec![];
+            while sent.len() < 50 {
+                let frame = reader
+                    .read_frame()
+                    .unwrap()
+                    .expect("the sample has 50 frames");
+                sent.push(frame.dts_us);
+                events.send(PublisherEvent::Frame(frame)).await.unwrap();
+            }
+            until("50 frames reach the sink", || {
+                seen.lock().unwrap().len() == 51
+            })
+            .await;
+            let got: Vec<i64> = seen.lock().unwrap()[1..]
+                .iter()
+                .map(|s| match s {
+                    Seen::Frame(dts) => *dts,
+                    other => panic!("{other:?} among the frames"),
+                })
+                .collect();
+            assert_eq!(got, sent);
+
+            let carrier = Arc::new(NotingCarrier::default());
+            let viewer = carrier.viewer(ViewerProtocol::Whep);
+            let viewer_id = viewer.id();
+            let viewer_key = PlayKey::next();
+            let ticket = PlayTicket::new(viewer_key, Some(status_tx.clone()), Box::new(|| {}));
+            assert!(stream.join(viewer, ticket));
+            until("the viewer is counted", || stream.viewer_count() == 1).await;
+            let keyframes = *control.keyframes.lock().unwrap();
+            assert!(keyframes >= 1, "a joining viewer asks for a keyframe");
+            stream
+                .viewer_events()
+                .send((viewer_id, ViewerEvent::Connected))
+                .unwrap();
+            let s = next(&mut statuses).await;
+            assert_eq!((s.key, s.status), (viewer_key, StreamStatus::Playing));
+            until("a keyframe for the connected viewer", || {
+                *control.keyframes.lock().unwrap() > keyframes
+            })
+            .await;
+
+            let gone: Ending = StopReason::SessionDisconnect.into();
+            events
+                .send(PublisherEvent::Closed(gone.clone()))
+                .await
+                .unwrap();
+            let publisher_end = next(&mut statuses).await;
+            assert_eq!(
+                (publisher_end.key, publisher_end.status),
+                (stream.key, StreamStatus::Ended(gone.clone()))
+            );
+            let viewer_end = next(&mut statuses).await;
+            let stopped: Ending = StopReason::PublisherStop.into();
+            assert_eq!(
+                (viewer_end.key, viewer_end.status),
+                (viewer_key, StreamStatus::Ended(stopped.clone()))
+            );
+            assert_eq!(stopped.to_string(), "Stopped by publisher stop");
+            assert_eq!(carrier.released(), vec![(viewer_id, stopped)]);
+            until("the sinks hear the end", || {
+                seen.lock().unwrap().last() == Some(&Seen::End(gone.clone()))
+            })
+            .await;
+            assert!(registry.published("cam").is_none(), "unlisted at its end");
+            assert!(
+                registry.may_publish("cam").is_ok(),
+                "the name is free again"
+            );
+            assert!(
+                control.closed.lock().unwrap().is_empty(),
+                "a publisher that went itself is not closed again"
+            );
+        }
+
+        /// A publisher gone silent (`Failed by RTP activity` from the receiving side)
+        /// fails with that info; its viewers get STOPPED `Stopped by publisher stop`.
+        #[tokio::test]
+        async fn a_silent_publisher_fails_with_rtp_activity_and_its_viewers_stop() {
+            let (registry, _) = registry_with(Settings::default());
+            let (publisher, events, _control) = test_publisher();
+            let (status_tx, mut statuses) = mpsc::unbounded_channel();
+            let stream = registry
+                .publish(
+                    spec("quiet"),
+                    publisher,
+                    Instant::now(),
+                    Some(status_tx.clone()),
+                )
+                .expect("published");
+            let carrier = Arc::new(NotingCarrier::default());
+            let viewer = carrier.viewer(ViewerProtocol::Wcs);
+            let viewer_key = PlayKey::next();
+            assert!(stream.join(
+                viewer,
+                PlayTicket::new(viewer_key, Some(status_tx), Box::new(|| {}))
+            ));
+            until("the viewer is counted", || stream.viewer_count() == 1).await;
+
+            let silent: Ending = FailReason::RtpActivity.into();
+            events
+                .send(PublisherEvent::Closed(silent.clone()))
+                .await
+                .unwrap();
+            let s = next(&mut statuses).await;
+            assert_eq!(
+                (s.key, s.status),
+                (stream.key, StreamStatus::Ended(silent.clone()))
+            );
+            assert_eq!(silent.to_string(), "Failed by RTP activity");
+            let s = next(&mut statuses).await;
+            assert_eq!(
+                (s.key, s.status),
+                (
+                    viewer_key,
+                    StreamStatus::Ended(StopReason::PublisherStop.into())
+                )
+            );
+        }
+
+        /// One name, one stream: a second publisher of a published name, a translation
+        /// of it, and a publisher past `max_publishers` are refused with the reason (the
+        /// refused publisher is closed); bad names are refused before anything is
+        /// answered. Stopping the publisher by its key (REST terminate, `unPublishStream`)
+        /// closes it with that reason and stops its viewers with `Stopped by publisher
+        /// stop`.
+        #[tokio::test]
+        async fn a_name_is_published_once_publishers_are_capped_and_a_stop_reaches_the_viewers() {
+            let settings = Settings {
+                max_publishers: 2,
+                ..Settings::default()
+            };
+            let (registry, _) = registry_with(settings);
+            let (first, _first_events, first_control) = test_publisher();
+            let (status_tx, mut statuses) = mpsc::unbounded_channel();
+            let stream = registry
+                .publish(spec("live"), first, Instant::now(), Some(status_tx.clone()))
+                .expect("published");
+
+            assert_eq!(registry.may_publish("live"), Err(PublishError::NameInUse));
+            let (second, _e2, second_control) = test_publisher();
+            let refused = registry.publish(spec("live"), second, Instant::now(), None);
+            assert_eq!(refused.err(), Some(PublishError::NameInUse));
+            assert_eq!(
+                PublishError::NameInUse.to_string(),
+                "Stream name is already in use"
+            );
+            assert_eq!(
+                second_control.closed.lock().unwrap().len(),
+                1,
+                "the refused one is closed"
+            );
+            let translation = TranslationSpec {
+                name: "live".into(),
+                uri: StreamUri::parse("vod-live://sample.mp4").unwrap(),
+                looped: false,
+            };
+            assert!(matches!(
+                registry.start_translation(translation).await,
+                Err(StartError::NameInUse)
+            ));
+
+            let (other, _e3, _c3) = test_publisher();
+            let _other = registry
+                .publish(spec("other"), other, Instant::now(), None)
+                .expect("two may publish");
+            assert_eq!(registry.may_publish("third"), Err(PublishError::TooMany(2)));
+            let (third, _e4, _c4) = test_publisher();
+            assert_eq!(
+                registry
+                    .publish(spec("third"), third, Instant::now(), None)
+                    .err(),
+                Some(PublishError::TooMany(2))
+            );
+
+            for bad in ["", "a/b", "a\\b", "tab\there", " padded", &"x".repeat(256)] {
+                assert!(
+                    matches!(registry.may_publish(bad), Err(PublishError::BadName(_))),
+                    "{bad:?} was allowed"
+                );
+            }
+            assert!(registry
+                .may_publish(&"é".repeat(255))
+                .is_err_and(|e| e == PublishError::TooMany(2)));
+
+            let carrier = Arc::new(NotingCarrier::default());
+            let viewer = carrier.viewer(ViewerProtocol::Whep);
+            let viewer_key = PlayKey::next();
+            assert!(stream.join(
+                viewer,
+                PlayTicket::new(viewer_key, Some(status_tx), Box::new(|| {}))
+            ));
+            until("the viewer is counted", || stream.viewer_count() == 1).await;
+            assert!(registry.stop(stream.key, StopReason::RestTerminate));
+            let s = next(&mut statuses).await;
+            assert_eq!(
+                (s.key, s.status),
+                (
+                    stream.key,
+                    StreamStatus::Ended(StopReason::RestTerminate.into())
+                )
+            );
+            let s = next(&mut statuses).await;
+            assert_eq!(
+                (s.key, s.status),
+                (
+                    viewer_key,
+                    StreamStatus::Ended(StopReason::PublisherStop.into())
+                )
+            );
+            assert_eq!(
+                *first_control.closed.lock().unwrap(),
+                vec![Ending::from(StopReason::RestTerminate)],
+                "the publisher is closed with the reason"
+            );
+            until("unlisted", || registry.published("live").is_none()).await;
+            assert_eq!(registry.publishers().len(), 1);
+        }
     }
 }
