@@ -61,7 +61,7 @@ pub(super) struct PublisherPeer {
     rtc: Rtc,
     events: mpsc::Sender<PublisherEvent>,
     /// The sizes of the last frames sent, newest last: the channel is FIFO, so the frames
-    /// still queued are the newest `FRAME_QUEUE - capacity` of them.
+    /// still queued are the newest `max_capacity - capacity` of them.
     sent_sizes: VecDeque<usize>,
     sent_bytes: usize,
     /// Time 0 of the frames: when the offer was answered.
@@ -325,7 +325,7 @@ impl PublisherPeer {
     /// Queues a frame for the stream if the queue has room (one slot always stays free for
     /// the `Closed` event); false when dropped.
     fn push(&mut self, frame: Frame) -> bool {
-        let queued = FRAME_QUEUE - self.events.capacity();
+        let queued = self.events.max_capacity() - self.events.capacity();
         while self.sent_sizes.len() > queued {
             if let Some(size) = self.sent_sizes.pop_front() {
                 self.sent_bytes -= size;
@@ -353,7 +353,7 @@ impl PublisherPeer {
 
     /// True when the queue to the stream has drained to half.
     fn queue_has_room(&self) -> bool {
-        self.events.capacity() * 2 >= FRAME_QUEUE
+        self.events.capacity() * 2 >= self.events.max_capacity()
     }
 
     /// Sends a PLI if one is wanted, the last is [`PLI_INTERVAL`] old and the stream

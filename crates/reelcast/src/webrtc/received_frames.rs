@@ -197,7 +197,8 @@ mod tests {
         let units: Vec<&[u8]> = nal_units(&data).collect();
         assert_eq!(units, vec![&[0x67, 1][..], &[0x68, 2][..], &[0x65][..]]);
         assert_eq!(nal_units(&[]).count(), 0);
-        assert_eq!(nal_units(&[0, 0, 1]).collect::<Vec<_>>(), vec![&[][..]]);
+        let empty: Vec<&[u8]> = nal_units(&[0, 0, 1]).collect();
+        assert_eq!(empty, vec![&[] as &[u8]]);
     }
 
     #[test]
