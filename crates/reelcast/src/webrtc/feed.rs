@@ -2,18 +2,23 @@
 //! hub, which fans each out to the feed's viewers), and browsers added to it as the
 //! stream's [`Viewer`]s. The stream that feeds it and holds its viewers knows nothing of
 //! WebRTC: it is handed [`RtcFeeds`] as a [`SinkFactory`], and viewers that the hub
-//! lets go of through [`Carrier`].
+//! lets go of through [`Carrier`]. A browser that publishes is handed to the stream as a
+//! [`Publisher`] ([`RtcFeeds::add_publisher`]), whose control asks the hub for keyframes
+//! and closes it.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
 
 use super::hub::RtcHub;
 use super::ids::FeedId;
+use super::publisher_peer::FRAME_QUEUE;
 use super::rtc_factory::Accepted;
 use super::viewer::ViewerPlan;
 use crate::media::{
-    Carrier, Ending, Frame, MediaKind, Sink, SinkFactory, StreamId, Viewer, ViewerEvents, ViewerId,
-    ViewerProtocol,
+    Carrier, Ending, Frame, MediaKind, Publisher, PublisherControl, Sink, SinkFactory, StreamId,
+    Viewer, ViewerEvents, ViewerId, ViewerProtocol,
 };
 
 /// One stream's feed in the hub. Viewers are added to `feed` by whoever answers them.
@@ -85,6 +90,41 @@ impl RtcFeeds {
         self.hub
             .add_viewer(id, FeedId::from(stream), accepted, plan, events);
         Viewer::new(id, protocol, Arc::new(self.clone()))
+    }
+}
+
+impl RtcFeeds {
+    /// Takes the browser answered with
+    /// [`accept_publisher_offer`](super::RtcFactory::accept_publisher_offer) as a publisher:
+    /// its media, received by the hub, comes out of the returned [`Publisher`] as frames
+    /// timed from when its offer was answered. `rtp_timeout` (the `publisher_rtp_timeout`
+    /// setting) without media, or without a connection, closes it with `Failed by RTP
+    /// activity` (`Failed by ICE timeout` before it connected).
+    pub fn add_publisher(&self, accepted: Accepted, rtp_timeout: Duration) -> Publisher {
+        let id = ViewerId::next();
+        let (tx, rx) = mpsc::channel(FRAME_QUEUE);
+        self.hub.add_publisher(id, accepted, tx, rtp_timeout);
+        let control = PublisherHandle {
+            hub: self.hub.clone(),
+            id,
+        };
+        Publisher::new(id, rx, Arc::new(control))
+    }
+}
+
+/// A publisher's control, as its stream holds it: requests and closes go to the hub.
+struct PublisherHandle {
+    hub: RtcHub,
+    id: ViewerId,
+}
+
+impl PublisherControl for PublisherHandle {
+    fn request_keyframe(&self) {
+        self.hub.request_publisher_keyframe(self.id);
+    }
+
+    fn close(&self, ending: Ending) {
+        self.hub.remove_publisher(self.id, ending);
     }
 }
 

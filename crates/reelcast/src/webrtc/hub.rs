@@ -108,6 +108,32 @@ impl RtcHub {
         let _ = self.tx.send(Command::RemoveViewer { id, reason });
     }
 
+    /// Adds a publisher; its events go to `events`, and `rtp_timeout` without media ends it.
+    pub(super) fn add_publisher(
+        &self,
+        id: ViewerId,
+        accepted: Accepted,
+        events: mpsc::Sender<crate::media::PublisherEvent>,
+        rtp_timeout: Duration,
+    ) {
+        let _ = self.tx.send(Command::AddPublisher {
+            id,
+            accepted: Box::new(accepted),
+            events,
+            rtp_timeout,
+        });
+    }
+
+    /// Asks publisher `id` for a keyframe (rate-limited in the hub).
+    pub(super) fn request_publisher_keyframe(&self, id: ViewerId) {
+        let _ = self.tx.send(Command::PublisherKeyframe { id });
+    }
+
+    /// Closes publisher `id`; it gets `Closed(reason)`.
+    pub(super) fn remove_publisher(&self, id: ViewerId, reason: Ending) {
+        let _ = self.tx.send(Command::RemovePublisher { id, reason });
+    }
+
     /// Sends a frame, or two, to every viewer of `feed`. Two go to each viewer back to
     /// back, so two equal-sized packets leave as one message (`outbox`).
     pub fn send_frames(&self, feed: FeedId, first: Frame, second: Option<Frame>) {

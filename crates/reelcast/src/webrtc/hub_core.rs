@@ -51,6 +51,7 @@ use tracing::debug;
 use super::events::ViewerEvents;
 use super::ids::{FeedId, TcpId, ViewerId};
 use super::packets::{self, RtpFrame};
+use super::publisher_peer::PublisherPeer;
 use super::transmits::{TcpAction, Transmits, BATCH};
 use super::udp::Path;
 use super::viewer::{Viewer, ViewerPlan};
@@ -78,6 +79,17 @@ pub(super) enum Command {
     },
     /// Closes a viewer from our side.
     RemoveViewer { id: ViewerId, reason: Ending },
+    /// Adds a publisher: its events go to `events`; `rtp_timeout` of silence ends it.
+    AddPublisher {
+        id: ViewerId,
+        accepted: Box<Accepted>,
+        events: tokio::sync::mpsc::Sender<crate::media::PublisherEvent>,
+        rtp_timeout: std::time::Duration,
+    },
+    /// A publisher's stream wants a keyframe (sent rate-limited).
+    PublisherKeyframe { id: ViewerId },
+    /// Closes a publisher from our side.
+    RemovePublisher { id: ViewerId, reason: Ending },
     /// One frame, or two back to back, for every viewer of a feed.
     Frames {
         feed: FeedId,
@@ -134,6 +146,8 @@ pub(super) struct HubCore {
     /// Boxed: a map of viewers inline would move them all on every rehash and keep up to
     /// twice their size per viewer as spare capacity.
     viewers: HashMap<ViewerId, Box<Viewer>>,
+    /// Browsers sending media (one id space with viewers: routes and wake-ups are shared).
+    publishers: HashMap<ViewerId, Box<PublisherPeer>>,
     by_ufrag: HashMap<String, ViewerId>,
     /// Proven browser paths: (address, ICE-TCP connection or `None` for UDP).
     by_addr: HashMap<(SocketAddr, Option<TcpId>), ViewerId>,
@@ -172,6 +186,7 @@ impl HubCore {
             tcp_candidates,
             feeds: HashMap::new(),
             viewers: HashMap::new(),
+            publishers: HashMap::new(),
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
             wakeups: Wakeups::default(),
@@ -268,6 +283,48 @@ impl HubCore {
                     self.wakeups.after_drain(v);
                 }
             }
+            Command::AddPublisher {
+                id,
+                accepted,
+                events,
+                rtp_timeout,
+            } => {
+                let Accepted {
+                    rtc,
+                    local_ufrag,
+                    answered_at,
+                    ..
+                } = *accepted;
+                let mut peer = Box::new(PublisherPeer::new(
+                    id,
+                    rtc,
+                    local_ufrag.clone(),
+                    events,
+                    answered_at,
+                    rtp_timeout,
+                    now,
+                ));
+                peer.drain(now, out);
+                self.wakeups
+                    .after_drive(id, peer.is_finished(), peer.next_timeout);
+                self.by_ufrag.insert(local_ufrag, id);
+                self.publishers.insert(id, peer);
+            }
+            Command::PublisherKeyframe { id } => {
+                if let Some(p) = self.publishers.get_mut(&id) {
+                    p.request_keyframe(now, out);
+                    self.wakeups
+                        .after_drive(id, p.is_finished(), p.next_timeout);
+                }
+            }
+            Command::RemovePublisher { id, reason } => {
+                if let Some(p) = self.publishers.get_mut(&id) {
+                    p.close(reason);
+                    p.drain(now, out);
+                    self.wakeups
+                        .after_drive(id, p.is_finished(), p.next_timeout);
+                }
+            }
             Command::Frames {
                 feed,
                 first,
@@ -339,10 +396,22 @@ impl HubCore {
         } else {
             candidate_for(&self.candidates, from.local)
         };
+        let out = &mut self.transmits;
+        if let Some(peer) = self.publishers.get_mut(&id) {
+            peer.on_datagram(data, from, candidate, now, out);
+            self.wakeups
+                .after_drive(id, peer.is_finished(), peer.next_timeout);
+            for path in peer.new_routes.drain(..) {
+                self.by_addr.insert(path.route(), id);
+                if let Some(conn) = path.tcp {
+                    out.tcp_action(TcpAction::Prove(conn));
+                }
+            }
+            return;
+        }
         let Some(viewer) = self.viewers.get_mut(&id) else {
             return;
         };
-        let out = &mut self.transmits;
         viewer.on_datagram(data, from, candidate, now, out);
         if viewer.wants_catch_up() {
             if let Some(f) = self.feeds.get(&viewer.feed) {
@@ -379,6 +448,14 @@ impl HubCore {
             wall_at - (at - now)
         };
         while let Some(id) = self.wakeups.pop_due(now) {
+            if let Some(peer) = self.publishers.get_mut(&id) {
+                if peer.next_timeout <= now {
+                    peer.on_timeout(now, &mut self.transmits);
+                }
+                self.wakeups
+                    .after_drive(id, peer.is_finished(), peer.next_timeout);
+                continue;
+            }
             let Some(viewer) = self.viewers.get_mut(&id) else {
                 continue;
             };
@@ -397,20 +474,16 @@ impl HubCore {
         let dead = std::mem::take(&mut self.wakeups.finished);
         for id in dead {
             self.wakeups.forget(id);
+            if let Some(mut p) = self.publishers.remove(&id) {
+                p.close(StopReason::SessionDisconnect.into());
+                self.by_ufrag.remove(&p.local_ufrag);
+                self.forget_routes(id);
+                debug!(publisher = id.0, "publisher removed");
+            }
             if let Some(mut v) = self.viewers.remove(&id) {
                 v.close(StopReason::SessionDisconnect.into());
                 self.by_ufrag.remove(&v.local_ufrag);
-                let out = &mut self.transmits;
-                self.by_addr.retain(|(_, tcp), vid| {
-                    if *vid != id {
-                        return true;
-                    }
-                    // Its ICE-TCP connections end with it.
-                    if let Some(conn) = *tcp {
-                        out.tcp_action(TcpAction::Close(conn));
-                    }
-                    false
-                });
+                self.forget_routes(id);
                 if let Some(f) = self.feeds.get_mut(&v.feed) {
                     f.viewers.retain(|x| *x != id);
                 }
@@ -418,6 +491,22 @@ impl HubCore {
                 debug!(viewer = id.0, "viewer removed");
             }
         }
+    }
+}
+
+impl HubCore {
+    /// Removes every path routed to `id`; its ICE-TCP connections end with it.
+    fn forget_routes(&mut self, id: ViewerId) {
+        let out = &mut self.transmits;
+        self.by_addr.retain(|(_, tcp), vid| {
+            if *vid != id {
+                return true;
+            }
+            if let Some(conn) = *tcp {
+                out.tcp_action(TcpAction::Close(conn));
+            }
+            false
+        });
     }
 }
 
@@ -441,10 +530,15 @@ impl Wakeups {
     /// To call after every [`Viewer::drain`]: arms the viewer's next timeout, or notes that
     /// it has ended.
     fn after_drain(&mut self, viewer: &Viewer) {
-        if viewer.is_finished() {
-            self.finished.push(viewer.id);
+        self.after_drive(viewer.id, viewer.is_finished(), viewer.next_timeout);
+    }
+
+    /// The same for any peer (viewer or publisher): `finished`, or to wake at `next`.
+    fn after_drive(&mut self, id: ViewerId, finished: bool, next: Instant) {
+        if finished {
+            self.finished.push(id);
         } else {
-            self.arm(viewer.id, viewer.next_timeout);
+            self.arm(id, next);
         }
     }
 

@@ -34,6 +34,8 @@ mod ice_tcp;
 mod ids;
 mod media_plane;
 mod packets;
+mod publisher_peer;
+mod received_frames;
 mod rtc_factory;
 mod srtp;
 mod tcp_framing;

@@ -79,6 +79,12 @@ pub struct Accepted {
     pub(crate) keys: KeySlot,
     /// The answer sends H.264 video (the offer had an H.264 video section).
     pub sends_video: bool,
+    /// A publisher's answer receives H.264 video (packetization-mode 1) from it.
+    pub receives_video: bool,
+    /// A publisher's answer receives Opus audio from it.
+    pub receives_audio: bool,
+    /// When the offer was answered: a publisher's frames are timed from it.
+    pub(crate) answered_at: Instant,
 }
 
 impl RtcFactory {
@@ -119,6 +125,39 @@ impl RtcFactory {
         now: Instant,
         transport: IceTransport,
     ) -> Result<Accepted, WebRtcError> {
+        self.answer(offer_sdp, now, transport, extensions_without_twcc())
+    }
+
+    /// Accepts `offer_sdp` from a browser that wants to *send* (a publisher: its camera as
+    /// H.264 with packetization-mode 1, its microphone as Opus) and answers it recvonly,
+    /// with the same candidates as a viewer's answer. The answer keeps transport-wide
+    /// congestion control: str0m then sends the browser TWCC feedback, without which its
+    /// bandwidth estimate stays low and it sends a fraction of its quality. NACK (with RTX)
+    /// and PLI come with str0m's H.264 parameters. An offer that sends nothing we can take
+    /// (receive-only, or other codecs) is a [`WebRtcError::BadOffer`].
+    pub fn accept_publisher_offer(
+        &self,
+        offer_sdp: &str,
+        now: Instant,
+        transport: IceTransport,
+    ) -> Result<Accepted, WebRtcError> {
+        let accepted = self.answer(offer_sdp, now, transport, ExtensionMap::standard())?;
+        if !accepted.receives_video && !accepted.receives_audio {
+            return Err(WebRtcError::BadOffer(
+                "it sends no H.264 (packetization-mode 1) video or Opus audio",
+            ));
+        }
+        Ok(accepted)
+    }
+
+    /// Answers an offer with the header extensions `extensions`.
+    fn answer(
+        &self,
+        offer_sdp: &str,
+        now: Instant,
+        transport: IceTransport,
+        extensions: ExtensionMap,
+    ) -> Result<Accepted, WebRtcError> {
         // str0m's words stay in our log: its parse errors carry a heap address
         // (`PointerOffset(0x7f…)`), nothing a client should read.
         let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| {
@@ -137,7 +176,7 @@ impl RtcFactory {
                 .clear_codecs()
                 .enable_opus(true, false)
                 .enable_h264(true)
-                .set_extension_map(extensions_without_twcc())
+                .set_extension_map(extensions)
                 .build(now)
         });
         let tcp_only = transport == IceTransport::Tcp && !self.tcp_candidates.is_empty();
@@ -175,6 +214,9 @@ impl RtcFactory {
         Ok(Accepted {
             rtc,
             sends_video: answers_h264_video(&answer_sdp),
+            receives_video: receives(&answer_sdp, "video", " H264/90000"),
+            receives_audio: receives(&answer_sdp, "audio", " opus/48000"),
+            answered_at: now,
             answer_sdp,
             local_ufrag,
             ice_password,
@@ -207,6 +249,24 @@ fn answers_h264_video(sdp: &str) -> bool {
         words.next() == Some("video")
             && words.next() != Some("0")
             && section.contains(" H264/90000")
+    })
+}
+
+/// True when `sdp` (our answer) has an active `kind` section that receives (`recvonly` or
+/// `sendrecv`) the codec whose rtpmap ends in `rtpmap`; for H.264 with packetization-mode 1
+/// (the only one str0m depacketizes into whole pictures).
+fn receives(sdp: &str, kind: &str, rtpmap: &str) -> bool {
+    sdp.split("\nm=").skip(1).any(|section| {
+        let mut words = section.split_whitespace();
+        let receiving = section
+            .lines()
+            .any(|l| matches!(l.trim_end(), "a=recvonly" | "a=sendrecv"));
+        let mode_ok = kind != "video" || section.contains("packetization-mode=1");
+        words.next() == Some(kind)
+            && words.next() != Some("0")
+            && receiving
+            && mode_ok
+            && section.contains(rtpmap)
     })
 }
 

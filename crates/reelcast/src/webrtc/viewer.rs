@@ -57,9 +57,9 @@ const AUDIO_CLOCK_HZ: u32 = 48_000;
 /// and the ICE-TCP connection if any) and the candidate str0m was told it wrote to.
 /// str0m's transmits name the candidate and the protocol; this gives the path to send on.
 #[derive(Debug, Clone, Copy)]
-struct Link {
-    path: Path,
-    candidate: SocketAddr,
+pub(super) struct Link {
+    pub path: Path,
+    pub candidate: SocketAddr,
 }
 
 /// What a stream will send, so a viewer can pick payload types when it connects.
@@ -236,19 +236,7 @@ impl Viewer {
 
     /// Notes the pair a datagram came on; true when it is new.
     fn remember_link(&mut self, from: Path, candidate: SocketAddr) -> bool {
-        let same = |l: &Link| l.path.route() == from.route() && l.candidate == candidate;
-        if let Some(link) = self.links.iter_mut().find(|l| same(l)) {
-            link.path.local = from.local;
-            return false;
-        }
-        if self.links.len() >= MAX_LINKS {
-            self.links.remove(0);
-        }
-        self.links.push(Link {
-            path: from,
-            candidate,
-        });
-        true
+        remember_link(&mut self.links, from, candidate)
     }
 
     /// Drives the engine and the media plane at `now`; `epoch` is the feed's stream time 0,
@@ -629,11 +617,34 @@ fn random_u16() -> u16 {
     fastrand::u16(..0x8000)
 }
 
+/// Notes in `links` the pair a datagram came on (forgetting the oldest past
+/// [`MAX_LINKS`]); true when it is new.
+pub(super) fn remember_link(links: &mut Vec<Link>, from: Path, candidate: SocketAddr) -> bool {
+    let same = |l: &Link| l.path.route() == from.route() && l.candidate == candidate;
+    if let Some(link) = links.iter_mut().find(|l| same(l)) {
+        link.path.local = from.local;
+        return false;
+    }
+    if links.len() >= MAX_LINKS {
+        links.remove(0);
+    }
+    links.push(Link {
+        path: from,
+        candidate,
+    });
+    true
+}
+
 /// The pair for a datagram str0m sends from our `candidate` to `remote`, over TCP or UDP:
 /// from the address that browser address reached (by that candidate, else by any), on the
 /// connection it came on. A TCP packet without a connection to go on is sent nowhere (a
 /// path naming no connection would put it on UDP).
-fn path_for(links: &[Link], remote: SocketAddr, candidate: SocketAddr, tcp: bool) -> Path {
+pub(super) fn path_for(
+    links: &[Link],
+    remote: SocketAddr,
+    candidate: SocketAddr,
+    tcp: bool,
+) -> Path {
     let on_transport = |l: &&Link| l.path.remote == remote && l.path.tcp.is_some() == tcp;
     let link = links
         .iter()

@@ -337,6 +337,8 @@ fn picture(pts: Duration, keyframe: bool, len: usize) -> Frame {
 }
 
 /// RTP, not RTCP (RFC 5761: RTCP's packet types sit where RTP's marker and type would).
+mod publishing;
+
 fn is_rtp(data: &[u8]) -> bool {
     data.len() >= 12 && data[0] >> 6 == 2 && !(192..=223).contains(&data[1])
 }
