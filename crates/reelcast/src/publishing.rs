@@ -10,15 +10,15 @@
 //! ([`Registry::publish`](crate::stream::Registry::publish)), which checks the name
 //! again (two publishers of one name at once: one wins, the other is closed).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tracing::{info, Span};
+use tracing::{info, warn, Span};
 
 use crate::context::ServerContext;
 use crate::media::Publisher;
 use crate::stream::published::{PublishError, PublishProtocol, PublishSpec, PublishedHandle};
 use crate::stream::{MediaInfo, StatusTx};
-use crate::webrtc::IceTransport;
+use crate::webrtc::{IceTransport, WebRtcError};
 
 /// A publisher that has been answered; its stream is listed.
 pub struct Publishing {
@@ -79,16 +79,45 @@ pub fn start(
     })
 }
 
+/// How long a publisher may send nothing (or take to connect) before it fails with
+/// `Failed by RTP activity` (WCS's `publisher_rtp_timeout` default).
+const RTP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Answers the offer and adds the publisher to the hub: the answer, the publisher, and
 /// what it sends as viewers are told it.
 fn accept(
-    _ctx: &ServerContext,
-    _offer_sdp: &str,
-    _now: Instant,
-    _transport: IceTransport,
+    ctx: &ServerContext,
+    offer_sdp: &str,
+    now: Instant,
+    transport: IceTransport,
 ) -> Result<(String, Publisher, MediaInfo), PublishError> {
-    // The WebRTC receiving side (`ingest`) is not in this build yet.
-    Err(PublishError::Offer(
-        "Publishing is not supported by this server yet".into(),
-    ))
+    let accepted = ctx
+        .rtc
+        .accept_publisher_offer(offer_sdp, now, transport)
+        .map_err(offer_refused)?;
+    let info = MediaInfo {
+        has_video: accepted.receives_video,
+        has_audio: accepted.receives_audio,
+        // Browsers publish Constrained Baseline; a viewer's answer prefers the same
+        // profile and takes any H.264 it offered otherwise.
+        h264_profile_idc: accepted.receives_video.then_some(0x42),
+        video_codec: accepted.receives_video.then(|| "H264".to_string()),
+        audio_codec: accepted.receives_audio.then(|| "opus".to_string()),
+        ..MediaInfo::default()
+    };
+    let answer_sdp = accepted.answer_sdp.clone();
+    let publisher = ctx.feeds.add_publisher(accepted, RTP_TIMEOUT);
+    Ok((answer_sdp, publisher, info))
+}
+
+/// What a publisher is told when its offer cannot be answered: the offer's fault in
+/// plain words, or, for our own failure, WCS's `Failed by error` (details in the log).
+fn offer_refused(e: WebRtcError) -> PublishError {
+    match e {
+        WebRtcError::Setup(detail) => {
+            warn!("answering a publisher's offer failed: {detail}");
+            PublishError::Offer("Failed by error".into())
+        }
+        plain => PublishError::Offer(plain.to_string()),
+    }
 }

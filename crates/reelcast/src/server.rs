@@ -1,7 +1,7 @@
 //! The server: binds the ports the settings name and wires the parts together (what
 //! the handlers share, [`ServerContext`], lives below them in [`crate::context`]).
 //!
-//! - HTTP (`http.port`, 8081): the demo page, `/api/files`, WHEP, the REST API
+//! - HTTP (`http.port`, 8081): the demo page, `/api/files`, WHEP, WHIP, the REST API
 //!   (`/rest-api/...`, see [`crate::rest`]).
 //! - WebSocket (`ws.port`, 8080): the WCS protocol, on any path.
 //! - With `https.cert` and `https.key`: the same HTTP app over TLS (`https.port`, 8444)
@@ -11,9 +11,9 @@
 //!
 //! Every TCP port is served by [`crate::http_conn`] (connection caps, header-read and
 //! idle time-outs). CORS: REST answers only the origins in `rest_allowed_origins` (none by
-//! default), WHEP those in `whep_allowed_origins` (any by default: WHEP players are pages
-//! of other sites, and a WHEP play gives a page nothing the WebSocket port, which browsers
-//! never hold to CORS, does not); the demo page and `/api/files` need none (same origin).
+//! default), WHEP and WHIP those in `whep_allowed_origins` (any by default: WHEP players are
+//! pages of other sites, and a WHEP play or WHIP publish gives a page nothing the
+//! WebSocket port, which browsers never hold to CORS, does not); the demo page and `/api/files` need none (same origin).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -37,7 +37,7 @@ use crate::hooks::RestHooks;
 use crate::http_conn::{self, ConnLimits};
 use crate::rest;
 use crate::shutdown::Shutdown;
-use crate::signal::{wcs, whep};
+use crate::signal::{wcs, whep, whip};
 use crate::source::list_media;
 use crate::stream::budget::MemoryBudget;
 use crate::stream::Registry;
@@ -250,7 +250,9 @@ pub async fn launch(
     }
     let mut whep = Router::new()
         .route("/whep/{name}", post(whep::create))
-        .route("/whep/resource/{id}", delete(whep::delete));
+        .route("/whep/resource/{id}", delete(whep::delete))
+        .route("/whip/{name}", post(whip::create))
+        .route("/whip/{name}/{id}", delete(whip::delete));
     if let Some(cors) = cors(
         &ctx.settings.whep_allowed_origins,
         &[Method::POST, Method::DELETE],

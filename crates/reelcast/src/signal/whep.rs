@@ -47,7 +47,7 @@ pub async fn create(
         return (StatusCode::BAD_REQUEST, "Body is not an SDP offer").into_response();
     }
     let id = uuid::Uuid::new_v4().to_string();
-    if let Err(refused) = ask_hooks(&ctx, &headers, &id, &name).await {
+    if let Err(refused) = ask_hooks(&ctx, &headers, &id, &name, Hook::PlayStream).await {
         info!(stream = %name, "WHEP play refused by the application's backend");
         return refused;
     }
@@ -76,25 +76,30 @@ pub async fn create(
     }
 }
 
-/// The REST hooks' verdict on a WHEP request, as a WCS session's `connect` and
-/// `playStream` would be asked; the refusal as the answer to send.
-async fn ask_hooks(
+/// The REST hooks' verdict on a WHEP (or WHIP) request, as a WCS session's `connect` and
+/// `playStream` (`publishStream`) would be asked; the refusal as the answer to send.
+pub(super) async fn ask_hooks(
     ctx: &ServerContext,
     headers: &HeaderMap,
     id: &str,
     name: &str,
+    hook: Hook,
 ) -> Result<(), Response> {
     if !ctx.hooks.enabled() {
         return Ok(());
     }
     let token = bearer_token(headers);
-    let session = format!("whep-{id}");
+    let (app, client) = match hook {
+        Hook::PublishStream => ("whip", "WHIP"),
+        _ => ("whep", "WHEP"),
+    };
+    let session = format!("{app}-{id}");
     let connect = json!({
-        "appKey": "whep",
+        "appKey": app,
         "sessionId": session,
         "authToken": token,
         "mediaProviders": ["WebRTC"],
-        "clientVersion": "WHEP",
+        "clientVersion": client,
     });
     match ctx.hooks.ask(Hook::Connect, connect).await {
         Ok(()) => {}
@@ -109,16 +114,16 @@ async fn ask_hooks(
         }
     }
     let play = json!({
-        "appKey": "whep",
+        "appKey": app,
         "sessionId": session,
         "mediaSessionId": id,
         "name": name,
-        "published": false,
+        "published": hook == Hook::PublishStream,
         "status": "PENDING",
         "authToken": token,
     });
     ctx.hooks
-        .ask(Hook::PlayStream, play)
+        .ask(hook, play)
         .await
         .map_err(|denied| match denied {
             Denied::Unavailable => unavailable(),
