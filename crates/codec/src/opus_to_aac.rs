@@ -155,13 +155,13 @@ impl OpusToAac {
         }
         let ch = usize::from(self.channels);
         let mut out = vec![0i16; MAX_PACKET_SAMPLES * ch];
-        let n = match self.decoder.decode(opus, &mut out, false) {
-            Ok(n) => n,
-            Err(_) => {
+        let n = self
+            .decoder
+            .decode(opus, &mut out, false)
+            .unwrap_or_else(|_| {
                 self.decode_failures += 1;
                 960
-            }
-        };
+            });
         self.pcm
             .extend_from_slice(&out[..n.min(MAX_PACKET_SAMPLES) * ch]);
         self.fed += n as u64;

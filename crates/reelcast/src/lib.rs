@@ -14,6 +14,7 @@ pub mod logging;
 pub mod media;
 pub mod metrics;
 pub mod playback;
+pub mod record;
 pub mod rest;
 pub mod server;
 pub mod shutdown;

@@ -636,7 +636,7 @@ fn patch_duration(
 }
 
 fn trak(o: &mut Vec<u8>, t: &Track, offsets: &[(u64, u32)], wide: bool) {
-    let Some((_, body)) = children(&t.trak).next().map(|(_, _, b)| ((), b)) else {
+    let Some((_, _, body)) = children(&t.trak).next() else {
         return;
     };
     let start_ms = t.start_ms();

@@ -36,7 +36,7 @@ pub struct StreamObject {
     pub has_audio: bool,
     /// `PUBLISHING` (translation) or `PLAYING` (viewer).
     pub status: &'static str,
-    /// Always false: reelcast does not record.
+    /// The stream is being recorded now.
     pub record: bool,
     /// Picture width in pixels (0 without video).
     pub width: u32,
@@ -72,7 +72,7 @@ impl StreamObject {
         (audio, video)
     }
 
-    fn of_translation(t: &TranslationHandle) -> Self {
+    fn of_translation(t: &TranslationHandle, recording: bool) -> Self {
         let (audio_codec, video_codec) = Self::media(&t.info);
         StreamObject {
             media_session_id: t.id.clone(),
@@ -81,7 +81,7 @@ impl StreamObject {
             has_video: t.info.has_video,
             has_audio: t.info.has_audio,
             status: "PUBLISHING",
-            record: false,
+            record: recording,
             width: t.info.width,
             height: t.info.height,
             audio_codec,
@@ -149,7 +149,7 @@ pub struct StreamFilter {
     /// Match streams with (or without) audio.
     pub has_audio: Option<bool>,
     #[serde(default)]
-    /// Match the record flag (always false here).
+    /// Match the record flag.
     pub record: Option<bool>,
     #[serde(default)]
     /// Match this canonical file name.
@@ -217,7 +217,13 @@ fn all_streams(ctx: &ServerContext) -> Vec<(StreamObject, Running)> {
         .translations()
         .into_iter()
         .filter(|t| !t.is_ended())
-        .map(|t| (StreamObject::of_translation(&t), Running::Translation(t)));
+        .map(|t| {
+            let recording = registry.recorder.is_recording(&t.id);
+            (
+                StreamObject::of_translation(&t, recording),
+                Running::Translation(t),
+            )
+        });
     let plays = registry
         .plays()
         .into_iter()
