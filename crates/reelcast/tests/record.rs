@@ -193,6 +193,15 @@ fn top_level_boxes(file: &Path) -> Vec<String> {
     kinds
 }
 
+/// Unmounts the test's tmpfs when the test ends, passed or not.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
 fn tools() -> bool {
     test_support::tools_available(&["ffprobe", "ffmpeg"], "the recording checks")
 }
@@ -383,12 +392,6 @@ fn a_full_disk_stops_the_recording_with_the_reason_and_the_stream_goes_on() {
         .status()
         .is_ok_and(|s| s.success());
     assert!(mounted, "mounting a tmpfs (the tests run as root)");
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
     let _unmount = Unmount(dir.clone());
     let server = Server::start(&dir, &["stream_record_policy=streamName"]);
     let id = server.translation("full");
