@@ -5,6 +5,8 @@
 //!   with SPS/PPS before every keyframe — what the WebRTC packetizer wants.
 //! - [`audio`]: AAC (LC, HE-AAC, HE-AACv2; mono to 5.1) to Opus (48 kHz stereo, 20 ms
 //!   packets) with a drift-free timeline — what a WebRTC browser can play.
+//! - [`opus_to_aac`]: Opus to AAC-LC (48 kHz, the stream's channels), counted in samples,
+//!   priming left for the MP4 edit list — what a recording carries.
 //!
 //! This crate does no I/O and reads no clock: it takes bytes (and presentation times)
 //! and returns bytes. Demuxing is the `mp4` crate's job; RTP, pacing and fan-out are the
@@ -14,3 +16,4 @@
 
 pub mod audio;
 pub mod h264;
+pub mod opus_to_aac;

@@ -108,6 +108,11 @@
 //! never read whole: what a file's `moov` claims (a 250 MB one is tested) costs the
 //! opener a few 64 KiB reads.
 //!
+//! ## Writing
+//! [`write`]: fragmented MP4 (init segment, fragments) as HLS and the recorder make it,
+//! and [`write::finalize`], from a fragmented file (or the complete fragments of a torn
+//! one) to a progressive MP4 with its `moov` first, in bounded memory.
+//!
 //! ## Why not `mp4-atom`
 //! The box decoding here is a small bounded reader ([`reader`](crate) module, private)
 //! instead of the `mp4-atom` crate: we need to go straight from table bytes to the
@@ -127,6 +132,7 @@ mod opener;
 mod reader;
 mod table;
 mod walker;
+pub mod write;
 
 #[cfg(test)]
 mod tests;

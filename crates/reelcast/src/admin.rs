@@ -195,9 +195,12 @@ pub async fn drain(ctx: &ServerContext, grace: Duration) {
         p.terminate(StopReason::Shutdown);
     }
     let everyone_gone = async {
+        // Recordings end with their streams and are finalized in the background: their
+        // files must be complete before the process goes.
         while !ctx.registry.plays().is_empty()
             || !ctx.registry.publishers().is_empty()
             || ctx.ws_sessions.in_use() > 0
+            || ctx.registry.recorder.unfinished() > 0
         {
             tokio::time::sleep(POLL).await;
         }
@@ -208,6 +211,7 @@ pub async fn drain(ctx: &ServerContext, grace: Duration) {
         warn!(
             plays = ctx.registry.plays().len(),
             sessions = ctx.ws_sessions.in_use(),
+            recordings = ctx.registry.recorder.unfinished(),
             "shutdown_grace_period passed: exiting with these still open"
         );
     }

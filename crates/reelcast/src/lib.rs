@@ -15,6 +15,7 @@ pub mod media;
 pub mod metrics;
 pub mod playback;
 pub mod publishing;
+pub mod record;
 pub mod rest;
 pub mod server;
 pub mod shutdown;

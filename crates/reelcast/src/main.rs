@@ -1,4 +1,5 @@
-//! The `reelcast` command: `reelcast serve` runs the server, `reelcast probe FILE`
+//! The `reelcast` command: `reelcast serve` runs the server, `reelcast recover [DIR]`
+//! finalizes unfinished recordings, `reelcast probe FILE`
 //! describes a media file.
 //!
 //! Owns: command-line parsing, logging set-up, turning flags into settings overrides,
@@ -36,6 +37,13 @@ enum Command {
     Probe {
         /// The file to describe.
         file: PathBuf,
+    },
+    /// Finalize every unfinished recording in a folder (left by a server that was
+    /// killed), then print a summary. The server does this itself when it starts.
+    Recover {
+        /// The recordings folder (record_dir) [default: ./records]
+        #[arg(default_value = "./records")]
+        dir: PathBuf,
     },
 }
 
@@ -101,6 +109,22 @@ fn main() -> ExitCode {
         Command::Probe { file } => {
             reelcast::logging::init(reelcast::logging::LogFormat::default());
             probe(&file)
+        }
+        Command::Recover { dir } => {
+            reelcast::logging::init(reelcast::logging::LogFormat::default());
+            let done = reelcast::record::recover_dir(&dir);
+            for (name, ms) in &done.finalized {
+                println!("recovered {name}: {:.3} s", *ms as f64 / 1000.0);
+            }
+            for (name, why) in &done.failed {
+                println!("failed {name}: {why}");
+            }
+            println!("{done}");
+            if done.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAILURE)
+            }
         }
     }
 }

@@ -130,6 +130,15 @@ pub async fn launch(
         _ => None,
     };
     crate::source::s3::check_settings(&settings).map_err(anyhow::Error::msg)?;
+    // Recordings a killed server left unfinished become playable before anyone can ask
+    // for them (bounded: one pass over record_dir, logged).
+    let record_dir = settings.record_dir.clone();
+    let recovered = tokio::task::spawn_blocking(move || crate::record::recover_dir(&record_dir))
+        .await
+        .unwrap_or_default();
+    if recovered != crate::record::Recovered::default() {
+        info!("recovery of {}: {recovered}", settings.record_dir.display());
+    }
     let media_port = settings.udp_port();
     if settings.media_port.is_none() {
         info!(

@@ -9,11 +9,10 @@
 //!    (a publisher hears UNPUBLISHED, its viewers STOPPED with [`REASON`]);
 //! 3. each WCS WebSocket session closes itself (close frame with [`REASON`]) once its
 //!    streams' last statuses are out;
-//! 4. the server returns when no play and no WebSocket session is left, or when
-//!    `shutdown_grace_period` has passed, whichever is first.
-//!
-//! Recordings do not exist yet; when they do, they are stopped in step 2 (a recording
-//! finishing its file before it is counted as stopped).
+//! 4. the server returns when no play, no WebSocket session and no unfinished recording
+//!    is left (recordings end with their streams in step 2 and are finalized in the
+//!    background), or when `shutdown_grace_period` has passed, whichever is first (a
+//!    recording not finalized by then keeps its sidecar: the next start recovers it).
 //!
 //! Owns: the draining flag (the signal handling and the drain itself are `admin`'s). Must not: reach into streams itself;
 //! it stops them through the registry's stoppers like any other caller.

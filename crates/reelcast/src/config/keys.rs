@@ -23,6 +23,7 @@
 //!
 //! Must not: hold checks between keys (`load::check_combinations`) or read files.
 
+use super::record::{AudioCodecForm, PolicyForm, Template};
 use super::s3::{Addressing, AllowedEndpoints, Credentials, Endpoint};
 use super::settings::Settings;
 use super::values::{
@@ -130,6 +131,31 @@ pub static TABLE: &[Key] = &[
         "record_dir",
         field!(record_dir: Path),
         "Folder recordings are written to; vod://NAME looks here after media_dir.",
+    ),
+    Key::new(
+        "record_streams",
+        field!(record_streams: Bool),
+        "true: every published stream is recorded (WCS's key).",
+    ),
+    Key::new(
+        "record_audio_codec",
+        field!(record_audio_codec: AudioCodecForm),
+        "A recording's audio: aac (Opus re-encoded once) or opus (as it came).",
+    ),
+    Key::new(
+        "stream_record_policy",
+        field!(stream_record_policy: PolicyForm),
+        "How recordings are named: template or streamName (WCS's key).",
+    ),
+    Key::new(
+        "stream_record_policy_template",
+        field!(stream_record_policy_template: Template),
+        "A recording's file name with {fields} filled in (WCS's key).",
+    ),
+    Key::new(
+        "on_record_hook_script",
+        field!(on_record_hook_script: Opt<Path>),
+        "Program run with the stream name and the file's path after a recording is complete.",
     ),
     Key::new(
         "http.port",

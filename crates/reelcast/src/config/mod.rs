@@ -15,13 +15,14 @@
 //! - [`access`]: `Settings::set`/`get` by key name and `Debug`, through the key table.
 //! - [`values`]: value forms (how text parses, what a wrong value is told, how it reads
 //!   back) and the small value types; [`s3`]: the S3 ones and per-store credentials;
-//!   [`allowed_endpoint`]: an `aws_s3_allowed_endpoints` entry.
+//!   [`allowed_endpoint`]: an `aws_s3_allowed_endpoints` entry; [`record`]: the
+//!   recorder's.
 //! - [`properties`]: the Java properties parser.
 //! - [`load`](mod@load): the layered loader, checks between keys, the start-up summary.
 //! - [`error`]: [`Origin`] and [`ConfigError`], the words a user reads.
 //!
 //! Layers inside, bottom first (a file imports only from files below it): `error`,
-//! `values`, `allowed_endpoint`, `properties`; `s3`; `settings`; `keys`; `access`;
+//! `values`, `allowed_endpoint`, `properties`; `s3`, `record`; `settings`; `keys`; `access`;
 //! `load`.
 //!
 //! Must not: open sockets, start anything, or read media.
@@ -32,6 +33,7 @@ pub mod error;
 pub mod keys;
 pub mod load;
 pub mod properties;
+pub mod record;
 pub mod s3;
 pub mod settings;
 pub mod values;
@@ -41,6 +43,7 @@ pub use error::{ConfigError, Origin};
 pub use keys::{env_var_name, ENV_PREFIX};
 pub use load::{load, ConfigFile, Loaded, Override, Sources, DEFAULT_CONFIG_FILE};
 pub use properties::{parse_properties, PropertyEntry};
+pub use record::{RecordAudioCodec, RecordPolicy};
 pub use s3::{S3Addressing, S3Credentials, HOST_CREDENTIALS_KEY};
 pub use settings::Settings;
 pub use values::{parse_rest_users, AllowedOrigins, LogFormat, RestUser};

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::allowed_endpoint::AllowedEndpoint;
+use super::record::{RecordAudioCodec, RecordPolicy};
 use super::s3::{S3Addressing, S3Credentials};
 use super::values::{AllowedOrigins, LogFormat, RestUser};
 
@@ -25,6 +26,16 @@ pub struct Settings {
     /// `record_dir`: the folder recordings are written to; `vod://NAME` is looked for
     /// here when `media_dir` has no such file.
     pub record_dir: PathBuf,
+    /// `record_streams`: every published stream is recorded.
+    pub record_streams: bool,
+    /// `record_audio_codec`: AAC (re-encoded) or Opus (as it came) in recordings.
+    pub record_audio_codec: RecordAudioCodec,
+    /// `stream_record_policy`: name recordings by template or by stream name.
+    pub stream_record_policy: RecordPolicy,
+    /// `stream_record_policy_template`: the file name template (`.mp4` is added).
+    pub stream_record_policy_template: String,
+    /// `on_record_hook_script`: run after a recording is finalized.
+    pub on_record_hook_script: Option<PathBuf>,
     /// `http.port`: REST API (`/rest-api/...`).
     pub http_port: u16,
     /// `ws.port`: WebSocket signalling, where the WCS browser SDK connects.
@@ -158,6 +169,11 @@ impl Default for Settings {
         Settings {
             media_dir: PathBuf::from("./media"),
             record_dir: PathBuf::from("./records"),
+            record_streams: false,
+            record_audio_codec: RecordAudioCodec::Aac,
+            stream_record_policy: RecordPolicy::Template,
+            stream_record_policy_template: "stream-{mediaSessionId}-{login}".to_string(),
+            on_record_hook_script: None,
             http_port: 8081,
             ws_port: 8080,
             media_port: None,

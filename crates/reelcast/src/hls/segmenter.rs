@@ -75,7 +75,8 @@ impl Segmenter {
     pub fn new(target_us: i64, part_target_us: i64, has_video: bool, asc: Option<&[u8]>) -> Self {
         let parsed = asc.and_then(|a| codec::audio::AacConfig::parse(a).ok().map(|c| (a, c)));
         let audio = parsed.map(|(asc, c)| AudioConfig {
-            asc: asc.to_vec(),
+            codec: cmaf::AudioCodec::Aac { asc: asc.to_vec() },
+            priming: 0,
             sample_rate: c.sample_rate,
             channels: u16::try_from(c.channels()).unwrap_or(2),
         });

@@ -2,9 +2,10 @@
 //! along, the [`Sink`]s a stream feeds (made per stream by a [`SinkFactory`]), the typed
 //! [`Ending`] of a stream or a viewer and the [`StreamError`] a failed one carries, the
 //! ids of streams and viewers, a stream's [`Viewer`]s as any protocol brings them, and a
-//! live source's [`Publisher`].
+//! live source's [`Publisher`], and the [`SinkSlot`] that adds sinks to a running stream.
 //! Nothing here does I/O or knows a protocol's workings.
 
+pub mod attach;
 pub mod ending;
 pub mod frame;
 pub mod ids;
@@ -12,6 +13,7 @@ pub mod publisher;
 pub mod sink;
 pub mod stream_error;
 pub mod viewer;
+pub use attach::{AttachId, AttachedSinks, SinkSlot};
 pub use ending::{Ending, FailReason, StopReason};
 pub use frame::{Frame, MediaKind};
 pub use ids::{StreamId, ViewerId};

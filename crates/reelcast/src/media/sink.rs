@@ -56,6 +56,11 @@ impl Sinks {
         Sinks(sinks)
     }
 
+    /// Adds a sink, fed after the others.
+    pub fn push(&mut self, sink: Box<dyn Sink>) {
+        self.0.push(sink);
+    }
+
     /// How many sinks there are.
     pub fn len(&self) -> usize {
         self.0.len()

@@ -5,6 +5,8 @@
 //!   VODs and live translations);
 //! - `stream`: `/stream/find`, `/stream/find_all`, `/stream/terminate` (every
 //!   translation, as a published stream, and every viewer, as a play stream);
+//! - `recorder`: `/stream/startRecording`, `/stream/stopRecording`, their `/recorder/*`
+//!   aliases and `/recorder/find_all`;
 //! - `json`: strict request bodies and the `{"status", "error"}` answers;
 //! - `auth`: HTTP Basic auth when `disable_rest_auth=false`.
 //!
@@ -14,6 +16,7 @@
 
 pub mod auth;
 pub mod json;
+pub mod recorder;
 pub mod stream;
 pub mod vod;
 
@@ -45,6 +48,11 @@ pub const METHODS: &[&str] = &[
     "/stream/find",
     "/stream/find_all",
     "/stream/terminate",
+    "/stream/startRecording",
+    "/stream/stopRecording",
+    "/recorder/startup",
+    "/recorder/terminate",
+    "/recorder/find_all",
 ];
 
 /// What a viewer stopped by `/vod/terminate` or `/stream/terminate` is told.
@@ -65,6 +73,11 @@ pub fn router(ctx: Arc<ServerContext>) -> Router<Arc<ServerContext>> {
         .route("/stream/find", method(stream::find))
         .route("/stream/find_all", method(stream::find_all))
         .route("/stream/terminate", method(stream::terminate))
+        .route("/stream/startRecording", method(recorder::start))
+        .route("/stream/stopRecording", method(recorder::stop))
+        .route("/recorder/startup", method(recorder::start))
+        .route("/recorder/terminate", method(recorder::stop))
+        .route("/recorder/find_all", method(recorder::find_all))
         .fallback(unknown_method)
         // `layer`, not `route_layer`: the fallback is checked too.
         .layer(axum::middleware::from_fn_with_state(

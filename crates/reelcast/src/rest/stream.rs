@@ -39,7 +39,8 @@ pub struct StreamObject {
     pub has_audio: bool,
     /// `PUBLISHING` (translation) or `PLAYING` (viewer).
     pub status: &'static str,
-    /// A publisher that asked for a recording (`record: true`); false otherwise.
+    /// The stream is being recorded now (for a publisher: also while it asked for one by
+    /// `record: true` and the recording is starting).
     pub record: bool,
     /// Picture width in pixels (0 without video).
     pub width: u32,
@@ -76,7 +77,7 @@ impl StreamObject {
         (audio, video)
     }
 
-    fn of_translation(t: &TranslationHandle) -> Self {
+    fn of_translation(t: &TranslationHandle, recording: bool) -> Self {
         let (audio_codec, video_codec) = Self::media(&t.info);
         StreamObject {
             media_session_id: t.id.clone(),
@@ -85,7 +86,7 @@ impl StreamObject {
             has_video: t.info.has_video,
             has_audio: t.info.has_audio,
             status: "PUBLISHING",
-            record: false,
+            record: recording,
             width: t.info.width,
             height: t.info.height,
             audio_codec,
@@ -252,7 +253,13 @@ fn all_streams(ctx: &ServerContext) -> Vec<(StreamObject, Running)> {
         .translations()
         .into_iter()
         .filter(|t| !t.is_ended())
-        .map(|t| (StreamObject::of_translation(&t), Running::Translation(t)));
+        .map(|t| {
+            let recording = registry.recorder.is_recording(&t.id);
+            (
+                StreamObject::of_translation(&t, recording),
+                Running::Translation(t),
+            )
+        });
     let plays = registry
         .plays()
         .into_iter()

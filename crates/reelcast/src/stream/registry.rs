@@ -15,8 +15,10 @@
 //! ([`Registry::publish`]); a name is a published stream's or a translation's, never
 //! both, and `max_publishers` bounds how many publish at once.
 //!
-//! A stream's sinks are made in one place, [`Registry::sinks_for`]: a new sink (HLS,
-//! recorder) is registered there. The WebRTC feeds come from a [`SinkFactory`] the
+//! A stream's sinks are made in one place, [`Registry::sinks_for`]: a new sink (HLS)
+//! is registered there. A stream that can be recorded while it runs (a translation, a
+//! published stream) also takes [`Registry::recordable`]'s sink, through which
+//! [`Registry::start_recording`] attaches a recording later. The WebRTC feeds come from a [`SinkFactory`] the
 //! registry is handed; it knows nothing else of WebRTC. Each play records the
 //! [`ViewerProtocol`] its viewer came by.
 //!
@@ -35,7 +37,10 @@ use super::status::{PlayTicket, StatusTx};
 use super::{MediaInfo, Stopper, StreamError};
 use crate::config::Settings;
 use crate::hls::{Directory, HlsSink, Segmenter, WindowConfig};
-use crate::media::{Publisher, SinkFactory, Sinks, StopReason, StreamId, ViewerProtocol};
+use crate::media::{
+    Publisher, Sink, SinkFactory, SinkSlot, Sinks, StopReason, StreamId, ViewerProtocol,
+};
+use crate::record::{names::NameFields, RecordError, Recorder, RecordingInfo};
 use crate::source::{Location, StreamUri};
 
 pub use super::status::PlayKey;
@@ -86,6 +91,8 @@ struct Maps {
     translations: HashMap<String, TranslationHandle>,
     /// Published streams by name.
     publishers: HashMap<String, PublishedHandle>,
+    /// Streams that can be recorded, by media session id (ended ones pruned lazily).
+    recordable: HashMap<String, Recordable>,
 }
 
 impl Maps {
@@ -107,6 +114,28 @@ impl Maps {
     }
 }
 
+/// A running stream a recording can be attached to.
+#[derive(Clone)]
+struct Recordable {
+    slot: SinkSlot,
+    stream: RecordableStream,
+}
+
+/// What a recording needs to know of a stream: its name fields and its media.
+#[derive(Debug, Clone, Default)]
+pub struct RecordableStream {
+    /// The stream's name (`{streamName}`).
+    pub name: String,
+    /// The publisher's signalling session (`{sessionId}`); empty for a translation.
+    pub session_id: String,
+    /// The publisher's login (`{login}`); empty for a translation.
+    pub login: String,
+    /// The stream has video.
+    pub has_video: bool,
+    /// The stream has audio.
+    pub has_audio: bool,
+}
+
 /// Every running stream and viewer. Shared by the server's handlers (`Arc` in the
 /// server context).
 pub struct Registry {
@@ -123,6 +152,8 @@ pub struct Registry {
     rtc_feeds: Arc<dyn SinkFactory>,
     /// The HLS windows of the streams with an HLS sink, by stream id.
     pub hls: Arc<Directory>,
+    /// Every recording.
+    pub recorder: Arc<Recorder>,
 }
 
 /// What the HLS sink of a stream is made from.
@@ -149,10 +180,66 @@ impl Registry {
             maps: Mutex::default(),
             starting: tokio::sync::Mutex::default(),
             index_budget,
+            recorder: Arc::new(Recorder::new(&settings)),
             settings,
             rtc_feeds,
             hls: Arc::default(),
         }
+    }
+
+    /// The sink through which the running stream `media_session_id` can be recorded:
+    /// push it into the stream's sinks (one line per recordable kind of stream).
+    pub fn recordable(&self, media_session_id: &str, stream: RecordableStream) -> Box<dyn Sink> {
+        let (slot, sink) = SinkSlot::new();
+        let mut maps = self.maps();
+        maps.recordable.retain(|_, r| !r.slot.is_ended());
+        maps.recordable
+            .insert(media_session_id.to_string(), Recordable { slot, stream });
+        Box::new(sink)
+    }
+
+    /// Starts recording the running stream `media_session_id`; returns the file name.
+    pub async fn start_recording(&self, media_session_id: &str) -> Result<String, RecordError> {
+        let found = self
+            .maps()
+            .recordable
+            .get(media_session_id)
+            .filter(|r| !r.slot.is_ended())
+            .cloned();
+        let r = found.ok_or(RecordError::NoSuchStream)?;
+        let recorder = self.recorder.clone();
+        let fields = NameFields {
+            stream_name: r.stream.name.clone(),
+            media_session_id: media_session_id.to_string(),
+            session_id: r.stream.session_id.clone(),
+            login: r.stream.login.clone(),
+            ..NameFields::default()
+        };
+        // Creating the file and its sidecar touches the disk: not on the async threads.
+        tokio::task::spawn_blocking(move || {
+            recorder.start(&r.slot, fields, r.stream.has_video, r.stream.has_audio)
+        })
+        .await
+        .map_err(|_| RecordError::Io("internal error".into()))?
+    }
+
+    /// Stops the recording of stream `media_session_id` (finalized in the background);
+    /// returns the file name.
+    pub fn stop_recording(&self, media_session_id: &str) -> Result<String, RecordError> {
+        let known = self
+            .maps()
+            .recordable
+            .get(media_session_id)
+            .is_some_and(|r| !r.slot.is_ended());
+        match self.recorder.stop(media_session_id) {
+            Err(RecordError::NotRecording) if !known => Err(RecordError::NoSuchStream),
+            other => other,
+        }
+    }
+
+    /// Recordings of running streams.
+    pub fn recordings(&self) -> Vec<RecordingInfo> {
+        self.recorder.list()
     }
 
     /// Opens a source (on a blocking thread) and reads its structure. Errors are what
@@ -219,7 +306,17 @@ impl Registry {
             id: &id,
             info: reader.info(),
         };
-        let sinks = self.sinks_for(stream, Some(hls));
+        let mut sinks = self.sinks_for(stream, Some(hls));
+        let info = reader.info();
+        sinks.push(self.recordable(
+            &id,
+            RecordableStream {
+                name: spec.name.clone(),
+                has_video: info.has_video,
+                has_audio: info.has_audio,
+                ..RecordableStream::default()
+            },
+        ));
         let (registry, name, id_at_end) = (Arc::clone(self), spec.name.clone(), id.clone());
         let parts = Parts {
             id,
