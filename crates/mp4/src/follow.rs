@@ -10,11 +10,10 @@
 //! fragment's samples to its tracks ([`SampleIndex::append`]).
 
 use crate::error::{FourCc, Mp4Error};
-use crate::fragment::parse_moof;
+use crate::fragment::{parse_moof, MAX_MOOF_SIZE};
 use crate::index::{IndexBuilder, SampleIndex};
 use crate::moov::{TrackDraft, Trex, MAX_SAMPLES};
 use crate::movie::Track;
-use crate::opener::MAX_MOOF_SIZE;
 use crate::reader::{parse_header, Reader};
 
 const HEADER_READ: u64 = 16;

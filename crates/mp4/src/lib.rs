@@ -143,9 +143,10 @@ mod tests;
 pub use codec::Codec;
 pub use error::{FourCc, Mp4Error};
 pub use follow::{FollowStep, FragmentFollower};
+pub use fragment::MAX_MOOF_SIZE;
 pub use index::{SampleCursor, SampleIndex, SampleInfo};
 pub use movie::{EditShift, Movie, Track, TrackKind};
-pub use opener::{MovieOpener, OpenStep, DEFAULT_INDEX_LIMIT, MAX_MOOF_SIZE, MAX_MOOV_SIZE};
+pub use opener::{MovieOpener, OpenStep, DEFAULT_INDEX_LIMIT, MAX_MOOV_SIZE};
 pub use table::PagedTables;
 pub use walker::{SampleTable, SampleWalker, WalkStep};
 

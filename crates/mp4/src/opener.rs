@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 
 use crate::error::{FourCc, Mp4Error};
 use crate::follow::FragmentFollower;
-use crate::fragment::parse_moof;
+use crate::fragment::{parse_moof, MAX_MOOF_SIZE};
 use crate::index::IndexBuilder;
 use crate::moov::TrackDraft;
 use crate::moov::{parse_moov, want, Leaf, MoovBoxes, MoovInfo, Want, HEAD_SIZE, MAX_LEAF_SIZE};
@@ -30,9 +30,6 @@ use crate::walker::SampleTable;
 /// The largest `moov` accepted (a 24-hour file's moov is tens of MB). It is never read
 /// whole: see the module docs.
 pub const MAX_MOOV_SIZE: u64 = 256 << 20;
-/// The largest `moof` read into memory (a fragment of an hour of video at 16 bytes per
-/// sample is under 2 MB).
-pub const MAX_MOOF_SIZE: u64 = 16 << 20;
 /// The default bound on the heap of the in-memory sample indexes of one movie
 /// (fragmented files, or [`MovieOpener::new`]): ~5 bytes per sample, so about 6 million
 /// samples (a day of 60 fps video). See [`MovieOpener::set_index_limit`].
