@@ -9,6 +9,10 @@ use crate::error::Mp4Error;
 use crate::moov::{TrackDraft, MAX_SAMPLES};
 use crate::reader::Reader;
 
+/// The largest `moof` read into memory (a fragment of an hour of video at 16 bytes per
+/// sample is under 2 MB).
+pub const MAX_MOOF_SIZE: u64 = 16 << 20;
+
 const TFHD_BASE_DATA_OFFSET: u32 = 0x1;
 const TFHD_SAMPLE_DESCRIPTION_INDEX: u32 = 0x2;
 const TFHD_DEFAULT_DURATION: u32 = 0x8;

@@ -305,6 +305,123 @@ impl SampleIndex {
             + self.checkpoints.capacity() * 8
     }
 
+    /// Appends the samples of `more` after this index's (a fragment of a growing file,
+    /// from a [`FragmentFollower`](crate::FragmentFollower)): `more`'s offsets and decode
+    /// times are absolute, so they are kept as they are. Costs what `more` holds, except
+    /// when composition offsets are stored per sample on either side (B-frames), where
+    /// they are compacted again over the whole index.
+    pub fn append(&mut self, more: &SampleIndex) {
+        let (a, b) = (self.len, more.len);
+        if b == 0 {
+            return;
+        }
+        let Some(len) = a.checked_add(b) else {
+            return; // beyond u32 samples: the follower refuses long before
+        };
+        self.sizes = match (
+            std::mem::replace(&mut self.sizes, Sizes::Constant(0)),
+            &more.sizes,
+        ) {
+            (Sizes::Constant(x), Sizes::Constant(y)) if a == 0 || x == *y => Sizes::Constant(*y),
+            (old, _) => {
+                let mut each = match old {
+                    Sizes::Each(mut v) => {
+                        v.truncate(a as usize);
+                        v
+                    }
+                    Sizes::Constant(x) => vec![x; a as usize],
+                };
+                each.extend((0..b).map(|i| more.size_of(i)));
+                Sizes::Each(each)
+            }
+        };
+        self.chunks
+            .truncate(self.chunks.partition_point(|c| c.first_sample < a));
+        self.chunks.extend(more.chunks.iter().map(|c| Chunk {
+            first_sample: c.first_sample + a,
+            offset: c.offset,
+        }));
+        self.times
+            .truncate(self.times.partition_point(|t| t.first_sample < a));
+        self.times.extend(more.times.iter().map(|t| TimeRun {
+            first_sample: t.first_sample + a,
+            ..*t
+        }));
+        self.cts = match (
+            std::mem::replace(&mut self.cts, CtsTable::Runs(Vec::new())),
+            &more.cts,
+        ) {
+            (CtsTable::Runs(mut r), CtsTable::Runs(m)) => {
+                r.truncate(r.partition_point(|c| c.first_sample < a));
+                if !m.is_empty() && r.is_empty() && a > 0 {
+                    r.push(CtsRun {
+                        first_sample: 0,
+                        offset: 0,
+                    });
+                }
+                if m.is_empty() && !r.is_empty() {
+                    r.push(CtsRun {
+                        first_sample: a,
+                        offset: 0,
+                    });
+                }
+                for c in m {
+                    if r.last().map(|l| l.offset) != Some(c.offset) {
+                        r.push(CtsRun {
+                            first_sample: c.first_sample + a,
+                            offset: c.offset,
+                        });
+                    }
+                }
+                CtsTable::Runs(r)
+            }
+            (old, _) => {
+                // Per-sample on one side: one run per sample, compacted again.
+                let old = SampleIndex {
+                    cts: old,
+                    ..SampleIndex::empty()
+                };
+                let runs = (0..a)
+                    .map(|i| (i, old.cts_at(i)))
+                    .chain((0..b).map(|i| (a + i, more.cts_at(i))))
+                    .map(|(first_sample, offset)| CtsRun {
+                        first_sample,
+                        offset,
+                    })
+                    .collect();
+                compact_cts(runs, len)
+            }
+        };
+        let mut sync = more.sync.iter().map(|&(s, e)| (s + a, e + a));
+        self.sync.truncate(self.sync.partition_point(|r| r.0 < a));
+        if let Some(first) = sync.next() {
+            match self.sync.last_mut() {
+                Some(last) if last.1 == first.0 => last.1 = first.1,
+                _ => self.sync.push(first),
+            }
+            self.sync.extend(sync);
+        }
+        self.checkpoints
+            .truncate(((a + (1 << CHECKPOINT_SHIFT) - 1) >> CHECKPOINT_SHIFT) as usize);
+        for (k, s) in more.iter().enumerate() {
+            if (a + k as u32) & ((1 << CHECKPOINT_SHIFT) - 1) == 0 {
+                self.checkpoints.push(s.offset);
+            }
+        }
+        self.has_cts |= more.has_cts;
+        self.len = len;
+    }
+
+    /// Composition offset of sample `i`, whichever way they are stored.
+    fn cts_at(&self, i: u32) -> i32 {
+        match &self.cts {
+            CtsTable::Runs(r) => last_le(r, i, |c| c.first_sample)
+                .and_then(|k| r.get(k))
+                .map_or(0, |c| c.offset),
+            CtsTable::Dense { .. } => self.cts_dense(i),
+        }
+    }
+
     /// Keeps only the first `len` samples (used to drop samples past the end of a
     /// truncated file). Tables are not shrunk; entries past `len` are never read.
     pub(crate) fn truncate(&mut self, len: u32) {

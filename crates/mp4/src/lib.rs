@@ -76,6 +76,14 @@
 //! - Only tracks with handler `vide` or `soun`; text, timecode, hint and metadata
 //!   tracks are skipped. Only the first sample description of a track is used.
 //!
+//! ## Files still being written
+//! A recording written as fragments can be played while it grows:
+//! [`MovieOpener::leave_fragments`] opens only up to the first fragment, and the
+//! [`FragmentFollower`] it hands over indexes whole fragments (every sample's bytes
+//! inside the file) as the caller reports the file's new size, each as a
+//! [`SampleIndex`] to [`SampleIndex::append`] to its track. A fragment still being
+//! written is simply not whole yet; what was indexed stays valid as the file only grows.
+//!
 //! ## What it refuses, and how
 //! Malformed input never panics; it yields an [`Mp4Error`] whose message a user can
 //! read: `not an MP4 file`, `no moov box: not a playable MP4`, `truncated file: moov
@@ -124,6 +132,7 @@
 
 mod codec;
 mod error;
+mod follow;
 mod fragment;
 mod index;
 mod moov;
@@ -139,9 +148,11 @@ mod tests;
 
 pub use codec::Codec;
 pub use error::{FourCc, Mp4Error};
+pub use follow::{FollowStep, FragmentFollower};
+pub use fragment::MAX_MOOF_SIZE;
 pub use index::{SampleCursor, SampleIndex, SampleInfo};
 pub use movie::{EditShift, Movie, Track, TrackKind};
-pub use opener::{MovieOpener, OpenStep, DEFAULT_INDEX_LIMIT, MAX_MOOF_SIZE, MAX_MOOV_SIZE};
+pub use opener::{MovieOpener, OpenStep, DEFAULT_INDEX_LIMIT, MAX_MOOV_SIZE};
 pub use table::PagedTables;
 pub use walker::{SampleTable, SampleWalker, WalkStep};
 

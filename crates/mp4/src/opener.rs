@@ -17,7 +17,8 @@
 use std::collections::VecDeque;
 
 use crate::error::{FourCc, Mp4Error};
-use crate::fragment::parse_moof;
+use crate::follow::FragmentFollower;
+use crate::fragment::{parse_moof, MAX_MOOF_SIZE};
 use crate::index::IndexBuilder;
 use crate::moov::TrackDraft;
 use crate::moov::{parse_moov, want, Leaf, MoovBoxes, MoovInfo, Want, HEAD_SIZE, MAX_LEAF_SIZE};
@@ -29,9 +30,6 @@ use crate::walker::SampleTable;
 /// The largest `moov` accepted (a 24-hour file's moov is tens of MB). It is never read
 /// whole: see the module docs.
 pub const MAX_MOOV_SIZE: u64 = 256 << 20;
-/// The largest `moof` read into memory (a fragment of an hour of video at 16 bytes per
-/// sample is under 2 MB).
-pub const MAX_MOOF_SIZE: u64 = 16 << 20;
 /// The default bound on the heap of the in-memory sample indexes of one movie
 /// (fragmented files, or [`MovieOpener::new`]): ~5 bytes per sample, so about 6 million
 /// samples (a day of 60 fps video). See [`MovieOpener::set_index_limit`].
@@ -139,6 +137,12 @@ pub struct MovieOpener {
     /// Keep progressive sample tables in the file ([`SampleTable::Paged`]) rather than
     /// indexing them in memory.
     paged: bool,
+    /// Stop at the first `moof` after the `moov` and hand the fragments to a
+    /// [`FragmentFollower`] ([`MovieOpener::leave_fragments`]).
+    leave_fragments: bool,
+    /// Where the top-level scan was last (where it stopped, once it has).
+    scan_at: u64,
+    follower: Option<FragmentFollower>,
 }
 
 fn slice_at(buf: &[u8], buf_at: u64, offset: u64, len: u64) -> Option<&[u8]> {
@@ -200,7 +204,26 @@ impl MovieOpener {
             deferred: VecDeque::new(),
             index_limit: DEFAULT_INDEX_LIMIT,
             paged,
+            leave_fragments: false,
+            scan_at: 0,
+            follower: None,
         }
+    }
+
+    /// For a file still being written (a recording): the scan stops at the first
+    /// `moof` after the `moov`, so the movie holds only the moov's own samples, and a
+    /// fragmented movie's fragments are left to the [`FragmentFollower`] that
+    /// [`take_follower`](Self::take_follower) gives once the movie is `Done`. The
+    /// follower indexes only whole fragments (a fragment being appended is not yet
+    /// one) and can be asked again as the file grows.
+    pub fn leave_fragments(&mut self) {
+        self.leave_fragments = true;
+    }
+
+    /// After `Done`, with [`leave_fragments`](Self::leave_fragments) and a fragmented
+    /// movie: what indexes its fragments, from where the scan stopped.
+    pub fn take_follower(&mut self) -> Option<FragmentFollower> {
+        self.follower.take()
     }
 
     /// Bounds the heap of the in-memory sample indexes (all tracks together) at `bytes`:
@@ -264,6 +287,7 @@ impl MovieOpener {
         loop {
             match self.state {
                 State::Scan { pos } => {
+                    self.scan_at = pos;
                     if pos >= self.file_size {
                         self.end_scan()?;
                         continue;
@@ -334,6 +358,9 @@ impl MovieOpener {
                                 leaf_bytes: 0,
                             });
                             self.state = State::Moov;
+                        }
+                        (b"moof", _) if self.leave_fragments && self.moov.is_some() => {
+                            self.end_scan()?;
                         }
                         (b"moof", Some(end)) => {
                             if size > MAX_MOOF_SIZE {
@@ -471,6 +498,7 @@ impl MovieOpener {
     fn build(&mut self) -> Movie {
         let info = self.moov.take().unwrap_or_default();
         let file_size = self.file_size;
+        let trex: Vec<_> = info.tracks.iter().map(|d| d.trex).collect();
         let tracks: Vec<Track> = info
             .tracks
             .into_iter()
@@ -502,6 +530,14 @@ impl MovieOpener {
                 }
             })
             .collect();
+        if self.leave_fragments && info.fragmented {
+            self.follower = Some(FragmentFollower::new(
+                &tracks,
+                &trex,
+                self.scan_at,
+                self.index_limit,
+            ));
+        }
         let duration_us = tracks
             .iter()
             .map(super::movie::Track::duration_us)

@@ -2,8 +2,8 @@
 //! real files made by ffmpeg (checked against ffprobe).
 
 use crate::{
-    open_in_memory, Codec, Movie, MovieOpener, Mp4Error, OpenStep, SampleInfo, SampleTable,
-    SampleWalker, TrackKind, WalkStep,
+    open_in_memory, Codec, FollowStep, Movie, MovieOpener, Mp4Error, OpenStep, SampleInfo,
+    SampleTable, SampleWalker, TrackKind, WalkStep,
 };
 
 // ---------- synthetic files ----------
@@ -662,6 +662,10 @@ mod ffmpeg {
             assert_paged_matches_index(&std::fs::read(&path).unwrap());
             match *name {
                 "frag.mp4" | "frag_moof_base.mp4" => {
+                    let bytes = std::fs::read(&path).unwrap();
+                    for step in [997, 64 << 10, bytes.len()] {
+                        assert_followed_matches_index(&bytes, step);
+                    }
                     assert!(m.fragmented);
                     assert!(m.video().unwrap().samples.sync_count() >= 4);
                 }
@@ -732,6 +736,69 @@ mod ffmpeg {
             exercise(&mutate(&mut rng, &bytes));
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Opening `file` up to its fragments and following it as it grows `step` bytes at a
+/// time indexes the same samples as opening it whole, and no fragment is indexed before
+/// all its samples' bytes are there.
+fn assert_followed_matches_index(file: &[u8], step: usize) {
+    let whole = open_in_memory(file).unwrap();
+    let mut opener = MovieOpener::new(file.len() as u64);
+    opener.leave_fragments();
+    let mut movie = loop {
+        match opener.poll().unwrap() {
+            OpenStep::Read { offset, len } => {
+                let at = offset as usize;
+                opener.feed(offset, &file[at..at + len as usize]).unwrap();
+            }
+            OpenStep::Done(m) => break m,
+        }
+    };
+    let mut follower = opener
+        .take_follower()
+        .expect("a fragmented movie has a follower");
+    assert!(
+        movie.tracks.iter().all(|t| t.samples.is_empty()),
+        "empty_moov: no samples yet"
+    );
+    let mut size = follower.position() as usize;
+    let mut fragments = 0;
+    while size < file.len() {
+        size = (size + step).min(file.len());
+        loop {
+            match follower.poll(size as u64).unwrap() {
+                FollowStep::Read { offset, len } => {
+                    let at = offset as usize;
+                    assert!(at + len as usize <= size, "read past the size given");
+                    follower.feed(offset, &file[at..at + len as usize]).unwrap();
+                }
+                FollowStep::Fragment(pieces) => {
+                    fragments += 1;
+                    for (track, piece) in movie.tracks.iter_mut().zip(&pieces) {
+                        assert!(piece
+                            .iter()
+                            .all(|s| s.offset + u64::from(s.size) <= size as u64));
+                        let SampleTable::Indexed(ix) = &mut track.samples else {
+                            panic!("fragmented tracks are indexed");
+                        };
+                        ix.append(piece);
+                    }
+                }
+                FollowStep::Wait => break,
+            }
+        }
+    }
+    assert!(fragments > 1, "{fragments} fragments");
+    for (a, b) in whole.tracks.iter().zip(&movie.tracks) {
+        let (a, b) = (a.samples.index().unwrap(), b.samples.index().unwrap());
+        assert_eq!(a.len(), b.len(), "step {step}");
+        assert!(a.iter().eq(b.iter()), "step {step}: samples differ");
+        for i in (0..b.len()).step_by(13) {
+            assert_eq!(a.get(i), b.get(i), "sample {i}");
+        }
+        assert_eq!(a.sync_count(), b.sync_count());
+        assert_eq!(a.has_cts_offsets(), b.has_cts_offsets());
     }
 }
 

@@ -1,10 +1,19 @@
-//! Files under `media_dir`: opened only when they really are inside it, read by
-//! position, never mapped and never read whole (WCS's `Map failed` is what mapping
-//! whole files does to a server with many long VODs).
+//! Files under `media_dir` (and `record_dir`): opened only when they really are inside
+//! their folder, read by position, never mapped and never read whole (WCS's `Map failed`
+//! is what mapping whole files does to a server with many long VODs).
+//!
+//! A name is looked up in each folder in turn ([`LocalFile::open_first`]: `media_dir`,
+//! then `record_dir`), each with the same confinement. Hidden names (a segment starting
+//! with `.`: a recording's sidecar, a recorder's temporary file) are never opened.
+//!
+//! A recording still being written has a sidecar `.NAME.recording` beside it: such a
+//! file is opened as *growing* ([`LocalFile::growth`]), its size read again on request
+//! so reads may follow its end.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
@@ -16,7 +25,14 @@ pub const MEDIA_EXTENSIONS: &[&str] = &["mp4", "m4v", "mov", "m4a"];
 /// Deepest folder level below `media_dir` that [`list_media`] looks into.
 const MAX_LIST_DEPTH: usize = 8;
 
-/// An open regular file inside `media_dir`.
+/// Why a hidden name is refused.
+const HIDDEN: &str = "hidden files are not played";
+
+/// The suffix of the sidecar a recorder keeps beside a recording it is still writing:
+/// `.NAME.recording` beside `NAME`.
+pub const RECORDING_SIDECAR_SUFFIX: &str = ".recording";
+
+/// An open regular file inside `media_dir` (or `record_dir`).
 ///
 /// Reads are blocking positional reads (`pread`): many readers may share one
 /// `LocalFile` (`&self`), and callers run them on a blocking thread.
@@ -24,7 +40,20 @@ const MAX_LIST_DEPTH: usize = 8;
 pub struct LocalFile {
     file: File,
     path: PathBuf,
-    size: u64,
+    /// The size as last read: at open, and again by [`LocalFile::growth`] for a file
+    /// being written. Reads stop here.
+    size: AtomicU64,
+    /// Where the recorder's sidecar is, when it was there right after the open.
+    sidecar: Option<PathBuf>,
+}
+
+/// How a file being written stands now ([`LocalFile::growth`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Growth {
+    /// Its size in bytes now.
+    pub size: u64,
+    /// Its sidecar is still there: more may be appended.
+    pub writing: bool,
 }
 
 impl LocalFile {
@@ -32,20 +61,56 @@ impl LocalFile {
     /// inside `media_dir`, so a symlink pointing outside is refused like `..` is.
     ///
     /// Errors: missing, a folder or not a regular file → [`SourceError::NotFound`];
-    /// outside `media_dir` → [`SourceError::Restricted`]; anything else →
-    /// [`SourceError::Read`] with the io reason.
+    /// outside `media_dir` or a hidden name → [`SourceError::Restricted`]; anything
+    /// else → [`SourceError::Read`] with the io reason.
     pub fn open(media_dir: &Path, name: &MediaPath) -> Result<LocalFile, SourceError> {
-        let root = media_dir.canonicalize().map_err(|e| {
+        Self::open_in(media_dir, "media_dir", name)
+    }
+
+    /// Opens `name` from the first of `dirs` (folder, its setting's name) that has it:
+    /// a folder without the file (or missing altogether) passes to the next; any other
+    /// failure (a name leaving its folder, an unreadable file) is the answer, so a
+    /// later folder never hides it. None has it: [`SourceError::NotFound`], or the
+    /// first folder's own error when it could not be read.
+    pub fn open_first(
+        dirs: &[(&Path, &'static str)],
+        name: &MediaPath,
+    ) -> Result<LocalFile, SourceError> {
+        let mut first_error = None;
+        for (dir, key) in dirs {
+            match Self::open_in(dir, key, name) {
+                Err(SourceError::NotFound) => {}
+                Err(e @ SourceError::Read(_)) if !dir.is_dir() => {
+                    first_error.get_or_insert(e);
+                }
+                other => return other,
+            }
+        }
+        Err(first_error.unwrap_or(SourceError::NotFound))
+    }
+
+    fn open_in(dir: &Path, key: &str, name: &MediaPath) -> Result<LocalFile, SourceError> {
+        if name.as_str().split('/').any(|s| s.starts_with('.')) {
+            return Err(SourceError::Restricted(HIDDEN.to_string()));
+        }
+        let root = dir.canonicalize().map_err(|e| {
             // The folder's path is the operator's business, not the viewer's.
-            tracing::warn!(dir = %media_dir.display(), "media_dir cannot be read: {e}");
-            SourceError::Read(format!("media_dir cannot be read ({})", io_words(&e)))
+            tracing::warn!(dir = %dir.display(), "{key} cannot be read: {e}");
+            SourceError::Read(format!("{key} cannot be read ({})", io_words(&e)))
         })?;
         let path = root
             .join(name.as_path())
             .canonicalize()
             .map_err(not_found_or_read)?;
-        if !path.starts_with(&root) {
-            return Err(SourceError::Restricted("path leaves media_dir".to_string()));
+        let Ok(inside) = path.strip_prefix(&root) else {
+            return Err(SourceError::Restricted(format!("path leaves {key}")));
+        };
+        // A symlink with a plain name may still point at a hidden file.
+        if inside
+            .components()
+            .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+        {
+            return Err(SourceError::Restricted(HIDDEN.to_string()));
         }
         // Checked before opening: opening a FIFO for reading would block.
         let meta = std::fs::metadata(&path).map_err(not_found_or_read)?;
@@ -58,16 +123,36 @@ impl LocalFile {
         if !meta.is_file() {
             return Err(SourceError::NotFound);
         }
+        // Looked for after the open: a recorder renames the finished file over this
+        // name before removing the sidecar, so a file opened without a sidecar is final.
+        let sidecar = sidecar_of(&path).filter(|s| s.symlink_metadata().is_ok());
         Ok(LocalFile {
             file,
             path,
-            size: meta.len(),
+            size: AtomicU64::new(meta.len()),
+            sidecar,
         })
     }
 
-    /// The file's size in bytes, as it was when opened.
+    /// The file's size in bytes: as it was when opened, or at the last
+    /// [`growth`](Self::growth).
     pub fn size(&self) -> u64 {
-        self.size
+        self.size.load(Ordering::Relaxed)
+    }
+
+    /// For a recording that was being written when opened (its sidecar was there):
+    /// its size now (read from the open file, so a finished recording renamed over the
+    /// name does not change what is read) and whether the sidecar is still there.
+    /// `None` for any other file. Reads may go up to the new size from then on.
+    pub fn growth(&self) -> Option<Growth> {
+        let sidecar = self.sidecar.as_ref()?;
+        let size = self.file.metadata().map_or(self.size(), |m| m.len());
+        // The file only grows; a smaller size (truncated in place) is not followed.
+        let size = self.size.fetch_max(size, Ordering::Relaxed).max(size);
+        Some(Growth {
+            size,
+            writing: sidecar.symlink_metadata().is_ok(),
+        })
     }
 
     /// The canonical path of the file (for logs).
@@ -83,7 +168,7 @@ impl LocalFile {
             .ok()
             .and_then(|len| offset.checked_add(len))
             .ok_or_else(eof)?;
-        if end > self.size {
+        if end > self.size() {
             return Err(eof());
         }
         let mut buf = vec![0u8; len];
@@ -101,6 +186,15 @@ impl ByteSource for LocalFile {
     fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
         LocalFile::read_at(self, offset, len)
     }
+    fn growth(&self) -> Option<Growth> {
+        LocalFile::growth(self)
+    }
+}
+
+/// `dir/.NAME.recording` for `dir/NAME`.
+fn sidecar_of(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    Some(path.with_file_name(format!(".{name}{RECORDING_SIDECAR_SUFFIX}")))
 }
 
 fn not_found_or_read(e: std::io::Error) -> SourceError {
@@ -347,6 +441,154 @@ mod tests {
             "Failed to read file: media_dir cannot be read (No such file or directory)"
         );
         assert!(list_media(&gone).is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// `media_dir` and `record_dir` side by side in a fresh temp folder.
+    fn media_and_records(tag: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let (dir, media) = temp_media(tag);
+        let records = dir.join("records");
+        std::fs::create_dir(&records).unwrap();
+        (dir, media, records)
+    }
+
+    fn open_either(media: &Path, records: &Path, n: &str) -> Result<LocalFile, SourceError> {
+        LocalFile::open_first(&[(media, "media_dir"), (records, "record_dir")], &name(n))
+    }
+
+    #[test]
+    fn a_name_is_looked_up_in_media_dir_then_record_dir() {
+        let (dir, media, records) = media_and_records("lookup");
+        std::fs::write(records.join("rec.mp4"), b"recording").unwrap();
+        std::fs::write(records.join("both.mp4"), b"recording").unwrap();
+        std::fs::write(media.join("both.mp4"), b"media").unwrap();
+        let read = |n: &str| {
+            let f = open_either(&media, &records, n).unwrap();
+            f.read_at(0, f.size() as usize).unwrap()
+        };
+        assert_eq!(&read("rec.mp4")[..], b"recording", "only in record_dir");
+        assert_eq!(&read("both.mp4")[..], b"media", "media_dir wins a clash");
+        assert_eq!(
+            open_either(&media, &records, "none.mp4").unwrap_err(),
+            SourceError::NotFound
+        );
+        // A missing media_dir does not hide the recordings.
+        let gone = media.join("gone");
+        assert_eq!(
+            &open_either(&gone, &records, "rec.mp4")
+                .unwrap()
+                .read_at(0, 3)
+                .unwrap()[..],
+            b"rec"
+        );
+        assert_eq!(
+            open_either(&gone, &records, "none.mp4")
+                .unwrap_err()
+                .to_string(),
+            "Failed to read file: media_dir cannot be read (No such file or directory)"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn record_dir_keeps_names_inside_it_as_media_dir_does() {
+        let (dir, media, records) = media_and_records("confine");
+        std::fs::create_dir(dir.join("outside")).unwrap();
+        std::fs::write(dir.join("outside/secret.mp4"), b"secret").unwrap();
+        std::fs::write(records.join("rec.mp4"), b"recording").unwrap();
+        symlink(dir.join("outside/secret.mp4"), records.join("out.mp4")).unwrap();
+        symlink(dir.join("outside"), records.join("outdir")).unwrap();
+        // Out of record_dir.
+        for n in ["out.mp4", "outdir/secret.mp4"] {
+            assert_eq!(
+                open_either(&media, &records, n).unwrap_err().to_string(),
+                "Restricted access: path leaves record_dir",
+                "{n}"
+            );
+        }
+        // Into record_dir from media_dir: refused, not found through the back door.
+        symlink(records.join("rec.mp4"), media.join("into.mp4")).unwrap();
+        assert_eq!(
+            open_either(&media, &records, "into.mp4")
+                .unwrap_err()
+                .to_string(),
+            "Restricted access: path leaves media_dir"
+        );
+        // `..` never gets this far (MediaPath), whichever folder would serve it.
+        assert!(MediaPath::new("../records/rec.mp4").is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn hidden_names_sidecars_and_temporaries_are_never_played() {
+        let (dir, media, records) = media_and_records("hidden");
+        for f in [".rec.mp4.recording", ".rec.mp4.tmp", ".hidden.mp4"] {
+            std::fs::write(records.join(f), b"x").unwrap();
+            std::fs::write(media.join(f), b"x").unwrap();
+        }
+        std::fs::create_dir(records.join(".cache")).unwrap();
+        std::fs::write(records.join(".cache/a.mp4"), b"x").unwrap();
+        symlink(records.join(".rec.mp4.tmp"), records.join("alias.mp4")).unwrap();
+        for n in [
+            ".rec.mp4.recording",
+            ".rec.mp4.tmp",
+            ".hidden.mp4",
+            ".cache/a.mp4",
+            "alias.mp4",
+        ] {
+            assert_eq!(
+                open_either(&media, &records, n).unwrap_err().to_string(),
+                "Restricted access: hidden files are not played",
+                "{n}"
+            );
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_with_its_sidecar_is_growing_until_the_sidecar_goes() {
+        let (dir, _media, records) = media_and_records("growth");
+        std::fs::write(records.join("rec.mp4"), b"0123").unwrap();
+        std::fs::write(records.join("plain.mp4"), b"0123").unwrap();
+        std::fs::write(records.join(".rec.mp4.recording"), b"").unwrap();
+        let plain = LocalFile::open(&records, &name("plain.mp4")).unwrap();
+        assert_eq!(plain.growth(), None, "no sidecar: a finished file");
+        let f = LocalFile::open(&records, &name("rec.mp4")).unwrap();
+        assert_eq!(
+            f.growth(),
+            Some(Growth {
+                size: 4,
+                writing: true
+            })
+        );
+        assert!(f.read_at(4, 2).is_err(), "not read past the size last seen");
+        let mut w = std::fs::OpenOptions::new()
+            .append(true)
+            .open(records.join("rec.mp4"))
+            .unwrap();
+        std::io::Write::write_all(&mut w, b"45").unwrap();
+        assert!(f.read_at(4, 2).is_err(), "until the size is read again");
+        assert_eq!(
+            f.growth(),
+            Some(Growth {
+                size: 6,
+                writing: true
+            })
+        );
+        assert_eq!(&f.read_at(4, 2).unwrap()[..], b"45");
+        // Finished: the final file renamed over the name, then the sidecar removed. The
+        // open file still reads what it was.
+        std::fs::write(records.join(".rec.mp4.final"), b"final file").unwrap();
+        std::fs::rename(records.join(".rec.mp4.final"), records.join("rec.mp4")).unwrap();
+        std::fs::remove_file(records.join(".rec.mp4.recording")).unwrap();
+        assert_eq!(
+            f.growth(),
+            Some(Growth {
+                size: 6,
+                writing: false
+            })
+        );
+        assert_eq!(&f.read_at(0, 6).unwrap()[..], b"012345");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Owns: the random-access bytes every source gives the demuxer ([`ByteSource`]), parsing the stream names WCS users write (`vod://sample.mp4`,
 //! `vod-live://dir/a%20b.mp4`, `vod://s3/bucket/key.mp4`) into a [`StreamUri`]
-//! (`uri`), keeping every local name inside `media_dir` ([`MediaPath`]), and reading
+//! (`uri`), keeping every local name inside `media_dir` or `record_dir` ([`MediaPath`]), and reading
 //! byte ranges of local files without mapping or loading them whole ([`LocalFile`]).
 //! S3 objects are read with signed ranged GETs and a read-ahead buffer ([`S3Object`],
 //! module `s3`).
@@ -20,7 +20,7 @@ pub mod s3;
 pub(crate) mod testing;
 mod uri;
 
-pub use local::{list_media, LocalFile, MEDIA_EXTENSIONS};
+pub use local::{list_media, Growth, LocalFile, MEDIA_EXTENSIONS, RECORDING_SIDECAR_SUFFIX};
 pub use s3::S3Object;
 pub use uri::{Location, MediaPath, PlayMode, StreamUri};
 
@@ -36,6 +36,12 @@ pub trait ByteSource: Send + Sync + 'static {
     /// consumes about `bytes_per_second`. A source that fetches ahead (S3) sizes its
     /// read-ahead from it; others ignore it.
     fn begin_playback(&self, _bytes_per_second: u64) {}
+    /// For a file still being written (a recording in progress): its size now and
+    /// whether more may come; reads may then go up to that size. `None` (the default):
+    /// the source does not grow.
+    fn growth(&self) -> Option<Growth> {
+        None
+    }
 }
 
 impl<T: ByteSource + ?Sized> ByteSource for Box<T> {
@@ -47,6 +53,9 @@ impl<T: ByteSource + ?Sized> ByteSource for Box<T> {
     }
     fn begin_playback(&self, bytes_per_second: u64) {
         (**self).begin_playback(bytes_per_second);
+    }
+    fn growth(&self) -> Option<Growth> {
+        (**self).growth()
     }
 }
 

@@ -11,6 +11,12 @@
 //! at least half of [`READ_AHEAD_FRAMES`] is free, one blocking call reads that many frames
 //! (sending each as it is read, so the first frame of a stream is not held back) and gives
 //! the thread back. A stream at 80 frames a second takes a thread about twice a second.
+//!
+//! A source that has nothing *yet* (a recording still being written, read up to its
+//! end) says when to ask again ([`FrameSource::pending`]): the queue waits on a timer,
+//! not on a blocking thread.
+
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -27,8 +33,25 @@ const BATCH_FRAMES: usize = READ_AHEAD_FRAMES / 2;
 
 /// Anything that yields a stream's frames in order. Runs on a blocking thread.
 pub trait FrameSource: Send + 'static {
-    /// The next frame, `None` at the end.
+    /// The next frame, `None` at the end (or, see [`pending`](Self::pending), for now).
     fn next_frame(&mut self) -> Result<Option<Frame>, StreamError>;
+
+    /// After `next_frame` gave `None`: `Some(wait)` when more may still come (a file
+    /// still being written), to be asked again after `wait`; `None` (the default) when
+    /// that was the end.
+    fn pending(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// How a batch of reads ended.
+enum Batch {
+    /// Room ran out: read on when there is room again.
+    Full,
+    /// The source has nothing yet: ask again after this long.
+    Later(Duration),
+    /// The source ended or failed, or nobody listens.
+    Over,
 }
 
 /// One frame, or the reason the stream cannot go on; the queue ends after the last frame.
@@ -52,8 +75,15 @@ pub fn spawn_reader(source: impl FrameSource) -> mpsc::Receiver<ReadResult> {
                 (source, more)
             });
             match read.await {
-                Ok((back, true)) => source = back,
-                Ok((_, false)) => return,
+                Ok((back, Batch::Full)) => source = back,
+                Ok((back, Batch::Later(wait))) => {
+                    source = back;
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = tx.closed() => return,
+                    }
+                }
+                Ok((_, Batch::Over)) => return,
                 Err(e) => {
                     // A panic in a source: the stream fails rather than hangs.
                     warn!("frame reader stopped: {e}");
@@ -67,13 +97,12 @@ pub fn spawn_reader(source: impl FrameSource) -> mpsc::Receiver<ReadResult> {
     rx
 }
 
-/// Reads up to a batch of frames into `tx`; false when reading is over (the source ended
-/// or failed, or nobody listens any more).
-fn read_batch(source: &mut impl FrameSource, tx: &mpsc::Sender<ReadResult>) -> bool {
+/// Reads up to a batch of frames into `tx`, and says how it ended.
+fn read_batch(source: &mut impl FrameSource, tx: &mpsc::Sender<ReadResult>) -> Batch {
     for _ in 0..BATCH_FRAMES {
         let item = match source.next_frame() {
             Ok(Some(frame)) => Ok(frame),
-            Ok(None) => return false,
+            Ok(None) => return source.pending().map_or(Batch::Over, Batch::Later),
             Err(e) => {
                 warn!("read failed: {e}");
                 Err(e)
@@ -88,10 +117,10 @@ fn read_batch(source: &mut impl FrameSource, tx: &mpsc::Sender<ReadResult>) -> b
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         };
         if !sent || failed {
-            return false;
+            return Batch::Over;
         }
     }
-    true
+    Batch::Full
 }
 
 #[cfg(test)]
@@ -192,6 +221,51 @@ mod tests {
             grown <= crate::server::MAX_BLOCKING_THREADS + workers + 16,
             "{grown} threads for 200 streams"
         );
+    }
+
+    /// Three frames now, then nothing for a while, then three more and the end.
+    struct Gappy {
+        sent: i64,
+        gap_until: Option<std::time::Instant>,
+    }
+
+    impl FrameSource for Gappy {
+        fn next_frame(&mut self) -> Result<Option<Frame>, StreamError> {
+            if self.sent == 3 {
+                let until = *self
+                    .gap_until
+                    .get_or_insert_with(|| std::time::Instant::now() + Duration::from_millis(300));
+                if std::time::Instant::now() < until {
+                    return Ok(None);
+                }
+            }
+            if self.sent == 6 {
+                self.gap_until = None;
+                return Ok(None);
+            }
+            self.sent += 1;
+            Counter(self.sent - 1).next_frame()
+        }
+
+        fn pending(&self) -> Option<Duration> {
+            (self.sent < 6).then_some(Duration::from_millis(50))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_source_with_nothing_yet_is_asked_again_and_its_end_closes_the_queue() {
+        let mut frames = spawn_reader(Gappy {
+            sent: 0,
+            gap_until: None,
+        });
+        for expected in 1..=6 {
+            let frame = tokio::time::timeout(Duration::from_secs(10), frames.recv())
+                .await
+                .expect("a frame within 10 s");
+            assert_eq!(frame.unwrap().unwrap().dts_us, expected);
+        }
+        let end = tokio::time::timeout(Duration::from_secs(10), frames.recv()).await;
+        assert!(end.expect("the end within 10 s").is_none());
     }
 
     #[tokio::test]

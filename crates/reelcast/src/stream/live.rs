@@ -338,7 +338,12 @@ impl FrameSource for LoopingReader {
     fn next_frame(&mut self) -> Result<Option<Frame>, StreamError> {
         loop {
             let Some(mut frame) = self.reader.read_frame()? else {
-                if !self.looped || self.frames_this_pass == 0 || self.pass_us <= 0 {
+                // A recording still being written: not its end yet.
+                if self.reader.pending().is_some()
+                    || !self.looped
+                    || self.frames_this_pass == 0
+                    || self.pass_us <= 0
+                {
                     return Ok(None);
                 }
                 self.reader.rewind()?;
@@ -359,6 +364,10 @@ impl FrameSource for LoopingReader {
             }
             return Ok(Some(frame));
         }
+    }
+
+    fn pending(&self) -> Option<std::time::Duration> {
+        self.reader.pending()
     }
 }
 

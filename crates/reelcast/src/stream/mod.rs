@@ -2,7 +2,8 @@
 //! stream's sinks ([`Sink`](crate::media::Sink): the WebRTC feed today).
 //!
 //! Owns: opening a source as media (`reader`: demux, H.264 to Annex-B, AAC to Opus, once
-//! per stream; `budget`: the server-wide bound on what files' indexes hold), reading it ahead of the clock on shared blocking threads (`frame_queue`),
+//! per stream; `budget`: the server-wide bound on what files' indexes hold; `growing`: a
+//! recording still being written, followed as it grows), reading it ahead of the clock on shared blocking threads (`frame_queue`),
 //! real-time pacing (`clock`, `pacer`, `audio_pairs`), and a stream's life (`personal_vod`: personal VOD, one
 //! viewer from the file's start; `live`: a live translation shared by many viewers), and
 //! the list of what runs and the one way to start and stop it (`registry`), and how a
@@ -17,6 +18,7 @@ pub mod audio_pairs;
 pub mod budget;
 pub mod clock;
 pub mod frame_queue;
+pub mod growing;
 pub mod live;
 pub mod open;
 pub mod pacer;

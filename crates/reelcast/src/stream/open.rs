@@ -1,7 +1,8 @@
 //! Opening a stream's media: a parsed stream name in, a [`MediaReader`] out.
 //!
 //! The one place that knows which [`ByteSource`] serves which [`Location`], so personal
-//! VODs and live translations open local files and S3 objects the same way.
+//! VODs and live translations open local files (from `media_dir`, else `record_dir`)
+//! and S3 objects the same way.
 //! Blocking: call it on a blocking thread.
 
 use std::sync::Arc;
@@ -22,7 +23,14 @@ pub fn open_media(
     budget: &Arc<MemoryBudget>,
 ) -> Result<AnyReader, StreamError> {
     let source: Box<dyn ByteSource> = match location {
-        Location::Local(path) => Box::new(LocalFile::open(&settings.media_dir, path)?),
+        // `media_dir` first, so a recording never hides a file published there.
+        Location::Local(path) => Box::new(LocalFile::open_first(
+            &[
+                (&settings.media_dir, "media_dir"),
+                (&settings.record_dir, "record_dir"),
+            ],
+            path,
+        )?),
         Location::S3 {
             endpoint,
             bucket,

@@ -9,17 +9,27 @@
 //! Memory: the sample tables stay in the file and are read 4 KiB at a time per table as
 //! playback advances (`SampleLane`), so a 2-hour file costs what a 10-second one does;
 //! sample bytes are read one at a time; nothing is mapped or loaded whole.
+//!
+//! A recording still being written ([`ByteSource::growth`]) is read up to its live edge
+//! and followed as it grows (`growing`): at the end of what is indexed the reader says
+//! "nothing yet" ([`FrameSource::pending`]) instead of ending, until the recording is
+//! finished.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use codec::audio::AacToOpus;
 use codec::h264::{self, AvcConfig};
-use mp4::{Codec, Movie, MovieOpener, OpenStep, SampleInfo, SampleWalker, Track, WalkStep};
+use mp4::{
+    Codec, FragmentFollower, Movie, MovieOpener, OpenStep, SampleIndex, SampleInfo, SampleTable,
+    SampleWalker, Track, WalkStep,
+};
 use tracing::warn;
 
 use super::budget::{MemoryBudget, Reservation};
 use super::frame_queue::FrameSource;
+use super::growing::{Check, GrowingFile, POLL_INTERVAL};
 use super::pacer::AUDIO_LEAD_US;
 use super::StreamError;
 use crate::media::{Frame, MediaKind};
@@ -143,8 +153,20 @@ pub struct MediaReader<S: ByteSource> {
     audio: Option<AudioTrack>,
     annex_b: Vec<u8>,
     /// What the sample index (fragmented files) holds of the server's budget.
-    _index_memory: Reservation,
+    index_memory: Reservation,
+    /// A recording still being written: followed until it is finished.
+    growing: Option<GrowingFile>,
+    /// Which of the movie's tracks the video and audio lanes play (to append a growing
+    /// file's new fragments to).
+    track_of: [Option<usize>; 2],
+    /// Set when `read_frame` gave `None` at a growing file's live edge.
+    pending: Option<Duration>,
 }
+
+/// A track of a growing file holding back the other track's frames is taken as silent
+/// once the other is this far past its end (a recording with a track that gets no
+/// samples must still play).
+const TRACK_LAG_US: i64 = 2_000_000;
 
 impl<S: ByteSource> MediaReader<S> {
     /// Reads the movie's structure and prepares the tracks we can play, with no bound
@@ -156,13 +178,14 @@ impl<S: ByteSource> MediaReader<S> {
     /// Reads the movie's structure and prepares the tracks we can play; the memory the
     /// file's index needs is held from `budget` while the reader lives.
     pub fn open_within(source: S, budget: &Arc<MemoryBudget>) -> Result<Self, StreamError> {
-        let (movie, index_memory) = open_movie(&source, budget)?;
+        let (movie, index_memory, follower) = open_movie(&source, budget)?;
         refuse_cut_short(&movie, source.size())?;
         let mut info = MediaInfo::default();
         let mut video = None;
         let mut audio = None;
         let mut unsupported = Vec::new();
-        for track in movie.tracks {
+        let mut track_of = [None, None];
+        for (n, track) in movie.tracks.into_iter().enumerate() {
             match &track.codec {
                 Codec::H264 {
                     avcc,
@@ -191,6 +214,7 @@ impl<S: ByteSource> MediaReader<S> {
                         lane: SampleLane::new(track),
                         avc,
                     });
+                    track_of[0] = Some(n);
                 }
                 Codec::Aac {
                     audio_specific_config,
@@ -209,6 +233,7 @@ impl<S: ByteSource> MediaReader<S> {
                         _busy: Some(TranscoderBusy::start()),
                         aac: None,
                     });
+                    track_of[1] = Some(n);
                 }
                 Codec::Opus { .. } if audio.is_none() => {
                     info.has_audio = true;
@@ -221,6 +246,7 @@ impl<S: ByteSource> MediaReader<S> {
                         _busy: None,
                         aac: None,
                     });
+                    track_of[1] = Some(n);
                 }
                 Codec::Unsupported { fourcc } => {
                     unsupported.push(String::from_utf8_lossy(fourcc).into_owned());
@@ -249,14 +275,64 @@ impl<S: ByteSource> MediaReader<S> {
             return Err(StreamError::WrongFormat(B_FRAMES_REFUSED.into()));
         }
         source.begin_playback(bytes_per_second(source.size(), info.duration_us));
-        Ok(MediaReader {
+        let mut reader = MediaReader {
             source,
             info,
             video,
             audio,
             annex_b: Vec::new(),
-            _index_memory: index_memory,
-        })
+            index_memory,
+            growing: follower.map(GrowingFile::new),
+            track_of,
+            pending: None,
+        };
+        // What is already written is indexed before the first frame.
+        reader.follow_growth()?;
+        Ok(reader)
+    }
+
+    /// True while the file is a recording still being written.
+    pub fn is_growing(&self) -> bool {
+        self.growing.is_some()
+    }
+
+    /// Looks for new whole fragments of a growing file and appends them to the lanes'
+    /// tracks, holding what the index grows by from the budget. Once the recording is
+    /// finished, the reader reads to the end as for any file.
+    fn follow_growth(&mut self) -> Result<Check, StreamError> {
+        let Some(mut growing) = self.growing.take() else {
+            return Ok(Check::Finished);
+        };
+        let [video_at, audio_at] = self.track_of;
+        let (video, audio) = (&mut self.video, &mut self.audio);
+        let check = growing.check(&self.source, |track, piece: &SampleIndex| {
+            let lane = if Some(track) == video_at {
+                video.as_mut().map(|v| &mut v.lane)
+            } else if Some(track) == audio_at {
+                audio.as_mut().map(|a| &mut a.lane)
+            } else {
+                None
+            };
+            if let Some(SampleTable::Indexed(index)) = lane.map(|l| &mut l.track.samples) {
+                index.append(piece);
+            }
+            Ok(())
+        })?;
+        let held: usize = [
+            self.video.as_ref().map(|v| &v.lane),
+            self.audio.as_ref().map(|a| &a.lane),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|l| l.track.samples.heap_bytes())
+        .sum();
+        self.index_memory
+            .resize(held as u64)
+            .map_err(|e| over_budget(e.limit))?;
+        if check != Check::Finished {
+            self.growing = Some(growing);
+        }
+        Ok(check)
     }
 
     /// What viewers and the REST API are told about the media.
@@ -310,15 +386,65 @@ impl<S: ByteSource> MediaReader<S> {
     /// taken in AAC order it would follow the pictures of the next 20–60 ms and reach the
     /// browser that much after its sender-report time. The browser's A/V sync corrects
     /// that only a few ms a second: the sound of the first seconds came late.
+    ///
+    /// A growing file: at the end of what is indexed, the reader looks for new fragments;
+    /// with none yet it returns `None` and [`FrameSource::pending`] says when to ask
+    /// again. A frame of one track goes out while the other is at its end only when it
+    /// comes before that end (so the order stays right) or [`TRACK_LAG_US`] after it.
     pub fn read_frame(&mut self) -> Result<Option<Frame>, StreamError> {
-        let video_dts = match self.video.as_mut() {
-            Some(v) => v.lane.next_dts_us(&self.source)?,
-            None => None,
+        self.pending = None;
+        loop {
+            let growing = self.growing.is_some();
+            let video_dts = match self.video.as_mut() {
+                Some(v) => v.lane.next_dts_us(&self.source)?,
+                None => None,
+            };
+            let audio_dts = match self.audio.as_mut() {
+                Some(a) => a.next_dts_us(&self.source, growing)?,
+                None => None,
+            };
+            let video_ended = self.video.is_some() && video_dts.is_none();
+            let audio_ended = self.audio.is_some() && audio_dts.is_none();
+            if growing && (video_ended || audio_ended) {
+                match self.follow_growth()? {
+                    Check::Grew | Check::Finished => continue,
+                    Check::Waiting => {
+                        if !self.may_pass_ended_track(video_dts, audio_dts) {
+                            self.pending = Some(POLL_INTERVAL);
+                            return Ok(None);
+                        }
+                    }
+                }
+            }
+            return self.take_next(video_dts, audio_dts);
+        }
+    }
+
+    /// One track of a growing file is at its end: may the other's next frame (at
+    /// `video_dts` / `audio_dts`) go out before more of the ended one comes?
+    fn may_pass_ended_track(&self, video_dts: Option<i64>, audio_dts: Option<i64>) -> bool {
+        // The end of a track in stream time; later samples of it come after it. Opus
+        // packets leave AUDIO_LEAD_US early and the transcoder holds a frame or two.
+        let end_of = |lane: &SampleLane, margin: i64| lane.track.duration_us() - margin;
+        let (next, ended_end) = match (video_dts, audio_dts) {
+            (Some(v), None) => match &self.audio {
+                Some(a) => (v, end_of(&a.lane, AUDIO_LEAD_US + 50_000)),
+                None => return true,
+            },
+            (None, Some(a)) => match &self.video {
+                Some(v) => (a, end_of(&v.lane, 0)),
+                None => return true,
+            },
+            _ => return false,
         };
-        let audio_dts = match self.audio.as_mut() {
-            Some(a) => a.next_dts_us(&self.source)?,
-            None => None,
-        };
+        next < ended_end || next >= ended_end + TRACK_LAG_US
+    }
+
+    fn take_next(
+        &mut self,
+        video_dts: Option<i64>,
+        audio_dts: Option<i64>,
+    ) -> Result<Option<Frame>, StreamError> {
         match (video_dts, audio_dts) {
             (None, None) => Ok(None),
             (Some(v), Some(a)) if a < v => Ok(self.take_audio()),
@@ -367,10 +493,18 @@ impl AudioTrack {
     /// one (`None` at the end of the track, after what the transcoder still held). With
     /// AAC asked for, the earlier of the next Opus packet and the next AAC unit: an AAC
     /// unit is read before the packets made from it come out, so it is always queued
-    /// by the time a packet of a later time is.
-    fn next_dts_us(&mut self, source: &impl ByteSource) -> Result<Option<i64>, StreamError> {
+    /// by the time a packet of a later time is. `growing`: more samples may still come,
+    /// so the transcoder keeps what it holds (flushing ends its run).
+    fn next_dts_us(
+        &mut self,
+        source: &impl ByteSource,
+        growing: bool,
+    ) -> Result<Option<i64>, StreamError> {
         while self.pending.is_empty() {
             let Some((i, sample)) = self.lane.take(source)? else {
+                if growing {
+                    break;
+                }
                 if let AudioCodec::Aac(t) = &mut self.codec {
                     // Empty once flushed: the transcoder's run is over.
                     if let Ok(packets) = t.flush() {
@@ -423,6 +557,10 @@ impl<S: ByteSource> FrameSource for MediaReader<S> {
     fn next_frame(&mut self) -> Result<Option<Frame>, StreamError> {
         self.read_frame()
     }
+
+    fn pending(&self) -> Option<Duration> {
+        self.pending
+    }
 }
 
 fn opus_frame(p: codec::audio::OpusPacket) -> Frame {
@@ -443,27 +581,25 @@ fn audio_frame(pts_us: i64, data: &[u8]) -> Frame {
 /// Runs the demuxer's open loop over `source`. What the opener holds (the read in hand,
 /// twice: ours and its copy; the index built so far) is reserved from `budget` before
 /// each read, and the finished index stays reserved.
+/// A growing file (a recording being written) is opened up to its first fragment and
+/// comes with the follower of its fragments.
 fn open_movie(
     source: &impl ByteSource,
     budget: &Arc<MemoryBudget>,
-) -> Result<(Movie, Reservation), StreamError> {
+) -> Result<(Movie, Reservation, Option<FragmentFollower>), StreamError> {
     let size = source.size();
     if size == 0 {
         return Err(StreamError::WrongFormat("file is empty".into()));
     }
-    let over_budget = |limit: u64| {
-        StreamError::ReadFailed(format!(
-            "the memory for file indexes is in use by other streams \
-             (vod_index_memory_mb={}); try again later",
-            limit >> 20
-        ))
-    };
     let mut held = budget.reserve();
     // Paged: the sample tables stay in the file (see the module docs). Fragmented files
     // are indexed in memory: one file may not take more than the budget, nor the
     // demuxer's own limit.
     let mut opener = MovieOpener::paged(size);
     opener.set_index_limit(mp4::DEFAULT_INDEX_LIMIT.min(budget.limit()));
+    if source.growth().is_some_and(|g| g.writing) {
+        opener.leave_fragments();
+    }
     loop {
         match opener
             .poll()
@@ -473,7 +609,7 @@ fn open_movie(
                 let index: usize = movie.tracks.iter().map(|t| t.samples.heap_bytes()).sum();
                 held.resize(index as u64)
                     .map_err(|e| over_budget(e.limit))?;
-                return Ok((movie, held));
+                return Ok((movie, held, opener.take_follower()));
             }
             OpenStep::Read { offset, len } => {
                 let in_hand = opener.index_bytes().saturating_add(len.saturating_mul(2));
@@ -486,6 +622,14 @@ fn open_movie(
             }
         }
     }
+}
+
+fn over_budget(limit: u64) -> StreamError {
+    StreamError::ReadFailed(format!(
+        "the memory for file indexes is in use by other streams \
+         (vod_index_memory_mb={}); try again later",
+        limit >> 20
+    ))
 }
 
 /// Fails a file whose sample tables point past its end (the first part of a download or
