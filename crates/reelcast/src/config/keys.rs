@@ -247,6 +247,11 @@ pub static TABLE: &[Key] = &[
         "TCP port of the WebSocket signalling over TLS; bound only with a certificate.",
     ),
     Key::new(
+        "hls.https.port",
+        field!(hls_https_port: Opt<Port>),
+        "TCP port serving HLS over TLS (WCS: 8445); needs https.cert; not set: none.",
+    ),
+    Key::new(
         "keep_alive.server_interval",
         field!(keep_alive_server_interval: PositiveMillis),
         "Milliseconds between the server's pings on each WebSocket session.",

@@ -71,6 +71,9 @@ pub struct Settings {
     pub https_port: u16,
     /// `wss.port`: WCS WebSocket signalling over TLS; bound only with a certificate.
     pub wss_port: u16,
+    /// `hls.https.port`: HLS (as on `hls.port`) over TLS with `https.cert` (WCS: 8445);
+    /// `None`: no HLS over TLS.
+    pub hls_https_port: Option<u16>,
     /// `https.cert`: PEM certificate chain (server certificate first) for HTTPS and WSS.
     pub https_cert: Option<PathBuf>,
     /// `https.key`: the PEM private key of `https.cert`.
@@ -176,6 +179,7 @@ impl Default for Settings {
             rest_auth_users: Vec::new(),
             https_port: 8444,
             wss_port: 8443,
+            hls_https_port: None,
             https_cert: None,
             https_key: None,
             keep_alive_server_interval: Duration::from_millis(5_000),
@@ -212,6 +216,11 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// Whether translations are served over HLS: `hls.port` or `hls.https.port` is set.
+    pub fn hls_enabled(&self) -> bool {
+        self.hls_port.is_some() || self.hls_https_port.is_some()
+    }
+
     /// The WebRTC UDP port: `media_port`, else `media_port_from` (WCS's range, which a
     /// WCS firewall already opens).
     pub fn udp_port(&self) -> u16 {
