@@ -1,7 +1,8 @@
 //! The server: binds the ports the settings name and wires the parts together (what
 //! the handlers share, [`ServerContext`], lives below them in [`crate::context`]).
 //!
-//! - HTTP (`http.port`, 8081): the demo page, `/api/files`, WHEP, the REST API
+//! - HTTP (`http.port`, 8081): the demo page, `/api/files`, `/api/hls` (the demo page's
+//!   HLS player settings), WHEP, the REST API
 //!   (`/rest-api/...`, see [`crate::rest`]).
 //! - WebSocket (`ws.port`, 8080): the WCS protocol, on any path.
 //! - With `https.cert` and `https.key`: the same HTTP app over TLS (`https.port`, 8444)
@@ -274,6 +275,7 @@ pub async fn launch(
     let http_app = Router::new()
         .route("/", get(|| async { Html(INDEX_HTML) }))
         .route("/api/files", get(files))
+        .route("/api/hls", get(hls_player))
         .merge(crate::admin::router(&ctx.settings))
         .merge(whep)
         .nest("/rest-api", rest_api)
@@ -424,6 +426,17 @@ async fn files(State(ctx): State<Arc<ServerContext>>) -> impl IntoResponse {
         .await
         .unwrap_or_default();
     Json(list)
+}
+
+/// What the demo page's HLS player needs: the HLS ports (the page builds the URL from its
+/// own host name) and where to load hls.js from.
+async fn hls_player(State(ctx): State<Arc<ServerContext>>) -> impl IntoResponse {
+    let s = &ctx.settings;
+    Json(serde_json::json!({
+        "port": s.hls_port,
+        "httpsPort": s.hls_https_port,
+        "player": s.hls_player_url,
+    }))
 }
 
 async fn ws_upgrade(

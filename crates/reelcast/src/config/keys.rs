@@ -27,7 +27,7 @@ use super::s3::{Addressing, AllowedEndpoints, Credentials, Endpoint};
 use super::settings::Settings;
 use super::values::{
     Bool, Count, Form, HookSeconds, HookUrl, Ip, IpList, LogFormat, MessageBytes, Mib, Millis,
-    MillisNumber, Opt, Origins, Path, Port, PositiveMillis, RestUsers, Token,
+    MillisNumber, Opt, Origins, Path, Port, PositiveMillis, RestUsers, ScriptUrl, Token,
 };
 
 /// Prefix of the environment variables that set keys (`REELCAST_HTTP_PORT`).
@@ -214,6 +214,11 @@ pub static TABLE: &[Key] = &[
         "hls_max_window_mb",
         field!(hls_max_window_mb: Count<u64>),
         "MiB one stream's HLS segments may hold in memory; the oldest leave first.",
+    ),
+    Key::new(
+        "hls_player_url",
+        field!(hls_player_url: ScriptUrl),
+        "Where the demo page loads hls.js from (URL or /path); native HLS without MSE.",
     ),
     Key::new(
         "disable_rest_auth",

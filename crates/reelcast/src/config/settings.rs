@@ -62,6 +62,8 @@ pub struct Settings {
     pub ll_hls_part_target: Duration,
     /// `hls_max_window_mb`: what one stream's segments may hold in memory, MiB.
     pub hls_max_window_mb: u64,
+    /// `hls_player_url`: the hls.js script the demo page's HLS player loads.
+    pub hls_player_url: String,
     /// `disable_rest_auth`: `false` turns on HTTP Basic auth for REST.
     pub disable_rest_auth: bool,
     /// `rest_auth_users`: who may call REST when auth is on, as `user:password` pairs
@@ -175,6 +177,7 @@ impl Default for Settings {
             hls_target_duration: Duration::from_millis(2000),
             ll_hls_part_target: Duration::from_millis(500),
             hls_max_window_mb: 64,
+            hls_player_url: DEFAULT_HLS_PLAYER_URL.into(),
             disable_rest_auth: true,
             rest_auth_users: Vec::new(),
             https_port: 8444,
@@ -214,6 +217,11 @@ impl Default for Settings {
         }
     }
 }
+
+/// hls.js from a public CDN, at the version the tests play with (pinned: the page runs it
+/// on the server's own origin, so a moving version would run code nobody here has read).
+pub const DEFAULT_HLS_PLAYER_URL: &str =
+    "https://cdn.jsdelivr.net/npm/hls.js@1.7.4/dist/hls.min.js";
 
 impl Settings {
     /// Whether translations are served over HLS: `hls.port` or `hls.https.port` is set.
