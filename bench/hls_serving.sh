@@ -2,7 +2,7 @@
 # Benchmark (not a test): HLS segment and part serving, reelcast vs nginx, per core.
 #
 #   bench/hls_serving.sh        # after: cargo build --release -p reelcast
-#   DURATION=10 CONNS=16 ROUNDS=2 bench/hls_serving.sh
+#   DURATION=10 CONNS=16 ROUNDS=2 WHAT="segment part" bench/hls_serving.sh
 #
 # Needs Debian's `nginx-light` and `wrk` (apt-get install nginx-light wrk). Everything is
 # on loopback. reelcast runs a looped translation of media/sample.mp4 (640x360 H.264 +
@@ -129,7 +129,7 @@ echo "| what | server | round | requests/s | MB/s | server CPU s | MB per CPU-se
 echo "|---|---|---|---|---|---|---|---|"
 declare -A sum_bytes sum_cpu sum_reqs
 for round in $(seq "$ROUNDS"); do
-  for what in segment part; do
+  for what in ${WHAT:-segment part}; do
     file=$segment; [[ $what == part ]] && file=$part
     for srv in reelcast nginx; do
       if [[ $srv == reelcast ]]; then pid=$reelcast_pid; url="$base/$file"; else pid=$nginx_worker; url="http://127.0.0.1:$nginx_port/bench/$file"; fi
@@ -145,7 +145,7 @@ done
 echo
 echo "| what | reelcast MB per CPU-s | reelcast net of idle | nginx MB per CPU-s | reelcast / nginx | net / nginx | reelcast req per CPU-s (net) | nginx req per CPU-s |"
 echo "|---|---|---|---|---|---|---|---|"
-for what in segment part; do
+for what in ${WHAT:-segment part}; do
   python3 -c "
 cpu = max(${sum_cpu[$what/reelcast]}, 0.01)
 net = max(cpu - $ROUNDS * $idle_cpu, 0.01)
