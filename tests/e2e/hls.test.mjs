@@ -9,7 +9,9 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import {
   REPO, assertServerUp, freeTcpPort, launchBrowser, startServer, withServerLog,
@@ -18,15 +20,17 @@ import {
 const HLS_JS = path.join(REPO, 'tests', 'e2e', 'node_modules', 'hls.js', 'dist', 'hls.min.js');
 const NAME = encodeURIComponent('vod-live://sample.mp4');
 
-/** Runs `cmd` with `args` (60 s at most); resolves { code, stderr }. */
+/** Runs `cmd` with `args` (60 s at most); resolves { code, stdout, stderr }. */
 function run(cmd, args) {
   return new Promise((resolve, reject) => {
-    const proc = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
     let stderr = '';
+    proc.stdout.on('data', (c) => { stdout += c; });
     proc.stderr.on('data', (c) => { stderr += c; });
     const timer = setTimeout(() => proc.kill('SIGKILL'), 60000);
     proc.on('error', (e) => { clearTimeout(timer); reject(e); });
-    proc.on('exit', (code) => { clearTimeout(timer); resolve({ code, stderr }); });
+    proc.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
   });
 }
 
@@ -152,6 +156,43 @@ describe('HLS of live translations', { timeout: 240000 }, () => {
     const probe = await run('ffprobe', ['-hide_banner', '-v', 'error', url]);
     assert.equal(probe.code, 0, `ffprobe failed: ${probe.stderr}`);
     assert.equal(probe.stderr.trim(), '', 'ffprobe reports nothing wrong');
+    await assertServerUp(server);
+  });
+});
+
+describe('HLS over HTTPS (hls.https.port) with the configured certificate', { timeout: 120000 }, () => {
+  let server, dir, hlsPort;
+  before(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'reelcast-hls-tls-'));
+    const cert = path.join(dir, 'cert.pem');
+    const key = path.join(dir, 'key.pem');
+    // Throws (a failure, never a skip) when the openssl CLI is missing.
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert,
+      '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'pipe' });
+    hlsPort = await freeTcpPort();
+    // HLS only over TLS here: no hls.port, so nothing can pass through a plain port.
+    server = await startServer({
+      settings: {
+        'https.cert': cert, 'https.key': key, 'https.port': await freeTcpPort(),
+        'wss.port': await freeTcpPort(), 'hls.https.port': hlsPort, vod_live_loop: 'true',
+      },
+    });
+  }, { timeout: 60000 });
+  after(async () => {
+    if (server) await server.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('ffmpeg reads the playlist and its segments over https with no error', { timeout: 90000 }, async () => {
+    const url = `https://127.0.0.1:${hlsPort}/${NAME}/${NAME}.m3u8`;
+    // ffmpeg does not check certificates unless told to (tls_verify): the self-signed one passes.
+    const result = await run('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'warning', '-i', url, '-t', '4', '-f', 'null', '-']);
+    assert.equal(result.code, 0, `ffmpeg failed: ${result.stderr}`);
+    assert.doesNotMatch(result.stderr, /error/i, result.stderr);
+    const probe = await run('ffprobe', ['-hide_banner', '-v', 'error', '-show_entries', 'stream=codec_name', '-of', 'csv=p=0', url]);
+    assert.equal(probe.code, 0, `ffprobe failed: ${probe.stderr}`);
+    assert.equal(probe.stderr.trim(), '', 'ffprobe reports nothing wrong');
+    assert.deepEqual([...new Set(probe.stdout.split('\n').filter(Boolean))].sort(), ['aac', 'h264'], 'H.264 and AAC over https');
     await assertServerUp(server);
   });
 });

@@ -1,11 +1,14 @@
 //! The server: binds the ports the settings name and wires the parts together (what
 //! the handlers share, [`ServerContext`], lives below them in [`crate::context`]).
 //!
-//! - HTTP (`http.port`, 8081): the demo page, `/api/files`, WHEP, WHIP, the REST API
+//! - HTTP (`http.port`, 8081): the demo page, `/api/files`, `/api/hls` (the demo page's
+//!   HLS player settings), WHEP, WHIP, the REST
+//!   API
 //!   (`/rest-api/...`, see [`crate::rest`]).
 //! - WebSocket (`ws.port`, 8080): the WCS protocol, on any path.
 //! - With `https.cert` and `https.key`: the same HTTP app over TLS (`https.port`, 8444)
-//!   and the same WebSocket over TLS (`wss.port`, 8443), see [`crate::tls`].
+//!   and the same WebSocket over TLS (`wss.port`, 8443), see [`crate::tls`]; with
+//!   `hls.https.port` (WCS: 8445) too, the HLS app over TLS.
 //! - UDP (`media_port`, else `media_port_from`, 31001): every viewer's WebRTC traffic (see
 //!   [`crate::webrtc`]); dual-stack when bound to every address.
 //!
@@ -64,6 +67,8 @@ pub struct BoundPorts {
     pub metrics: Option<SocketAddr>,
     /// `hls.port`, when set.
     pub hls: Option<SocketAddr>,
+    /// `hls.https.port`, when set (it needs a certificate).
+    pub hls_https: Option<SocketAddr>,
 }
 
 /// The most threads blocking work may use at once. An S3 read waiting for a stalled
@@ -181,6 +186,16 @@ pub async fn launch(
 
     let http = bind_tcp(bind_ip, settings.http_port, "http.port").await?;
     let ws = bind_tcp(bind_ip, settings.ws_port, "ws.port").await?;
+    // Settings loading refuses hls.https.port without a certificate; a Settings built in
+    // code without one gets no HLS over TLS rather than a port that cannot handshake.
+    let hls_https = match (&acceptor, settings.hls_https_port) {
+        (Some(acceptor), Some(port)) => Some(TlsListener::new(
+            bind_tcp(bind_ip, port, "hls.https.port").await?,
+            acceptor.clone(),
+            port_gate(&settings),
+        )?),
+        _ => None,
+    };
     let (https, wss) = match acceptor {
         Some(acceptor) => {
             let https = bind_tcp(bind_ip, settings.https_port, "https.port").await?;
@@ -218,6 +233,7 @@ pub async fn launch(
             .as_ref()
             .map(tokio::net::TcpListener::local_addr)
             .transpose()?,
+        hls_https: hls_https.as_ref().map(TlsListener::local_addr),
     };
 
     let index_budget = MemoryBudget::new(settings.vod_index_memory_mb.saturating_mul(1 << 20));
@@ -271,14 +287,15 @@ pub async fn launch(
     let http_app = Router::new()
         .route("/", get(|| async { Html(INDEX_HTML) }))
         .route("/api/files", get(files))
+        .route("/api/hls", get(hls_player))
         .merge(crate::admin::router(&ctx.settings))
         .merge(whep)
         .nest("/rest-api", rest_api)
         // A request body that stops coming ends the request (bodies are read whole).
         .layer(RequestBodyTimeoutLayer::new(ctx.settings.http_idle_timeout))
         .with_state(ctx.clone());
-    // HLS on its own port, with the same connection caps as the others; a blocked
-    // playlist reload holds its connection's slot while it waits.
+    // HLS on its own port (and over TLS on hls.https.port), with the same connection caps
+    // as the others; a blocked playlist reload holds its connection's slot while it waits.
     let (hls_gate, hls_app) = (
         port_gate(&ctx.settings),
         crate::hls_http::router(ctx.clone()),
@@ -308,6 +325,9 @@ pub async fn launch(
         }
         if let Some(listener) = wss {
             servers.spawn(tls::serve(listener, ws_app, limits));
+        }
+        if let Some(listener) = hls_https {
+            servers.spawn(tls::serve(listener, hls_app.clone(), limits));
         }
         if let Some(listener) = hls {
             servers.spawn(http_conn::serve_tcp(listener, hls_gate, hls_app, limits));
@@ -418,6 +438,17 @@ async fn files(State(ctx): State<Arc<ServerContext>>) -> impl IntoResponse {
         .await
         .unwrap_or_default();
     Json(list)
+}
+
+/// What the demo page's HLS player needs: the HLS ports (the page builds the URL from its
+/// own host name) and where to load hls.js from.
+async fn hls_player(State(ctx): State<Arc<ServerContext>>) -> impl IntoResponse {
+    let s = &ctx.settings;
+    Json(serde_json::json!({
+        "port": s.hls_port,
+        "httpsPort": s.hls_https_port,
+        "player": s.hls_player_url,
+    }))
 }
 
 async fn ws_upgrade(

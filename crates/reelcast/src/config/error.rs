@@ -79,6 +79,8 @@ pub enum ConfigError {
         missing: &'static str,
         origin: Origin,
     },
+    #[error("hls.https.port (from {origin}) needs a certificate: set https.cert and https.key")]
+    HlsHttpsWithoutCert { origin: Origin },
     #[error("media_dir {} (from {origin}) cannot be read: {reason}", path.display())]
     MediaDirUnreadable {
         path: PathBuf,

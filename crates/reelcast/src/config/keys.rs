@@ -28,7 +28,7 @@ use super::s3::{Addressing, AllowedEndpoints, Credentials, Endpoint};
 use super::settings::Settings;
 use super::values::{
     Bool, Count, Form, HookSeconds, HookUrl, Ip, IpList, LogFormat, MessageBytes, Mib, Millis,
-    MillisNumber, Opt, Origins, Path, Port, PositiveMillis, RestUsers, Token,
+    MillisNumber, Opt, Origins, Path, Port, PositiveMillis, RestUsers, ScriptUrl, Token,
 };
 
 /// Prefix of the environment variables that set keys (`REELCAST_HTTP_PORT`).
@@ -242,6 +242,11 @@ pub static TABLE: &[Key] = &[
         "MiB one stream's HLS segments may hold in memory; the oldest leave first.",
     ),
     Key::new(
+        "hls_player_url",
+        field!(hls_player_url: ScriptUrl),
+        "Where the demo page loads hls.js from (URL or /path); native HLS without MSE.",
+    ),
+    Key::new(
         "disable_rest_auth",
         field!(disable_rest_auth: Bool),
         "false turns on HTTP Basic authentication for the REST API.",
@@ -271,6 +276,11 @@ pub static TABLE: &[Key] = &[
         "wss.port",
         field!(wss_port: Port),
         "TCP port of the WebSocket signalling over TLS; bound only with a certificate.",
+    ),
+    Key::new(
+        "hls.https.port",
+        field!(hls_https_port: Opt<Port>),
+        "TCP port serving HLS over TLS (WCS: 8445); needs https.cert; not set: none.",
     ),
     Key::new(
         "keep_alive.server_interval",

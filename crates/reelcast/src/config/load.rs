@@ -237,6 +237,11 @@ fn check_combinations(
             origin: origin("disable_rest_auth"),
         });
     }
+    if settings.hls_https_port.is_some() && settings.https_cert.is_none() {
+        return Err(ConfigError::HlsHttpsWithoutCert {
+            origin: origin("hls.https.port"),
+        });
+    }
     match (&settings.https_cert, &settings.https_key) {
         (Some(_), None) => Err(ConfigError::TlsIncomplete {
             given: "https.cert",
@@ -636,6 +641,32 @@ mod tests {
         assert!(!loaded.settings.disable_rest_auth);
         assert_eq!(loaded.settings.rest_auth_users[0].name, "admin");
         assert!(loaded.summary().contains("rest_auth_users = <hidden>"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn hls_https_port_needs_a_certificate() {
+        assert_eq!(Settings::default().hls_https_port, None);
+        let (dir, file) = setup("hls-tls", "");
+        std::fs::write(&file, format!("{}hls.https.port=8445\n", media_line(&dir))).unwrap();
+        let err = load(&sources(&file, &[], vec![])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "hls.https.port (from {} line 2) needs a certificate: set https.cert and https.key",
+                file.display()
+            )
+        );
+        let loaded = load(&sources(
+            &file,
+            &[],
+            vec![
+                Override::parse_set("https.cert=/x/cert.pem").unwrap(),
+                Override::parse_set("https.key=/x/key.pem").unwrap(),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(loaded.settings.hls_https_port, Some(8445));
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -73,6 +73,8 @@ pub struct Settings {
     pub ll_hls_part_target: Duration,
     /// `hls_max_window_mb`: what one stream's segments may hold in memory, MiB.
     pub hls_max_window_mb: u64,
+    /// `hls_player_url`: the hls.js script the demo page's HLS player loads.
+    pub hls_player_url: String,
     /// `disable_rest_auth`: `false` turns on HTTP Basic auth for REST.
     pub disable_rest_auth: bool,
     /// `rest_auth_users`: who may call REST when auth is on, as `user:password` pairs
@@ -82,6 +84,9 @@ pub struct Settings {
     pub https_port: u16,
     /// `wss.port`: WCS WebSocket signalling over TLS; bound only with a certificate.
     pub wss_port: u16,
+    /// `hls.https.port`: HLS (as on `hls.port`) over TLS with `https.cert` (WCS: 8445);
+    /// `None`: no HLS over TLS.
+    pub hls_https_port: Option<u16>,
     /// `https.cert`: PEM certificate chain (server certificate first) for HTTPS and WSS.
     pub https_cert: Option<PathBuf>,
     /// `https.key`: the PEM private key of `https.cert`.
@@ -190,10 +195,12 @@ impl Default for Settings {
             hls_target_duration: Duration::from_millis(2000),
             ll_hls_part_target: Duration::from_millis(500),
             hls_max_window_mb: 64,
+            hls_player_url: DEFAULT_HLS_PLAYER_URL.into(),
             disable_rest_auth: true,
             rest_auth_users: Vec::new(),
             https_port: 8444,
             wss_port: 8443,
+            hls_https_port: None,
             https_cert: None,
             https_key: None,
             keep_alive_server_interval: Duration::from_millis(5_000),
@@ -230,7 +237,17 @@ impl Default for Settings {
     }
 }
 
+/// hls.js from a public CDN, at the version the tests play with (pinned: the page runs it
+/// on the server's own origin, so a moving version would run code nobody here has read).
+pub const DEFAULT_HLS_PLAYER_URL: &str =
+    "https://cdn.jsdelivr.net/npm/hls.js@1.7.4/dist/hls.min.js";
+
 impl Settings {
+    /// Whether translations are served over HLS: `hls.port` or `hls.https.port` is set.
+    pub fn hls_enabled(&self) -> bool {
+        self.hls_port.is_some() || self.hls_https_port.is_some()
+    }
+
     /// The WebRTC UDP port: `media_port`, else `media_port_from` (WCS's range, which a
     /// WCS firewall already opens).
     pub fn udp_port(&self) -> u16 {

@@ -241,6 +241,29 @@ impl Form for HookUrl {
     }
 }
 
+/// `hls_player_url`: where the demo page loads its HLS player script from: an absolute
+/// http(s) URL with a host, or a path on the server's own origin (`/...`), kept as written.
+pub struct ScriptUrl;
+
+impl Form for ScriptUrl {
+    type Value = String;
+    fn parse(text: &str) -> Result<String, &'static str> {
+        const EXPECTED: &str = "expected an http:// or https:// URL, or a path starting with /";
+        let path = text.starts_with('/') && !text.starts_with("//");
+        let web = url::Url::parse(text)
+            .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some());
+        // The page writes it into a script element's src: no quotes or spaces to escape.
+        let plain =
+            !text.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '<');
+        ((path || web) && plain)
+            .then(|| text.to_string())
+            .ok_or(EXPECTED)
+    }
+    fn show(value: &String) -> String {
+        value.clone()
+    }
+}
+
 /// `rest_request_timeout` in seconds. WCS reads 0 as "no limit"; a hook nobody answers
 /// must not hold a client forever, so 0 is the longest allowed wait, 60 s.
 pub struct HookSeconds;

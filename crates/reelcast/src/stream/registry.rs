@@ -259,7 +259,7 @@ impl Registry {
     pub fn sinks_for(&self, stream: StreamId, hls: Option<HlsOf<'_>>) -> Sinks {
         let webrtc = self.rtc_feeds.sink(stream);
         let mut sinks = vec![webrtc];
-        if let Some(HlsOf { id, info }) = hls.filter(|_| self.settings.hls_port.is_some()) {
+        if let Some(HlsOf { id, info }) = hls.filter(|_| self.settings.hls_enabled()) {
             let segmenter = Segmenter::new(
                 micros(self.settings.hls_target_duration),
                 micros(self.settings.ll_hls_part_target),
@@ -297,7 +297,7 @@ impl Registry {
             return Err(StartError::NameInUse);
         }
         let mut reader = self.open(&spec.uri.location).await?;
-        if self.settings.hls_port.is_some() {
+        if self.settings.hls_enabled() {
             reader.emit_aac();
         }
         let stream = StreamId::next();
