@@ -158,6 +158,7 @@ describe('recordings played back by name', { timeout: 180000 }, () => {
     { timeout: 60000 }, async (t) => {
       if (skip) return t.skip('ffmpeg is not installed');
       const rec = startRecording(recordDir, 'growing-sdk.mp4', frag);
+      t.after(() => rec.done.catch(() => {}));
       const idx = await sdkPlay(sdkPage, server, 'vod://growing-sdk.mp4');
       const ev = await waitForStatus(sdkPage, idx, ['PLAYING', 'FAILED'], 15000);
       assert.equal(ev.status, 'PLAYING', withServerLog(server, `got ${JSON.stringify(ev)}`));
@@ -175,6 +176,7 @@ describe('recordings played back by name', { timeout: 180000 }, () => {
   test('a recording being written plays past its size at open (WHEP)', { timeout: 60000 }, async (t) => {
     if (skip) return t.skip('ffmpeg is not installed');
     const rec = startRecording(recordDir, 'growing-whep.mp4', frag);
+    t.after(() => rec.done.catch(() => {}));
     const r = await whepPlay(whepPage, 'vod://growing-whep.mp4');
     assert.equal(r.status, 201, withServerLog(server, `WHEP answered ${r.status}: ${r.body}`));
     // This page's newest connection is this viewer's.

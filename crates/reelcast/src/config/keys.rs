@@ -212,6 +212,11 @@ pub static TABLE: &[Key] = &[
         "true: a live translation restarts at the end of its file.",
     ),
     Key::new(
+        "publisher_rtp_timeout",
+        field!(publisher_rtp_timeout: PositiveMillis),
+        "Milliseconds a WebRTC publisher may send no media before it fails (Failed by RTP activity).",
+    ),
+    Key::new(
         "hls.port",
         field!(hls_port: Opt<Port>),
         "TCP port serving live translations over HLS and LL-HLS (WCS: 8082); not set: no HLS.",

@@ -60,6 +60,9 @@ pub struct Settings {
     pub vod_stream_timeout: Duration,
     /// `vod_live_loop`: a live translation restarts at the end of its file.
     pub vod_live_loop: bool,
+    /// `publisher_rtp_timeout`: how long a WebRTC publisher may send no media (or take to
+    /// connect) before it fails (`Failed by RTP activity`).
+    pub publisher_rtp_timeout: Duration,
     /// `hls.port`: the HLS port (WCS: 8082); `None`: no HLS (and translations read no AAC
     /// for it).
     pub hls_port: Option<u16>,
@@ -189,6 +192,7 @@ impl Default for Settings {
             ip_local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             vod_stream_timeout: Duration::from_millis(30_000),
             vod_live_loop: false,
+            publisher_rtp_timeout: Duration::from_millis(10_000),
             hls_port: None,
             hls_auto_start: true,
             hls_list_size: 8,

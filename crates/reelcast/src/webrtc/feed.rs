@@ -97,8 +97,8 @@ impl RtcFeeds {
     /// Takes the browser answered with
     /// [`accept_publisher_offer`](super::RtcFactory::accept_publisher_offer) as a publisher:
     /// its media, received by the hub, comes out of the returned [`Publisher`] as frames
-    /// timed from when its offer was answered. `rtp_timeout` (the `publisher_rtp_timeout`
-    /// setting) without media, or without a connection, closes it with `Failed by RTP
+    /// timed from when its offer was answered. `rtp_timeout`
+    /// ([`Settings::publisher_rtp_timeout`](crate::config::Settings)) without media, or without a connection, closes it with `Failed by RTP
     /// activity` (`Failed by ICE timeout` before it connected).
     pub fn add_publisher(&self, accepted: Accepted, rtp_timeout: Duration) -> Publisher {
         let id = ViewerId::next();

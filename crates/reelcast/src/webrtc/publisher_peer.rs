@@ -400,7 +400,8 @@ impl PublisherPeer {
             };
             next = next.min(at.max(now));
         }
-        self.next_timeout = next;
+        // Never a time already passed: the hub would drive the peer again at once, forever.
+        self.next_timeout = next.max(now + Duration::from_millis(1));
     }
 
     /// Closes the publisher: the browser is told (DTLS close), the stream gets `Closed`.
