@@ -10,7 +10,7 @@
 //! ([`Registry::publish`](crate::stream::Registry::publish)), which checks the name
 //! again (two publishers of one name at once: one wins, the other is closed).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::{info, warn, Span};
 
@@ -59,10 +59,12 @@ pub fn start(
     ctx.registry.may_publish(name)?;
     let epoch = Instant::now();
     let (answer_sdp, publisher, info) = accept(ctx, offer_sdp, epoch, requester.transport)?;
+    // `record_streams`: every publisher is recorded, as if it asked.
+    let record = requester.record || ctx.settings.record_streams;
     let spec = PublishSpec {
         name: name.to_string(),
         media_session_id: requester.media_session_id.to_string(),
-        record: requester.record,
+        record,
         info,
         protocol: requester.protocol,
     };
@@ -71,7 +73,12 @@ pub fn start(
         .publish(spec, publisher, epoch, requester.statuses)?;
     let span =
         tracing::info_span!("publisher", stream = %name, protocol = requester.protocol.as_str());
-    span.in_scope(|| info!(record = requester.record, "publisher answered"));
+    span.in_scope(|| {
+        info!(record, "publisher answered");
+        if record {
+            start_recording(ctx, requester.media_session_id);
+        }
+    });
     Ok(Publishing {
         answer_sdp,
         stream,
@@ -79,9 +86,22 @@ pub fn start(
     })
 }
 
-/// How long a publisher may send nothing (or take to connect) before it fails with
-/// `Failed by RTP activity` (WCS's `publisher_rtp_timeout` default).
-const RTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Starts the recording a publisher asked for, before its answer goes out: its
+/// `recordName` is then set before PUBLISHING can be sent. A recording that cannot start
+/// (a full or read-only `record_dir`) is logged; the stream goes on unrecorded.
+fn start_recording(ctx: &ServerContext, media_session_id: &str) {
+    // Creating a file blocks briefly: on a multi-threaded runtime other tasks move off
+    // this thread meanwhile (a current-thread runtime, in tests, just waits).
+    let start = || ctx.registry.start_recording_blocking(media_session_id);
+    let started = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(start),
+        _ => start(),
+    };
+    match started {
+        Ok(file) => info!(file = %file, "recording started"),
+        Err(e) => warn!("the recording could not start: {e}"),
+    }
+}
 
 /// Answers the offer and adds the publisher to the hub: the answer, the publisher, and
 /// what it sends as viewers are told it.
@@ -106,7 +126,9 @@ fn accept(
         ..MediaInfo::default()
     };
     let answer_sdp = accepted.answer_sdp.clone();
-    let publisher = ctx.feeds.add_publisher(accepted, RTP_TIMEOUT);
+    let publisher = ctx
+        .feeds
+        .add_publisher(accepted, ctx.settings.publisher_rtp_timeout);
     Ok((answer_sdp, publisher, info))
 }
 

@@ -100,7 +100,7 @@ impl StreamObject {
         }
     }
 
-    fn of_publisher(p: &PublishedHandle) -> Self {
+    fn of_publisher(p: &PublishedHandle, recording: bool) -> Self {
         let (audio_codec, video_codec) = Self::media(&p.info);
         StreamObject {
             media_session_id: p.media_session_id.clone(),
@@ -113,7 +113,7 @@ impl StreamObject {
             } else {
                 "PENDING"
             },
-            record: p.record,
+            record: recording,
             width: p.info.width,
             height: p.info.height,
             audio_codec,
@@ -248,7 +248,13 @@ fn all_streams(ctx: &ServerContext) -> Vec<(StreamObject, Running)> {
     let publishers = registry
         .publishers()
         .into_iter()
-        .map(|p| (StreamObject::of_publisher(&p), Running::Published(p)));
+        .map(|p| {
+            let recording = registry.recorder.is_recording(&p.media_session_id);
+            (
+                StreamObject::of_publisher(&p, recording),
+                Running::Published(p),
+            )
+        });
     let published = registry
         .translations()
         .into_iter()

@@ -172,6 +172,12 @@ impl PublishedHandle {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = name;
     }
 
+    /// Asks the publisher for a keyframe (a recording starting needs one to begin at;
+    /// rate-limited on the receiving side).
+    pub fn request_keyframe(&self) {
+        let _ = self.commands.send(Command::RequestKeyframe);
+    }
+
     /// Ends the stream: the publisher is closed with `reason` (UNPUBLISHED with it) and
     /// every viewer gets STOPPED `Stopped by publisher stop`.
     pub fn terminate(&self, reason: StopReason) {
@@ -215,6 +221,7 @@ enum Command {
     Terminate {
         reason: StopReason,
     },
+    RequestKeyframe,
 }
 
 /// What a published stream is made of, made by the registry.
@@ -327,6 +334,7 @@ impl Published {
                         self.audience.drop_viewer(viewer, reason.into());
                     }
                     Some(Command::Terminate { reason }) => break (reason.into(), true),
+                    Some(Command::RequestKeyframe) => publisher.request_keyframe(),
                     // Every handle is gone (cannot happen while registered).
                     None => break (StopReason::PublisherStop.into(), true),
                 },

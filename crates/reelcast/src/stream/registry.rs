@@ -119,6 +119,9 @@ impl Maps {
 struct Recordable {
     slot: SinkSlot,
     stream: RecordableStream,
+    /// A published stream's handle: a recording starting asks its publisher for a
+    /// keyframe (a browser sends one only when asked) and sets its `recordName`.
+    publisher: Option<PublishedHandle>,
 }
 
 /// What a recording needs to know of a stream: its name fields and its media.
@@ -194,12 +197,33 @@ impl Registry {
         let mut maps = self.maps();
         maps.recordable.retain(|_, r| !r.slot.is_ended());
         maps.recordable
-            .insert(media_session_id.to_string(), Recordable { slot, stream });
+            .insert(
+            media_session_id.to_string(),
+            Recordable {
+                slot,
+                stream,
+                publisher: None,
+            },
+        );
         Box::new(sink)
     }
 
     /// Starts recording the running stream `media_session_id`; returns the file name.
-    pub async fn start_recording(&self, media_session_id: &str) -> Result<String, RecordError> {
+    pub async fn start_recording(
+        self: &Arc<Self>,
+        media_session_id: &str,
+    ) -> Result<String, RecordError> {
+        let (registry, id) = (Arc::clone(self), media_session_id.to_string());
+        // Creating the file and its sidecar touches the disk: not on the async threads.
+        tokio::task::spawn_blocking(move || registry.start_recording_blocking(&id))
+            .await
+            .map_err(|_| RecordError::Io("internal error".into()))?
+    }
+
+    /// [`Self::start_recording`] on the calling thread, which it blocks while the file
+    /// and its sidecar are created. A published stream's publisher is asked for a
+    /// keyframe (the recording begins at one) and its `recordName` set.
+    pub fn start_recording_blocking(&self, media_session_id: &str) -> Result<String, RecordError> {
         let found = self
             .maps()
             .recordable
@@ -207,7 +231,6 @@ impl Registry {
             .filter(|r| !r.slot.is_ended())
             .cloned();
         let r = found.ok_or(RecordError::NoSuchStream)?;
-        let recorder = self.recorder.clone();
         let fields = NameFields {
             stream_name: r.stream.name.clone(),
             media_session_id: media_session_id.to_string(),
@@ -215,12 +238,14 @@ impl Registry {
             login: r.stream.login.clone(),
             ..NameFields::default()
         };
-        // Creating the file and its sidecar touches the disk: not on the async threads.
-        tokio::task::spawn_blocking(move || {
-            recorder.start(&r.slot, fields, r.stream.has_video, r.stream.has_audio)
-        })
-        .await
-        .map_err(|_| RecordError::Io("internal error".into()))?
+        let name = self
+            .recorder
+            .start(&r.slot, fields, r.stream.has_video, r.stream.has_audio)?;
+        if let Some(publisher) = &r.publisher {
+            publisher.set_record_name(Some(name.clone()));
+            publisher.request_keyframe();
+        }
+        Ok(name)
     }
 
     /// Stops the recording of stream `media_session_id` (finalized in the background);
@@ -416,12 +441,22 @@ impl Registry {
             to,
             Box::new(move || registry.remove_publisher(&name, key)),
         );
+        let mut sinks = self.sinks_for(stream, None);
+        sinks.push(self.recordable(
+            &spec.media_session_id,
+            RecordableStream {
+                name: spec.name.clone(),
+                has_video: spec.info.has_video,
+                has_audio: spec.info.has_audio,
+                ..RecordableStream::default()
+            },
+        ));
         let parts = published::Parts {
             key,
             spec,
             publisher,
             epoch,
-            sinks: self.sinks_for(stream, None),
+            sinks,
             stream,
             ticket,
         };
@@ -430,6 +465,9 @@ impl Registry {
             let mut maps = self.maps();
             maps.may_publish(&handle.name, max)?;
             maps.publishers.insert(handle.name.clone(), handle.clone());
+            if let Some(r) = maps.recordable.get_mut(&handle.media_session_id) {
+                r.publisher = Some(handle.clone());
+            }
             Ok(())
         })
     }
