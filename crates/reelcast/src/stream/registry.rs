@@ -196,8 +196,7 @@ impl Registry {
         let (slot, sink) = SinkSlot::new();
         let mut maps = self.maps();
         maps.recordable.retain(|_, r| !r.slot.is_ended());
-        maps.recordable
-            .insert(
+        maps.recordable.insert(
             media_session_id.to_string(),
             Recordable {
                 slot,
