@@ -198,17 +198,18 @@ async fn a_recording_being_written_plays_from_its_start_to_its_end_then_stops() 
     };
     let pieces = pieces(&file);
     let (video_samples, video_end_us) = video_of(&file);
-    // The recorder has written the head and the first fragment.
-    let rec = d.records.join("rec.mp4");
-    let sidecar = d.records.join(".rec.mp4.recording");
-    std::fs::write(&rec, [pieces[0], pieces[1]].concat()).unwrap();
-    std::fs::write(&sidecar, b"").unwrap();
     let first_fragment_end_us = {
         let m = mp4::open_in_memory(&[pieces[0], pieces[1]].concat()).unwrap();
         m.video().unwrap().duration_us()
     };
 
     let ws_addr = start(&d).await;
+    // The recorder has written the head and the first fragment. Only now: a sidecar
+    // found at start is a crashed recording, which the start recovers.
+    let rec = d.records.join("rec.mp4");
+    let sidecar = d.records.join(".rec.mp4.recording");
+    std::fs::write(&rec, [pieces[0], pieces[1]].concat()).unwrap();
+    std::fs::write(&sidecar, b"").unwrap();
     let (mut ws, _) = tokio_tungstenite::client_async(
         format!("ws://{ws_addr}/"),
         TcpStream::connect(ws_addr).await.expect("connect"),
