@@ -77,11 +77,15 @@ impl LocalFile {
         name: &MediaPath,
     ) -> Result<LocalFile, SourceError> {
         let mut first_error = None;
-        for (dir, key) in dirs {
+        for (i, (dir, key)) in dirs.iter().enumerate() {
             match Self::open_in(dir, key, name) {
                 Err(SourceError::NotFound) => {}
+                // A later folder missing (record_dir before the first recording) has
+                // no file: that is all a viewer needs to hear.
                 Err(e @ SourceError::Read(_)) if !dir.is_dir() => {
-                    first_error.get_or_insert(e);
+                    if i == 0 {
+                        first_error = Some(e);
+                    }
                 }
                 other => return other,
             }
@@ -486,6 +490,14 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "Failed to read file: media_dir cannot be read (No such file or directory)"
+        );
+        // Nor does a record_dir not made yet turn a missing file into a read error.
+        let no_records = records.join("gone");
+        std::fs::write(media.join("m.mp4"), b"media").unwrap();
+        assert!(open_either(&media, &no_records, "m.mp4").is_ok());
+        assert_eq!(
+            open_either(&media, &no_records, "none.mp4").unwrap_err(),
+            SourceError::NotFound
         );
         std::fs::remove_dir_all(dir).unwrap();
     }
