@@ -102,6 +102,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * media dir) to a source file, for path-traversal tests. `env` adds to (or replaces)
  * the server's environment.
  *
+ * Recordings go to `root`/records unless `settings.record_dir` says otherwise.
+ *
  * Returns { http, ws, media, base, wsUrl, mediaDir, root, stderr(), stop(), alive() }.
  */
 export async function startServer({ files = [SAMPLE], outside = {}, settings = {}, env = {}, readyTimeoutMs = 20000, netns = null } = {}) {
@@ -123,7 +125,9 @@ export async function startServer({ files = [SAMPLE], outside = {}, settings = {
       '--http-port', String(ports.http), '--ws-port', String(ports.ws), '--media-port', String(ports.media)];
     // On this machine's own network the server announces loopback only: unset, it would
     // announce every interface address, and clients would send to the real eth0 ones.
-    const all = netns || 'ip' in settings ? settings : { ip: '127.0.0.1', ...settings };
+    const own = netns || 'ip' in settings ? settings : { ip: '127.0.0.1', ...settings };
+    // Recordings go to the temp root too (the default ./records is the caller's folder).
+    const all = { record_dir: path.join(root, 'records'), ...own };
     for (const [k, v] of Object.entries(all)) args.push('--set', `${k}=${v}`);
     const [cmd, cmdArgs] = netns ? ['ip', ['netns', 'exec', netns.name, BIN, ...args]] : [BIN, args];
     const proc = spawn(cmd, cmdArgs, {

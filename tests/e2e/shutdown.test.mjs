@@ -1,11 +1,15 @@
 // SIGTERM, as systemd or an orchestrator sends it: the server stops taking plays, tells
 // every viewer why (the WCS SDK's STOPPED with "Server is shutting down", WHEP an RTCP
-// BYE and then silence), and exits with status 0 within shutdown_grace_period. A second
+// BYE and then silence), finishes open recordings into playable files, and exits with
+// status 0 within shutdown_grace_period. A second
 // SIGTERM exits at once. The real binary, headless Chromium, the official WCS SDK.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import {
   launchBrowser, openSdkPage, requireFiles, sdkPlay, startServer, testMedia, waitForStatus,
   withServerLog,
@@ -69,7 +73,7 @@ describe('SIGTERM', { timeout: 180000 }, () => {
   }, { timeout: 60000 });
   after(async () => { if (browser) await browser.close(); });
 
-  test('during a translation: the SDK viewer gets STOPPED with the reason, the WHEP viewer is closed, exit 0 within the grace', { timeout: 60000 }, async () => {
+  test('during a translation being recorded: the SDK viewer gets STOPPED with the reason, the WHEP viewer is closed, the recording is finished, exit 0 within the grace', { timeout: 60000 }, async () => {
     const GRACE_MS = 8000;
     const server = await startServer({ files: [LONG_GOP], settings: { shutdown_grace_period: String(GRACE_MS) } });
     try {
@@ -82,6 +86,19 @@ describe('SIGTERM', { timeout: 180000 }, () => {
       const idx = await sdkPlay(sdkPage, server, name);
       const playing = await waitForStatus(sdkPage, idx, ['PLAYING', 'FAILED'], 15000);
       assert.equal(playing.status, 'PLAYING', JSON.stringify(playing));
+      // A recording of the translation, running when the signal comes.
+      const list = await (await fetch(`${server.base}/rest-api/stream/find_all`, { method: 'POST' })).json();
+      const translation = list.find((s) => s.published && s.name === name);
+      assert.ok(translation, `the translation is listed: ${JSON.stringify(list)}`);
+      const rec = await fetch(`${server.base}/rest-api/stream/startRecording`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ mediaSessionId: translation.mediaSessionId }),
+      });
+      assert.equal(rec.status, 200, withServerLog(server, `startRecording: ${rec.status}`));
+      const { fileName } = await rec.json();
+      await sleep(3000);
+      // Kept by the test: the server's stop() removes its root.
+      const recordDir = path.join(server.root, 'records');
 
       const t0 = Date.now();
       const exited = exitOf(server, t0);
@@ -94,6 +111,13 @@ describe('SIGTERM', { timeout: 180000 }, () => {
       // Everyone left, so it did not wait out the grace (a generous bound: the machine is shared).
       assert.ok(exit.ms < GRACE_MS, withServerLog(server, `exited after ${exit.ms} ms, grace ${GRACE_MS} ms`));
       assert.match(server.stderr(), /every stream stopped and every session closed/);
+      // The recording was finished before the exit: no sidecar or temporary left, and
+      // ffprobe reads its ~3 s of H.264 and AAC.
+      assert.deepEqual(readdirSync(recordDir), [fileName], 'only the finished file is left');
+      const probe = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-show_entries',
+        'stream=codec_name:format=duration', '-of', 'json', path.join(recordDir, fileName)]));
+      assert.deepEqual(probe.streams.map((st) => st.codec_name).sort(), ['aac', 'h264']);
+      assert.ok(Number(probe.format.duration) >= 2, `recorded ${probe.format.duration} s`);
 
       // The WHEP viewer: no picture after the exit, and its connection is no longer up.
       const framesAtExit = (await record(whepPage, whep)).frames.length;
