@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
@@ -508,6 +508,85 @@ describe('REST CORS with rest_allowed_origins', { timeout: 60000 }, () => {
     res = await preflight(server, '/rest-api/vod/terminate', 'http://evil.example');
     assert.notEqual(res.headers.get('access-control-allow-origin'), 'http://evil.example');
     assert.notEqual(res.headers.get('access-control-allow-origin'), '*');
+  });
+});
+
+describe('REST recording (/stream/startRecording, /stream/stopRecording, /recorder/*)', { timeout: 120000 }, () => {
+  let server;
+  let blocked;
+  let tmp;
+
+  before(async () => {
+    server = await startServer({ files: [SAMPLE] });
+    // record_dir below a plain file: no recording's file can be made there.
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'reelcast-rest-rec-'));
+    writeFileSync(path.join(tmp, 'file'), 'not a folder');
+    blocked = await startServer({ files: [SAMPLE], settings: { record_dir: path.join(tmp, 'file', 'records') } });
+  }, { timeout: 60000 });
+
+  after(async () => {
+    if (server) await server.stop();
+    if (blocked) await blocked.stop();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  /** A looping translation of the sample named `name`; its mediaSessionId. */
+  async function translation(s, name) {
+    const r = await rest(s, '/vod/startup', { uri: 'vod-live://sample.mp4', localStreamName: name, loop: true });
+    assert.equal(r.status, 200, withServerLog(s, r.text));
+    return r.json.localMediaSessionId;
+  }
+
+  /** Waits until no recording of `s` is still recording or finalizing (10 s at most). */
+  async function allFinished(s) {
+    const deadline = Date.now() + 10000;
+    for (;;) {
+      const r = await rest(s, '/recorder/find_all');
+      if (r.status === 404 || r.json.every((x) => x.status === 'DONE')) return;
+      assert.ok(Date.now() < deadline, withServerLog(s, `recordings not finished: ${r.text}`));
+      await sleep(200);
+    }
+  }
+
+  test('start, list, stop by both names, with WCS codes and plain reasons', async () => {
+    const s = server;
+    await expectError(s, '/recorder/find_all', undefined, 404, /No recordings/);
+    const id = await translation(s, 'rec-rest');
+    for (const [start, stop] of [['/stream/startRecording', '/stream/stopRecording'], ['/recorder/startup', '/recorder/terminate']]) {
+      await expectError(s, start, { mediaSessionId: 'no-such-stream' }, 404);
+      const started = await rest(s, start, { mediaSessionId: id });
+      assert.equal(started.status, 200, withServerLog(s, started.text));
+      assert.equal(started.json.mediaSessionId, id);
+      assert.match(started.json.fileName, /\.mp4$/);
+      await expectError(s, start, { mediaSessionId: id }, 409);
+      const list = await rest(s, '/recorder/find_all');
+      assert.equal(list.status, 200);
+      assert.ok(list.json.some((r) => r.fileName === started.json.fileName && r.mediaSessionId === id && r.status === 'RECORDING'), list.text);
+      const streams = await rest(s, '/stream/find', { mediaSessionId: id });
+      assert.equal(streams.json[0].record, true, streams.text);
+      await sleep(1500);
+      const stopped = await rest(s, stop, { mediaSessionId: id });
+      assert.equal(stopped.status, 200, withServerLog(s, stopped.text));
+      assert.equal(stopped.json.fileName, started.json.fileName);
+      await expectError(s, stop, { mediaSessionId: id }, 404);
+      await expectError(s, stop, { mediaSessionId: 'no-such-stream' }, 404);
+      for (const m of [start, stop]) {
+        await expectError(s, m, '{"mediaSessionId":', 400, /^Malformed JSON/);
+        await expectError(s, m, { id }, 400, /unknown field `id`/);
+        await expectError(s, m, '{"mediaSessionId":"x"}', 415, /must be JSON/, { origin: 'http://evil.example', contentType: 'text/plain' });
+      }
+      await allFinished(s);
+    }
+  });
+
+  test('a record_dir where no file can be made: 500 with the plain reason, never the path; the stream goes on', async () => {
+    const id = await translation(blocked, 'rec-blocked');
+    for (const m of ['/stream/startRecording', '/recorder/startup']) {
+      const r = await expectError(blocked, m, { mediaSessionId: id }, 500);
+      assert.ok(!r.text.includes(tmp), `the answer names a path: ${r.text}`);
+    }
+    const still = await rest(blocked, '/stream/find', { mediaSessionId: id });
+    assert.equal(still.status, 200, still.text);
   });
 });
 

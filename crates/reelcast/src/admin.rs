@@ -22,7 +22,8 @@ use crate::config::Settings;
 use crate::context::ServerContext;
 use crate::health::{check, Checks, Readiness, READY_CACHE};
 use crate::media::StopReason;
-use crate::metrics::{Gauges, METRICS};
+use crate::metrics::{Gauges, RecordingCounts, METRICS};
+use crate::record::{RecordStatus, RecordingInfo};
 use crate::rest::auth;
 use crate::stream::registry::PlayKind;
 
@@ -120,6 +121,7 @@ async fn metrics(State(ctx): State<Arc<ServerContext>>, headers: HeaderMap) -> R
             .count(),
         translations: translations.len(),
         published: ctx.registry.publishers().len(),
+        recordings: recording_counts(&ctx.registry.recordings()),
         hls_streams: translations
             .iter()
             .filter(|t| ctx.registry.hls.get(&t.id).is_some())
@@ -215,4 +217,18 @@ pub async fn drain(ctx: &ServerContext, grace: Duration) {
             "shutdown_grace_period passed: exiting with these still open"
         );
     }
+}
+
+/// The recordings of running streams by state, for the `reelcast_recordings` gauge.
+fn recording_counts(list: &[RecordingInfo]) -> RecordingCounts {
+    let mut counts = RecordingCounts::default();
+    for r in list {
+        match r.status {
+            RecordStatus::Recording => counts.recording += 1,
+            RecordStatus::Finalizing => counts.finalizing += 1,
+            RecordStatus::Failed(_) => counts.failed += 1,
+            RecordStatus::Done => {}
+        }
+    }
+    counts
 }

@@ -80,6 +80,7 @@ pub struct Metrics {
     transcoders_busy: Gauge,
     streams: Family<Labels, Gauge>,
     viewers: Family<Labels, Gauge>,
+    recordings: Family<Labels, Gauge>,
 }
 
 /// The process's metrics.
@@ -109,6 +110,7 @@ impl Metrics {
             transcoders_busy: Gauge::default(),
             streams: Family::default(),
             viewers: Family::default(),
+            recordings: Family::default(),
             registry: Registry::default(),
         };
         let info: Family<Labels, Gauge> = Family::default();
@@ -177,6 +179,11 @@ impl Metrics {
             "viewers",
             "Viewers now, by protocol (wcs, whep, hls)",
             m.viewers.clone(),
+        );
+        r.register(
+            "recordings",
+            "Recordings of running streams now, by state (recording, finalizing, failed)",
+            m.recordings.clone(),
         );
         r.register(
             "time_to_first_frame_seconds",
@@ -291,6 +298,15 @@ impl Metrics {
                 .get_or_create(&vec![("protocol", protocol)])
                 .set(n as i64);
         }
+        for (state, n) in [
+            ("recording", now.recordings.recording),
+            ("finalizing", now.recordings.finalizing),
+            ("failed", now.recordings.failed),
+        ] {
+            self.recordings
+                .get_or_create(&vec![("state", state)])
+                .set(n as i64);
+        }
     }
 }
 
@@ -354,6 +370,19 @@ pub struct Gauges {
     pub hls_streams: usize,
     /// Browsers' published streams running.
     pub published: usize,
+    /// Recordings of running streams, by state.
+    pub recordings: RecordingCounts,
+}
+
+/// Recordings by state (a finished one is not counted).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordingCounts {
+    /// Being written.
+    pub recording: usize,
+    /// Stopped, being made into the final file.
+    pub finalizing: usize,
+    /// Stopped by an error (a full disk); the stream went on.
+    pub failed: usize,
 }
 
 /// prometheus-client writes OpenMetrics, whose counter families are named without

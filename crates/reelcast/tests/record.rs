@@ -81,6 +81,20 @@ impl Server {
         (status, serde_json::from_str(body).unwrap_or_default())
     }
 
+    /// `GET /metrics`: the Prometheus text.
+    fn metrics(&self) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.http)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).expect("response");
+        raw
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -227,6 +241,11 @@ fn a_translation_recorded_by_rest_is_a_faststart_h264_aac_mp4() {
     assert_eq!(list[0]["mediaSessionId"], id.as_str());
     let (_, streams) = server.rest("/stream/find_all", "");
     assert_eq!(streams[0]["record"], true);
+    let metrics = server.metrics();
+    assert!(
+        metrics.contains("reelcast_recordings{state=\"recording\"} 1\n"),
+        "{metrics}"
+    );
 
     std::thread::sleep(Duration::from_secs(3));
     let (status, stopped) = server.rest("/stream/stopRecording", &body(&id));
