@@ -622,7 +622,9 @@ async function main() {
     const view = await openSdkPage(viewBrowser);
     const selfTest = await view.evaluate(() => window.__code.selfTest());
     console.log(`decoder self-test: ${JSON.stringify(selfTest)}`);
-    if (selfTest.roundTripFailures || selfTest.flipsAccepted || !selfTest.blackRejected) throw new Error('the block-code decoder failed its self-test');
+    // A random grid with valid fixed cells passes the CRC-16 1 time in 65,536: 2,000 of them
+    // may let one through, not four.
+    if (selfTest.roundTripFailures || selfTest.flipsAccepted || selfTest.garbageAccepted > 3 || !selfTest.blackRejected) throw new Error('the block-code decoder failed its self-test');
     await pub.evaluate((u) => window.__session(u), server.wsUrl);
     await view.evaluate((u) => window.__session(u), server.wsUrl);
 
