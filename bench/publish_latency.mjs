@@ -6,7 +6,7 @@
 //     the viewer's wall clock when that picture is shown.
 //
 //   REELCAST_BIN=/path/to/reelcast node bench/publish_latency.mjs
-//   N=5 SECONDS=5 REF_RUNS=1 node bench/publish_latency.mjs   # fewer / shorter runs
+//   N=5 RUN_SECONDS=5 REF_RUNS=1 node bench/publish_latency.mjs   # fewer / shorter runs
 //   SIZE=640x360 ...       # publish a smaller canvas
 //   START_KBPS=1500 ...    # the WHIP publisher adds x-google-start-bitrate to the answer
 //
@@ -43,7 +43,7 @@
 // viewer's (a long poll on a relay in this process, ~5-15 ms between the browsers here),
 // which POSTs its WHEP offer at once; t1 = when the viewer's first frame is shown. With
 // the SDK, t0 = just before stream.publish() (the SDK's own offer and ICE gathering are
-// inside) and the viewer calls play() on PUBLISHING. Each run goes on for SECONDS
+// inside) and the viewer calls play() on PUBLISHING. Each run goes on for RUN_SECONDS
 // (default 10) of frames, the delay samples, then both sides stop. Runs alternate
 // WHIP/WHEP and SDK/SDK, N each (default 10) after one warm-up each. Then REF_RUNS
 // (default 3) of a reference with no server: the same source into a browser-to-browser
@@ -59,9 +59,9 @@ import {
 } from '../tests/e2e/helpers.mjs';
 
 const N = Number(process.env.N || 10);
-const SECONDS = Number(process.env.SECONDS || 10);
+const SECONDS = Number(process.env.RUN_SECONDS || 10);
 const REF_RUNS = Number(process.env.REF_RUNS || 3);
-// Experiments: SIZE=640x360 (the published canvas); START_KBPS=1000 (the WHIP publisher
+// Experiments: SIZE=640x360 (the published canvas); START_KBPS=1500 (the WHIP publisher
 // adds x-google-start-bitrate to the server's answer: Chromium's encoder starts there).
 const [SW, SH] = (process.env.SIZE || '1280x720').split('x').map(Number);
 const SOURCE = { width: SW, height: SH };
@@ -82,9 +82,10 @@ const median = (xs) => {
 const fmt = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 
 /**
- * Runs in every page before its scripts: window.__code (draw and read the block code),
- * window.__source() (the canvas + tone MediaStream) and window.__collect(video) (decodes
- * every frame the <video> shows).
+ * Runs in every page before its scripts (`width`x`height`: the source canvas):
+ * window.__code (the wall clock; draw and read the block code; its self-test),
+ * window.__source() (the canvas + tone MediaStream), window.__sendPc(stream) (a sendonly
+ * pc, H.264 first) and window.__collect(video, rec) (reads every frame the <video> shows).
  */
 function inPage({ width, height }) {
   const COLS = 10;
