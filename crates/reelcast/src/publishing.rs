@@ -18,7 +18,7 @@ use crate::context::ServerContext;
 use crate::media::Publisher;
 use crate::stream::published::{PublishError, PublishProtocol, PublishSpec, PublishedHandle};
 use crate::stream::{MediaInfo, StatusTx};
-use crate::webrtc::{IceTransport, WebRtcError};
+use crate::webrtc::{with_start_bitrate, IceTransport, WebRtcError};
 
 /// A publisher that has been answered; its stream is listed.
 pub struct Publishing {
@@ -125,7 +125,7 @@ fn accept(
         audio_codec: accepted.receives_audio.then(|| "opus".to_string()),
         ..MediaInfo::default()
     };
-    let answer_sdp = accepted.answer_sdp.clone();
+    let answer_sdp = with_start_bitrate(&accepted.answer_sdp, ctx.settings.publisher_start_bitrate);
     let publisher = ctx
         .feeds
         .add_publisher(accepted, ctx.settings.publisher_rtp_timeout);

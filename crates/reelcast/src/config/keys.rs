@@ -217,6 +217,11 @@ pub static TABLE: &[Key] = &[
         "Milliseconds a WebRTC publisher may send no media before it fails (Failed by RTP activity).",
     ),
     Key::new(
+        "publisher_start_bitrate",
+        field!(publisher_start_bitrate: Count<u32>),
+        "kbit/s a publishing Chromium starts its estimate at (x-google-start-bitrate); 300: its own.",
+    ),
+    Key::new(
         "hls.port",
         field!(hls_port: Opt<Port>),
         "TCP port serving live translations over HLS and LL-HLS (WCS: 8082); not set: no HLS.",

@@ -63,6 +63,9 @@ pub struct Settings {
     /// `publisher_rtp_timeout`: how long a WebRTC publisher may send no media (or take to
     /// connect) before it fails (`Failed by RTP activity`).
     pub publisher_rtp_timeout: Duration,
+    /// `publisher_start_bitrate`: kbit/s a publishing Chromium starts its bandwidth
+    /// estimate at (`x-google-start-bitrate` in our answer; at least 1; Chromium's own is 300).
+    pub publisher_start_bitrate: u32,
     /// `hls.port`: the HLS port (WCS: 8082); `None`: no HLS (and translations read no AAC
     /// for it).
     pub hls_port: Option<u16>,
@@ -193,6 +196,7 @@ impl Default for Settings {
             vod_stream_timeout: Duration::from_millis(30_000),
             vod_live_loop: false,
             publisher_rtp_timeout: Duration::from_millis(10_000),
+            publisher_start_bitrate: 1500,
             hls_port: None,
             hls_auto_start: true,
             hls_list_size: 8,

@@ -48,7 +48,7 @@ pub use announce::announced_ips;
 pub use feed::{RtcFeed, RtcFeeds};
 pub use hub::RtcHub;
 pub use ids::FeedId;
-pub use rtc_factory::{Accepted, IceTransport, RtcFactory};
+pub use rtc_factory::{with_start_bitrate, Accepted, IceTransport, RtcFactory};
 pub use udp::bind as bind_media_port;
 pub use viewer::ViewerPlan;
 

@@ -270,6 +270,38 @@ fn receives(sdp: &str, kind: &str, rtpmap: &str) -> bool {
     })
 }
 
+/// `answer` with `x-google-start-bitrate=KBPS` on each H.264 format's `a=fmtp` line.
+///
+/// A publishing Chromium starts its bandwidth estimate at 300 kbit/s: at 720p its encoder
+/// then drops and downscales the first pictures, and a viewer's first frame waits for it
+/// (docs/PERFORMANCE.md, publishing). Chromium reads this parameter from the answer it
+/// sends to; other browsers ignore an unknown format parameter. TWCC feedback then moves
+/// the estimate to what the link carries. `kbps` 0: the answer unchanged.
+pub fn with_start_bitrate(answer: &str, kbps: u32) -> String {
+    if kbps == 0 {
+        return answer.to_string();
+    }
+    let h264: Vec<&str> = answer
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+        .filter(|l| l.contains(" H264/90000"))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let mut out = String::with_capacity(answer.len() + 64);
+    for line in answer.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        out.push_str(body);
+        let pt = body
+            .strip_prefix("a=fmtp:")
+            .and_then(|r| r.split(' ').next());
+        if pt.is_some_and(|pt| h264.contains(&pt)) && !body.contains("x-google-start-bitrate") {
+            out.push_str(&format!(";x-google-start-bitrate={kbps}"));
+        }
+        out.push_str(&line[body.len()..]);
+    }
+    out
+}
+
 /// The media stream id every track of an answer is put in.
 const MEDIA_STREAM_ID: &str = "reelcast";
 
@@ -316,6 +348,29 @@ fn replace_stream_id(msid: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_start_bitrate_goes_on_h264_formats_only() {
+        let answer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
+                      a=fmtp:111 minptime=10;useinbandfec=1\r\n\
+                      m=video 9 UDP/TLS/RTP/SAVPF 102 103\r\na=rtpmap:102 H264/90000\r\n\
+                      a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1\r\n\
+                      a=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\n";
+        let out = super::with_start_bitrate(answer, 1500);
+        assert!(out.contains(
+            "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;x-google-start-bitrate=1500\r\n"
+        ));
+        assert!(
+            out.contains("a=fmtp:111 minptime=10;useinbandfec=1\r\n"),
+            "{out}"
+        );
+        assert!(out.contains("a=fmtp:103 apt=102\r\n"), "{out}");
+        assert_eq!(
+            out.len(),
+            answer.len() + ";x-google-start-bitrate=1500".len()
+        );
+        assert_eq!(super::with_start_bitrate(answer, 0), answer);
+    }
+
     use super::*;
 
     /// A browser's offer to receive video only, with str0m's default codecs.
