@@ -245,16 +245,13 @@ impl TerminateRequest {
 /// Every stream: published streams, translations, then plays (each oldest first).
 fn all_streams(ctx: &ServerContext) -> Vec<(StreamObject, Running)> {
     let registry = &ctx.registry;
-    let publishers = registry
-        .publishers()
-        .into_iter()
-        .map(|p| {
-            let recording = registry.recorder.is_recording(&p.media_session_id);
-            (
-                StreamObject::of_publisher(&p, recording),
-                Running::Published(p),
-            )
-        });
+    let publishers = registry.publishers().into_iter().map(|p| {
+        let recording = registry.recorder.is_recording(&p.media_session_id);
+        (
+            StreamObject::of_publisher(&p, recording),
+            Running::Published(p),
+        )
+    });
     let published = registry
         .translations()
         .into_iter()
