@@ -115,6 +115,12 @@ impl Fragmenter {
         }
     }
 
+    /// True while no fragment has been made: nothing worth a file yet (no keyframe
+    /// arrived, or, audio only, no audio).
+    pub fn is_empty(&self) -> bool {
+        self.sequence == 0
+    }
+
     /// One frame, in the order the stream sends them; bytes to append go to `out`.
     pub fn push(&mut self, frame: &Frame, out: &mut Vec<Vec<u8>>) {
         match frame.kind {

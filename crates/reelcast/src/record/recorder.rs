@@ -234,3 +234,46 @@ impl Recorder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::Sink;
+
+    #[test]
+    fn a_recording_stopped_before_its_first_keyframe_leaves_nothing_behind() {
+        let dir =
+            std::env::temp_dir().join(format!("reelcast-recorder-empty-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let settings = Settings {
+            record_dir: dir.clone(),
+            ..Settings::default()
+        };
+        let recorder = Recorder::new(&settings);
+        let (slot, mut stream) = SinkSlot::new();
+        stream.start(Instant::now());
+        let fields = NameFields {
+            stream_name: "cam".into(),
+            media_session_id: "m-1".into(),
+            ..NameFields::default()
+        };
+        let name = recorder
+            .start(&slot, fields, (true, true), Begin::NextKeyframe)
+            .unwrap();
+        assert!(dir.join(&name).is_file() && dir.join(names::sidecar(&name)).is_file());
+        // The publisher never sent a picture (it never connected): the stream ends.
+        stream.end(&Ending::Stopped(StopReason::ByUser));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while recorder.unfinished() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(recorder.unfinished(), 0);
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

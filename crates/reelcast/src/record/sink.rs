@@ -86,3 +86,42 @@ impl Sink for RecordSink {
         self.tx = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::{MediaKind, SinkSlot, StopReason};
+    use std::sync::mpsc::sync_channel;
+
+    fn picture(t: i64, keyframe: bool) -> Frame {
+        Frame {
+            kind: MediaKind::Video,
+            dts_us: t,
+            pts_us: t,
+            keyframe,
+            data: Arc::from(&b"x"[..]),
+        }
+    }
+
+    /// What a recording attached after keyframe 0 and picture 1 receives, then 2 and 3.
+    fn received(begin: Begin) -> Vec<i64> {
+        let (slot, mut stream) = SinkSlot::new();
+        stream.start(Instant::now());
+        stream.frames(picture(0, true), None);
+        stream.frames(picture(1, false), None);
+        let (tx, rx) = sync_channel(16);
+        let (sink, taking) = RecordSink::new(tx, RecordingState::new("r.mp4".into()), begin);
+        slot.attach(Box::new(sink)).ok().unwrap();
+        taking.store(true, Ordering::Release);
+        stream.frames(picture(2, false), None);
+        stream.frames(picture(3, true), None);
+        stream.end(&Ending::Stopped(StopReason::ByUser));
+        rx.iter().map(|f| f.dts_us).collect()
+    }
+
+    #[test]
+    fn a_publishers_recording_skips_the_gop_in_progress_a_files_keeps_it() {
+        assert_eq!(received(Begin::GopInProgress), [0, 1, 2, 3]);
+        assert_eq!(received(Begin::NextKeyframe), [2, 3]);
+    }
+}
