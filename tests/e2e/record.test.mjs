@@ -4,12 +4,13 @@
 // browser watches live, then plays the finished recording (`vod://NAME`) through the SDK
 // and WHEP; ffprobe checks the file in record_dir (H.264 + AAC, duration = the time
 // published, moov before mdat). REST starts and stops a recording of a publisher that did
-// not ask for one; a publisher whose page vanishes still leaves a finished file;
+// not ask for one; a publisher whose page vanishes still leaves a finished file; one
+// that changes its picture size mid-recording leaves a file that decodes throughout;
 // `record_streams=true` records a WHIP publisher (aiortc).
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
@@ -56,6 +57,12 @@ function probe(file) {
     };
   };
   return { duration: Number(j.format.duration), video: stream('video'), audio: stream('audio') };
+}
+
+/** What ffmpeg says (errors only) while decoding every packet of `file`: '' when clean. */
+function decodeErrors(file) {
+  const r = spawnSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 'null', '-'], { encoding: 'utf8' });
+  return `${r.stderr}${r.status === 0 ? '' : `exit status ${r.status}`}`.trim();
 }
 
 /** The top-level box types of an MP4 file, in order. */
@@ -285,6 +292,42 @@ describe('recording published streams', { timeout: 400000 }, () => {
     assert.ok(Math.abs(p.duration - published) <= DURATION_SLACK_S,
       withServerLog(server, `${recordName} lasts ${p.duration} s, published ${published.toFixed(3)} s`));
   });
+  test('a publisher that changes its picture size mid-recording: every picture of the file decodes, at both sizes',
+    { timeout: 90000 }, async (t) => {
+      if (skip) return t.skip('ffmpeg is not installed');
+      const [idx, publishing] = await publish(pub, 'rec5', true);
+      const recordName = publishing.recordInfo;
+      await sleep(2500);
+      // As WebRTC does under CPU or bandwidth pressure: a smaller picture (new SPS).
+      const scaled = await pub.evaluate(async () => {
+        const pc = window.__pcs[window.__pcs.length - 1];
+        const sender = pc.getSenders().find((x) => x.track && x.track.kind === 'video');
+        const params = sender.getParameters();
+        params.encodings.forEach((e) => { e.scaleResolutionDownBy = 2; });
+        await sender.setParameters(params);
+        return params.encodings.length;
+      });
+      assert.ok(scaled > 0);
+      await sleep(2500);
+      await pub.evaluate((i) => window.__unpublish(i), idx);
+      await waitForStatus(pub, idx, ['UNPUBLISHED', 'FAILED'], 10000);
+      await finished(server, recordDir, recordName);
+      const file = path.join(recordDir, recordName);
+      const p = checkFile(file, recordName);
+      const sizes = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v', '-show_entries', 'frame=width,height',
+        '-of', 'csv=p=0', file], { encoding: 'utf8' }).trim().split('\n');
+      const counts = {};
+      for (const s of sizes) counts[s] = (counts[s] || 0) + 1;
+      t.diagnostic(`${recordName}: ${JSON.stringify(p)}; decoded sizes ${JSON.stringify(counts)}`);
+      assert.deepEqual(Object.keys(counts).sort(), ['320,180', '640,360'], JSON.stringify(counts));
+      const errors = decodeErrors(file);
+      assert.equal(errors, '', `${recordName} does not decode cleanly:\n${errors.slice(0, 2000)}`);
+      // Played back by name, the browser gets past the change too.
+      await watchByWhep(`vod://${recordName}`);
+      await waitForStats(whepPage, (x) => x.video?.frameWidth === 320 && x.video.framesDecoded > 100,
+        { timeoutMs: 20000, what: 'the smaller pictures of the recording by WHEP' })
+        .catch((e) => { throw new Error(withServerLog(server, e.message)); });
+    });
 });
 
 describe('record_streams=true', { timeout: 120000 }, () => {
