@@ -59,10 +59,28 @@ function probe(file) {
   return { duration: Number(j.format.duration), video: stream('video'), audio: stream('audio') };
 }
 
-/** What ffmpeg says (errors only) while decoding every packet of `file`: '' when clean. */
-function decodeErrors(file) {
-  const r = spawnSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 'null', '-'], { encoding: 'utf8' });
-  return `${r.stderr}${r.status === 0 ? '' : `exit status ${r.status}`}`.trim();
+/**
+ * Every frame of `file` decoded by ffprobe: { sizes: {"W,H": pictures}, errors: what the
+ * decoders said ('' when clean) }. ffprobe rather than ffmpeg to a null output, whose
+ * 1/fps time base merges two pictures of an irregular publisher into one timestamp and
+ * reports that as an error of its own.
+ */
+function decodeAll(file) {
+  const r = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'frame=media_type,width,height',
+    '-of', 'csv=p=0', file], { encoding: 'utf8' });
+  const sizes = {};
+  for (const line of r.stdout.trim().split('\n')) {
+    const [type, w, h] = line.split(',');
+    if (type === 'video') sizes[`${w},${h}`] = (sizes[`${w},${h}`] || 0) + 1;
+  }
+  return { sizes, errors: `${r.stderr}${r.status === 0 ? '' : `exit status ${r.status}`}`.trim() };
+}
+
+/** The video packets' decode times in `file` (seconds), in file order. */
+function videoDts(file) {
+  const out = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v', '-show_entries', 'packet=dts_time',
+    '-of', 'csv=p=0', file], { encoding: 'utf8' });
+  return out.trim().split('\n').map(Number);
 }
 
 /** The top-level box types of an MP4 file, in order. */
@@ -105,7 +123,23 @@ function checkFile(file, what) {
   assert.ok(boxes.includes('moov') && boxes.includes('mdat'), `${what}: boxes ${boxes}`);
   assert.ok(boxes.indexOf('moov') < boxes.indexOf('mdat'), `${what}: moov after mdat (${boxes})`);
   assert.ok(!boxes.includes('moof'), `${what}: still fragmented (${boxes})`);
+  const dts = videoDts(file);
+  const back = dts.findIndex((d, i) => i > 0 && !(d > dts[i - 1]));
+  assert.equal(back, -1, `${what}: video decode times not increasing at packet ${back}: ${dts.slice(Math.max(0, back - 2), back + 2)}`);
   return p;
+}
+
+/**
+ * Chromium's flags for a fake camera and microphone fed from files made in `dir`: 2 s
+ * of 640x360 testsrc2 at 30 fps and a 440 Hz tone (Chromium loops both). null without
+ * ffmpeg (a failure under CI=true).
+ */
+function fakeCamera(dir) {
+  const cam = path.join(dir, 'cam.y4m');
+  const mic = path.join(dir, 'mic.wav');
+  if (!ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=30', '-t', '2', '-pix_fmt', 'yuv420p', cam])) return null;
+  ffmpeg(['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', '2', '-ac', '1', mic]);
+  return [...FAKE_MEDIA_FLAGS, `--use-file-for-fake-video-capture=${cam}`, `--use-file-for-fake-audio-capture=${mic}`];
 }
 
 /** The published stream `name` as /stream/find_all lists it (undefined when not). */
@@ -128,18 +162,13 @@ describe('recording published streams', { timeout: 400000 }, () => {
   before(async () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'reelcast-rec-e2e-'));
     recordDir = path.join(tmp, 'records');
-    const cam = path.join(tmp, 'cam.y4m');
-    const mic = path.join(tmp, 'mic.wav');
-    // Small: 2 s of 640x360 at 30 fps (Chromium loops both files).
-    if (!ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=30', '-t', '2', '-pix_fmt', 'yuv420p', cam])) {
+    const camera = fakeCamera(tmp);
+    if (!camera) {
       skip = true;
       return;
     }
-    ffmpeg(['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', '2', '-ac', '1', mic]);
     server = await startServer({ files: [], settings: { record_dir: recordDir } });
-    publisherBrowser = await launchBrowser({
-      args: [...FAKE_MEDIA_FLAGS, `--use-file-for-fake-video-capture=${cam}`, `--use-file-for-fake-audio-capture=${mic}`],
-    });
+    publisherBrowser = await launchBrowser({ args: camera });
     viewerBrowser = await launchBrowser();
     pub = await openSdkPage(publisherBrowser);
     await addSdkPublisher(pub);
@@ -314,13 +343,9 @@ describe('recording published streams', { timeout: 400000 }, () => {
       await finished(server, recordDir, recordName);
       const file = path.join(recordDir, recordName);
       const p = checkFile(file, recordName);
-      const sizes = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v', '-show_entries', 'frame=width,height',
-        '-of', 'csv=p=0', file], { encoding: 'utf8' }).trim().split('\n');
-      const counts = {};
-      for (const s of sizes) counts[s] = (counts[s] || 0) + 1;
-      t.diagnostic(`${recordName}: ${JSON.stringify(p)}; decoded sizes ${JSON.stringify(counts)}`);
-      assert.deepEqual(Object.keys(counts).sort(), ['320,180', '640,360'], JSON.stringify(counts));
-      const errors = decodeErrors(file);
+      const { sizes, errors } = decodeAll(file);
+      t.diagnostic(`${recordName}: ${JSON.stringify(p)}; decoded sizes ${JSON.stringify(sizes)}`);
+      assert.deepEqual(Object.keys(sizes).sort(), ['320,180', '640,360'], JSON.stringify(sizes));
       assert.equal(errors, '', `${recordName} does not decode cleanly:\n${errors.slice(0, 2000)}`);
       // Played back by name, the browser gets past the change too.
       await watchByWhep(`vod://${recordName}`);
@@ -362,5 +387,41 @@ describe('record_streams=true', { timeout: 120000 }, () => {
     t.diagnostic(`${fileName}: ${JSON.stringify(p)}`);
     assert.equal(p.video.width, 320);
     assert.ok(p.duration > 3, JSON.stringify(p));
+  });
+});
+
+describe('shutdown while a publisher is recorded', { timeout: 120000 }, () => {
+  test('SIGTERM unpublishes the publisher and finalizes its recording before the process exits', { timeout: 90000 }, async (t) => {
+    const tmp = await mkdtemp(path.join(os.tmpdir(), 'reelcast-rec-term-'));
+    const recordDir = path.join(tmp, 'records');
+    let browser;
+    let server;
+    t.after(async () => {
+      if (browser) await browser.close();
+      if (server) await server.stop();
+      rmSync(tmp, { recursive: true, force: true });
+    });
+    const camera = fakeCamera(tmp);
+    if (!camera) return t.skip('ffmpeg is not installed');
+    server = await startServer({ files: [], settings: { record_dir: recordDir } });
+    browser = await launchBrowser({ args: camera });
+    const page = await openSdkPage(browser);
+    await addSdkPublisher(page);
+    const idx = await page.evaluate(([url]) => window.__publish(url, 'term', true), [server.wsUrl]);
+    const publishing = await waitForStatus(page, idx, ['PUBLISHING', 'FAILED'], 20000);
+    assert.equal(publishing.status, 'PUBLISHING', withServerLog(server, JSON.stringify(publishing)));
+    const recordName = publishing.recordInfo;
+    assert.match(recordName ?? '', /\.mp4$/, JSON.stringify(publishing));
+    await sleep(3000);
+    server.proc.kill('SIGTERM');
+    const exited = await new Promise((resolve) => server.proc.once('exit', (code, signal) => resolve({ code, signal })));
+    assert.deepEqual(exited, { code: 0, signal: null }, withServerLog(server, 'exit after SIGTERM'));
+    const unpublished = await waitForStatus(page, idx, ['UNPUBLISHED', 'FAILED'], 5000);
+    assert.equal(unpublished.status, 'UNPUBLISHED', JSON.stringify(unpublished));
+    // Finished before the exit: no sidecar, no temporary, and nothing left to recover.
+    assert.deepEqual(readdirSync(recordDir), [recordName]);
+    const p = checkFile(path.join(recordDir, recordName), recordName);
+    t.diagnostic(`${recordName}: ${JSON.stringify(p)}`);
+    assert.ok(p.duration > 2.5, JSON.stringify(p));
   });
 });
