@@ -46,13 +46,13 @@ function ffmpeg(args) {
  */
 function probe(file) {
   const out = execFileSync('ffprobe', ['-v', 'error', '-count_frames',
-    '-show_entries', 'format=duration:stream=codec_type,codec_name,nb_read_frames,duration,width,height',
+    '-show_entries', 'format=duration:stream=codec_type,codec_name,nb_read_frames,start_time,duration,width,height',
     '-of', 'json', file], { encoding: 'utf8' });
   const j = JSON.parse(out);
   const stream = (type) => {
     const s = j.streams.find((x) => x.codec_type === type);
     return s && {
-      codec: s.codec_name, frames: Number(s.nb_read_frames), duration: Number(s.duration),
+      codec: s.codec_name, frames: Number(s.nb_read_frames), start: Number(s.start_time), duration: Number(s.duration),
       width: s.width, height: s.height,
     };
   };
@@ -119,6 +119,8 @@ function checkFile(file, what) {
   assert.equal(p.video?.codec, 'h264', `${what}: ${JSON.stringify(p)}`);
   assert.equal(p.audio?.codec, 'aac', `${what}: ${JSON.stringify(p)}`);
   assert.ok(p.video.frames > 0 && p.audio.frames > 0, `${what}: ${JSON.stringify(p)}`);
+  // Both tracks start together (measured: audio 10-20 ms after the first picture).
+  assert.ok(Math.abs(p.audio.start - p.video.start) < 0.1, `${what}: tracks start apart: ${JSON.stringify(p)}`);
   const boxes = topLevelBoxes(file);
   assert.ok(boxes.includes('moov') && boxes.includes('mdat'), `${what}: boxes ${boxes}`);
   assert.ok(boxes.indexOf('moov') < boxes.indexOf('mdat'), `${what}: moov after mdat (${boxes})`);
@@ -299,6 +301,20 @@ describe('recording published streams', { timeout: 400000 }, () => {
       t.diagnostic(`recorded ${recorded.toFixed(3)} s; ${fileName}: ${JSON.stringify(p)}`);
       assert.ok(Math.abs(p.duration - recorded) <= DURATION_SLACK_S,
         withServerLog(server, `${fileName} lasts ${p.duration} s, recorded ${recorded.toFixed(3)} s`));
+
+      // Recorded again: a file of its own (the name gets a suffix), from its own keyframe.
+      const startedAgain = Date.now();
+      const second = await restPost(server, '/stream/startRecording', { mediaSessionId: id });
+      assert.equal(second.status, 200, JSON.stringify(second));
+      assert.notEqual(second.body.fileName, fileName);
+      await sleep(2000);
+      assert.equal((await restPost(server, '/stream/stopRecording', { mediaSessionId: id })).status, 200);
+      const recordedAgain = (Date.now() - startedAgain) / 1000;
+      await finished(server, recordDir, second.body.fileName);
+      const p2 = checkFile(path.join(recordDir, second.body.fileName), second.body.fileName);
+      assert.ok(Math.abs(p2.duration - recordedAgain) <= DURATION_SLACK_S,
+        `${second.body.fileName} lasts ${p2.duration} s, recorded ${recordedAgain.toFixed(3)} s`);
+      assert.equal(checkFile(path.join(recordDir, fileName), fileName).duration, p.duration, 'the first file is untouched');
 
       await pub.evaluate((i) => window.__unpublish(i), idx);
       await waitForStatus(pub, idx, ['UNPUBLISHED', 'FAILED'], 10000);
