@@ -563,3 +563,56 @@ export function withServerLog(server, msg) {
   const tail = server.stderr().replace(/\x1b\[[0-9;]*m/g, '').split('\n').slice(-60).join('\n');
   return `${msg}\n--- reelcast output (tail) ---\n${tail}`;
 }
+
+/** Chromium's fake capture devices (camera and microphone), granted without a prompt. */
+export const FAKE_MEDIA_FLAGS = ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'];
+
+/**
+ * Adds window.__publish(url, name, record, constraints) to an SDK page (openSdkPage):
+ * publishes the page's camera and microphone as `name` through the SDK (`constraints`:
+ * the SDK's, e.g. {audio: true, video: {width: 640, height: 360}}; the SDK's own
+ * default is 320x240), records each status in
+ * window.__events like __play (with the SDK's getRecordInfo() and `at`, the page's
+ * clock), and returns the index of its event list. window.__unpublish(i) stops it and
+ * returns the page's clock when it was asked to.
+ */
+export async function addSdkPublisher(page) {
+  await page.evaluate(() => {
+    window.__publishers = [];
+    window.__publish = async (url, name, record, constraints) => {
+      const session = await window.__session(url);
+      const div = document.createElement('div');
+      document.getElementById('displays').appendChild(div);
+      const S = Flashphoner.constants.STREAM_STATUS;
+      const t0 = performance.now();
+      const events = [];
+      window.__events.push(events);
+      const stream = session.createStream({ name, display: div, record, ...(constraints ? { constraints } : {}) });
+      for (const st of [S.PENDING, S.PUBLISHING, S.UNPUBLISHED, S.FAILED]) {
+        stream.on(st, (s) => events.push({
+          status: st, info: s.getInfo ? s.getInfo() : undefined,
+          recordInfo: s.getRecordInfo ? s.getRecordInfo() : undefined,
+          t: Math.round(performance.now() - t0), at: performance.now(),
+        }));
+      }
+      window.__publishers.push(stream);
+      stream.publish();
+      return window.__events.length - 1;
+    };
+    window.__unpublish = (i) => {
+      const at = performance.now();
+      window.__publishers[i].stop();
+      return at;
+    };
+  });
+}
+
+/** POST `${server.base}/rest-api${path}` with a JSON body: { status, body (parsed or null) }. */
+export async function restPost(server, path, body) {
+  const res = await fetch(`${server.base}/rest-api${path}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}

@@ -5,8 +5,9 @@
 //! dropped), where fragments are cut (at every keyframe, and before any frame that would
 //! take a fragment past [`MAX_FRAGMENT_US`], so none is longer than a second), and what a
 //! sample is (H.264 from Annex-B to length-prefixed NAL units, the first keyframe's
-//! SPS/PPS in the init segment; Opus as it came or re-encoded to AAC). The init segment
-//! goes out with the first fragment: by then the audio's channel count is known.
+//! SPS/PPS in the init segment, later different ones kept in their pictures; Opus as it
+//! came or re-encoded to AAC). The init segment goes out with the first fragment: by
+//! then the audio's channel count is known.
 //! Must not: touch the file (`super::writer`).
 //!
 //! Times: the recording's time 0 is its first keyframe. Video is in 90 kHz from the
@@ -115,6 +116,12 @@ impl Fragmenter {
         }
     }
 
+    /// True while no fragment has been made: nothing worth a file yet (no keyframe
+    /// arrived, or, audio only, no audio).
+    pub fn is_empty(&self) -> bool {
+        self.sequence == 0
+    }
+
     /// One frame, in the order the stream sends them; bytes to append go to `out`.
     pub fn push(&mut self, frame: &Frame, out: &mut Vec<Vec<u8>>) {
         match frame.kind {
@@ -155,10 +162,16 @@ impl Fragmenter {
 
     fn add_video(&mut self, frame: &Frame) {
         self.last_video_dts_us = Some(frame.dts_us);
+        // Parameter sets are in the init segment; a picture that brings others (a
+        // publisher's encoder changed its picture size, as WebRTC does under load) keeps
+        // them, else nothing after it would decode.
+        let keep_parameter_sets = self.new_parameter_sets(&frame.data);
         let mut data = Vec::with_capacity(frame.data.len() + 16);
         for nal in AnnexBNalUnits::new(&frame.data) {
-            if matches!(h264::nal_type(nal), Some(NAL_SPS | NAL_PPS | NAL_AUD)) {
-                continue;
+            match h264::nal_type(nal) {
+                Some(NAL_AUD) => continue,
+                Some(NAL_SPS | NAL_PPS) if !keep_parameter_sets => continue,
+                _ => {}
             }
             let len = u32::try_from(nal.len()).unwrap_or(u32::MAX);
             data.extend_from_slice(&len.to_be_bytes());
@@ -170,6 +183,18 @@ impl Fragmenter {
             sync: frame.keyframe,
             data,
         });
+    }
+
+    /// True when `annex_b` carries an SPS or PPS other than the init segment's.
+    fn new_parameter_sets(&self, annex_b: &[u8]) -> bool {
+        let Some(config) = &self.video_config else {
+            return false;
+        };
+        AnnexBNalUnits::new(annex_b).any(|nal| match h264::nal_type(nal) {
+            Some(NAL_SPS) => nal != config.sps.as_slice(),
+            Some(NAL_PPS) => nal != config.pps.as_slice(),
+            _ => false,
+        })
     }
 
     /// The first SPS and PPS of a keyframe, and the picture size; false without them.
@@ -392,5 +417,56 @@ impl Fragmenter {
         let video_end = self.last_video_dts_us.map(|l| l + self.last_interval_us);
         let end = video_end.unwrap_or(start.max(self.fragment_start_us) + MAX_FRAGMENT_US);
         self.cut_at(end, true, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn picture(t: i64, keyframe: bool, nals: &[&[u8]]) -> Frame {
+        let data: Vec<u8> = nals
+            .iter()
+            .flat_map(|n| [&[0, 0, 0, 1][..], n].concat())
+            .collect();
+        Frame {
+            kind: MediaKind::Video,
+            dts_us: t,
+            pts_us: t,
+            keyframe,
+            data: Arc::from(data),
+        }
+    }
+
+    fn in_sample(out: &[u8], nal: &[u8]) -> bool {
+        let len = u32::try_from(nal.len()).unwrap().to_be_bytes();
+        let needle = [&len[..], nal].concat();
+        out.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn parameter_sets_other_than_the_init_segments_stay_in_their_picture() {
+        let (sps_a, sps_b, pps): (&[u8], &[u8], &[u8]) = (
+            &[0x67, 0x42, 0xc0, 0x1e],
+            &[0x67, 0x42, 0xc0, 0x15],
+            &[0x68, 0xce],
+        );
+        let mut f = Fragmenter::new(true, RecordAudioCodec::Opus);
+        let mut out = Vec::new();
+        f.push(&picture(0, true, &[sps_a, pps, &[0x65, 1]]), &mut out);
+        f.push(&picture(33_333, false, &[&[0x41, 2]]), &mut out);
+        // The same parameter sets again, then a smaller picture's.
+        f.push(&picture(66_666, true, &[sps_a, pps, &[0x65, 3]]), &mut out);
+        f.push(&picture(100_000, true, &[sps_b, pps, &[0x65, 4]]), &mut out);
+        f.finish(&mut out);
+        let out = out.concat();
+        assert!(
+            !in_sample(&out, sps_a),
+            "the init segment's SPS is not repeated"
+        );
+        assert!(in_sample(&out, sps_b) && in_sample(&out, pps));
+        assert!(in_sample(&out, &[0x65, 4]));
     }
 }

@@ -28,4 +28,5 @@ pub mod writer;
 
 pub use recorder::{RecordError, Recorder, RecordingInfo};
 pub use recover::{recover_dir, Recovered};
+pub use sink::Begin;
 pub use writer::RecordStatus;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::info;
 
 use super::names::{self, NameFields};
-use super::sink::RecordSink;
+use super::sink::{Begin, RecordSink};
 use super::writer::{self, Job, RecordStatus, RecordingState};
 use crate::config::{RecordAudioCodec, RecordPolicy, Settings};
 use crate::media::{AttachId, Ending, SinkSlot, StopReason};
@@ -94,15 +94,16 @@ impl Recorder {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Starts recording the stream behind `slot` (listed as `fields.media_session_id`):
-    /// creates the file and its sidecar (blocking: call from a blocking thread), starts
-    /// its writer, attaches its sink. Returns the file name (`recordName`).
+    /// Starts recording the stream behind `slot` (listed as `fields.media_session_id`)
+    /// from where `begin` says: creates the file and its sidecar (blocking: call from a
+    /// blocking thread), starts its writer, attaches its sink. Returns the file name
+    /// (`recordName`).
     pub fn start(
         &self,
         slot: &SinkSlot,
         mut fields: NameFields,
-        has_video: bool,
-        has_audio: bool,
+        (has_video, has_audio): (bool, bool),
+        begin: Begin,
     ) -> Result<String, RecordError> {
         let id = fields.media_session_id.clone();
         {
@@ -147,11 +148,13 @@ impl Recorder {
             .name("recorder".into())
             .spawn(move || writer::run(job))
             .map_err(|e| RecordError::Io(writer::reason(&e)))?;
-        let sink = Box::new(RecordSink::new(tx, state.clone()));
-        let Ok(attach) = slot.attach(sink) else {
+        let (sink, taking) = RecordSink::new(tx, state.clone(), begin);
+        let Ok(attach) = slot.attach(Box::new(sink)) else {
             // The sink came back and is dropped: its writer finalizes what little it has.
             return Err(RecordError::Ended);
         };
+        // The pre-roll has been handed over (and dropped, if so asked): what comes now is new.
+        taking.store(true, std::sync::atomic::Ordering::Release);
         info!("Recording {name} started (stream {id})");
         self.writers
             .lock()
@@ -229,5 +232,48 @@ impl Recorder {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::Sink;
+
+    #[test]
+    fn a_recording_stopped_before_its_first_keyframe_leaves_nothing_behind() {
+        let dir =
+            std::env::temp_dir().join(format!("reelcast-recorder-empty-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let settings = Settings {
+            record_dir: dir.clone(),
+            ..Settings::default()
+        };
+        let recorder = Recorder::new(&settings);
+        let (slot, mut stream) = SinkSlot::new();
+        stream.start(Instant::now());
+        let fields = NameFields {
+            stream_name: "cam".into(),
+            media_session_id: "m-1".into(),
+            ..NameFields::default()
+        };
+        let name = recorder
+            .start(&slot, fields, (true, true), Begin::NextKeyframe)
+            .unwrap();
+        assert!(dir.join(&name).is_file() && dir.join(names::sidecar(&name)).is_file());
+        // The publisher never sent a picture (it never connected): the stream ends.
+        stream.end(&Ending::Stopped(StopReason::ByUser));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while recorder.unfinished() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(recorder.unfinished(), 0);
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use tracing::{info, warn};
 
 use super::names;
-use super::writer::finalize_file;
+use super::writer::{discard, finalize_file};
 
 /// Folder entries looked at, at most.
 pub const MAX_ENTRIES: usize = 100_000;
@@ -19,7 +19,8 @@ pub const MAX_ENTRIES: usize = 100_000;
 pub struct Recovered {
     /// Recordings made playable: (name, duration in ms).
     pub finalized: Vec<(String, u64)>,
-    /// Sidecars whose file was gone (removed).
+    /// Sidecars whose file was gone or empty (a recording cut before its first
+    /// fragment): removed, with the empty file.
     pub orphans: usize,
     /// Recordings that could not be finalized: (name, reason); their sidecar stays.
     pub failed: Vec<(String, String)>,
@@ -57,8 +58,14 @@ pub fn recover_dir(dir: &Path) -> Recovered {
         }
     }
     for name in sidecars {
-        if !dir.join(&name).is_file() {
+        let file = dir.join(&name);
+        if !file.is_file() {
             let _ = std::fs::remove_file(dir.join(names::sidecar(&name)));
+            done.orphans += 1;
+            continue;
+        }
+        if file.metadata().is_ok_and(|m| m.len() == 0) {
+            discard(dir, &name);
             done.orphans += 1;
             continue;
         }
@@ -77,4 +84,31 @@ pub fn recover_dir(dir: &Path) -> Recovered {
         }
     }
     done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_recording_and_a_lone_sidecar_are_removed() {
+        let dir =
+            std::env::temp_dir().join(format!("reelcast-recover-empty-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // Cut before its first fragment; a sidecar whose file is gone.
+        std::fs::write(dir.join("a.mp4"), b"").unwrap();
+        std::fs::write(dir.join(names::sidecar("a.mp4")), b"").unwrap();
+        std::fs::write(dir.join(names::sidecar("b.mp4")), b"").unwrap();
+        let done = recover_dir(&dir);
+        assert_eq!(done.orphans, 2, "{done:?}");
+        assert!(done.failed.is_empty(), "{done:?}");
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -150,6 +150,17 @@ pub(crate) fn run(job: Job) {
     fragmenter.finish(&mut out);
     append(&mut file, &mut out, &state);
     drop(file);
+    if fragmenter.is_empty() {
+        // Stopped before its first keyframe (a publisher that never connected, or left
+        // at once): there is nothing to finalize, and an empty file with its sidecar
+        // would stay behind, a recovery failure at every start.
+        discard(&dir, &name);
+        state.fail("nothing was recorded (no picture to begin at arrived)");
+        state
+            .finished
+            .store(true, std::sync::atomic::Ordering::Release);
+        return;
+    }
     if fragmenter.audio_errors > 0 {
         warn!(
             "Recording {name}: {} audio packets could not be re-encoded",
@@ -191,6 +202,12 @@ pub(crate) fn run(job: Job) {
                 .store(true, std::sync::atomic::Ordering::Release);
         }
     }
+}
+
+/// Removes the recording `name` (an empty one) and then its sidecar.
+pub(crate) fn discard(dir: &Path, name: &str) {
+    let _ = std::fs::remove_file(dir.join(name));
+    let _ = std::fs::remove_file(dir.join(names::sidecar(name)));
 }
 
 /// Writes what the fragmenter made and syncs it; on an error the file is let go.

@@ -40,7 +40,7 @@ use crate::hls::{Directory, HlsSink, Segmenter, WindowConfig};
 use crate::media::{
     Publisher, Sink, SinkFactory, SinkSlot, Sinks, StopReason, StreamId, ViewerProtocol,
 };
-use crate::record::{names::NameFields, RecordError, Recorder, RecordingInfo};
+use crate::record::{names::NameFields, Begin, RecordError, Recorder, RecordingInfo};
 use crate::source::{Location, StreamUri};
 
 pub use super::status::PlayKey;
@@ -237,9 +237,15 @@ impl Registry {
             login: r.stream.login.clone(),
             ..NameFields::default()
         };
-        let name = self
-            .recorder
-            .start(&r.slot, fields, r.stream.has_video, r.stream.has_audio)?;
+        // A publisher makes a keyframe when asked (below): the recording begins there,
+        // not at a GOP that may have begun long before it was asked for.
+        let begin = if r.publisher.is_some() {
+            Begin::NextKeyframe
+        } else {
+            Begin::GopInProgress
+        };
+        let media = (r.stream.has_video, r.stream.has_audio);
+        let name = self.recorder.start(&r.slot, fields, media, begin)?;
         if let Some(publisher) = &r.publisher {
             publisher.set_record_name(Some(name.clone()));
             publisher.request_keyframe();
