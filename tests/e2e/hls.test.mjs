@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  REPO, assertServerUp, freeTcpPort, launchBrowser, startServer, withServerLog,
+  REPO, SAMPLE, assertServerUp, freeTcpPort, launchBrowser, startServer, testMedia, withServerLog,
 } from './helpers.mjs';
 
 const HLS_JS = path.join(REPO, 'tests', 'e2e', 'node_modules', 'hls.js', 'dist', 'hls.min.js');
@@ -194,5 +194,75 @@ describe('HLS over HTTPS (hls.https.port) with the configured certificate', { ti
     assert.equal(probe.stderr.trim(), '', 'ffprobe reports nothing wrong');
     assert.deepEqual([...new Set(probe.stdout.split('\n').filter(Boolean))].sort(), ['aac', 'h264'], 'H.264 and AAC over https');
     await assertServerUp(server);
+  });
+});
+
+describe('HLS of a file whose keyframes are 10 s apart (hls_target_duration 2 s)', { timeout: 120000 }, () => {
+  const LONG = encodeURIComponent('vod-live://long_gop.mp4');
+  let server, browser, hlsBase;
+  before(async () => {
+    const hlsPort = await freeTcpPort();
+    server = await startServer({ files: [SAMPLE, testMedia('long_gop.mp4')], settings: { 'hls.port': hlsPort } });
+    hlsBase = `http://127.0.0.1:${hlsPort}`;
+    browser = await launchBrowser();
+  }, { timeout: 60000 });
+  after(async () => {
+    if (browser) await browser.close();
+    if (server) await server.stop();
+  });
+
+  test('#EXT-X-TARGETDURATION never changes and no segment rounds above it', { timeout: 60000 }, async () => {
+    const url = `${hlsBase}/${LONG}/${LONG}.m3u8`;
+    const targets = new Set();
+    const durations = [];
+    // 14 s of playlists: past the first 10 s GOP and into the second.
+    for (let i = 0; i < 14; i += 1) {
+      const res = await fetch(url);
+      assert.equal(res.status, 200, withServerLog(server, `playlist ${res.status}`));
+      const text = await res.text();
+      targets.add(Number(text.match(/^#EXT-X-TARGETDURATION:(\d+)$/m)[1]));
+      for (const m of text.matchAll(/^#EXTINF:([\d.]+),/gm)) durations.push(Number(m[1]));
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    assert.deepEqual([...targets], [2], 'one target duration, the setting');
+    assert.ok(durations.length >= 5, `segments listed: ${durations.length}`);
+    for (const d of durations) assert.ok(Math.round(d) <= 2, `a segment of ${d} s`);
+  });
+
+  // Four of each GOP's five segments start without a keyframe, so hls.js usually joins at
+  // one of those (where it joined is printed); its first picture waits for the next keyframe.
+  test('hls.js plays it: pictures shown, no fatal error', { timeout: 60000 }, async (t) => {
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${server.base}/api/files`);
+      await page.addScriptTag({ path: HLS_JS });
+      const seen = await page.evaluate(async (url) => {
+        const video = document.createElement('video');
+        video.muted = true;
+        document.body.appendChild(video);
+        let pictures = 0;
+        const onFrame = () => { pictures += 1; video.requestVideoFrameCallback(onFrame); };
+        video.requestVideoFrameCallback(onFrame);
+        const hls = new window.Hls();
+        const errors = [];
+        let first = null;
+        hls.on(window.Hls.Events.ERROR, (_e, d) => { if (d.fatal) errors.push(d.details); });
+        hls.on(window.Hls.Events.FRAG_LOADED, (_e, d) => {
+          if (!first) first = { sn: d.frag.sn, part: d.part?.index ?? null, independent: d.part ? d.part.independent : null };
+        });
+        hls.loadSource(url);
+        hls.attachMedia(video);
+        hls.on(window.Hls.Events.MANIFEST_PARSED, () => { video.play().catch(() => {}); });
+        // A joiner's first picture waits for the next keyframe (up to 10 s here): 30 s at most.
+        for (let i = 0; i < 120 && pictures < 30 && !errors.length; i += 1) await new Promise((r) => setTimeout(r, 250));
+        hls.destroy();
+        return { pictures, errors, first };
+      }, `${hlsBase}/${LONG}/${LONG}.m3u8`);
+      assert.deepEqual(seen.errors, [], 'no fatal hls.js error');
+      assert.ok(seen.pictures >= 30, withServerLog(server, `pictures shown: ${seen.pictures}`));
+      t.diagnostic(`hls.js first loaded ${JSON.stringify(seen.first)}`);
+    } finally {
+      await page.close();
+    }
   });
 });

@@ -257,6 +257,13 @@ fn check_rules(p: &Playlist, text: &str) {
                 p.part_target
             );
         }
+    }
+}
+
+/// With keyframes no further apart than the target (the sample's 2 s), every segment
+/// starts at one, so its first part is `INDEPENDENT`.
+fn check_segments_start_independent(p: &Playlist, text: &str) {
+    for s in &p.segments {
         if let Some(first) = s.parts.first() {
             assert!(
                 first.independent,
@@ -265,6 +272,71 @@ fn check_rules(p: &Playlist, text: &str) {
             );
         }
     }
+}
+
+/// Whether a part starts with a video keyframe as ffprobe's demuxer reads its sample
+/// flags (`K` on the first video packet of the init segment + the part).
+fn starts_with_keyframe(init: &[u8], part: &[u8], name: &str) -> bool {
+    let path = test_support::temp_dir("hls-parts").join(name);
+    std::fs::write(&path, [init, part].concat()).expect("write the part");
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-read_intervals",
+            "%+#1",
+        ])
+        .args(["-show_entries", "packet=flags", "-of", "csv=p=0"])
+        .arg(&path)
+        .output()
+        .expect("ffprobe runs");
+    let _ = std::fs::remove_file(&path);
+    let flags = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && !flags.trim().is_empty(),
+        "ffprobe on {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    flags.lines().next().is_some_and(|l| l.contains('K'))
+}
+
+/// Every part of `p` not in `checked` is fetched: `INDEPENDENT=YES` exactly on the
+/// parts ffprobe finds starting with a keyframe (RFC 8216bis §4.4.4.9). Returns the
+/// segments (MSNs) whose first part is not independent.
+async fn check_independent_parts(
+    hls: SocketAddr,
+    name: &str,
+    init: &[u8],
+    p: &Playlist,
+    checked: &mut std::collections::HashSet<String>,
+) -> Vec<u64> {
+    let mut dependent_firsts = Vec::new();
+    for s in &p.segments {
+        for (k, part) in s.parts.iter().enumerate() {
+            if k == 0 && !part.independent {
+                dependent_firsts.push(s.msn);
+            }
+            if !checked.insert(part.uri.clone()) {
+                continue;
+            }
+            let got = get(hls, &format!("/{name}/{}", part.uri)).await;
+            assert_eq!(got.status, 200, "part {}", part.uri);
+            let keyed = tokio::task::spawn_blocking({
+                let (init, body, uri) = (init.to_vec(), got.body, part.uri.clone());
+                move || starts_with_keyframe(&init, &body, &uri)
+            })
+            .await
+            .expect("ffprobe task");
+            assert_eq!(
+                part.independent, keyed,
+                "part {} INDEPENDENT={} but ffprobe finds keyframe first: {keyed}",
+                part.uri, part.independent
+            );
+        }
+    }
+    dependent_firsts
 }
 
 async fn start() -> (
@@ -300,6 +372,7 @@ async fn every_playlist_follows_the_rules_a_validator_checks() {
     assert_eq!(init.status, 200);
     assert_eq!(&init.body[4..8], b"ftyp");
     assert!(init.header("cache-control").contains("immutable"));
+    let mut checked_parts = std::collections::HashSet::new();
 
     // Reload for a few seconds until the window has moved past segment 0 (one segment
     // is kept): every playlist obeys the rules, and a segment keeps its number and URI.
@@ -315,6 +388,8 @@ async fn every_playlist_follows_the_rules_a_validator_checks() {
         let text = answer.text();
         let p = parse(&text);
         check_rules(&p, &text);
+        check_segments_start_independent(&p, &text);
+        check_independent_parts(hls, NAME, &init.body, &p, &mut checked_parts).await;
         assert!(
             p.media_sequence >= last_sequence,
             "media sequence went back"
@@ -373,6 +448,7 @@ async fn every_playlist_follows_the_rules_a_validator_checks() {
     assert_eq!(blocked.header("cache-control"), "no-cache");
     let listed = parse(&blocked.text());
     check_rules(&listed, &blocked.text());
+    check_segments_start_independent(&listed, &blocked.text());
     assert!(
         listed
             .segments
@@ -418,6 +494,7 @@ async fn every_playlist_follows_the_rules_a_validator_checks() {
     assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
     let ended = parse(&text);
     check_rules(&ended, &text);
+    check_segments_start_independent(&ended, &text);
     let seg = ended
         .segments
         .iter()
@@ -439,6 +516,58 @@ async fn every_playlist_follows_the_rules_a_validator_checks() {
         assert!(Instant::now() < deadline, "still served 20 s after the end");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// A file whose keyframes are 10 s apart under the 2 s target: segments are cut without
+/// a keyframe rather than the target duration growing (RFC 8216 §6.2.1). Over 13 s of
+/// playlists (past the second keyframe) the target stays 2, every playlist obeys the
+/// rules, the first part of a segment cut without a keyframe is not `INDEPENDENT`, the
+/// segment the keyframe at 10 s starts is, and ffprobe agrees part by part.
+#[tokio::test]
+async fn long_gops_keep_the_target_duration_and_only_keyframe_parts_are_independent() {
+    let media = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/media");
+    assert!(
+        std::path::Path::new(media).join("long_gop.mp4").is_file(),
+        "tests/media/long_gop.mp4 is missing: run scripts/make-test-media tests/media"
+    );
+    let mut s = settings();
+    s.media_dir = media.into();
+    let (ports, _serving, _ctx) = reelcast::server::launch(s).await.expect("server starts");
+    let hls = ports.hls.expect("hls.port is bound");
+    let name = "vod-live%3A%2F%2Flong_gop.mp4";
+    let playlist = format!("/{name}/{name}.m3u8");
+    let first = get(hls, &playlist).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let init = get(hls, &format!("/{name}/{}", parse(&first.text()).map)).await;
+    assert_eq!(init.status, 200);
+
+    let mut checked = std::collections::HashSet::new();
+    let mut dependent = std::collections::BTreeSet::new();
+    let mut keyed_later = false;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(13) {
+        let answer = get(hls, &playlist).await;
+        assert_eq!(answer.status, 200);
+        let text = answer.text();
+        let p = parse(&text);
+        check_rules(&p, &text);
+        assert_eq!(p.target, 2, "the target duration is the setting:\n{text}");
+        dependent.extend(check_independent_parts(hls, name, &init.body, &p, &mut checked).await);
+        keyed_later |= p
+            .segments
+            .iter()
+            .any(|s| s.msn > 0 && s.parts.first().is_some_and(|x| x.independent));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        dependent.len() >= 3,
+        "segments starting without a keyframe: {dependent:?}"
+    );
+    assert!(
+        keyed_later,
+        "the keyframe at 10 s starts an independent segment"
+    );
+    assert!(checked.len() >= 20, "{} parts checked", checked.len());
 }
 
 #[tokio::test]

@@ -7,7 +7,16 @@
 //! skipped. Segments start at a keyframe once the segment has lasted the target
 //! duration; parts are cut before the frame that would take a part past the part
 //! target, so no part is longer than it (with the last picture's interval taken as the
-//! next one's). Must not: keep the window or serve anything (`super::window`).
+//! next one's). A file whose keyframes are further apart than the playlist's
+//! `#EXT-X-TARGETDURATION` (the target in whole seconds, rounded up) gets its segment cut
+//! without a keyframe before it would round above that: RFC 8216 §6.2.1 lets the target
+//! duration never change, and nobody can know a file's longest GOP before playing it
+//! (fragmented files, S3 objects read as they play). Such a segment's first part is not
+//! `INDEPENDENT`; a player joining there shows its first picture at the next keyframe.
+//! The next keyframe always starts a segment, and once one GOP has been seen to be that
+//! long, each GOP is cut into equal segments (a 10 s GOP under a 2 s target: five of
+//! 2 s, the first starting at the keyframe), so the cuts stay in step with the keyframes.
+//! Must not: keep the window or serve anything (`super::window`).
 
 use codec::h264::{self, AnnexBNalUnits};
 
@@ -53,6 +62,13 @@ struct VideoSample {
 /// Frames to fragments; see the module docs.
 pub struct Segmenter {
     target_us: i64,
+    /// A segment must end before this long (it would round above the declared target).
+    max_segment_us: i64,
+    /// The open segment started with a keyframe.
+    segment_keyed: bool,
+    /// The last video keyframe's time, and the interval between the last two.
+    last_key_us: Option<i64>,
+    last_gop_us: Option<i64>,
     part_target_us: i64,
     has_video: bool,
     audio: Option<AudioConfig>,
@@ -83,6 +99,10 @@ impl Segmenter {
         let sbr = parsed.is_some_and(|(_, c)| matches!(c.object_type, 5 | 29));
         Segmenter {
             target_us,
+            max_segment_us: declared_target_s(target_us) * 1_000_000 + 500_000,
+            segment_keyed: true,
+            last_key_us: None,
+            last_gop_us: None,
             part_target_us,
             has_video,
             audio,
@@ -121,10 +141,17 @@ impl Segmenter {
                     self.last_interval_us = t - last;
                 }
             }
-            if frame.keyframe && t - self.segment_start_us >= self.target_us {
+            if frame.keyframe {
+                if let Some(last) = self.last_key_us.filter(|&k| t > k) {
+                    self.last_gop_us = Some(t - last);
+                }
+                self.last_key_us = Some(t);
+            }
+            if self.ends_segment(t, frame.keyframe) {
                 self.close_part(t, out);
                 out.push(Cut::SegmentEnd);
                 self.segment_start_us = t;
+                self.segment_keyed = frame.keyframe;
             } else if t - self.part_start_us + self.last_interval_us > self.part_target_us
                 && !self.video.is_empty()
             {
@@ -146,6 +173,7 @@ impl Segmenter {
             self.started = true;
             self.segment_start_us = t;
             self.part_start_us = t;
+            self.last_key_us = Some(t);
         }
         self.last_video_dts_us = Some(t);
         let mut data = Vec::with_capacity(frame.data.len() + 16);
@@ -163,6 +191,33 @@ impl Segmenter {
             sync: frame.keyframe,
             data,
         });
+    }
+
+    /// Whether the picture at `t` starts a new segment. A keyframe does once the segment
+    /// has lasted the target, or at once if the segment started without one. Any picture
+    /// does if the next would take the segment to a length that rounds above the declared
+    /// target, or, in a GOP longer than that, where an equal share of the GOP ends.
+    fn ends_segment(&self, t: i64, keyframe: bool) -> bool {
+        let long = t - self.segment_start_us;
+        if self.video.is_empty() || long <= 0 {
+            return false;
+        }
+        if keyframe {
+            return long >= self.target_us || !self.segment_keyed;
+        }
+        if long + self.last_interval_us >= self.max_segment_us {
+            return true;
+        }
+        let share = match self.last_gop_us {
+            // The fewest equal segments that each stay under the limit.
+            Some(gop) if gop >= self.max_segment_us => gop / (gop / self.max_segment_us + 1),
+            // A long GOP not measured yet: the first cut came at the limit (a keyframe
+            // could have come until then); the next ones at the target.
+            _ if !self.segment_keyed => self.target_us,
+            _ => return false,
+        };
+        // The picture nearest the share's end starts the next segment.
+        long + self.last_interval_us / 2 >= share
     }
 
     /// The first SPS and PPS of a keyframe, and the picture size from the SPS.
@@ -286,6 +341,12 @@ impl Segmenter {
     }
 }
 
+/// `#EXT-X-TARGETDURATION` for a target of `target_us`: whole seconds, rounded up, at
+/// least 1 (the playlist declares this; segments are kept from rounding above it).
+pub fn declared_target_s(target_us: i64) -> i64 {
+    (target_us.max(1) + 999_999) / 1_000_000
+}
+
 /// Microseconds on the stream's timeline in a track's `timescale`, rounded (0 before
 /// the timeline's start).
 fn ticks(us: i64, timescale: u32) -> u64 {
@@ -383,6 +444,102 @@ mod tests {
                 .collect()
         };
         assert_eq!(aac(&frames), aac(&back));
+    }
+
+    /// A 10 s GOP (the sample with only its first keyframe kept, played three times on
+    /// rising times) under a 2 s target: #EXT-X-TARGETDURATION stays 2 in every playlist
+    /// and no segment rounds above it (RFC 8216 §4.4.3.1, §6.2.1); a part is
+    /// `INDEPENDENT` exactly when it starts with the keyframe, so the first part of a
+    /// segment cut without one is not. Each keyframe starts a segment, and once the GOP
+    /// is known (from 10 s on) it is cut into five segments of 2 s.
+    #[test]
+    fn long_gops_never_change_the_target_duration() {
+        use super::super::window::{Window, WindowConfig};
+        use std::time::Duration;
+        let file = sample_bytes();
+        let frames = frames_of(file.clone());
+        let asc = MediaReader::open(Memory(file))
+            .unwrap()
+            .info()
+            .aac_config
+            .clone();
+        let mut segmenter = Segmenter::new(2_000_000, 500_000, true, asc.as_deref());
+        let window = Window::new(
+            WindowConfig {
+                target: Duration::from_secs(2),
+                part_target: Duration::from_millis(500),
+                list_size: 8,
+                max_bytes: 64 << 20,
+            },
+            "t".into(),
+        );
+        let first_key = frames
+            .iter()
+            .find(|f| f.keyframe && f.kind == MediaKind::Video);
+        let first_key = first_key.expect("the sample has a keyframe").dts_us;
+        let (mut segments, mut unkeyed, mut dependent_firsts) = (0, 0, 0);
+        let mut cut_at = Vec::new();
+        // Whether the next part starts a segment, and with the keyframe.
+        let mut next_starts_segment = true;
+        let mut keyed_next = true;
+        for pass in 0..3_i64 {
+            for f in &frames {
+                let mut f = f.clone();
+                if f.kind == MediaKind::Video {
+                    f.keyframe = f.dts_us == first_key;
+                }
+                f.dts_us += pass * 10_000_000;
+                f.pts_us += pass * 10_000_000;
+                let mut cuts = Vec::new();
+                segmenter.push(&f, &mut cuts);
+                for cut in &cuts {
+                    match cut {
+                        Cut::Part(p) => {
+                            assert_eq!(p.independent, keyed_next, "part at {} µs", p.start_us);
+                            if next_starts_segment && !p.independent {
+                                dependent_firsts += 1;
+                            }
+                            next_starts_segment = false;
+                            // A part ends before the frame being pushed, which starts the next.
+                            keyed_next = f.kind == MediaKind::Video && f.keyframe;
+                        }
+                        Cut::SegmentEnd => next_starts_segment = true,
+                        Cut::Init(_) => {}
+                    }
+                }
+                let ends = cuts.iter().filter(|c| matches!(c, Cut::SegmentEnd)).count();
+                if ends == 0 {
+                    window.add(cuts);
+                    continue;
+                }
+                segments += ends;
+                unkeyed += usize::from(!f.keyframe);
+                cut_at.push((f.dts_us, f.keyframe));
+                window.add(cuts);
+                let playlist = window.playlist();
+                assert!(playlist.contains("#EXT-X-TARGETDURATION:2\n"), "{playlist}");
+                for line in playlist.lines().filter_map(|l| l.strip_prefix("#EXTINF:")) {
+                    let secs: f64 = line.trim_end_matches(',').parse().unwrap();
+                    assert!(secs.round() <= 2.0, "a segment of {secs} s:\n{playlist}");
+                }
+            }
+        }
+        assert_eq!(segments, 14, "segments in 30 s: {cut_at:?}");
+        assert_eq!(unkeyed, 12, "cut without a keyframe: {cut_at:?}");
+        let keyed: Vec<i64> = cut_at.iter().filter(|c| c.1).map(|c| c.0).collect();
+        assert_eq!(keyed, [first_key + 10_000_000, first_key + 20_000_000]);
+        let later = cut_at.iter().filter(|c| c.0 >= first_key + 10_000_000);
+        for (t, _) in later {
+            assert_eq!(
+                (t - first_key) % 2_000_000,
+                0,
+                "a cut at {t} µs: {cut_at:?}"
+            );
+        }
+        assert_eq!(
+            dependent_firsts, unkeyed,
+            "segments starting without INDEPENDENT"
+        );
     }
 
     /// ffprobe, an independent reader, decodes every picture and finds no error.

@@ -375,12 +375,15 @@ impl Window {
         }
     }
 
-    /// The target duration in whole seconds: the setting, or the longest segment's
-    /// rounded length if a file's keyframes are further apart.
+    /// The target duration in whole seconds: the setting rounded up (the segmenter cuts
+    /// long GOPs to fit it), or a longer segment's rounded length should one exist.
     fn target_duration_s(&self, s: &State) -> u64 {
-        let configured = self.config.target.as_micros().div_ceil(1_000_000);
-        let longest = u128::try_from(s.longest_us.max(0)).unwrap_or(0);
-        u64::try_from(configured.max((longest + 500_000) / 1_000_000).max(1)).unwrap_or(1)
+        let target_us = i64::try_from(self.config.target.as_micros()).unwrap_or(i64::MAX);
+        let configured = super::segmenter::declared_target_s(target_us);
+        // The segmenter keeps segments under this; only pictures further apart than the
+        // target itself (a frame every few seconds) can make a longer one.
+        let longest = (s.longest_us.max(0) + 500_000) / 1_000_000;
+        u64::try_from(configured.max(longest)).unwrap_or(1)
     }
 
     /// The media playlist (RFC 8216bis), parts and preload hint included.
