@@ -295,7 +295,8 @@ pub fn with_start_bitrate(answer: &str, kbps: u32) -> String {
             .strip_prefix("a=fmtp:")
             .and_then(|r| r.split(' ').next());
         if pt.is_some_and(|pt| h264.contains(&pt)) && !body.contains("x-google-start-bitrate") {
-            out.push_str(&format!(";x-google-start-bitrate={kbps}"));
+            out.push_str(";x-google-start-bitrate=");
+            out.push_str(&kbps.to_string());
         }
         out.push_str(&line[body.len()..]);
     }
