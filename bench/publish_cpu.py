@@ -24,7 +24,9 @@ H.264 is Annex B) are sent as they are, paced by their timestamps and looped wit
 timestamps that keep increasing. The publisher's CPU is then RTP packetization and SRTP,
 not encoding, so 4 of them fit on one core beside the bench. Loopback only: one host
 candidate, 127.0.0.1, and no STUN server. Stops after --seconds (DELETE of its
-Location), or when the server goes away. Also used by bench/record_kill.sh and
+Location), or when the server goes away, or with --while-parent when the process
+that started it exits. --wait S retries the POST while the server does not listen
+yet. Also used by bench/record_kill.sh and
 bench/fanout_steered.sh --published.
 """
 
@@ -107,7 +109,7 @@ def read_packets(path):
     return out, period
 
 
-def publish(url, media, seconds):
+def publish(url, media, seconds, wait=0.0, parent=None):
     import aioice.ice
     import av
     from aiortc import (MediaStreamTrack, RTCConfiguration, RTCPeerConnection,
@@ -175,8 +177,22 @@ def publish(url, media, seconds):
         loop.add_signal_handler(signal.SIGINT, done.set)
         began = time.monotonic()
         await pc.setLocalDescription(await pc.createOffer())
-        status, body, headers = await loop.run_in_executor(
-            None, request, url, "POST", pc.localDescription.sdp)
+        while True:
+            try:
+                status, body, headers = await loop.run_in_executor(
+                    None, request, url, "POST", pc.localDescription.sdp)
+                break
+            except OSError:
+                # --wait: the server may not listen yet.
+                if time.monotonic() - began > wait:
+                    raise
+                await asyncio.sleep(0.2)
+        if parent is not None:
+            async def watch_parent():
+                while os.getppid() == parent:
+                    await asyncio.sleep(0.5)
+                done.set()
+            asyncio.ensure_future(watch_parent())
         result["status"] = status
         if status == 201:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
@@ -407,10 +423,16 @@ def main():
     p.add_argument("url")
     p.add_argument("--media", default=str(MEDIA))
     p.add_argument("--seconds", type=float, default=30)
+    p.add_argument("--wait", type=float, default=0,
+                   help="seconds to retry the POST while the server does not listen yet")
+    p.add_argument("--while-parent", action="store_true",
+                   help="stop when the parent process (the server this one was started "
+                   "beside, by a wrapper that then exec'd it) exits")
     sub.add_parser("make-media")
     opts = ap.parse_args()
     if opts.cmd == "publish":
-        publish(opts.url, Path(opts.media), opts.seconds)
+        publish(opts.url, Path(opts.media), opts.seconds, opts.wait,
+                os.getppid() if opts.while_parent else None)
     elif opts.cmd == "make-media":
         print(make_media())
     else:
