@@ -202,8 +202,11 @@ def publish(url, media, seconds, wait=0.0, parent=None):
                 pass
             location = headers.get("Location")
             if location and pc.connectionState == "connected":
-                result["delete_status"], _, _ = await loop.run_in_executor(
-                    None, request, urllib.parse.urljoin(url, location), "DELETE")
+                try:
+                    result["delete_status"], _, _ = await loop.run_in_executor(
+                        None, request, urllib.parse.urljoin(url, location), "DELETE")
+                except OSError as e:  # the server is gone (record_kill.sh kills it)
+                    result["delete_status"] = str(e)
         else:
             result["body"] = body[:200]
         result["seconds"] = round(time.monotonic() - began, 2)

@@ -7,10 +7,11 @@
 #
 # Each run: a fresh record_dir; the server (record_streams=true, recordings named after
 # the stream); one WHIP publisher (bench/publish_cpu.py publish: aiortc sending a 720p
-# 2 Mbit/s H.264 + Opus file as it is, in real time) publishes `killed`; T seconds after
-# the publisher's first media packet the server gets SIGKILL. The server is started again
+# 2 Mbit/s H.264 + Opus file as it is, in real time) publishes `killed`; T + a random
+# fraction of a second after the stream is PUBLISHING the server gets SIGKILL; the time
+# published is from the publisher's first media packet to the kill. The server is started again
 # on the same record_dir: it finalizes the unfinished recording before it opens its ports
-# (see `reelcast recover`). Loss = T − the recovered file's duration (ffprobe: the
+# (see `reelcast recover`). Loss = the time published − the recovered file's duration (ffprobe: the
 # container's, and the video track's). Prints one line per run and the max and median.
 # Bounded: every process is stopped by the script; the publisher also stops by itself.
 set -euo pipefail
@@ -39,7 +40,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now() { python3 -c 'import time; print(f"{time.monotonic():.3f}")'; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Starts the server on $dir and waits until it answers; sets server_pid and base.
@@ -82,13 +82,13 @@ for t in ${seconds//,/ }; do
       sleep 0.1
     done
     [[ $(publishing) == 1 ]] || { echo "not publishing: $(tail -3 "$dir/publisher.err")" >&2; exit 1; }
-    # The publisher's first packet left at media_start (monotonic, printed at its end):
-    # kill T seconds after it. Its start is within ~0.1 s of PUBLISHING; the exact
-    # figure below is from the publisher's own clock.
-    sleep "$t"
-    kill -9 "$server_pid"
-    killed_at=$(now)
-    wait "$server_pid" 2>/dev/null || true
+    # Kill T seconds and a random fraction of one after PUBLISHING (fragments are cut
+    # every second: the fraction spreads the kills over a fragment's span). The time
+    # published is the publisher's own: its first packet left at media_start
+    # (CLOCK_MONOTONIC, printed at its end), the kill's time is taken right before it.
+    sleep "$(printf '%d.%03d' "$t" $((RANDOM % 1000)))"
+    killed_at=$(python3 -c 'import os,sys,time; t=time.monotonic(); os.kill(int(sys.argv[1]), 9); print(f"{t:.3f}")' "$server_pid")
+    { wait "$server_pid"; } 2>/dev/null || true # (bash's "Killed" notice)
     server_pid=
     kill "$publisher_pid" 2>/dev/null || true
     wait "$publisher_pid" 2>/dev/null || true
