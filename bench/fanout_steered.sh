@@ -109,5 +109,7 @@ for round in $(seq "$rounds"); do
   fi
   echo "== round $round/$rounds: published (one WHIP publisher of the same content)"
   taskset -c 1 "$fanout_bin" --server "$(published_wrapper "$ts")" --stream fanout "${rest[@]}"
+  for _ in $(seq 50); do [[ -s $work/publisher.log ]] && break; sleep 0.1; done # it stops with the server
   echo "publisher: $(tail -1 "$work/publisher.log" 2>/dev/null)"
+  rm -f "$work/publisher.log"
 done
