@@ -89,7 +89,7 @@ published_wrapper() {
 port=
 prev=
 for a in "\$@"; do [[ \$prev == --http-port ]] && port=\$a; prev=\$a; done
-taskset -c 1 python3 $(realpath bench/publish_cpu.py) publish "http://127.0.0.1:\$port/whip/fanout" \\
+nice -n -10 taskset -c 1 python3 $(realpath bench/publish_cpu.py) publish "http://127.0.0.1:\$port/whip/fanout" \\
   --media $(printf %q "$ts") --seconds 3600 --wait 15 --while-parent > $(printf %q "$work")/publisher.log 2>&1 &
 exec taskset -c 0 $(printf %q "$(realpath "$server_bin")") "\$@"
 EOF
