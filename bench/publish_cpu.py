@@ -119,6 +119,8 @@ def publish(url, media, seconds, wait=0.0, parent=None):
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
     packets, period = read_packets(media)
     clock = {"start": None}
+    # Frames handed to aiortc per kind, and how far behind its time the latest was at most.
+    stats = {"video": 0, "audio": 0, "max_lag": 0.0}
 
     class Looped(MediaStreamTrack):
         """The file's packets of one kind, as they are, in real time, looped."""
@@ -137,7 +139,10 @@ def publish(url, media, seconds, wait=0.0, parent=None):
             self.n += 1
             if clock["start"] is None:
                 clock["start"] = time.monotonic()
-            await asyncio.sleep(max(0.0, clock["start"] + t - time.monotonic()))
+            ahead = clock["start"] + t - time.monotonic()
+            stats[self.kind] += 1
+            stats["max_lag"] = max(stats["max_lag"], round(-ahead, 3))
+            await asyncio.sleep(max(0.0, ahead))
             packet = av.Packet(data)
             packet.pts = round(t * self.rate)
             packet.time_base = fractions.Fraction(1, self.rate)
@@ -211,6 +216,8 @@ def publish(url, media, seconds, wait=0.0, parent=None):
             result["body"] = body[:200]
         result["seconds"] = round(time.monotonic() - began, 2)
         result["media_start"] = clock["start"]
+        result.update(video_frames=stats["video"], audio_frames=stats["audio"],
+                      max_lag=stats["max_lag"], state=pc.connectionState)
         await pc.close()
         print(json.dumps(result), flush=True)
 
