@@ -11,8 +11,19 @@
 #
 #   bench/fanout_steered.sh --viewers 0,250,500 --window 10 --settle 12
 #   BASELINE=/path/to/older/reelcast bench/fanout_steered.sh --rounds 2 --viewers 0,250,500
+#   bench/fanout_steered.sh --published --rounds 2 --viewers 0,500 --window 10 --settle 12
 #
-# Arguments go to the fan-out benchmark (crates/reelcast/examples/fanout.rs).
+# Arguments go to the fan-out benchmark (crates/reelcast/examples/fanout.rs), except
+# --published: then every round measures the usual source (one translation of the file)
+# and then a published stream of the same content (one WHIP publisher, aiortc sending the
+# file's H.264 as it is with its audio as Opus: bench/publish_cpu.py publish, on CPU 1,
+# started beside the server by its wrapper, stopping with it), at the same viewer counts,
+# and the two runs' tables are printed one after the other (--rounds N: N rounds, the
+# kinds alternating). The published stream's intake is in its N = 0 point, so the
+# per-viewer figures compare what the viewers cost.
+#
+# REELCAST_BIN and FANOUT_BIN (both set): use these builds of the server and of the
+# example instead of building them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,8 +31,26 @@ rps=/sys/class/net/lo/queues/rx-0/rps_cpus
 [[ $(nproc) -ge 2 ]] || { echo "needs 2 cores" >&2; exit 1; }
 [[ -w $rps ]] || { echo "cannot write $rps (run as root)" >&2; exit 1; }
 
-cargo build --release --quiet -p reelcast --bin reelcast --example fanout
-target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+published=0
+rounds=1
+pass=()
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --published) published=1; shift ;;
+    --rounds) rounds=$2; pass+=("$1" "$2"); shift 2 ;;
+    *) pass+=("$1"); shift ;;
+  esac
+done
+
+if [[ -n ${REELCAST_BIN:-} && -n ${FANOUT_BIN:-} ]]; then
+  server_bin=$REELCAST_BIN
+  fanout_bin=$FANOUT_BIN
+else
+  cargo build --release --quiet -p reelcast --bin reelcast --example fanout
+  target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+  server_bin=$target/release/reelcast
+  fanout_bin=$target/release/examples/fanout
+fi
 
 work=$(mktemp -d)
 old=$(cat "$rps")
@@ -36,6 +65,51 @@ pinned() {
   echo "$wrapper"
 }
 
-args=(--server "$(pinned "$target/release/reelcast" reelcast)")
-[[ -n ${BASELINE:-} ]] && args+=(--baseline "$(pinned "$BASELINE" baseline)")
-taskset -c 1 "$target/release/examples/fanout" "${args[@]}" "$@"
+if [[ $published == 0 ]]; then
+  args=(--server "$(pinned "$server_bin" reelcast)")
+  [[ -n ${BASELINE:-} ]] && args+=(--baseline "$(pinned "$BASELINE" baseline)")
+  taskset -c 1 "$fanout_bin" "${args[@]}" "${pass[@]}"
+  exit
+fi
+
+# --published: the wrapper starts the publisher (its parent is the wrapper's process,
+# which exec turns into the server: the publisher stops when the server does).
+[[ -z ${BASELINE:-} ]] || { echo "--published does not take BASELINE" >&2; exit 1; }
+rest=()
+skip=0
+for a in "${pass[@]}"; do # the rounds are this script's: the kinds alternate
+  if [[ $skip == 1 ]]; then skip=0; continue; fi
+  if [[ $a == --rounds ]]; then skip=1; continue; fi
+  rest+=("$a")
+done
+published_wrapper() {
+  local wrapper="$work/published" ts=$1
+  cat > "$wrapper" <<EOF
+#!/bin/bash
+port=
+prev=
+for a in "\$@"; do [[ \$prev == --http-port ]] && port=\$a; prev=\$a; done
+nice -n -10 taskset -c 1 python3 $(realpath bench/publish_cpu.py) publish "http://127.0.0.1:\$port/whip/fanout" \\
+  --media $(printf %q "$ts") --seconds 3600 --wait 15 --while-parent > $(printf %q "$work")/publisher.log 2>&1 &
+exec taskset -c 0 $(printf %q "$(realpath "$server_bin")") "\$@"
+EOF
+  chmod +x "$wrapper"
+  echo "$wrapper"
+}
+
+for round in $(seq "$rounds"); do
+  echo "== round $round/$rounds: translation (vod-live://file.mp4)"
+  taskset -c 1 "$fanout_bin" --server "$(pinned "$server_bin" reelcast)" "${rest[@]}"
+  # The same content as the translation's file, as a publisher sends it: H.264 as it is
+  # (Annex B), the AAC re-encoded once to Opus.
+  ts=/tmp/reelcast-bench/fanout_600k.ts
+  if [[ ! -e $ts ]]; then
+    ffmpeg -v error -y -i /tmp/reelcast-bench/fanout_600k.mp4 -c:v copy -bsf:v h264_mp4toannexb \
+      -c:a libopus -b:a 64k -ar 48000 -f mpegts "$ts.tmp" && mv "$ts.tmp" "$ts"
+  fi
+  echo "== round $round/$rounds: published (one WHIP publisher of the same content)"
+  taskset -c 1 "$fanout_bin" --server "$(published_wrapper "$ts")" --stream fanout "${rest[@]}"
+  for _ in $(seq 50); do [[ -s $work/publisher.log ]] && break; sleep 0.1; done # it stops with the server
+  echo "publisher: $(tail -1 "$work/publisher.log" 2>/dev/null)"
+  rm -f "$work/publisher.log"
+done
