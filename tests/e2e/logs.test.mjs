@@ -129,7 +129,8 @@ describe('logs', { timeout: 120000 }, () => {
     const inViewer = (what) => lines.filter((l) => /viewer\{stream=vod-live:\/\/sample\.mp4 viewer=\d+\}/.test(l) && l.includes(what));
     assert.equal(inViewer('joined the translation').length, 2, 'a line per translation viewer (WHEP, WCS) in its span');
     assert.equal(inViewer('PLAYING').length, 1, 'the WCS viewer\'s PLAYING in its span');
-    assert.equal(inViewer('STOPPED: Stopped by user').length, 1, 'the WCS viewer\'s STOPPED in its span');
+    const stops = lines.filter((l) => /STOPPED|UNPUBLISHED|FAILED/.test(l)).slice(0, 10).join('\n');
+    assert.equal(inViewer('STOPPED: Stopped by user').length, 1, `the WCS viewer's STOPPED in its span; ending lines:\n${stops}`);
     assertNoSecrets(log, 'text');
   });
 

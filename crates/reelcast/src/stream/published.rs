@@ -1,15 +1,16 @@
 //! Published streams: a stream whose source is a [`Publisher`] (a browser publishing
 //! through the WCS SDK or WHIP), watched live by its name.
 //!
-//! Owns a published stream's life: its publisher's events (PUBLISHING when it connects,
-//! its frames handed to the sinks as they arrive: no pacer, the publisher's own clock is
-//! the stream's), who watches (as a translation's viewers: [`Viewer`]s joined and let go
-//! through a [`PublishedHandle`]), a keyframe asked of the publisher for each viewer that
-//! connects, and when it ends: the publisher closes or fails, `terminate` (REST, the
-//! publisher's own `unPublishStream` / WHIP `DELETE`, shutdown). Its viewers then get
-//! STOPPED `Stopped by publisher stop` (or the shutdown's reason); the publisher hears
-//! its own ending through its [`PlayTicket`] (a stop: UNPUBLISHED; a failure such as
-//! `Failed by RTP activity`: FAILED).
+//! Owns a published stream's life: its publisher's events (PUBLISHING when it connects, its
+//! frames handed to the sinks as they arrive: no pacer, the publisher's own clock is the
+//! stream's; audio two packets at a time, as a translation's, see [`super::audio_pairs`]:
+//! the first waits ≤ 30 ms for the second), who watches (as a translation's viewers:
+//! [`Viewer`]s joined and let go through a [`PublishedHandle`]), a keyframe asked of the
+//! publisher for each viewer that connects, and when it ends: the publisher closes or
+//! fails, `terminate` (REST, the publisher's own `unPublishStream` / WHIP `DELETE`,
+//! shutdown). Its viewers then get STOPPED `Stopped by publisher stop` (or the shutdown's
+//! reason); the publisher hears its own ending through its [`PlayTicket`] (a stop:
+//! UNPUBLISHED; a failure such as `Failed by RTP activity`: FAILED).
 //!
 //! Started only by the registry (`start` is `pub(super)`), which it does not know: it is
 //! handed its ticket, whose end unlists it. Must not: know what receives the publisher's
@@ -23,6 +24,8 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{info, Instrument};
 
 use super::audience::Audience;
+use super::audio_pairs::AudioPairs;
+use super::clock::sleep_until;
 use super::status::{PlayKey, PlayTicket};
 use super::MediaInfo;
 use crate::media::{Ending, Publisher, PublisherEvent, Sink, Sinks, StopReason, StreamId};
@@ -282,6 +285,7 @@ pub(super) fn start<E>(
         handle: handle.clone(),
         sinks,
         audience: Audience::new(handle.viewers.clone()),
+        pairs: AudioPairs::default(),
     };
     let span = tracing::info_span!("published", stream = %handle.name);
     tokio::spawn(
@@ -296,6 +300,7 @@ struct Published {
     handle: PublishedHandle,
     sinks: Sinks,
     audience: Audience,
+    pairs: AudioPairs,
 }
 
 impl Published {
@@ -308,6 +313,7 @@ impl Published {
     ) {
         // Whether the publisher must still be told to close (it did not end itself).
         let (ending, close_publisher): (Ending, bool) = loop {
+            let hold = self.pairs.deadline();
             tokio::select! {
                 // The publisher first: its frames are what everybody waits for.
                 biased;
@@ -318,11 +324,15 @@ impl Published {
                             ticket.playing();
                         }
                     }
-                    Some(PublisherEvent::Frame(frame)) => self.sinks.frames(frame, None),
+                    Some(PublisherEvent::Frame(frame)) => {
+                        self.pairs.due(frame, Instant::now()).send(&mut self.sinks);
+                    }
                     Some(PublisherEvent::Closed(ending)) => break (ending, false),
                     // The receiving side is gone without a word: as if its session closed.
                     None => break (StopReason::SessionDisconnect.into(), false),
                 },
+                // An audio frame whose partner did not come in time goes alone.
+                () = sleep_until(hold) => self.pairs.flush_to(&mut self.sinks),
                 command = commands.recv() => match command {
                     Some(Command::Join { viewer, ticket }) => {
                         self.audience.join(viewer, ticket);
@@ -357,6 +367,7 @@ impl Published {
         // Unlisted, then the publisher is told (UNPUBLISHED or FAILED).
         ticket.end(ending.clone());
         self.audience.end_all(&viewers_ending(&ending));
+        self.pairs.flush_to(&mut self.sinks);
         self.sinks.end(&ending);
     }
 }
