@@ -8,57 +8,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  SAMPLE, launchBrowser, openSdkPage, requireFiles, sdkEvents, sdkPlay,
+  FAKE_MEDIA_FLAGS, SAMPLE, addSdkPublisher, launchBrowser, openSdkPage, requireFiles, restPost, sdkEvents, sdkPlay,
   startServer, waitForStats, waitForStatus, withServerLog,
 } from './helpers.mjs';
 
-/** Chromium's fake capture devices, granted without a prompt. */
-const FAKE_MEDIA = ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'];
-
-/**
- * Adds window.__publish(url, name, record) to an SDK page: publishes the fake camera and
- * microphone as `name`, records each status in window.__events (like __play), and the
- * SDK's getRecordInfo() with it. Returns the index of its event list.
- */
-async function addPublisher(page) {
-  await page.evaluate(() => {
-    window.__publishers = [];
-    window.__publish = async (url, name, record) => {
-      const session = await window.__session(url);
-      const div = document.createElement('div');
-      document.getElementById('displays').appendChild(div);
-      const S = Flashphoner.constants.STREAM_STATUS;
-      const t0 = performance.now();
-      const events = [];
-      window.__events.push(events);
-      const stream = session.createStream({ name, display: div, record });
-      for (const st of [S.PENDING, S.PUBLISHING, S.UNPUBLISHED, S.FAILED]) {
-        stream.on(st, (s) => events.push({
-          status: st, info: s.getInfo ? s.getInfo() : undefined,
-          recordInfo: s.getRecordInfo ? s.getRecordInfo() : undefined,
-          t: Math.round(performance.now() - t0),
-        }));
-      }
-      window.__publishers.push(stream);
-      stream.publish();
-      return window.__events.length - 1;
-    };
-    window.__unpublish = (i) => window.__publishers[i].stop();
-  });
-}
-
-async function rest(server, path, body) {
-  const res = await fetch(`${server.base}/rest-api${path}`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json().catch(() => null) };
-}
-
 /** The streams REST lists now ([] when none). */
 async function listed(server) {
-  const r = await rest(server, '/stream/find_all');
+  const r = await restPost(server, '/stream/find_all');
   return r.status === 200 ? r.body : [];
 }
 
@@ -73,10 +29,10 @@ describe('publishing from a browser, watched live', { timeout: 300000 }, () => {
   before(async () => {
     requireFiles(SAMPLE);
     server = await startServer();
-    publisherBrowser = await launchBrowser({ args: FAKE_MEDIA });
+    publisherBrowser = await launchBrowser({ args: FAKE_MEDIA_FLAGS });
     viewerBrowser = await launchBrowser();
     pub = await openSdkPage(publisherBrowser);
-    await addPublisher(pub);
+    await addSdkPublisher(pub);
     viewer = await openSdkPage(viewerBrowser);
     whepPage = await viewerBrowser.newPage();
     await whepPage.goto(`${server.base}/api/files`);
@@ -176,7 +132,7 @@ describe('publishing from a browser, watched live', { timeout: 300000 }, () => {
     { timeout: 90000 }, async () => {
       const pubIdx = await publishToPublishing(pub, 'cam2');
       const sdkIdx = await watchBySdk('cam2');
-      const r = await rest(server, '/stream/terminate', { name: 'cam2' });
+      const r = await restPost(server, '/stream/terminate', { name: 'cam2' });
       assert.equal(r.status, 200, JSON.stringify(r));
       const unpublished = await waitForStatus(pub, pubIdx, ['UNPUBLISHED', 'FAILED'], 10000);
       assert.equal(unpublished.status, 'UNPUBLISHED');
@@ -188,7 +144,7 @@ describe('publishing from a browser, watched live', { timeout: 300000 }, () => {
 
   test('a publisher whose page vanishes stops its viewers; the name is free again', { timeout: 90000 }, async () => {
     const gone = await openSdkPage(publisherBrowser);
-    await addPublisher(gone);
+    await addSdkPublisher(gone);
     await publishToPublishing(gone, 'cam3');
     const sdkIdx = await watchBySdk('cam3');
     await gone.close();
