@@ -38,7 +38,7 @@ use super::ids::ViewerId;
 use super::received_frames::{ParameterSets, TrackClock};
 use super::transmits::Transmits;
 use super::udp::Path;
-use super::viewer::{path_for, remember_link, Link};
+use super::viewer::{path_for, received_input, remember_link, Link};
 use crate::media::{Ending, FailReason, Frame, MediaKind, PublisherEvent, StopReason};
 
 /// Frames the channel to the stream holds (about 1.5 s of 30 fps video with its audio).
@@ -147,19 +147,7 @@ impl PublisherPeer {
         let Ok(contents) = data.try_into() else {
             return;
         };
-        let input = Input::Receive(
-            now,
-            str0m::net::Receive {
-                proto: if from.tcp.is_some() {
-                    str0m::net::Protocol::Tcp
-                } else {
-                    str0m::net::Protocol::Udp
-                },
-                source: from.remote,
-                destination: candidate,
-                contents,
-            },
-        );
+        let input = received_input(now, &from, candidate, contents);
         // STUN must carry our password; anything else must come on a pair already checked.
         if !self.rtc.accepts(&input) {
             return;

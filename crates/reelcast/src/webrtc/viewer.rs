@@ -196,21 +196,7 @@ impl Viewer {
         let Ok(contents) = data.try_into() else {
             return;
         };
-        let input = Input::Receive(
-            now,
-            str0m::net::Receive {
-                proto: if from.tcp.is_some() {
-                    str0m::net::Protocol::Tcp
-                } else {
-                    str0m::net::Protocol::Udp
-                },
-                source: from.remote,
-                // The engine knows only the announced candidates; behind NAT the address a
-                // datagram reached differs, so the hub names the candidate it stands for.
-                destination: candidate,
-                contents,
-            },
-        );
+        let input = received_input(now, &from, candidate, contents);
         // For STUN this checks the message's integrity with our password; anything else
         // is accepted only from a pair already checked.
         if !handshake.rtc.accepts(&input) {
@@ -615,6 +601,30 @@ fn audio_track(rtc: &mut Rtc, mid: Mid) -> Option<OutTrack> {
 /// roll-over counter a browser infers from the first packets cannot be off by one.
 fn random_u16() -> u16 {
     fastrand::u16(..0x8000)
+}
+
+/// A datagram that came on `from` to our `candidate`, as str0m takes it. The engine
+/// knows only the announced candidates; behind NAT the address a datagram reached
+/// differs, so the hub names the candidate it stands for.
+pub(super) fn received_input<'a>(
+    now: Instant,
+    from: &Path,
+    candidate: SocketAddr,
+    contents: str0m::net::DatagramRecv<'a>,
+) -> Input<'a> {
+    Input::Receive(
+        now,
+        str0m::net::Receive {
+            proto: if from.tcp.is_some() {
+                str0m::net::Protocol::Tcp
+            } else {
+                str0m::net::Protocol::Udp
+            },
+            source: from.remote,
+            destination: candidate,
+            contents,
+        },
+    )
 }
 
 /// Notes in `links` the pair a datagram came on (forgetting the oldest past
