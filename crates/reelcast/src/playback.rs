@@ -24,13 +24,14 @@ use tokio::sync::mpsc;
 use tracing::{info, Span};
 
 use crate::context::ServerContext;
-use crate::media::{StreamId, ViewerId, ViewerProtocol};
+use crate::media::{StopReason, StreamId, Viewer, ViewerEvents, ViewerId, ViewerProtocol};
 use crate::metrics::PlayRequest;
 use crate::source::{PlayMode, StreamUri};
 use crate::stream::live::TranslationHandle;
 use crate::stream::personal_vod::PersonalVod;
 use crate::stream::published::PublishedHandle;
 use crate::stream::registry::{PlayKey, PlayKind, PlayRecord};
+use crate::stream::status::PlayTicket;
 use crate::stream::{MediaInfo, StatusTx, Stopper, StreamError};
 use crate::webrtc::{IceTransport, ViewerPlan, WebRtcError};
 
@@ -122,55 +123,14 @@ fn join_translation(
     offer_sdp: &str,
     requester: Requester<'_>,
 ) -> Result<Playback, StreamError> {
-    let accepted = ctx
-        .rtc
-        .accept_offer(offer_sdp, Instant::now(), requester.transport)
-        .map_err(offer_refused)?;
-    refuse_without_video(&accepted, &translation.info)?;
-    let answer_sdp = accepted.answer_sdp.clone();
-    let info = translation.info.clone();
-    let viewer = ctx.feeds.add_viewer(
-        translation.stream,
-        accepted,
-        plan(&info, &requester),
-        requester.protocol,
-        translation.viewer_events(),
-    );
-    let (handle, viewer_id) = (translation.clone(), viewer.id());
-    let span = viewer_span(name, viewer_id);
-    let record = PlayRecord {
-        key: PlayKey::next(),
-        media_session_id: requester.media_session_id.to_string(),
-        name: name.to_string(),
+    let listing = Listing {
         uri: translation.uri.clone(),
         kind: PlayKind::Live {
             translation: translation.name.clone(),
         },
-        info: info.clone(),
-        created: SystemTime::now(),
-        protocol: requester.protocol,
-        stopper: Stopper::new(move |reason| handle.leave(viewer_id, reason)),
+        joined: "joined the translation",
     };
-    let key = record.key;
-    let ticket = ctx.registry.add_play(record, requester.statuses);
-    // A translation that has just ended lets the viewer go and drops the ticket, which
-    // unlists the play.
-    if !translation.join(viewer, ticket) {
-        return Err(StreamError::StreamNotFound);
-    }
-    // Entered, not named as `parent:`: the JSON form lists only entered spans in `spans`.
-    span.in_scope(|| {
-        info!(
-            protocol = requester.protocol.as_str(),
-            "joined the translation"
-        );
-    });
-    Ok(Playback {
-        key,
-        answer_sdp,
-        info,
-        span,
-    })
+    join_shared(ctx, name, &translation, listing, offer_sdp, requester)
 }
 
 /// A viewer of a published stream: added to its feed as a translation's viewer is; the
@@ -182,46 +142,115 @@ fn join_published(
     offer_sdp: &str,
     requester: Requester<'_>,
 ) -> Result<Playback, StreamError> {
+    let listing = Listing {
+        uri: published.name.clone(),
+        kind: PlayKind::Published {
+            stream: published.name.clone(),
+        },
+        joined: "joined the published stream",
+    };
+    join_shared(ctx, name, published, listing, offer_sdp, requester)
+}
+
+/// A stream many viewers join on its one timeline: a live translation or a published
+/// stream (their handles, seen alike by [`join_shared`]).
+trait SharedStream: Clone + Send + Sync + 'static {
+    fn feed(&self) -> StreamId;
+    fn media(&self) -> &MediaInfo;
+    fn events(&self) -> ViewerEvents;
+    fn add(&self, viewer: Viewer, ticket: PlayTicket) -> bool;
+    fn remove(&self, viewer: ViewerId, reason: StopReason);
+}
+
+impl SharedStream for TranslationHandle {
+    fn feed(&self) -> StreamId {
+        self.stream
+    }
+    fn media(&self) -> &MediaInfo {
+        &self.info
+    }
+    fn events(&self) -> ViewerEvents {
+        self.viewer_events()
+    }
+    fn add(&self, viewer: Viewer, ticket: PlayTicket) -> bool {
+        self.join(viewer, ticket)
+    }
+    fn remove(&self, viewer: ViewerId, reason: StopReason) {
+        self.leave(viewer, reason);
+    }
+}
+
+impl SharedStream for PublishedHandle {
+    fn feed(&self) -> StreamId {
+        self.stream
+    }
+    fn media(&self) -> &MediaInfo {
+        &self.info
+    }
+    fn events(&self) -> ViewerEvents {
+        self.viewer_events()
+    }
+    fn add(&self, viewer: Viewer, ticket: PlayTicket) -> bool {
+        self.join(viewer, ticket)
+    }
+    fn remove(&self, viewer: ViewerId, reason: StopReason) {
+        self.leave(viewer, reason);
+    }
+}
+
+/// How a viewer of a shared stream is listed, and the line its joining logs.
+struct Listing {
+    uri: String,
+    kind: PlayKind,
+    joined: &'static str,
+}
+
+/// Answers the viewer's offer, adds it to `shared`'s feed, lists its play and hands the
+/// viewer to the stream.
+fn join_shared(
+    ctx: &ServerContext,
+    name: &str,
+    shared: &impl SharedStream,
+    listing: Listing,
+    offer_sdp: &str,
+    requester: Requester<'_>,
+) -> Result<Playback, StreamError> {
     let accepted = ctx
         .rtc
         .accept_offer(offer_sdp, Instant::now(), requester.transport)
         .map_err(offer_refused)?;
-    refuse_without_video(&accepted, &published.info)?;
+    refuse_without_video(&accepted, shared.media())?;
     let answer_sdp = accepted.answer_sdp.clone();
-    let info = published.info.clone();
+    let info = shared.media().clone();
     let viewer = ctx.feeds.add_viewer(
-        published.stream,
+        shared.feed(),
         accepted,
         plan(&info, &requester),
         requester.protocol,
-        published.viewer_events(),
+        shared.events(),
     );
-    let (handle, viewer_id) = (published.clone(), viewer.id());
+    let (handle, viewer_id) = (shared.clone(), viewer.id());
     let span = viewer_span(name, viewer_id);
     let record = PlayRecord {
         key: PlayKey::next(),
         media_session_id: requester.media_session_id.to_string(),
         name: name.to_string(),
-        uri: published.name.clone(),
-        kind: PlayKind::Published {
-            stream: published.name.clone(),
-        },
+        uri: listing.uri,
+        kind: listing.kind,
         info: info.clone(),
         created: SystemTime::now(),
         protocol: requester.protocol,
-        stopper: Stopper::new(move |reason| handle.leave(viewer_id, reason)),
+        stopper: Stopper::new(move |reason| handle.remove(viewer_id, reason)),
     };
     let key = record.key;
     let ticket = ctx.registry.add_play(record, requester.statuses);
-    if !published.join(viewer, ticket) {
+    // A stream that has just ended lets the viewer go and drops the ticket, which
+    // unlists the play.
+    if !shared.add(viewer, ticket) {
         return Err(StreamError::StreamNotFound);
     }
-    span.in_scope(|| {
-        info!(
-            protocol = requester.protocol.as_str(),
-            "joined the published stream"
-        );
-    });
+    // Entered, not named as `parent:`: the JSON form lists only entered spans in `spans`.
+    span.in_scope(|| info!(protocol = requester.protocol.as_str(), "{}", listing.joined));
     Ok(Playback {
         key,
         answer_sdp,
