@@ -47,6 +47,7 @@ fn picture(packets: usize) -> Arc<RtpFrame> {
         keyframe: true,
         payloads: payloads.into(),
         bytes: packets * 50,
+        padding: 0,
     })
 }
 

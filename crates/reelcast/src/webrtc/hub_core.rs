@@ -333,10 +333,7 @@ impl HubCore {
                 let Some(f) = self.feeds.get_mut(&feed) else {
                     return;
                 };
-                let frames: Vec<Arc<RtpFrame>> = std::iter::once(&first)
-                    .chain(second.as_ref())
-                    .filter_map(packets::packetize)
-                    .collect();
+                let frames = packets::packetize_pair(&first, second.as_ref());
                 for frame in &frames {
                     f.gop.push(frame);
                 }

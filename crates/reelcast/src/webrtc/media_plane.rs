@@ -46,6 +46,8 @@ const CONSENT_TIMEOUT: Duration = Duration::from_secs(15);
 const FIRST_SRTCP_INDEX: u32 = 1 << 16;
 
 const RTP_VERSION: u8 = 0x80;
+/// The P bit: the payload ends in padding whose last byte counts it.
+const RTP_PADDING: u8 = 0x20;
 const RTCP_SR: u8 = 200;
 const RTCP_BYE: u8 = 203;
 /// Seconds from 1900 (NTP) to 1970 (Unix).
@@ -186,8 +188,13 @@ impl MediaPlane {
             let seq = track.next_seq;
             track.next_seq += 1;
             track.packets = track.packets.wrapping_add(1);
-            track.octets = track.octets.wrapping_add(payload.len() as u32);
-            let header = rtp_header(track.pt, video && i == last, seq, rtp_time, track.ssrc);
+            // Sender reports count payload octets without padding (RFC 3550 §6.4.1).
+            let octets = payload.len() - usize::from(frame.padding);
+            track.octets = track.octets.wrapping_add(octets as u32);
+            let mut header = rtp_header(track.pt, video && i == last, seq, rtp_time, track.ssrc);
+            if frame.padding > 0 {
+                header[0] |= RTP_PADDING;
+            }
             self.scratch.clear();
             self.srtp.protect_rtp(
                 &header,
@@ -587,6 +594,7 @@ mod tests {
             keyframe: true,
             payloads: payloads.into(),
             bytes: packets * 100,
+            padding: 0,
         })
     }
 

@@ -31,6 +31,9 @@ pub(super) struct RtpFrame {
     pub payloads: Box<[Arc<[u8]>]>,
     /// Sum of the payload sizes, for the GOP cache's budget.
     pub bytes: usize,
+    /// RTP padding at the end of the (single) payload, whose last byte counts it: the
+    /// header then carries the P bit. See [`packetize_pair`].
+    pub padding: u8,
 }
 
 /// Cuts `frame` into payloads; `None` for a frame that yields none (empty, or only access
@@ -54,7 +57,55 @@ pub(super) fn packetize(frame: &Frame) -> Option<Arc<RtpFrame>> {
         keyframe: frame.keyframe,
         payloads: payloads.into(),
         bytes,
+        padding: 0,
     }))
+}
+
+/// Cuts two frames handed over together (an audio pair, see `stream::audio_pairs`) into
+/// payloads, in order.
+///
+/// Two packets to one viewer leave as one segmented message only if the first is at
+/// least as long as the second (`super::transmits`). A browser's Opus is variable-rate,
+/// so half its pairs have a shorter first packet and would leave as two messages: that
+/// first packet gets RTP padding (RFC 3550 §5.1) up to the second's length. Done here,
+/// once per feed, so each viewer only sets the header's P bit. At most 255 bytes, what
+/// one padding count byte can say; a larger gap goes unpadded.
+pub(super) fn packetize_pair(first: &Frame, second: Option<&Frame>) -> Vec<Arc<RtpFrame>> {
+    let mut frames: Vec<Arc<RtpFrame>> = std::iter::once(first)
+        .chain(second)
+        .filter_map(packetize)
+        .collect();
+    if let [a, b] = frames.as_mut_slice() {
+        if let Some(padded) = padded_to(a, b) {
+            *a = Arc::new(padded);
+        }
+    }
+    frames
+}
+
+/// `short` padded to `long`'s length, when both are single-payload audio and the gap is
+/// 1 to 255 bytes.
+fn padded_to(short: &RtpFrame, long: &RtpFrame) -> Option<RtpFrame> {
+    let single_audio = |f: &RtpFrame| f.kind == MediaKind::Audio && f.payloads.len() == 1;
+    if !single_audio(short) || !single_audio(long) || short.padding != 0 {
+        return None;
+    }
+    let gap = long.payloads[0]
+        .len()
+        .checked_sub(short.payloads[0].len())?;
+    let padding = u8::try_from(gap).ok().filter(|&p| p > 0)?;
+    let mut payload = Vec::with_capacity(long.payloads[0].len());
+    payload.extend_from_slice(&short.payloads[0]);
+    payload.resize(payload.len() + usize::from(padding) - 1, 0);
+    payload.push(padding);
+    Some(RtpFrame {
+        kind: short.kind,
+        pts_us: short.pts_us,
+        keyframe: short.keyframe,
+        payloads: Box::new([Arc::from(payload)]),
+        bytes: short.bytes,
+        padding,
+    })
 }
 
 /// NAL unit types (H.264 table 7-1) and RTP payload types (RFC 6184) used here.
@@ -178,6 +229,48 @@ fn fragment(nal: &[u8], max: usize, out: &mut Vec<Arc<[u8]>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn opus(len: usize, pts_ms: i64) -> Frame {
+        Frame {
+            kind: MediaKind::Audio,
+            dts_us: pts_ms * 1000,
+            pts_us: pts_ms * 1000,
+            keyframe: true,
+            data: vec![0x5A; len].into(),
+        }
+    }
+
+    #[test]
+    fn the_shorter_first_packet_of_a_pair_is_padded_to_the_second() {
+        let frames = packetize_pair(&opus(90, 0), Some(&opus(130, 20)));
+        let [a, b] = frames.as_slice() else {
+            panic!("two frames")
+        };
+        assert_eq!(a.payloads[0].len(), 130);
+        assert_eq!(a.padding, 40);
+        assert_eq!(&a.payloads[0][..90], &[0x5A; 90][..]);
+        assert!(a.payloads[0][90..129].iter().all(|&x| x == 0));
+        assert_eq!(a.payloads[0][129], 40, "the last byte counts the padding");
+        assert_eq!((b.payloads[0].len(), b.padding), (130, 0));
+    }
+
+    #[test]
+    fn pairs_that_already_merge_or_cannot_be_padded_are_left_alone() {
+        for (first, second) in [(130, 90), (100, 100), (10, 10 + 256)] {
+            let frames = packetize_pair(&opus(first, 0), Some(&opus(second, 20)));
+            let sizes: Vec<(usize, u8)> = frames
+                .iter()
+                .map(|f| (f.payloads[0].len(), f.padding))
+                .collect();
+            assert_eq!(sizes, vec![(first, 0), (second, 0)]);
+        }
+        let frames = packetize_pair(
+            &opus(50, 0),
+            Some(&video(vec![0, 0, 0, 1, 0x65, 1, 2], true)),
+        );
+        assert_eq!(frames[0].padding, 0, "only audio pairs are padded");
+        assert_eq!(packetize_pair(&opus(50, 0), None).len(), 1);
+    }
 
     fn video(data: Vec<u8>, keyframe: bool) -> Frame {
         Frame {

@@ -20,6 +20,7 @@ use super::{Command, HubCore};
 use crate::media::{Ending, FailReason, Frame, MediaKind, StopReason};
 use crate::webrtc::events::ViewerEvent;
 use crate::webrtc::ids::{FeedId, ViewerId};
+use crate::webrtc::transmits::Message;
 use crate::webrtc::udp::Path;
 use crate::webrtc::viewer::ViewerPlan;
 use crate::webrtc::{IceTransport, RtcFactory};
@@ -40,6 +41,8 @@ struct Browser {
     connected: bool,
     /// Pictures received, in order: (RTP time, keyframe).
     pictures: Vec<(u64, bool)>,
+    /// Audio payloads received, in order.
+    audio: Vec<Vec<u8>>,
     /// False: its network is gone (nothing it sends arrives, nothing reaches it).
     up: bool,
     /// What it sent, not yet passed to the hub: (datagram, to).
@@ -61,6 +64,7 @@ impl Browser {
                 Output::Event(Event::MediaData(m)) if m.mid == self.video_mid => {
                     self.pictures.push((m.time.numer(), m.is_keyframe()));
                 }
+                Output::Event(Event::MediaData(m)) => self.audio.push(m.data.to_vec()),
                 Output::Event(_) => {}
             }
         }
@@ -84,6 +88,8 @@ struct Net {
     browsers: Vec<Browser>,
     /// Every datagram the hub sent, in order.
     sent: Vec<Sent>,
+    /// The hub's UDP messages (a segmented one carries several datagrams), in order.
+    messages: Vec<Message>,
     /// Drop the n-th large RTP packet to a browser from now on (1-based), as a lossy link
     /// would; the dropped one is kept.
     drop_nth_large: Option<usize>,
@@ -108,6 +114,7 @@ impl Net {
             events,
             browsers: Vec::new(),
             sent: Vec::new(),
+            messages: Vec::new(),
             drop_nth_large: None,
             dropped: None,
         }
@@ -160,6 +167,7 @@ impl Net {
             video_mid,
             connected: false,
             pictures: Vec::new(),
+            audio: Vec::new(),
             up: true,
             outbox: VecDeque::new(),
         });
@@ -196,6 +204,8 @@ impl Net {
         let server: SocketAddr = SERVER.parse().unwrap();
         let mut datagrams = Vec::new();
         while let Some(t) = self.core.poll_transmit(self.now) {
+            t.finish();
+            self.messages.extend_from_slice(t.messages());
             datagrams.extend(t.datagrams());
             t.clear();
         }
@@ -336,6 +346,18 @@ fn picture(pts: Duration, keyframe: bool, len: usize) -> Frame {
     }
 }
 
+/// `len` bytes of Opus at stream time `pts` (the hub does not look inside).
+fn opus(pts: Duration, len: usize) -> Frame {
+    let us = pts.as_micros() as i64;
+    Frame {
+        kind: MediaKind::Audio,
+        dts_us: us,
+        pts_us: us,
+        keyframe: true,
+        data: Arc::from(vec![len as u8; len]),
+    }
+}
+
 /// RTP, not RTCP (RFC 5761: RTCP's packet types sit where RTP's marker and type would).
 mod publishing;
 
@@ -411,6 +433,43 @@ fn a_late_joiner_gets_the_gop_so_far_at_once_keyframe_first() {
     net.picture(FRAME * 7, false, 1200);
     let next = net.browsers[b].pictures[7].0;
     assert_eq!(next - newest, 3600);
+}
+
+/// A variable-rate audio pair whose first packet is the shorter leaves as one segmented
+/// message all the same (the first padded to the second's length), and the browser gets
+/// both payloads as they were, padding stripped.
+#[test]
+fn an_audio_pair_with_a_shorter_first_packet_leaves_as_one_message() {
+    let mut net = Net::new();
+    net.gop(Duration::ZERO, 1);
+    let b = net.join();
+    net.connect_all();
+    net.messages.clear();
+    net.core.handle_command(
+        net.now,
+        Command::Frames {
+            feed: net.feed,
+            first: opus(Duration::from_millis(40), 90),
+            second: Some(opus(Duration::from_millis(60), 130)),
+        },
+    );
+    net.deliver();
+    let media: Vec<&Message> = net.messages.iter().filter(|m| m.len > 100).collect();
+    assert_eq!(
+        media.len(),
+        1,
+        "one message for the pair: {:?}",
+        net.messages
+    );
+    assert_eq!(
+        media[0].len,
+        2 * usize::from(media[0].segment),
+        "two equal segments"
+    );
+    assert_eq!(
+        net.browsers[b].audio,
+        vec![vec![90u8; 90], vec![130u8; 130]]
+    );
 }
 
 /// A picture-loss request is answered with the GOP so far (keyframe first) at the next
