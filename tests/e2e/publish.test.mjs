@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   FAKE_MEDIA_FLAGS, SAMPLE, addSdkPublisher, launchBrowser, openSdkPage, requireFiles, restPost, sdkEvents, sdkPlay,
-  startServer, waitForStats, waitForStatus, withServerLog,
+  startServer, waitForStats, waitForStatus, withServerLog, measure,
 } from './helpers.mjs';
 
 /** The streams REST lists now ([] when none). */
@@ -63,6 +63,12 @@ describe('publishing from a browser, watched live', { timeout: 300000 }, () => {
     await waitForStats(viewer, (s) => s.video?.framesDecoded > 10 && s.audio?.totalSamplesReceived > 0,
       { timeoutMs: 15000, what: `frames and audio of ${name} by the SDK` })
       .catch((e) => { throw new Error(withServerLog(server, e.message)); });
+    // The sound decodes, not only arrives: a browser's Opus is variable-rate, so about
+    // half its packets reach viewers with RTP padding (webrtc::packets::packetize_pair);
+    // a packet the browser could not parse would be concealed.
+    const heard = await measure(viewer, 3000);
+    assert.ok(heard.samples > 48000 * 2 && heard.concealed < 0.05 * heard.samples,
+      `audio of ${name}: ${heard.concealed} of ${heard.samples} samples concealed in 3 s`);
     return idx;
   }
 
