@@ -54,7 +54,7 @@ impl Gate {
 
     /// A slot for one more from `client`, or why not.
     pub fn admit(self: &Arc<Self>, client: IpAddr) -> Result<Permit, Refused> {
-        let client = canonical(client);
+        let client = client_key(client);
         let mut counts = self.counts();
         if counts.total >= self.max_total {
             return Err(Refused::Total);
@@ -77,10 +77,16 @@ impl Gate {
     }
 }
 
-/// An IPv4 client seen through an IPv6 socket (`::ffff:a.b.c.d`) counts as itself.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+/// The address a client is counted under: an IPv4 address (also when seen through an
+/// IPv6 socket as `::ffff:a.b.c.d`), or an IPv6 client's /64. One subscriber is usually
+/// given a whole /64, so counting IPv6 addresses one by one would let one client take
+/// every slot.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
+        }
         v4 @ IpAddr::V4(_) => v4,
     }
 }
@@ -124,5 +130,21 @@ mod tests {
         assert_eq!(gate.in_use(), 2);
         let _b2 = gate.admit(b).unwrap();
         assert_eq!(gate.in_use(), 3);
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_as_its_64() {
+        let gate = Gate::new(10, 2);
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2:ffff:0:0:7".parse().unwrap();
+        let next_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _p1 = gate.admit(one).unwrap();
+        let _p2 = gate.admit(same_64).unwrap();
+        assert_eq!(gate.admit(one).err(), Some(Refused::PerClient));
+        assert_eq!(
+            gate.admit("2001:db8:1:2:1234::9".parse().unwrap()).err(),
+            Some(Refused::PerClient)
+        );
+        assert!(gate.admit(next_64).is_ok());
     }
 }

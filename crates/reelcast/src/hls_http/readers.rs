@@ -258,16 +258,9 @@ impl Carrier for Readers {
     }
 }
 
-/// The address a reader is counted under: an IPv4 address, or an IPv6 client's /64 (one
-/// client is usually given a whole /64).
+/// The address a reader is counted under: an IPv4 address, or an IPv6 client's /64.
 fn address_of(peer: IpAddr) -> IpAddr {
-    match peer.to_canonical() {
-        IpAddr::V6(v6) => {
-            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(prefix.into())
-        }
-        v4 @ IpAddr::V4(_) => v4,
-    }
+    crate::gate::client_key(peer)
 }
 
 fn agent_of(agent: Option<&str>) -> String {
