@@ -369,6 +369,41 @@ describe('recording published streams', { timeout: 400000 }, () => {
         { timeoutMs: 20000, what: 'the smaller pictures of the recording by WHEP' })
         .catch((e) => { throw new Error(withServerLog(server, e.message)); });
     });
+
+  test('a template names the file with the publisher\'s {sessionId} and {login} (the SDK\'s sipOptions.login)',
+    { timeout: 60000 }, async (t) => {
+      if (skip) return t.skip('ffmpeg is not installed');
+      const tmp = await mkdtemp(path.join(os.tmpdir(), 'reelcast-rec-tpl-'));
+      const server = await startServer({
+        files: [],
+        settings: {
+          record_dir: path.join(tmp, 'records'),
+          stream_record_policy: 'template',
+          stream_record_policy_template: '{streamName}-{sessionId}-{login}',
+        },
+      });
+      t.after(async () => {
+        await server.stop();
+        rmSync(tmp, { recursive: true, force: true });
+      });
+      const recordName = await pub.evaluate((url) => new Promise((resolve, reject) => {
+        const SS = Flashphoner.constants.SESSION_STATUS;
+        const S = Flashphoner.constants.STREAM_STATUS;
+        Flashphoner.createSession({ urlServer: url, sipOptions: { login: 'alice' } })
+          .on(SS.FAILED, () => reject(new Error('session FAILED')))
+          .on(SS.ESTABLISHED, (session) => {
+            const div = document.createElement('div');
+            document.body.appendChild(div);
+            const stream = session.createStream({ name: 'tpl', display: div, record: true });
+            stream.on(S.PUBLISHING, (st) => { resolve(st.getRecordInfo()); session.disconnect(); });
+            stream.on(S.FAILED, (st) => reject(new Error(`FAILED ${st.getInfo()}`)));
+            stream.publish();
+          });
+        setTimeout(() => reject(new Error('no PUBLISHING in 20 s')), 20000);
+      }), server.wsUrl).catch((e) => { throw new Error(withServerLog(server, e.message)); });
+      assert.match(recordName, /^tpl-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-alice\.mp4$/,
+        withServerLog(server, `recordName ${recordName}`));
+    });
 });
 
 describe('record_streams=true', { timeout: 120000 }, () => {

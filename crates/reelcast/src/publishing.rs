@@ -44,6 +44,10 @@ pub struct PublishRequester<'a> {
     pub transport: IceTransport,
     /// `record: true` in `publishStream`.
     pub record: bool,
+    /// The signalling session (`{sessionId}` of a recording's name); empty for WHIP.
+    pub session_id: &'a str,
+    /// The session's SIP login (`{login}`); empty when it gave none.
+    pub login: &'a str,
 }
 
 /// Answers `offer_sdp` and publishes it as `name`. Errors are what the publisher is told.
@@ -67,6 +71,8 @@ pub fn start(
         record,
         info,
         protocol: requester.protocol,
+        session_id: requester.session_id.to_string(),
+        login: requester.login.to_string(),
     };
     let stream = ctx
         .registry

@@ -446,6 +446,16 @@ impl Session {
         }
     }
 
+    /// The `sipLogin` the client's `connection` gave (the SDK's `sipOptions.login`): what
+    /// WCS puts in a recording's `{login}`. Empty when none.
+    fn sip_login(&self) -> &str {
+        self.connection
+            .as_ref()
+            .and_then(|c| c.get("sipLogin"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
     /// `publishStream`: answers the publisher's offer and publishes it under its name.
     fn publish(&mut self, req: StreamRequest) -> Vec<String> {
         let (id, name, record) = (req.media_session_id, req.name, req.record);
@@ -463,6 +473,8 @@ impl Session {
             statuses: Some(self.status_tx.clone()),
             transport: IceTransport::from_wcs(req.transport.as_deref()),
             record,
+            session_id: &self.session_id,
+            login: self.sip_login(),
         };
         match publishing::start(&self.ctx, &name, &offer, requester) {
             Err(e) => {

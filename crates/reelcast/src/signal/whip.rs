@@ -59,6 +59,8 @@ pub async fn create(
         statuses: None,
         transport: IceTransport::Any,
         record: false,
+        session_id: "",
+        login: "",
     };
     match publishing::start(&ctx, &name, offer, requester) {
         Err(e) => {

@@ -109,6 +109,10 @@ pub struct PublishSpec {
     pub info: MediaInfo,
     /// Which signalling it came by.
     pub protocol: PublishProtocol,
+    /// The signalling session it came by (a recording's `{sessionId}`); empty for WHIP.
+    pub session_id: String,
+    /// The session's SIP login (a recording's `{login}`, as WCS fills it); often empty.
+    pub login: String,
 }
 
 /// A running published stream as others see it: what it is and how to join or end it.

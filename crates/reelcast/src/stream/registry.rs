@@ -451,9 +451,10 @@ impl Registry {
             &spec.media_session_id,
             RecordableStream {
                 name: spec.name.clone(),
+                session_id: spec.session_id.clone(),
+                login: spec.login.clone(),
                 has_video: spec.info.has_video,
                 has_audio: spec.info.has_audio,
-                ..RecordableStream::default()
             },
         ));
         let parts = published::Parts {
@@ -751,6 +752,8 @@ mod tests {
                     ..MediaInfo::default()
                 },
                 protocol: PublishProtocol::Wcs,
+                session_id: String::new(),
+                login: String::new(),
             }
         }
 
