@@ -32,12 +32,9 @@ fn cpu_seconds() -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (input, output) = match args.as_slice() {
-        [_, i, o] => (i, o),
-        _ => {
-            eprintln!("usage: reencode IN.mp4 OUT.h264");
-            std::process::exit(2);
-        }
+    let [_, input, output] = args.as_slice() else {
+        eprintln!("usage: reencode IN.mp4 OUT.h264");
+        std::process::exit(2);
     };
     let mut file = File::open(input).expect("open the input");
     let size = file.metadata().expect("size").len();

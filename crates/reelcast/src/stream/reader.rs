@@ -940,7 +940,7 @@ mod tests {
         // A budget smaller than what opening holds (its reads): the open fails with the
         // budget's reason and holds nothing afterwards.
         let budget = MemoryBudget::new(1024);
-        let err = MediaReader::open_within(Memory(sample()), &budget)
+        let err = MediaReader::open_within(Memory(sample()), &budget, TranscodePolicy::default())
             .err()
             .expect("over budget");
         assert!(
@@ -951,7 +951,9 @@ mod tests {
         assert_eq!(budget.used(), 0);
         // With room, a plain MP4 holds nothing once open (its tables stay in the file).
         let budget = MemoryBudget::new(1 << 20);
-        let reader = MediaReader::open_within(Memory(sample()), &budget).unwrap();
+        let reader =
+            MediaReader::open_within(Memory(sample()), &budget, TranscodePolicy::default())
+                .unwrap();
         assert_eq!(budget.used(), 0);
         drop(reader);
     }
