@@ -3,7 +3,7 @@
 //! Owns: one decoder (libavcodec), a scaler when the decoded pictures are not 8-bit
 //! 4:2:0 of an even size (10-bit HEVC, 4:2:2 MPEG-4, odd sizes), and one libx264
 //! encoder: constrained baseline (no B-frames: browsers do not reorder), `zerolatency`
-//! (a picture in, its packet out, no look-ahead), the `veryfast` preset, one thread each
+//! (a picture in, its packet out, no look-ahead), the `superfast` preset, one thread each
 //! (a transcode costs one core, so a server can count them), a keyframe wherever the
 //! source has one and at most [`MAX_KEYFRAME_INTERVAL_US`] apart. Output is Annex-B with
 //! SPS/PPS before every keyframe (x264's repeated headers), what the server's H.264
@@ -313,7 +313,9 @@ impl VideoTranscoder {
         video.set_bit_rate(bit_rate as usize);
         video.set_max_bit_rate((bit_rate * 3 / 2) as usize);
         let mut options = Dictionary::new();
-        options.set("preset", "veryfast");
+        // `superfast` rather than `veryfast`: a quarter less CPU for 0.001 less SSIM on a
+        // hard 1080p source (docs/PERFORMANCE.md).
+        options.set("preset", "superfast");
         options.set("tune", "zerolatency");
         options.set("profile", "baseline");
         options.set("forced-idr", "1");
@@ -334,12 +336,12 @@ impl VideoTranscoder {
     }
 }
 
-/// The bit rate the encoder runs at when nobody asks for another: 0.07 bits per pixel
-/// per picture (1080p30: 4.4 Mbit/s; 720p30: 1.9; 640×360×30: 480 kbit/s), from 150 kbit/s
-/// to 8 Mbit/s. x264's `veryfast` keeps SSIM at or above 0.95 against the source at
-/// this rate for camera-like pictures (docs/PERFORMANCE.md).
+/// The bit rate the encoder runs at when nobody asks for another: 0.08 bits per pixel
+/// per picture (1080p30: 5.0 Mbit/s; 720p30: 2.2; 640×360×30: 550 kbit/s), from 150 kbit/s
+/// to 8 Mbit/s: the lowest at which x264's `superfast` kept SSIM at 0.95 against a hard
+/// 1080p source (docs/PERFORMANCE.md).
 pub fn default_bit_rate(width: u32, height: u32, frame_rate: f64) -> u64 {
-    let bits = f64::from(width) * f64::from(height) * frame_rate * 0.07;
+    let bits = f64::from(width) * f64::from(height) * frame_rate * 0.08;
     (bits as u64).clamp(150_000, 8_000_000)
 }
 
@@ -355,8 +357,8 @@ mod tests {
 
     #[test]
     fn default_bit_rate_follows_the_picture_size_within_bounds() {
-        assert_eq!(default_bit_rate(1920, 1080, 30.0), 4_354_560);
-        assert_eq!(default_bit_rate(1280, 720, 30.0), 1_935_360);
+        assert_eq!(default_bit_rate(1920, 1080, 30.0), 4_976_640);
+        assert_eq!(default_bit_rate(1280, 720, 30.0), 2_211_840);
         assert_eq!(default_bit_rate(160, 120, 25.0), 150_000);
         assert_eq!(default_bit_rate(7680, 4320, 60.0), 8_000_000);
     }
