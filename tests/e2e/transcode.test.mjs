@@ -1,9 +1,9 @@
 // Files that browsers cannot take as they are play over WebRTC through the transcoder:
-// H.264 with B-frames, HEVC, VP9, MPEG-4 Part 2 video (re-encoded to H.264), MP3 and AC-3
-// audio (decoded, then Opus). Each plays in Chromium through the official WCS SDK and
-// through WHEP at the file's frame rate with sound; a translation's transcode is shared
-// by its viewers (the server's own gauge says one); a codec nothing decodes fails with
-// WCS's words, and so do the transcoding settings.
+// H.264 with B-frames, HEVC, VP9, AV1, MPEG-4 Part 2 video (re-encoded to H.264), MP3,
+// AC-3 and FLAC audio (decoded, then Opus). Each plays in Chromium through the official
+// WCS SDK and through WHEP at the file's frame rate with sound; a translation's
+// transcode is shared by its viewers (the server's own gauge says one); a codec nothing
+// decodes fails with WCS's words, and so do the transcoding settings.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,11 +15,13 @@ import { closeAllViewers, whepWatch } from './frames.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// name, what it carries (all 640x360, 30 fps, 10 s, keyframe every 2 s)
+// name, what it carries (all 640x360, 30 fps, 10 s, keyframe every 2 s; made by
+// scripts/make-test-media)
 const FILES = [
   ['tc_bframes.mp4', 'H.264 with B-frames + AAC'],
   ['tc_hevc.mp4', 'HEVC + AAC'],
   ['tc_vp9.mp4', 'VP9 + Opus'],
+  ['tc_av1.mp4', 'AV1 + FLAC'],
   ['tc_mpeg4.mp4', 'MPEG-4 Part 2 + MP3'],
   ['tc_mp3.mp4', 'H.264 + MP3'],
   ['tc_ac3.mp4', 'H.264 + AC-3'],

@@ -649,6 +649,10 @@ mod ffmpeg {
                 "-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -an",
             ),
             ("mpeg4.mp4", "-c:v mpeg4 -c:a libmp3lame"),
+            (
+                "av1_flac.mp4",
+                "-c:v libsvtav1 -preset 12 -c:a flac -strict -2",
+            ),
             ("ac3.mp4", "-vn -c:a ac3"),
             ("eac3.mp4", "-vn -c:a eac3"),
         ];
@@ -676,6 +680,25 @@ mod ffmpeg {
                     ),
                     "{video:?}"
                 ),
+                "av1_flac.mp4" => {
+                    // av1C: marker and version 1 (0x81); FLAC: its 34-byte STREAMINFO.
+                    match video {
+                        Some(Codec::OtherVideo {
+                            format: VideoFormat::Av1,
+                            config,
+                            ..
+                        }) => assert_eq!(config.first(), Some(&0x81)),
+                        other => panic!("{name}: {other:?}"),
+                    }
+                    match audio {
+                        Some(Codec::OtherAudio {
+                            format: AudioFormat::Flac,
+                            config,
+                            ..
+                        }) => assert_eq!(config.len(), 34),
+                        other => panic!("{name}: {other:?}"),
+                    }
+                }
                 "mpeg4.mp4" => {
                     match video {
                         // The VOL header starts with a start code.
