@@ -221,8 +221,11 @@ fn run(mut t: VideoTranscoder, input: &Receiver<Input>, output: &SyncSender<Outp
                 return;
             }
         }
-        if let Some(pts) = pts_us {
-            speed.add(started.elapsed(), pts);
+        if let Some(ratio) = pts_us.and_then(|pts| speed.add(started.elapsed(), pts)) {
+            warn!(
+                "the video transcode runs slower than real time ({ratio:.2}x): viewers will \
+                 see pauses; the machine is too busy or the picture too large"
+            );
         }
         for f in out.drain(..) {
             let frame = Frame {
@@ -257,25 +260,53 @@ struct Speed {
 }
 
 impl Speed {
-    fn add(&mut self, took: Duration, pts_us: i64) {
+    /// Counts `took` for the picture at `pts_us`; the speed (media time per time spent,
+    /// below 1) the first time a window was slower than real time, to be said.
+    fn add(&mut self, took: Duration, pts_us: i64) -> Option<f64> {
         let first = *self.first_pts_us.get_or_insert(pts_us);
         self.last_pts_us = self.last_pts_us.max(pts_us);
         self.busy += took;
         let media_us = self.last_pts_us - first;
         if media_us < SPEED_WINDOW_US {
-            return;
+            return None;
         }
         let busy_us = self.busy.as_micros() as f64;
         let ratio = media_us as f64 / busy_us.max(1.0);
-        if ratio < 1.0 && !self.said {
-            self.said = true;
-            warn!(
-                "the video transcode runs slower than real time ({ratio:.2}x): viewers will \
-                 see pauses; the machine is too busy or the picture too large"
-            );
-        }
         // A new window: a slow start (a busy moment) is not judged forever.
         self.first_pts_us = Some(self.last_pts_us);
         self.busy = Duration::ZERO;
+        if ratio < 1.0 && !self.said {
+            self.said = true;
+            return Some(ratio);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `seconds` of 25 fps pictures from `start_s`, each taking `ms_each`.
+    fn feed(speed: &mut Speed, start_s: i64, seconds: i64, ms_each: u64) -> Vec<f64> {
+        (0..seconds * 25)
+            .filter_map(|i| {
+                speed.add(
+                    Duration::from_millis(ms_each),
+                    start_s * 1_000_000 + i * 40_000,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_transcode_slower_than_real_time_is_said_once_with_its_speed() {
+        let mut speed = Speed::default();
+        // 20 ms a 40 ms picture: twice real time, nothing to say.
+        assert!(feed(&mut speed, 0, 12, 20).is_empty());
+        // 50 ms a picture: 0.8x, said once, not again in the windows after.
+        let said = feed(&mut speed, 12, 20, 50);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!((said[0] - 0.8).abs() < 0.01, "{said:?}");
     }
 }
