@@ -16,14 +16,19 @@
 // WHEP: two starts are reported: t0 = new RTCPeerConnection() (whole client cost, ICE
 // gathering included) and t0 = just before fetch(POST) (the server's share).
 // Bounded: every run has a 10 s timeout; the whole program stays well under 3 min.
+//
+//   FILE=tests/media/tc_bframes.mp4 node bench/first_frame.mjs   # another file (a
+//                                        # B-frame one: the transcoder's first frame)
 
 import os from 'node:os';
+import path from 'node:path';
 import {
   SAMPLE, launchBrowser, openSdkPage, startServer, withServerLog,
 } from '../tests/e2e/helpers.mjs';
 
 const N = Number(process.env.N || 20);
-const STREAM = 'vod://sample.mp4';
+const FILE = process.env.FILE ? path.resolve(process.env.FILE) : SAMPLE;
+const STREAM = `vod://${path.basename(FILE)}`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function pct(xs, p) {
@@ -167,7 +172,7 @@ function summarize(label, runs, keys) {
 
 async function main() {
   const started = Date.now();
-  const server = await startServer({ files: [SAMPLE], settings: {} });
+  const server = await startServer({ files: [FILE], settings: {} });
   const browser = await launchBrowser();
   const results = {};
   try {

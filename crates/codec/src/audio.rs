@@ -774,7 +774,7 @@ fn interleave_into(dst: &mut Vec<f32>, left: &[f32], right: &[f32], skip: usize)
     }
 }
 
-fn new_encoder() -> Result<opus2::Encoder, AudioError> {
+pub(crate) fn new_encoder() -> Result<opus2::Encoder, AudioError> {
     let internal = |e: opus2::Error| AudioError::Internal(format!("Opus encoder: {e}"));
     let mut enc = opus2::Encoder::new(
         OPUS_SAMPLE_RATE,
@@ -792,7 +792,7 @@ fn new_encoder() -> Result<opus2::Encoder, AudioError> {
     Ok(enc)
 }
 
-fn encode(encoder: &mut opus2::Encoder, frame: &[f32]) -> Result<Bytes, AudioError> {
+pub(crate) fn encode(encoder: &mut opus2::Encoder, frame: &[f32]) -> Result<Bytes, AudioError> {
     let mut buf = vec![0u8; MAX_OPUS_PACKET];
     let len = encoder
         .encode_float(frame, &mut buf)

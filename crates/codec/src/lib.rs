@@ -5,6 +5,8 @@
 //!   with SPS/PPS before every keyframe — what the WebRTC packetizer wants.
 //! - [`audio`]: AAC (LC, HE-AAC, HE-AACv2; mono to 5.1) to Opus (48 kHz stereo, 20 ms
 //!   packets) with a drift-free timeline — what a WebRTC browser can play.
+//! - [`pcm_to_opus`]: 48 kHz stereo samples (audio another decoder made) to Opus, with
+//!   the same timeline rules.
 //! - [`opus_to_aac`]: Opus to AAC-LC (48 kHz, the stream's channels), counted in samples,
 //!   priming left for the MP4 edit list — what a recording carries.
 //!
@@ -17,3 +19,4 @@
 pub mod audio;
 pub mod h264;
 pub mod opus_to_aac;
+pub mod pcm_to_opus;

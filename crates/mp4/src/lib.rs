@@ -70,7 +70,9 @@
 //!   shifted to zero; see [`EditShift`] for what is ignored.
 //! - Codecs: H.264 (`avc1`, `avc3` with `avcC`), AAC (`mp4a` + `esds`, object types
 //!   0x40 and 0x66–0x68, sample rate and channels from the AudioSpecificConfig),
-//!   Opus (`Opus` + `dOps`). Any other sample entry is returned as
+//!   Opus (`Opus` + `dOps`); for the server to transcode, HEVC, VP9, AV1 and MPEG-4 Part 2
+//!   video and MP3, AC-3, E-AC-3 and FLAC audio (`Codec::OtherVideo`, `Codec::OtherAudio`,
+//!   with their decoder configuration). Any other sample entry is returned as
 //!   [`Codec::Unsupported`] with its fourcc and an empty sample index, so the server
 //!   can say what it cannot play.
 //! - Only tracks with handler `vide` or `soun`; text, timecode, hint and metadata
@@ -146,7 +148,7 @@ pub mod write;
 #[cfg(test)]
 mod tests;
 
-pub use codec::Codec;
+pub use codec::{AudioFormat, Codec, VideoFormat};
 pub use error::{FourCc, Mp4Error};
 pub use follow::{FollowStep, FragmentFollower};
 pub use fragment::MAX_MOOF_SIZE;

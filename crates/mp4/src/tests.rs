@@ -629,6 +629,113 @@ mod ffmpeg {
         m
     }
 
+    /// Files in the codecs the server transcodes, as ffmpeg writes them: each track is
+    /// named with its decoder configuration (what libavcodec needs to start).
+    #[test]
+    fn ffmpeg_files_in_other_codecs_carry_their_configuration() {
+        use crate::{AudioFormat, VideoFormat};
+        let Some(dir) = workdir() else { return };
+        let cases = [
+            (
+                "hevc.mp4",
+                "-c:v libx265 -preset ultrafast -tag:v hvc1 -x265-params log-level=error -an",
+            ),
+            (
+                "hev1.mp4",
+                "-c:v libx265 -preset ultrafast -tag:v hev1 -x265-params log-level=error -an",
+            ),
+            (
+                "vp9.mp4",
+                "-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -an",
+            ),
+            ("mpeg4.mp4", "-c:v mpeg4 -c:a libmp3lame"),
+            (
+                "av1_flac.mp4",
+                "-c:v libsvtav1 -preset 12 -c:a flac -strict -2",
+            ),
+            ("ac3.mp4", "-vn -c:a ac3"),
+            ("eac3.mp4", "-vn -c:a eac3"),
+        ];
+        for (name, args) in cases {
+            let (m, _) = open_file(&make(&dir, name, args));
+            let video = m.video().map(|t| &t.codec);
+            let audio = m.audio().map(|t| &t.codec);
+            match name {
+                "hevc.mp4" | "hev1.mp4" => match video {
+                    Some(Codec::OtherVideo {
+                        format: VideoFormat::Hevc,
+                        config,
+                        width: 320,
+                        height: 240,
+                    }) => assert_eq!(config.first(), Some(&1), "hvcC version 1"),
+                    other => panic!("{name}: {other:?}"),
+                },
+                "vp9.mp4" => assert!(
+                    matches!(
+                        video,
+                        Some(Codec::OtherVideo {
+                            format: VideoFormat::Vp9,
+                            ..
+                        })
+                    ),
+                    "{video:?}"
+                ),
+                "av1_flac.mp4" => {
+                    // av1C: marker and version 1 (0x81); FLAC: its 34-byte STREAMINFO.
+                    match video {
+                        Some(Codec::OtherVideo {
+                            format: VideoFormat::Av1,
+                            config,
+                            ..
+                        }) => assert_eq!(config.first(), Some(&0x81)),
+                        other => panic!("{name}: {other:?}"),
+                    }
+                    match audio {
+                        Some(Codec::OtherAudio {
+                            format: AudioFormat::Flac,
+                            config,
+                            ..
+                        }) => assert_eq!(config.len(), 34),
+                        other => panic!("{name}: {other:?}"),
+                    }
+                }
+                "mpeg4.mp4" => {
+                    match video {
+                        // The VOL header starts with a start code.
+                        Some(Codec::OtherVideo {
+                            format: VideoFormat::Mpeg4Part2,
+                            config,
+                            ..
+                        }) => assert_eq!(config.get(..3), Some(&[0u8, 0, 1][..])),
+                        other => panic!("{name}: {other:?}"),
+                    }
+                    assert!(
+                        matches!(
+                            audio,
+                            Some(Codec::OtherAudio {
+                                format: AudioFormat::Mp3,
+                                sample_rate: 44100,
+                                ..
+                            })
+                        ),
+                        "{audio:?}"
+                    );
+                }
+                _ => {
+                    let want = if name == "ac3.mp4" {
+                        AudioFormat::Ac3
+                    } else {
+                        AudioFormat::Eac3
+                    };
+                    assert!(
+                        matches!(audio, Some(Codec::OtherAudio { format, .. }) if *format == want),
+                        "{name}: {audio:?}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn ffmpeg_files_match_ffprobe() {
         let Some(dir) = workdir() else { return };

@@ -12,7 +12,8 @@
 //! - **gauges** read when scraped: streams and viewers from the registry (no label per
 //!   stream or viewer: per-stream detail is REST's `/stream/find_all`), and the
 //!   process's CPU (a counter), memory, open files and threads from `/proc/self`;
-//!   transcoders busy, held by the streams that transcode ([`TranscoderBusy`]).
+//!   transcoders busy, held by the streams that transcode ([`TranscoderBusy`]; video
+//!   ones: [`VideoTranscoderBusy`]).
 //!
 //! HLS readers are viewers (`protocol="hls"`) and translations with an HLS window are
 //! also counted as `kind="hls"`. Browsers' published streams (WCS SDK, WHIP) are
@@ -78,6 +79,7 @@ pub struct Metrics {
     s3_request_seconds: Histogram,
     time_to_first_frame: Histograms,
     transcoders_busy: Gauge,
+    video_transcoders_busy: Gauge,
     streams: Family<Labels, Gauge>,
     viewers: Family<Labels, Gauge>,
     recordings: Family<Labels, Gauge>,
@@ -108,6 +110,7 @@ impl Metrics {
                 Histogram::new(FIRST_FRAME_BUCKETS)
             }),
             transcoders_busy: Gauge::default(),
+            video_transcoders_busy: Gauge::default(),
             streams: Family::default(),
             viewers: Family::default(),
             recordings: Family::default(),
@@ -195,6 +198,12 @@ impl Metrics {
             "transcoders_busy",
             "Audio transcoders (AAC to Opus) running now: one per stream with AAC audio",
             m.transcoders_busy.clone(),
+        );
+        r.register(
+            "video_transcoders_busy",
+            "Video transcoders (decode, then H.264 encode) running now: one per stream whose \
+             file browsers cannot take as it is (a translation's is shared by its viewers)",
+            m.video_transcoders_busy.clone(),
         );
         r.register(
             "s3_fetched_bytes",
@@ -348,6 +357,30 @@ impl TranscoderBusy {
 impl Drop for TranscoderBusy {
     fn drop(&mut self) {
         METRICS.transcoders_busy.dec();
+    }
+}
+
+/// One video transcoder at work, counted in `reelcast_video_transcoders_busy` while this
+/// lives (held by the stream's transcode thread); the gauge is also the count that the
+/// server's limit on concurrent encoders is checked against.
+#[derive(Debug)]
+pub struct VideoTranscoderBusy(());
+
+impl VideoTranscoderBusy {
+    /// Counts one more video transcoder, unless `limit` (0: none) are already at work.
+    pub fn try_start(limit: usize) -> Option<Self> {
+        let before = METRICS.video_transcoders_busy.inc();
+        if limit > 0 && before >= i64::try_from(limit).unwrap_or(i64::MAX) {
+            METRICS.video_transcoders_busy.dec();
+            return None;
+        }
+        Some(VideoTranscoderBusy(()))
+    }
+}
+
+impl Drop for VideoTranscoderBusy {
+    fn drop(&mut self) {
+        METRICS.video_transcoders_busy.dec();
     }
 }
 

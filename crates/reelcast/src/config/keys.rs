@@ -421,6 +421,16 @@ pub static TABLE: &[Key] = &[
         "Memory all streams together may hold for fragmented files' sample indexes, in MiB.",
     ),
     Key::new(
+        "transcoding_disabled",
+        field!(transcoding_disabled: Bool),
+        "true: files that need transcoding (HEVC, VP9, AV1, MPEG-4 Part 2, H.264 with B-frames) fail instead.",
+    ),
+    Key::new(
+        "video_transcoders_max",
+        field!(video_transcoders_max: Opt<Count<usize>>),
+        "How many video transcodes may run at once; not set: no limit.",
+    ),
+    Key::new(
         "shutdown_grace_period",
         field!(shutdown_grace_period: Millis),
         "Milliseconds viewers are given to end after SIGTERM before the process exits.",

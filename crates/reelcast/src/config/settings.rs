@@ -162,6 +162,14 @@ pub struct Settings {
     /// `vod_index_memory_mb`: memory all streams together may hold for the in-memory
     /// sample indexes of fragmented files (`stream::budget`), in MiB.
     pub vod_index_memory_mb: u64,
+    /// `transcoding_disabled` (WCS's): a file that browsers cannot take as it is (video
+    /// other than H.264 without B-frames) fails with `Transcoding required, but disabled`
+    /// instead of being transcoded.
+    pub transcoding_disabled: bool,
+    /// `video_transcoders_max` (reelcast's own): how many video transcodes may run at
+    /// once (each takes about one core); a play that would start one more fails with
+    /// `No available transcoders` (WCS's words). `None`: no limit.
+    pub video_transcoders_max: Option<usize>,
     /// `shutdown_grace_period` (reelcast's own; WCS has none): after SIGTERM, how long
     /// viewers' streams and sessions are given to end before the process exits anyway.
     pub shutdown_grace_period: Duration,
@@ -237,6 +245,8 @@ impl Default for Settings {
             vod_mp4_container_new: false,
             vod_mp4_container_new_buffer_ms: 10_000,
             vod_index_memory_mb: 256,
+            transcoding_disabled: false,
+            video_transcoders_max: None,
             shutdown_grace_period: Duration::from_millis(10_000),
             log_format: LogFormat::Text,
             metrics_port: None,

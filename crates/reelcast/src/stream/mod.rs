@@ -2,7 +2,7 @@
 //! stream's sinks ([`Sink`](crate::media::Sink): the WebRTC feed today).
 //!
 //! Owns: opening a source as media (`reader`: demux, H.264 to Annex-B, AAC to Opus, once
-//! per stream; `budget`: the server-wide bound on what files' indexes hold; `growing`: a
+//! per stream; `transcode`: the thread that re-encodes video browsers cannot take; `budget`: the server-wide bound on what files' indexes hold; `growing`: a
 //! recording still being written, followed as it grows), reading it ahead of the clock on shared blocking threads (`frame_queue`),
 //! real-time pacing (`clock`, `pacer`, `audio_pairs`), and a stream's life (`personal_vod`: personal VOD, one
 //! viewer from the file's start; `live`: a live translation shared by many viewers), and
@@ -29,6 +29,7 @@ pub mod registry;
 pub mod status;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod transcode;
 
 use std::sync::Arc;
 

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use super::budget::MemoryBudget;
+use super::reader::TranscodePolicy;
 use super::{MediaReader, StreamError};
 use crate::config::Settings;
 use crate::source::{ByteSource, LocalFile, Location, S3Object};
@@ -37,5 +38,9 @@ pub fn open_media(
             key,
         } => Box::new(S3Object::open(settings, endpoint.as_deref(), bucket, key)?),
     };
-    MediaReader::open_within(source, budget)
+    let policy = TranscodePolicy {
+        disabled: settings.transcoding_disabled,
+        max_video: settings.video_transcoders_max.unwrap_or(0),
+    };
+    MediaReader::open_within(source, budget, policy)
 }

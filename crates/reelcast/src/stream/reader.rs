@@ -6,6 +6,12 @@
 //! keyframes, and AAC into Opus (and, for a translation with HLS, the AAC itself beside
 //! it: [`MediaReader::emit_aac`]). Done once per stream, never per viewer.
 //!
+//! What browsers cannot take as it is goes through a transcode, still once per stream:
+//! video other than H.264 without B-frames (H.264 with B-frames, HEVC, VP9, AV1, MPEG-4
+//! Part 2) through the `transcode` stage's thread to H.264 constrained baseline; MP3,
+//! AC-3, E-AC-3 and FLAC decoded here (libavcodec) into the same Opus encoding as AAC.
+//! MP4 files only: the demuxer is ours (crates/mp4).
+//!
 //! Memory: the sample tables stay in the file and are read 4 KiB at a time per table as
 //! playback advances (`SampleLane`), so a 2-hour file costs what a 10-second one does;
 //! sample bytes are read one at a time; nothing is mapped or loaded whole.
@@ -19,11 +25,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ::transcode::{AudioDecoder, AudioInput, CodecKind, VideoInput};
 use codec::audio::AacToOpus;
 use codec::h264::{self, AvcConfig};
+use codec::pcm_to_opus::PcmToOpus;
 use mp4::{
-    Codec, FragmentFollower, Movie, MovieOpener, OpenStep, SampleIndex, SampleInfo, SampleTable,
-    SampleWalker, Track, WalkStep,
+    AudioFormat, Codec, FragmentFollower, Movie, MovieOpener, OpenStep, SampleIndex, SampleInfo,
+    SampleTable, SampleWalker, Track, VideoFormat, WalkStep,
 };
 use tracing::warn;
 
@@ -31,15 +39,26 @@ use super::budget::{MemoryBudget, Reservation};
 use super::frame_queue::FrameSource;
 use super::growing::{Check, GrowingFile, POLL_INTERVAL};
 use super::pacer::AUDIO_LEAD_US;
+use super::transcode::{Sample, TranscodedVideo};
 use super::StreamError;
 use crate::media::{Frame, MediaKind};
-use crate::metrics::TranscoderBusy;
+use crate::metrics::{TranscoderBusy, VideoTranscoderBusy};
 use crate::source::ByteSource;
 
-/// Why a file with B-frames is refused, with the fix.
-pub const B_FRAMES_REFUSED: &str = "H.264 with B-frames cannot be played over WebRTC \
-    (browsers do not reorder pictures); re-encode without them: \
-    ffmpeg -i in.mp4 -c:v libx264 -bf 0 -c:a copy out.mp4";
+/// Why a file that needs transcoding fails when `transcoding_disabled` is set (WCS's words).
+pub const TRANSCODING_DISABLED: &str = "Transcoding required, but disabled";
+/// Why a file that needs transcoding fails when `video_transcoders_max` are at work
+/// (WCS's words).
+pub const NO_TRANSCODERS: &str = "No available transcoders";
+
+/// What the server allows for transcoding (from its settings).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TranscodePolicy {
+    /// `transcoding_disabled`: files that need it fail instead.
+    pub disabled: bool,
+    /// `video_transcoders_max`: at most this many video transcodes at once; 0: no limit.
+    pub max_video: usize,
+}
 
 /// What a viewer and the REST API are told about a stream's media.
 #[derive(Debug, Clone, Default)]
@@ -54,14 +73,17 @@ pub struct MediaInfo {
     pub height: u32,
     /// `profile_idc` of the H.264 video.
     pub h264_profile_idc: Option<u8>,
-    /// What viewers receive: `H264`.
+    /// What viewers receive: `H264`, or `H264 (from HEVC)` and the like when transcoded.
     pub video_codec: Option<String>,
     /// What viewers receive: `opus`.
     pub audio_codec: Option<String>,
     /// Length of the longest track, in microseconds.
     pub duration_us: i64,
-    /// The video has pictures out of presentation order (B-frames).
+    /// The file's video has pictures out of presentation order (B-frames); viewers get
+    /// it transcoded.
     pub reordered_video: bool,
+    /// The video is decoded and re-encoded for viewers (`stream::transcode`).
+    pub transcoded_video: bool,
     /// The AudioSpecificConfig of the file's AAC track (what an HLS init segment needs).
     pub aac_config: Option<Arc<[u8]>>,
 }
@@ -125,12 +147,63 @@ impl SampleLane {
 
 struct VideoTrack {
     lane: SampleLane,
-    avc: AvcConfig,
+    codec: VideoCodec,
+}
+
+enum VideoCodec {
+    /// H.264 without B-frames: sent as the file has it (in Annex-B).
+    Direct(AvcConfig),
+    /// Decoded and encoded again on the transcode thread.
+    Transcoded {
+        transcode: TranscodedVideo,
+        /// To start a fresh one when a looping translation rewinds.
+        input: VideoInput,
+        /// Counts it in `reelcast_video_transcoders_busy` (and against the limit).
+        _busy: VideoTranscoderBusy,
+    },
+}
+
+impl VideoTrack {
+    /// The time of the next video frame, `None` at the end of the track (for now, when
+    /// `growing`).
+    fn next_dts_us(
+        &mut self,
+        source: &impl ByteSource,
+        growing: bool,
+    ) -> Result<Option<i64>, StreamError> {
+        match &mut self.codec {
+            VideoCodec::Direct(_) => self.lane.next_dts_us(source),
+            VideoCodec::Transcoded { transcode, .. } => {
+                let lane = &mut self.lane;
+                transcode.next_dts_us(growing, || next_sample(lane, source))
+            }
+        }
+    }
+}
+
+/// The lane's next sample with its bytes, for the transcode thread.
+fn next_sample(
+    lane: &mut SampleLane,
+    source: &impl ByteSource,
+) -> Result<Option<Sample>, StreamError> {
+    let Some((_, s)) = lane.take(source)? else {
+        return Ok(None);
+    };
+    let data = source.read_at(s.offset, s.size as usize)?.to_vec();
+    let (dts_us, pts_us) = sample_times_us(&lane.track, &s);
+    Ok(Some(Sample {
+        data,
+        dts_us,
+        pts_us,
+        keyframe: s.sync,
+    }))
 }
 
 enum AudioCodec {
     Aac(Box<AacToOpus>),
     Opus,
+    /// MP3, AC-3, E-AC-3, FLAC: decoded by libavcodec, then Opus.
+    Decoded(Box<(AudioDecoder, PcmToOpus)>),
 }
 
 struct AudioTrack {
@@ -172,12 +245,20 @@ impl<S: ByteSource> MediaReader<S> {
     /// Reads the movie's structure and prepares the tracks we can play, with no bound
     /// but the demuxer's own on the index memory (tools that open one file).
     pub fn open(source: S) -> Result<Self, StreamError> {
-        Self::open_within(source, &MemoryBudget::unlimited())
+        Self::open_within(
+            source,
+            &MemoryBudget::unlimited(),
+            TranscodePolicy::default(),
+        )
     }
 
     /// Reads the movie's structure and prepares the tracks we can play; the memory the
     /// file's index needs is held from `budget` while the reader lives.
-    pub fn open_within(source: S, budget: &Arc<MemoryBudget>) -> Result<Self, StreamError> {
+    pub fn open_within(
+        source: S,
+        budget: &Arc<MemoryBudget>,
+        policy: TranscodePolicy,
+    ) -> Result<Self, StreamError> {
         let (movie, index_memory, follower) = open_movie(&source, budget)?;
         refuse_cut_short(&movie, source.size())?;
         let mut info = MediaInfo::default();
@@ -203,18 +284,81 @@ impl<S: ByteSource> MediaReader<S> {
                             (w, h) = (sps.width, sps.height);
                         }
                     }
+                    info.reordered_video = has_reordering(&track);
+                    // Browsers' WebRTC H.264 decoders emit a picture per packet and cannot
+                    // hold pictures back for reordering: sent as is, only keyframes would
+                    // show (measured in Chromium 156: 7 of 100 pictures decoded). So
+                    // B-frames are transcoded away.
+                    let codec = if info.reordered_video {
+                        info.h264_profile_idc = Some(CONSTRAINED_BASELINE);
+                        info.video_codec = Some("H264 (from H.264 with B-frames)".into());
+                        transcoded(&track, CodecKind::H264, avcc.clone(), policy)?
+                    } else {
+                        info.h264_profile_idc = Some(avc.profile_idc);
+                        info.video_codec = Some("H264".into());
+                        VideoCodec::Direct(avc)
+                    };
+                    info.transcoded_video = info.reordered_video;
                     info.has_video = true;
                     info.width = w;
                     info.height = h;
-                    info.h264_profile_idc = Some(avc.profile_idc);
-                    info.video_codec = Some("H264".into());
-                    info.reordered_video = has_reordering(&track);
                     info.duration_us = info.duration_us.max(track_duration_us(&track));
                     video = Some(VideoTrack {
                         lane: SampleLane::new(track),
-                        avc,
+                        codec,
                     });
                     track_of[0] = Some(n);
+                }
+                Codec::OtherVideo {
+                    format,
+                    config,
+                    width,
+                    height,
+                } if video.is_none() => {
+                    let kind = match format {
+                        VideoFormat::Hevc => CodecKind::Hevc,
+                        VideoFormat::Vp9 => CodecKind::Vp9,
+                        VideoFormat::Av1 => CodecKind::Av1,
+                        VideoFormat::Mpeg4Part2 => CodecKind::Mpeg4Part2,
+                    };
+                    let codec = transcoded(&track, kind, config.clone(), policy)?;
+                    info.has_video = true;
+                    info.transcoded_video = true;
+                    info.width = u32::from(*width);
+                    info.height = u32::from(*height);
+                    info.h264_profile_idc = Some(CONSTRAINED_BASELINE);
+                    info.video_codec = Some(format!("H264 (from {})", kind.name()));
+                    info.duration_us = info.duration_us.max(track_duration_us(&track));
+                    video = Some(VideoTrack {
+                        lane: SampleLane::new(track),
+                        codec,
+                    });
+                    track_of[0] = Some(n);
+                }
+                Codec::OtherAudio {
+                    format,
+                    config,
+                    sample_rate,
+                    channels,
+                } if audio.is_none() => {
+                    let kind = match format {
+                        AudioFormat::Mp3 => CodecKind::Mp3,
+                        AudioFormat::Ac3 => CodecKind::Ac3,
+                        AudioFormat::Eac3 => CodecKind::Eac3,
+                        AudioFormat::Flac => CodecKind::Flac,
+                    };
+                    let decoder = decoded_audio(kind, config, *sample_rate, *channels)?;
+                    info.has_audio = true;
+                    info.audio_codec = Some(format!("opus (from {})", kind.name()));
+                    info.duration_us = info.duration_us.max(track_duration_us(&track));
+                    audio = Some(AudioTrack {
+                        lane: SampleLane::new(track),
+                        codec: AudioCodec::Decoded(Box::new(decoder)),
+                        pending: VecDeque::new(),
+                        _busy: Some(TranscoderBusy::start()),
+                        aac: None,
+                    });
+                    track_of[1] = Some(n);
                 }
                 Codec::Aac {
                     audio_specific_config,
@@ -258,7 +402,7 @@ impl<S: ByteSource> MediaReader<S> {
         // getting a silent film or a black screen with no word why is worse than a reason.
         if !unsupported.is_empty() {
             return Err(StreamError::WrongFormat(format!(
-                "codec {} is not supported; reelcast plays H.264 video with AAC or Opus audio",
+                "{} is not supported",
                 unsupported.join(", ")
             )));
         }
@@ -266,13 +410,6 @@ impl<S: ByteSource> MediaReader<S> {
             return Err(StreamError::WrongFormat(
                 "no video or audio track we can play".into(),
             ));
-        }
-        // Browsers' WebRTC H.264 decoders emit a picture per packet and cannot hold
-        // pictures back for reordering: sent as is, only keyframes would show (measured in
-        // Chromium 156: 7 of 100 pictures decoded). Refusing with the fix in the reason
-        // beats the stutter WCS users know.
-        if info.reordered_video {
-            return Err(StreamError::WrongFormat(B_FRAMES_REFUSED.into()));
         }
         source.begin_playback(bytes_per_second(source.size(), info.duration_us));
         let mut reader = MediaReader {
@@ -356,6 +493,14 @@ impl<S: ByteSource> MediaReader<S> {
     pub fn rewind(&mut self) -> Result<(), StreamError> {
         if let Some(v) = &mut self.video {
             v.lane.rewind();
+            if let VideoCodec::Transcoded {
+                transcode, input, ..
+            } = &mut v.codec
+            {
+                // The old thread's decoder state belongs to the last pass; it ends when
+                // its queues are dropped.
+                *transcode = TranscodedVideo::start(input.clone())?;
+            }
         }
         if let Some(a) = &mut self.audio {
             a.lane.rewind();
@@ -363,16 +508,22 @@ impl<S: ByteSource> MediaReader<S> {
             if let Some(aac) = &mut a.aac {
                 aac.clear();
             }
-            if let (
-                AudioCodec::Aac(t),
-                Codec::Aac {
-                    audio_specific_config,
-                    ..
-                },
-            ) = (&mut a.codec, &a.lane.track.codec)
-            {
-                **t = AacToOpus::new(audio_specific_config)
-                    .map_err(|e| StreamError::WrongFormat(e.to_string()))?;
+            match (&mut a.codec, &a.lane.track.codec) {
+                (
+                    AudioCodec::Aac(t),
+                    Codec::Aac {
+                        audio_specific_config,
+                        ..
+                    },
+                ) => {
+                    **t = AacToOpus::new(audio_specific_config)
+                        .map_err(|e| StreamError::WrongFormat(e.to_string()))?;
+                }
+                (AudioCodec::Decoded(d), Codec::OtherAudio { .. }) => {
+                    // Fresh state, and the timeline restarts at the first packet's time.
+                    d.1 = PcmToOpus::new().map_err(|e| StreamError::Other(e.to_string()))?;
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -396,7 +547,7 @@ impl<S: ByteSource> MediaReader<S> {
         loop {
             let growing = self.growing.is_some();
             let video_dts = match self.video.as_mut() {
-                Some(v) => v.lane.next_dts_us(&self.source)?,
+                Some(v) => v.next_dts_us(&self.source, growing)?,
                 None => None,
             };
             let audio_dts = match self.audio.as_mut() {
@@ -456,13 +607,21 @@ impl<S: ByteSource> MediaReader<S> {
     fn read_video(&mut self) -> Result<Frame, StreamError> {
         // Invariant: only called when `next_dts_us` found a sample on the video track.
         let v = self.video.as_mut().expect("video track present");
+        let avc = match &mut v.codec {
+            VideoCodec::Direct(avc) => avc,
+            VideoCodec::Transcoded { transcode, .. } => {
+                return transcode
+                    .take()
+                    .ok_or_else(|| StreamError::Streaming("no transcoded frame ready".into()));
+            }
+        };
         let (i, sample) = v
             .lane
             .take(&self.source)?
             .ok_or_else(|| StreamError::Streaming("video sample index out of range".into()))?;
         let bytes = self.source.read_at(sample.offset, sample.size as usize)?;
         self.annex_b.clear();
-        h264::sample_to_annex_b(&v.avc, &bytes, sample.sync, &mut self.annex_b)
+        h264::sample_to_annex_b(avc, &bytes, sample.sync, &mut self.annex_b)
             .map_err(|e| StreamError::Streaming(format!("bad H.264 sample {i}: {e}")))?;
         let (dts_us, pts_us) = sample_times_us(&v.lane.track, &sample);
         Ok(Frame {
@@ -505,11 +664,14 @@ impl AudioTrack {
                 if growing {
                     break;
                 }
-                if let AudioCodec::Aac(t) = &mut self.codec {
-                    // Empty once flushed: the transcoder's run is over.
-                    if let Ok(packets) = t.flush() {
-                        self.pending.extend(packets.into_iter().map(opus_frame));
-                    }
+                // Empty once flushed: the transcoder's run is over.
+                let flushed = match &mut self.codec {
+                    AudioCodec::Aac(t) => t.flush().ok(),
+                    AudioCodec::Decoded(d) => d.1.flush().ok(),
+                    AudioCodec::Opus => None,
+                };
+                if let Some(packets) = flushed {
+                    self.pending.extend(packets.into_iter().map(opus_frame));
                 }
                 break;
             };
@@ -542,6 +704,21 @@ impl AudioTrack {
                     ),
                     Err(e) => warn!("AAC frame {i} skipped: {e}"),
                 },
+                AudioCodec::Decoded(d) => {
+                    let (decoder, opus) = &mut **d;
+                    match decoder.push(&bytes, pts_us) {
+                        Ok(pcm) => match opus.push(&pcm.samples, pcm.pts_us) {
+                            Ok(packets) => self.pending.extend(
+                                packets
+                                    .into_iter()
+                                    .filter(|p| p.pts_us >= 0)
+                                    .map(opus_frame),
+                            ),
+                            Err(e) => warn!("audio frame {i} skipped: {e}"),
+                        },
+                        Err(e) => warn!("audio frame {i} skipped: {e}"),
+                    }
+                }
             }
         }
         let opus = self.pending.front().map(|f| f.dts_us);
@@ -622,6 +799,57 @@ fn open_movie(
             }
         }
     }
+}
+
+/// `profile_idc` of what the transcode sends: constrained baseline (x264's `baseline`).
+const CONSTRAINED_BASELINE: u8 = 0x42;
+
+/// The transcode of `track`'s video, if the server allows one more.
+fn transcoded(
+    track: &Track,
+    codec: CodecKind,
+    config: Vec<u8>,
+    policy: TranscodePolicy,
+) -> Result<VideoCodec, StreamError> {
+    if policy.disabled {
+        return Err(StreamError::Other(TRANSCODING_DISABLED.into()));
+    }
+    let busy = VideoTranscoderBusy::try_start(policy.max_video)
+        .ok_or_else(|| StreamError::Other(NO_TRANSCODERS.into()))?;
+    let duration_us = track.duration_us();
+    let frame_rate = if duration_us > 0 {
+        track.samples.len() as f64 * 1_000_000.0 / duration_us as f64
+    } else {
+        0.0
+    };
+    let input = VideoInput {
+        codec,
+        config,
+        frame_rate,
+    };
+    Ok(VideoCodec::Transcoded {
+        transcode: TranscodedVideo::start(input.clone())?,
+        input,
+        _busy: busy,
+    })
+}
+
+/// The decoder and Opus encoder for audio in `codec`.
+fn decoded_audio(
+    codec: CodecKind,
+    config: &[u8],
+    sample_rate: u32,
+    channels: u16,
+) -> Result<(AudioDecoder, PcmToOpus), StreamError> {
+    let decoder = AudioDecoder::new(&AudioInput {
+        codec,
+        config: config.to_vec(),
+        sample_rate,
+        channels,
+    })
+    .map_err(|e| StreamError::WrongFormat(e.to_string()))?;
+    let opus = PcmToOpus::new().map_err(|e| StreamError::Other(e.to_string()))?;
+    Ok((decoder, opus))
 }
 
 fn over_budget(limit: u64) -> StreamError {
@@ -712,7 +940,7 @@ mod tests {
         // A budget smaller than what opening holds (its reads): the open fails with the
         // budget's reason and holds nothing afterwards.
         let budget = MemoryBudget::new(1024);
-        let err = MediaReader::open_within(Memory(sample()), &budget)
+        let err = MediaReader::open_within(Memory(sample()), &budget, TranscodePolicy::default())
             .err()
             .expect("over budget");
         assert!(
@@ -723,7 +951,9 @@ mod tests {
         assert_eq!(budget.used(), 0);
         // With room, a plain MP4 holds nothing once open (its tables stay in the file).
         let budget = MemoryBudget::new(1 << 20);
-        let reader = MediaReader::open_within(Memory(sample()), &budget).unwrap();
+        let reader =
+            MediaReader::open_within(Memory(sample()), &budget, TranscodePolicy::default())
+                .unwrap();
         assert_eq!(budget.used(), 0);
         drop(reader);
     }

@@ -1,0 +1,114 @@
+//! Benchmark helper (bench/transcode.sh): runs one MP4 file's video through the server's
+//! transcoder as fast as it goes and writes what it encodes as raw H.264 (Annex-B), so
+//! its CPU cost and its SSIM against the source can be measured from outside.
+//!
+//!   cargo run --release -p reelcast-transcode --example reencode -- IN.mp4 OUT.h264
+//!
+//! Prints the media duration, the CPU time spent (user + system, this process: the
+//! transcoder runs on this one thread, as on the server), and the default bit rate.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::Instant;
+
+use mp4::{Codec, MovieOpener, OpenStep, SampleWalker, VideoFormat, WalkStep};
+use transcode::{CodecKind, VideoInput, VideoTranscoder};
+
+fn read_at(file: &mut File, offset: u64, len: usize) -> Vec<u8> {
+    let mut buf = vec![0; len];
+    file.seek(SeekFrom::Start(offset)).expect("seek");
+    file.read_exact(&mut buf).expect("read");
+    buf
+}
+
+/// CPU seconds (user + system) of this process so far, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0 // USER_HZ, 100 on Linux
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, input, output] = args.as_slice() else {
+        eprintln!("usage: reencode IN.mp4 OUT.h264");
+        std::process::exit(2);
+    };
+    let mut file = File::open(input).expect("open the input");
+    let size = file.metadata().expect("size").len();
+    let mut opener = MovieOpener::paged(size);
+    let movie = loop {
+        match opener.poll().expect("an MP4 file") {
+            OpenStep::Done(m) => break m,
+            OpenStep::Read { offset, len } => {
+                let len = len.min(size - offset) as usize;
+                let data = read_at(&mut file, offset, len);
+                opener.feed(offset, &data).expect("an MP4 file");
+            }
+        }
+    };
+    let track = movie.video().expect("a video track");
+    let (codec, config) = match &track.codec {
+        Codec::H264 { avcc, .. } => (CodecKind::H264, avcc.clone()),
+        Codec::OtherVideo { format, config, .. } => (
+            match format {
+                VideoFormat::Hevc => CodecKind::Hevc,
+                VideoFormat::Vp9 => CodecKind::Vp9,
+                VideoFormat::Av1 => CodecKind::Av1,
+                VideoFormat::Mpeg4Part2 => CodecKind::Mpeg4Part2,
+            },
+            config.clone(),
+        ),
+        other => panic!("not a video codec the transcoder takes: {other:?}"),
+    };
+    let duration_us = track.duration_us();
+    let frame_rate = track.samples.len() as f64 * 1e6 / duration_us as f64;
+    let mut t = VideoTranscoder::new(&VideoInput {
+        codec,
+        config,
+        frame_rate,
+    })
+    .expect("a decoder");
+    let mut out = File::create(output).expect("create the output");
+    let mut frames = Vec::new();
+    let mut walker = SampleWalker::new();
+    let (cpu0, wall0) = (cpu_seconds(), Instant::now());
+    let mut count = 0usize;
+    loop {
+        let sample = match walker.poll(&track.samples) {
+            WalkStep::Sample(s) => s,
+            WalkStep::Read { offset, len } => {
+                let data = read_at(&mut file, offset, len as usize);
+                walker.feed(offset, &data).expect("sample tables");
+                continue;
+            }
+            WalkStep::End => break,
+        };
+        let data = read_at(&mut file, sample.offset, sample.size as usize);
+        let dts = track.to_us(track.decode_time(&sample));
+        let pts = track.to_us(track.presentation_time(&sample));
+        if let Err(e) = t.push(&data, dts, pts, sample.sync, &mut frames) {
+            eprintln!("sample skipped: {e}");
+        }
+        for f in frames.drain(..) {
+            out.write_all(&f.data).expect("write");
+            count += 1;
+        }
+    }
+    t.flush(&mut frames).expect("flush");
+    for f in frames.drain(..) {
+        out.write_all(&f.data).expect("write");
+        count += 1;
+    }
+    let cpu = cpu_seconds() - cpu0;
+    let media = duration_us as f64 / 1e6;
+    println!(
+        "{input}: {count} frames, {media:.2} s of media at {frame_rate:.2} fps; \
+         CPU {cpu:.2} s ({:.0} % of one core in real time), wall {:.2} s; bit rate {} bit/s",
+        100.0 * cpu / media,
+        wall0.elapsed().as_secs_f64(),
+        t.bit_rate().unwrap_or(0)
+    );
+}

@@ -1,0 +1,237 @@
+//! The video transcoder on files ffmpeg makes: what comes out is what a browser's WebRTC
+//! decoder plays (no reordering, constrained baseline, keyframes where the source has
+//! them and at most 2 s apart), every picture comes out, and a damaged sample costs only
+//! the pictures up to the next keyframe.
+
+use std::path::Path;
+use std::process::Command;
+
+use mp4::{Codec, MovieOpener, OpenStep, SampleWalker, Track, VideoFormat, WalkStep};
+use transcode::{CodecKind, EncodedFrame, VideoInput, VideoTranscoder};
+
+/// One video sample: bytes, dts, pts (µs), sync.
+type Sample = (Vec<u8>, i64, i64, bool);
+
+/// Makes `name` with ffmpeg (320x240, 25 fps, 4 s, a keyframe every second); `None`
+/// without ffmpeg (a failure under CI=true).
+fn make(name: &str, video: &[&str]) -> Option<std::path::PathBuf> {
+    if !test_support::tools_available(&["ffmpeg"], "the transcoder tests") {
+        return None;
+    }
+    let path = test_support::temp_dir("transcode").join(name);
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=320x240:rate=25:duration=4")
+        .args(video)
+        .args(["-g", "25", "-an"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success(), "ffmpeg failed for {name}");
+    Some(path)
+}
+
+/// The file's video track and its samples, demuxed by the server's MP4 reader.
+fn demux(path: &Path) -> (Track, Vec<Sample>) {
+    let bytes = std::fs::read(path).expect("the file ffmpeg wrote");
+    let mut opener = MovieOpener::paged(bytes.len() as u64);
+    let at = |offset: u64, len: u64| &bytes[offset as usize..(offset + len) as usize];
+    let movie = loop {
+        match opener.poll().expect("an MP4 file") {
+            OpenStep::Done(m) => break m,
+            OpenStep::Read { offset, len } => {
+                let len = len.min(bytes.len() as u64 - offset);
+                opener.feed(offset, at(offset, len)).expect("an MP4 file");
+            }
+        }
+    };
+    let track = movie.video().expect("a video track").clone();
+    let mut walker = SampleWalker::new();
+    let mut samples = Vec::new();
+    loop {
+        match walker.poll(&track.samples) {
+            WalkStep::Sample(s) => samples.push((
+                at(s.offset, u64::from(s.size)).to_vec(),
+                track.to_us(track.decode_time(&s)),
+                track.to_us(track.presentation_time(&s)),
+                s.sync,
+            )),
+            WalkStep::Read { offset, len } => {
+                walker.feed(offset, at(offset, len)).expect("tables");
+            }
+            WalkStep::End => break,
+        }
+    }
+    (track, samples)
+}
+
+fn transcoder(track: &Track) -> VideoTranscoder {
+    let (codec, config) = match &track.codec {
+        Codec::H264 { avcc, .. } => (CodecKind::H264, avcc.clone()),
+        Codec::OtherVideo {
+            format: VideoFormat::Hevc,
+            config,
+            ..
+        } => (CodecKind::Hevc, config.clone()),
+        other => panic!("unexpected {other:?}"),
+    };
+    VideoTranscoder::new(&VideoInput {
+        codec,
+        config,
+        frame_rate: 25.0,
+    })
+    .expect("a decoder and encoder")
+}
+
+/// Pushes every sample (`damage` replaces sample `i`'s bytes with garbage); returns the
+/// frames and how many samples were refused.
+fn run(track: &Track, samples: &[Sample], damage: Option<usize>) -> (Vec<EncodedFrame>, usize) {
+    let mut t = transcoder(track);
+    let mut out = Vec::new();
+    let mut refused = 0;
+    for (i, (data, dts, pts, sync)) in samples.iter().enumerate() {
+        let garbage = vec![
+            0x00, 0x00, 0x00, 0x10, 0xff, 0xee, 0xdd, 0xcc, 0x01, 0x02, 0x03,
+        ];
+        let data = if damage == Some(i) { &garbage } else { data };
+        if t.push(data, *dts, *pts, *sync, &mut out).is_err() {
+            refused += 1;
+        }
+    }
+    t.flush(&mut out).expect("flush");
+    (out, refused)
+}
+
+/// NAL unit types in an Annex-B access unit.
+fn nal_types(data: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    let mut i = 0;
+    while i + 3 < data.len() {
+        if data[i..i + 3] == [0, 0, 1] {
+            types.push(data[i + 3] & 0x1f);
+            i += 3;
+        }
+        i += 1;
+    }
+    types
+}
+
+#[test]
+fn b_frame_h264_comes_out_as_constrained_baseline_in_order_with_regular_keyframes() {
+    let Some(path) = make(
+        "bframes.mp4",
+        &["-c:v", "libx264", "-preset", "veryfast", "-bf", "3"],
+    ) else {
+        return;
+    };
+    let (track, samples) = demux(&path);
+    assert!(track.samples.cts_offsets_vary(), "the source has B-frames");
+    let (out, refused) = run(&track, &samples, None);
+    assert_eq!(refused, 0);
+    assert_eq!(out.len(), samples.len(), "every picture comes out");
+    // In presentation order, no reordering: times strictly rise.
+    for pair in out.windows(2) {
+        assert!(
+            pair[0].pts_us < pair[1].pts_us,
+            "{} then {}",
+            pair[0].pts_us,
+            pair[1].pts_us
+        );
+    }
+    // Keyframes where the source has them (every second), SPS and PPS before each.
+    let keys: Vec<i64> = out
+        .iter()
+        .filter(|f| f.keyframe)
+        .map(|f| f.pts_us)
+        .collect();
+    assert_eq!(keys, vec![0, 1_000_000, 2_000_000, 3_000_000]);
+    for f in out.iter().filter(|f| f.keyframe) {
+        let types = nal_types(&f.data);
+        assert!(
+            types.contains(&7) && types.contains(&8) && types.contains(&5),
+            "{types:?}"
+        );
+    }
+    // Constrained baseline: profile_idc 66 with constraint_set1.
+    let first = &out[0].data;
+    let sps = first
+        .windows(4)
+        .position(|w| w[..3] == [0, 0, 1] && w[3] & 0x1f == 7)
+        .expect("an SPS");
+    assert_eq!(first[sps + 4], 66, "profile_idc");
+    assert_ne!(first[sps + 5] & 0x40, 0, "constraint_set1_flag");
+}
+
+#[test]
+fn a_long_gop_gets_a_keyframe_at_least_every_two_seconds() {
+    let Some(path) = make(
+        "long_gop.mp4",
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-bf",
+            "2",
+            "-x264-params",
+            "keyint=250:min-keyint=250:scenecut=0",
+        ],
+    ) else {
+        return;
+    };
+    let (track, samples) = demux(&path);
+    let (out, _) = run(&track, &samples, None);
+    let keys: Vec<i64> = out
+        .iter()
+        .filter(|f| f.keyframe)
+        .map(|f| f.pts_us)
+        .collect();
+    assert_eq!(keys, vec![0, 2_000_000], "one source keyframe in 4 s");
+}
+
+#[test]
+fn a_damaged_sample_costs_the_pictures_up_to_the_next_keyframe_only() {
+    let Some(path) = make(
+        "damaged.mp4",
+        &["-c:v", "libx264", "-preset", "veryfast", "-bf", "0"],
+    ) else {
+        return;
+    };
+    let (track, samples) = demux(&path);
+    // Sample 30 is a P-frame in the second GOP (keyframes at 0, 25, 50, 75).
+    let (out, refused) = run(&track, &samples, Some(30));
+    assert!(refused >= 1, "the garbage is refused");
+    let times: Vec<i64> = out.iter().map(|f| f.pts_us).collect();
+    // Pictures 30..49 are skipped; from the keyframe at 2 s on, all come out.
+    assert!(times.contains(&(29 * 40_000)), "before the damage");
+    assert!(!times.contains(&(30 * 40_000)), "the damaged one");
+    assert!(!times.contains(&(49 * 40_000)), "up to the next keyframe");
+    assert!(
+        times.contains(&2_000_000) && times.contains(&(99 * 40_000)),
+        "after it"
+    );
+}
+
+#[test]
+fn hevc_is_decoded_and_encoded_to_h264() {
+    let Some(path) = make(
+        "hevc.mp4",
+        &[
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-tag:v",
+            "hvc1",
+            "-x265-params",
+            "log-level=error",
+        ],
+    ) else {
+        return;
+    };
+    let (track, samples) = demux(&path);
+    let (out, refused) = run(&track, &samples, None);
+    assert_eq!(refused, 0);
+    assert_eq!(out.len(), samples.len());
+    assert!(out[0].keyframe);
+}

@@ -1,0 +1,196 @@
+// Files that browsers cannot take as they are play over WebRTC through the transcoder:
+// H.264 with B-frames, HEVC, VP9, AV1, MPEG-4 Part 2 video (re-encoded to H.264), MP3,
+// AC-3 and FLAC audio (decoded, then Opus). Each plays in Chromium through the official
+// WCS SDK and through WHEP at the file's frame rate with sound; a translation's
+// transcode is shared by its viewers (the server's own gauge says one); a codec nothing
+// decodes fails with WCS's words, and so do the transcoding settings.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  launchBrowser, openSdkPage, readStats, requireFiles, sdkPlay, startServer, testMedia,
+  waitForStats, waitForStatus, withServerLog,
+} from './helpers.mjs';
+import { closeAllViewers, whepWatch } from './frames.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// name, what it carries (all 640x360, 30 fps, 10 s, keyframe every 2 s; made by
+// scripts/make-test-media)
+const FILES = [
+  ['tc_bframes.mp4', 'H.264 with B-frames + AAC'],
+  ['tc_hevc.mp4', 'HEVC + AAC'],
+  ['tc_vp9.mp4', 'VP9 + Opus'],
+  ['tc_av1.mp4', 'AV1 + FLAC'],
+  ['tc_mpeg4.mp4', 'MPEG-4 Part 2 + MP3'],
+  ['tc_mp3.mp4', 'H.264 + MP3'],
+  ['tc_ac3.mp4', 'H.264 + AC-3'],
+];
+const FPS = 30;
+const MEASURE_MS = 5000;
+
+/** The value of an unlabelled gauge in the server's /metrics. */
+async function gauge(server, name) {
+  const text = await (await fetch(`${server.base}/metrics`)).text();
+  const m = text.match(new RegExp(`^reelcast_${name} (\\d+)$`, 'm'));
+  assert.ok(m, `no reelcast_${name} in /metrics`);
+  return Number(m[1]);
+}
+
+/**
+ * Waits for the first picture and sound in `page`, then measures for MEASURE_MS: the
+ * frames decoded must keep the file's rate (80 % of it, for a loaded machine), at most
+ * one freeze, the picture 640x360, sound received and mostly not concealed.
+ */
+async function assertPlaysSmoothly(page, server, what) {
+  await waitForStats(page, (s) => s.video?.framesDecoded > 0 && s.audio?.totalSamplesReceived > 0,
+    { timeoutMs: 10000, what: `${what}: first frame and sound` })
+    .catch((e) => { throw new Error(withServerLog(server, e.message)); });
+  const first = await readStats(page);
+  const t0 = Date.now();
+  await sleep(MEASURE_MS);
+  const last = await readStats(page);
+  const seconds = (Date.now() - t0) / 1000;
+  const frames = last.video.framesDecoded - first.video.framesDecoded;
+  const freezes = last.video.freezeCount - first.video.freezeCount;
+  const samples = last.audio.totalSamplesReceived - first.audio.totalSamplesReceived;
+  const concealed = last.audio.concealedSamples - first.audio.concealedSamples;
+  assert.ok(frames >= 0.8 * FPS * seconds,
+    withServerLog(server, `${what}: ${frames} frames decoded in ${seconds.toFixed(1)} s (the file has ${FPS} fps): ${JSON.stringify(last.video)}`));
+  assert.ok(freezes <= 1, `${what}: ${freezes} freezes in ${seconds.toFixed(1)} s`);
+  assert.equal(`${last.video.frameWidth}x${last.video.frameHeight}`, '640x360', what);
+  assert.ok(samples > 0.5 * 48000 * seconds, `${what}: ${samples} audio samples in ${seconds.toFixed(1)} s`);
+  assert.ok(concealed < 0.1 * samples, `${what}: ${concealed} of ${samples} audio samples concealed`);
+}
+
+describe('transcoding: files browsers cannot take as they are', { timeout: 400000 }, () => {
+  let server;
+  let browser;
+
+  before(async () => {
+    const files = [...FILES.map(([n]) => testMedia(n)), testMedia('tc_mjpeg.mp4')];
+    requireFiles(...files);
+    server = await startServer({ files });
+    browser = await launchBrowser();
+  }, { timeout: 60000 });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (server) await server.stop();
+  });
+
+  for (const [file, what] of FILES) {
+    test(`${file} (${what}) plays smoothly with sound, through the WCS SDK and WHEP`, { timeout: 60000 }, async () => {
+      const sdkPage = await openSdkPage(browser);
+      const whepPage = await browser.newPage();
+      try {
+        await whepPage.goto(`${server.base}/api/files`);
+        const idx = await sdkPlay(sdkPage, server, `vod://${file}`);
+        const ev = await waitForStatus(sdkPage, idx, ['PLAYING', 'FAILED', 'STOPPED'], 10000);
+        assert.equal(ev.status, 'PLAYING', withServerLog(server, `${file}: ${JSON.stringify(ev)}`));
+        await whepWatch(whepPage, `vod://${file}`);
+        await Promise.all([
+          assertPlaysSmoothly(sdkPage, server, `${file} (SDK)`),
+          assertPlaysSmoothly(whepPage, server, `${file} (WHEP)`),
+        ]);
+      } finally {
+        await closeAllViewers(whepPage).catch(() => {});
+        await whepPage.close();
+        await sdkPage.close();
+      }
+    });
+  }
+
+  test('a translation of a B-frame file: two viewers, one transcode', { timeout: 60000 }, async () => {
+    const name = 'vod-live://tc_bframes.mp4';
+    // The personal VODs of the tests before end as their viewers leave.
+    const deadline = Date.now() + 10000;
+    while (await gauge(server, 'video_transcoders_busy') !== 0) {
+      assert.ok(Date.now() < deadline, 'a transcode of an earlier test still runs');
+      await sleep(200);
+    }
+    const sdkPage = await openSdkPage(browser);
+    const whepPage = await browser.newPage();
+    try {
+      await whepPage.goto(`${server.base}/api/files`);
+      const idx = await sdkPlay(sdkPage, server, name);
+      const ev = await waitForStatus(sdkPage, idx, ['PLAYING', 'FAILED', 'STOPPED'], 10000);
+      assert.equal(ev.status, 'PLAYING', withServerLog(server, JSON.stringify(ev)));
+      await whepWatch(whepPage, name);
+      for (const page of [sdkPage, whepPage]) {
+        await waitForStats(page, (s) => s.video?.framesDecoded > 30 && s.audio?.totalSamplesReceived > 0,
+          { timeoutMs: 10000, what: 'a second of the translation' })
+          .catch((e) => { throw new Error(withServerLog(server, e.message)); });
+      }
+      assert.equal(await gauge(server, 'video_transcoders_busy'), 1,
+        'two viewers of one translation: one video transcode');
+    } finally {
+      await closeAllViewers(whepPage).catch(() => {});
+      await whepPage.close();
+      await sdkPage.close();
+    }
+  });
+
+  test('a codec nothing decodes fails with "<codec> is not supported"', { timeout: 30000 }, async () => {
+    const page = await openSdkPage(browser);
+    try {
+      const idx = await sdkPlay(page, server, 'vod://tc_mjpeg.mp4');
+      const ev = await waitForStatus(page, idx, ['FAILED', 'PLAYING', 'STOPPED'], 10000);
+      assert.equal(ev.status, 'FAILED', JSON.stringify(ev));
+      assert.equal(ev.info, 'File has wrong format: mp4v is not supported');
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('transcoding settings', { timeout: 120000 }, () => {
+  let browser;
+  before(async () => { browser = await launchBrowser(); }, { timeout: 60000 });
+  after(async () => { if (browser) await browser.close(); });
+
+  /** Plays `name` in a new SDK page; returns the first end status and the page. */
+  async function play(server, name) {
+    const page = await openSdkPage(browser);
+    const idx = await sdkPlay(page, server, name);
+    return { page, ev: await waitForStatus(page, idx, ['PLAYING', 'FAILED', 'STOPPED'], 10000) };
+  }
+
+  test('transcoding_disabled=true: a file that needs it fails with WCS\'s words; others play', { timeout: 60000 }, async () => {
+    const server = await startServer({
+      files: [testMedia('tc_hevc.mp4'), testMedia('moov_end.mp4')],
+      settings: { transcoding_disabled: 'true' },
+    });
+    try {
+      const a = await play(server, 'vod://tc_hevc.mp4');
+      assert.equal(a.ev.status, 'FAILED', JSON.stringify(a.ev));
+      assert.equal(a.ev.info, 'Transcoding required, but disabled');
+      const b = await play(server, 'vod://moov_end.mp4');
+      assert.equal(b.ev.status, 'PLAYING', JSON.stringify(b.ev));
+      await a.page.close();
+      await b.page.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test('video_transcoders_max=1: a second transcode fails with "No available transcoders"', { timeout: 60000 }, async () => {
+    const server = await startServer({
+      files: [testMedia('tc_hevc.mp4'), testMedia('tc_vp9.mp4')],
+      settings: { video_transcoders_max: '1' },
+    });
+    try {
+      const a = await play(server, 'vod://tc_hevc.mp4');
+      assert.equal(a.ev.status, 'PLAYING', JSON.stringify(a.ev));
+      const b = await play(server, 'vod://tc_vp9.mp4');
+      assert.equal(b.ev.status, 'FAILED', JSON.stringify(b.ev));
+      assert.equal(b.ev.info, 'No available transcoders');
+      // The first goes on.
+      await waitForStats(a.page, (s) => s.video?.framesDecoded > 30, { timeoutMs: 10000, what: 'the first transcode' });
+      await a.page.close();
+      await b.page.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
