@@ -4,8 +4,8 @@
 //! Owns: where parts and segments begin and end, and turning frames into fragment
 //! samples (H.264 from Annex-B to length-prefixed NAL units, the SPS/PPS of the first
 //! keyframe into the init segment; AAC as it is). Opus frames are not HLS's and are
-//! skipped. Segments start at a keyframe once the segment has lasted the target
-//! duration; parts are cut before the frame that would take a part past the part
+//! skipped (a published stream's Opus comes re-encoded to AAC: `super::opus_sink`).
+//! Segments start at a keyframe once the segment has lasted the target duration; parts are cut before the frame that would take a part past the part
 //! target, so no part is longer than it (with the last picture's interval taken as the
 //! next one's). A file whose keyframes are further apart than the playlist's
 //! `#EXT-X-TARGETDURATION` (the target in whole seconds, rounded up) gets its segment cut
@@ -122,6 +122,11 @@ impl Segmenter {
     /// True when the stream has something HLS carries (H.264 or AAC).
     pub fn has_media(&self) -> bool {
         self.has_video || self.audio.is_some()
+    }
+
+    /// Stream time where the open segment began, µs; `None` before the first segment.
+    pub fn segment_start_us(&self) -> Option<i64> {
+        self.started.then_some(self.segment_start_us)
     }
 
     /// One frame, in the order the stream sends them; what it completes is appended to `out`.
