@@ -17,7 +17,8 @@
 //! than relying on the segmenter's long-GOP cuts alone: a segment cut without a
 //! keyframe makes a joining player wait for the next one (seconds for a browser, which
 //! sends none unasked). If the keyframe is late anyway, the segmenter's long-GOP rule
-//! still cuts in time, so the target duration never changes.
+//! still cuts in time, so the target duration never changes, and the segment it began
+//! without a keyframe asks again at once.
 //!
 //! The AAC track's channel count is the Opus stream's (from its first packet), so the
 //! segmenter is made only when the first Opus packet comes: the pictures before it wait
@@ -147,6 +148,8 @@ struct Worker {
     held: Vec<Frame>,
     /// The start of the segment a keyframe was last asked for in.
     asked_in: Option<i64>,
+    /// The start of the open segment, as last seen.
+    segment_seen: Option<i64>,
     /// Opus packets that could not be re-encoded.
     audio_errors: u64,
 }
@@ -160,6 +163,7 @@ impl Worker {
             transcoder: None,
             held: Vec::new(),
             asked_in: None,
+            segment_seen: None,
             audio_errors: 0,
         }
     }
@@ -253,10 +257,15 @@ impl Worker {
             }
             MediaKind::Video => {
                 segmenter.push(frame, out);
-                // A segment as long as the target: its successor wants a keyframe.
+                // A segment as long as the target: its successor wants a keyframe. A
+                // segment begun without one (the keyframe asked for is late or lost)
+                // asks again at once: the segmenter cuts those before the target.
                 if let Some(start) = segmenter.segment_start_us() {
-                    if frame.dts_us - start >= self.config.target_us && self.asked_in != Some(start)
-                    {
+                    let unkeyed =
+                        self.segment_seen.is_some_and(|seen| seen != start) && !frame.keyframe;
+                    self.segment_seen = Some(start);
+                    let due = frame.dts_us - start >= self.config.target_us;
+                    if (due || unkeyed) && self.asked_in != Some(start) {
                         self.asked_in = Some(start);
                         (self.config.keyframe)();
                     }
@@ -397,7 +406,8 @@ mod tests {
     }
 
     /// Keyframes 2 s apart under a 2 s target: none asked for. Only the first kept (a
-    /// browser's GOP, which ends only when asked): one asked per segment.
+    /// browser's GOP, which ends only when asked, and a publisher that does not
+    /// answer): one asked per segment.
     #[test]
     fn a_keyframe_is_asked_for_each_segment_the_stream_does_not_cut_itself() {
         let frames = published_frames();
@@ -416,8 +426,9 @@ mod tests {
             })
             .collect();
         let asked = mux(long_gop).1;
-        // 10 s cut at 2.5 s at most (no keyframe comes): four or five segments.
-        assert!((3..=5).contains(&asked), "{asked} keyframes asked for");
+        // No keyframe comes: asked at 2 s in the first segment, then at the start of
+        // each segment cut without one (about 2 s each).
+        assert!((4..=6).contains(&asked), "{asked} keyframes asked for");
     }
 
     /// What re-encoding costs, per 20 ms Opus packet of the sample (stereo): the figure
