@@ -1,6 +1,7 @@
 // HLS and LL-HLS of live translations (hls.port), played by clients we did not write:
 // hls.js in headless Chromium (regular and low-latency mode, from another origin: CORS)
-// and ffmpeg reading the playlist and its segments.
+// and ffmpeg reading the playlist and its segments; its playlists checked against the
+// rules of RFC 8216bis a validator checks (hls_shared.mjs).
 //
 // Played means: the <video> presented pictures (requestVideoFrameCallback counts them, the
 // playback quality agrees), decoded audio bytes rose, and in low-latency mode hls.js
@@ -9,30 +10,16 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  REPO, SAMPLE, assertServerUp, freeTcpPort, launchBrowser, startServer, testMedia, withServerLog,
+  SAMPLE, assertServerUp, freeTcpPort, launchBrowser, startServer, testMedia, withServerLog,
 } from './helpers.mjs';
+import { HLS_JS, checkPlaylistsFor, run } from './hls_shared.mjs';
 
-const HLS_JS = path.join(REPO, 'tests', 'e2e', 'node_modules', 'hls.js', 'dist', 'hls.min.js');
 const NAME = encodeURIComponent('vod-live://sample.mp4');
-
-/** Runs `cmd` with `args` (60 s at most); resolves { code, stdout, stderr }. */
-function run(cmd, args) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (c) => { stdout += c; });
-    proc.stderr.on('data', (c) => { stderr += c; });
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 60000);
-    proc.on('error', (e) => { clearTimeout(timer); reject(e); });
-    proc.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-}
 
 describe('HLS of live translations', { timeout: 240000 }, () => {
   let server, browser, hlsBase;
@@ -156,6 +143,10 @@ describe('HLS of live translations', { timeout: 240000 }, () => {
     const probe = await run('ffprobe', ['-hide_banner', '-v', 'error', url]);
     assert.equal(probe.code, 0, `ffprobe failed: ${probe.stderr}`);
     assert.equal(probe.stderr.trim(), '', 'ffprobe reports nothing wrong');
+    // The playlists obey what a validator checks (hls_shared.mjs); the sample's keyframes
+    // are 2 s apart, so every segment starts INDEPENDENT.
+    const { dependent } = await checkPlaylistsFor(url, 3000);
+    assert.deepEqual(dependent, [], 'every segment starts with an INDEPENDENT part');
     await assertServerUp(server);
   });
 });

@@ -1,13 +1,14 @@
 //! HLS over HTTP on `hls.port`, WCS's URL form: `/NAME/NAME.m3u8`, where NAME is a
-//! translation's `localStreamName` or a URL-encoded `vod-live://file.mp4`; the init
-//! segment, segments and parts are relative to it (`/NAME/init-RUN.mp4`,
-//! `/NAME/RUN-MSN.m4s`, `/NAME/RUN-MSN.PART.m4s`; RUN names the translation's run, so a
-//! cache never serves one run's segment for another's).
+//! translation's `localStreamName`, a URL-encoded `vod-live://file.mp4` or a published
+//! stream's name; the init segment, segments and parts are relative to it
+//! (`/NAME/init-RUN.mp4`, `/NAME/RUN-MSN.m4s`, `/NAME/RUN-MSN.PART.m4s`; RUN names the
+//! stream's run, so a cache never serves one run's segment for another's).
 //!
-//! Owns: the URLs, finding the stream through the registry (and starting it with
-//! `hls_auto_start`, through `Registry::find_or_start_translation`), blocking playlist
-//! reloads (`_HLS_msn`, `_HLS_part`) and preload-hinted parts, each waiting at most a
-//! bounded time, and the headers a CDN and a player on another origin need. Everything
+//! Owns: the URLs, finding the stream through the registry (starting a translation with
+//! `hls_auto_start`, through `Registry::find_or_start_translation`; a published stream
+//! is never started here, its muxer attached by `Registry::published_hls`), blocking
+//! playlist reloads (`_HLS_msn`, `_HLS_part`) and preload-hinted parts, each waiting at
+//! most a bounded time, and the headers a CDN and a player on another origin need. Everything
 //! is served from the stream's window in memory ([`crate::hls::Window`]). Who reads is
 //! [`readers`]'. Must not:
 //! mux or keep media (that is `crate::hls`).
@@ -31,8 +32,7 @@ use bytes::Bytes;
 use crate::context::ServerContext;
 use crate::hls::{PartLookup, Readiness, Stored, Window};
 use crate::source::{PlayMode, StreamUri};
-use crate::stream::live::TranslationHandle;
-use readers::Readers;
+use readers::{Read, Readers};
 
 /// How long a newly started translation may take to make its first segment.
 const FIRST_SEGMENT_WAIT: Duration = Duration::from_secs(10);
@@ -143,7 +143,7 @@ async fn answer(
     let Some(asked) = parse_file(name, file) else {
         return plain(StatusCode::NOT_FOUND, "Not found");
     };
-    let (translation, window) = match find_window(ctx, name, asked == Asked::Playlist).await {
+    let (stream, window) = match find_window(ctx, name, asked == Asked::Playlist).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -156,7 +156,7 @@ async fn answer(
         may_begin: asked == Asked::Playlist,
     };
     // A stream that has just ended (its last window lingers) has no readers to count.
-    let _visit = translation
+    let _visit = stream
         .as_ref()
         .map(|t| readers.visit(&ctx.registry, t, &request));
     // The stream stays up while this request lasts, waits included.
@@ -207,15 +207,26 @@ async fn changed(changes: &mut tokio::sync::watch::Receiver<u64>, until: Instant
         .is_ok_and(|r| r.is_ok())
 }
 
-/// The window of the running translation named `name` (its `localStreamName`, or its
-/// `vod-live://` URI); for a playlist with `hls_auto_start`, a translation of a
-/// `vod-live://` name is started. `Err` is the answer to give.
+/// The window of the running stream named `name`: a translation (its
+/// `localStreamName`, or its `vod-live://` URI) or a published stream; for a playlist
+/// with `hls_auto_start`, a translation of a `vod-live://` name is started. `Err` is the
+/// answer to give.
 async fn find_window(
     ctx: &Arc<ServerContext>,
     name: &str,
     may_start: bool,
-) -> Result<(Option<TranslationHandle>, Arc<Window>), Response> {
+) -> Result<(Option<Read>, Arc<Window>), Response> {
     let registry = &ctx.registry;
+    if let Some(published) = registry.published(name) {
+        let Some((id, window)) = registry.published_hls(&published) else {
+            return Err(plain(
+                StatusCode::NOT_FOUND,
+                "Stream not found: it has ended or has no media HLS carries",
+            ));
+        };
+        registry.hls.served_as(&id, name);
+        return Ok((Some(Read::Published(published, id)), window));
+    }
     let live_uri = StreamUri::parse(name)
         .ok()
         .filter(|u| u.mode == PlayMode::Live);
@@ -256,7 +267,7 @@ async fn find_window(
             "Stream has no HLS: it has no H.264 video or AAC audio",
         ));
     };
-    Ok((Some(handle), window))
+    Ok((Some(Read::Translation(handle)), window))
 }
 
 /// Waits until the window has a complete segment (a stream just started has none: a

@@ -794,3 +794,134 @@ async fn one_address_makes_a_bounded_number_of_readers_and_terminate_ends_them()
     assert_eq!(terminated.status, 200, "{}", terminated.text());
     wait_for_plays(ports.http, 0, || async {}).await;
 }
+
+/// A publisher's side as the stream sees it: keyframe requests counted.
+#[derive(Default)]
+struct CountingControl {
+    keyframes: std::sync::atomic::AtomicUsize,
+}
+
+impl reelcast::media::PublisherControl for CountingControl {
+    fn request_keyframe(&self) {
+        self.keyframes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn close(&self, _ending: reelcast::media::Ending) {}
+}
+
+/// The sample's frames as a publisher sends them: H.264 pictures and Opus packets, each
+/// at its presentation time.
+fn publisher_frames() -> Vec<reelcast::media::Frame> {
+    use reelcast::source::{LocalFile, MediaPath};
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../media"));
+    let file = LocalFile::open(dir, &MediaPath::new("sample.mp4").unwrap()).unwrap();
+    let mut reader = reelcast::stream::MediaReader::open(file).expect("opens");
+    let mut frames: Vec<_> = std::iter::from_fn(|| reader.read_frame().expect("reads"))
+        .map(|mut f| {
+            f.dts_us = f.pts_us;
+            f
+        })
+        .collect();
+    frames.sort_by_key(|f| f.dts_us);
+    frames
+}
+
+/// A published stream (its publisher fed the sample in real time, without WebRTC) is
+/// served over HLS under its name only once it is asked for, by the rules a validator
+/// checks, with every segment starting at a keyframe; its reader is listed as a viewer
+/// of the published stream; its publisher's end gives `#EXT-X-ENDLIST`, then 404.
+#[tokio::test]
+async fn a_published_stream_is_served_by_the_rules_and_ends_with_its_publisher() {
+    use reelcast::media::{Publisher, PublisherEvent, StopReason, ViewerId};
+    use reelcast::stream::published::{PublishProtocol, PublishSpec};
+    use reelcast::stream::MediaInfo;
+    use std::sync::atomic::Ordering;
+
+    let (ports, ctx) = start().await;
+    let hls = ports.hls.expect("hls.port is bound");
+    let cam = "/cam/cam.m3u8";
+    assert_eq!(get(hls, cam).await.status, 404, "not published yet");
+
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    let control = std::sync::Arc::new(CountingControl::default());
+    let spec = PublishSpec {
+        name: "cam".into(),
+        media_session_id: uuid::Uuid::new_v4().to_string(),
+        record: false,
+        info: MediaInfo {
+            has_video: true,
+            has_audio: true,
+            ..MediaInfo::default()
+        },
+        protocol: PublishProtocol::Whip,
+    };
+    let epoch = Instant::now();
+    let publisher = Publisher::new(ViewerId::next(), rx, control.clone());
+    ctx.registry
+        .publish(spec, publisher, epoch, None)
+        .expect("published");
+    let frames = publisher_frames();
+    let feeder = tokio::spawn(async move {
+        let _ = tx.send(PublisherEvent::Connected).await;
+        for f in frames {
+            let due = epoch + Duration::from_micros(u64::try_from(f.pts_us).unwrap_or(0));
+            tokio::time::sleep_until(due.into()).await;
+            let _ = tx.send(PublisherEvent::Frame(f)).await;
+        }
+        tx
+    });
+    assert_eq!(
+        control.keyframes.load(Ordering::Relaxed),
+        0,
+        "nothing asked before HLS is"
+    );
+
+    let first = get(hls, cam).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert!(
+        control.keyframes.load(Ordering::Relaxed) >= 1,
+        "a keyframe asked for"
+    );
+    let plays = ctx.registry.plays();
+    assert!(
+        plays
+            .iter()
+            .any(|p| p.protocol == reelcast::media::ViewerProtocol::Hls
+                && p.kind
+                    == reelcast::stream::registry::PlayKind::Published {
+                        stream: "cam".into()
+                    }),
+        "the reader is listed as a viewer of the published stream"
+    );
+    let init = get(hls, &format!("/cam/{}", parse(&first.text()).map)).await;
+    assert_eq!(init.status, 200);
+    let mut checked_parts = std::collections::HashSet::new();
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        let answer = get(hls, cam).await;
+        assert_eq!(answer.status, 200);
+        let text = answer.text();
+        let p = parse(&text);
+        check_rules(&p, &text);
+        check_segments_start_independent(&p, &text);
+        check_independent_parts(hls, "cam", &init.body, &p, &mut checked_parts).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // The publisher goes: the last playlist ends the list, then the name is unknown.
+    let tx = feeder.await.expect("fed");
+    tx.send(PublisherEvent::Closed(StopReason::SessionDisconnect.into()))
+        .await
+        .expect("the stream hears its publisher's end");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = get(hls, cam).await;
+        if answer.status == 200 && answer.text().contains("#EXT-X-ENDLIST") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no ENDLIST: {}", answer.text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(get(hls, cam).await.status, 404, "gone after its linger");
+}

@@ -4,8 +4,8 @@
 //! Owns: where parts and segments begin and end, and turning frames into fragment
 //! samples (H.264 from Annex-B to length-prefixed NAL units, the SPS/PPS of the first
 //! keyframe into the init segment; AAC as it is). Opus frames are not HLS's and are
-//! skipped. Segments start at a keyframe once the segment has lasted the target
-//! duration; parts are cut before the frame that would take a part past the part
+//! skipped (a published stream's Opus comes re-encoded to AAC: `super::opus_sink`).
+//! Segments start at a keyframe once the segment has lasted the target duration; parts are cut before the frame that would take a part past the part
 //! target, so no part is longer than it (with the last picture's interval taken as the
 //! next one's). A file whose keyframes are further apart than the playlist's
 //! `#EXT-X-TARGETDURATION` (the target in whole seconds, rounded up) gets its segment cut
@@ -124,6 +124,11 @@ impl Segmenter {
         self.has_video || self.audio.is_some()
     }
 
+    /// Stream time where the open segment began, µs; `None` before the first segment.
+    pub fn segment_start_us(&self) -> Option<i64> {
+        self.started.then_some(self.segment_start_us)
+    }
+
     /// One frame, in the order the stream sends them; what it completes is appended to `out`.
     pub fn push(&mut self, frame: &Frame, out: &mut Vec<Cut>) {
         match frame.kind {
@@ -150,7 +155,8 @@ impl Segmenter {
             if self.ends_segment(t, frame.keyframe) {
                 self.close_part(t, out);
                 out.push(Cut::SegmentEnd);
-                self.segment_start_us = t;
+                // Where the part just closed ended: `t`, or a little before it.
+                self.segment_start_us = self.part_start_us;
                 self.segment_keyed = frame.keyframe;
             } else if t - self.part_start_us + self.last_interval_us > self.part_target_us
                 && !self.video.is_empty()
@@ -284,8 +290,31 @@ impl Segmenter {
         out.push(Cut::SegmentEnd);
     }
 
-    /// Makes the pending frames a part ending at `end_us` (the next part's start).
+    /// Where a part cut before a picture at `next_us` ends. Parts and segments are cut
+    /// on the last interval between pictures taken as the next one's; a live source's
+    /// pictures are not that regular (a browser's capture times jitter, a dropped frame
+    /// doubles an interval), so the next picture may come later than that and would take
+    /// the part past the part target, or the segment to a length that rounds above the
+    /// declared target. The part then ends at that limit instead: its last picture is
+    /// shown a little shorter, and the next part starts with a gap of those few ms before
+    /// its first picture, so the playlist's durations never break the limits.
+    fn part_end(&self, next_us: i64) -> i64 {
+        let Some(last) = self.video.last() else {
+            return next_us;
+        };
+        let limit = (self.part_start_us + self.part_target_us)
+            .min(self.segment_start_us + self.max_segment_us - 1_000);
+        if next_us > limit && last.dts_us < limit {
+            limit
+        } else {
+            next_us
+        }
+    }
+
+    /// Makes the pending frames a part ending at `end_us` (the next part's start), or
+    /// earlier ([`Self::part_end`]).
     fn close_part(&mut self, end_us: i64, out: &mut Vec<Cut>) {
+        let end_us = self.part_end(end_us);
         let mut runs = Vec::with_capacity(2);
         let independent = self.video.first().is_none_or(|v| v.sync);
         if !self.video.is_empty() {
@@ -540,6 +569,55 @@ mod tests {
             dependent_firsts, unkeyed,
             "segments starting without INDEPENDENT"
         );
+    }
+
+    /// Pictures as a live source sends them: capture times that jitter by a few ms and
+    /// dropped frames (a doubled interval), with keyframes further apart than the
+    /// target. No part lasts more than the part target, and no segment rounds above the
+    /// declared target duration (RFC 8216bis §4.4.3.1, §4.4.3.7); parts and segments
+    /// still cover the timeline without overlap.
+    #[test]
+    fn irregular_pictures_never_take_a_part_or_segment_past_its_limit() {
+        let mut segmenter = Segmenter::new(2_000_000, 500_000, true, None);
+        let mut cuts = Vec::new();
+        let mut t = 0_i64;
+        for n in 0..600_i64 {
+            // 30 fps, 0–7 ms late, every 11th picture dropped; a keyframe each 4 s.
+            t += 33_333 + (n * 7919) % 8_000 + if n % 11 == 10 { 33_333 } else { 0 };
+            let mut data = vec![0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0xa0, 0x47];
+            data.extend_from_slice(&[0xfe, 0xc8, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80]);
+            data.extend_from_slice(&[0, 0, 0, 1, if n % 120 == 0 { 0x65 } else { 0x41 }, 0x88]);
+            let frame = Frame {
+                kind: MediaKind::Video,
+                dts_us: t,
+                pts_us: t,
+                keyframe: n % 120 == 0,
+                data: Arc::from(data),
+            };
+            segmenter.push(&frame, &mut cuts);
+        }
+        segmenter.finish(&mut cuts);
+        let (mut segment_us, mut next_start, mut segments) = (0, None, 0);
+        for cut in &cuts {
+            match cut {
+                Cut::Part(p) => {
+                    assert!(p.duration_us <= 500_000, "a part of {} µs", p.duration_us);
+                    assert!(p.duration_us > 0);
+                    if let Some(start) = next_start {
+                        assert_eq!(p.start_us, start, "parts follow each other");
+                    }
+                    next_start = Some(p.start_us + p.duration_us);
+                    segment_us += p.duration_us;
+                }
+                Cut::SegmentEnd => {
+                    assert!(segment_us < 2_500_000, "a segment of {segment_us} µs");
+                    segment_us = 0;
+                    segments += 1;
+                }
+                Cut::Init(_) => {}
+            }
+        }
+        assert!(segments >= 9, "{segments} segments in about 21 s");
     }
 
     /// ffprobe, an independent reader, decodes every picture and finds no error.

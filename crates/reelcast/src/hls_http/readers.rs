@@ -1,10 +1,11 @@
 //! HLS readers as viewers. HLS has no session, so a *reader* is one client address
-//! (an IPv6 client's /64) with one `User-Agent`, reading one translation: it begins with
-//! its first playlist request and ends once it has made no request for
-//! [`Readers::timeout`] (three target durations). Each reader is a play in the registry
-//! (`protocol` `hls`, listed by REST `/stream/find_all`, counted by `/metrics`) and a
-//! [`Viewer`] of its translation, whose [`Carrier`] is this module: when the translation
-//! lets it go (`/stream/terminate`, its end) the entry goes too.
+//! (an IPv6 client's /64) with one `User-Agent`, reading one stream (a translation or a
+//! published stream: [`Read`]): it begins with its first playlist request and ends once
+//! it has made no request for [`Readers::timeout`] (three target durations). Each
+//! reader is a play in the registry (`protocol` `hls`, listed by REST
+//! `/stream/find_all`, counted by `/metrics`) and a [`Viewer`] of its stream, whose
+//! [`Carrier`] is this module: when the stream lets it go (`/stream/terminate`, its
+//! end) the entry goes too.
 //!
 //! Owns: the request → reader bookkeeping and its bounds. Must not: serve or keep
 //! media (that is `hls_http` and `crate::hls`).
@@ -14,10 +15,86 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::media::{Carrier, Ending, StopReason, Viewer, ViewerEvent, ViewerId, ViewerProtocol};
+use crate::media::{
+    Carrier, Ending, StopReason, Viewer, ViewerEvent, ViewerEvents, ViewerId, ViewerProtocol,
+};
 use crate::stream::live::TranslationHandle;
+use crate::stream::published::PublishedHandle;
 use crate::stream::registry::{PlayKind, PlayRecord};
-use crate::stream::{PlayKey, Registry, Stopper};
+use crate::stream::{MediaInfo, PlayKey, PlayTicket, Registry, Stopper};
+
+/// The running stream an HLS reader reads.
+#[derive(Clone)]
+pub enum Read {
+    /// A live translation.
+    Translation(TranslationHandle),
+    /// A published stream, and the id of its HLS window.
+    Published(PublishedHandle, String),
+}
+
+impl Read {
+    /// Which stream (a reader's key): one run of it.
+    fn id(&self) -> &str {
+        match self {
+            Read::Translation(t) => &t.id,
+            Read::Published(_, window) => window,
+        }
+    }
+
+    /// Its name, for logs.
+    fn name(&self) -> &str {
+        match self {
+            Read::Translation(t) => &t.name,
+            Read::Published(p, _) => &p.name,
+        }
+    }
+
+    /// How its readers are listed: the canonical name and the kind of play.
+    fn listing(&self) -> (String, PlayKind) {
+        match self {
+            Read::Translation(t) => (
+                t.uri.clone(),
+                PlayKind::Live {
+                    translation: t.name.clone(),
+                },
+            ),
+            Read::Published(p, _) => (
+                p.name.clone(),
+                PlayKind::Published {
+                    stream: p.name.clone(),
+                },
+            ),
+        }
+    }
+
+    fn info(&self) -> &MediaInfo {
+        match self {
+            Read::Translation(t) => &t.info,
+            Read::Published(p, _) => &p.info,
+        }
+    }
+
+    fn join(&self, viewer: Viewer, ticket: PlayTicket) -> bool {
+        match self {
+            Read::Translation(t) => t.join(viewer, ticket),
+            Read::Published(p, _) => p.join(viewer, ticket),
+        }
+    }
+
+    fn leave(&self, viewer: ViewerId, reason: StopReason) {
+        match self {
+            Read::Translation(t) => t.leave(viewer, reason),
+            Read::Published(p, _) => p.leave(viewer, reason),
+        }
+    }
+
+    fn viewer_events(&self) -> ViewerEvents {
+        match self {
+            Read::Translation(t) => t.viewer_events(),
+            Read::Published(p, _) => p.viewer_events(),
+        }
+    }
+}
 
 /// Readers one address (an IPv6 /64) may have at once; further ones are served but not
 /// listed, so a client cannot make unbounded entries by varying its `User-Agent`.
@@ -27,7 +104,7 @@ pub const MAX_READERS: usize = 4096;
 /// The `User-Agent` kept of a reader (its key), at most.
 const MAX_AGENT_LEN: usize = 256;
 
-/// Who a reader is: the translation it reads, its address, its `User-Agent`.
+/// Who a reader is: the stream it reads, its address, its `User-Agent`.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Key {
     stream: String,
@@ -120,16 +197,16 @@ impl Readers {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Notes a request for `translation`: the reader it belongs to is seen now (and is
+    /// Notes a request for `stream`: the reader it belongs to is seen now (and is
     /// begun by a playlist request, as a play and a viewer, within the caps).
     pub fn visit(
         self: &Arc<Self>,
         registry: &Arc<Registry>,
-        translation: &TranslationHandle,
+        stream: &Read,
         request: &Request<'_>,
     ) -> Visit {
         let key = Key {
-            stream: translation.id.clone(),
+            stream: stream.id().to_string(),
             address: address_of(request.peer),
             agent: agent_of(request.agent),
         };
@@ -160,11 +237,11 @@ impl Readers {
             *state.per_address.entry(key.address).or_default() += 1;
             viewer
         };
-        // Outside the lock: a translation that has just ended lets the viewer go at once.
-        if !self.join(registry, translation, request.name, viewer) {
+        // Outside the lock: a stream that has just ended lets the viewer go at once.
+        if !self.join(registry, stream, request.name, viewer) {
             return self.seen(None);
         }
-        tokio::spawn(Arc::clone(self).end_when_quiet(key.clone(), viewer, translation.clone()));
+        tokio::spawn(Arc::clone(self).end_when_quiet(key.clone(), viewer, stream.clone()));
         self.seen(Some(key))
     }
 
@@ -175,49 +252,43 @@ impl Readers {
         }
     }
 
-    /// Lists the reader as a play and joins it to the translation as a viewer.
+    /// Lists the reader as a play and joins it to the stream as a viewer.
     fn join(
         self: &Arc<Self>,
         registry: &Arc<Registry>,
-        translation: &TranslationHandle,
+        stream: &Read,
         name: &str,
         viewer: ViewerId,
     ) -> bool {
-        let handle = translation.clone();
+        let handle = stream.clone();
+        let (uri, kind) = stream.listing();
         let record = PlayRecord {
             key: PlayKey::next(),
             media_session_id: uuid::Uuid::new_v4().to_string(),
             name: name.to_string(),
-            uri: translation.uri.clone(),
-            kind: PlayKind::Live {
-                translation: translation.name.clone(),
-            },
-            info: translation.info.clone(),
+            uri,
+            kind,
+            info: stream.info().clone(),
             created: SystemTime::now(),
             protocol: ViewerProtocol::Hls,
             stopper: Stopper::new(move |reason| handle.leave(viewer, reason)),
         };
         let ticket = registry.add_play(record, None);
         let carrier: Arc<dyn Carrier> = self.clone();
-        if !translation.join(Viewer::new(viewer, ViewerProtocol::Hls, carrier), ticket) {
+        if !stream.join(Viewer::new(viewer, ViewerProtocol::Hls, carrier), ticket) {
             return false;
         }
         // Its media is already on the way: a reader is playing once it is in.
-        let _ = translation
+        let _ = stream
             .viewer_events()
             .send((viewer, ViewerEvent::Connected));
         crate::metrics::METRICS.count_play(ViewerProtocol::Hls.as_str(), Ok(()));
-        tracing::info!(stream = %translation.name, viewer = viewer.0, "an HLS reader joined");
+        tracing::info!(stream = %stream.name(), viewer = viewer.0, "an HLS reader joined");
         true
     }
 
     /// Waits until the reader has made no request for the timeout, then ends it.
-    async fn end_when_quiet(
-        self: Arc<Self>,
-        key: Key,
-        viewer: ViewerId,
-        translation: TranslationHandle,
-    ) {
+    async fn end_when_quiet(self: Arc<Self>, key: Key, viewer: ViewerId, stream: Read) {
         loop {
             let due = {
                 let state = self.state();
@@ -226,7 +297,7 @@ impl Readers {
                         Instant::now() + self.timeout
                     }
                     Some(r) if r.viewer == viewer => r.last_seen + self.timeout,
-                    // Let go already (by its translation).
+                    // Let go already (by its stream).
                     _ => return,
                 }
             };
@@ -235,9 +306,9 @@ impl Readers {
             }
             tokio::time::sleep_until(due.into()).await;
         }
-        // Off the list first: the translation may have ended and hear nothing.
+        // Off the list first: the stream may have ended and hear nothing.
         if self.state().remove(viewer) {
-            translation.leave(viewer, StopReason::SessionDisconnect);
+            stream.leave(viewer, StopReason::SessionDisconnect);
         }
     }
 

@@ -6,7 +6,8 @@
 //! stream's; audio two packets at a time, as a translation's, see [`super::audio_pairs`]:
 //! the first waits ≤ 30 ms for the second), who watches (as a translation's viewers:
 //! [`Viewer`]s joined and let go through a [`PublishedHandle`]), a keyframe asked of the
-//! publisher for each viewer that connects, and when it ends: the publisher closes or
+//! publisher for each viewer that connects (but HLS readers: their segments begin at
+//! keyframes the HLS muxer asks for), and when it ends: the publisher closes or
 //! fails, `terminate` (REST, the publisher's own `unPublishStream` / WHIP `DELETE`,
 //! shutdown). Its viewers then get STOPPED `Stopped by publisher stop` (or the shutdown's
 //! reason); the publisher hears its own ending through its [`PlayTicket`] (a stop:
@@ -16,6 +17,7 @@
 //! handed its ticket, whose end unlists it. Must not: know what receives the publisher's
 //! media (WebRTC) or what carries its viewers.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -29,7 +31,7 @@ use super::clock::sleep_until;
 use super::status::{PlayKey, PlayTicket};
 use super::MediaInfo;
 use crate::media::{Ending, Publisher, PublisherEvent, Sink, Sinks, StopReason, StreamId};
-use crate::media::{Viewer, ViewerEvent, ViewerEvents, ViewerEventsRx, ViewerId};
+use crate::media::{Viewer, ViewerEvent, ViewerEvents, ViewerEventsRx, ViewerId, ViewerProtocol};
 
 /// How a publisher came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,6 +292,7 @@ pub(super) fn start<E>(
         sinks,
         audience: Audience::new(handle.viewers.clone()),
         pairs: AudioPairs::default(),
+        hls_readers: HashSet::new(),
     };
     let span = tracing::info_span!("published", stream = %handle.name);
     tokio::spawn(
@@ -305,6 +308,8 @@ struct Published {
     sinks: Sinks,
     audience: Audience,
     pairs: AudioPairs,
+    /// The viewers that are HLS readers: no keyframe is asked for them.
+    hls_readers: HashSet<ViewerId>,
 }
 
 impl Published {
@@ -339,12 +344,19 @@ impl Published {
                 () = sleep_until(hold) => self.pairs.flush_to(&mut self.sinks),
                 command = commands.recv() => match command {
                     Some(Command::Join { viewer, ticket }) => {
+                        let hls = viewer.protocol() == ViewerProtocol::Hls;
+                        if hls {
+                            self.hls_readers.insert(viewer.id());
+                        }
                         self.audience.join(viewer, ticket);
                         // The hub's GOP cache gives a picture at once; a fresh keyframe
                         // makes it a clean one soon after.
-                        publisher.request_keyframe();
+                        if !hls {
+                            publisher.request_keyframe();
+                        }
                     }
                     Some(Command::Leave { viewer, reason }) => {
+                        self.hls_readers.remove(&viewer);
                         self.audience.drop_viewer(viewer, reason.into());
                     }
                     Some(Command::Terminate { reason }) => break (reason.into(), true),
@@ -354,11 +366,14 @@ impl Published {
                 },
                 Some((viewer, event)) = events.recv() => match event {
                     ViewerEvent::Connected => {
-                        if self.audience.connected(viewer) {
+                        if self.audience.connected(viewer) && !self.hls_readers.contains(&viewer) {
                             publisher.request_keyframe();
                         }
                     }
-                    ViewerEvent::Closed(ending) => self.audience.drop_viewer(viewer, ending),
+                    ViewerEvent::Closed(ending) => {
+                        self.hls_readers.remove(&viewer);
+                        self.audience.drop_viewer(viewer, ending);
+                    }
                 },
             }
         };

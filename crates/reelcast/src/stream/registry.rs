@@ -16,8 +16,11 @@
 //! both, and `max_publishers` bounds how many publish at once.
 //!
 //! A stream's sinks are made in one place, [`Registry::sinks_for`]: a new sink (HLS)
-//! is registered there. A stream that can be recorded while it runs (a translation, a
-//! published stream) also takes [`Registry::recordable`]'s sink, through which
+//! is registered there. A published stream's HLS muxer re-encodes its Opus, which costs:
+//! it is attached only when its name is first asked for over HLS
+//! ([`Registry::published_hls`]), through a slot the stream holds from its start. A
+//! stream that can be recorded while it runs (a translation, a published stream) also
+//! takes [`Registry::recordable`]'s sink, through which
 //! [`Registry::start_recording`] attaches a recording later. The WebRTC feeds come from a [`SinkFactory`] the
 //! registry is handed; it knows nothing else of WebRTC. Each play records the
 //! [`ViewerProtocol`] its viewer came by.
@@ -36,7 +39,7 @@ use super::published::{self, PublishError, PublishSpec, PublishedHandle};
 use super::status::{PlayTicket, StatusTx};
 use super::{MediaInfo, Stopper, StreamError};
 use crate::config::Settings;
-use crate::hls::{Directory, HlsSink, Segmenter, WindowConfig};
+use crate::hls::{Directory, HlsSink, OpusHls, OpusHlsSink, Segmenter, Window, WindowConfig};
 use crate::media::{
     Publisher, Sink, SinkFactory, SinkSlot, Sinks, StopReason, StreamId, ViewerProtocol,
 };
@@ -93,6 +96,16 @@ struct Maps {
     publishers: HashMap<String, PublishedHandle>,
     /// Streams that can be recorded, by media session id (ended ones pruned lazily).
     recordable: HashMap<String, Recordable>,
+    /// Where the HLS muxer of a published stream is attached (on its first HLS
+    /// request), by the publisher's key.
+    published_hls: HashMap<PlayKey, PublishedHls>,
+}
+
+/// A published stream's HLS: the slot its muxer is attached through, and the window
+/// (its id in [`Registry::hls`]) once attached.
+struct PublishedHls {
+    slot: SinkSlot,
+    window_id: Option<String>,
 }
 
 impl Maps {
@@ -297,21 +310,65 @@ impl Registry {
                 info.aac_config.as_deref(),
             );
             if segmenter.has_media() {
-                let window = self.hls.add(
-                    id,
-                    WindowConfig {
-                        target: self.settings.hls_target_duration,
-                        part_target: self.settings.ll_hls_part_target,
-                        list_size: self.settings.hls_list_size,
-                        max_bytes: usize::try_from(self.settings.hls_max_window_mb << 20)
-                            .unwrap_or(usize::MAX),
-                    },
-                );
+                let window = self.hls.add(id, self.hls_window_config());
                 let sink = HlsSink::new(segmenter, window, self.hls.clone(), id.to_string());
                 sinks.push(Box::new(sink));
             }
         }
         Sinks::new(sinks)
+    }
+
+    /// The HLS window of a stream, as the settings make it.
+    fn hls_window_config(&self) -> WindowConfig {
+        WindowConfig {
+            target: self.settings.hls_target_duration,
+            part_target: self.settings.ll_hls_part_target,
+            list_size: self.settings.hls_list_size,
+            max_bytes: usize::try_from(self.settings.hls_max_window_mb << 20).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The HLS window of the running published stream `handle` and its id in
+    /// [`Self::hls`]: its muxer is attached on the first call (its publisher asked for a
+    /// keyframe), and again after a window that ended while the stream runs (its muxer
+    /// could not keep up) has gone. `None`: HLS is off, the stream has no media HLS
+    /// carries, or it has ended.
+    pub fn published_hls(&self, handle: &PublishedHandle) -> Option<(String, Arc<Window>)> {
+        if !self.settings.hls_enabled() || !(handle.info.has_video || handle.info.has_audio) {
+            return None;
+        }
+        // Under the lock: two first requests at once attach one muxer.
+        let mut maps = self.maps();
+        let entry = maps.published_hls.get_mut(&handle.key)?;
+        if let Some(id) = &entry.window_id {
+            if let Some(window) = self.hls.get(id) {
+                return Some((id.clone(), window));
+            }
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let window = self.hls.add(&id, self.hls_window_config());
+        let publisher = handle.clone();
+        let muxer = OpusHls {
+            target_us: micros(self.settings.hls_target_duration),
+            part_target_us: micros(self.settings.ll_hls_part_target),
+            has_video: handle.info.has_video,
+            has_audio: handle.info.has_audio,
+            keyframe: Box::new(move || publisher.request_keyframe()),
+        };
+        let sink = OpusHlsSink::new(
+            muxer,
+            window.clone(),
+            self.hls.clone(),
+            id.clone(),
+            &handle.name,
+        )
+        .ok()?;
+        if entry.slot.attach(Box::new(sink)).is_err() {
+            // Ended meanwhile: the sink, dropped, ends its thread and the window.
+            return None;
+        }
+        entry.window_id = Some(id.clone());
+        Some((id, window))
     }
 
     /// Opens the file and starts its translation, listed under `spec.name`: the one way
@@ -447,6 +504,11 @@ impl Registry {
             Box::new(move || registry.remove_publisher(&name, key)),
         );
         let mut sinks = self.sinks_for(stream, None);
+        let hls_slot = self.settings.hls_enabled().then(|| {
+            let (slot, sink) = SinkSlot::new();
+            sinks.push(Box::new(sink));
+            slot
+        });
         sinks.push(self.recordable(
             &spec.media_session_id,
             RecordableStream {
@@ -471,6 +533,13 @@ impl Registry {
             let mut maps = self.maps();
             maps.may_publish(&handle.name, max)?;
             maps.publishers.insert(handle.name.clone(), handle.clone());
+            if let Some(slot) = hls_slot {
+                let hls = PublishedHls {
+                    slot,
+                    window_id: None,
+                };
+                maps.published_hls.insert(handle.key, hls);
+            }
             if let Some(r) = maps.recordable.get_mut(&handle.media_session_id) {
                 r.publisher = Some(handle.clone());
             }
@@ -506,6 +575,7 @@ impl Registry {
         if maps.publishers.get(name).is_some_and(|p| p.key == key) {
             maps.publishers.remove(name);
         }
+        maps.published_hls.remove(&key);
     }
 
     fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
