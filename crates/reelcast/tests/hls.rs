@@ -854,6 +854,8 @@ async fn a_published_stream_is_served_by_the_rules_and_ends_with_its_publisher()
             ..MediaInfo::default()
         },
         protocol: PublishProtocol::Whip,
+        session_id: String::new(),
+        login: String::new(),
     };
     let epoch = Instant::now();
     let publisher = Publisher::new(ViewerId::next(), rx, control.clone());
