@@ -174,6 +174,30 @@ describe('transcoding settings', { timeout: 120000 }, () => {
     }
   });
 
+  test('a looping translation of a B-frame file goes on past its end (a fresh transcode each pass)', { timeout: 60000 }, async () => {
+    const server = await startServer({ files: [testMedia('tc_bframes.mp4')], settings: { vod_live_loop: 'true' } });
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${server.base}/api/files`);
+      await whepWatch(page, 'vod-live://tc_bframes.mp4');
+      // From 8 s to 14 s of pictures (the seam at 10 s between): at the file's rate, as
+      // in the first pass; a pass without a fresh transcode stalls at the seam.
+      const wait = (n) => waitForStats(page, (x) => x.video?.framesDecoded >= n, { timeoutMs: 25000, what: `${n} pictures` })
+        .catch((e) => { throw new Error(withServerLog(server, e.message)); });
+      await wait(240);
+      const t0 = Date.now();
+      const s = await wait(420);
+      const seconds = (Date.now() - t0) / 1000;
+      assert.ok(seconds <= 7.2, withServerLog(server, `6 s of pictures across the loop's seam took ${seconds.toFixed(1)} s`));
+      assert.ok(s.video.freezeCount <= 1, `${s.video.freezeCount} freezes across the seam`);
+      assert.equal(await gauge(server, 'video_transcoders_busy'), 1, 'one transcode after the rewind');
+    } finally {
+      await closeAllViewers(page).catch(() => {});
+      await page.close();
+      await server.stop();
+    }
+  });
+
   test('video_transcoders_max=1: a second transcode fails with "No available transcoders"', { timeout: 60000 }, async () => {
     const server = await startServer({
       files: [testMedia('tc_hevc.mp4'), testMedia('tc_vp9.mp4')],
