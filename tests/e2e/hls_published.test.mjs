@@ -137,8 +137,9 @@ describe('HLS of published streams', { timeout: 300000 }, () => {
   test('an aiortc WHIP publisher: hls.js plays it, ffprobe reads H.264 + AAC, playlists obey the RFC, its DELETE ends HLS', { timeout: 120000 }, async () => {
     const name = 'py cam';
     const whip = `${server.base}/whip/${encodeURIComponent(name)}`;
+    // Its failure is reported below, after the checks (never as an unhandled rejection).
     const publishing = promisify(execFile)('python3', [AIORTC_CLIENT, whip, '--seconds', '25'], { timeout: 60000 })
-      .catch((e) => { throw new Error(withServerLog(server, `aiortc client failed: ${e.stderr || e.message}`)); });
+      .catch((error) => ({ error }));
     // Listed once its offer is answered.
     for (let i = 0; i < 100; i += 1) {
       const r = await restPost(server, '/stream/find_all');
@@ -155,7 +156,9 @@ describe('HLS of published streams', { timeout: 300000 }, () => {
     const { dependent } = await checkPlaylistsFor(url, 4000);
     assert.deepEqual(dependent, [], 'every segment starts with an INDEPENDENT part');
 
-    const { stdout } = await publishing;
+    const done = await publishing;
+    if (done.error) throw new Error(withServerLog(server, `aiortc client failed: ${done.error.stderr || done.error.message}`));
+    const { stdout } = done;
     const r = JSON.parse(stdout.trim().split('\n').pop());
     assert.equal(r.delete_status, 200, JSON.stringify(r));
     await endsWithEndlist(name);
