@@ -36,7 +36,7 @@ Package: reelcast
 Version: $version
 Architecture: $arch
 Maintainer: reelcast developers <reelcast@localhost>
-Depends: libc6, libgcc-s1, libopus0, libssl3, adduser
+Depends: libc6, libgcc-s1, libopus0, libssl3, libavcodec59, libavformat59, libavutil57, libswscale6, libswresample4, adduser
 Section: video
 Priority: optional
 Homepage: https://github.com/reelcast/reelcast

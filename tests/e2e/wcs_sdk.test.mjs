@@ -20,7 +20,7 @@ const PLAYABLE = [
   ['audio_only.mp4', false, true],
   ['long_gop.mp4', true, true],
 ];
-const BROKEN = ['truncated.mp4', 'cut_short.mp4', 'random.mp4', 'empty.mp4', 'absurd_box.mp4', 'not_mp4.mp4', 'mpeg4.mp4'];
+const BROKEN = ['truncated.mp4', 'cut_short.mp4', 'random.mp4', 'empty.mp4', 'absurd_box.mp4', 'not_mp4.mp4', 'tc_mjpeg.mp4'];
 
 describe('official WCS SDK against reelcast', { timeout: 240000 }, () => {
   let server;
@@ -28,7 +28,7 @@ describe('official WCS SDK against reelcast', { timeout: 240000 }, () => {
   let page;
 
   before(async () => {
-    const files = [SAMPLE, ...PLAYABLE.map(([n]) => testMedia(n)), ...BROKEN.map(testMedia), testMedia('bframes.mp4')];
+    const files = [SAMPLE, ...PLAYABLE.map(([n]) => testMedia(n)), ...BROKEN.map(testMedia)];
     requireFiles(...files);
     server = await startServer({
       files,
@@ -152,12 +152,6 @@ describe('official WCS SDK against reelcast', { timeout: 240000 }, () => {
     await playToPlaying('vod://sample.mp4');
     await waitForStats(page, (s) => s.video?.framesDecoded > 5, { timeoutMs: 8000, what: 'frames after the cut-short file' });
     await sdkStopLast(page);
-  });
-
-  test('a file with B-frames is refused with the reason and the fix, never stutters', { timeout: 30000 }, async () => {
-    const info = await playToFailed('vod://bframes.mp4');
-    assert.match(info, /^File has wrong format: H\.264 with B-frames .* -bf 0/);
-    await assertServerUp(server);
   });
 
   test('every supported layout and codec mix plays', { timeout: 180000 }, async () => {
