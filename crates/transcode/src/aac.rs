@@ -293,3 +293,61 @@ impl AacEncoder {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Encodes `seconds` of stereo: silence, then a 1 kHz tone from sample `onset`.
+    fn encode_onset(onset: usize, frames: usize) -> (AacEncoder, Vec<Vec<u8>>) {
+        let mut enc = AacEncoder::new(2, 128_000).expect("FFmpeg's AAC encoder");
+        let mut units = Vec::new();
+        for f in 0..frames {
+            let pcm: Vec<i16> = (0..ENCODER_FRAME)
+                .flat_map(|i| {
+                    let n = f * ENCODER_FRAME + i;
+                    let t = n as f32 / ENCODER_RATE as f32;
+                    let v = if n >= onset {
+                        ((2.0 * std::f32::consts::PI * 1000.0 * t).sin() * 16_000.0) as i16
+                    } else {
+                        0
+                    };
+                    [v, v]
+                })
+                .collect();
+            enc.encode(&pcm, &mut units).expect("encode");
+        }
+        (enc, units)
+    }
+
+    #[test]
+    fn priming_is_where_the_first_input_sample_comes_out() {
+        let onset = 10_000;
+        let (enc, units) = encode_onset(onset, 40);
+        assert_eq!(enc.priming(), 1024, "FFmpeg's AAC-LC initial_padding");
+        // The encoder holds one frame back: one unit less than the frames given.
+        assert_eq!(units.len(), 39);
+        let mut dec = AacDecoder::new(enc.audio_specific_config()).expect("decoder");
+        let (mut l, mut r) = (Vec::new(), Vec::new());
+        for u in &units {
+            assert_eq!(dec.decode(u, &mut l, &mut r).expect("decodes"), 48_000);
+        }
+        assert_eq!(l.len(), r.len());
+        let at = l.iter().position(|s| s.abs() > 0.1).expect("the tone");
+        let want = onset + enc.priming() as usize;
+        assert!(
+            at.abs_diff(want) < 48,
+            "the tone comes out at {at}, expected {want} (input onset + priming)"
+        );
+    }
+
+    #[test]
+    fn empty_and_garbage_units_are_errors_not_panics() {
+        let (enc, _) = encode_onset(0, 2);
+        let mut dec = AacDecoder::new(enc.audio_specific_config()).expect("decoder");
+        let (mut l, mut r) = (Vec::new(), Vec::new());
+        assert!(dec.decode(&[], &mut l, &mut r).is_err());
+        let _ = dec.decode(&[0xff; 300], &mut l, &mut r);
+        assert_eq!(l.len(), r.len());
+    }
+}
