@@ -37,8 +37,10 @@
 //!   demuxer when it applies the MP4 edit list; the pts given here already account for
 //!   it. Without an edit list the priming plays as a few ms of near-silence at the start.
 //! - **Decoder delay**: FFmpeg's AAC decoder adds none for AAC-LC (its first output frame
-//!   is the first access unit's); for HE-AAC its SBR output follows the core as FFmpeg
-//!   aligns it, which is what other FFmpeg-based players play too. Nothing is dropped.
+//!   is the first access unit's). For HE-AAC (v1, v2) its SBR filter banks delay the
+//!   output by 962 frames at the SBR rate ([`SBR_DECODER_DELAY`], 20 ms at 48 kHz), which
+//!   it does not compensate: those frames are dropped at the start of each run so the
+//!   output lines up with the pts, and the end of the run is made up with silence.
 //! - **Resampler delay**: the FFT resampler delays by half its output block (≈12 ms for
 //!   44.1 kHz); those frames are dropped too.
 //! - **Opus lookahead** (pre-skip, 312 samples = 6.5 ms at 48 kHz with libopus'
@@ -91,6 +93,10 @@ pub const MAX_GAP_US: i64 = 100_000;
 
 /// Frames per AAC core access unit (960-frame AAC is rejected); SBR doubles it.
 const AAC_FRAME_SAMPLES: usize = 1024;
+/// Output frames (at the SBR rate) by which libavcodec's HE-AAC output lags the
+/// signal: its SBR filter banks' delay, not compensated by the decoder. Measured against
+/// FDK AAC's delay-compensated output of the same HE-AAC and HE-AAC v2 streams.
+const SBR_DECODER_DELAY: usize = 962;
 /// Frames per resampler call.
 const RESAMPLER_CHUNK: usize = 1024;
 /// Largest Opus packet (RFC 6716 limit is 1275 bytes per frame; 4000 is libopus' advice).
@@ -497,8 +503,14 @@ impl AacToOpus {
             right.truncate(start);
             return Err(format!("the decoder gave an unexpected rate ({rate} Hz)"));
         }
-        // libavcodec's AAC decoder adds no delay of its own to drop (see the module docs).
-        Ok((rate, 0))
+        // AAC-LC: no delay of the decoder's own. Dual-rate SBR (2048 frames out): the
+        // SBR filter banks' delay, which libavcodec leaves in (see the module docs).
+        let delay = if left.len() - start == 2 * AAC_FRAME_SAMPLES {
+            SBR_DECODER_DELAY
+        } else {
+            0
+        };
+        Ok((rate, delay))
     }
 
     /// The decoder's output rate differs from what the run was counted in (implicit
@@ -1276,6 +1288,58 @@ mod tests {
         assert_eq!((t.rate, t.frame_len), (44_100, 2048));
         check_timeline(&packets, units.len() as f64 * 1024.0 / 22_050.0);
         check_tone(&packets, "implicit HE-AAC", 0.02);
+    }
+
+    #[test]
+    fn he_aac_decoder_delay_is_removed() {
+        // 0.5 s of silence, then a tone, HE-AAC (v1 and v2) at 48 kHz: the tone starts
+        // where FDK's own delay-compensated decoder puts it (the encoder's delay less the
+        // SBR decoder delay it counts), plus the Opus lookahead.
+        use fdk_aac::enc::{AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams};
+        for aot in [AudioObjectType::Mpeg4HeAac, AudioObjectType::Mpeg4HeAacV2] {
+            let enc = Encoder::new(EncoderParams {
+                bit_rate: BitRate::Cbr(64_000),
+                sample_rate: 48_000,
+                transport: fdk_aac::enc::Transport::Raw,
+                channels: ChannelMode::Stereo,
+                audio_object_type: aot,
+            })
+            .expect("FDK encoder");
+            let info = enc.info().expect("encoder info");
+            let asc = info.confBuf[..info.confSize as usize].to_vec();
+            let pcm: Vec<i16> = (0..48_000usize)
+                .flat_map(|i| {
+                    let t = i as f32 / 48_000.0;
+                    let v = (2.0 * std::f32::consts::PI * 1000.0 * t).sin() * 10_000.0;
+                    let v = if i >= 24_000 { v as i16 } else { 0 };
+                    [v, v]
+                })
+                .collect();
+            let mut units = Vec::new();
+            let mut buf = vec![0u8; 8192];
+            for mut input in pcm.chunks(info.frameLength as usize * 2) {
+                while !input.is_empty() {
+                    let r = enc.encode(input, &mut buf).expect("encode");
+                    if r.output_size > 0 {
+                        units.push(buf[..r.output_size].to_vec());
+                    }
+                    if r.input_consumed == 0 {
+                        break;
+                    }
+                    input = &input[r.input_consumed..];
+                }
+            }
+            let (mut t, packets) = transcode_units(&asc, &units);
+            let lookahead = f64::from(t.opus_lookahead_samples());
+            let at = onset(&decode_opus(&packets), 0.05) as f64;
+            // 962: the SBR decoder delay FDK's encoder counts in its nDelay (measured
+            // 2026-12-04), written out so the expectation is not taken from the code.
+            let expected = 24_000.0 + f64::from(info.nDelay) - 962.0 + lookahead;
+            assert!(
+                (at - expected).abs() < 200.0,
+                "{aot:?}: tone starts at {at}, expected about {expected}"
+            );
+        }
     }
 
     #[test]
