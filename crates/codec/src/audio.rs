@@ -1,8 +1,8 @@
 //! AAC to Opus, once per stream: what a WebRTC browser can play from what an MP4 file
 //! holds.
 //!
-//! This module owns the audio transcode: AAC decode and downmix to stereo (Fraunhofer
-//! FDK AAC through the `fdk-aac` crate), resampling to 48 kHz (`rubato`), Opus encode
+//! This module owns the audio transcode: AAC decode and downmix to stereo (FFmpeg's
+//! native AAC decoder, through the `transcode` crate's [`transcode::AacDecoder`]), resampling to 48 kHz (`rubato`), Opus encode
 //! (libopus through `opus2`), and the output timeline. It must not touch files, sockets,
 //! clocks or RTP: it takes AAC access units with their presentation time and returns Opus
 //! packets with theirs. One [`AacToOpus`] serves a whole stream, however many viewers it
@@ -10,12 +10,12 @@
 //!
 //! # Pipeline
 //! ```text
-//! AAC access unit ─ FDK decode + downmix ─> stereo (mono is duplicated), 1024 frames
+//! AAC access unit ─ libavcodec decode + downmix ─> stereo (mono is duplicated), 1024 frames
 //!   (2048 for HE-AAC, at the SBR rate) ─ resample (pass-through at 48 kHz) ─> 48 kHz
 //!   ─ 960-frame chunks ─ Opus ─> OpusPacket
 //! ```
 //! The rate and frame size are the decoder's actual output ([`AacConfig::sample_rate`]
-//! until the first frame decodes): FDK also finds SBR that is only signalled inside the
+//! until the first frame decodes): the decoder also finds SBR that is only signalled inside the
 //! bitstream (implicit HE-AAC), which then plays at its full rate and bandwidth.
 //!
 //! # Timestamps
@@ -36,9 +36,11 @@
 //! - **AAC priming** (encoder delay, typically 1024 or 2112 samples) is removed by the
 //!   demuxer when it applies the MP4 edit list; the pts given here already account for
 //!   it. Without an edit list the priming plays as a few ms of near-silence at the start.
-//! - **Decoder delay**: FDK reports the delay it adds (SBR filter banks, its limiter) as
-//!   `outputDelay`; those frames are dropped at the start of each run so the output lines
-//!   up with the pts, and the end of the run is made up with silence.
+//! - **Decoder delay**: FFmpeg's AAC decoder adds none for AAC-LC (its first output frame
+//!   is the first access unit's). For HE-AAC (v1, v2) its SBR filter banks delay the
+//!   output by 962 frames at the SBR rate ([`SBR_DECODER_DELAY`], 20 ms at 48 kHz), which
+//!   it does not compensate: those frames are dropped at the start of each run so the
+//!   output lines up with the pts, and the end of the run is made up with silence.
 //! - **Resampler delay**: the FFT resampler delays by half its output block (≈12 ms for
 //!   44.1 kHz); those frames are dropped too.
 //! - **Opus lookahead** (pre-skip, 312 samples = 6.5 ms at 48 kHz with libopus'
@@ -54,22 +56,14 @@
 //! configuration 0), and 7.1.
 //!
 //! # Why these crates
-//! The AAC decoder is Fraunhofer FDK AAC (`fdk-aac` 0.8 over `fdk-aac-sys`, which builds
-//! FDK's bundled C++ source with `cc`: no cmake, no system library). It replaces
-//! symphonia's pure-Rust decoder, which refuses more than two channels (5.1 files had
-//! no sound) and HE-AAC (SBR, PS), both common in the files WCS users have. FDK decodes
-//! every AAC kind they have (it is the decoder WCS users switch to with
-//! `use_fdk_aac=true`) and downmixes any layout to stereo itself
-//! (`AAC_PCM_MAX_OUTPUT_CHANNELS` = 2), so there is no downmix code here. This module
-//! uses only the crate's safe API.
-//!
-//! **Licence.** FDK AAC is under the "Software License for The Fraunhofer FDK AAC Codec
-//! Library for Android" (the `NOTICE` file in `fdk-aac-sys`' `aac/` folder), not under
-//! the MIT licence that crate states for its own code. It allows redistribution in
-//! source and binary form, but a binary distribution must carry that licence text and
-//! make FDK's complete source available free of charge; it grants no patent licence (AAC
-//! patent licences are a separate matter, via Via LA); and the FSF and Debian consider
-//! it incompatible with the GPL. Whoever ships reelcast binaries must honour it.
+//! The AAC decoder is FFmpeg's own (libavcodec's native `aac`, through the `transcode`
+//! crate, which owns every FFmpeg call): it decodes every AAC kind WCS users' files have
+//! (LC, HE-AAC with SBR, HE-AAC v2 with PS, up to 5.1); layouts of more than two channels
+//! are downmixed to stereo by libswresample at the decoder's rate. It replaced Fraunhofer
+//! FDK AAC, whose licence is held incompatible with the GPL that Debian's libavcodec (a
+//! GPL build) already puts the server binary under (README, "Licences"). Rate conversion
+//! stays with `rubato`: its fixed delay is what the run accounting below drops and makes
+//! up, tested to the sample; swapping it would change nothing a listener hears.
 //!
 //! `opus2` with `dynamic` links the system libopus (Debian `libopus-dev`) found via
 //! pkg-config: no C build, no cmake. `rubato` 0.16 rather than 5.x because 5.x needs Rust
@@ -77,9 +71,9 @@
 //! per call, which suits a streaming source.
 
 use bytes::Bytes;
-use fdk_aac::dec::{Decoder, Transport};
 use rubato::{FftFixedIn, Resampler};
 use thiserror::Error;
+use transcode::AacDecoder;
 
 /// Opus output sample rate: WebRTC's Opus always runs at 48 kHz.
 pub const OPUS_SAMPLE_RATE: u32 = 48_000;
@@ -99,11 +93,12 @@ pub const MAX_GAP_US: i64 = 100_000;
 
 /// Frames per AAC core access unit (960-frame AAC is rejected); SBR doubles it.
 const AAC_FRAME_SAMPLES: usize = 1024;
+/// Output frames (at the SBR rate) by which libavcodec's HE-AAC output lags the
+/// signal: its SBR filter banks' delay, not compensated by the decoder. Measured against
+/// FDK AAC's delay-compensated output of the same HE-AAC and HE-AAC v2 streams.
+const SBR_DECODER_DELAY: usize = 962;
 /// Frames per resampler call.
 const RESAMPLER_CHUNK: usize = 1024;
-/// FDK's PCM output buffer, in i16: the largest frame (2048 for SBR; 4096 would be
-/// USAC) times 8 channels, so no stream can make it too small.
-const PCM_BUFFER: usize = 4096 * 8;
 /// Largest Opus packet (RFC 6716 limit is 1275 bytes per frame; 4000 is libopus' advice).
 const MAX_OPUS_PACKET: usize = 4000;
 
@@ -295,16 +290,10 @@ impl AscBits<'_> {
     }
 }
 
-/// Opens FDK for raw access units of this AudioSpecificConfig, downmixing to stereo.
-fn open_decoder(asc: &[u8]) -> Result<Decoder, AudioError> {
-    let mut decoder = Decoder::new(Transport::Raw);
-    decoder
-        .config_raw(asc)
-        .map_err(|e| unsupported(&format!("The AAC decoder refuses this stream: {e}")))?;
-    decoder
-        .set_max_output_channels(2)
-        .map_err(|e| AudioError::Internal(format!("AAC decoder: {e}")))?;
-    Ok(decoder)
+/// Opens libavcodec's AAC decoder for raw access units of this AudioSpecificConfig.
+fn open_decoder(asc: &[u8]) -> Result<AacDecoder, AudioError> {
+    AacDecoder::new(asc)
+        .map_err(|e| unsupported(&format!("The AAC decoder refuses this stream: {e}")))
 }
 
 /// The 48 kHz output timeline of the current run.
@@ -361,9 +350,7 @@ pub struct AacToOpus {
     config: AacConfig,
     /// The AudioSpecificConfig, to reopen the decoder when a run restarts.
     asc: Vec<u8>,
-    decoder: Decoder,
-    /// i16 interleaved output of the decoder.
-    pcm: Vec<i16>,
+    decoder: AacDecoder,
     /// The decoder's output rate: the rate of the current run's input frames.
     rate: u32,
     /// Frames per access unit at `rate`.
@@ -407,7 +394,6 @@ impl AacToOpus {
             config,
             asc: audio_specific_config.to_vec(),
             decoder,
-            pcm: vec![0; PCM_BUFFER],
             rate: config.sample_rate,
             frame_len,
             decoder_skip: None,
@@ -507,40 +493,23 @@ impl AacToOpus {
         left: &mut Vec<f32>,
         right: &mut Vec<f32>,
     ) -> Result<(u32, usize), String> {
-        let taken = self.decoder.fill(aac).map_err(|e| e.to_string())?;
-        if taken != aac.len() {
-            // The decoder's input buffer is full: drop what it holds, start afresh.
-            self.decoder = open_decoder(&self.asc).map_err(|e| e.to_string())?;
-            return Err(format!(
-                "the decoder took only {taken} of its {} bytes",
-                aac.len()
-            ));
-        }
-        self.decoder
-            .decode_frame(&mut self.pcm)
+        let start = left.len();
+        let rate = self
+            .decoder
+            .decode(aac, left, right)
             .map_err(|e| e.to_string())?;
-        let info = self.decoder.stream_info();
-        let channels = usize::try_from(info.numChannels).unwrap_or(0);
-        let frames = usize::try_from(info.frameSize).unwrap_or(0);
-        let rate = u32::try_from(info.sampleRate).unwrap_or(0);
-        let delay = info.outputDelay as usize;
-        if !(1..=2).contains(&channels)
-            || frames == 0
-            || frames * channels > self.pcm.len()
-            || !(8_000..=192_000).contains(&rate)
-        {
-            return Err(format!(
-                "the decoder gave an unexpected output ({channels} channels, {frames} frames, {rate} Hz)"
-            ));
+        if !(8_000..=192_000).contains(&rate) {
+            left.truncate(start);
+            right.truncate(start);
+            return Err(format!("the decoder gave an unexpected rate ({rate} Hz)"));
         }
-        let scale = 1.0 / 32_768.0;
-        for frame in self.pcm[..frames * channels].chunks_exact(channels) {
-            let l = f32::from(frame[0]) * scale;
-            // Mono: the same signal on both sides.
-            let r = frame.get(1).map_or(l, |&s| f32::from(s) * scale);
-            left.push(l);
-            right.push(r);
-        }
+        // AAC-LC: no delay of the decoder's own. Dual-rate SBR (2048 frames out): the
+        // SBR filter banks' delay, which libavcodec leaves in (see the module docs).
+        let delay = if left.len() - start == 2 * AAC_FRAME_SAMPLES {
+            SBR_DECODER_DELAY
+        } else {
+            0
+        };
         Ok((rate, delay))
     }
 
@@ -1319,6 +1288,58 @@ mod tests {
         assert_eq!((t.rate, t.frame_len), (44_100, 2048));
         check_timeline(&packets, units.len() as f64 * 1024.0 / 22_050.0);
         check_tone(&packets, "implicit HE-AAC", 0.02);
+    }
+
+    #[test]
+    fn he_aac_decoder_delay_is_removed() {
+        // 0.5 s of silence, then a tone, HE-AAC (v1 and v2) at 48 kHz: the tone starts
+        // where FDK's own delay-compensated decoder puts it (the encoder's delay less the
+        // SBR decoder delay it counts), plus the Opus lookahead.
+        use fdk_aac::enc::{AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams};
+        for aot in [AudioObjectType::Mpeg4HeAac, AudioObjectType::Mpeg4HeAacV2] {
+            let enc = Encoder::new(EncoderParams {
+                bit_rate: BitRate::Cbr(64_000),
+                sample_rate: 48_000,
+                transport: fdk_aac::enc::Transport::Raw,
+                channels: ChannelMode::Stereo,
+                audio_object_type: aot,
+            })
+            .expect("FDK encoder");
+            let info = enc.info().expect("encoder info");
+            let asc = info.confBuf[..info.confSize as usize].to_vec();
+            let pcm: Vec<i16> = (0..48_000usize)
+                .flat_map(|i| {
+                    let t = i as f32 / 48_000.0;
+                    let v = (2.0 * std::f32::consts::PI * 1000.0 * t).sin() * 10_000.0;
+                    let v = if i >= 24_000 { v as i16 } else { 0 };
+                    [v, v]
+                })
+                .collect();
+            let mut units = Vec::new();
+            let mut buf = vec![0u8; 8192];
+            for mut input in pcm.chunks(info.frameLength as usize * 2) {
+                while !input.is_empty() {
+                    let r = enc.encode(input, &mut buf).expect("encode");
+                    if r.output_size > 0 {
+                        units.push(buf[..r.output_size].to_vec());
+                    }
+                    if r.input_consumed == 0 {
+                        break;
+                    }
+                    input = &input[r.input_consumed..];
+                }
+            }
+            let (mut t, packets) = transcode_units(&asc, &units);
+            let lookahead = f64::from(t.opus_lookahead_samples());
+            let at = onset(&decode_opus(&packets), 0.05) as f64;
+            // 962: the SBR decoder delay FDK's encoder counts in its nDelay (measured
+            // 2026-12-04), written out so the expectation is not taken from the code.
+            let expected = 24_000.0 + f64::from(info.nDelay) - 962.0 + lookahead;
+            assert!(
+                (at - expected).abs() < 200.0,
+                "{aot:?}: tone starts at {at}, expected about {expected}"
+            );
+        }
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //! - [`opus_to_aac`]: Opus to AAC-LC (48 kHz, the stream's channels), counted in samples,
 //!   priming left for the MP4 edit list — what a recording carries.
 //!
+//! AAC itself is decoded and encoded by libavcodec's own AAC codecs through the
+//! `transcode` crate (the workspace's one FFI to FFmpeg); this crate keeps the timelines,
+//! resampling and Opus around them.
+//!
 //! This crate does no I/O and reads no clock: it takes bytes (and presentation times)
 //! and returns bytes. Demuxing is the `mp4` crate's job; RTP, pacing and fan-out are the
 //! server's. Work here runs once per stream, never once per viewer.

@@ -2,9 +2,10 @@
 //! it (the recorder's `record_audio_codec=aac`).
 //!
 //! Owns the transcode only: Opus decode (libopus through `opus2`) at 48 kHz with the
-//! stream's channel count (from the first packet), AAC-LC encode (Fraunhofer FDK through
-//! `fdk-aac`, the crate that decodes AAC for playback) at 128 kbit/s stereo or 64 kbit/s
-//! mono, raw access units of 1024 samples. No files, clocks or containers.
+//! stream's channel count (from the first packet), AAC-LC encode (FFmpeg's native `aac`
+//! encoder through the `transcode` crate's [`transcode::AacEncoder`]) at 128 kbit/s
+//! stereo or 64 kbit/s mono, raw access units of 1024 samples. No files, clocks or
+//! containers.
 //!
 //! # Timestamps
 //! Output is counted in 48 kHz samples from the first packet's start: access unit *k*
@@ -15,12 +16,13 @@
 //! earlier than expected (overlap at a loop seam) is taken as it comes.
 //!
 //! # Priming
-//! FDK's output starts [`OpusToAac::priming`] samples (its `nDelay`, 2048 for AAC-LC at
-//! 48 kHz) before the first input sample. It is not trimmed here: the MP4 writer puts it
+//! The encoder's output starts [`OpusToAac::priming`] samples (libavcodec's
+//! `initial_padding`, 1024 for its AAC-LC encoder) before the first input sample. It is not trimmed here: the MP4 writer puts it
 //! in the track's edit list (`elst` media time), as encoders' MP4 files do, so players
 //! skip it exactly and a decoder keeps its warm-up.
 
 use opus2::{Channels, Decoder};
+use transcode::AacEncoder;
 
 use crate::audio::AudioError;
 
@@ -48,10 +50,8 @@ pub struct AacUnit {
 /// One stream's Opus → AAC transcoder; see the module docs.
 pub struct OpusToAac {
     decoder: Decoder,
-    encoder: fdk_aac::enc::Encoder,
+    encoder: AacEncoder,
     channels: u16,
-    asc: Vec<u8>,
-    priming: u32,
     /// Presentation time of the first packet, in µs.
     first_pts_us: Option<i64>,
     /// Samples (per channel) handed to the encoder.
@@ -80,35 +80,19 @@ impl OpusToAac {
     /// A transcoder for a stream whose first packet is `first_packet` (its TOC byte says
     /// mono or stereo; anything unreadable counts as stereo).
     pub fn new(first_packet: &[u8]) -> Result<Self, AudioError> {
-        use fdk_aac::enc::{
-            AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams, Transport,
-        };
         let stereo = first_packet.first().is_none_or(|toc| toc & 0x04 != 0);
-        let (channels, mode, rate) = if stereo {
-            (Channels::Stereo, ChannelMode::Stereo, 128_000)
+        let (channels, count, rate) = if stereo {
+            (Channels::Stereo, 2, 128_000)
         } else {
-            (Channels::Mono, ChannelMode::Mono, 64_000)
+            (Channels::Mono, 1, 64_000)
         };
         let decoder =
             Decoder::new(SAMPLE_RATE, channels).map_err(|e| internal("Opus decoder", e))?;
-        let encoder = Encoder::new(EncoderParams {
-            bit_rate: BitRate::Cbr(rate),
-            sample_rate: SAMPLE_RATE,
-            transport: Transport::Raw,
-            channels: mode,
-            audio_object_type: AudioObjectType::Mpeg4LowComplexity,
-        })
-        .map_err(|e| internal("AAC encoder", e))?;
-        let info = encoder.info().map_err(|e| internal("AAC encoder", e))?;
-        let asc_len = usize::try_from(info.confSize)
-            .unwrap_or(0)
-            .min(info.confBuf.len());
+        let encoder = AacEncoder::new(count, rate).map_err(|e| internal("AAC encoder", e))?;
         Ok(OpusToAac {
             decoder,
             encoder,
-            channels: if stereo { 2 } else { 1 },
-            asc: info.confBuf[..asc_len].to_vec(),
-            priming: info.nDelay,
+            channels: count,
             first_pts_us: None,
             fed: 0,
             pcm: Vec::new(),
@@ -119,7 +103,7 @@ impl OpusToAac {
 
     /// The AudioSpecificConfig of the output (for the MP4 `esds`).
     pub fn audio_specific_config(&self) -> &[u8] {
-        &self.asc
+        self.encoder.audio_specific_config()
     }
 
     /// Output channels: 1 or 2.
@@ -129,7 +113,7 @@ impl OpusToAac {
 
     /// Samples of encoder priming at the start of the output (see the module docs).
     pub fn priming(&self) -> u32 {
-        self.priming
+        self.encoder.priming()
     }
 
     /// Presentation time of the first packet pushed, in µs.
@@ -174,7 +158,7 @@ impl OpusToAac {
         if self.first_pts_us.is_none() {
             return Ok(Vec::new());
         }
-        let needed = (u64::from(self.priming) + self.fed).div_ceil(u64::from(AAC_FRAME));
+        let needed = (u64::from(self.priming()) + self.fed).div_ceil(u64::from(AAC_FRAME));
         let mut out = Vec::new();
         // Silence pushes the encoder's delay out; bounded by the units still owed.
         let mut rounds = 0;
@@ -194,26 +178,18 @@ impl OpusToAac {
     fn encode_whole_frames(&mut self) -> Result<Vec<AacUnit>, AudioError> {
         let frame = AAC_FRAME as usize * usize::from(self.channels);
         let mut units = Vec::new();
-        let mut buf = vec![0u8; 8192];
+        let mut encoded = Vec::new();
         let mut start = 0;
         while self.pcm.len() - start >= frame {
-            let mut input = &self.pcm[start..start + frame];
-            while !input.is_empty() {
-                let r = self
-                    .encoder
-                    .encode(input, &mut buf)
-                    .map_err(|e| internal("AAC encoder", e))?;
-                if r.output_size > 0 {
-                    units.push(AacUnit {
-                        data: buf[..r.output_size].to_vec(),
-                        sample: self.units * u64::from(AAC_FRAME),
-                    });
-                    self.units += 1;
-                }
-                if r.input_consumed == 0 {
-                    break;
-                }
-                input = &input[r.input_consumed.min(input.len())..];
+            self.encoder
+                .encode(&self.pcm[start..start + frame], &mut encoded)
+                .map_err(|e| internal("AAC encoder", e))?;
+            for data in encoded.drain(..) {
+                units.push(AacUnit {
+                    data,
+                    sample: self.units * u64::from(AAC_FRAME),
+                });
+                self.units += 1;
             }
             start += frame;
         }
@@ -262,7 +238,7 @@ mod tests {
             assert_eq!(u.sample, k as u64 * 1024);
         }
         assert_eq!(t.decode_failures(), 0);
-        // The AAC decodes back (through the playback side's FDK decoder) to audio.
+        // The AAC decodes back (through the playback side's decoder) to audio.
         let mut back = AacToOpus::new(t.audio_specific_config()).unwrap();
         let mut out = 0;
         for (k, u) in units.iter().enumerate() {

@@ -1,5 +1,6 @@
 //! The one place that reaches past `ffmpeg-next`'s safe API: giving a decoder its
-//! codec configuration (`extradata`), which the binding has no setter for.
+//! codec configuration (`extradata`), and reading an encoder's (`extradata`) and its
+//! priming (`initial_padding`), which the binding has no accessors for.
 
 use ffmpeg_next::codec::Context;
 
@@ -31,5 +32,29 @@ pub(crate) fn set_extradata(context: &mut Context, config: &[u8]) {
         ffmpeg_next::ffi::av_freep(std::ptr::addr_of_mut!((*ctx).extradata).cast());
         (*ctx).extradata = buf;
         (*ctx).extradata_size = size;
+    }
+}
+
+/// A copy of an opened encoder's `extradata` (for AAC: the AudioSpecificConfig).
+pub(crate) fn extradata(context: &Context) -> Vec<u8> {
+    // SAFETY: the context is a valid AVCodecContext owned by `context`; `extradata` is
+    // null or points at `extradata_size` bytes owned by it, alive while it is borrowed.
+    #[allow(unsafe_code)]
+    unsafe {
+        let ctx = context.as_ptr();
+        let size = usize::try_from((*ctx).extradata_size).unwrap_or(0);
+        if (*ctx).extradata.is_null() || size == 0 {
+            return Vec::new();
+        }
+        std::slice::from_raw_parts((*ctx).extradata, size).to_vec()
+    }
+}
+
+/// An opened encoder's `initial_padding`: the priming samples before the first input.
+pub(crate) fn initial_padding(context: &Context) -> i32 {
+    // SAFETY: the context is a valid AVCodecContext owned by `context`; a plain read.
+    #[allow(unsafe_code)]
+    unsafe {
+        (*context.as_ptr()).initial_padding
     }
 }

@@ -6,6 +6,9 @@
 //!   play.
 //! - [`audio`]: MP3, AC-3, E-AC-3 and FLAC decoded to 48 kHz stereo samples (the server
 //!   encodes those to Opus, as it does decoded AAC).
+//! - [`aac`]: AAC decoded (LC, HE-AAC v1/v2, mono to 5.1) to stereo at its own rate, and
+//!   48 kHz PCM encoded to AAC-LC: what the `codec` crate's AAC → Opus and Opus → AAC
+//!   transcoders use.
 //!
 //! Owns: the FFmpeg libraries (libavcodec, libswscale, libswresample from the system,
 //! through `ffmpeg-next`) and so this workspace's whole FFI surface for them: the one
@@ -21,12 +24,14 @@
 //! or later): whoever ships such a binary must offer its complete source under the GPL.
 //! reelcast's own code stays MIT OR Apache-2.0. See the README's "Licences".
 
+pub mod aac;
 pub mod audio;
 mod ffi;
 pub mod video;
 
 use std::sync::Once;
 
+pub use aac::{AacDecoder, AacEncoder};
 pub use audio::{AudioDecoder, AudioInput, DecodedAudio};
 pub use video::{EncodedFrame, VideoInput, VideoTranscoder};
 
@@ -107,6 +112,9 @@ pub enum TranscodeError {
     /// The encoder or scaler failed.
     #[error("H.264 encoding failed: {0}")]
     Encode(String),
+    /// The AAC encoder failed.
+    #[error("AAC encoding failed: {0}")]
+    AacEncode(String),
 }
 
 /// Once per process: libavcodec's own log lines stay quiet (the callers log what
