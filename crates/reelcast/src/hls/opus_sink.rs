@@ -3,7 +3,7 @@
 //! (`codec::opus_to_aac`, the recorder's transcoder), since CMAF for HLS carries AAC.
 //!
 //! Owns: handing the frames to a thread of its own and, on it, the transcode and the
-//! cutting. Re-encoding costs about 230 µs per 20 ms packet (decode, then FDK's
+//! cutting. Re-encoding costs a few hundred µs per 20 ms packet (decode, then libavcodec's AAC
 //! encode: see docs/PERFORMANCE.md), far more than a stream's task may spend on a sink,
 //! so [`OpusHlsSink`] only `try_send`s each frame (a clone of its handle) to the thread,
 //! as the recorder's sink does; a channel that fills (a machine that cannot keep up)
