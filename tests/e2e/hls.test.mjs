@@ -17,7 +17,7 @@ import path from 'node:path';
 import {
   SAMPLE, assertServerUp, freeTcpPort, launchBrowser, startServer, testMedia, withServerLog,
 } from './helpers.mjs';
-import { HLS_JS, checkPlaylistsFor, run } from './hls_shared.mjs';
+import { HLS_JS, checkPlaylistsFor, playWithHlsJs as playHlsJs, run } from './hls_shared.mjs';
 
 const NAME = encodeURIComponent('vod-live://sample.mp4');
 
@@ -53,53 +53,10 @@ describe('HLS of live translations', { timeout: 240000 }, () => {
   /** hls.js plays the translation in a page of the HTTP port's origin; returns what it
    * saw, and with `watch`, what REST and /metrics said of HLS viewers while it played. */
   async function playWithHlsJs(lowLatencyMode, watch = false) {
-    const page = await browser.newPage();
-    try {
-      await page.goto(`${server.base}/api/files`);
-      await page.addScriptTag({ path: HLS_JS });
-      const url = `${hlsBase}/${NAME}/${NAME}.m3u8`;
-      const playing = page.evaluate(async ({ url, lowLatencyMode }) => {
-        const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-        const video = document.createElement('video');
-        video.muted = true;
-        document.body.appendChild(video);
-        let pictures = 0;
-        const onFrame = () => { pictures += 1; video.requestVideoFrameCallback(onFrame); };
-        video.requestVideoFrameCallback(onFrame);
-        const hls = new window.Hls({ lowLatencyMode });
-        const seen = { parts: 0, fragments: 0, errors: [] };
-        hls.on(window.Hls.Events.FRAG_LOADED, (_e, data) => {
-          if (data.part) seen.parts += 1; else seen.fragments += 1;
-        });
-        hls.on(window.Hls.Events.ERROR, (_e, data) => {
-          if (data.fatal) seen.errors.push(`${data.type}: ${data.details}`);
-        });
-        hls.loadSource(url);
-        hls.attachMedia(video);
-        hls.on(window.Hls.Events.MANIFEST_PARSED, () => { video.play().catch(() => {}); });
-        // Up to 20 s for 60 pictures (2.4 s of 25 fps) and decoded audio.
-        for (let i = 0; i < 80; i += 1) {
-          if (pictures >= 60 && video.webkitAudioDecodedByteCount > 0) break;
-          if (seen.errors.length) break;
-          await sleep(250);
-        }
-        const quality = video.getVideoPlaybackQuality();
-        const out = {
-          pictures,
-          decoded: quality.totalVideoFrames,
-          audioBytes: video.webkitAudioDecodedByteCount,
-          width: video.videoWidth,
-          latency: hls.latency,
-          ...seen,
-        };
-        hls.destroy();
-        return out;
-      }, { url, lowLatencyMode });
-      const whilePlaying = watch ? await hlsViewersSeen() : null;
-      return { ...(await playing), whilePlaying };
-    } finally {
-      await page.close();
-    }
+    const url = `${hlsBase}/${NAME}/${NAME}.m3u8`;
+    const playing = playHlsJs(browser, server.base, url, { lowLatencyMode });
+    const whilePlaying = watch ? await hlsViewersSeen() : null;
+    return { ...(await playing), whilePlaying };
   }
 
   test('hls.js plays a translation (regular mode): pictures shown, audio decoded, across origins', { timeout: 60000 }, async (t) => {
