@@ -25,7 +25,10 @@ describe('HLS of live translations', { timeout: 240000 }, () => {
   let server, browser, hlsBase;
   before(async () => {
     const hlsPort = await freeTcpPort();
-    server = await startServer({ settings: { 'hls.port': hlsPort, vod_live_loop: 'true' } });
+    server = await startServer({
+      files: [SAMPLE, ...['tc_mp3.mp4', 'tc_ac3.mp4', 'opus.mp4', 'tc_av1.mp4'].map(testMedia)],
+      settings: { 'hls.port': hlsPort, vod_live_loop: 'true' },
+    });
     hlsBase = `http://127.0.0.1:${hlsPort}`;
     browser = await launchBrowser();
   }, { timeout: 60000 });
@@ -90,6 +93,24 @@ describe('HLS of live translations', { timeout: 240000 }, () => {
       t.diagnostic(`hls.js latency (low-latency mode): ${seen.latency?.toFixed(2)} s`);
     }
   });
+
+  // Audio a file does not carry as AAC (MP3, AC-3, FLAC are decoded and Opus is taken as
+  // it is) reaches HLS re-encoded to AAC; AV1 video re-encoded to H.264.
+  for (const [file, video] of [['tc_mp3.mp4', 'h264'], ['tc_ac3.mp4', 'h264'], ['opus.mp4', 'h264'], ['tc_av1.mp4', 'h264']]) {
+    test(`HLS of a translation of ${file} carries AAC audio that hls.js decodes`, { timeout: 60000 }, async () => {
+      const name = encodeURIComponent(`vod-live://${file}`);
+      const url = `${hlsBase}/${name}/${name}.m3u8`;
+      const seen = await playHlsJs(browser, server.base, url, { lowLatencyMode: false });
+      assert.deepEqual(seen.errors, [], withServerLog(server, 'no fatal hls.js error'));
+      assert.ok(seen.pictures >= 30, `${seen.pictures} pictures shown`);
+      assert.ok(seen.audioBytes > 0, withServerLog(server, 'audio decoded'));
+      const probe = await run('ffprobe', ['-hide_banner', '-v', 'error', '-show_entries', 'stream=codec_name', '-of', 'csv=p=0', url]);
+      assert.equal(probe.code, 0, `ffprobe failed: ${probe.stderr}`);
+      // (ffprobe lists a stream per program of the multivariant playlist: the kinds count.)
+      const codecs = new Set(probe.stdout.split('\n').map((l) => l.trim()).filter(Boolean));
+      assert.deepEqual([...codecs].sort(), ['aac', video].sort());
+    });
+  }
 
   test('ffmpeg reads the playlist and its segments with no error', { timeout: 90000 }, async () => {
     const url = `${hlsBase}/${NAME}/${NAME}.m3u8`;

@@ -1,5 +1,6 @@
-//! HLS of a stream whose audio is Opus (a published stream): the same [`Segmenter`] and
-//! [`Window`] as [`super::HlsSink`]'s, with the Opus re-encoded to AAC-LC once per stream
+//! HLS of a stream whose audio is Opus (a published stream, or a translation of a file
+//! whose audio is not AAC): the same [`Segmenter`] and [`Window`] as
+//! [`super::HlsSink`]'s, with the Opus re-encoded to AAC-LC once per stream
 //! (`codec::opus_to_aac`, the recorder's transcoder), since CMAF for HLS carries AAC.
 //!
 //! Owns: handing the frames to a thread of its own and, on it, the transcode and the

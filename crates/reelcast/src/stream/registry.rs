@@ -303,6 +303,15 @@ impl Registry {
         let webrtc = self.rtc_feeds.sink(stream);
         let mut sinks = vec![webrtc];
         if let Some(HlsOf { id, info }) = hls.filter(|_| self.settings.hls_enabled()) {
+            if info.has_audio && info.aac_config.is_none() {
+                // Audio the file does not have as AAC (Opus, or MP3/AC-3/FLAC the reader
+                // decodes into Opus): HLS carries it re-encoded to AAC, as for a
+                // published stream.
+                if let Some(sink) = self.opus_hls_sink(id, info) {
+                    sinks.push(sink);
+                }
+                return Sinks::new(sinks);
+            }
             let segmenter = Segmenter::new(
                 micros(self.settings.hls_target_duration),
                 micros(self.settings.ll_hls_part_target),
@@ -316,6 +325,28 @@ impl Registry {
             }
         }
         Sinks::new(sinks)
+    }
+
+    /// The HLS muxer of a translation whose audio reaches its sinks as Opus, listed in
+    /// [`Self::hls`] as `id`. No keyframe can be asked of a file: its segments are cut at
+    /// the keyframes it has (or the transcoder makes, at least every 2 s).
+    fn opus_hls_sink(&self, id: &str, info: &MediaInfo) -> Option<Box<dyn crate::media::Sink>> {
+        let window = self.hls.add(id, self.hls_window_config());
+        let muxer = OpusHls {
+            target_us: micros(self.settings.hls_target_duration),
+            part_target_us: micros(self.settings.ll_hls_part_target),
+            has_video: info.has_video,
+            has_audio: info.has_audio,
+            keyframe: Box::new(|| {}),
+        };
+        match OpusHlsSink::new(muxer, window, self.hls.clone(), id.to_string(), id) {
+            Ok(sink) => Some(Box::new(sink)),
+            Err(e) => {
+                tracing::warn!(stream = %id, "HLS of the stream not started: {e}");
+                self.hls.ended(id);
+                None
+            }
+        }
     }
 
     /// The HLS window of a stream, as the settings make it.
