@@ -164,3 +164,67 @@ describe('HLS of published streams', { timeout: 300000 }, () => {
     await endsWithEndlist(name);
   });
 });
+
+// A published stream's HLS muxer (its Opus re-encoded to AAC: CPU) runs only while HLS is
+// read: after `hls_muxer_idle_timeout` without a request it closes, and the next request
+// attaches a new one (a new run of the window, played as before).
+describe('HLS of a published stream nobody reads any more', { timeout: 120000 }, () => {
+  let server, hlsBase, browser;
+  before(async () => {
+    requireFiles(SAMPLE, AIORTC_CLIENT);
+    const hlsPort = await freeTcpPort();
+    server = await startServer({ settings: { 'hls.port': hlsPort, hls_muxer_idle_timeout: 3000 } });
+    hlsBase = `http://127.0.0.1:${hlsPort}`;
+    browser = await launchBrowser();
+  }, { timeout: 60000 });
+  after(async () => {
+    if (browser) await browser.close();
+    if (server) await server.stop();
+  });
+
+  /** The playlist once it lists a complete segment (15 s at most). */
+  async function playlistWithSegments(url) {
+    let last = '';
+    for (let i = 0; i < 75; i += 1) {
+      const res = await fetch(url);
+      last = `${res.status} ${await res.text()}`;
+      if (res.status === 200) {
+        const p = parsePlaylist(last.slice(4));
+        if (p.segments.some((s) => s.uri)) return p;
+      }
+      await sleep(200);
+    }
+    throw new Error(withServerLog(server, `no segment listed; last answer: ${last}`));
+  }
+
+  test('the muxer closes after the idle timeout and a later request starts a new one that hls.js plays', { timeout: 90000 }, async () => {
+    const name = 'idle cam';
+    const whip = `${server.base}/whip/${encodeURIComponent(name)}`;
+    const publishing = promisify(execFile)('python3', [AIORTC_CLIENT, whip, '--seconds', '40'], { timeout: 80000 })
+      .catch((error) => ({ error }));
+    const url = `${hlsBase}/${encodeURIComponent(name)}/${encodeURIComponent(name)}.m3u8`;
+    const first = await playlistWithSegments(url);
+    assert.ok(!first.ended);
+
+    // No request now: the muxer closes within the timeout and a second.
+    let closed = false;
+    for (let i = 0; i < 40 && !closed; i += 1) {
+      await sleep(250);
+      closed = /HLS of the stream closed/.test(server.stderr());
+    }
+    assert.ok(closed, withServerLog(server, 'the unread muxer closed'));
+
+    const second = await playlistWithSegments(url);
+    assert.ok(!second.ended, 'the stream still runs: no #EXT-X-ENDLIST');
+    assert.notEqual(second.map, first.map, 'a new run of the window (a new muxer)');
+    const seen = await playWithHlsJs(browser, server.base, url, { pictures: 30 });
+    assert.deepEqual(seen.errors, [], withServerLog(server, 'no fatal hls.js error'));
+    assert.ok(seen.pictures >= 30, withServerLog(server, `${seen.pictures} pictures shown`));
+    assert.ok(seen.audioBytes > 0, 'audio decoded');
+    // Read all along: it did not close again.
+    assert.equal(server.stderr().match(/HLS of the stream closed/g).length, 1, 'closed once');
+
+    const done = await publishing;
+    if (done.error) throw new Error(withServerLog(server, `aiortc client failed: ${done.error.stderr || done.error.message}`));
+  });
+});

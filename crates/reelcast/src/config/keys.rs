@@ -247,6 +247,11 @@ pub static TABLE: &[Key] = &[
         "Milliseconds an LL-HLS partial segment lasts at most.",
     ),
     Key::new(
+        "hls_muxer_idle_timeout",
+        field!(hls_muxer_idle_timeout: PositiveMillis),
+        "Milliseconds a published stream's HLS muxer runs with no HLS request before it closes.",
+    ),
+    Key::new(
         "hls_max_window_mb",
         field!(hls_max_window_mb: Count<u64>),
         "MiB one stream's HLS segments may hold in memory; the oldest leave first.",

@@ -77,6 +77,9 @@ pub struct Settings {
     pub hls_target_duration: Duration,
     /// `ll_hls_part_target`: a partial segment lasts at most this.
     pub ll_hls_part_target: Duration,
+    /// `hls_muxer_idle_timeout`: a published stream's HLS muxer (attached on the first
+    /// request, its audio re-encoded) closes after this long without a request.
+    pub hls_muxer_idle_timeout: Duration,
     /// `hls_max_window_mb`: what one stream's segments may hold in memory, MiB.
     pub hls_max_window_mb: u64,
     /// `hls_player_url`: the hls.js script the demo page's HLS player loads.
@@ -210,6 +213,7 @@ impl Default for Settings {
             hls_list_size: 8,
             hls_target_duration: Duration::from_millis(2000),
             ll_hls_part_target: Duration::from_millis(500),
+            hls_muxer_idle_timeout: Duration::from_millis(60_000),
             hls_max_window_mb: 64,
             hls_player_url: DEFAULT_HLS_PLAYER_URL.into(),
             disable_rest_auth: true,

@@ -21,6 +21,10 @@
 //! still cuts in time, so the target duration never changes, and the segment it began
 //! without a keyframe asks again at once.
 //!
+//! A muxer attached on demand (a published stream's, on its first HLS request) closes
+//! itself once no HLS request has come for [`OpusHls::idle_close`]: its re-encode then
+//! stops costing CPU; the next request attaches a new one.
+//!
 //! The AAC track's channel count is the Opus stream's (from its first packet), so the
 //! segmenter is made only when the first Opus packet comes: the pictures before it wait
 //! ([`MAX_AUDIO_WAIT_US`] at most, then the window goes on without audio).
@@ -28,10 +32,10 @@
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use codec::opus_to_aac::{OpusToAac, SAMPLE_RATE};
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::directory::Directory;
 use super::segmenter::{Cut, Segmenter};
@@ -44,6 +48,8 @@ pub const CHANNEL_FRAMES: usize = 1024;
 /// How long (stream time of the pictures held) the window waits for the first Opus
 /// packet before it starts without audio.
 pub const MAX_AUDIO_WAIT_US: i64 = 1_000_000;
+/// How often the stream's side looks whether the window is still read.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// Asks the stream's sender for a keyframe.
 pub type KeyframeRequest = Box<dyn Fn() + Send>;
@@ -60,6 +66,8 @@ pub struct OpusHls {
     pub has_audio: bool,
     /// Asks the sender for a keyframe.
     pub keyframe: KeyframeRequest,
+    /// Close after this long without an HLS request (`None`: run as long as the stream).
+    pub idle_close: Option<Duration>,
 }
 
 /// The stream's side: hands frames to the muxer's thread.
@@ -67,6 +75,10 @@ pub struct OpusHlsSink {
     tx: Option<SyncSender<Frame>>,
     window: Arc<Window>,
     name: String,
+    idle_close: Option<Duration>,
+    /// Read since (before the first request).
+    attached: Instant,
+    next_idle_check: Instant,
 }
 
 impl OpusHlsSink {
@@ -82,15 +94,34 @@ impl OpusHlsSink {
     ) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(CHANNEL_FRAMES);
         (muxer.keyframe)();
+        let idle_close = muxer.idle_close;
         let into = window.clone();
         std::thread::Builder::new()
             .name("hls-opus".into())
             .spawn(move || Worker::new(muxer, into).run(&rx, &directory, &id))?;
+        let now = Instant::now();
         Ok(OpusHlsSink {
             tx: Some(tx),
             window,
             name: name.to_string(),
+            idle_close,
+            attached: now,
+            next_idle_check: now + IDLE_CHECK,
         })
+    }
+
+    /// Nobody has read the window for `idle_close` (looked at once per [`IDLE_CHECK`]).
+    fn unread(&mut self) -> bool {
+        let Some(limit) = self.idle_close else {
+            return false;
+        };
+        let now = Instant::now();
+        if now < self.next_idle_check {
+            return false;
+        }
+        self.next_idle_check = now + IDLE_CHECK;
+        let since = self.window.last_read().unwrap_or(self.attached);
+        now.saturating_duration_since(since) >= limit
     }
 
     fn send(&mut self, frame: Frame) {
@@ -123,6 +154,11 @@ impl Sink for OpusHlsSink {
     }
 
     fn frames(&mut self, first: Frame, second: Option<Frame>) {
+        if self.tx.is_some() && self.unread() {
+            info!(stream = %self.name, "HLS of the stream closed: no HLS request came for a while");
+            // The thread takes the closed channel as the end and ends the window.
+            self.tx = None;
+        }
         self.send(first);
         if let Some(second) = second {
             self.send(second);
@@ -340,6 +376,7 @@ mod tests {
             keyframe: Box::new(move || {
                 counter.fetch_add(1, Ordering::Relaxed);
             }),
+            idle_close: None,
         };
         let window = Window::new(
             WindowConfig {

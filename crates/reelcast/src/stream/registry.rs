@@ -41,7 +41,8 @@ use super::{MediaInfo, Stopper, StreamError};
 use crate::config::Settings;
 use crate::hls::{Directory, HlsSink, OpusHls, OpusHlsSink, Segmenter, Window, WindowConfig};
 use crate::media::{
-    Publisher, Sink, SinkFactory, SinkSlot, Sinks, StopReason, StreamId, ViewerProtocol,
+    AttachId, Ending, Publisher, Sink, SinkFactory, SinkSlot, Sinks, StopReason, StreamId,
+    ViewerProtocol,
 };
 use crate::record::{names::NameFields, Begin, RecordError, Recorder, RecordingInfo};
 use crate::source::{Location, StreamUri};
@@ -106,6 +107,8 @@ struct Maps {
 struct PublishedHls {
     slot: SinkSlot,
     window_id: Option<String>,
+    /// The muxer's place on the stream.
+    attached: Option<AttachId>,
 }
 
 impl Maps {
@@ -338,6 +341,7 @@ impl Registry {
             has_video: info.has_video,
             has_audio: info.has_audio,
             keyframe: Box::new(|| {}),
+            idle_close: None,
         };
         match OpusHlsSink::new(muxer, window, self.hls.clone(), id.to_string(), id) {
             Ok(sink) => Some(Box::new(sink)),
@@ -372,9 +376,16 @@ impl Registry {
         let mut maps = self.maps();
         let entry = maps.published_hls.get_mut(&handle.key)?;
         if let Some(id) = &entry.window_id {
-            if let Some(window) = self.hls.get(id) {
+            if let Some(window) = self.hls.get(id).filter(|w| !w.is_ended()) {
                 return Some((id.clone(), window));
             }
+        }
+        // A muxer that closed (no request for `hls_muxer_idle_timeout`, or it could not
+        // keep up) leaves the stream before a new one comes.
+        if let Some(old) = entry.attached.take() {
+            entry
+                .slot
+                .detach(old, &Ending::Stopped(StopReason::NoViewers));
         }
         let id = uuid::Uuid::new_v4().to_string();
         let window = self.hls.add(&id, self.hls_window_config());
@@ -385,6 +396,7 @@ impl Registry {
             has_video: handle.info.has_video,
             has_audio: handle.info.has_audio,
             keyframe: Box::new(move || publisher.request_keyframe()),
+            idle_close: Some(self.settings.hls_muxer_idle_timeout),
         };
         let sink = OpusHlsSink::new(
             muxer,
@@ -394,9 +406,10 @@ impl Registry {
             &handle.name,
         )
         .ok()?;
-        if entry.slot.attach(Box::new(sink)).is_err() {
+        match entry.slot.attach(Box::new(sink)) {
+            Ok(attached) => entry.attached = Some(attached),
             // Ended meanwhile: the sink, dropped, ends its thread and the window.
-            return None;
+            Err(_) => return None,
         }
         entry.window_id = Some(id.clone());
         Some((id, window))
@@ -568,6 +581,7 @@ impl Registry {
                 let hls = PublishedHls {
                     slot,
                     window_id: None,
+                    attached: None,
                 };
                 maps.published_hls.insert(handle.key, hls);
             }
@@ -796,7 +810,7 @@ mod tests {
 
         use super::*;
         use crate::media::viewer::testing::NotingCarrier;
-        use crate::media::{Ending, FailReason, Frame, PublisherEvent, Sink, ViewerEvent};
+        use crate::media::{FailReason, Frame, PublisherEvent, Sink, ViewerEvent};
         use crate::stream::published::testing::test_publisher;
         use crate::stream::published::{PublishProtocol, PublishSpec};
         use crate::stream::status::{PlayStatus, StreamStatus};
