@@ -4,6 +4,7 @@ test; issue 13's "≤ 2 % of a core per stream at 720p 2 Mbit/s, Opus→AAC incl
 
     bench/publish_cpu.py bench [--publishers 1,4] [--duration 20] [--settle 6] [--rounds 2]
                                [--server PATH] [--server-cpu 0] [--client-cpu 1]
+                               [--audio-channels 2|1]
     bench/publish_cpu.py publish URL [--media FILE] [--seconds S]
 
 `bench`: for each round and each N, in turn: the idle server, N publishers without
@@ -50,13 +51,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCH_DIR = Path("/tmp/reelcast-bench")
 MEDIA = BENCH_DIR / "publish_720p_2m.ts"
+# The same picture with mono Opus at 32 kbit/s: what Chromium's microphone sends unless the
+# page asks for stereo (the server's answer does not), so what a browser publisher records.
+MEDIA_MONO = BENCH_DIR / "publish_720p_2m_mono.ts"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------- the media file
 
-def make_media(path=MEDIA):
-    """The 720p 2 Mbit/s H.264 + Opus file, made once (about a minute of ffmpeg)."""
+def make_media(path=MEDIA, channels=2):
+    """The 720p 2 Mbit/s H.264 + Opus file, made once (about a minute of ffmpeg): Opus
+    64 kbit/s stereo, or with `channels=1` 32 kbit/s mono."""
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +75,8 @@ def make_media(path=MEDIA):
         "-t", "120", "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "baseline",
         "-level", "3.1", "-b:v", "2M", "-minrate", "2M", "-maxrate", "2M", "-bufsize", "2M",
         "-x264-params", "keyint=60:min-keyint=60:scenecut=0:nal-hrd=cbr",
-        "-pix_fmt", "yuv420p", "-c:a", "libopus", "-b:a", "64k", "-ac", "2",
+        "-pix_fmt", "yuv420p", "-c:a", "libopus",
+        "-b:a", "64k" if channels == 2 else "32k", "-ac", str(channels),
         "-f", "mpegts", str(tmp)], check=True)
     tmp.rename(path)
     return path
@@ -375,7 +381,12 @@ def measure(opts, mode, n):
 
 
 def bench(opts):
-    opts.media = make_media(Path(opts.media)) if opts.media else make_media()
+    if opts.media:
+        opts.media = make_media(Path(opts.media))
+    elif opts.audio_channels == 1:
+        opts.media = make_media(MEDIA_MONO, channels=1)
+    else:
+        opts.media = make_media()
     points = []
     for r in range(1, opts.rounds + 1):
         idle = measure(opts, "idle", 0)
@@ -429,6 +440,9 @@ def main():
     b.add_argument("--server-cpu", type=int, default=0)
     b.add_argument("--client-cpu", type=int, default=1)
     b.add_argument("--media")
+    b.add_argument("--audio-channels", type=int, choices=(1, 2), default=2,
+                   help="the publishers' Opus: 2 = 64 kbit/s stereo, 1 = 32 kbit/s mono "
+                   "(Chromium's default microphone)")
     p = sub.add_parser("publish")
     p.add_argument("url")
     p.add_argument("--media", default=str(MEDIA))
