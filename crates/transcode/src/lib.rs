@@ -33,7 +33,7 @@ use std::sync::Once;
 
 pub use aac::{AacDecoder, AacEncoder};
 pub use audio::{AudioDecoder, AudioInput, DecodedAudio};
-pub use video::{EncodedFrame, VideoInput, VideoTranscoder};
+pub use video::{fit_size, EncodedFrame, VideoInput, VideoTranscoder};
 
 /// The codecs the decoders here take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -68,6 +68,8 @@ pub struct VideoTranscoder {
     encoding: Option<Encoding>,
     frame_rate: f64,
     bit_rate: Option<u64>,
+    /// The picture size asked for (a rendition), fitted to the source by [`fit_size`].
+    size: (Option<u32>, Option<u32>),
     /// After a decode error: packets are dropped up to the next keyframe.
     skipping: bool,
     last_keyframe_us: Option<i64>,
@@ -108,6 +110,7 @@ impl VideoTranscoder {
                 30.0
             },
             bit_rate: None,
+            size: (None, None),
             skipping: false,
             last_keyframe_us: None,
             last_pts_us: None,
@@ -121,6 +124,18 @@ impl VideoTranscoder {
     /// packet).
     pub fn set_bit_rate(&mut self, bits_per_second: u64) {
         self.bit_rate = Some(bits_per_second.max(50_000));
+    }
+
+    /// Encode at this picture size instead of the source's (before the first packet):
+    /// width, height or both, fitted to the source by [`fit_size`] (aspect kept when one
+    /// is given, never larger than the source).
+    pub fn set_size(&mut self, width: Option<u32>, height: Option<u32>) {
+        self.size = (width, height);
+    }
+
+    /// Makes the next picture a keyframe (a viewer joined and needs one to start).
+    pub fn force_keyframe(&mut self) {
+        self.last_keyframe_us = None;
     }
 
     /// The bit rate the encoder runs at, once it is open.
@@ -289,8 +304,12 @@ impl VideoTranscoder {
     /// libx264 for the size of the first decoded picture (rounded down to even: 4:2:0
     /// needs it).
     fn open_encoder(&self) -> Result<Encoding, TranscodeError> {
-        let width = (self.decoded.width() & !1).max(2);
-        let height = (self.decoded.height() & !1).max(2);
+        let (width, height) = fit_size(
+            self.decoded.width(),
+            self.decoded.height(),
+            self.size.0,
+            self.size.1,
+        );
         let x264 = encoder::find_by_name("libx264").ok_or_else(|| {
             TranscodeError::Unsupported("H.264 encoding (no libx264 in libavcodec)".into())
         })?;
@@ -345,6 +364,32 @@ pub fn default_bit_rate(width: u32, height: u32, frame_rate: f64) -> u64 {
     (bits as u64).clamp(150_000, 8_000_000)
 }
 
+/// The picture size encoded for a source of `src_w`×`src_h` when `want_w`, `want_h` or
+/// both are asked: one alone keeps the source's aspect; both are taken as they are,
+/// but never larger than the source (scaled down together, aspect kept, until they fit);
+/// none: the source's size. Always even (4:2:0) and at least 2×2.
+pub fn fit_size(src_w: u32, src_h: u32, want_w: Option<u32>, want_h: Option<u32>) -> (u32, u32) {
+    let (sw, sh) = (f64::from(src_w.max(1)), f64::from(src_h.max(1)));
+    let (w, h) = match (want_w, want_h) {
+        (None, None) => (sw, sh),
+        (Some(w), None) => {
+            let w = f64::from(w).min(sw);
+            (w, sh * w / sw)
+        }
+        (None, Some(h)) => {
+            let h = f64::from(h).min(sh);
+            (sw * h / sh, h)
+        }
+        (Some(w), Some(h)) => {
+            let (w, h) = (f64::from(w), f64::from(h));
+            let shrink = (sw / w).min(sh / h).min(1.0);
+            (w * shrink, h * shrink)
+        }
+    };
+    let even = |v: f64| ((v.round() as u32) & !1).max(2);
+    (even(w), even(h))
+}
+
 /// The frame rate as libavcodec wants it: thousandths, exact for 30000/1001 to within
 /// rounding, which is all rate control needs.
 fn frame_rate_rational(fps: f64) -> Rational {
@@ -361,5 +406,19 @@ mod tests {
         assert_eq!(default_bit_rate(1280, 720, 30.0), 2_211_840);
         assert_eq!(default_bit_rate(160, 120, 25.0), 150_000);
         assert_eq!(default_bit_rate(7680, 4320, 60.0), 8_000_000);
+    }
+
+    #[test]
+    fn a_size_asked_is_fitted_to_the_source_even_and_never_larger() {
+        assert_eq!(fit_size(1920, 1080, None, None), (1920, 1080));
+        assert_eq!(fit_size(1921, 1081, None, None), (1920, 1080));
+        assert_eq!(fit_size(1920, 1080, Some(320), Some(180)), (320, 180));
+        // One side: the other follows the source's aspect, made even.
+        assert_eq!(fit_size(1920, 1080, Some(640), None), (640, 360));
+        assert_eq!(fit_size(1920, 1080, None, Some(240)), (426, 240));
+        // Never up: the source's size, or both scaled down together to fit.
+        assert_eq!(fit_size(1280, 720, Some(3840), None), (1280, 720));
+        assert_eq!(fit_size(1280, 720, Some(2560), Some(720)), (1280, 360));
+        assert_eq!(fit_size(1280, 720, Some(16), Some(16)), (16, 16));
     }
 }
