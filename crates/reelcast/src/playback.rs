@@ -27,9 +27,9 @@ use crate::context::ServerContext;
 use crate::media::{StopReason, StreamId, Viewer, ViewerEvents, ViewerId, ViewerProtocol};
 use crate::metrics::PlayRequest;
 use crate::source::{PlayMode, StreamUri};
+use crate::stream::constraints::VideoConstraints;
 use crate::stream::live::TranslationHandle;
 use crate::stream::personal_vod::PersonalVod;
-use crate::stream::constraints::VideoConstraints;
 use crate::stream::published::PublishedHandle;
 use crate::stream::registry::{PlayKey, PlayKind, PlayRecord, RenditionParent};
 use crate::stream::rendition::RenditionHandle;
@@ -154,10 +154,9 @@ fn rendition_for(
     parent: RenditionParent<'_>,
     requester: &Requester<'_>,
 ) -> Result<Option<RenditionHandle>, StreamError> {
-    let Some(c) = requester
-        .constraints
-        .filter(|c| parent.info.has_video && c.need_transcode(parent.info.width, parent.info.height))
-    else {
+    let Some(c) = requester.constraints.filter(|c| {
+        parent.info.has_video && c.need_transcode(parent.info.width, parent.info.height)
+    }) else {
         return Ok(None);
     };
     ctx.registry.find_or_start_rendition(parent, c).map(Some)

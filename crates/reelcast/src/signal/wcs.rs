@@ -28,7 +28,7 @@ use crate::playback::{self, Playback, Requester};
 use crate::publishing::{self, PublishRequester, Publishing};
 use crate::stream::constraints::VideoConstraints;
 use crate::stream::published::{PublishProtocol, PublishedHandle};
-use crate::stream::{MediaInfo, StreamError, PlayKey, PlayStatus, StatusTx, StreamStatus};
+use crate::stream::{MediaInfo, PlayKey, PlayStatus, StatusTx, StreamError, StreamStatus};
 use crate::webrtc::IceTransport;
 
 #[derive(Deserialize)]
@@ -75,16 +75,17 @@ impl StreamRequest {
             .as_ref()
             .and_then(|c| c.get("video"))
             .filter(|v| v.is_object());
-        fn pick<'v>(top: &'v Option<Value>, video: Option<&'v Value>, key: &str) -> Option<&'v Value> {
-            top.as_ref()
-                .filter(|v| !is_zero(v))
+        let pick = |top: Option<&Value>, key: &str| -> Option<Value> {
+            top.filter(|v| !is_zero(v))
                 .or_else(|| video.and_then(|v| v.get(key)))
-        }
-        VideoConstraints::from_request(
-            pick(&self.width, video, "width"),
-            pick(&self.height, video, "height"),
-            pick(&self.bitrate, video, "bitrate"),
-        )
+                .cloned()
+        };
+        let (w, h, b) = (
+            pick(self.width.as_ref(), "width"),
+            pick(self.height.as_ref(), "height"),
+            pick(self.bitrate.as_ref(), "bitrate"),
+        );
+        VideoConstraints::from_request(w.as_ref(), h.as_ref(), b.as_ref())
     }
 }
 

@@ -16,7 +16,6 @@
 //! refused play `403` with it; a backend that cannot be reached `503` (the token may be
 //! fine: the client may try again later).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -42,7 +41,7 @@ pub const RESOURCE_PREFIX: &str = "/whep/resource/";
 pub async fn create(
     State(ctx): State<Arc<ServerContext>>,
     Path(name): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<PlayQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -90,12 +89,23 @@ pub async fn create(
 
 /// The rendition a WHEP player asks for in the URL's query (`?width=320&height=180`,
 /// `?bitrate=500` in kbit/s): the SDK's `constraints`, same bounds.
-fn play_constraints(
-    query: &HashMap<String, String>,
-) -> Result<Option<VideoConstraints>, StreamError> {
-    let value = |key: &str| query.get(key).map(|v| serde_json::Value::String(v.clone()));
-    let (w, h, b) = (value("width"), value("height"), value("bitrate"));
+fn play_constraints(query: &PlayQuery) -> Result<Option<VideoConstraints>, StreamError> {
+    let value = |v: &Option<String>| v.clone().map(serde_json::Value::String);
+    let (w, h, b) = (
+        value(&query.width),
+        value(&query.height),
+        value(&query.bitrate),
+    );
     VideoConstraints::from_request(w.as_ref(), h.as_ref(), b.as_ref())
+}
+
+/// The query of `POST /whep/{name}`: a rendition's size and bit rate (kbit/s), each
+/// optional; anything else is ignored.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct PlayQuery {
+    width: Option<String>,
+    height: Option<String>,
+    bitrate: Option<String>,
 }
 
 /// The REST hooks' verdict on a WHEP (or WHIP) request, as a WCS session's `connect` and

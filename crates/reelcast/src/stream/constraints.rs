@@ -83,9 +83,7 @@ fn bounded(
         Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
             (Some(n), _) => n,
             // 320.0 from a client that sends floats.
-            (None, Some(f)) if f.fract() == 0.0 && f >= 0.0 && f <= f64::from(u32::MAX) => {
-                f as u64
-            }
+            (None, Some(f)) if f.fract() == 0.0 && f >= 0.0 && f <= f64::from(u32::MAX) => f as u64,
             _ => return Err(bad()),
         },
         Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),

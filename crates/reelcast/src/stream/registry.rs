@@ -368,7 +368,11 @@ impl Registry {
             },
             unlist: Box::new(move || {
                 let mut maps = registry.maps();
-                if maps.renditions.get(&key).is_some_and(|r| r.stream == stream) {
+                if maps
+                    .renditions
+                    .get(&key)
+                    .is_some_and(|r| r.stream == stream)
+                {
                     maps.renditions.remove(&key);
                 }
             }),

@@ -100,8 +100,14 @@ impl RenditionHandle {
 }
 
 enum Command {
-    Join { viewer: Viewer, ticket: PlayTicket },
-    Leave { viewer: ViewerId, reason: StopReason },
+    Join {
+        viewer: Viewer,
+        ticket: PlayTicket,
+    },
+    Leave {
+        viewer: ViewerId,
+        reason: StopReason,
+    },
     /// The parent stream ended so.
     ParentEnded(Ending),
     /// The encoder failed so.
@@ -141,7 +147,11 @@ pub(super) fn start(
         viewers_ending,
         unlist,
     } = parts;
-    if parent.video_codec.as_deref().is_some_and(|c| !c.starts_with("H264")) {
+    if parent
+        .video_codec
+        .as_deref()
+        .is_some_and(|c| !c.starts_with("H264"))
+    {
         return Err(StreamError::WrongFormat(format!(
             "{} cannot be transcoded on play",
             parent.video_codec.unwrap_or_default()
@@ -337,7 +347,7 @@ impl RenditionSink {
                         warn!(
                             "the rendition's encoder cannot keep up: pictures dropped up to \
                              the next keyframe; the machine is too busy"
-                        )
+                        );
                     });
                 }
             }
@@ -425,7 +435,13 @@ impl Encoder {
             if self.keyframe.swap(false, Ordering::Relaxed) {
                 t.force_keyframe();
             }
-            match t.push(&frame.data, frame.dts_us, frame.pts_us, frame.keyframe, &mut out) {
+            match t.push(
+                &frame.data,
+                frame.dts_us,
+                frame.pts_us,
+                frame.keyframe,
+                &mut out,
+            ) {
                 Ok(()) => {}
                 Err(e @ ::transcode::TranscodeError::Decode { .. }) => {
                     decode_errors += 1;
