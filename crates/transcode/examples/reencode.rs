@@ -36,7 +36,7 @@ fn cpu_seconds() -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (input, output, size, kbps) = match args.as_slice() {
+    let (input, output, asked, kbps) = match args.as_slice() {
         [_, i, o] => (i, o, None, None),
         [_, i, o, s] => (i, o, Some(s), None),
         [_, i, o, s, k] => (i, o, Some(s), Some(k)),
@@ -46,7 +46,7 @@ fn main() {
         }
     };
     let side = |v: &str| v.parse::<u32>().ok().filter(|&n| n > 0);
-    let size = size.map(|s| {
+    let asked = asked.map(|s| {
         let (w, h) = s.split_once('x').expect("a size is WIDTHxHEIGHT");
         (side(w), side(h))
     });
@@ -85,7 +85,7 @@ fn main() {
         frame_rate,
     })
     .expect("a decoder");
-    if let Some((w, h)) = size {
+    if let Some((w, h)) = asked {
         t.set_size(w, h);
     }
     if let Some(k) = kbps {
