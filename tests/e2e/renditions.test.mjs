@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  launchBrowser, openSdkPage, readStats, restPost, startServer, waitForStats, waitForStatus,
+  FAKE_MEDIA_FLAGS, addSdkPublisher, launchBrowser, openSdkPage, readStats, restPost, startServer, waitForStats, waitForStatus,
   withServerLog,
 } from './helpers.mjs';
 import { closeAllViewers, installFrameRecorder } from './frames.mjs';
@@ -54,8 +54,8 @@ async function gaugeBecomes(server, name, value, what, timeoutMs = 10000) {
  * Plays `name` through the SDK in a new page with `constraints` (as createStream takes
  * them); returns { page, ev } with the first PLAYING/FAILED/STOPPED event.
  */
-async function sdkPlayWith(browser, server, name, constraints) {
-  const page = await openSdkPage(browser);
+async function sdkPlayWith(browser, server, name, constraints, page = null) {
+  page = page || await openSdkPage(browser);
   const idx = await page.evaluate(async ([url, n, c]) => {
     const session = await window.__session(url);
     const div = document.createElement('div');
@@ -252,6 +252,40 @@ describe('renditions: transcoding on play', { timeout: 300000 }, () => {
       await assertPictures(a.page, server, '320x180', 'the first rendition goes on');
     } finally {
       for (const p of pages) await closePage(p).catch(() => {});
+      await server.stop();
+    }
+  });
+
+  test('a published stream: a viewer asking width 160 gets 160x90 from a 640x360 publisher, and hears the publisher stop', { timeout: 90000 }, async () => {
+    const server = await startServer({ files: [file] });
+    const camera = await launchBrowser({ args: FAKE_MEDIA_FLAGS });
+    let viewer;
+    try {
+      const pub = await openSdkPage(camera);
+      await addSdkPublisher(pub);
+      const p = await pub.evaluate(([url]) => window.__publish(url, 'cam', false, { audio: true, video: { width: 640, height: 360 } }), [server.wsUrl]);
+      const pev = await waitForStatus(pub, p, ['PUBLISHING', 'FAILED', 'UNPUBLISHED'], 20000);
+      assert.equal(pev.status, 'PUBLISHING', withServerLog(server, JSON.stringify(pev)));
+      const v = await sdkPlayWith(browser, server, 'cam', { video: { width: 160 } });
+      viewer = v.page;
+      assert.equal(v.ev.status, 'PLAYING', withServerLog(server, JSON.stringify(v.ev)));
+      // The camera's rate drops under load: pictures keep coming, at the asked size.
+      const first = await waitForStats(viewer, (s) => s.video?.framesDecoded > 10 && s.video.frameWidth === 160,
+        { timeoutMs: 15000, what: '160-wide pictures of the published stream' })
+        .catch((e) => { throw new Error(withServerLog(server, e.message)); });
+      assert.equal(first.video.frameHeight, 90, 'the publisher\'s aspect is kept');
+      await sleep(3000);
+      const later = await readStats(viewer);
+      assert.ok(later.video.framesDecoded - first.video.framesDecoded >= 30,
+        withServerLog(server, `${later.video.framesDecoded - first.video.framesDecoded} pictures in 3 s`));
+      assert.equal(await gauge(server, 'video_transcoders_busy'), 1);
+      await pub.evaluate((i) => window.__unpublish(i), p);
+      const end = await waitForStatus(viewer, 0, ['STOPPED', 'FAILED'], 10000);
+      assert.equal(end.info, 'Stopped by publisher stop', JSON.stringify(end));
+      await gaugeBecomes(server, 'video_transcoders_busy', 0, 'the published stream ended');
+    } finally {
+      if (viewer) await closePage(viewer).catch(() => {});
+      await camera.close();
       await server.stop();
     }
   });

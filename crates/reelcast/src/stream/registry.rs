@@ -345,11 +345,11 @@ impl Registry {
         if self.settings.transcoding_disabled {
             return Err(StreamError::Other(TRANSCODING_DISABLED.into()));
         }
-        let slot = maps
+        let (slot, publisher) = maps
             .recordable
             .get(parent.slot_id)
             .filter(|r| !r.slot.is_ended())
-            .map(|r| r.slot.clone())
+            .map(|r| (r.slot.clone(), r.publisher.clone()))
             .ok_or(StreamError::StreamNotFound)?;
         let busy = VideoTranscoderBusy::try_start(self.settings.video_transcoders_max.unwrap_or(0))
             .ok_or_else(|| StreamError::Other(NO_TRANSCODERS.into()))?;
@@ -366,6 +366,8 @@ impl Registry {
             } else {
                 Ending::clone
             },
+            parent_keyframe: publisher
+                .map(|p| Arc::new(move || p.request_keyframe()) as rendition::ParentKeyframe),
             unlist: Box::new(move || {
                 let mut maps = registry.maps();
                 if maps

@@ -114,6 +114,9 @@ enum Command {
     Failed(Ending),
 }
 
+/// How a rendition asks its parent for a keyframe.
+pub(super) type ParentKeyframe = Arc<dyn Fn() + Send + Sync>;
+
 /// What a rendition is made of, made by the registry.
 pub(super) struct Parts {
     pub key: RenditionKey,
@@ -126,6 +129,9 @@ pub(super) struct Parts {
     pub busy: VideoTranscoderBusy,
     /// What the parent's viewers are told when it ends, from the parent's ending.
     pub viewers_ending: fn(&Ending) -> Ending,
+    /// Asks the parent for a keyframe (a published stream's publisher: its GOPs end
+    /// only when asked), when the encoder needs one to start or after dropped pictures.
+    pub parent_keyframe: Option<ParentKeyframe>,
     /// Takes it off the registry.
     pub unlist: Unlist,
 }
@@ -145,6 +151,7 @@ pub(super) fn start(
         sinks,
         busy,
         viewers_ending,
+        parent_keyframe,
         unlist,
     } = parts;
     if parent
@@ -182,8 +189,13 @@ pub(super) fn start(
         commands,
         busy,
         span.clone(),
+        parent_keyframe.clone(),
     )?;
     let detach = attach(Box::new(sink)).map_err(|_| StreamError::StreamNotFound)?;
+    if let Some(ask) = &parent_keyframe {
+        // The GOP in progress may have been too long to keep: a fresh one to start at.
+        ask();
+    }
     let task = Rendition {
         audience: Audience::new(handle.viewers.clone()),
         keyframe,
@@ -292,6 +304,7 @@ struct RenditionSink {
     said_full: bool,
     commands: UnboundedSender<Command>,
     span: Span,
+    parent_keyframe: Option<ParentKeyframe>,
 }
 
 impl RenditionSink {
@@ -302,6 +315,7 @@ impl RenditionSink {
         commands: UnboundedSender<Command>,
         busy: VideoTranscoderBusy,
         span: Span,
+        parent_keyframe: Option<ParentKeyframe>,
     ) -> Result<Self, StreamError> {
         let child = Arc::new(Mutex::new(sinks));
         let (tx, rx) = std_mpsc::sync_channel(PICTURES_AHEAD);
@@ -327,6 +341,7 @@ impl RenditionSink {
             said_full: false,
             commands,
             span,
+            parent_keyframe,
         })
     }
 
@@ -342,6 +357,9 @@ impl RenditionSink {
             Err(TrySendError::Full(_)) => {
                 // Decoding on from a gap would show garbage: the next keyframe.
                 self.want_keyframe = true;
+                if let Some(ask) = &self.parent_keyframe {
+                    ask();
+                }
                 if !std::mem::replace(&mut self.said_full, true) {
                     self.span.in_scope(|| {
                         warn!(
