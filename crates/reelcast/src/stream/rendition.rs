@@ -130,7 +130,8 @@ pub(super) struct Parts {
     /// What the parent's viewers are told when it ends, from the parent's ending.
     pub viewers_ending: fn(&Ending) -> Ending,
     /// Asks the parent for a keyframe (a published stream's publisher: its GOPs end
-    /// only when asked), when the encoder needs one to start or after dropped pictures.
+    /// only when asked), when the encoder needs one: to start, after dropped pictures,
+    /// after a picture it could not decode.
     pub parent_keyframe: Option<ParentKeyframe>,
     /// Takes it off the registry.
     pub unlist: Unlist,
@@ -324,6 +325,7 @@ impl RenditionSink {
             constraints,
             keyframe,
             commands: commands.clone(),
+            parent_keyframe: parent_keyframe.clone(),
             _busy: busy,
         };
         let thread_span = span.clone();
@@ -419,6 +421,7 @@ struct Encoder {
     constraints: VideoConstraints,
     keyframe: Arc<AtomicBool>,
     commands: UnboundedSender<Command>,
+    parent_keyframe: Option<ParentKeyframe>,
     _busy: VideoTranscoderBusy,
 }
 
@@ -465,6 +468,10 @@ impl Encoder {
                     decode_errors += 1;
                     if decode_errors <= 5 || decode_errors.is_power_of_two() {
                         warn!("{e}; pictures are skipped up to the next keyframe");
+                    }
+                    // A publisher makes the next one only when asked.
+                    if let Some(ask) = &self.parent_keyframe {
+                        ask();
                     }
                 }
                 Err(e) => return self.fail(&e.to_string()),
