@@ -9,6 +9,9 @@
 //! SPS/PPS before every keyframe (x264's repeated headers), what the server's H.264
 //! path sends as it is.
 //!
+//! With [`OutputCodec::Vp8`] (a viewer without H.264) the encoder is libvpx's VP8 at
+//! realtime settings instead, under the same rules for keyframes, size and bit rate.
+//!
 //! Bad input: a packet the decoder refuses is an error for that packet, and the
 //! transcoder then drops packets up to the next keyframe (decoding from a damaged
 //! reference shows garbage), where it starts clean.
@@ -42,7 +45,8 @@ pub struct VideoInput {
 /// One encoded picture.
 #[derive(Debug, Clone)]
 pub struct EncodedFrame {
-    /// H.264 Annex-B: start codes, SPS/PPS before each keyframe.
+    /// H.264 Annex-B: start codes, SPS/PPS before each keyframe (or, with
+    /// [`OutputCodec::Vp8`], one VP8 frame).
     pub data: Vec<u8>,
     /// Presentation time in µs (also its decode time: there is no reordering).
     pub pts_us: i64,
@@ -70,6 +74,8 @@ pub struct VideoTranscoder {
     bit_rate: Option<u64>,
     /// The picture size asked for (a rendition), fitted to the source by [`fit_size`].
     size: (Option<u32>, Option<u32>),
+    /// What the encoder makes.
+    output: OutputCodec,
     /// After a decode error: packets are dropped up to the next keyframe.
     skipping: bool,
     last_keyframe_us: Option<i64>,
@@ -111,6 +117,7 @@ impl VideoTranscoder {
             },
             bit_rate: None,
             size: (None, None),
+            output: OutputCodec::H264,
             skipping: false,
             last_keyframe_us: None,
             last_pts_us: None,
@@ -131,6 +138,12 @@ impl VideoTranscoder {
     /// is given, never larger than the source).
     pub fn set_size(&mut self, width: Option<u32>, height: Option<u32>) {
         self.size = (width, height);
+    }
+
+    /// Encode to `codec` instead of H.264 (before the first packet): VP8 for a viewer
+    /// whose browser offers no H.264.
+    pub fn set_output(&mut self, codec: OutputCodec) {
+        self.output = codec;
     }
 
     /// Makes the next picture a keyframe (a viewer joined and needs one to start).
@@ -310,12 +323,15 @@ impl VideoTranscoder {
             self.size.0,
             self.size.1,
         );
-        let x264 = encoder::find_by_name("libx264").ok_or_else(|| {
-            TranscodeError::Unsupported("H.264 encoding (no libx264 in libavcodec)".into())
-        })?;
         let bit_rate = self
             .bit_rate
             .unwrap_or_else(|| default_bit_rate(width, height, self.frame_rate));
+        if self.output == OutputCodec::Vp8 {
+            return self.open_vp8(width, height, bit_rate);
+        }
+        let x264 = encoder::find_by_name("libx264").ok_or_else(|| {
+            TranscodeError::Unsupported("H.264 encoding (no libx264 in libavcodec)".into())
+        })?;
         let mut video = Context::new_with_codec(x264)
             .encoder()
             .video()
@@ -353,6 +369,55 @@ impl VideoTranscoder {
             scaler: None,
         })
     }
+
+    /// libvpx's VP8 encoder with realtime settings: no look-ahead (a picture in, its
+    /// frame out), error resilient (a lost frame spoils less), the fastest speed that
+    /// still spends bits well, one thread; the same rate control as x264's (bit rate,
+    /// one-second buffer) and keyframes by the same rule (a picture of type I forces one).
+    fn open_vp8(&self, width: u32, height: u32, bit_rate: u64) -> Result<Encoding, TranscodeError> {
+        let failed = |e: ffmpeg_next::Error| TranscodeError::Encode(format!("VP8: {e}"));
+        let vpx = encoder::find_by_name("libvpx").ok_or_else(|| {
+            TranscodeError::Unsupported("VP8 encoding (no libvpx in libavcodec)".into())
+        })?;
+        let mut video = Context::new_with_codec(vpx)
+            .encoder()
+            .video()
+            .map_err(failed)?;
+        video.set_width(width);
+        video.set_height(height);
+        video.set_format(Pixel::YUV420P);
+        video.set_time_base(MICROS);
+        video.set_frame_rate(Some(frame_rate_rational(self.frame_rate)));
+        video.set_gop((self.frame_rate * 2.0).round().max(1.0) as u32);
+        video.set_bit_rate(bit_rate as usize);
+        video.set_max_bit_rate((bit_rate * 3 / 2) as usize);
+        let mut options = Dictionary::new();
+        options.set("deadline", "realtime");
+        options.set("cpu-used", "8");
+        options.set("lag-in-frames", "0");
+        options.set("auto-alt-ref", "0");
+        options.set("error-resilient", "1");
+        options.set("threads", "1");
+        options.set("bufsize", &bit_rate.to_string());
+        let encoder = video.open_as_with(vpx, options).map_err(failed)?;
+        Ok(Encoding {
+            encoder,
+            bit_rate,
+            width,
+            height,
+            scaler: None,
+        })
+    }
+}
+
+/// What a [`VideoTranscoder`] encodes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OutputCodec {
+    /// H.264 constrained baseline (x264), Annex-B: what every viewer gets by default.
+    #[default]
+    H264,
+    /// VP8 (libvpx), one frame per picture: for browsers that offer no H.264.
+    Vp8,
 }
 
 /// The bit rate the encoder runs at when nobody asks for another: 0.08 bits per pixel
