@@ -159,6 +159,7 @@ fn rendition_for(
     }) else {
         return Ok(None);
     };
+    let c = c.resolved_for(parent.info.width, parent.info.height);
     ctx.registry.find_or_start_rendition(parent, c).map(Some)
 }
 

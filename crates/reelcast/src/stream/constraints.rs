@@ -58,6 +58,22 @@ impl VideoConstraints {
             || self.size_for(width, height) != (width & !1, height & !1)
     }
 
+    /// The same rendition said in full for a source of `width`×`height` (its exact size),
+    /// so that asks which come to the same picture share one encoder (`width: 320` and
+    /// `320x180` of a 16:9 source). Unchanged while the source's size is not known.
+    #[must_use]
+    pub fn resolved_for(&self, width: u32, height: u32) -> Self {
+        if width == 0 || height == 0 {
+            return *self;
+        }
+        let (w, h) = self.size_for(width, height);
+        VideoConstraints {
+            width: Some(w),
+            height: Some(h),
+            bitrate_kbps: self.bitrate_kbps,
+        }
+    }
+
     /// The bit rate asked, in bits per second.
     pub fn bit_rate(&self) -> Option<u64> {
         self.bitrate_kbps.map(|k| u64::from(k) * 1000)
@@ -153,5 +169,18 @@ mod tests {
         assert!(c(None, None, Some(500)).need_transcode(1280, 720));
         assert!(c(Some(320), None, None).need_transcode(0, 0));
         assert_eq!(c(None, Some(180), None).size_for(1280, 720), (320, 180));
+        // Asks that come to the same picture are the same rendition.
+        assert_eq!(
+            c(Some(320), None, Some(300)).resolved_for(1280, 720),
+            c(Some(320), Some(180), Some(300))
+        );
+        assert_eq!(
+            c(None, None, Some(300)).resolved_for(1280, 720),
+            c(Some(1280), Some(720), Some(300))
+        );
+        assert_eq!(
+            c(Some(320), None, None).resolved_for(0, 0),
+            c(Some(320), None, None)
+        );
     }
 }
