@@ -27,10 +27,12 @@ use crate::context::ServerContext;
 use crate::media::{StopReason, StreamId, Viewer, ViewerEvents, ViewerId, ViewerProtocol};
 use crate::metrics::PlayRequest;
 use crate::source::{PlayMode, StreamUri};
+use crate::stream::constraints::VideoConstraints;
 use crate::stream::live::TranslationHandle;
 use crate::stream::personal_vod::PersonalVod;
 use crate::stream::published::PublishedHandle;
-use crate::stream::registry::{PlayKey, PlayKind, PlayRecord};
+use crate::stream::registry::{PlayKey, PlayKind, PlayRecord, RenditionParent};
+use crate::stream::rendition::RenditionHandle;
 use crate::stream::status::PlayTicket;
 use crate::stream::{MediaInfo, StatusTx, Stopper, StreamError};
 use crate::webrtc::{IceTransport, ViewerPlan, WebRtcError};
@@ -64,6 +66,9 @@ pub struct Requester<'a> {
     /// When the request arrived (before any hook was asked): where the play's time to
     /// first frame starts.
     pub received: Instant,
+    /// The size or bit rate the viewer asked for (WCS `constraints`, WHEP's query):
+    /// it gets that rendition.
+    pub constraints: Option<VideoConstraints>,
 }
 
 /// Opens `name` and answers `offer_sdp`. Errors are what the viewer is told.
@@ -130,7 +135,32 @@ fn join_translation(
         },
         joined: "joined the translation",
     };
+    let parent = RenditionParent {
+        slot_id: &translation.id,
+        stream: translation.stream,
+        info: &translation.info,
+        published: false,
+    };
+    if let Some(rendition) = rendition_for(ctx, parent, &requester)? {
+        return join_shared(ctx, name, &rendition, listing, offer_sdp, requester);
+    }
     join_shared(ctx, name, &translation, listing, offer_sdp, requester)
+}
+
+/// The rendition a viewer asked for by its constraints, when the stream is not already
+/// so (`None`: it gets the stream itself).
+fn rendition_for(
+    ctx: &ServerContext,
+    parent: RenditionParent<'_>,
+    requester: &Requester<'_>,
+) -> Result<Option<RenditionHandle>, StreamError> {
+    let Some(c) = requester.constraints.filter(|c| {
+        parent.info.has_video && c.need_transcode(parent.info.width, parent.info.height)
+    }) else {
+        return Ok(None);
+    };
+    let c = c.resolved_for(parent.info.width, parent.info.height);
+    ctx.registry.find_or_start_rendition(parent, c).map(Some)
 }
 
 /// A viewer of a published stream: added to its feed as a translation's viewer is; the
@@ -149,6 +179,15 @@ fn join_published(
         },
         joined: "joined the published stream",
     };
+    let parent = RenditionParent {
+        slot_id: &published.media_session_id,
+        stream: published.stream,
+        info: &published.info,
+        published: true,
+    };
+    if let Some(rendition) = rendition_for(ctx, parent, &requester)? {
+        return join_shared(ctx, name, &rendition, listing, offer_sdp, requester);
+    }
     join_shared(ctx, name, published, listing, offer_sdp, requester)
 }
 
@@ -163,6 +202,24 @@ trait SharedStream: Clone + Send + Sync + 'static {
 }
 
 impl SharedStream for TranslationHandle {
+    fn feed(&self) -> StreamId {
+        self.stream
+    }
+    fn media(&self) -> &MediaInfo {
+        &self.info
+    }
+    fn events(&self) -> ViewerEvents {
+        self.viewer_events()
+    }
+    fn add(&self, viewer: Viewer, ticket: PlayTicket) -> bool {
+        self.join(viewer, ticket)
+    }
+    fn remove(&self, viewer: ViewerId, reason: StopReason) {
+        self.leave(viewer, reason);
+    }
+}
+
+impl SharedStream for RenditionHandle {
     fn feed(&self) -> StreamId {
         self.stream
     }
@@ -266,7 +323,10 @@ async fn start_personal(
     offer_sdp: &str,
     requester: Requester<'_>,
 ) -> Result<Playback, StreamError> {
-    let reader = ctx.registry.open(&uri.location).await?;
+    let reader = ctx
+        .registry
+        .open_for(&uri.location, requester.constraints)
+        .await?;
     let info = reader.info().clone();
 
     let accepted = ctx

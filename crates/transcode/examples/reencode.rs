@@ -3,6 +3,10 @@
 //! its CPU cost and its SSIM against the source can be measured from outside.
 //!
 //!   cargo run --release -p reelcast-transcode --example reencode -- IN.mp4 OUT.h264
+//!   … -- IN.mp4 OUT.h264 640x360 [KBPS]   # a rendition (bench/rendition.sh): scaled
+//!
+//! A size of `0xH` or `Wx0` gives one side only (the other keeps the aspect), as a
+//! viewer's `constraints` do.
 //!
 //! Prints the media duration, the CPU time spent (user + system, this process: the
 //! transcoder runs on this one thread, as on the server), and the default bit rate.
@@ -32,10 +36,20 @@ fn cpu_seconds() -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, input, output] = args.as_slice() else {
-        eprintln!("usage: reencode IN.mp4 OUT.h264");
-        std::process::exit(2);
+    let (input, output, asked, kbps) = match args.as_slice() {
+        [_, i, o] => (i, o, None, None),
+        [_, i, o, s] => (i, o, Some(s), None),
+        [_, i, o, s, k] => (i, o, Some(s), Some(k)),
+        _ => {
+            eprintln!("usage: reencode IN.mp4 OUT.h264 [WIDTHxHEIGHT [KBPS]]");
+            std::process::exit(2);
+        }
     };
+    let side = |v: &str| v.parse::<u32>().ok().filter(|&n| n > 0);
+    let asked = asked.map(|s| {
+        let (w, h) = s.split_once('x').expect("a size is WIDTHxHEIGHT");
+        (side(w), side(h))
+    });
     let mut file = File::open(input).expect("open the input");
     let size = file.metadata().expect("size").len();
     let mut opener = MovieOpener::paged(size);
@@ -71,6 +85,12 @@ fn main() {
         frame_rate,
     })
     .expect("a decoder");
+    if let Some((w, h)) = asked {
+        t.set_size(w, h);
+    }
+    if let Some(k) = kbps {
+        t.set_bit_rate(k.parse::<u64>().expect("kbit/s") * 1000);
+    }
     let mut out = File::create(output).expect("create the output");
     let mut frames = Vec::new();
     let mut walker = SampleWalker::new();

@@ -3,7 +3,8 @@
 //! - [`video`]: any video the server knows (H.264 with B-frames, HEVC, VP9, AV1, MPEG-4
 //!   Part 2) decoded and encoded to H.264 constrained baseline: no B-frames, keyframes
 //!   where the source has them and at least every 2 s, what browsers' WebRTC decoders
-//!   play.
+//!   play; at another size or bit rate when asked (a rendition); or VP8 (libvpx, realtime
+//!   settings) for a browser without H.264 ([`OutputCodec`]).
 //! - [`audio`]: MP3, AC-3, E-AC-3 and FLAC decoded to 48 kHz stereo samples (the server
 //!   encodes those to Opus, as it does decoded AAC).
 //! - [`aac`]: AAC decoded (LC, HE-AAC v1/v2, mono to 5.1) to stereo at its own rate, and
@@ -33,7 +34,7 @@ use std::sync::Once;
 
 pub use aac::{AacDecoder, AacEncoder};
 pub use audio::{AudioDecoder, AudioInput, DecodedAudio};
-pub use video::{EncodedFrame, VideoInput, VideoTranscoder};
+pub use video::{fit_size, EncodedFrame, OutputCodec, VideoInput, VideoTranscoder};
 
 /// The codecs the decoders here take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

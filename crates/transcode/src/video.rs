@@ -9,6 +9,9 @@
 //! SPS/PPS before every keyframe (x264's repeated headers), what the server's H.264
 //! path sends as it is.
 //!
+//! With [`OutputCodec::Vp8`] (a viewer without H.264) the encoder is libvpx's VP8 at
+//! realtime settings instead, under the same rules for keyframes, size and bit rate.
+//!
 //! Bad input: a packet the decoder refuses is an error for that packet, and the
 //! transcoder then drops packets up to the next keyframe (decoding from a damaged
 //! reference shows garbage), where it starts clean.
@@ -42,7 +45,8 @@ pub struct VideoInput {
 /// One encoded picture.
 #[derive(Debug, Clone)]
 pub struct EncodedFrame {
-    /// H.264 Annex-B: start codes, SPS/PPS before each keyframe.
+    /// H.264 Annex-B: start codes, SPS/PPS before each keyframe (or, with
+    /// [`OutputCodec::Vp8`], one VP8 frame).
     pub data: Vec<u8>,
     /// Presentation time in µs (also its decode time: there is no reordering).
     pub pts_us: i64,
@@ -68,6 +72,10 @@ pub struct VideoTranscoder {
     encoding: Option<Encoding>,
     frame_rate: f64,
     bit_rate: Option<u64>,
+    /// The picture size asked for (a rendition), fitted to the source by [`fit_size`].
+    size: (Option<u32>, Option<u32>),
+    /// What the encoder makes.
+    output: OutputCodec,
     /// After a decode error: packets are dropped up to the next keyframe.
     skipping: bool,
     last_keyframe_us: Option<i64>,
@@ -108,6 +116,8 @@ impl VideoTranscoder {
                 30.0
             },
             bit_rate: None,
+            size: (None, None),
+            output: OutputCodec::H264,
             skipping: false,
             last_keyframe_us: None,
             last_pts_us: None,
@@ -121,6 +131,24 @@ impl VideoTranscoder {
     /// packet).
     pub fn set_bit_rate(&mut self, bits_per_second: u64) {
         self.bit_rate = Some(bits_per_second.max(50_000));
+    }
+
+    /// Encode at this picture size instead of the source's (before the first packet):
+    /// width, height or both, fitted to the source by [`fit_size`] (aspect kept when one
+    /// is given, never larger than the source).
+    pub fn set_size(&mut self, width: Option<u32>, height: Option<u32>) {
+        self.size = (width, height);
+    }
+
+    /// Encode to `codec` instead of H.264 (before the first packet): VP8 for a viewer
+    /// whose browser offers no H.264.
+    pub fn set_output(&mut self, codec: OutputCodec) {
+        self.output = codec;
+    }
+
+    /// Makes the next picture a keyframe (a viewer joined and needs one to start).
+    pub fn force_keyframe(&mut self) {
+        self.last_keyframe_us = None;
     }
 
     /// The bit rate the encoder runs at, once it is open.
@@ -289,14 +317,21 @@ impl VideoTranscoder {
     /// libx264 for the size of the first decoded picture (rounded down to even: 4:2:0
     /// needs it).
     fn open_encoder(&self) -> Result<Encoding, TranscodeError> {
-        let width = (self.decoded.width() & !1).max(2);
-        let height = (self.decoded.height() & !1).max(2);
-        let x264 = encoder::find_by_name("libx264").ok_or_else(|| {
-            TranscodeError::Unsupported("H.264 encoding (no libx264 in libavcodec)".into())
-        })?;
+        let (width, height) = fit_size(
+            self.decoded.width(),
+            self.decoded.height(),
+            self.size.0,
+            self.size.1,
+        );
         let bit_rate = self
             .bit_rate
             .unwrap_or_else(|| default_bit_rate(width, height, self.frame_rate));
+        if self.output == OutputCodec::Vp8 {
+            return self.open_vp8(width, height, bit_rate);
+        }
+        let x264 = encoder::find_by_name("libx264").ok_or_else(|| {
+            TranscodeError::Unsupported("H.264 encoding (no libx264 in libavcodec)".into())
+        })?;
         let mut video = Context::new_with_codec(x264)
             .encoder()
             .video()
@@ -334,6 +369,55 @@ impl VideoTranscoder {
             scaler: None,
         })
     }
+
+    /// libvpx's VP8 encoder with realtime settings: no look-ahead (a picture in, its
+    /// frame out), error resilient (a lost frame spoils less), the fastest speed that
+    /// still spends bits well, one thread; the same rate control as x264's (bit rate,
+    /// one-second buffer) and keyframes by the same rule (a picture of type I forces one).
+    fn open_vp8(&self, width: u32, height: u32, bit_rate: u64) -> Result<Encoding, TranscodeError> {
+        let failed = |e: ffmpeg_next::Error| TranscodeError::Encode(format!("VP8: {e}"));
+        let vpx = encoder::find_by_name("libvpx").ok_or_else(|| {
+            TranscodeError::Unsupported("VP8 encoding (no libvpx in libavcodec)".into())
+        })?;
+        let mut video = Context::new_with_codec(vpx)
+            .encoder()
+            .video()
+            .map_err(failed)?;
+        video.set_width(width);
+        video.set_height(height);
+        video.set_format(Pixel::YUV420P);
+        video.set_time_base(MICROS);
+        video.set_frame_rate(Some(frame_rate_rational(self.frame_rate)));
+        video.set_gop((self.frame_rate * 2.0).round().max(1.0) as u32);
+        video.set_bit_rate(bit_rate as usize);
+        video.set_max_bit_rate((bit_rate * 3 / 2) as usize);
+        let mut options = Dictionary::new();
+        options.set("deadline", "realtime");
+        options.set("cpu-used", "8");
+        options.set("lag-in-frames", "0");
+        options.set("auto-alt-ref", "0");
+        options.set("error-resilient", "1");
+        options.set("threads", "1");
+        options.set("bufsize", &bit_rate.to_string());
+        let encoder = video.open_as_with(vpx, options).map_err(failed)?;
+        Ok(Encoding {
+            encoder,
+            bit_rate,
+            width,
+            height,
+            scaler: None,
+        })
+    }
+}
+
+/// What a [`VideoTranscoder`] encodes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OutputCodec {
+    /// H.264 constrained baseline (x264), Annex-B: what every viewer gets by default.
+    #[default]
+    H264,
+    /// VP8 (libvpx), one frame per picture: for browsers that offer no H.264.
+    Vp8,
 }
 
 /// The bit rate the encoder runs at when nobody asks for another: 0.08 bits per pixel
@@ -343,6 +427,32 @@ impl VideoTranscoder {
 pub fn default_bit_rate(width: u32, height: u32, frame_rate: f64) -> u64 {
     let bits = f64::from(width) * f64::from(height) * frame_rate * 0.08;
     (bits as u64).clamp(150_000, 8_000_000)
+}
+
+/// The picture size encoded for a source of `src_w`×`src_h` when `want_w`, `want_h` or
+/// both are asked: one alone keeps the source's aspect; both are taken as they are,
+/// but never larger than the source (scaled down together, aspect kept, until they fit);
+/// none: the source's size. Always even (4:2:0) and at least 2×2.
+pub fn fit_size(src_w: u32, src_h: u32, want_w: Option<u32>, want_h: Option<u32>) -> (u32, u32) {
+    let (sw, sh) = (f64::from(src_w.max(1)), f64::from(src_h.max(1)));
+    let (w, h) = match (want_w, want_h) {
+        (None, None) => (sw, sh),
+        (Some(w), None) => {
+            let w = f64::from(w).min(sw);
+            (w, sh * w / sw)
+        }
+        (None, Some(h)) => {
+            let h = f64::from(h).min(sh);
+            (sw * h / sh, h)
+        }
+        (Some(w), Some(h)) => {
+            let (w, h) = (f64::from(w), f64::from(h));
+            let shrink = (sw / w).min(sh / h).min(1.0);
+            (w * shrink, h * shrink)
+        }
+    };
+    let even = |v: f64| ((v.round() as u32) & !1).max(2);
+    (even(w), even(h))
 }
 
 /// The frame rate as libavcodec wants it: thousandths, exact for 30000/1001 to within
@@ -361,5 +471,19 @@ mod tests {
         assert_eq!(default_bit_rate(1280, 720, 30.0), 2_211_840);
         assert_eq!(default_bit_rate(160, 120, 25.0), 150_000);
         assert_eq!(default_bit_rate(7680, 4320, 60.0), 8_000_000);
+    }
+
+    #[test]
+    fn a_size_asked_is_fitted_to_the_source_even_and_never_larger() {
+        assert_eq!(fit_size(1920, 1080, None, None), (1920, 1080));
+        assert_eq!(fit_size(1921, 1081, None, None), (1920, 1080));
+        assert_eq!(fit_size(1920, 1080, Some(320), Some(180)), (320, 180));
+        // One side: the other follows the source's aspect, made even.
+        assert_eq!(fit_size(1920, 1080, Some(640), None), (640, 360));
+        assert_eq!(fit_size(1920, 1080, None, Some(240)), (426, 240));
+        // Never up: the source's size, or both scaled down together to fit.
+        assert_eq!(fit_size(1280, 720, Some(3840), None), (1280, 720));
+        assert_eq!(fit_size(1280, 720, Some(2560), Some(720)), (1280, 360));
+        assert_eq!(fit_size(1280, 720, Some(16), Some(16)), (16, 16));
     }
 }

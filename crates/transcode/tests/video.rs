@@ -235,3 +235,120 @@ fn hevc_is_decoded_and_encoded_to_h264() {
     assert_eq!(out.len(), samples.len());
     assert!(out[0].keyframe);
 }
+
+/// A rendition (transcoding on play): the asked width with the source's aspect, and a
+/// keyframe asked for mid-GOP (a viewer joined) is the very next picture.
+#[test]
+fn a_rendition_is_encoded_at_the_asked_size_with_a_keyframe_when_asked() {
+    let Some(path) = make(
+        "rendition.mp4",
+        &["-c:v", "libx264", "-preset", "veryfast", "-bf", "0"],
+    ) else {
+        return;
+    };
+    if !test_support::tools_available(&["ffprobe"], "the rendition test") {
+        return;
+    }
+    let (track, samples) = demux(&path);
+    let mut t = transcoder(&track);
+    t.set_size(Some(160), None);
+    t.set_bit_rate(100_000);
+    let mut out = Vec::new();
+    for (i, (data, dts, pts, sync)) in samples.iter().enumerate() {
+        if i == 10 {
+            t.force_keyframe();
+        }
+        t.push(data, *dts, *pts, *sync, &mut out).expect("decodes");
+    }
+    t.flush(&mut out).expect("flush");
+    assert_eq!(t.bit_rate(), Some(100_000));
+    let keys: Vec<i64> = out
+        .iter()
+        .filter(|f| f.keyframe)
+        .map(|f| f.pts_us)
+        .collect();
+    // The source's keyframes each second, and the one asked for at picture 10 (0.4 s).
+    assert_eq!(keys, vec![0, 400_000, 1_000_000, 2_000_000, 3_000_000]);
+    let file = test_support::temp_dir("transcode").join("rendition.h264");
+    let bytes: Vec<u8> = out.iter().flat_map(|f| f.data.iter().copied()).collect();
+    std::fs::write(&file, bytes).expect("written");
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=width,height"])
+        .args(["-of", "csv=p=0"])
+        .arg(&file)
+        .output()
+        .expect("ffprobe runs");
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "160,120");
+}
+
+/// VP8 for a browser without H.264: frames ffprobe reads as VP8 at the asked size, with
+/// keyframes where the source has them and where one is asked for.
+#[test]
+fn vp8_output_has_the_asked_size_and_keyframes() {
+    let Some(path) = make(
+        "vp8_source.mp4",
+        &["-c:v", "libx264", "-preset", "veryfast", "-bf", "0"],
+    ) else {
+        return;
+    };
+    if !test_support::tools_available(&["ffprobe"], "the VP8 test") {
+        return;
+    }
+    let (track, samples) = demux(&path);
+    let mut t = transcoder(&track);
+    t.set_output(transcode::OutputCodec::Vp8);
+    t.set_size(None, Some(120));
+    let mut out = Vec::new();
+    for (i, (data, dts, pts, sync)) in samples.iter().enumerate() {
+        if i == 10 {
+            t.force_keyframe();
+        }
+        t.push(data, *dts, *pts, *sync, &mut out).expect("decodes");
+    }
+    t.flush(&mut out).expect("flush");
+    assert_eq!(out.len(), samples.len(), "every picture comes out");
+    let keys: Vec<i64> = out
+        .iter()
+        .filter(|f| f.keyframe)
+        .map(|f| f.pts_us)
+        .collect();
+    assert_eq!(keys, vec![0, 400_000, 1_000_000, 2_000_000, 3_000_000]);
+    // A VP8 keyframe's tag: bit 0 clear, then the start code 9d 01 2a.
+    for f in out.iter().filter(|f| f.keyframe) {
+        assert_eq!(f.data[0] & 1, 0);
+        assert_eq!(&f.data[3..6], &[0x9d, 0x01, 0x2a]);
+    }
+    // In an IVF file (32-byte header, 12 bytes before each frame) for ffprobe.
+    let mut ivf = Vec::new();
+    ivf.extend_from_slice(b"DKIF");
+    ivf.extend_from_slice(&0u16.to_le_bytes());
+    ivf.extend_from_slice(&32u16.to_le_bytes());
+    ivf.extend_from_slice(b"VP80");
+    ivf.extend_from_slice(&160u16.to_le_bytes());
+    ivf.extend_from_slice(&120u16.to_le_bytes());
+    ivf.extend_from_slice(&25u32.to_le_bytes());
+    ivf.extend_from_slice(&1u32.to_le_bytes());
+    ivf.extend_from_slice(&(out.len() as u32).to_le_bytes());
+    ivf.extend_from_slice(&0u32.to_le_bytes());
+    for (i, f) in out.iter().enumerate() {
+        ivf.extend_from_slice(&(f.data.len() as u32).to_le_bytes());
+        ivf.extend_from_slice(&(i as u64).to_le_bytes());
+        ivf.extend_from_slice(&f.data);
+    }
+    let file = test_support::temp_dir("transcode").join("vp8.ivf");
+    std::fs::write(&file, ivf).expect("written");
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(&file)
+        .output()
+        .expect("ffprobe runs");
+    assert_eq!(
+        String::from_utf8_lossy(&probe.stdout).trim(),
+        format!("vp8,160,120,{}", out.len())
+    );
+}

@@ -136,6 +136,15 @@ impl Sink for AttachedSinks {
             sink.end(ending);
         }
     }
+
+    fn last_read(&self) -> Option<Instant> {
+        // An attached sink may stand for readers of the stream (a rendition's viewers).
+        let s = self.0.lock();
+        s.sinks
+            .iter()
+            .filter_map(|(_, sink)| sink.last_read())
+            .max()
+    }
 }
 
 impl Drop for AttachedSinks {

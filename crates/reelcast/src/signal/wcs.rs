@@ -26,8 +26,9 @@ use crate::hooks::Hook;
 use crate::media::{Ending, StopReason, ViewerProtocol};
 use crate::playback::{self, Playback, Requester};
 use crate::publishing::{self, PublishRequester, Publishing};
+use crate::stream::constraints::VideoConstraints;
 use crate::stream::published::{PublishProtocol, PublishedHandle};
-use crate::stream::{MediaInfo, PlayKey, PlayStatus, StatusTx, StreamStatus};
+use crate::stream::{MediaInfo, PlayKey, PlayStatus, StatusTx, StreamError, StreamStatus};
 use crate::webrtc::IceTransport;
 
 #[derive(Deserialize)]
@@ -52,6 +53,45 @@ struct StreamRequest {
     /// `publishStream`: record the published stream.
     #[serde(default)]
     record: bool,
+    /// `playStream`: the picture size and bit rate (kbit/s) asked for (0: not asked), as
+    /// the SDK copies them from `constraints.video`.
+    #[serde(default)]
+    width: Option<Value>,
+    #[serde(default)]
+    height: Option<Value>,
+    #[serde(default)]
+    bitrate: Option<Value>,
+    /// `playStream`: the SDK's `constraints`, read when the fields above are absent.
+    #[serde(default)]
+    constraints: Option<Value>,
+}
+
+impl StreamRequest {
+    /// The video constraints of a `playStream`: the top-level `width`, `height`,
+    /// `bitrate`, else `constraints.video`'s.
+    fn video_constraints(&self) -> Result<Option<VideoConstraints>, StreamError> {
+        let video = self
+            .constraints
+            .as_ref()
+            .and_then(|c| c.get("video"))
+            .filter(|v| v.is_object());
+        let pick = |top: Option<&Value>, key: &str| -> Option<Value> {
+            top.filter(|v| !is_zero(v))
+                .or_else(|| video.and_then(|v| v.get(key)))
+                .cloned()
+        };
+        let (w, h, b) = (
+            pick(self.width.as_ref(), "width"),
+            pick(self.height.as_ref(), "height"),
+            pick(self.bitrate.as_ref(), "bitrate"),
+        );
+        VideoConstraints::from_request(w.as_ref(), h.as_ref(), b.as_ref())
+    }
+}
+
+/// 0, `"0"`, `null`: a constraint not asked.
+fn is_zero(v: &Value) -> bool {
+    v.is_null() || v.as_u64() == Some(0) || v.as_str().is_some_and(|s| s.trim() == "0")
 }
 
 /// Frames a WCS message.
@@ -411,6 +451,10 @@ impl Session {
                 "MediaSessionId is already in use",
             )];
         }
+        let constraints = match req.video_constraints() {
+            Ok(c) => c,
+            Err(e) => return vec![status(&id, &name, "FAILED", &e.to_string())],
+        };
         let Some(offer) = req.sdp.filter(|s| !s.is_empty()) else {
             return vec![status(&id, &name, "FAILED", "No SDP offer in playStream")];
         };
@@ -420,6 +464,7 @@ impl Session {
             statuses: Some(self.status_tx.clone()),
             transport: IceTransport::from_wcs(req.transport.as_deref()),
             received,
+            constraints,
         };
         match playback::start(&self.ctx, &name, &offer, requester).await {
             Err(e) => {

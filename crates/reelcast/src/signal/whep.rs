@@ -2,6 +2,10 @@
 //! `201 Created`, the answer, and a `Location`; `DELETE` on that location ends playback.
 //! The stream name is URL-encoded in the path (`/whep/vod%3A%2F%2Fsample.mp4`).
 //!
+//! A player may ask for a rendition in the URL's query, as the WCS SDK's `constraints`
+//! do: `?width=320&height=180`, `?bitrate=500` (kbit/s), any of the three; bounds and
+//! refusals are the same (`400` for nonsense).
+//!
 //! Failures answer with a status code and the same plain reason the WCS protocol gives
 //! (`404 File not found`).
 //!
@@ -16,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -26,6 +30,7 @@ use crate::context::ServerContext;
 use crate::hooks::{Denied, Hook};
 use crate::media::{StopReason, ViewerProtocol};
 use crate::playback::{self, Requester};
+use crate::stream::constraints::VideoConstraints;
 use crate::stream::StreamError;
 use crate::webrtc::IceTransport;
 
@@ -36,10 +41,15 @@ pub const RESOURCE_PREFIX: &str = "/whep/resource/";
 pub async fn create(
     State(ctx): State<Arc<ServerContext>>,
     Path(name): Path<String>,
+    Query(query): Query<PlayQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let received = Instant::now();
+    let constraints = match play_constraints(&query) {
+        Ok(c) => c,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
     let Ok(offer) = std::str::from_utf8(&body) else {
         return (StatusCode::BAD_REQUEST, "SDP offer is not UTF-8").into_response();
     };
@@ -58,6 +68,7 @@ pub async fn create(
         statuses: None,
         transport: IceTransport::Any,
         received,
+        constraints,
     };
     match playback::start(&ctx, &name, offer, requester).await {
         Err(e) => {
@@ -74,6 +85,27 @@ pub async fn create(
         )
             .into_response(),
     }
+}
+
+/// The rendition a WHEP player asks for in the URL's query (`?width=320&height=180`,
+/// `?bitrate=500` in kbit/s): the SDK's `constraints`, same bounds.
+fn play_constraints(query: &PlayQuery) -> Result<Option<VideoConstraints>, StreamError> {
+    let value = |v: &Option<String>| v.clone().map(serde_json::Value::String);
+    let (w, h, b) = (
+        value(&query.width),
+        value(&query.height),
+        value(&query.bitrate),
+    );
+    VideoConstraints::from_request(w.as_ref(), h.as_ref(), b.as_ref())
+}
+
+/// The query of `POST /whep/{name}`: a rendition's size and bit rate (kbit/s), each
+/// optional; anything else is ignored.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct PlayQuery {
+    width: Option<String>,
+    height: Option<String>,
+    bitrate: Option<String>,
 }
 
 /// The REST hooks' verdict on a WHEP (or WHIP) request, as a WCS session's `connect` and

@@ -5,7 +5,9 @@
 //! per stream; `transcode`: the thread that re-encodes video browsers cannot take; `budget`: the server-wide bound on what files' indexes hold; `growing`: a
 //! recording still being written, followed as it grows), reading it ahead of the clock on shared blocking threads (`frame_queue`),
 //! real-time pacing (`clock`, `pacer`, `audio_pairs`), and a stream's life (`personal_vod`: personal VOD, one
-//! viewer from the file's start; `live`: a live translation shared by many viewers), and
+//! viewer from the file's start; `live`: a live translation shared by many viewers;
+//! `rendition`: a shared stream re-encoded at the size or bit rate some viewers asked for
+//! on play, `constraints`), and
 //! the list of what runs and the one way to start and stop it (`registry`), and how a
 //! play's statuses reach its session (`status`). Must not: touch sockets or signalling,
 //! or know what carries frames to viewers: it reports what happens as [`StreamStatus`],
@@ -17,6 +19,7 @@ mod audience;
 pub mod audio_pairs;
 pub mod budget;
 pub mod clock;
+pub mod constraints;
 pub mod frame_queue;
 pub mod growing;
 pub mod live;
@@ -26,6 +29,7 @@ pub mod personal_vod;
 pub mod published;
 pub mod reader;
 pub mod registry;
+pub mod rendition;
 pub mod status;
 #[cfg(test)]
 pub(crate) mod testing;

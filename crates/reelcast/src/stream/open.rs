@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use super::budget::MemoryBudget;
+use super::constraints::VideoConstraints;
 use super::reader::TranscodePolicy;
 use super::{MediaReader, StreamError};
 use crate::config::Settings;
@@ -22,6 +23,17 @@ pub fn open_media(
     settings: &Settings,
     location: &Location,
     budget: &Arc<MemoryBudget>,
+) -> Result<AnyReader, StreamError> {
+    open_media_for(settings, location, budget, None)
+}
+
+/// [`open_media`] for one viewer who asked for a size or bit rate (a personal VOD's
+/// `constraints`): the reader's video is encoded so when the source is not.
+pub fn open_media_for(
+    settings: &Settings,
+    location: &Location,
+    budget: &Arc<MemoryBudget>,
+    video: Option<VideoConstraints>,
 ) -> Result<AnyReader, StreamError> {
     let source: Box<dyn ByteSource> = match location {
         // `media_dir` first, so a recording never hides a file published there.
@@ -41,6 +53,7 @@ pub fn open_media(
     let policy = TranscodePolicy {
         disabled: settings.transcoding_disabled,
         max_video: settings.video_transcoders_max.unwrap_or(0),
+        video,
     };
     MediaReader::open_within(source, budget, policy)
 }

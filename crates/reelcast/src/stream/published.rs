@@ -393,7 +393,7 @@ impl Published {
 
 /// What the viewers of a published stream are told when it ends: `Stopped by publisher
 /// stop`, whatever ended the publisher, but for the server's own shutdown.
-fn viewers_ending(publisher: &Ending) -> Ending {
+pub(super) fn viewers_ending(publisher: &Ending) -> Ending {
     match publisher {
         Ending::Stopped(StopReason::Shutdown) => StopReason::Shutdown.into(),
         _ => StopReason::PublisherStop.into(),

@@ -36,6 +36,7 @@ use mp4::{
 use tracing::warn;
 
 use super::budget::{MemoryBudget, Reservation};
+use super::constraints::VideoConstraints;
 use super::frame_queue::FrameSource;
 use super::growing::{Check, GrowingFile, POLL_INTERVAL};
 use super::pacer::AUDIO_LEAD_US;
@@ -58,6 +59,9 @@ pub struct TranscodePolicy {
     pub disabled: bool,
     /// `video_transcoders_max`: at most this many video transcodes at once; 0: no limit.
     pub max_video: usize,
+    /// The size or bit rate the one viewer of this reader asked for (a personal VOD's
+    /// `constraints`): the video is transcoded to it unless the source already is so.
+    pub video: Option<VideoConstraints>,
 }
 
 /// What a viewer and the REST API are told about a stream's media.
@@ -158,6 +162,8 @@ enum VideoCodec {
         transcode: TranscodedVideo,
         /// To start a fresh one when a looping translation rewinds.
         input: VideoInput,
+        /// The size and bit rate it encodes at (default: the source's size).
+        output: VideoConstraints,
         /// Counts it in `reelcast_video_transcoders_busy` (and against the limit).
         _busy: VideoTranscoderBusy,
     },
@@ -285,23 +291,27 @@ impl<S: ByteSource> MediaReader<S> {
                         }
                     }
                     info.reordered_video = has_reordering(&track);
+                    let asked = policy.video.filter(|c| c.need_transcode(w, h));
                     // Browsers' WebRTC H.264 decoders emit a picture per packet and cannot
                     // hold pictures back for reordering: sent as is, only keyframes would
                     // show (measured in Chromium 156: 7 of 100 pictures decoded). So
                     // B-frames are transcoded away.
-                    let codec = if info.reordered_video {
+                    let codec = if info.reordered_video || asked.is_some() {
                         info.h264_profile_idc = Some(CONSTRAINED_BASELINE);
-                        info.video_codec = Some("H264 (from H.264 with B-frames)".into());
+                        info.video_codec = Some(if info.reordered_video {
+                            "H264 (from H.264 with B-frames)".into()
+                        } else {
+                            "H264 (rendition)".into()
+                        });
                         transcoded(&track, CodecKind::H264, avcc.clone(), policy)?
                     } else {
                         info.h264_profile_idc = Some(avc.profile_idc);
                         info.video_codec = Some("H264".into());
                         VideoCodec::Direct(avc)
                     };
-                    info.transcoded_video = info.reordered_video;
+                    info.transcoded_video = info.reordered_video || asked.is_some();
                     info.has_video = true;
-                    info.width = w;
-                    info.height = h;
+                    (info.width, info.height) = asked.map_or((w, h), |c| c.size_for(w, h));
                     info.duration_us = info.duration_us.max(track_duration_us(&track));
                     video = Some(VideoTrack {
                         lane: SampleLane::new(track),
@@ -324,8 +334,8 @@ impl<S: ByteSource> MediaReader<S> {
                     let codec = transcoded(&track, kind, config.clone(), policy)?;
                     info.has_video = true;
                     info.transcoded_video = true;
-                    info.width = u32::from(*width);
-                    info.height = u32::from(*height);
+                    let (w, h) = (u32::from(*width), u32::from(*height));
+                    (info.width, info.height) = policy.video.map_or((w, h), |c| c.size_for(w, h));
                     info.h264_profile_idc = Some(CONSTRAINED_BASELINE);
                     info.video_codec = Some(format!("H264 (from {})", kind.name()));
                     info.duration_us = info.duration_us.max(track_duration_us(&track));
@@ -494,12 +504,15 @@ impl<S: ByteSource> MediaReader<S> {
         if let Some(v) = &mut self.video {
             v.lane.rewind();
             if let VideoCodec::Transcoded {
-                transcode, input, ..
+                transcode,
+                input,
+                output,
+                ..
             } = &mut v.codec
             {
                 // The old thread's decoder state belongs to the last pass; it ends when
                 // its queues are dropped.
-                *transcode = TranscodedVideo::start(input.clone())?;
+                *transcode = TranscodedVideo::start_sized(input.clone(), *output)?;
             }
         }
         if let Some(a) = &mut self.audio {
@@ -827,9 +840,11 @@ fn transcoded(
         config,
         frame_rate,
     };
+    let output = policy.video.unwrap_or_default();
     Ok(VideoCodec::Transcoded {
-        transcode: TranscodedVideo::start(input.clone())?,
+        transcode: TranscodedVideo::start_sized(input.clone(), output)?,
         input,
+        output,
         _busy: busy,
     })
 }

@@ -33,9 +33,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use super::budget::MemoryBudget;
+use super::constraints::VideoConstraints;
 use super::live::{self, Parts, StartError, TranslationHandle, TranslationSpec};
-use super::open::{open_media, AnyReader};
+use super::open::{open_media_for, AnyReader};
 use super::published::{self, PublishError, PublishSpec, PublishedHandle};
+use super::reader::{NO_TRANSCODERS, TRANSCODING_DISABLED};
+use super::rendition::{self, RenditionHandle, RenditionKey};
 use super::status::{PlayTicket, StatusTx};
 use super::{MediaInfo, Stopper, StreamError};
 use crate::config::Settings;
@@ -44,10 +47,24 @@ use crate::media::{
     AttachId, Ending, Publisher, Sink, SinkFactory, SinkSlot, Sinks, StopReason, StreamId,
     ViewerProtocol,
 };
+use crate::metrics::VideoTranscoderBusy;
 use crate::record::{names::NameFields, Begin, RecordError, Recorder, RecordingInfo};
 use crate::source::{Location, StreamUri};
 
 pub use super::status::PlayKey;
+
+/// The shared stream a rendition is made of.
+pub struct RenditionParent<'a> {
+    /// The id its slot for late sinks is listed by: a translation's
+    /// `localMediaSessionId`, a publisher's media session id.
+    pub slot_id: &'a str,
+    /// Its stream.
+    pub stream: StreamId,
+    /// Its media.
+    pub info: &'a MediaInfo,
+    /// A published stream (its viewers are told `Stopped by publisher stop` at its end).
+    pub published: bool,
+}
 
 /// What kind of stream a play is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +117,8 @@ struct Maps {
     /// Where the HLS muxer of a published stream is attached (on its first HLS
     /// request), by the publisher's key.
     published_hls: HashMap<PlayKey, PublishedHls>,
+    /// Running renditions of shared streams (ended ones pruned lazily).
+    renditions: HashMap<RenditionKey, RenditionHandle>,
 }
 
 /// A published stream's HLS: the slot its muxer is attached through, and the window
@@ -291,11 +310,87 @@ impl Registry {
     /// Opens a source (on a blocking thread) and reads its structure. Errors are what
     /// the viewer is told.
     pub async fn open(&self, location: &Location) -> Result<AnyReader, StreamError> {
+        self.open_for(location, None).await
+    }
+
+    /// [`Self::open`] for one viewer who asked for a size or bit rate (a personal VOD):
+    /// the reader encodes its video so when the source is not.
+    pub async fn open_for(
+        &self,
+        location: &Location,
+        video: Option<VideoConstraints>,
+    ) -> Result<AnyReader, StreamError> {
         let (settings, location) = (self.settings.clone(), location.clone());
         let budget = self.index_budget.clone();
-        tokio::task::spawn_blocking(move || open_media(&settings, &location, &budget))
+        tokio::task::spawn_blocking(move || open_media_for(&settings, &location, &budget, video))
             .await
             .map_err(|e| StreamError::internal("opening the file", &e))?
+    }
+
+    /// The rendition of the running shared stream `parent` for `constraints`, started if
+    /// none runs (its encoder counted against `video_transcoders_max`; refused with WCS's
+    /// words when transcoding is disabled or no transcoder is free).
+    pub fn find_or_start_rendition(
+        self: &Arc<Self>,
+        parent: RenditionParent<'_>,
+        constraints: VideoConstraints,
+    ) -> Result<RenditionHandle, StreamError> {
+        let key = RenditionKey {
+            parent: parent.stream,
+            constraints,
+        };
+        // Under the lock: two viewers asking the same at once share one encoder.
+        let mut maps = self.maps();
+        maps.renditions.retain(|_, r| !r.is_ended());
+        if let Some(r) = maps.renditions.get(&key) {
+            return Ok(r.clone());
+        }
+        if self.settings.transcoding_disabled {
+            return Err(StreamError::Other(TRANSCODING_DISABLED.into()));
+        }
+        let (slot, publisher) = maps
+            .recordable
+            .get(parent.slot_id)
+            .filter(|r| !r.slot.is_ended())
+            .map(|r| (r.slot.clone(), r.publisher.clone()))
+            .ok_or(StreamError::StreamNotFound)?;
+        let busy = VideoTranscoderBusy::try_start(self.settings.video_transcoders_max.unwrap_or(0))
+            .ok_or_else(|| StreamError::Other(NO_TRANSCODERS.into()))?;
+        let stream = StreamId::next();
+        let registry = Arc::clone(self);
+        let parts = rendition::Parts {
+            key,
+            parent: parent.info.clone(),
+            stream,
+            sinks: self.sinks_for(stream, None),
+            busy,
+            viewers_ending: if parent.published {
+                published::viewers_ending
+            } else {
+                Ending::clone
+            },
+            parent_keyframe: publisher
+                .map(|p| Arc::new(move || p.request_keyframe()) as rendition::ParentKeyframe),
+            unlist: Box::new(move || {
+                let mut maps = registry.maps();
+                if maps
+                    .renditions
+                    .get(&key)
+                    .is_some_and(|r| r.stream == stream)
+                {
+                    maps.renditions.remove(&key);
+                }
+            }),
+        };
+        let handle = rendition::start(parts, |sink| {
+            let id = slot.attach(sink)?;
+            let detach = move || {
+                slot.detach(id, &StopReason::NoViewers.into());
+            };
+            Ok(Box::new(detach) as Box<dyn FnOnce() + Send>)
+        })?;
+        maps.renditions.insert(key, handle.clone());
+        Ok(handle)
     }
 
     /// The sinks of a stream `stream`; with `hls` (a

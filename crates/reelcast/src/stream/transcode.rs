@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use ::transcode::{TranscodeError, VideoInput, VideoTranscoder};
 use tracing::{info, warn, Span};
 
+use super::constraints::VideoConstraints;
 use super::StreamError;
 use crate::media::{Frame, MediaKind};
 
@@ -79,6 +80,12 @@ impl TranscodedVideo {
     /// Starts the thread and its decoder; an error (no decoder for the codec, a
     /// configuration it refuses) is the stream's.
     pub fn start(input: VideoInput) -> Result<Self, StreamError> {
+        Self::start_sized(input, VideoConstraints::default())
+    }
+
+    /// [`Self::start`], encoding at the size and bit rate a viewer asked for (a personal
+    /// VOD's rendition).
+    pub fn start_sized(input: VideoInput, output: VideoConstraints) -> Result<Self, StreamError> {
         let (in_tx, in_rx) = mpsc::sync_channel(SAMPLES_AHEAD);
         let (out_tx, out_rx) = mpsc::sync_channel(FRAMES_AHEAD);
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
@@ -89,7 +96,11 @@ impl TranscodedVideo {
                 let _entered = span.enter();
                 // Made here: libswscale's context may not move between threads.
                 match VideoTranscoder::new(&input) {
-                    Ok(t) => {
+                    Ok(mut t) => {
+                        t.set_size(output.width, output.height);
+                        if let Some(bits) = output.bit_rate() {
+                            t.set_bit_rate(bits);
+                        }
                         let _ = ready_tx.send(Ok(()));
                         run(t, &in_rx, &out_tx);
                     }

@@ -1,0 +1,537 @@
+//! Renditions: a shared stream (a live translation, a published stream) at another
+//! picture size or bit rate, for the viewers who asked for it on play
+//! ([`VideoConstraints`]). One rendition per stream and constraints, shared by every
+//! viewer asking the same; it ends when its last viewer leaves, or with its stream.
+//!
+//! Shape: a rendition is a [`Sink`] attached to its parent stream (through the parent's
+//! [`SinkSlot`](crate::media::SinkSlot)) feeding a child stream of its own, whose sinks
+//! (its WebRTC feed) viewers join as they join any shared stream. The parent's frames
+//! come already paced: audio goes on to the child at once, as it came; video goes to
+//! a thread of its own (decode the parent's H.264, scale, encode with x264 at the asked
+//! size and bit rate: [`VideoTranscoder`]) whose pictures go to the child as soon as
+//! each is encoded, on the parent's timeline and clock, never re-paced. A viewer that
+//! connects gets a keyframe asked of the encoder (the hub's GOP cache gives it the
+//! pictures since the last one meanwhile).
+//!
+//! Owns: the child stream's sinks, its encoder thread and bounded queue (a full queue,
+//! an encoder slower than real time, drops pictures up to the next keyframe and says so
+//! once), its viewers (an [`Audience`]) and its slot in the transcoder count
+//! ([`VideoTranscoderBusy`]). Started only by the registry, which it does not know: it
+//! is handed what to do at its end (unlist, detach from the parent).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self as std_mpsc, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ::transcode::{CodecKind, VideoInput, VideoTranscoder};
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tracing::{info, warn, Instrument, Span};
+
+use super::audience::Audience;
+use super::constraints::VideoConstraints;
+use super::status::{PlayTicket, Unlist};
+use super::{MediaInfo, StreamError};
+use crate::media::{Ending, FailReason, Frame, MediaKind, Sink, Sinks, StopReason, StreamId};
+use crate::media::{Viewer, ViewerEvent, ViewerEvents, ViewerEventsRx, ViewerId};
+use crate::metrics::VideoTranscoderBusy;
+
+/// Pictures queued for a rendition's encoder (a second at 30 fps).
+const PICTURES_AHEAD: usize = 32;
+
+/// Which rendition: its parent stream and what its viewers asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RenditionKey {
+    /// The parent stream.
+    pub parent: StreamId,
+    /// What was asked.
+    pub constraints: VideoConstraints,
+}
+
+/// A running rendition as others see it: what it plays and how to join it. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct RenditionHandle {
+    /// Which rendition.
+    pub key: RenditionKey,
+    /// The child stream its viewers' feed is made for.
+    pub stream: StreamId,
+    /// What its viewers are told: the parent's media at the rendition's size.
+    pub info: MediaInfo,
+    viewer_events: ViewerEvents,
+    commands: UnboundedSender<Command>,
+    viewers: Arc<AtomicUsize>,
+}
+
+impl RenditionHandle {
+    /// True once the rendition has ended (it cannot be joined any more).
+    pub fn is_ended(&self) -> bool {
+        self.commands.is_closed()
+    }
+
+    /// Viewers watching now.
+    pub fn viewer_count(&self) -> usize {
+        self.viewers.load(Ordering::Relaxed)
+    }
+
+    /// Where a viewer's carrier reports its events.
+    pub fn viewer_events(&self) -> ViewerEvents {
+        self.viewer_events.clone()
+    }
+
+    /// Adds a viewer already given to its carrier; `false` when the rendition has just
+    /// ended (the viewer is let go, the ticket dropped).
+    pub(crate) fn join(&self, viewer: Viewer, ticket: PlayTicket) -> bool {
+        match self.commands.send(Command::Join { viewer, ticket }) {
+            Ok(()) => true,
+            Err(mpsc::error::SendError(command)) => {
+                if let Command::Join { viewer, .. } = command {
+                    viewer.leave(StopReason::SessionDisconnect.into());
+                }
+                false
+            }
+        }
+    }
+
+    /// Removes a viewer; it gets STOPPED with `reason`.
+    pub(crate) fn leave(&self, viewer: ViewerId, reason: StopReason) {
+        let _ = self.commands.send(Command::Leave { viewer, reason });
+    }
+}
+
+enum Command {
+    Join {
+        viewer: Viewer,
+        ticket: PlayTicket,
+    },
+    Leave {
+        viewer: ViewerId,
+        reason: StopReason,
+    },
+    /// The parent stream ended so.
+    ParentEnded(Ending),
+    /// The encoder failed so.
+    Failed(Ending),
+}
+
+/// How a rendition asks its parent for a keyframe.
+pub(super) type ParentKeyframe = Arc<dyn Fn() + Send + Sync>;
+
+/// What a rendition is made of, made by the registry.
+pub(super) struct Parts {
+    pub key: RenditionKey,
+    /// The parent's media (its video H.264).
+    pub parent: MediaInfo,
+    /// The child stream and its sinks (its WebRTC feed), not started yet.
+    pub stream: StreamId,
+    pub sinks: Sinks,
+    /// Its place among the server's video transcoders.
+    pub busy: VideoTranscoderBusy,
+    /// What the parent's viewers are told when it ends, from the parent's ending.
+    pub viewers_ending: fn(&Ending) -> Ending,
+    /// Asks the parent for a keyframe (a published stream's publisher: its GOPs end
+    /// only when asked), when the encoder needs one: to start, after dropped pictures,
+    /// after a picture it could not decode.
+    pub parent_keyframe: Option<ParentKeyframe>,
+    /// Takes it off the registry.
+    pub unlist: Unlist,
+}
+
+/// Makes a rendition: its handle, and the sink to attach to the parent, which starts
+/// its encoder thread. `attach` attaches the sink to the parent and returns what detaches
+/// it again (called at the rendition's end), or gives the sink back when the parent has
+/// ended; the task starts only once attached.
+pub(super) fn start(
+    parts: Parts,
+    attach: impl FnOnce(Box<dyn Sink>) -> Result<Box<dyn FnOnce() + Send>, Box<dyn Sink>>,
+) -> Result<RenditionHandle, StreamError> {
+    let Parts {
+        key,
+        parent,
+        stream,
+        sinks,
+        busy,
+        viewers_ending,
+        parent_keyframe,
+        unlist,
+    } = parts;
+    if parent
+        .video_codec
+        .as_deref()
+        .is_some_and(|c| !c.starts_with("H264"))
+    {
+        return Err(StreamError::WrongFormat(format!(
+            "{} cannot be transcoded on play",
+            parent.video_codec.unwrap_or_default()
+        )));
+    }
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let (viewer_events, event_rx) = mpsc::unbounded_channel();
+    let info = rendition_info(&parent, key.constraints);
+    let handle = RenditionHandle {
+        key,
+        stream,
+        info,
+        viewer_events,
+        commands: commands.clone(),
+        viewers: Arc::default(),
+    };
+    let span = tracing::info_span!(
+        "rendition",
+        width = handle.info.width,
+        height = handle.info.height,
+        kbps = key.constraints.bitrate_kbps.unwrap_or(0)
+    );
+    let keyframe = Arc::new(AtomicBool::new(false));
+    let sink = RenditionSink::start(
+        sinks,
+        key.constraints,
+        keyframe.clone(),
+        commands,
+        busy,
+        span.clone(),
+        parent_keyframe.clone(),
+    )?;
+    let detach = attach(Box::new(sink)).map_err(|_| StreamError::StreamNotFound)?;
+    if let Some(ask) = &parent_keyframe {
+        // The GOP in progress may have been too long to keep: a fresh one to start at.
+        ask();
+    }
+    let task = Rendition {
+        audience: Audience::new(handle.viewers.clone()),
+        keyframe,
+        viewers_ending,
+    };
+    tokio::spawn(
+        task.run(command_rx, event_rx, unlist, detach)
+            .instrument(span.clone()),
+    );
+    span.in_scope(|| info!("rendition started"));
+    Ok(handle)
+}
+
+/// The parent's media as a rendition's viewers get it: H.264 constrained baseline at the
+/// rendition's size (the asked size when the parent's is not known yet).
+fn rendition_info(parent: &MediaInfo, constraints: VideoConstraints) -> MediaInfo {
+    let (width, height) = if parent.width > 0 && parent.height > 0 {
+        constraints.size_for(parent.width, parent.height)
+    } else {
+        (
+            constraints.width.unwrap_or(0),
+            constraints.height.unwrap_or(0),
+        )
+    };
+    MediaInfo {
+        width,
+        height,
+        h264_profile_idc: Some(CONSTRAINED_BASELINE),
+        video_codec: Some(format!("H264 ({width}x{height} rendition)")),
+        transcoded_video: true,
+        aac_config: None,
+        ..parent.clone()
+    }
+}
+
+/// `profile_idc` of what x264 makes here.
+const CONSTRAINED_BASELINE: u8 = 66;
+
+struct Rendition {
+    audience: Audience,
+    keyframe: Arc<AtomicBool>,
+    viewers_ending: fn(&Ending) -> Ending,
+}
+
+impl Rendition {
+    async fn run(
+        mut self,
+        mut commands: UnboundedReceiver<Command>,
+        mut events: ViewerEventsRx,
+        unlist: Unlist,
+        detach: Box<dyn FnOnce() + Send>,
+    ) {
+        let ending: Ending = loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Join { viewer, ticket }) => self.audience.join(viewer, ticket),
+                    Some(Command::Leave { viewer, reason }) => {
+                        self.audience.drop_viewer(viewer, reason.into());
+                        if self.audience.is_empty() {
+                            break StopReason::NoViewers.into();
+                        }
+                    }
+                    Some(Command::ParentEnded(ending)) => break (self.viewers_ending)(&ending),
+                    Some(Command::Failed(ending)) => break ending,
+                    None => break StopReason::NoViewers.into(),
+                },
+                Some((viewer, event)) = events.recv() => match event {
+                    ViewerEvent::Connected => {
+                        if self.audience.connected(viewer) {
+                            // A fresh keyframe for the newcomer (the hub's GOP cache
+                            // shows the current picture meanwhile).
+                            self.keyframe.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    ViewerEvent::Closed(ending) => {
+                        self.audience.drop_viewer(viewer, ending);
+                        if self.audience.is_empty() {
+                            break StopReason::NoViewers.into();
+                        }
+                    }
+                },
+            }
+        };
+        info!("rendition ended: {ending}");
+        unlist();
+        commands.close();
+        // Viewers whose join was queued behind the end are let go too.
+        while let Ok(command) = commands.try_recv() {
+            if let Command::Join { viewer, ticket } = command {
+                self.audience.join(viewer, ticket);
+            }
+        }
+        self.audience.end_all(&ending);
+        // Off the parent: the sink's end stops the encoder and closes the child feed.
+        detach();
+    }
+}
+
+/// The sink on the parent: audio on to the child, video to the encoder thread.
+struct RenditionSink {
+    pictures: Option<SyncSender<Frame>>,
+    child: Arc<Mutex<Sinks>>,
+    /// Until the next keyframe (the start, or pictures dropped): pictures are not queued.
+    want_keyframe: bool,
+    /// The queue was full once (said once).
+    said_full: bool,
+    commands: UnboundedSender<Command>,
+    span: Span,
+    parent_keyframe: Option<ParentKeyframe>,
+}
+
+impl RenditionSink {
+    fn start(
+        sinks: Sinks,
+        constraints: VideoConstraints,
+        keyframe: Arc<AtomicBool>,
+        commands: UnboundedSender<Command>,
+        busy: VideoTranscoderBusy,
+        span: Span,
+        parent_keyframe: Option<ParentKeyframe>,
+    ) -> Result<Self, StreamError> {
+        let child = Arc::new(Mutex::new(sinks));
+        let (tx, rx) = std_mpsc::sync_channel(PICTURES_AHEAD);
+        let encoder = Encoder {
+            child: child.clone(),
+            constraints,
+            keyframe,
+            commands: commands.clone(),
+            parent_keyframe: parent_keyframe.clone(),
+            _busy: busy,
+        };
+        let thread_span = span.clone();
+        std::thread::Builder::new()
+            .name("rendition".into())
+            .spawn(move || {
+                let _entered = thread_span.enter();
+                encoder.run(&rx);
+            })
+            .map_err(|e| StreamError::Other(format!("cannot start a transcoder: {e}")))?;
+        Ok(RenditionSink {
+            pictures: Some(tx),
+            child,
+            want_keyframe: true,
+            said_full: false,
+            commands,
+            span,
+            parent_keyframe,
+        })
+    }
+
+    fn picture(&mut self, frame: Frame) {
+        let Some(pictures) = &self.pictures else {
+            return;
+        };
+        if self.want_keyframe && !frame.keyframe {
+            return;
+        }
+        match pictures.try_send(frame) {
+            Ok(()) => self.want_keyframe = false,
+            Err(TrySendError::Full(_)) => {
+                // Decoding on from a gap would show garbage: the next keyframe.
+                self.want_keyframe = true;
+                if let Some(ask) = &self.parent_keyframe {
+                    ask();
+                }
+                if !std::mem::replace(&mut self.said_full, true) {
+                    self.span.in_scope(|| {
+                        warn!(
+                            "the rendition's encoder cannot keep up: pictures dropped up to \
+                             the next keyframe; the machine is too busy"
+                        );
+                    });
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => self.pictures = None,
+        }
+    }
+
+    fn child(&self) -> std::sync::MutexGuard<'_, Sinks> {
+        self.child
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Sink for RenditionSink {
+    fn start(&mut self, epoch: Instant) {
+        self.child().start(epoch);
+    }
+
+    fn frames(&mut self, first: Frame, second: Option<Frame>) {
+        match first.kind {
+            // An audio pair goes on as it came.
+            MediaKind::Audio => self.child().frames(first, second),
+            MediaKind::Video => {
+                self.picture(first);
+                if let Some(second) = second {
+                    self.frames(second, None);
+                }
+            }
+            // The AAC beside Opus is for an HLS muxer; the child has none.
+            MediaKind::Aac => {}
+        }
+    }
+
+    fn end(&mut self, ending: &Ending) {
+        // The encoder thread ends when its queue closes.
+        self.pictures = None;
+        self.child().end(ending);
+        let _ = self.commands.send(Command::ParentEnded(ending.clone()));
+    }
+
+    fn last_read(&self) -> Option<Instant> {
+        // Viewers of a rendition watch its parent: a translation stays up for them.
+        Some(Instant::now())
+    }
+}
+
+/// The encoder thread: the parent's pictures in, the rendition's out to the child.
+struct Encoder {
+    child: Arc<Mutex<Sinks>>,
+    constraints: VideoConstraints,
+    keyframe: Arc<AtomicBool>,
+    commands: UnboundedSender<Command>,
+    parent_keyframe: Option<ParentKeyframe>,
+    _busy: VideoTranscoderBusy,
+}
+
+impl Encoder {
+    fn run(self, pictures: &Receiver<Frame>) {
+        // The first two pictures tell the frame rate (x264's rate control needs it).
+        let Ok(first) = pictures.recv() else { return };
+        let Ok(second) = pictures.recv() else { return };
+        let step = second.dts_us - first.dts_us;
+        let frame_rate = if step > 0 {
+            (1_000_000.0 / step as f64).clamp(1.0, 120.0)
+        } else {
+            0.0
+        };
+        let input = VideoInput {
+            codec: CodecKind::H264,
+            // Annex-B with SPS/PPS before each keyframe: no configuration record needed.
+            config: Vec::new(),
+            frame_rate,
+        };
+        let mut t = match VideoTranscoder::new(&input) {
+            Ok(t) => t,
+            Err(e) => return self.fail(&e.to_string()),
+        };
+        t.set_size(self.constraints.width, self.constraints.height);
+        if let Some(bits) = self.constraints.bit_rate() {
+            t.set_bit_rate(bits);
+        }
+        let mut out = Vec::new();
+        let mut decode_errors = 0u32;
+        for frame in [first, second].into_iter().chain(pictures.iter()) {
+            if self.keyframe.swap(false, Ordering::Relaxed) {
+                t.force_keyframe();
+            }
+            match t.push(
+                &frame.data,
+                frame.dts_us,
+                frame.pts_us,
+                frame.keyframe,
+                &mut out,
+            ) {
+                Ok(()) => {}
+                Err(e @ ::transcode::TranscodeError::Decode { .. }) => {
+                    decode_errors += 1;
+                    if decode_errors <= 5 || decode_errors.is_power_of_two() {
+                        warn!("{e}; pictures are skipped up to the next keyframe");
+                    }
+                    // A publisher makes the next one only when asked.
+                    if let Some(ask) = &self.parent_keyframe {
+                        ask();
+                    }
+                }
+                Err(e) => return self.fail(&e.to_string()),
+            }
+            if out.is_empty() {
+                continue;
+            }
+            let mut child = self
+                .child
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for f in out.drain(..) {
+                let picture = Frame {
+                    kind: MediaKind::Video,
+                    dts_us: f.pts_us,
+                    pts_us: f.pts_us,
+                    keyframe: f.keyframe,
+                    data: Arc::from(f.data),
+                };
+                child.frames(picture, None);
+            }
+        }
+    }
+
+    fn fail(&self, reason: &str) {
+        warn!("rendition stopped: {reason}");
+        let failed = FailReason::from(StreamError::Streaming(reason.to_string()));
+        let _ = self.commands.send(Command::Failed(failed.into()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_renditions_viewers_are_told_its_size_and_codec() {
+        let parent = MediaInfo {
+            has_video: true,
+            has_audio: true,
+            width: 1280,
+            height: 720,
+            h264_profile_idc: Some(100),
+            video_codec: Some("H264".into()),
+            ..MediaInfo::default()
+        };
+        let c = VideoConstraints {
+            width: None,
+            height: Some(180),
+            bitrate_kbps: None,
+        };
+        let info = rendition_info(&parent, c);
+        assert_eq!((info.width, info.height), (320, 180));
+        assert_eq!(info.h264_profile_idc, Some(CONSTRAINED_BASELINE));
+        assert!(info.has_audio && info.transcoded_video);
+        let unknown = MediaInfo {
+            width: 0,
+            height: 0,
+            ..parent
+        };
+        assert_eq!(rendition_info(&unknown, c).height, 180);
+    }
+}
