@@ -266,7 +266,7 @@ async fn start_personal(
     offer_sdp: &str,
     requester: Requester<'_>,
 ) -> Result<Playback, StreamError> {
-    let reader = ctx.registry.open(&uri.location).await?;
+    let reader = ctx.registry.open_personal(&uri.location).await?;
     let info = reader.info().clone();
 
     let accepted = ctx

@@ -170,6 +170,13 @@ pub struct Settings {
     /// once (each takes about one core); a play that would start one more fails with
     /// `No available transcoders` (WCS's words). `None`: no limit.
     pub video_transcoders_max: Option<usize>,
+    /// `transcode_cache_dir` (reelcast's own): where a personal VOD's transcoded video
+    /// is kept for the next plays of the same file (`stream::transcode_cache`); a
+    /// relative path is inside `record_dir`; empty: no cache.
+    pub transcode_cache_dir: PathBuf,
+    /// `transcode_cache_max_size` (reelcast's own): bytes the cache may hold; the least
+    /// recently used entries go first. 0: no cache.
+    pub transcode_cache_max_size: u64,
     /// `shutdown_grace_period` (reelcast's own; WCS has none): after SIGTERM, how long
     /// viewers' streams and sessions are given to end before the process exits anyway.
     pub shutdown_grace_period: Duration,
@@ -247,6 +254,8 @@ impl Default for Settings {
             vod_index_memory_mb: 256,
             transcoding_disabled: false,
             video_transcoders_max: None,
+            transcode_cache_dir: PathBuf::from(".transcode-cache"),
+            transcode_cache_max_size: 10 << 30,
             shutdown_grace_period: Duration::from_millis(10_000),
             log_format: LogFormat::Text,
             metrics_port: None,

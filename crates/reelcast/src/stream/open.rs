@@ -3,12 +3,14 @@
 //! The one place that knows which [`ByteSource`] serves which [`Location`], so personal
 //! VODs and live translations open local files (from `media_dir`, else `record_dir`)
 //! and S3 objects the same way.
+//! A personal VOD opens through the transcode cache ([`open_personal`]).
 //! Blocking: call it on a blocking thread.
 
 use std::sync::Arc;
 
 use super::budget::MemoryBudget;
 use super::reader::TranscodePolicy;
+use super::transcode_cache::TranscodeCache;
 use super::{MediaReader, StreamError};
 use crate::config::Settings;
 use crate::source::{ByteSource, LocalFile, Location, S3Object};
@@ -23,7 +25,44 @@ pub fn open_media(
     location: &Location,
     budget: &Arc<MemoryBudget>,
 ) -> Result<AnyReader, StreamError> {
-    let source: Box<dyn ByteSource> = match location {
+    MediaReader::open_within(open_source(settings, location)?, budget, policy(settings))
+}
+
+/// [`open_media`] for a personal VOD: from `cache` when it holds the file's transcode
+/// (no transcoder then); else as [`open_media`], and when the video is transcoded, the
+/// cache's job for the file is started beside the play (`stream::transcode_cache`).
+pub fn open_personal(
+    settings: &Settings,
+    location: &Location,
+    budget: &Arc<MemoryBudget>,
+    cache: Option<&Arc<TranscodeCache>>,
+) -> Result<AnyReader, StreamError> {
+    let source = open_source(settings, location)?;
+    // A source that cannot say its version (a recording being written, an S3 store
+    // without ETag or Last-Modified) is never cached.
+    let Some((cache, id)) = cache.zip(source.identity()) else {
+        return MediaReader::open_within(source, budget, policy(settings));
+    };
+    if let Some(reader) = cache.open_entry(&id, budget) {
+        return Ok(reader);
+    }
+    let reader = MediaReader::open_within(source, budget, policy(settings))?;
+    if reader.info().transcoded_video {
+        let (settings, location, budget) = (settings.clone(), location.clone(), budget.clone());
+        cache.missed(
+            &id,
+            Box::new(move || open_media(&settings, &location, &budget)),
+        );
+    }
+    Ok(reader)
+}
+
+/// The bytes `location` names.
+fn open_source(
+    settings: &Settings,
+    location: &Location,
+) -> Result<Box<dyn ByteSource>, StreamError> {
+    Ok(match location {
         // `media_dir` first, so a recording never hides a file published there.
         Location::Local(path) => Box::new(LocalFile::open_first(
             &[
@@ -37,10 +76,13 @@ pub fn open_media(
             bucket,
             key,
         } => Box::new(S3Object::open(settings, endpoint.as_deref(), bucket, key)?),
-    };
-    let policy = TranscodePolicy {
+    })
+}
+
+/// What the settings allow for transcoding.
+fn policy(settings: &Settings) -> TranscodePolicy {
+    TranscodePolicy {
         disabled: settings.transcoding_disabled,
         max_video: settings.video_transcoders_max.unwrap_or(0),
-    };
-    MediaReader::open_within(source, budget, policy)
+    }
 }

@@ -34,9 +34,10 @@ use std::time::{Instant, SystemTime};
 
 use super::budget::MemoryBudget;
 use super::live::{self, Parts, StartError, TranslationHandle, TranslationSpec};
-use super::open::{open_media, AnyReader};
+use super::open::{open_media, open_personal, AnyReader};
 use super::published::{self, PublishError, PublishSpec, PublishedHandle};
 use super::status::{PlayTicket, StatusTx};
+use super::transcode_cache::TranscodeCache;
 use super::{MediaInfo, Stopper, StreamError};
 use crate::config::Settings;
 use crate::hls::{Directory, HlsSink, OpusHls, OpusHlsSink, Segmenter, Window, WindowConfig};
@@ -170,6 +171,8 @@ pub struct Registry {
     pub hls: Arc<Directory>,
     /// Every recording.
     pub recorder: Arc<Recorder>,
+    /// Personal VODs' transcodes kept for later plays; `None`: off.
+    transcode_cache: Option<Arc<TranscodeCache>>,
 }
 
 /// What the HLS sink of a stream is made from.
@@ -197,6 +200,7 @@ impl Registry {
             starting: tokio::sync::Mutex::default(),
             index_budget,
             recorder: Arc::new(Recorder::new(&settings)),
+            transcode_cache: TranscodeCache::new(&settings),
             settings,
             rtc_feeds,
             hls: Arc::default(),
@@ -293,6 +297,18 @@ impl Registry {
         tokio::task::spawn_blocking(move || open_media(&settings, &location, &budget))
             .await
             .map_err(|e| StreamError::internal("opening the file", &e))?
+    }
+
+    /// Opens a personal VOD's source (on a blocking thread): as [`Self::open`], through
+    /// the transcode cache.
+    pub async fn open_personal(&self, location: &Location) -> Result<AnyReader, StreamError> {
+        let (settings, location) = (self.settings.clone(), location.clone());
+        let (budget, cache) = (self.index_budget.clone(), self.transcode_cache.clone());
+        tokio::task::spawn_blocking(move || {
+            open_personal(&settings, &location, &budget, cache.as_ref())
+        })
+        .await
+        .map_err(|e| StreamError::internal("opening the file", &e))?
     }
 
     /// The sinks of a stream `stream`; with `hls` (a

@@ -1,0 +1,152 @@
+//! The transcode cache of personal VODs: a file whose video browsers cannot take as it
+//! is (H.264 with B-frames, HEVC, VP9, AV1, MPEG-4 Part 2) is transcoded once into
+//! `transcode_cache_dir`, and later plays of the unchanged file read that H.264 + Opus
+//! MP4 as a plain file: no transcoder, the cost of a plain H.264 file.
+//!
+//! How a play goes (`super::open::open_personal`): a finished entry of the file's
+//! current version ([`key`]) is opened and played (a hit); one that does not open
+//! (truncated, corrupt) is deleted and the play goes on as a miss. A miss plays as
+//! before (transcoded as it plays) and starts one background job for the file
+//! ([`job`]; a second play meanwhile starts none) that transcodes the whole file at
+//! full speed into a part file, finalized and renamed into place when done. Finished
+//! entries are kept under `transcode_cache_max_size`, least recently used evicted
+//! ([`store`]).
+//!
+//! Must not: pace or send frames; know viewers. Blocking: called on blocking threads.
+
+pub mod job;
+pub mod key;
+pub mod store;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tracing::{info, warn};
+
+use self::key::EntryName;
+use self::store::Store;
+use super::budget::MemoryBudget;
+use super::open::AnyReader;
+use super::reader::TranscodePolicy;
+use super::{MediaReader, StreamError};
+use crate::config::Settings;
+use crate::metrics::METRICS;
+use crate::source::{ByteSource, Identity, LocalFile, MediaPath};
+
+/// One cache folder and its running jobs. Shared by every play (`Arc`).
+pub struct TranscodeCache {
+    dir: PathBuf,
+    max_bytes: u64,
+    store: Mutex<Store>,
+    /// The sources (their [`EntryName::source`]) a job is filling an entry of.
+    jobs: Mutex<HashSet<String>>,
+}
+
+impl TranscodeCache {
+    /// The cache `settings` ask for; `None` when it is off (`transcode_cache_dir`
+    /// empty or `transcode_cache_max_size` 0) or its folder cannot be made or read
+    /// (said in the log; plays then transcode as they go).
+    pub fn new(settings: &Settings) -> Option<Arc<Self>> {
+        // Relative: inside `record_dir` (the server's data folder); absolute: as it is.
+        let dir = &settings.record_dir.join(&settings.transcode_cache_dir);
+        let max_bytes = settings.transcode_cache_max_size;
+        if settings.transcode_cache_dir.as_os_str().is_empty() || max_bytes == 0 {
+            return None;
+        }
+        match Store::open(dir, max_bytes) {
+            Ok(store) => Some(Arc::new(TranscodeCache {
+                dir: dir.clone(),
+                max_bytes,
+                store: Mutex::new(store),
+                jobs: Mutex::default(),
+            })),
+            Err(e) => {
+                warn!(dir = %dir.display(), "the transcode cache is off: its folder cannot be used ({e})");
+                None
+            }
+        }
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The most the entries may take.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn jobs(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A reader of `id`'s finished entry, counted as a hit; `None` when there is none
+    /// or it does not open as plain H.264 (then it is deleted).
+    pub fn open_entry(&self, id: &Identity, budget: &Arc<MemoryBudget>) -> Option<AnyReader> {
+        let name = EntryName::of(id);
+        let path = self.store().take(&name)?;
+        match open_file(&self.dir, &name, budget) {
+            Ok(reader) => {
+                METRICS.transcode_cache_hits.inc();
+                info!("played from the transcode cache ({})", path.display());
+                Some(reader)
+            }
+            // A busy memory budget says nothing about the entry: kept.
+            Err(StreamError::ReadFailed(e)) if e.contains("memory") => None,
+            Err(e) => {
+                warn!(
+                    "transcode cache entry {} is unusable ({e}): deleted, the file is transcoded",
+                    path.display()
+                );
+                self.store().remove(&name);
+                None
+            }
+        }
+    }
+
+    /// A play of `id` that needs video transcoding found no entry: counted as a miss,
+    /// and a job filling its entry is started with `open`, unless one runs for this
+    /// file already. True when a job was started.
+    pub fn missed(self: &Arc<Self>, id: &Identity, open: job::Opener) -> bool {
+        METRICS.transcode_cache_misses.inc();
+        let name = EntryName::of(id);
+        if !self.jobs().insert(name.source.clone()) {
+            return false;
+        }
+        job::spawn(self.clone(), name, open);
+        true
+    }
+
+    fn job_ended(&self, name: &EntryName) {
+        self.jobs().remove(&name.source);
+    }
+
+    fn entry_made(&self, name: EntryName, bytes: u64) {
+        self.store().add(name, bytes);
+    }
+}
+
+/// Opens the entry file `name` in `dir` as a stream reader; it must be plain H.264.
+fn open_file(
+    dir: &Path,
+    name: &EntryName,
+    budget: &Arc<MemoryBudget>,
+) -> Result<AnyReader, StreamError> {
+    // The name is ours (hex), so it is a valid path; the folder's confinement applies.
+    let path = MediaPath::new(&name.file_name()).map_err(StreamError::from)?;
+    let file = LocalFile::open(dir, &path).map_err(StreamError::from)?;
+    let source: Box<dyn ByteSource> = Box::new(file);
+    let reader = MediaReader::open_within(source, budget, TranscodePolicy::default())?;
+    if reader.info().transcoded_video || !reader.info().has_video {
+        return Err(StreamError::WrongFormat(
+            "the cached entry is not plain H.264".into(),
+        ));
+    }
+    Ok(reader)
+}
