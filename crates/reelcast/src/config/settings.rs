@@ -433,6 +433,33 @@ mod tests {
     }
 
     #[test]
+    fn byte_sizes_take_binary_units_and_read_back_in_the_largest_exact_one() {
+        let mut s = Settings::default();
+        let o = Origin::Default;
+        assert_eq!(s.get("transcode_cache_max_size").unwrap(), "10G");
+        for (text, bytes, back) in [
+            ("1000", 1000, "1000"),
+            ("0", 0, "0"),
+            ("512K", 512 << 10, "512K"),
+            ("3 MiB", 3 << 20, "3M"),
+            ("2gb", 2 << 30, "2G"),
+            ("1536M", 1536 << 20, "1536M"),
+            ("1T", 1 << 40, "1T"),
+            ("7b", 7, "7"),
+        ] {
+            s.set("transcode_cache_max_size", text, &o).unwrap();
+            assert_eq!(s.transcode_cache_max_size, bytes, "{text}");
+            assert_eq!(s.get("transcode_cache_max_size").unwrap(), back, "{text}");
+        }
+        for wrong in ["G", "1.5G", "-1", "10X", "99999999999T"] {
+            assert!(
+                s.set("transcode_cache_max_size", wrong, &o).is_err(),
+                "{wrong}"
+            );
+        }
+    }
+
+    #[test]
     fn empty_value_means_default() {
         let mut s = Settings::default();
         let o = Origin::Default;

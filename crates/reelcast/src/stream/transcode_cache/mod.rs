@@ -150,3 +150,67 @@ fn open_file(
     }
     Ok(reader)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::testing::sample_bytes;
+
+    fn id(version: &str) -> Identity {
+        Identity {
+            name: "file:/media/a.mp4".into(),
+            version: version.into(),
+        }
+    }
+
+    /// A cache in a fresh folder holding `entries` (identity, bytes) from the start.
+    fn cache_with(tag: &str, entries: &[(&Identity, &[u8])]) -> (Arc<TranscodeCache>, PathBuf) {
+        let root = test_support::temp_dir(&format!("transcode-cache-{tag}"));
+        let settings = Settings {
+            record_dir: root.clone(),
+            ..Settings::default()
+        };
+        let dir = root.join(".transcode-cache");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (id, bytes) in entries {
+            std::fs::write(dir.join(EntryName::of(id).file_name()), bytes).unwrap();
+        }
+        (TranscodeCache::new(&settings).expect("on by default"), dir)
+    }
+
+    #[test]
+    fn an_entry_of_the_files_version_plays_and_one_that_does_not_open_is_deleted() {
+        let budget = MemoryBudget::unlimited();
+        let sample = sample_bytes();
+        let (good, cut) = (id("1"), id("2"));
+        // `sample.mp4` is plain H.264 as an entry is; its first half is a torn one.
+        let (cache, dir) = cache_with(
+            "entries",
+            &[(&good, &sample[..]), (&cut, &sample[..sample.len() / 2])],
+        );
+        let hits = METRICS.transcode_cache_hits.get();
+        let reader = cache.open_entry(&good, &budget).expect("a hit");
+        assert!(!reader.info().transcoded_video);
+        assert!(METRICS.transcode_cache_hits.get() > hits);
+        // Another version of the file has no entry.
+        assert!(cache.open_entry(&id("3"), &budget).is_none());
+        // The torn one: no reader, and its file is gone.
+        let cut_file = dir.join(EntryName::of(&cut).file_name());
+        assert!(cut_file.exists());
+        assert!(cache.open_entry(&cut, &budget).is_none());
+        assert!(!cut_file.exists(), "an entry that does not open is deleted");
+        std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn the_cache_is_off_with_an_empty_folder_or_no_room() {
+        for (dir, max) in [("", 1 << 30), (".transcode-cache", 0)] {
+            let settings = Settings {
+                transcode_cache_dir: PathBuf::from(dir),
+                transcode_cache_max_size: max,
+                ..Settings::default()
+            };
+            assert!(TranscodeCache::new(&settings).is_none(), "{dir:?} {max}");
+        }
+    }
+}
