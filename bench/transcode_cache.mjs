@@ -5,7 +5,8 @@
 //
 // The server gets tests/media/tc_bframes.mp4 (640x360, 30 fps, 10 s, B-frames + AAC) and a
 // plain H.264 copy of it made here with ffmpeg (no B-frames, the audio copied: the kind
-// of file that plays with no video transcode). The B-frame file is played once and its
+// of file that plays with no video transcode), and that copy with Opus sound (the audio
+// the cache entry has, so the two differ only in where the H.264 came from). The B-frame file is played once and its
 // cache job awaited (reelcast_transcode_cache_bytes > 0). Then, for each of the cached
 // file and the plain one: VIEWERS WHEP plays at once in headless Chromium, and the
 // server's CPU time (utime + stime from /proc/PID/stat) over SECONDS from the first
@@ -76,6 +77,9 @@ try {
   execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', testMedia('tc_bframes.mp4'),
     '-c:v', 'libx264', '-preset', 'veryfast', '-bf', '0', '-g', '60', '-c:a', 'copy',
     '-movflags', '+faststart', plain]);
+  // The same with Opus sound, as the cache entry has it: like for like.
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', plain, '-c:v', 'copy', '-c:a', 'libopus',
+    '-b:a', '96k', '-movflags', '+faststart', path.join(server.mediaDir, 'plain_opus.mp4')]);
 
   // Fill the cache: one play, its job awaited.
   const page = await browser.newPage();
@@ -94,13 +98,16 @@ try {
   if (hits !== VIEWERS) throw new Error(withServerLog(server, `${hits} hits of ${VIEWERS} plays`));
   await sleep(1000);
   const plainCpu = await measure(browser, server, 'plain.mp4');
+  await sleep(1000);
+  const plainOpus = await measure(browser, server, 'plain_opus.mp4');
 
   const pct = (x) => `${(100 * x).toFixed(1)} %`;
   console.log(`transcode cache: server CPU over ${SECONDS} s of ${VIEWERS} personal VODs at once, `
     + `${os.cpus().length} CPUs, ${new Date().toISOString()}`);
   console.log(`  cached B-frame file (H.264 + Opus, no transcoder): ${pct(cached)} of a core`);
   console.log(`  plain H.264 file (+ AAC -> Opus):                   ${pct(plainCpu)} of a core`);
-  console.log(`  cached / plain: ${(cached / plainCpu).toFixed(2)}`);
+  console.log(`  plain H.264 file (+ Opus, as the entry):             ${pct(plainOpus)} of a core`);
+  console.log(`  cached / plain: ${(cached / plainCpu).toFixed(2)}; cached / plain with Opus: ${(cached / plainOpus).toFixed(2)}`);
 } finally {
   await browser.close();
   await server.stop();

@@ -198,7 +198,7 @@ impl Form for ByteSize {
     }
     fn show(value: &u64) -> String {
         for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
-            if *value != 0 && value % (1u64 << shift) == 0 {
+            if *value != 0 && value.is_multiple_of(1u64 << shift) {
                 return format!("{}{unit}", value >> shift);
             }
         }

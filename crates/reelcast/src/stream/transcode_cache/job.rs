@@ -16,11 +16,10 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use super::key::EntryName;
-use super::TranscodeCache;
+use super::{AnyReader, TranscodeCache};
 use crate::config::RecordAudioCodec;
 use crate::record::fragmenter::Fragmenter;
 use crate::record::writer::{finalize_file, reason};
-use crate::stream::open::AnyReader;
 use crate::stream::StreamError;
 
 /// Opens the job's own reader of the file (on the job's thread).

@@ -54,12 +54,16 @@ impl EntryName {
 }
 
 fn hash(text: &str) -> String {
-    digest(&SHA256, text.as_bytes())
+    use std::fmt::Write;
+    let mut out = String::with_capacity(HASH_HEX);
+    for b in digest(&SHA256, text.as_bytes())
         .as_ref()
         .iter()
         .take(HASH_HEX / 2)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 #[cfg(test)]

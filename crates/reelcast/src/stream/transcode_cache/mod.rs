@@ -27,12 +27,15 @@ use tracing::{info, warn};
 use self::key::EntryName;
 use self::store::Store;
 use super::budget::MemoryBudget;
-use super::open::AnyReader;
 use super::reader::TranscodePolicy;
 use super::{MediaReader, StreamError};
 use crate::config::Settings;
 use crate::metrics::METRICS;
 use crate::source::{ByteSource, Identity, LocalFile, MediaPath};
+
+/// A stream reader over any byte source (the same type as `open::AnyReader`, named
+/// here so this module does not depend on the opener that uses it).
+pub type AnyReader = MediaReader<Box<dyn ByteSource>>;
 
 /// One cache folder and its running jobs. Shared by every play (`Arc`).
 pub struct TranscodeCache {
