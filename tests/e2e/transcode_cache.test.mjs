@@ -2,8 +2,9 @@
 // cannot take (H.264 with B-frames) is a miss that fills the cache in the background;
 // the second play of the unchanged file is a hit and runs no transcoder at all, at the
 // file's frame rate; a touched file is a miss again (never stale video); a small
-// `transcode_cache_max_size` evicts the least recently used entry. Asserted from the
-// server's own counters (/metrics), played in Chromium through WHEP.
+// `transcode_cache_max_size` evicts the least recently used entry; an S3 object is cached
+// by its ETag, and a replaced object is a miss again. Asserted from the server's own
+// counters (/metrics), played in Chromium through WHEP.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +14,8 @@ import {
   launchBrowser, readStats, requireFiles, startServer, testMedia, waitForStats, withServerLog,
 } from './helpers.mjs';
 import { closeAllViewers, whepWatch } from './frames.mjs';
+import { startStore } from './s3_store.mjs';
+import { execFileSync } from 'node:child_process';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const FILE = 'tc_bframes.mp4'; // 640x360, 30 fps, 10 s, B-frames + AAC
@@ -163,6 +166,55 @@ describe('transcode cache of personal VODs', { timeout: 400000 }, () => {
       assert.equal(await metric(server, 'transcode_cache_hits_total'), 1);
       await play(browser, server, FILE);
       assert.equal(await metric(server, 'transcode_cache_misses_total'), 3);
+    });
+  });
+
+  describe('an S3 object', () => {
+    let store;
+    let server;
+    before(async () => {
+      store = await startStore({
+        buckets: ['media'],
+        objects: [{ bucket: 'media', key: 'tc.mp4', file: testMedia(FILE) }],
+      });
+      const { reader } = store;
+      server = await startServer({
+        files: [testMedia(FILE)],
+        settings: {
+          aws_s3_endpoint: store.endpoint,
+          aws_s3_credentials: `us-east-1;${reader.key};${reader.secret}`,
+          aws_s3_allowed_endpoints: '127.0.0.1',
+          aws_s3_allow_private_addresses: 'true',
+        },
+      });
+    }, { timeout: 60000 });
+    after(async () => {
+      if (server) await server.stop();
+      if (store) await store.stop();
+    });
+
+    test('is cached by its ETag: a second play is a hit, a replaced object a miss', { timeout: 200000 }, async () => {
+      const name = 's3/media/tc.mp4';
+      await play(browser, server, name);
+      assert.equal(await metric(server, 'transcode_cache_misses_total'), 1);
+      await until(server, 'the cache entry', async () => (await metric(server, 'transcode_cache_bytes')) > 0);
+      await noTranscoders(server);
+      await play(browser, server, name);
+      assert.equal(await metric(server, 'transcode_cache_hits_total'), 1,
+        withServerLog(server, 'the second play of the unchanged object'));
+      // The object replaced by another file (another ETag): never the stale entry.
+      const code = [
+        'import boto3, sys',
+        's3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",',
+        '    aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])',
+        's3.upload_file(sys.argv[4], "media", "tc.mp4")',
+      ].join('\n');
+      execFileSync(process.env.PYTHON || 'python3',
+        ['-c', code, store.endpoint, store.reader.key, store.reader.secret, testMedia('tc_hevc.mp4')]);
+      await noTranscoders(server);
+      await play(browser, server, name);
+      assert.equal(await metric(server, 'transcode_cache_misses_total'), 2);
+      assert.equal(await metric(server, 'transcode_cache_hits_total'), 1);
     });
   });
 });
