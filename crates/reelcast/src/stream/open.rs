@@ -49,9 +49,18 @@ pub fn open_personal(
     let reader = MediaReader::open_within(source, budget, policy(settings))?;
     if reader.info().transcoded_video {
         let (settings, location, budget) = (settings.clone(), location.clone(), budget.clone());
+        let version = id.clone();
         cache.missed(
             &id,
-            Box::new(move || open_media(&settings, &location, &budget)),
+            Box::new(move || {
+                // The job opens the file again: it must be the version the entry is
+                // named after, or the entry would hold another version's pictures.
+                let source = open_source(&settings, &location)?;
+                if source.identity().as_ref() != Some(&version) {
+                    return Err(StreamError::Other("the file changed since the play".into()));
+                }
+                MediaReader::open_within(source, &budget, policy(&settings))
+            }),
         );
     }
     Ok(reader)
