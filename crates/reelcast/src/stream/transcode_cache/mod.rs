@@ -216,4 +216,100 @@ mod tests {
             assert!(TranscodeCache::new(&settings).is_none(), "{dir:?} {max}");
         }
     }
+
+    /// A 2 s B-frame H.264 + AAC file (160x120, 25 fps) in a fresh folder: the folder
+    /// and the file's identity. `None` without ffmpeg (a failure under CI=true).
+    fn bframe_file(tag: &str) -> Option<(PathBuf, Identity)> {
+        if !test_support::tools_available(&["ffmpeg"], "the transcode cache job tests") {
+            return None;
+        }
+        let dir = test_support::temp_dir(&format!("transcode-cache-src-{tag}"));
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg("testsrc2=s=160x120:r=25:d=2")
+            .args([
+                "-f", "lavfi", "-i", "sine=d=2", "-c:v", "libx264", "-bf", "2",
+            ])
+            .args(["-g", "25", "-c:a", "aac", "-shortest"])
+            .arg(dir.join("src.mp4"))
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success(), "ffmpeg failed ({status})");
+        let id = source_of(&dir).identity().expect("a plain file has one");
+        Some((dir, id))
+    }
+
+    fn source_of(dir: &Path) -> LocalFile {
+        LocalFile::open(dir, &MediaPath::new("src.mp4").unwrap()).unwrap()
+    }
+
+    /// Starts the job for `dir/src.mp4` as a miss would, and waits for it to end.
+    fn run_job(cache: &Arc<TranscodeCache>, dir: &Path, id: &Identity) {
+        let (dir, budget) = (dir.to_path_buf(), MemoryBudget::unlimited());
+        let open: job::Opener = Box::new(move || {
+            let source: Box<dyn ByteSource> = Box::new(source_of(&dir));
+            MediaReader::open_within(source, &budget, TranscodePolicy::default())
+        });
+        assert!(cache.missed(id, open), "a job starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !cache.jobs().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the job ends");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    #[test]
+    fn a_job_fills_an_entry_that_plays_as_plain_h264_with_every_picture() {
+        let Some((src, id)) = bframe_file("fill") else {
+            return;
+        };
+        let (cache, dir) = cache_with("fill", &[]);
+        run_job(&cache, &src, &id);
+        let budget = MemoryBudget::unlimited();
+        let mut reader = cache.open_entry(&id, &budget).expect("a hit after the job");
+        assert!(!reader.info().transcoded_video && reader.info().has_audio);
+        let (mut video, mut audio) = (0, 0);
+        while let Some(f) = reader.read_frame().unwrap() {
+            match f.kind {
+                crate::media::MediaKind::Video => video += 1,
+                _ => audio += 1,
+            }
+        }
+        assert_eq!(video, 50, "2 s at 25 fps");
+        assert!(audio >= 95, "{audio} Opus packets for 2 s");
+        // Nothing but the entry in the folder: the part file is gone.
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec![EntryName::of(&id).file_name()]);
+        std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+        std::fs::remove_dir_all(src).unwrap();
+    }
+
+    #[test]
+    fn a_job_that_cannot_write_all_stops_and_leaves_nothing() {
+        let Some((src, id)) = bframe_file("stop") else {
+            return;
+        };
+        // Room for less than the transcode: the job stops as on a full disk.
+        let root = test_support::temp_dir("transcode-cache-stop");
+        let settings = Settings {
+            record_dir: root.clone(),
+            transcode_cache_max_size: 2_000,
+            ..Settings::default()
+        };
+        let cache = TranscodeCache::new(&settings).unwrap();
+        run_job(&cache, &src, &id);
+        assert!(cache.open_entry(&id, &MemoryBudget::unlimited()).is_none());
+        let left: Vec<_> = std::fs::read_dir(root.join(".transcode-cache"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        std::fs::remove_dir_all(root).unwrap();
+        std::fs::remove_dir_all(src).unwrap();
+    }
 }
