@@ -54,7 +54,10 @@ pub fn spawn(cache: Arc<TranscodeCache>, name: EntryName, open: Opener) {
                         info!("transcode cached: {} ms, {bytes} bytes", done.duration_ms);
                         running.cache.entry_made(running.name.clone(), bytes);
                     }
-                    Err(e) => warn!("the transcode could not be cached: {e}"),
+                    Err(e) => {
+                        warn!("the transcode could not be cached: {e}");
+                        let _ = std::fs::remove_file(dir.join(&part));
+                    }
                 },
                 Err(e) => {
                     info!("the transcode is not cached: {e}");
