@@ -80,6 +80,14 @@ pub struct Metrics {
     time_to_first_frame: Histograms,
     transcoders_busy: Gauge,
     video_transcoders_busy: Gauge,
+    /// Personal VODs of a file needing video transcoding played from the transcode cache.
+    pub transcode_cache_hits: Counter,
+    /// Such plays with no usable cache entry (transcoded as they play).
+    pub transcode_cache_misses: Counter,
+    /// Cache entries removed to stay under `transcode_cache_max_size`.
+    pub transcode_cache_evictions: Counter,
+    /// Bytes the finished cache entries take now.
+    pub transcode_cache_bytes: Gauge,
     streams: Family<Labels, Gauge>,
     viewers: Family<Labels, Gauge>,
     recordings: Family<Labels, Gauge>,
@@ -111,6 +119,10 @@ impl Metrics {
             }),
             transcoders_busy: Gauge::default(),
             video_transcoders_busy: Gauge::default(),
+            transcode_cache_hits: Counter::default(),
+            transcode_cache_misses: Counter::default(),
+            transcode_cache_evictions: Counter::default(),
+            transcode_cache_bytes: Gauge::default(),
             streams: Family::default(),
             viewers: Family::default(),
             recordings: Family::default(),
@@ -204,6 +216,26 @@ impl Metrics {
             "Video transcoders (decode, then H.264 encode) running now: one per stream whose \
              file browsers cannot take as it is (a translation's is shared by its viewers)",
             m.video_transcoders_busy.clone(),
+        );
+        r.register(
+            "transcode_cache_hits",
+            "Personal VODs of a file that needs video transcoding played from the transcode cache",
+            m.transcode_cache_hits.clone(),
+        );
+        r.register(
+            "transcode_cache_misses",
+            "Personal VODs of a file that needs video transcoding with no finished cache entry",
+            m.transcode_cache_misses.clone(),
+        );
+        r.register(
+            "transcode_cache_evictions",
+            "Transcode cache entries removed, least recently used first, to stay under its size limit",
+            m.transcode_cache_evictions.clone(),
+        );
+        r.register(
+            "transcode_cache_bytes",
+            "Bytes the finished transcode cache entries take",
+            m.transcode_cache_bytes.clone(),
         );
         r.register(
             "s3_fetched_bytes",

@@ -325,7 +325,7 @@ async fn start_personal(
 ) -> Result<Playback, StreamError> {
     let reader = ctx
         .registry
-        .open_for(&uri.location, requester.constraints)
+        .open_personal(&uri.location, requester.constraints)
         .await?;
     let info = reader.info().clone();
 

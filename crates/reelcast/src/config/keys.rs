@@ -27,8 +27,8 @@ use super::record::{AudioCodecForm, PolicyForm, Template};
 use super::s3::{Addressing, AllowedEndpoints, Credentials, Endpoint};
 use super::settings::Settings;
 use super::values::{
-    Bool, Count, Form, HookSeconds, HookUrl, Ip, IpList, LogFormat, MessageBytes, Mib, Millis,
-    MillisNumber, Opt, Origins, Path, Port, PositiveMillis, RestUsers, ScriptUrl, Token,
+    Bool, ByteSize, Count, Form, HookSeconds, HookUrl, Ip, IpList, LogFormat, MessageBytes, Mib,
+    Millis, MillisNumber, Opt, Origins, Path, Port, PositiveMillis, RestUsers, ScriptUrl, Token,
 };
 
 /// Prefix of the environment variables that set keys (`REELCAST_HTTP_PORT`).
@@ -434,6 +434,16 @@ pub static TABLE: &[Key] = &[
         "video_transcoders_max",
         field!(video_transcoders_max: Opt<Count<usize>>),
         "How many video transcodes may run at once; not set: no limit.",
+    ),
+    Key::new(
+        "transcode_cache_dir",
+        field!(transcode_cache_dir: Path),
+        "Folder a personal VOD's transcoded video is cached in (relative: inside record_dir); empty: no cache.",
+    ),
+    Key::new(
+        "transcode_cache_max_size",
+        field!(transcode_cache_max_size: ByteSize),
+        "Most the transcode cache holds (bytes, or with K, M, G, T); least recently used go first.",
     ),
     Key::new(
         "shutdown_grace_period",

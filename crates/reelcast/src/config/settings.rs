@@ -173,6 +173,13 @@ pub struct Settings {
     /// once (each takes about one core); a play that would start one more fails with
     /// `No available transcoders` (WCS's words). `None`: no limit.
     pub video_transcoders_max: Option<usize>,
+    /// `transcode_cache_dir` (reelcast's own): where a personal VOD's transcoded video
+    /// is kept for the next plays of the same file (`stream::transcode_cache`); a
+    /// relative path is inside `record_dir`; empty: no cache.
+    pub transcode_cache_dir: PathBuf,
+    /// `transcode_cache_max_size` (reelcast's own): bytes the cache may hold; the least
+    /// recently used entries go first. 0: no cache.
+    pub transcode_cache_max_size: u64,
     /// `shutdown_grace_period` (reelcast's own; WCS has none): after SIGTERM, how long
     /// viewers' streams and sessions are given to end before the process exits anyway.
     pub shutdown_grace_period: Duration,
@@ -251,6 +258,8 @@ impl Default for Settings {
             vod_index_memory_mb: 256,
             transcoding_disabled: false,
             video_transcoders_max: None,
+            transcode_cache_dir: PathBuf::from(".transcode-cache"),
+            transcode_cache_max_size: 10 << 30,
             shutdown_grace_period: Duration::from_millis(10_000),
             log_format: LogFormat::Text,
             metrics_port: None,
@@ -425,6 +434,33 @@ mod tests {
             s.aws_s3_credentials.as_ref().map(S3Credentials::to_text),
             Some("ams3;key;secret".to_string())
         );
+    }
+
+    #[test]
+    fn byte_sizes_take_binary_units_and_read_back_in_the_largest_exact_one() {
+        let mut s = Settings::default();
+        let o = Origin::Default;
+        assert_eq!(s.get("transcode_cache_max_size").unwrap(), "10G");
+        for (text, bytes, back) in [
+            ("1000", 1000, "1000"),
+            ("0", 0, "0"),
+            ("512K", 512 << 10, "512K"),
+            ("3 MiB", 3 << 20, "3M"),
+            ("2gb", 2 << 30, "2G"),
+            ("1536M", 1536 << 20, "1536M"),
+            ("1T", 1 << 40, "1T"),
+            ("7b", 7, "7"),
+        ] {
+            s.set("transcode_cache_max_size", text, &o).unwrap();
+            assert_eq!(s.transcode_cache_max_size, bytes, "{text}");
+            assert_eq!(s.get("transcode_cache_max_size").unwrap(), back, "{text}");
+        }
+        for wrong in ["G", "1.5G", "-1", "10X", "99999999999T"] {
+            assert!(
+                s.set("transcode_cache_max_size", wrong, &o).is_err(),
+                "{wrong}"
+            );
+        }
     }
 
     #[test]

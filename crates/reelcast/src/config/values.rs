@@ -167,6 +167,45 @@ impl Form for Mib {
     }
 }
 
+/// A size in bytes: a whole number, optionally with a binary unit (`K`, `M`, `G`, `T`,
+/// also written `KB`/`KiB` and so on, any case; 1K = 1024). Shown back in the largest
+/// unit that divides it (`10G`). 0 allowed.
+pub struct ByteSize;
+
+impl Form for ByteSize {
+    type Value = u64;
+    fn parse(text: &str) -> Result<u64, &'static str> {
+        const EXPECTED: &str = "expected a number of bytes, optionally with K, M, G or T";
+        let digits = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(digits);
+        let number: u64 = number.parse().map_err(|_| EXPECTED)?;
+        let unit = unit.trim().to_ascii_lowercase();
+        let unit = unit
+            .strip_suffix("ib")
+            .or_else(|| unit.strip_suffix('b'))
+            .unwrap_or(&unit);
+        let shift = match unit {
+            "" => 0,
+            "k" => 10,
+            "m" => 20,
+            "g" => 30,
+            "t" => 40,
+            _ => return Err(EXPECTED),
+        };
+        number.checked_mul(1 << shift).ok_or(EXPECTED)
+    }
+    fn show(value: &u64) -> String {
+        for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
+            if *value != 0 && value.is_multiple_of(1u64 << shift) {
+                return format!("{}{unit}", value >> shift);
+            }
+        }
+        value.to_string()
+    }
+}
+
 /// A count of at least 1 (a limit of 0 would refuse everything), of type `T`.
 pub struct Count<T>(PhantomData<T>);
 

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use super::{ByteSource, MediaPath, SourceError};
+use super::{ByteSource, Identity, MediaPath, SourceError};
 
 /// File name extensions [`list_media`] reports (compared case-insensitively).
 pub const MEDIA_EXTENSIONS: &[&str] = &["mp4", "m4v", "mov", "m4a"];
@@ -45,6 +45,8 @@ pub struct LocalFile {
     size: AtomicU64,
     /// Where the recorder's sidecar is, when it was there right after the open.
     sidecar: Option<PathBuf>,
+    /// Size, modification time (ns) and inode at open: the file's version.
+    version: String,
 }
 
 /// How a file being written stands now ([`LocalFile::growth`]).
@@ -130,11 +132,22 @@ impl LocalFile {
         // Looked for after the open: a recorder renames the finished file over this
         // name before removing the sidecar, so a file opened without a sidecar is final.
         let sidecar = sidecar_of(&path).filter(|s| s.symlink_metadata().is_ok());
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let version = format!(
+            "{}:{mtime_ns}:{}",
+            meta.len(),
+            std::os::unix::fs::MetadataExt::ino(&meta)
+        );
         Ok(LocalFile {
             file,
             path,
             size: AtomicU64::new(meta.len()),
             sidecar,
+            version,
         })
     }
 
@@ -192,6 +205,16 @@ impl ByteSource for LocalFile {
     }
     fn growth(&self) -> Option<Growth> {
         LocalFile::growth(self)
+    }
+    /// `None` for a recording still being written: its bytes are not final.
+    fn identity(&self) -> Option<Identity> {
+        if self.sidecar.is_some() {
+            return None;
+        }
+        Some(Identity {
+            name: format!("file:{}", self.path.display()),
+            version: self.version.clone(),
+        })
     }
 }
 

@@ -42,6 +42,22 @@ pub trait ByteSource: Send + Sync + 'static {
     fn growth(&self) -> Option<Growth> {
         None
     }
+    /// What the bytes are and which version of them (see [`Identity`]); `None` when the
+    /// source cannot say (then nothing derived from it may be kept, e.g. cached).
+    fn identity(&self) -> Option<Identity> {
+        None
+    }
+}
+
+/// Which object a source reads and which version of it: what a cache of something
+/// derived from the bytes is keyed (`name`) and invalidated (`version`) by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The storage and the path or key (`file:/abs/path`, `s3:endpoint/bucket/key`).
+    pub name: String,
+    /// Changes whenever the bytes may have: size, modification time and inode of a
+    /// local file; ETag (else Last-Modified) and size of an S3 object.
+    pub version: String,
 }
 
 impl<T: ByteSource + ?Sized> ByteSource for Box<T> {
@@ -56,6 +72,9 @@ impl<T: ByteSource + ?Sized> ByteSource for Box<T> {
     }
     fn growth(&self) -> Option<Growth> {
         (**self).growth()
+    }
+    fn identity(&self) -> Option<Identity> {
+        (**self).identity()
     }
 }
 

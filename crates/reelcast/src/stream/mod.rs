@@ -3,7 +3,8 @@
 //!
 //! Owns: opening a source as media (`reader`: demux, H.264 to Annex-B, AAC to Opus, once
 //! per stream; `transcode`: the thread that re-encodes video browsers cannot take; `budget`: the server-wide bound on what files' indexes hold; `growing`: a
-//! recording still being written, followed as it grows), reading it ahead of the clock on shared blocking threads (`frame_queue`),
+//! recording still being written, followed as it grows; `transcode_cache`: personal VODs'
+//! transcodes kept for the next plays of the file), reading it ahead of the clock on shared blocking threads (`frame_queue`),
 //! real-time pacing (`clock`, `pacer`, `audio_pairs`), and a stream's life (`personal_vod`: personal VOD, one
 //! viewer from the file's start; `live`: a live translation shared by many viewers;
 //! `rendition`: a shared stream re-encoded at the size or bit rate some viewers asked for
@@ -34,6 +35,7 @@ pub mod status;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod transcode;
+pub mod transcode_cache;
 
 use std::sync::Arc;
 

@@ -3,6 +3,7 @@
 //! The one place that knows which [`ByteSource`] serves which [`Location`], so personal
 //! VODs and live translations open local files (from `media_dir`, else `record_dir`)
 //! and S3 objects the same way.
+//! A personal VOD opens through the transcode cache ([`open_personal`]).
 //! Blocking: call it on a blocking thread.
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use super::budget::MemoryBudget;
 use super::constraints::VideoConstraints;
 use super::reader::TranscodePolicy;
+use super::transcode_cache::TranscodeCache;
 use super::{MediaReader, StreamError};
 use crate::config::Settings;
 use crate::source::{ByteSource, LocalFile, Location, S3Object};
@@ -24,18 +26,64 @@ pub fn open_media(
     location: &Location,
     budget: &Arc<MemoryBudget>,
 ) -> Result<AnyReader, StreamError> {
-    open_media_for(settings, location, budget, None)
+    MediaReader::open_within(
+        open_source(settings, location)?,
+        budget,
+        policy(settings, None),
+    )
 }
 
-/// [`open_media`] for one viewer who asked for a size or bit rate (a personal VOD's
-/// `constraints`): the reader's video is encoded so when the source is not.
-pub fn open_media_for(
+/// [`open_media`] for a personal VOD: from `cache` when it holds the file's transcode
+/// (no transcoder then); else as [`open_media`], and when the video is transcoded, the
+/// cache's job for the file is started beside the play (`stream::transcode_cache`).
+/// A viewer who asked for a size or bit rate (`video`, its `constraints`) gets the
+/// reader's video encoded so when the source is not, never through the cache (it holds
+/// the file's one transcode at its own size).
+pub fn open_personal(
     settings: &Settings,
     location: &Location,
     budget: &Arc<MemoryBudget>,
+    cache: Option<&Arc<TranscodeCache>>,
     video: Option<VideoConstraints>,
 ) -> Result<AnyReader, StreamError> {
-    let source: Box<dyn ByteSource> = match location {
+    let source = open_source(settings, location)?;
+    if video.is_some() {
+        return MediaReader::open_within(source, budget, policy(settings, video));
+    }
+    // A source that cannot say its version (a recording being written, an S3 store
+    // without ETag or Last-Modified) is never cached.
+    let Some((cache, id)) = cache.zip(source.identity()) else {
+        return MediaReader::open_within(source, budget, policy(settings, None));
+    };
+    if let Some(reader) = cache.open_entry(&id, budget) {
+        return Ok(reader);
+    }
+    let reader = MediaReader::open_within(source, budget, policy(settings, None))?;
+    if reader.info().transcoded_video {
+        let (settings, location, budget) = (settings.clone(), location.clone(), budget.clone());
+        let version = id.clone();
+        cache.missed(
+            &id,
+            Box::new(move || {
+                // The job opens the file again: it must be the version the entry is
+                // named after, or the entry would hold another version's pictures.
+                let source = open_source(&settings, &location)?;
+                if source.identity().as_ref() != Some(&version) {
+                    return Err(StreamError::Other("the file changed since the play".into()));
+                }
+                MediaReader::open_within(source, &budget, policy(&settings, None))
+            }),
+        );
+    }
+    Ok(reader)
+}
+
+/// The bytes `location` names.
+fn open_source(
+    settings: &Settings,
+    location: &Location,
+) -> Result<Box<dyn ByteSource>, StreamError> {
+    Ok(match location {
         // `media_dir` first, so a recording never hides a file published there.
         Location::Local(path) => Box::new(LocalFile::open_first(
             &[
@@ -49,11 +97,14 @@ pub fn open_media_for(
             bucket,
             key,
         } => Box::new(S3Object::open(settings, endpoint.as_deref(), bucket, key)?),
-    };
-    let policy = TranscodePolicy {
+    })
+}
+
+/// What the settings allow for transcoding, and what the viewer asked (`video`).
+fn policy(settings: &Settings, video: Option<VideoConstraints>) -> TranscodePolicy {
+    TranscodePolicy {
         disabled: settings.transcoding_disabled,
         max_video: settings.video_transcoders_max.unwrap_or(0),
         video,
-    };
-    MediaReader::open_within(source, budget, policy)
+    }
 }

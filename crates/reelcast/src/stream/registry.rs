@@ -35,11 +35,12 @@ use std::time::{Instant, SystemTime};
 use super::budget::MemoryBudget;
 use super::constraints::VideoConstraints;
 use super::live::{self, Parts, StartError, TranslationHandle, TranslationSpec};
-use super::open::{open_media_for, AnyReader};
+use super::open::{open_media, open_personal, AnyReader};
 use super::published::{self, PublishError, PublishSpec, PublishedHandle};
 use super::reader::{NO_TRANSCODERS, TRANSCODING_DISABLED};
 use super::rendition::{self, RenditionHandle, RenditionKey};
 use super::status::{PlayTicket, StatusTx};
+use super::transcode_cache::TranscodeCache;
 use super::{MediaInfo, Stopper, StreamError};
 use crate::config::Settings;
 use crate::hls::{Directory, HlsSink, OpusHls, OpusHlsSink, Segmenter, Window, WindowConfig};
@@ -192,6 +193,8 @@ pub struct Registry {
     pub hls: Arc<Directory>,
     /// Every recording.
     pub recorder: Arc<Recorder>,
+    /// Personal VODs' transcodes kept for later plays; `None`: off.
+    transcode_cache: Option<Arc<TranscodeCache>>,
 }
 
 /// What the HLS sink of a stream is made from.
@@ -219,6 +222,7 @@ impl Registry {
             starting: tokio::sync::Mutex::default(),
             index_budget,
             recorder: Arc::new(Recorder::new(&settings)),
+            transcode_cache: TranscodeCache::new(&settings),
             settings,
             rtc_feeds,
             hls: Arc::default(),
@@ -310,21 +314,28 @@ impl Registry {
     /// Opens a source (on a blocking thread) and reads its structure. Errors are what
     /// the viewer is told.
     pub async fn open(&self, location: &Location) -> Result<AnyReader, StreamError> {
-        self.open_for(location, None).await
+        let (settings, location) = (self.settings.clone(), location.clone());
+        let budget = self.index_budget.clone();
+        tokio::task::spawn_blocking(move || open_media(&settings, &location, &budget))
+            .await
+            .map_err(|e| StreamError::internal("opening the file", &e))?
     }
 
-    /// [`Self::open`] for one viewer who asked for a size or bit rate (a personal VOD):
-    /// the reader encodes its video so when the source is not.
-    pub async fn open_for(
+    /// Opens a personal VOD's source (on a blocking thread): as [`Self::open`], through
+    /// the transcode cache; a viewer who asked for a size or bit rate (`video`) gets the
+    /// reader's video encoded so when the source is not (never from the cache).
+    pub async fn open_personal(
         &self,
         location: &Location,
         video: Option<VideoConstraints>,
     ) -> Result<AnyReader, StreamError> {
         let (settings, location) = (self.settings.clone(), location.clone());
-        let budget = self.index_budget.clone();
-        tokio::task::spawn_blocking(move || open_media_for(&settings, &location, &budget, video))
-            .await
-            .map_err(|e| StreamError::internal("opening the file", &e))?
+        let (budget, cache) = (self.index_budget.clone(), self.transcode_cache.clone());
+        tokio::task::spawn_blocking(move || {
+            open_personal(&settings, &location, &budget, cache.as_ref(), video)
+        })
+        .await
+        .map_err(|e| StreamError::internal("opening the file", &e))?
     }
 
     /// The rendition of the running shared stream `parent` for `constraints`, started if

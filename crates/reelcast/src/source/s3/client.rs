@@ -81,6 +81,8 @@ pub(super) struct RangeBody {
     pub total: u64,
     /// Bytes the body holds (`Content-Length`).
     pub len: u64,
+    /// The object's version as the store names it: its `ETag`, else `Last-Modified`.
+    pub version: Option<String>,
     pub body: Box<dyn Read + Send>,
 }
 
@@ -161,6 +163,7 @@ impl ObjectClient {
         };
         let content_range = header("content-range");
         let content_length = header("content-length").and_then(|v| v.parse::<u64>().ok());
+        let version = header("etag").or_else(|| header("last-modified"));
         let (_, body) = response.into_parts();
         match status {
             206 => {
@@ -179,6 +182,7 @@ impl ObjectClient {
                 Ok(RangeBody {
                     total,
                     len,
+                    version,
                     body: Box::new(body.into_reader()),
                 })
             }
@@ -190,6 +194,7 @@ impl ObjectClient {
                 Ok(RangeBody {
                     total,
                     len: total,
+                    version,
                     body: Box::new(body.into_reader()),
                 })
             }

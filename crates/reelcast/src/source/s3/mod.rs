@@ -44,7 +44,7 @@ use byte_window::{backoff_ms, ByteWindow, Sizes};
 use client::{ObjectClient, S3Error};
 use fetch_thread::Shared;
 
-use super::{ByteSource, SourceError};
+use super::{ByteSource, Identity, SourceError};
 use crate::config::Settings;
 
 /// Bytes fetched by the first request (the `ftyp`, and the `moov` of most faststart
@@ -66,6 +66,8 @@ pub struct S3Object {
     address: ObjectAddress,
     size: u64,
     buffer_ms: u64,
+    /// `ETag` (else `Last-Modified`) of the first answer, when the store sent one.
+    version: Option<String>,
 }
 
 impl S3Object {
@@ -86,7 +88,8 @@ impl S3Object {
         let roots =
             trust::root_certs(settings.aws_s3_ca_file.as_deref()).map_err(SourceError::Read)?;
         let client = ObjectClient::new(address.clone(), roots, reach.private_ok);
-        let (size, first) = first_bytes(&client).map_err(|e| describe(&e, &address, false))?;
+        let (size, first, version) =
+            first_bytes(&client).map_err(|e| describe(&e, &address, false))?;
         info!(object = ?address, size, "S3 object opened");
         let mut buffer = ByteWindow::new(size);
         if !first.is_empty() {
@@ -99,13 +102,14 @@ impl S3Object {
             address,
             size,
             buffer_ms: settings.vod_mp4_container_new_buffer_ms,
+            version,
         })
     }
 }
 
 /// The object's size and its first bytes (fewer when the body broke off: the rest is
 /// fetched on demand). An empty object is size 0.
-fn first_bytes(client: &ObjectClient) -> Result<(u64, Bytes), S3Error> {
+fn first_bytes(client: &ObjectClient) -> Result<(u64, Bytes, Option<String>), S3Error> {
     let mut attempt = 1;
     loop {
         match client.get_range(0, Some(FIRST_READ)) {
@@ -116,9 +120,9 @@ fn first_bytes(client: &ObjectClient) -> Result<(u64, Bytes), S3Error> {
                     &mut std::io::Read::take(response.body, want),
                     &mut data,
                 );
-                return Ok((response.total, Bytes::from(data)));
+                return Ok((response.total, Bytes::from(data), response.version));
             }
-            Err(S3Error::RangeNotSatisfiable) => return Ok((0, Bytes::new())),
+            Err(S3Error::RangeNotSatisfiable) => return Ok((0, Bytes::new(), None)),
             Err(e) if e.is_transient() && attempt < OPEN_ATTEMPTS => {
                 std::thread::sleep(std::time::Duration::from_millis(backoff_ms(attempt)));
                 attempt += 1;
@@ -173,6 +177,16 @@ fn describe(e: &S3Error, a: &ObjectAddress, streaming: bool) -> SourceError {
 impl ByteSource for S3Object {
     fn size(&self) -> u64 {
         self.size
+    }
+    /// Needs the store's `ETag` or `Last-Modified`: without one, a changed object could
+    /// not be told from the one a cache was made of.
+    fn identity(&self) -> Option<Identity> {
+        let version = self.version.as_ref()?;
+        let a = &self.address;
+        Some(Identity {
+            name: format!("s3:{}|{}|{}", a.endpoint, a.bucket, a.key),
+            version: format!("{}:{version}", self.size),
+        })
     }
 
     fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
