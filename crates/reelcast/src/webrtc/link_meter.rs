@@ -1,0 +1,328 @@
+//! What one viewer's link carries, judged from the browser's receiver reports, and when to
+//! say that it carries less than the stream sends.
+//!
+//! The browser reports, for each stream it receives, the highest sequence number it has
+//! seen and how many packets it has lost in all (RTCP receiver reports, RFC 3550 §6.4.2;
+//! browsers send one about every second). Over a window of at least [`WINDOW`] the meter
+//! compares them with the payload bytes sent in the same time: what got through is what was
+//! sent less the share that was lost, and when a tenth or more is lost the link is full and
+//! that is what it carries. A link that loses nothing carries at least what is sent.
+//!
+//! A single bad window (a join's burst, a moment of cross traffic) says nothing: the link is
+//! *short* only after [`SUSTAIN`] of windows that each lost [`SHORT_LOSS`] or more, and it
+//! has *recovered* only once a window loses under [`RECOVERED_LOSS`] (between the two the
+//! verdict stands). A shortfall is told once, then again only after a recovery and no
+//! sooner than [`REPEAT`] after the last.
+//!
+//! Loss, not the browser's delay-based estimate (REMB): a browser's estimate starts low and
+//! climbs for seconds, so a viewer on a good link would be told its link is short; and
+//! packets we send carry no send-time extension for it to work from. Loss is what a full
+//! link does to a stream that cannot slow down, and it costs nothing per packet here: the
+//! bytes are the tracks' sender-report counters, the rest is arithmetic once a report.
+//!
+//! Owns: one viewer's window, estimate and verdict. Must not: read a clock, send anything,
+//! or know who is told (the viewer does that with what [`LinkMeter::on_report`] returns).
+
+use std::time::{Duration, Instant};
+
+/// Reports closer together than this are folded into one window: the loss count of a
+/// report sent with a NACK (browsers add one to each) covers too few packets to judge.
+pub(super) const WINDOW: Duration = Duration::from_secs(1);
+/// Shortfall must last this long (a window's start to a later window's end) to be told.
+pub(super) const SUSTAIN: Duration = Duration::from_secs(2);
+/// A window that lost at least this share of its packets says the link is full.
+pub(super) const SHORT_LOSS: f64 = 0.10;
+/// A window that lost less than this share says the link has recovered.
+pub(super) const RECOVERED_LOSS: f64 = 0.02;
+/// A viewer is told no more often than this.
+pub(super) const REPEAT: Duration = Duration::from_secs(10);
+
+/// More packets than this between two reports is a reset or a forged report, not a window.
+const MAX_WINDOW_PACKETS: u32 = 1 << 20;
+
+/// A sustained shortfall: what is sent and what the link carries, in bits per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Shortfall {
+    pub sending_bps: u64,
+    pub carries_bps: u64,
+}
+
+/// The link as the last window saw it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct LinkEstimate {
+    /// Payload bits per second sent in the window.
+    pub sending_bps: u64,
+    /// What got through, in bits per second: what the link carries when it is full
+    /// (`lossy`), else a lower bound.
+    pub carries_bps: u64,
+    /// The share of the window's packets lost (0 to 1).
+    pub loss: f64,
+    /// The window lost [`SHORT_LOSS`] or more: `carries_bps` is the link's capacity.
+    pub lossy: bool,
+}
+
+/// One point of a receiver report and our counters, where a window starts.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    at: Instant,
+    /// Extended highest sequence number received.
+    max_seq: u32,
+    /// Cumulative packets lost.
+    lost: i32,
+    /// Payload octets sent (wrapping).
+    octets: u32,
+}
+
+/// One viewer's link meter (see the module docs). A few dozen bytes; work once a report.
+#[derive(Debug, Default)]
+pub(super) struct LinkMeter {
+    start: Option<Mark>,
+    estimate: Option<LinkEstimate>,
+    /// Start of the first window of the current run of lossy windows.
+    short_since: Option<Instant>,
+    /// A shortfall was told and the link has not recovered since.
+    told: bool,
+    last_told: Option<Instant>,
+}
+
+impl LinkMeter {
+    /// A receiver report for the stream the meter follows at `now`: its extended highest
+    /// sequence number and cumulative loss (24-bit two's complement, as on the wire), with
+    /// `octets` the payload octets sent so far (wrapping). Returns a shortfall when one is
+    /// to be told now.
+    pub(super) fn on_report(
+        &mut self,
+        now: Instant,
+        max_seq: u32,
+        lost_24: u32,
+        octets: u32,
+    ) -> Option<Shortfall> {
+        let mark = Mark {
+            at: now,
+            max_seq,
+            lost: sign_extend_24(lost_24),
+            octets,
+        };
+        let Some(start) = self.start else {
+            self.start = Some(mark);
+            return None;
+        };
+        let span = now.saturating_duration_since(start.at);
+        if span < WINDOW {
+            return None;
+        }
+        self.start = Some(mark);
+        let expected = max_seq.wrapping_sub(start.max_seq);
+        if expected == 0 || expected > MAX_WINDOW_PACKETS {
+            // Nothing sent (a paused feed) or a counter reset: no evidence either way.
+            return None;
+        }
+        let lost = i64::from(mark.lost) - i64::from(start.lost);
+        let loss = lost.clamp(0, i64::from(expected)) as f64 / f64::from(expected);
+        let bits = u64::from(octets.wrapping_sub(start.octets)) * 8;
+        let sending_bps = (bits as f64 / span.as_secs_f64()) as u64;
+        let estimate = LinkEstimate {
+            sending_bps,
+            carries_bps: (sending_bps as f64 * (1.0 - loss)) as u64,
+            loss,
+            lossy: loss >= SHORT_LOSS,
+        };
+        self.estimate = Some(estimate);
+        self.judge(start.at, now, estimate)
+    }
+
+    /// Moves the verdict on with a window from `from` to `now`.
+    fn judge(&mut self, from: Instant, now: Instant, e: LinkEstimate) -> Option<Shortfall> {
+        if !e.lossy {
+            self.short_since = None;
+            if e.loss < RECOVERED_LOSS {
+                self.told = false;
+            }
+            return None;
+        }
+        let since = *self.short_since.get_or_insert(from);
+        let sustained = now.saturating_duration_since(since) >= SUSTAIN;
+        let spaced = self
+            .last_told
+            .is_none_or(|t| now.saturating_duration_since(t) >= REPEAT);
+        if !sustained || self.told || !spaced {
+            return None;
+        }
+        self.told = true;
+        self.last_told = Some(now);
+        Some(Shortfall {
+            sending_bps: e.sending_bps,
+            carries_bps: e.carries_bps,
+        })
+    }
+
+    /// The last window's estimate, if a window has been measured: what a rendition switch
+    /// reads (when `lossy`, `carries_bps` is what the link carries; else it carries at least
+    /// that).
+    pub(super) fn estimate(&self) -> Option<LinkEstimate> {
+        self.estimate
+    }
+
+    /// True while a told shortfall has not recovered: for a rendition switch to read.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(super) fn is_short(&self) -> bool {
+        self.told
+    }
+}
+
+/// RFC 3550's cumulative loss is a signed 24-bit number (duplicates can make it negative).
+fn sign_extend_24(v: u32) -> i32 {
+    ((v << 8) as i32) >> 8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A browser's reports on virtual time: `rate` packets of 1000 bytes a second sent,
+    /// a share `loss` of them lost, a report every `every`.
+    struct Reports {
+        t0: Instant,
+        now: Instant,
+        sent: u64,
+        lost: f64,
+        meter: LinkMeter,
+        told: Vec<(Duration, Shortfall)>,
+    }
+
+    const PACKETS_PER_S: u64 = 100; // 800 kbit/s of 1000-byte packets
+
+    impl Reports {
+        fn new() -> Self {
+            let t0 = Instant::now();
+            Reports {
+                t0,
+                now: t0,
+                sent: 0,
+                lost: 0.0,
+                meter: LinkMeter::default(),
+                told: Vec::new(),
+            }
+        }
+
+        /// `d` passes with `loss` of the packets lost and a report every `every`.
+        fn run(&mut self, d: Duration, loss: f64, every: Duration) {
+            let end = self.now + d;
+            while self.now < end {
+                self.now += every;
+                let packets = PACKETS_PER_S * every.as_millis() as u64 / 1000;
+                self.sent += packets;
+                self.lost += packets as f64 * loss;
+                let max_seq = 60_000u32.wrapping_add(self.sent as u32); // wraps early
+                let octets = (self.sent * 1000) as u32;
+                let lost = (self.lost as u32) & 0xFF_FFFF;
+                if let Some(s) = self.meter.on_report(self.now, max_seq, lost, octets) {
+                    self.told.push((self.now - self.t0, s));
+                }
+            }
+        }
+    }
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_link_that_loses_nothing_is_never_short_and_carries_at_least_what_is_sent() {
+        let mut r = Reports::new();
+        r.run(30 * S, 0.0, S);
+        assert!(r.told.is_empty());
+        let e = r.meter.estimate().expect("measured");
+        assert!(!e.lossy);
+        assert_eq!(e.sending_bps, 800_000);
+        assert_eq!(e.carries_bps, 800_000);
+    }
+
+    #[test]
+    fn a_full_link_is_told_once_after_two_seconds_with_what_it_carries() {
+        let mut r = Reports::new();
+        r.run(3 * S, 0.0, S);
+        // From 3 s the link carries 300 of 800 kbit/s: 62.5 % lost.
+        r.run(20 * S, 0.625, S);
+        assert_eq!(r.told.len(), 1, "told once while it lasts: {:?}", r.told);
+        let (at, s) = r.told[0];
+        // The first lossy window is 3–4 s; two seconds of them end at 5 s.
+        assert_eq!(at, 5 * S);
+        assert_eq!(s.sending_bps, 800_000);
+        assert!((290_000..=310_000).contains(&s.carries_bps), "{s:?}");
+        assert!(r.meter.is_short());
+    }
+
+    #[test]
+    fn one_bad_window_or_alternating_ones_are_not_a_shortfall() {
+        let mut r = Reports::new();
+        r.run(2 * S, 0.0, S);
+        r.run(S, 0.5, S);
+        r.run(3 * S, 0.0, S);
+        for _ in 0..10 {
+            r.run(S, 0.5, S);
+            r.run(S, 0.0, S);
+        }
+        assert!(r.told.is_empty(), "{:?}", r.told);
+        // A loss between the thresholds breaks a run of lossy windows too.
+        for _ in 0..10 {
+            r.run(S, 0.3, S);
+            r.run(S, 0.05, S);
+        }
+        assert!(r.told.is_empty(), "{:?}", r.told);
+    }
+
+    #[test]
+    fn told_again_only_after_a_recovery_and_never_within_the_repeat_time() {
+        let mut r = Reports::new();
+        r.run(4 * S, 0.6, S);
+        assert_eq!(r.told.len(), 1);
+        // Loss between the two shares is no recovery: silent however long it lasts.
+        r.run(S, 0.05, S);
+        r.run(15 * S, 0.6, S);
+        assert_eq!(r.told.len(), 1, "no recovery in between: {:?}", r.told);
+        // A recovery, then short again: told again (the last was long ago).
+        r.run(S, 0.0, S);
+        assert!(!r.meter.is_short());
+        r.run(3 * S, 0.6, S);
+        assert_eq!(r.told.len(), 2, "{:?}", r.told);
+        // Recovered and short again at once: not within the repeat time of the last...
+        r.run(S, 0.0, S);
+        r.run(5 * S, 0.6, S);
+        assert_eq!(r.told.len(), 2, "too soon: {:?}", r.told);
+        // ...but once it has passed.
+        r.run(6 * S, 0.6, S);
+        assert_eq!(r.told.len(), 3, "{:?}", r.told);
+        assert!(r.told[2].0 - r.told[1].0 >= REPEAT);
+        assert!(r.told[2].0 - r.told[1].0 < REPEAT + 2 * S);
+    }
+
+    #[test]
+    fn frequent_reports_are_folded_into_one_second_windows() {
+        // A report every 100 ms (browsers add one to each NACK): the same verdict, at the
+        // same time, as reports once a second.
+        let mut r = Reports::new();
+        r.run(3 * S, 0.0, Duration::from_millis(100));
+        r.run(10 * S, 0.625, Duration::from_millis(100));
+        assert_eq!(r.told.len(), 1);
+        assert!(
+            r.told[0].0 <= 5 * S + Duration::from_millis(100),
+            "{:?}",
+            r.told
+        );
+    }
+
+    #[test]
+    fn negative_cumulative_loss_and_resets_are_no_evidence() {
+        assert_eq!(sign_extend_24(0xFF_FFFF), -1);
+        assert_eq!(sign_extend_24(5), 5);
+        let t0 = Instant::now();
+        let mut m = LinkMeter::default();
+        assert_eq!(m.on_report(t0, 100, 0, 0), None);
+        // Duplicates: cumulative loss below the window's start is no loss.
+        assert_eq!(m.on_report(t0 + S, 200, 0xFF_FFF0, 100_000), None);
+        assert_eq!(m.estimate().map(|e| e.loss), Some(0.0));
+        // The sequence number went back (a forged or reset report): nothing is judged.
+        let before = m.estimate();
+        assert_eq!(m.on_report(t0 + 2 * S, 150, 50, 200_000), None);
+        assert_eq!(m.estimate(), before);
+    }
+}
