@@ -132,6 +132,11 @@ pub(super) struct MediaPlane {
     scratch: Vec<u8>,
     /// What the link carries, from the receiver reports of the video (else the audio).
     pub link: LinkMeter,
+    /// Payload octets of the feed's own frames sent (wrapping): the stream's bit rate to
+    /// this viewer, without catch-ups and repairs.
+    fresh_octets: u32,
+    /// Payload octets re-sent on NACK (wrapping): part of what is sent to this viewer.
+    resent_octets: u32,
     /// A sustained shortfall the meter found, for the viewer to tell and take.
     pub shortfall: Option<Shortfall>,
 }
@@ -162,6 +167,8 @@ impl MediaPlane {
             peer_has_keys: false,
             scratch: Vec::with_capacity(1500),
             link: LinkMeter::default(),
+            fresh_octets: 0,
+            resent_octets: 0,
             shortfall: None,
         }
     }
@@ -233,6 +240,17 @@ impl MediaPlane {
                 sent_at: now,
                 frame: frame.clone(),
             });
+        }
+    }
+
+    /// Counts a frame just sent that is the feed's own next one (see `fresh_octets`).
+    pub(super) fn count_fresh(&mut self, frame: &RtpFrame) {
+        let track = match frame.kind {
+            MediaKind::Video => &self.video,
+            _ => &self.audio,
+        };
+        if track.is_some() {
+            self.fresh_octets = self.fresh_octets.wrapping_add(frame.bytes as u32);
         }
     }
 
@@ -363,9 +381,14 @@ impl MediaPlane {
             .into_iter()
             .flatten()
             .fold(0u32, |sum, t| sum.wrapping_add(t.octets));
+        let sent = super::link_meter::Sent {
+            octets,
+            fresh_octets: self.fresh_octets,
+            resent_octets: self.resent_octets,
+        };
         let found = self
             .link
-            .on_report(now, block.max_seq, block.packets_lost, octets);
+            .on_report(now, block.max_seq, block.packets_lost, sent);
         if found.is_some() {
             self.shortfall = found;
         }
@@ -389,6 +412,7 @@ impl MediaPlane {
         let index = (seq - picture.first_seq) as usize;
         crate::metrics::METRICS.rtx_sent.inc();
         let payload = &picture.frame.payloads[index];
+        self.resent_octets = self.resent_octets.wrapping_add(payload.len() as u32);
         let marker = index == picture.frame.payloads.len() - 1;
         let (header, ssrc, index, body) = if let Some(rtx) = &mut track.rtx {
             let rtx_seq = rtx.next_seq;

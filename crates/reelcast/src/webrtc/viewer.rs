@@ -337,16 +337,16 @@ impl Viewer {
         let protocol = self.plan.request.protocol;
         info!(
             viewer = self.id.0,
-            sending_bps = s.sending_bps,
+            stream_bps = s.stream_bps,
             carries_bps = s.carries_bps,
             "not enough bandwidth: the link carries {} of the stream's {} kbit/s",
             s.carries_bps / 1000,
-            s.sending_bps / 1000
+            s.stream_bps / 1000
         );
         crate::metrics::METRICS.count_bandwidth_short(protocol);
         if let Some(notices) = &self.plan.link_notices {
             notices.tell(LinkShort {
-                sending_bps: s.sending_bps,
+                sending_bps: s.stream_bps,
                 carries_bps: s.carries_bps,
             });
         }
@@ -463,11 +463,14 @@ impl Viewer {
     }
 
     /// Sends one frame's packets, stamped `pts_us` (its own time, or another one for a
-    /// catch-up or a re-sent keyframe). Before the media plane is up nothing is sent.
+    /// catch-up or a re-sent keyframe). `fresh`: the frame is the feed's next one, not a
+    /// catch-up or a repair (only those make the stream's bit rate the viewer is told of).
+    /// Before the media plane is up nothing is sent.
     pub(super) fn write(
         &mut self,
         frame: &Arc<RtpFrame>,
         pts_us: i64,
+        fresh: bool,
         now: Instant,
         out: &mut Transmits,
     ) {
@@ -483,6 +486,9 @@ impl Viewer {
         }
         let pts_us = pts_us.max(0);
         plane.send_frame(frame, pts_us as u64, now, out);
+        if fresh {
+            plane.count_fresh(frame);
+        }
         if video && plane.video.is_some() {
             if !self.video_started {
                 self.plan.request.first_frame_sent(now);
@@ -514,7 +520,7 @@ impl Viewer {
         let count = gop.len() as i64;
         for (i, frame) in gop.iter().enumerate() {
             let pts_us = newest.pts_us - (count - 1 - i as i64) * PACKED_STEP_US;
-            self.write(frame, pts_us, now, out);
+            self.write(frame, pts_us, false, now, out);
         }
         debug!(
             viewer = self.id.0,
@@ -551,7 +557,8 @@ impl Viewer {
                 Duration::from_micros(newest.pts_us.saturating_sub(keyframe.pts_us).max(0) as u64);
             self.gop_resend_after = now + span.max(KEYFRAME_REQUEST_GRACE);
             for (i, frame) in gop.iter().enumerate() {
-                self.write(frame, base + (i as i64 + 1) * PACKED_STEP_US, now, out);
+                let pts_us = base + (i as i64 + 1) * PACKED_STEP_US;
+                self.write(frame, pts_us, false, now, out);
             }
             debug!(
                 viewer = self.id.0,
@@ -560,7 +567,7 @@ impl Viewer {
             );
             return;
         }
-        self.write(keyframe, base + PACKED_STEP_US, now, out);
+        self.write(keyframe, base + PACKED_STEP_US, false, now, out);
         self.awaiting_keyframe = true;
         debug!(
             viewer = self.id.0,

@@ -447,11 +447,16 @@ fn a_full_link_is_told_once_after_a_sustained_while_and_a_clean_one_never() {
     assert_eq!(told.len(), 1, "told again without a recovery: {told:?}");
     let (who, short) = told[0];
     assert_eq!(who, full_id);
-    // What the link carries, roughly: packets re-sent on NACK that got through count as
-    // received (170 kbit/s on this run), so it is an upper estimate.
-    assert!((60_000..=200_000).contains(&short.carries_bps), "{short:?}");
+    // What the link carries, roughly: str0m counts a packet repaired on NACK as received
+    // on the media stream (browsers do not), which makes the estimate high here (170 kbit/s
+    // on a 120 kbit/s link); but below the stream's rate.
     assert!(
-        (220_000..=260_000).contains(&short.sending_bps),
+        short.carries_bps > 60_000 && short.carries_bps < short.sending_bps,
+        "{short:?}"
+    );
+    // The stream's own rate (1200-byte pictures at 25 fps), repairs not counted.
+    assert!(
+        (230_000..=250_000).contains(&short.sending_bps),
         "{short:?}"
     );
     let clean_estimate = net.core.viewers[&clean_id]
