@@ -10,12 +10,11 @@
 //!
 //! What got through is counted on the media streams only: packets re-sent on NACK (RTX)
 //! take their share of the link too, but the browser does not count a packet repaired that
-//! way as received on the media stream, and its own report on the RTX stream (when there is
-//! one) loses far more than the media in the bursts NACKs cause, so neither gives their
-//! share. The figure is therefore low on a link busy with repairs: on a 300 kbit/s link
-//! with an 800 kbit/s stream Chromium gave ~110 kbit/s (counting the re-sent bytes at the
-//! media's loss gave 430–610, and took seconds longer). Low is the safe side for choosing
-//! a lower rendition. What is sent includes catch-ups and re-sent pictures; the stream's
+//! way as received on the media stream, and counting the re-sent bytes at the media's loss
+//! overshoots (NACK answers leave in bursts, which a full link drops more of). The figure is
+//! therefore low on a link busy with repairs: on a 300 kbit/s link with an 800 kbit/s
+//! stream Chromium gave ~120 kbit/s (the re-sent bytes at the media's loss gave 430–610, and
+//! were told seconds later). Low is the safe side for choosing a lower rendition. What is sent includes catch-ups and re-sent pictures; the stream's
 //! own bit rate is counted apart ([`Sent::fresh_octets`]): a window is *short* when
 //! it is lossy and the stream's rate is above what the link carried. A single short window
 //! (a join's burst, a moment of cross traffic) says nothing: the link is short only after
