@@ -347,8 +347,8 @@ mod tests {
         // ...but once it has passed.
         r.run(6 * S, 0.6, S);
         assert_eq!(r.told.len(), 3, "{:?}", r.told);
-        assert!(r.told[2].0 - r.told[1].0 >= REPEAT);
-        assert!(r.told[2].0 - r.told[1].0 < REPEAT + 2 * S);
+        let gap = r.told[2].0.saturating_sub(r.told[1].0);
+        assert!(gap >= REPEAT && gap < REPEAT + 2 * S, "{gap:?}");
     }
 
     #[test]
@@ -402,6 +402,11 @@ mod tests {
             "{:?}",
             r.told
         );
+        // 4 % lost is no recovery; in 100 ms windows of 10 packets it would read as
+        // alternating 0 % (recovered) and 10 % (short), and the next shortfall be told.
+        r.run(15 * S, 0.04, Duration::from_millis(100));
+        r.run(5 * S, 0.625, Duration::from_millis(100));
+        assert_eq!(r.told.len(), 1, "{:?}", r.told);
     }
 
     #[test]
