@@ -11,8 +11,8 @@
 //! Owns per viewer: the SRTP contexts, the sequence numbers of its streams, packet and byte
 //! counts for sender reports, which pictures it sent in the last second (references to
 //! the shared frames, to answer NACKs), and the meter of what its link carries, fed with
-//! the browser's receiver reports and those byte counts ([`LinkMeter`]). Does not own: what to send and when (the hub and
-//! [`super::viewer`]), the handshakes (str0m). Time is an input: no clock is read here,
+//! the browser's receiver reports and those byte counts ([`LinkMeter`]). Does not own: what
+//! to send and when (the hub and [`super::viewer`]), the handshakes (str0m). Time is an input: no clock is read here,
 //! and what it sends goes into the hub's [`Transmits`] queue.
 
 use std::borrow::Cow;
