@@ -68,6 +68,8 @@ pub struct Metrics {
     pub keyframe_requests: Counter,
     /// Plays started, by protocol.
     pub plays_started: Family<Labels, Counter>,
+    /// Viewers told their link carries less than their stream sends, by protocol.
+    bandwidth_short: Family<Labels, Counter>,
     /// Plays refused, by fixed reason.
     pub play_failures: Family<Labels, Counter>,
     /// Object bytes S3 answers carried (bodies of ranged GETs, not error documents).
@@ -109,6 +111,7 @@ impl Metrics {
             rtx_sent: Counter::default(),
             keyframe_requests: Counter::default(),
             plays_started: Family::default(),
+            bandwidth_short: Family::default(),
             play_failures: Family::default(),
             s3_fetched_bytes: Counter::default(),
             s3_requests: Family::default(),
@@ -179,6 +182,12 @@ impl Metrics {
             "plays_started",
             "Plays answered, by signalling protocol (wcs, whep; hls: readers begun)",
             m.plays_started.clone(),
+        );
+        r.register(
+            "viewer_bandwidth_short",
+            "Sustained shortfalls of viewers' links (the stream's bit rate above what the link \
+             carries, from receiver reports), by protocol (wcs: the SDK is told, whep: logged)",
+            m.bandwidth_short.clone(),
         );
         r.register(
             "play_failures",
@@ -263,6 +272,9 @@ impl Metrics {
         for protocol in ["wcs", "whep"] {
             let _ = m.plays_started.get_or_create(&vec![("protocol", protocol)]);
             let _ = m
+                .bandwidth_short
+                .get_or_create(&vec![("protocol", protocol)]);
+            let _ = m
                 .time_to_first_frame
                 .get_or_create(&vec![("protocol", protocol)]);
         }
@@ -273,6 +285,13 @@ impl Metrics {
             let _ = m.play_failures.get_or_create(&vec![("reason", reason)]);
         }
         Metrics { registry: r, ..m }
+    }
+
+    /// Counts a viewer's link found short of its stream's bit rate.
+    pub fn count_bandwidth_short(&self, protocol: &'static str) {
+        self.bandwidth_short
+            .get_or_create(&vec![("protocol", protocol)])
+            .inc();
     }
 
     /// Counts a play's outcome at its start (`playback::start`): started, or refused

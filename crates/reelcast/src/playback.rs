@@ -24,7 +24,9 @@ use tokio::sync::mpsc;
 use tracing::{info, Span};
 
 use crate::context::ServerContext;
-use crate::media::{StopReason, StreamId, Viewer, ViewerEvents, ViewerId, ViewerProtocol};
+use crate::media::{
+    LinkNotices, StopReason, StreamId, Viewer, ViewerEvents, ViewerId, ViewerProtocol,
+};
 use crate::metrics::PlayRequest;
 use crate::source::{PlayMode, StreamUri};
 use crate::stream::constraints::VideoConstraints;
@@ -34,7 +36,7 @@ use crate::stream::published::PublishedHandle;
 use crate::stream::registry::{PlayKey, PlayKind, PlayRecord, RenditionParent};
 use crate::stream::rendition::RenditionHandle;
 use crate::stream::status::PlayTicket;
-use crate::stream::{MediaInfo, StatusTx, Stopper, StreamError};
+use crate::stream::{MediaInfo, PlayStatus, StatusTx, Stopper, StreamError, StreamStatus};
 use crate::webrtc::{IceTransport, ViewerPlan, WebRtcError};
 
 /// A stream that has been answered and is starting.
@@ -279,17 +281,18 @@ fn join_shared(
     refuse_without_video(&accepted, shared.media())?;
     let answer_sdp = accepted.answer_sdp.clone();
     let info = shared.media().clone();
+    let key = PlayKey::next();
     let viewer = ctx.feeds.add_viewer(
         shared.feed(),
         accepted,
-        plan(&info, &requester),
+        plan(&info, &requester, key),
         requester.protocol,
         shared.events(),
     );
     let (handle, viewer_id) = (shared.clone(), viewer.id());
     let span = viewer_span(name, viewer_id);
     let record = PlayRecord {
-        key: PlayKey::next(),
+        key,
         media_session_id: requester.media_session_id.to_string(),
         name: name.to_string(),
         uri: listing.uri,
@@ -299,7 +302,6 @@ fn join_shared(
         protocol: requester.protocol,
         stopper: Stopper::new(move |reason| handle.remove(viewer_id, reason)),
     };
-    let key = record.key;
     let ticket = ctx.registry.add_play(record, requester.statuses);
     // A stream that has just ended lets the viewer go and drops the ticket, which
     // unlists the play.
@@ -341,15 +343,15 @@ async fn start_personal(
     // The feed exists before its viewer is added; its clock starts when the viewer
     // connects (the sinks' `start`).
     ctx.feeds.open_early(stream);
+    let key = PlayKey::next();
     let viewer = ctx.feeds.add_viewer(
         stream,
         accepted,
-        plan(&info, &requester),
+        plan(&info, &requester, key),
         requester.protocol,
         events_tx,
     );
     let span = viewer_span(name, viewer.id());
-    let key = PlayKey::next();
     let (stop_tx, stop_rx) = mpsc::unbounded_channel();
     let record = PlayRecord {
         key,
@@ -407,7 +409,7 @@ fn offer_refused(e: WebRtcError) -> StreamError {
     }
 }
 
-fn plan(info: &MediaInfo, requester: &Requester<'_>) -> ViewerPlan {
+fn plan(info: &MediaInfo, requester: &Requester<'_>, key: PlayKey) -> ViewerPlan {
     ViewerPlan {
         h264_profile_idc: info.h264_profile_idc,
         has_audio: info.has_audio,
@@ -415,5 +417,21 @@ fn plan(info: &MediaInfo, requester: &Requester<'_>) -> ViewerPlan {
             at: requester.received,
             protocol: requester.protocol.as_str(),
         },
+        link_notices: requester.statuses.clone().map(|to| link_notices(to, key)),
     }
+}
+
+/// The viewer's link too narrow for its stream, told on its session's status channel as
+/// play `key`'s NOT_ENOUGH_BANDWIDTH (straight from the hub: the stream plays on as before).
+fn link_notices(to: StatusTx, key: PlayKey) -> LinkNotices {
+    LinkNotices::new(move |short| {
+        // A session already closed hears nothing.
+        let _ = to.send(PlayStatus {
+            key,
+            status: StreamStatus::NotEnoughBandwidth {
+                remote_bps: short.sending_bps,
+                network_bps: short.carries_bps,
+            },
+        });
+    })
 }

@@ -20,4 +20,7 @@ pub use ids::{StreamId, ViewerId};
 pub use publisher::{Publisher, PublisherControl, PublisherEvent};
 pub use sink::{Sink, SinkFactory, Sinks};
 pub use stream_error::StreamError;
-pub use viewer::{Carrier, Viewer, ViewerEvent, ViewerEvents, ViewerEventsRx, ViewerProtocol};
+pub use viewer::{
+    Carrier, LinkNotices, LinkShort, Viewer, ViewerEvent, ViewerEvents, ViewerEventsRx,
+    ViewerProtocol,
+};

@@ -2,7 +2,9 @@
 //! the protocol, what happens to them ([`ViewerEvent`]) and one way to let them go
 //! ([`Carrier`]). The stream counts and ends viewers with this and nothing more; what
 //! carries their media (the WebRTC hub for WCS SDK and WHEP viewers, `hls_http::readers` for HLS readers) stays on
-//! its own side and implements [`Carrier`].
+//! its own side and implements [`Carrier`]. A carrier that finds a viewer's link too narrow
+//! for the stream tells the viewer's signalling directly ([`LinkShort`] to
+//! [`LinkNotices`]): the stream has nothing to do with it.
 
 use std::fmt;
 use std::sync::Arc;
@@ -56,6 +58,39 @@ pub type ViewerEvents = UnboundedSender<(ViewerId, ViewerEvent)>;
 
 /// Where a stream hears its viewers' events.
 pub type ViewerEventsRx = UnboundedReceiver<(ViewerId, ViewerEvent)>;
+
+/// A viewer's link has carried less than its stream sends for a while: the stream's bit
+/// rate to it and what its link carries, in bits per second, as its carrier measured them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkShort {
+    /// The stream's payload bit rate to the viewer.
+    pub sending_bps: u64,
+    /// What the viewer's link carried of it.
+    pub carries_bps: u64,
+}
+
+/// Who hears a viewer's [`LinkShort`]: its signalling, when that can tell the client (the
+/// WCS SDK's `notEnoughBandwidth`). Called from the carrier's loop: must not block.
+#[derive(Clone)]
+pub struct LinkNotices(Arc<dyn Fn(LinkShort) + Send + Sync>);
+
+impl LinkNotices {
+    /// Notices that go to `tell`.
+    pub fn new(tell: impl Fn(LinkShort) + Send + Sync + 'static) -> Self {
+        LinkNotices(Arc::new(tell))
+    }
+
+    /// Tells one notice.
+    pub fn tell(&self, short: LinkShort) {
+        (self.0)(short);
+    }
+}
+
+impl fmt::Debug for LinkNotices {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LinkNotices")
+    }
+}
 
 /// What carries viewers' media (the WebRTC hub), as a stream sees it: only how to let
 /// one of them go.

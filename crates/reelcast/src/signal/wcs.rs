@@ -3,7 +3,9 @@
 //! Every message both ways is `{"message": NAME, "data": [..]}`. The client opens with
 //! `connection`, we answer `getUserData` (the session is ESTABLISHED). `playStream` carries
 //! the browser's offer; we answer `setRemoteSDP` `[mediaSessionId, answer]` and then
-//! `notifyStreamStatusEvent`s (PLAYING, STOPPED, FAILED with an info). `publishStream`
+//! `notifyStreamStatusEvent`s (PLAYING, STOPPED, FAILED with an info); a viewer whose link
+//! carries less than the stream sends hears the SDK's `notEnoughBandwidth` stream event
+//! and the older NOT_ENOUGH_BANDWIDTH status, and plays on. `publishStream`
 //! carries a publisher's sendonly offer: `setRemoteSDP` with the answer, then PUBLISHING
 //! (with `record` and, once a recording has one, `recordName`), and UNPUBLISHED at its
 //! end (`unPublishStream`, the session closing, REST terminate) or FAILED (`Failed by RTP
@@ -564,6 +566,17 @@ impl Session {
                 }
                 None => return vec![],
             },
+            StreamStatus::NotEnoughBandwidth {
+                remote_bps,
+                network_bps,
+            } => {
+                let Some(p) = self.plays.get(&key) else {
+                    return vec![];
+                };
+                let info = format!("{remote_bps}/{network_bps}");
+                p.span.in_scope(|| info!("NOT_ENOUGH_BANDWIDTH {info}"));
+                return not_enough_bandwidth(&p.media_session_id, &p.name, &info);
+            }
             StreamStatus::Ended(ending) => {
                 let Some(p) = self.plays.remove(&key) else {
                     return vec![];
@@ -591,6 +604,23 @@ impl Session {
         };
         vec![text]
     }
+}
+
+/// What the SDK hears when a viewer's link is too narrow, `info` being WCS's
+/// `remoteBitrate/networkBandwidth` (bits per second): the stream event its current versions
+/// raise (`STREAM_EVENT` of type `notEnoughBandwidth`), and the status older ones know. The
+/// SDK takes neither as a change of the stream's status: it stays PLAYING.
+fn not_enough_bandwidth(id: &str, name: &str, info: &str) -> Vec<String> {
+    let event = json!({
+        "mediaSessionId": id,
+        "name": name,
+        "type": "notEnoughBandwidth",
+        "payload": { "info": info },
+    });
+    vec![
+        message("notifyStreamEvent", json!([event])),
+        status(id, name, "NOT_ENOUGH_BANDWIDTH", info),
+    ]
 }
 
 /// The FAILED info of a play over `ws.max_streams_per_session`.

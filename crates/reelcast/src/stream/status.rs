@@ -3,7 +3,8 @@
 //! A session (a WCS WebSocket) makes one [`StatusTx`] and gives a clone with each play.
 //! The stream task that runs the play holds its [`PlayTicket`] and sends PLAYING and the
 //! ending straight into that channel, tagged with the play's [`PlayKey`]: no task in
-//! between relays them. The ticket also takes the play off the registry when it ends
+//! between relays them. A viewer's link too narrow for the stream is told into the same
+//! channel by what carries its media ([`StreamStatus::NotEnoughBandwidth`]). The ticket also takes the play off the registry when it ends
 //! (before the ending is sent, so a client that has heard STOPPED no longer finds it
 //! listed) or when the task holding it is gone.
 //!
@@ -34,6 +35,15 @@ pub enum StreamStatus {
     Playing,
     /// STOPPED or FAILED, and why; the last status of a play.
     Ended(Ending),
+    /// The viewer's link has carried less than the stream sends for a while (WCS's
+    /// `notEnoughBandwidth`): the stream's bit rate and what the link carries, in bits per
+    /// second. The play goes on. Told by the media's carrier, not the stream task.
+    NotEnoughBandwidth {
+        /// The stream's bit rate to the viewer.
+        remote_bps: u64,
+        /// What the viewer's link carries.
+        network_bps: u64,
+    },
 }
 
 /// One status of one play.

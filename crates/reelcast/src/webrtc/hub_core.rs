@@ -361,7 +361,7 @@ impl HubCore {
             fan.next += 1;
             if let Some(v) = self.viewers.get_mut(id) {
                 for frame in &fan.frames {
-                    v.write(frame, frame.pts_us, now, &mut self.transmits);
+                    v.write(frame, frame.pts_us, true, now, &mut self.transmits);
                 }
                 if v.wants_keyframe {
                     v.answer_picture_loss(&f.gop.frames, now, &mut self.transmits);

@@ -9,9 +9,10 @@
 //! estimation, pacing, simulcast), which made it most of a viewer's cost.
 //!
 //! Owns per viewer: the SRTP contexts, the sequence numbers of its streams, packet and byte
-//! counts for sender reports, and which pictures it sent in the last second (references to
-//! the shared frames, to answer NACKs). Does not own: what to send and when (the hub and
-//! [`super::viewer`]), the handshakes (str0m). Time is an input: no clock is read here,
+//! counts for sender reports, which pictures it sent in the last second (references to
+//! the shared frames, to answer NACKs), and the meter of what its link carries, fed with
+//! the browser's receiver reports and those byte counts ([`LinkMeter`]). Does not own: what
+//! to send and when (the hub and [`super::viewer`]), the handshakes (str0m). Time is an input: no clock is read here,
 //! and what it sends goes into the hub's [`Transmits`] queue.
 
 use std::borrow::Cow;
@@ -21,8 +22,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use str0m::crypto::{CryptoProvider, Sha1HmacProvider};
 use str0m::ice::StunMessage;
-use str0m::rtp::rtcp::Rtcp;
+use str0m::rtp::rtcp::{ReceptionReport, Rtcp};
 
+use super::link_meter::{LinkMeter, Shortfall};
 use super::packets::RtpFrame;
 use super::srtp::{SrtcpReceiver, SrtpKeys, SrtpSender};
 use super::transmits::Transmits;
@@ -128,6 +130,15 @@ pub(super) struct MediaPlane {
     pub peer_has_keys: bool,
     /// Reused for every datagram made here; each datagram handed on is a copy of its size.
     scratch: Vec<u8>,
+    /// What the link carries, from the receiver reports of the video (else the audio).
+    pub link: LinkMeter,
+    /// Payload octets of the feed's own frames sent (wrapping): the stream's bit rate to
+    /// this viewer, without catch-ups and repairs.
+    fresh_octets: u32,
+    /// Payload octets re-sent on NACK (wrapping): part of what is sent to this viewer.
+    resent_octets: u32,
+    /// A sustained shortfall the meter found, for the viewer to tell and take.
+    pub shortfall: Option<Shortfall>,
 }
 
 impl MediaPlane {
@@ -155,6 +166,10 @@ impl MediaPlane {
             next_report: now,
             peer_has_keys: false,
             scratch: Vec::with_capacity(1500),
+            link: LinkMeter::default(),
+            fresh_octets: 0,
+            resent_octets: 0,
+            shortfall: None,
         }
     }
 
@@ -228,6 +243,17 @@ impl MediaPlane {
         }
     }
 
+    /// Counts a frame just sent that is the feed's own next one (see `fresh_octets`).
+    pub(super) fn count_fresh(&mut self, frame: &RtpFrame) {
+        let track = match frame.kind {
+            MediaKind::Video => &self.video,
+            _ => &self.audio,
+        };
+        if track.is_some() {
+            self.fresh_octets = self.fresh_octets.wrapping_add(frame.bytes as u32);
+        }
+    }
+
     /// The pair media goes on.
     pub(super) fn path(&self) -> Path {
         self.path
@@ -258,7 +284,7 @@ impl MediaPlane {
             // believed.
             Some(21) if from.route() == self.path.route() => Heard::Gone,
             Some(20..=63) => Heard::Nothing,
-            Some(128..=191) if is_rtcp(data) => self.on_rtcp(data, out),
+            Some(128..=191) if is_rtcp(data) => self.on_rtcp(data, now, out),
             _ => Heard::Nothing,
         }
     }
@@ -295,7 +321,7 @@ impl MediaPlane {
         }
     }
 
-    fn on_rtcp(&mut self, data: &[u8], out: &mut Transmits) -> Heard {
+    fn on_rtcp(&mut self, data: &[u8], now: Instant, out: &mut Transmits) -> Heard {
         let Some(compound) = self.srtcp.unprotect_rtcp(data) else {
             return Heard::Nothing;
         };
@@ -326,10 +352,46 @@ impl MediaPlane {
                     crate::metrics::METRICS.keyframe_requests.inc();
                     heard = Heard::KeyframeRequest;
                 }
+                Ok(Rtcp::ReceiverReport(rr)) => {
+                    for block in rr.reports.iter() {
+                        self.on_reception_report(block, now);
+                    }
+                }
+                Ok(Rtcp::SenderReport(sr)) => {
+                    for block in sr.reports.iter() {
+                        self.on_reception_report(block, now);
+                    }
+                }
                 _ => {}
             }
         }
         heard
+    }
+
+    /// Feeds the link meter a report on the stream it follows: the video's, or the audio's
+    /// when there is no video. The bytes are both tracks' (each loses alike on a full link).
+    fn on_reception_report(&mut self, block: &ReceptionReport, now: Instant) {
+        let Some(followed) = self.video.as_ref().or(self.audio.as_ref()) else {
+            return;
+        };
+        if *block.ssrc != followed.ssrc {
+            return;
+        }
+        let octets = [&self.video, &self.audio]
+            .into_iter()
+            .flatten()
+            .fold(0u32, |sum, t| sum.wrapping_add(t.octets));
+        let sent = super::link_meter::Sent {
+            octets,
+            fresh_octets: self.fresh_octets,
+            resent_octets: self.resent_octets,
+        };
+        let found = self
+            .link
+            .on_report(now, block.max_seq, block.packets_lost, sent);
+        if found.is_some() {
+            self.shortfall = found;
+        }
     }
 
     /// Sends a lost video packet again: on the RTX stream when negotiated (RFC 4588: the
@@ -350,6 +412,7 @@ impl MediaPlane {
         let index = (seq - picture.first_seq) as usize;
         crate::metrics::METRICS.rtx_sent.inc();
         let payload = &picture.frame.payloads[index];
+        self.resent_octets = self.resent_octets.wrapping_add(payload.len() as u32);
         let marker = index == picture.frame.payloads.len() - 1;
         let (header, ssrc, index, body) = if let Some(rtx) = &mut track.rtx {
             let rtx_seq = rtx.next_seq;

@@ -8,7 +8,8 @@
 //! handshake in a str0m [`Rtc`](str0m::Rtc) and what it needs on its own: payload types,
 //! RTP time, keyframe gating (`viewer`); the SRTP keys the handshake exports
 //! (`dtls_keys`), and once connected, the viewer's media without str0m: RTP, SRTP and RTCP
-//! (`media_plane`, `srtp`); cutting frames into RTP payloads once per feed for all its
+//! (`media_plane`, `srtp`), and what its link carries, from its receiver reports
+//! (`link_meter`); cutting frames into RTP payloads once per feed for all its
 //! viewers (`packets`); sending the queue in segmented batches (`udp_sender`); the media
 //! socket, which tells each datagram's local address so answers leave from it (`udp`);
 //! which addresses we announce (`announce`); the same port over TCP for viewers whose
@@ -32,6 +33,7 @@ mod hub;
 mod hub_core;
 mod ice_tcp;
 mod ids;
+mod link_meter;
 mod media_plane;
 mod packets;
 mod publisher_peer;

@@ -10,6 +10,10 @@
 //! SRTP contexts and sequence numbers, and whether video may flow yet (a decoder must start
 //! at a keyframe). RTP payloads are cut once per feed ([`RtpFrame`]) and shared.
 //!
+//! When the media plane's link meter finds the viewer's link too narrow for the stream
+//! (see [`super::link_meter`]), the viewer logs it, counts it and tells whoever asked to
+//! hear it (its WCS session; a WHEP viewer has no channel to be told on).
+//!
 //! Part of the hub's sans-IO core: time comes in as `now` (no clock is read here), and what
 //! a viewer sends goes into the hub's [`Transmits`] queue, never to a socket.
 
@@ -25,12 +29,13 @@ use tracing::{debug, info, warn};
 use super::dtls_keys::KeySlot;
 use super::events::{ViewerEvent, ViewerEvents};
 use super::ids::{FeedId, TcpId, ViewerId};
+use super::link_meter::{LinkEstimate, Shortfall};
 use super::media_plane::{Heard, MediaPlane, OutTrack, RtxTrack};
 use super::packets::RtpFrame;
 use super::srtp::SrtpKeys;
 use super::transmits::Transmits;
 use super::udp::Path;
-use crate::media::{Ending, FailReason, MediaKind, StopReason};
+use crate::media::{Ending, FailReason, LinkNotices, LinkShort, MediaKind, StopReason};
 
 /// A picture-loss request within this long after a keyframe went out is not answered:
 /// browsers ask for one while they wait for the first, and that one is on its way.
@@ -62,8 +67,9 @@ pub(super) struct Link {
     pub candidate: SocketAddr,
 }
 
-/// What a stream will send, so a viewer can pick payload types when it connects.
-#[derive(Debug, Clone, Copy)]
+/// What a stream will send, so a viewer can pick payload types when it connects, and who
+/// hears that its link is too narrow.
+#[derive(Debug, Clone)]
 pub struct ViewerPlan {
     /// `profile_idc` of the H.264 video, `None` when there is no video.
     pub h264_profile_idc: Option<u8>,
@@ -71,6 +77,9 @@ pub struct ViewerPlan {
     pub has_audio: bool,
     /// The play request: its time to first frame is observed at the first video frame.
     pub request: crate::metrics::PlayRequest,
+    /// Told when the viewer's link carries less than the stream sends; none: the shortfall
+    /// is only logged and counted (WHEP).
+    pub link_notices: Option<LinkNotices>,
 }
 
 /// Where the viewer's handshake stands.
@@ -180,6 +189,9 @@ impl Viewer {
             let heard = plane.on_datagram(data, from, now, out);
             if plane.path() != before {
                 self.new_routes.push(plane.path());
+            }
+            if let Some(shortfall) = plane.shortfall.take() {
+                self.tell_link_short(shortfall);
             }
             match heard {
                 Heard::Nothing => {}
@@ -319,6 +331,34 @@ impl Viewer {
         }
     }
 
+    /// The link has carried less than the stream sends for a while (told at most once per
+    /// shortfall: [`super::link_meter`]): logged, counted, and told to the signalling.
+    fn tell_link_short(&self, s: Shortfall) {
+        let protocol = self.plan.request.protocol;
+        info!(
+            viewer = self.id.0,
+            stream_bps = s.stream_bps,
+            carries_bps = s.carries_bps,
+            "not enough bandwidth: the link carries {} of the stream's {} kbit/s",
+            s.carries_bps / 1000,
+            s.stream_bps / 1000
+        );
+        crate::metrics::METRICS.count_bandwidth_short(protocol);
+        if let Some(notices) = &self.plan.link_notices {
+            notices.tell(LinkShort {
+                sending_bps: s.stream_bps,
+                carries_bps: s.carries_bps,
+            });
+        }
+    }
+
+    /// What the viewer's link carried in the last measured window (see
+    /// [`super::link_meter`]): for a switch between renditions of the stream to read.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(super) fn link_estimate(&self) -> Option<LinkEstimate> {
+        self.plane.as_ref().and_then(|p| p.link.estimate())
+    }
+
     fn on_keyframe_request(&mut self, now: Instant) {
         let recent = self
             .last_keyframe_sent
@@ -423,11 +463,14 @@ impl Viewer {
     }
 
     /// Sends one frame's packets, stamped `pts_us` (its own time, or another one for a
-    /// catch-up or a re-sent keyframe). Before the media plane is up nothing is sent.
+    /// catch-up or a re-sent keyframe). `fresh`: the frame is the feed's next one, not a
+    /// catch-up or a repair (only those make the stream's bit rate the viewer is told of).
+    /// Before the media plane is up nothing is sent.
     pub(super) fn write(
         &mut self,
         frame: &Arc<RtpFrame>,
         pts_us: i64,
+        fresh: bool,
         now: Instant,
         out: &mut Transmits,
     ) {
@@ -443,6 +486,9 @@ impl Viewer {
         }
         let pts_us = pts_us.max(0);
         plane.send_frame(frame, pts_us as u64, now, out);
+        if fresh {
+            plane.count_fresh(frame);
+        }
         if video && plane.video.is_some() {
             if !self.video_started {
                 self.plan.request.first_frame_sent(now);
@@ -474,7 +520,7 @@ impl Viewer {
         let count = gop.len() as i64;
         for (i, frame) in gop.iter().enumerate() {
             let pts_us = newest.pts_us - (count - 1 - i as i64) * PACKED_STEP_US;
-            self.write(frame, pts_us, now, out);
+            self.write(frame, pts_us, false, now, out);
         }
         debug!(
             viewer = self.id.0,
@@ -511,7 +557,8 @@ impl Viewer {
                 Duration::from_micros(newest.pts_us.saturating_sub(keyframe.pts_us).max(0) as u64);
             self.gop_resend_after = now + span.max(KEYFRAME_REQUEST_GRACE);
             for (i, frame) in gop.iter().enumerate() {
-                self.write(frame, base + (i as i64 + 1) * PACKED_STEP_US, now, out);
+                let pts_us = base + (i as i64 + 1) * PACKED_STEP_US;
+                self.write(frame, pts_us, false, now, out);
             }
             debug!(
                 viewer = self.id.0,
@@ -520,7 +567,7 @@ impl Viewer {
             );
             return;
         }
-        self.write(keyframe, base + PACKED_STEP_US, now, out);
+        self.write(keyframe, base + PACKED_STEP_US, false, now, out);
         self.awaiting_keyframe = true;
         debug!(
             viewer = self.id.0,
