@@ -168,6 +168,17 @@ describe('renditions: transcoding on play', { timeout: 300000 }, () => {
       const found = await restPost(server, '/stream/find_all');
       const plays = found.body.filter((s) => s.mediaType === 'play').map((s) => `${s.width}x${s.height}`).sort();
       assert.deepEqual(plays, ['1280x720', '320x180', '320x180']);
+      // … and a rendition's viewers how fast its encoder runs (once 5 s of media are
+      // judged); the viewer of the untouched source has no such field.
+      let objects = found.body.filter((s) => s.mediaType === 'play');
+      for (let i = 0; i < 40 && objects.filter((s) => s.transcodeSpeed !== undefined).length < 2; i += 1) {
+        await sleep(250);
+        objects = (await restPost(server, '/stream/find_all')).body.filter((s) => s.mediaType === 'play');
+      }
+      for (const s of objects) {
+        if (s.width === 320) assert.ok(s.transcodeSpeed > 1, `the rendition keeps up: ${JSON.stringify(s)}`);
+        else assert.equal(s.transcodeSpeed, undefined, JSON.stringify(s));
+      }
 
       // WHEP, height only: the source's aspect, a second rendition.
       const whep = await browser.newPage();

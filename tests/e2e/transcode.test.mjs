@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  launchBrowser, openSdkPage, readStats, requireFiles, sdkPlay, startServer, testMedia,
+  launchBrowser, openSdkPage, readStats, requireFiles, restPost, sdkPlay, startServer, testMedia,
   waitForStats, waitForStatus, withServerLog,
 } from './helpers.mjs';
 import { closeAllViewers, whepWatch } from './frames.mjs';
@@ -124,6 +124,21 @@ describe('transcoding: files browsers cannot take as they are', { timeout: 40000
       }
       assert.equal(await gauge(server, 'video_transcoders_busy'), 1,
         'two viewers of one translation: one video transcode');
+      // REST tells how fast the transcode runs (media seconds per second of work, judged
+      // over 5 s of media), on the translation and on its viewers' plays.
+      let objects = [];
+      for (let i = 0; i < 60 && !objects.some((o) => o.transcodeSpeed !== undefined); i += 1) {
+        await sleep(250);
+        const r = await restPost(server, '/stream/find_all');
+        objects = r.status === 200 ? r.body.filter((o) => o.uri === name) : [];
+      }
+      const translation = objects.find((o) => o.published);
+      assert.ok(translation, `the translation is listed: ${JSON.stringify(objects)}`);
+      assert.equal(typeof translation.transcodeSpeed, 'number', JSON.stringify(translation));
+      assert.ok(translation.transcodeSpeed > 1, `a 640x360 transcode keeps up: ${translation.transcodeSpeed}`);
+      const plays = objects.filter((o) => !o.published);
+      assert.equal(plays.length, 2, JSON.stringify(objects));
+      for (const p of plays) assert.equal(typeof p.transcodeSpeed, 'number', JSON.stringify(p));
     } finally {
       await closeAllViewers(whepPage).catch(() => {});
       await whepPage.close();

@@ -24,7 +24,7 @@ use crate::stream::registry::PlayRecord;
 use crate::stream::MediaInfo;
 
 /// A stream as WCS describes it, plus `uri`, `viewers` (published) and `protocol` (play).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamObject {
     /// `mediaSessionId`: a translation's or a viewer's id.
@@ -65,6 +65,11 @@ pub struct StreamObject {
     /// stream: `wcs` or `whip`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<&'static str>,
+    /// A file whose video is transcoded: media seconds its transcode encodes per second
+    /// of work, over its last 5 s of media (below 1: it cannot keep up, viewers see
+    /// pauses). Absent before the first 5 s are judged, and for streams not transcoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcode_speed: Option<f64>,
 }
 
 impl StreamObject {
@@ -97,6 +102,7 @@ impl StreamObject {
             uri: t.uri.clone(),
             viewers: Some(t.viewer_count()),
             protocol: None,
+            transcode_speed: speed_of(&t.info),
         }
     }
 
@@ -124,6 +130,7 @@ impl StreamObject {
             uri: p.name.clone(),
             viewers: Some(p.viewer_count()),
             protocol: Some(p.protocol.as_str()),
+            transcode_speed: None,
         }
     }
 
@@ -150,8 +157,15 @@ impl StreamObject {
             uri: p.uri.clone(),
             viewers: None,
             protocol: Some(p.protocol.as_str()),
+            transcode_speed: speed_of(&p.info),
         }
     }
+}
+
+/// The transcode's speed, rounded to 0.01.
+fn speed_of(info: &MediaInfo) -> Option<f64> {
+    let speed = info.transcode_speed.as_ref()?.get()?;
+    Some((speed * 100.0).round() / 100.0)
 }
 
 /// `/stream/find`: a stream matches when every given field equals its own.
@@ -344,6 +358,7 @@ mod tests {
             uri: "vod-live://a.mp4".into(),
             viewers: published.then_some(2),
             protocol: (!published).then_some("whep"),
+            transcode_speed: None,
         }
     }
 

@@ -40,7 +40,7 @@ use super::constraints::VideoConstraints;
 use super::frame_queue::FrameSource;
 use super::growing::{Check, GrowingFile, POLL_INTERVAL};
 use super::pacer::AUDIO_LEAD_US;
-use super::transcode::{Sample, TranscodedVideo};
+use super::transcode::{Sample, TranscodeSpeed, TranscodedVideo};
 use super::StreamError;
 use crate::media::{Frame, MediaKind};
 use crate::metrics::{TranscoderBusy, VideoTranscoderBusy};
@@ -90,6 +90,9 @@ pub struct MediaInfo {
     pub transcoded_video: bool,
     /// The AudioSpecificConfig of the file's AAC track (what an HLS init segment needs).
     pub aac_config: Option<Arc<[u8]>>,
+    /// How fast the video transcode runs, when there is one (shared with its thread:
+    /// every clone of this info reads the live value).
+    pub transcode_speed: Option<Arc<TranscodeSpeed>>,
 }
 
 /// One track's samples in decode order, with the next one looked at but not taken.
@@ -166,7 +169,19 @@ enum VideoCodec {
         output: VideoConstraints,
         /// Counts it in `reelcast_video_transcoders_busy` (and against the limit).
         _busy: VideoTranscoderBusy,
+        /// Its speed, kept by every thread it runs on (a loop starts a new one).
+        speed: Arc<TranscodeSpeed>,
     },
+}
+
+impl VideoCodec {
+    /// The transcode's speed, when the video is transcoded.
+    fn speed(&self) -> Option<Arc<TranscodeSpeed>> {
+        match self {
+            VideoCodec::Direct(_) => None,
+            VideoCodec::Transcoded { speed, .. } => Some(speed.clone()),
+        }
+    }
 }
 
 impl VideoTrack {
@@ -310,6 +325,7 @@ impl<S: ByteSource> MediaReader<S> {
                         VideoCodec::Direct(avc)
                     };
                     info.transcoded_video = info.reordered_video || asked.is_some();
+                    info.transcode_speed = codec.speed();
                     info.has_video = true;
                     (info.width, info.height) = asked.map_or((w, h), |c| c.size_for(w, h));
                     info.duration_us = info.duration_us.max(track_duration_us(&track));
@@ -334,6 +350,7 @@ impl<S: ByteSource> MediaReader<S> {
                     let codec = transcoded(&track, kind, config.clone(), policy)?;
                     info.has_video = true;
                     info.transcoded_video = true;
+                    info.transcode_speed = codec.speed();
                     let (w, h) = (u32::from(*width), u32::from(*height));
                     (info.width, info.height) = policy.video.map_or((w, h), |c| c.size_for(w, h));
                     info.h264_profile_idc = Some(CONSTRAINED_BASELINE);
@@ -507,12 +524,14 @@ impl<S: ByteSource> MediaReader<S> {
                 transcode,
                 input,
                 output,
+                speed,
                 ..
             } = &mut v.codec
             {
                 // The old thread's decoder state belongs to the last pass; it ends when
                 // its queues are dropped.
-                *transcode = TranscodedVideo::start_sized(input.clone(), *output)?;
+                *transcode =
+                    TranscodedVideo::start_measured(input.clone(), *output, speed.clone())?;
             }
         }
         if let Some(a) = &mut self.audio {
@@ -841,11 +860,13 @@ fn transcoded(
         frame_rate,
     };
     let output = policy.video.unwrap_or_default();
+    let speed = Arc::<TranscodeSpeed>::default();
     Ok(VideoCodec::Transcoded {
-        transcode: TranscodedVideo::start_sized(input.clone(), output)?,
+        transcode: TranscodedVideo::start_measured(input.clone(), output, speed.clone())?,
         input,
         output,
         _busy: busy,
+        speed,
     })
 }
 

@@ -31,6 +31,7 @@ use tracing::{info, warn, Instrument, Span};
 use super::audience::Audience;
 use super::constraints::VideoConstraints;
 use super::status::{PlayTicket, Unlist};
+use super::transcode::{Speed, TranscodeSpeed};
 use super::{MediaInfo, StreamError};
 use crate::media::{Ending, FailReason, Frame, MediaKind, Sink, Sinks, StopReason, StreamId};
 use crate::media::{Viewer, ViewerEvent, ViewerEvents, ViewerEventsRx, ViewerId};
@@ -167,7 +168,11 @@ pub(super) fn start(
     }
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (viewer_events, event_rx) = mpsc::unbounded_channel();
-    let info = rendition_info(&parent, key.constraints);
+    let speed = Arc::<TranscodeSpeed>::default();
+    let info = MediaInfo {
+        transcode_speed: Some(speed.clone()),
+        ..rendition_info(&parent, key.constraints)
+    };
     let handle = RenditionHandle {
         key,
         stream,
@@ -186,7 +191,10 @@ pub(super) fn start(
     let sink = RenditionSink::start(
         sinks,
         key.constraints,
-        keyframe.clone(),
+        EncoderShared {
+            keyframe: keyframe.clone(),
+            speed,
+        },
         commands,
         busy,
         span.clone(),
@@ -312,7 +320,7 @@ impl RenditionSink {
     fn start(
         sinks: Sinks,
         constraints: VideoConstraints,
-        keyframe: Arc<AtomicBool>,
+        shared: EncoderShared,
         commands: UnboundedSender<Command>,
         busy: VideoTranscoderBusy,
         span: Span,
@@ -323,7 +331,8 @@ impl RenditionSink {
         let encoder = Encoder {
             child: child.clone(),
             constraints,
-            keyframe,
+            keyframe: shared.keyframe,
+            speed: Speed::new(&shared.speed),
             commands: commands.clone(),
             parent_keyframe: parent_keyframe.clone(),
             _busy: busy,
@@ -415,18 +424,27 @@ impl Sink for RenditionSink {
     }
 }
 
+/// What a rendition's encoder thread shares with the rest of it.
+struct EncoderShared {
+    /// A viewer joined: the next picture is to be a keyframe.
+    keyframe: Arc<AtomicBool>,
+    /// How fast the encoder runs (REST's `transcodeSpeed` of its viewers).
+    speed: Arc<TranscodeSpeed>,
+}
+
 /// The encoder thread: the parent's pictures in, the rendition's out to the child.
 struct Encoder {
     child: Arc<Mutex<Sinks>>,
     constraints: VideoConstraints,
     keyframe: Arc<AtomicBool>,
+    speed: Speed,
     commands: UnboundedSender<Command>,
     parent_keyframe: Option<ParentKeyframe>,
     _busy: VideoTranscoderBusy,
 }
 
 impl Encoder {
-    fn run(self, pictures: &Receiver<Frame>) {
+    fn run(mut self, pictures: &Receiver<Frame>) {
         // The first two pictures tell the frame rate (x264's rate control needs it).
         let Ok(first) = pictures.recv() else { return };
         let Ok(second) = pictures.recv() else { return };
@@ -456,13 +474,21 @@ impl Encoder {
             if self.keyframe.swap(false, Ordering::Relaxed) {
                 t.force_keyframe();
             }
-            match t.push(
+            let started = Instant::now();
+            let pushed = t.push(
                 &frame.data,
                 frame.dts_us,
                 frame.pts_us,
                 frame.keyframe,
                 &mut out,
-            ) {
+            );
+            if let Some(ratio) = self.speed.add(started.elapsed(), frame.pts_us) {
+                warn!(
+                    "the rendition's encoder runs slower than real time ({ratio:.2}x): its \
+                     viewers will see pauses"
+                );
+            }
+            match pushed {
                 Ok(()) => {}
                 Err(e @ ::transcode::TranscodeError::Decode { .. }) => {
                     decode_errors += 1;

@@ -17,8 +17,11 @@
 //! the last frame.
 //!
 //! Reported, not hidden: a decoder error skips to the next keyframe and is logged; an
-//! encoder slower than real time is logged once per stream with its speed.
+//! encoder slower than real time is logged once per stream with its speed, and the speed
+//! of its last [`SPEED_WINDOW_US`] of media is kept in a [`TranscodeSpeed`] the stream's
+//! [`MediaInfo`](super::MediaInfo) shares (REST's `transcodeSpeed`).
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +43,31 @@ const POLL: Duration = Duration::from_millis(5);
 const SPEED_WINDOW_US: i64 = 5_000_000;
 /// Decoder errors logged one by one before they are only counted.
 const LOGGED_DECODE_ERRORS: u32 = 5;
+
+/// How fast a stream's transcode runs: media time encoded per time spent decoding and
+/// encoding it, over its last judged window (below 1: it cannot keep up, and viewers see
+/// pauses). Shared by the thread that measures it and whoever reports it.
+#[derive(Debug, Default)]
+pub struct TranscodeSpeed {
+    /// The speed × 1000; 0 until a first window was judged.
+    permille: AtomicU32,
+}
+
+impl TranscodeSpeed {
+    /// The last window's speed, `None` before the first.
+    pub fn get(&self) -> Option<f64> {
+        match self.permille.load(Ordering::Relaxed) {
+            0 => None,
+            p => Some(f64::from(p) / 1000.0),
+        }
+    }
+
+    fn set(&self, ratio: f64) {
+        // At least 1 ‰, so a judged window never reads as none.
+        let p = (ratio * 1000.0).round().clamp(1.0, f64::from(u32::MAX));
+        self.permille.store(p as u32, Ordering::Relaxed);
+    }
+}
 
 /// A compressed sample on its way to the transcode thread.
 pub struct Sample {
@@ -86,6 +114,15 @@ impl TranscodedVideo {
     /// [`Self::start`], encoding at the size and bit rate a viewer asked for (a personal
     /// VOD's rendition).
     pub fn start_sized(input: VideoInput, output: VideoConstraints) -> Result<Self, StreamError> {
+        Self::start_measured(input, output, Arc::default())
+    }
+
+    /// [`Self::start_sized`], keeping its speed in `speed`.
+    pub fn start_measured(
+        input: VideoInput,
+        output: VideoConstraints,
+        speed: Arc<TranscodeSpeed>,
+    ) -> Result<Self, StreamError> {
         let (in_tx, in_rx) = mpsc::sync_channel(SAMPLES_AHEAD);
         let (out_tx, out_rx) = mpsc::sync_channel(FRAMES_AHEAD);
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
@@ -102,7 +139,7 @@ impl TranscodedVideo {
                             t.set_bit_rate(bits);
                         }
                         let _ = ready_tx.send(Ok(()));
-                        run(t, &in_rx, &out_tx);
+                        run(t, &in_rx, &out_tx, &speed);
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -202,9 +239,14 @@ impl TranscodedVideo {
 }
 
 /// The thread's loop: samples in, frames out, until the end or the reader leaves.
-fn run(mut t: VideoTranscoder, input: &Receiver<Input>, output: &SyncSender<Output>) {
+fn run(
+    mut t: VideoTranscoder,
+    input: &Receiver<Input>,
+    output: &SyncSender<Output>,
+    shared: &Arc<TranscodeSpeed>,
+) {
     let mut out = Vec::new();
-    let mut speed = Speed::default();
+    let mut speed = Speed::new(shared);
     let mut decode_errors = 0u32;
     while let Ok(item) = input.recv() {
         let started = Instant::now();
@@ -259,11 +301,11 @@ fn run(mut t: VideoTranscoder, input: &Receiver<Input>, output: &SyncSender<Outp
     }
 }
 
-/// Whether the transcode keeps up with real time: the time spent decoding and encoding
-/// against the media time it covered, judged over [`SPEED_WINDOW_US`] of media and said
-/// once.
-#[derive(Default)]
-struct Speed {
+/// Whether a transcode keeps up with real time: the time spent decoding and encoding
+/// against the media time it covered, judged over [`SPEED_WINDOW_US`] of media; each
+/// window's speed kept in the shared [`TranscodeSpeed`], the first slow one said.
+pub(crate) struct Speed {
+    shared: Arc<TranscodeSpeed>,
     first_pts_us: Option<i64>,
     last_pts_us: i64,
     busy: Duration,
@@ -271,9 +313,20 @@ struct Speed {
 }
 
 impl Speed {
+    /// A meter keeping its windows' speed in `shared`.
+    pub(crate) fn new(shared: &Arc<TranscodeSpeed>) -> Self {
+        Speed {
+            shared: shared.clone(),
+            first_pts_us: None,
+            last_pts_us: 0,
+            busy: Duration::ZERO,
+            said: false,
+        }
+    }
+
     /// Counts `took` for the picture at `pts_us`; the speed (media time per time spent,
     /// below 1) the first time a window was slower than real time, to be said.
-    fn add(&mut self, took: Duration, pts_us: i64) -> Option<f64> {
+    pub(crate) fn add(&mut self, took: Duration, pts_us: i64) -> Option<f64> {
         let first = *self.first_pts_us.get_or_insert(pts_us);
         self.last_pts_us = self.last_pts_us.max(pts_us);
         self.busy += took;
@@ -286,6 +339,7 @@ impl Speed {
         // A new window: a slow start (a busy moment) is not judged forever.
         self.first_pts_us = Some(self.last_pts_us);
         self.busy = Duration::ZERO;
+        self.shared.set(ratio);
         if ratio < 1.0 && !self.said {
             self.said = true;
             return Some(ratio);
@@ -298,7 +352,8 @@ impl Speed {
 mod tests {
     use super::*;
 
-    /// Feeds `seconds` of 25 fps pictures from `start_s`, each taking `ms_each`.
+    /// Feeds `seconds` of 25 fps pictures from `start_s`, each taking `ms_each`; what
+    /// was said.
     fn feed(speed: &mut Speed, start_s: i64, seconds: i64, ms_each: u64) -> Vec<f64> {
         (0..seconds * 25)
             .filter_map(|i| {
@@ -311,13 +366,27 @@ mod tests {
     }
 
     #[test]
-    fn a_transcode_slower_than_real_time_is_said_once_with_its_speed() {
-        let mut speed = Speed::default();
+    fn a_transcode_slower_than_real_time_is_said_once_and_each_windows_speed_kept() {
+        let shared = Arc::<TranscodeSpeed>::default();
+        let mut speed = Speed::new(&shared);
+        assert_eq!(shared.get(), None, "nothing judged yet");
         // 20 ms a 40 ms picture: twice real time, nothing to say.
         assert!(feed(&mut speed, 0, 12, 20).is_empty());
+        assert_eq!(shared.get(), Some(2.0));
         // 50 ms a picture: 0.8x, said once, not again in the windows after.
         let said = feed(&mut speed, 12, 20, 50);
         assert_eq!(said.len(), 1, "{said:?}");
         assert!((said[0] - 0.8).abs() < 0.01, "{said:?}");
+        assert_eq!(shared.get(), Some(0.8));
+    }
+
+    #[test]
+    fn the_shared_speed_reads_none_before_a_window_then_the_last_one() {
+        let shared = TranscodeSpeed::default();
+        assert_eq!(shared.get(), None);
+        shared.set(12.345);
+        assert_eq!(shared.get(), Some(12.345));
+        shared.set(0.0);
+        assert_eq!(shared.get(), Some(0.001), "a judged window is never none");
     }
 }
