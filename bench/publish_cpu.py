@@ -4,7 +4,7 @@ test; issue 13's "≤ 2 % of a core per stream at 720p 2 Mbit/s, Opus→AAC incl
 
     bench/publish_cpu.py bench [--publishers 1,4] [--duration 20] [--settle 6] [--rounds 2]
                                [--server PATH] [--server-cpu 0] [--client-cpu 1]
-                               [--audio-channels 2|1]
+                               [--audio-channels 2|1] [--server-set KEY=VALUE ...]
     bench/publish_cpu.py publish URL [--media FILE] [--seconds S]
 
 `bench`: for each round and each N, in turn: the idle server, N publishers without
@@ -259,7 +259,7 @@ def metric(base, name):
 
 
 class Server:
-    def __init__(self, binary, cpu, root, record):
+    def __init__(self, binary, cpu, root, record, extra=()):
         self.root = root
         self.records = root / "records"
         media = root / "media"
@@ -273,6 +273,8 @@ class Server:
                 "--set", "stream_record_policy=streamName"]
         if record:
             args += ["--set", "record_streams=true"]
+        for setting in extra:
+            args += ["--set", setting]
         self.log = open(root / "server.log", "ab")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=self.log, env={**os.environ, "RUST_LOG": "warn"})
@@ -349,7 +351,8 @@ def probe(path):
 def measure(opts, mode, n):
     """One point: the server's % of a core and received kbit/s over the window."""
     root = Path(tempfile.mkdtemp(prefix=f"reelcast-pubcpu-{mode}-"))
-    server = Server(opts.server, opts.server_cpu, root, record=(mode == "recorded"))
+    server = Server(opts.server, opts.server_cpu, root, record=(mode == "recorded"),
+                    extra=opts.server_set)
     procs = []
     try:
         if mode != "idle":
@@ -440,6 +443,8 @@ def main():
     b.add_argument("--server-cpu", type=int, default=0)
     b.add_argument("--client-cpu", type=int, default=1)
     b.add_argument("--media")
+    b.add_argument("--server-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a setting for every server (e.g. record_audio_codec=opus)")
     b.add_argument("--audio-channels", type=int, choices=(1, 2), default=2,
                    help="the publishers' Opus: 2 = 64 kbit/s stereo, 1 = 32 kbit/s mono "
                    "(Chromium's default microphone)")
