@@ -3,27 +3,19 @@
 // the same stream on a good link hears nothing.
 //
 // The server announces 127.0.0.2 in its ICE candidate and listens on 127.0.0.1; a UDP relay
-// in this file listens on 127.0.0.2 with the same port and passes everything on. For the
+// (relay.mjs) listens on 127.0.0.2 with the same port and passes everything on. For the
 // browser addresses it first hears from after `throttleNew`, it passes the server's RTP
 // through a token bucket of 300 kbit/s and drops what exceeds it, as a full router queue
 // would; the sample file is ~800 kbit/s.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
 import {
   SAMPLE, launchBrowser, openSdkPage, sdkPlay, startServer, waitForStatus, withServerLog,
 } from './helpers.mjs';
+import { FRONT_IP, udpRelay } from './relay.mjs';
 
-const FRONT_IP = '127.0.0.2';
 const LINK_BPS = 300_000;
-
-function bind(socket, port, address) {
-  return new Promise((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(port, address, () => { socket.off('error', reject); resolve(); });
-  });
-}
 
 /** RTP from the server (not RTCP, STUN or DTLS): what a media link's capacity limits. */
 function isRtp(msg) {
@@ -48,39 +40,24 @@ function tokenBucket(bps) {
 
 /** The relay (see the file's head); `stats` counts per browser address what passed and dropped. */
 async function narrowingRelay(port) {
-  const front = dgram.createSocket('udp4');
-  await bind(front, port, FRONT_IP);
-  const upstreams = new Map();
   const stats = {};
   let narrowNew = null;
-  front.on('message', async (msg, from) => {
-    const key = `${from.address}:${from.port}`;
-    let up = upstreams.get(key);
-    if (!up) {
-      up = dgram.createSocket('udp4');
-      upstreams.set(key, up);
-      const s = { throttled: narrowNew !== null, passed: 0, dropped: 0 };
-      stats[key] = s;
-      const carries = narrowNew !== null ? tokenBucket(narrowNew) : () => true;
-      up.on('message', (back) => {
-        if (isRtp(back)) {
-          if (!carries(back.length)) { s.dropped++; return; }
-          s.passed++;
-        }
-        front.send(back, from.port, from.address);
-      });
-      await bind(up, 0, FRONT_IP);
-    }
-    up.send(msg, port, '127.0.0.1');
+  const relay = await udpRelay(port, (key) => {
+    const s = { throttled: narrowNew !== null, passed: 0, dropped: 0 };
+    stats[key] = s;
+    const carries = narrowNew !== null ? tokenBucket(narrowNew) : () => true;
+    return (back) => {
+      if (!isRtp(back)) return true;
+      if (!carries(back.length)) { s.dropped++; return false; }
+      s.passed++;
+      return true;
+    };
   });
   return {
     stats,
     /** Browser addresses first heard from after this get a link of `bps`. */
     throttleNew(bps) { narrowNew = bps; },
-    close() {
-      for (const up of upstreams.values()) up.close();
-      front.close();
-    },
+    close: () => relay.close(),
   };
 }
 

@@ -2,7 +2,7 @@
 // (NACK) and re-sent (RTX) from the server's resend cache, so the picture keeps moving.
 //
 // The server announces 127.0.0.2 in its ICE candidate and listens on 127.0.0.1; a UDP
-// relay in this file listens on 127.0.0.2 with the same port and passes everything on,
+// relay (relay.mjs) listens on 127.0.0.2 with the same port and passes everything on,
 // except every 25th large RTP packet from the server (video; audio packets are small).
 // Without working retransmission each loss breaks a picture, and a file server can only
 // answer the browser's picture-loss request with a keyframe and a still picture until the
@@ -10,23 +10,14 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
 import {
   SAMPLE, launchBrowser, readStats, startServer, testMedia, waitForStats, withServerLog,
 } from './helpers.mjs';
+import { FRONT_IP, udpRelay } from './relay.mjs';
 
 const LONG_GOP = testMedia('long_gop.mp4'); // 30 s, 25 fps, a keyframe every 10 s
 
-/** The relay's address as the browser sees it (the server's announced `ip`). */
-const FRONT_IP = '127.0.0.2';
 const DROP_EVERY = 25;
-
-function bind(socket, port, address) {
-  return new Promise((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(port, address, () => { socket.off('error', reject); resolve(); });
-  });
-}
 
 /** RTP (not RTCP, not STUN or DTLS) and larger than any Opus packet of the test file. */
 function isLargeRtp(msg) {
@@ -40,12 +31,9 @@ function isLargeRtp(msg) {
  * repaired (`breakPicture`).
  */
 async function lossyRelay(port, { dropEvery = DROP_EVERY } = {}) {
-  const front = dgram.createSocket('udp4');
-  await bind(front, port, FRONT_IP);
   // bySsrc: large RTP packets passed on per SSRC (clear in the SRTP header): the video
   // stream's and the RTX stream's, whose packets prove a re-send.
   const stats = { large: 0, dropped: 0, bySsrc: {} };
-  const upstreams = new Map();
   // Per browser address, per SSRC: the video's RTP time (90 kHz) advanced so far, from the
   // clear RTP header, counted before any drop: how much video the server sent that viewer.
   const mediaTime = new Map();
@@ -62,31 +50,20 @@ async function lossyRelay(port, { dropEvery = DROP_EVERY } = {}) {
     }
     return Date.now() < breaking.repairsBlockedUntil;
   }
-  front.on('message', async (msg, from) => {
-    const key = `${from.address}:${from.port}`;
-    let up = upstreams.get(key);
-    if (!up) {
-      up = dgram.createSocket('udp4');
-      upstreams.set(key, up);
-      up.on('message', (back) => {
-        if (isLargeRtp(back)) {
-          noteTime(key, back);
-          if (unrepairable(key, back)) {
-            stats.unrepaired = (stats.unrepaired || 0) + 1;
-            return;
-          }
-          if (dropEvery && ++stats.large % dropEvery === 0) {
-            stats.dropped++;
-            return;
-          }
-          const ssrc = back.readUInt32BE(8);
-          stats.bySsrc[ssrc] = (stats.bySsrc[ssrc] || 0) + 1;
-        }
-        front.send(back, from.port, from.address);
-      });
-      await bind(up, 0, FRONT_IP);
+  const relay = await udpRelay(port, (key) => (back) => {
+    if (!isLargeRtp(back)) return true;
+    noteTime(key, back);
+    if (unrepairable(key, back)) {
+      stats.unrepaired = (stats.unrepaired || 0) + 1;
+      return false;
     }
-    up.send(msg, port, '127.0.0.1');
+    if (dropEvery && ++stats.large % dropEvery === 0) {
+      stats.dropped++;
+      return false;
+    }
+    const ssrc = back.readUInt32BE(8);
+    stats.bySsrc[ssrc] = (stats.bySsrc[ssrc] || 0) + 1;
+    return true;
   });
   function noteTime(key, rtp) {
     const ssrc = rtp.readUInt32BE(8);
@@ -118,10 +95,7 @@ async function lossyRelay(port, { dropEvery = DROP_EVERY } = {}) {
       const { t } = newestVideo();
       return t ? t.ticks / 90000 : 0;
     },
-    close() {
-      for (const up of upstreams.values()) up.close();
-      front.close();
-    },
+    close: () => relay.close(),
   };
 }
 
