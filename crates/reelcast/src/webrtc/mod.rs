@@ -50,6 +50,7 @@ pub use announce::announced_ips;
 pub use feed::{RtcFeed, RtcFeeds};
 pub use hub::RtcHub;
 pub use ids::FeedId;
+pub use packets::VideoCodec;
 pub use rtc_factory::{with_start_bitrate, Accepted, IceTransport, RtcFactory};
 pub use udp::bind as bind_media_port;
 pub use viewer::ViewerPlan;
