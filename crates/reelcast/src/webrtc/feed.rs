@@ -140,6 +140,14 @@ impl SinkFactory for RtcFeeds {
     fn sink(&self, stream: StreamId) -> Box<dyn Sink> {
         Box::new(RtcFeed::new(self.hub.clone(), FeedId::from(stream)))
     }
+
+    fn vp8_sink(&self, stream: StreamId) -> Box<dyn Sink> {
+        Box::new(RtcFeed::with_video(
+            self.hub.clone(),
+            FeedId::from(stream),
+            VideoCodec::Vp8,
+        ))
+    }
 }
 
 impl Carrier for RtcFeeds {

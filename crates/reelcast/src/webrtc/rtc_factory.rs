@@ -149,9 +149,7 @@ impl RtcFactory {
         now: Instant,
         transport: IceTransport,
     ) -> Result<Accepted, WebRtcError> {
-        let video = if !has_video_codec(offer_sdp, " H264/90000")
-            && has_video_codec(offer_sdp, " VP8/90000")
-        {
+        let video = if offers_vp8_only(offer_sdp) {
             VideoCodec::Vp8
         } else {
             VideoCodec::H264
@@ -267,6 +265,13 @@ impl RtcFactory {
             keys,
         })
     }
+}
+
+/// True when `offer_sdp` receives video in VP8 and not in H.264 (some Android and
+/// Firefox builds): its viewer needs a VP8 stream, answered by
+/// [`RtcFactory::accept_offer_or_vp8`].
+pub fn offers_vp8_only(offer_sdp: &str) -> bool {
+    !has_video_codec(offer_sdp, " H264/90000") && has_video_codec(offer_sdp, " VP8/90000")
 }
 
 /// str0m's standard RTP header extensions minus transport-wide congestion control.
