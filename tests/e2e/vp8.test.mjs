@@ -2,8 +2,9 @@
 // builds). Checked in Chromium with H.264 taken out of its WHEP offer
 // (`setCodecPreferences` keeping VP8 alone): a vod-live translation and a vod:// file play
 // as VP8 (getStats' codec of the inbound video) at the file's frame rate; an H.264 viewer
-// of the same translation still gets H.264; with transcoding_disabled=true such an offer
-// is refused in plain words.
+// of the same translation still gets H.264; the official SDK, its offer munged to VP8
+// alone, plays as VP8; with transcoding_disabled=true such an offer is refused in plain
+// words.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { launchBrowser, readStats, startServer, waitForStats, withServerLog } from './helpers.mjs';
+import {
+  launchBrowser, openSdkPage, readStats, sdkPlay, startServer, waitForStats, waitForStatus, withServerLog,
+} from './helpers.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const FPS = 30;
@@ -56,6 +59,33 @@ async function whepPlay(page, name, vp8Only) {
     await pc.setRemoteDescription({ type: 'answer', sdp: body });
     return { status: 201, body, offer };
   }, [name, vp8Only]);
+}
+
+/**
+ * Makes every offer in `page` VP8-only by taking H.264 (and its retransmission formats)
+ * out of the SDP the page's code gets from `createOffer`: how the SDK, which has no
+ * codec option, is made to look like a browser without H.264.
+ */
+async function mungeOffersToVp8(page) {
+  await page.evaluate(() => {
+    const createOffer = RTCPeerConnection.prototype.createOffer;
+    RTCPeerConnection.prototype.createOffer = async function (...args) {
+      const offer = await createOffer.apply(this, args);
+      const lines = offer.sdp.split('\r\n');
+      const h264 = new Set(lines.map((l) => l.match(/^a=rtpmap:(\d+) H264\/90000/)?.[1]).filter(Boolean));
+      for (const l of lines) {
+        const m = l.match(/^a=fmtp:(\d+) apt=(\d+)/);
+        if (m && h264.has(m[2])) h264.add(m[1]);
+      }
+      const out = lines.filter((l) => {
+        const pt = l.match(/^a=(?:rtpmap|fmtp|rtcp-fb):(\d+)/)?.[1];
+        return !(pt && h264.has(pt));
+      }).map((l) => (l.startsWith('m=video ')
+        ? l.split(' ').filter((w, i) => i < 3 || !h264.has(w)).join(' ')
+        : l));
+      return { type: offer.type, sdp: out.join('\r\n') };
+    };
+  });
 }
 
 /** The mime type of the newest peer connection's inbound video codec, per getStats. */
@@ -129,6 +159,21 @@ describe('VP8 for browsers without H.264', { timeout: 300000 }, () => {
       assert.equal(f.status, 201, withServerLog(server, `VP8 viewer of a file refused: ${f.body}`));
       await assertPlays(file, server, 'video/VP8', 'VP8 viewer of vod://');
       await file.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test('the SDK with an offer munged to VP8 alone plays a translation as VP8', { timeout: 60000 }, async () => {
+    const server = await startServer({ files: [file], settings: { vod_live_loop: 'true' } });
+    try {
+      const page = await openSdkPage(browser);
+      await mungeOffersToVp8(page);
+      const idx = await sdkPlay(page, server, 'vod-live://v360.mp4');
+      const ev = await waitForStatus(page, idx, ['PLAYING', 'FAILED', 'STOPPED'], 15000);
+      assert.equal(ev.status, 'PLAYING', withServerLog(server, `SDK VP8 play: ${JSON.stringify(ev)}`));
+      await assertPlays(page, server, 'video/VP8', 'SDK VP8 viewer');
+      await page.close();
     } finally {
       await server.stop();
     }
