@@ -3,7 +3,7 @@
 // (`setCodecPreferences` keeping VP8 alone): a vod-live translation and a vod:// file play
 // as VP8 (getStats' codec of the inbound video) at the file's frame rate; an H.264 viewer
 // of the same translation still gets H.264; the official SDK, its offer munged to VP8
-// alone, plays as VP8; with transcoding_disabled=true such an offer is refused in plain
+// alone, plays as VP8; so does a published stream; with transcoding_disabled=true such an offer is refused in plain
 // words.
 
 import { after, before, describe, test } from 'node:test';
@@ -13,7 +13,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  launchBrowser, openSdkPage, readStats, sdkPlay, startServer, waitForStats, waitForStatus, withServerLog,
+  FAKE_MEDIA_FLAGS, addSdkPublisher, launchBrowser, openSdkPage, readStats, sdkPlay, startServer, waitForStats,
+  waitForStatus, withServerLog,
 } from './helpers.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -175,6 +176,34 @@ describe('VP8 for browsers without H.264', { timeout: 300000 }, () => {
       await assertPlays(page, server, 'video/VP8', 'SDK VP8 viewer');
       await page.close();
     } finally {
+      await server.stop();
+    }
+  });
+
+  test('a VP8-only viewer of a published stream gets VP8', { timeout: 90000 }, async () => {
+    const server = await startServer({ files: [file] });
+    const camera = await launchBrowser({ args: FAKE_MEDIA_FLAGS });
+    try {
+      const pub = await openSdkPage(camera);
+      await addSdkPublisher(pub);
+      const p = await pub.evaluate(([url]) => window.__publish(url, 'cam', false, { audio: true, video: { width: 640, height: 360 } }), [server.wsUrl]);
+      const pev = await waitForStatus(pub, p, ['PUBLISHING', 'FAILED', 'UNPUBLISHED'], 20000);
+      assert.equal(pev.status, 'PUBLISHING', withServerLog(server, JSON.stringify(pev)));
+      const page = await browser.newPage();
+      await page.goto(`${server.base}/api/files`);
+      const r = await whepPlay(page, 'cam', true);
+      assert.equal(r.status, 201, withServerLog(server, `VP8 viewer of a published stream refused: ${r.body}`));
+      // The camera's rate drops under load: pictures keep coming, as VP8.
+      const first = await waitForStats(page, (s) => s.video?.framesDecoded > 10, { timeoutMs: 15000, what: 'VP8 pictures of the published stream' })
+        .catch((e) => { throw new Error(withServerLog(server, e.message)); });
+      await sleep(3000);
+      const later = await readStats(page);
+      assert.ok(later.video.framesDecoded - first.video.framesDecoded >= 30,
+        withServerLog(server, `${later.video.framesDecoded - first.video.framesDecoded} pictures in 3 s`));
+      assert.equal(await videoCodec(page), 'video/VP8');
+      await page.close();
+    } finally {
+      await camera.close();
       await server.stop();
     }
   });
