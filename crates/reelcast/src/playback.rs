@@ -96,8 +96,14 @@ async fn start_play(
     ctx: &ServerContext,
     name: &str,
     offer_sdp: &str,
-    requester: Requester<'_>,
+    mut requester: Requester<'_>,
 ) -> Result<Playback, StreamError> {
+    // A browser without H.264 gets the stream encoded to VP8, as a rendition (a shared
+    // stream) or its reader's transcode (a personal VOD), refused when transcoding is
+    // disabled.
+    if crate::webrtc::offers_vp8_only(offer_sdp) {
+        requester.constraints = Some(VideoConstraints::vp8(requester.constraints));
+    }
     if ctx.shutdown.is_draining() {
         return Err(StreamError::ShuttingDown);
     }
@@ -146,7 +152,14 @@ fn join_translation(
     if let Some(rendition) = rendition_for(ctx, parent, &requester)? {
         return join_shared(ctx, name, &rendition, listing, offer_sdp, requester);
     }
-    join_shared(ctx, name, &translation, listing, offer_sdp, requester)
+    join_shared(
+        ctx,
+        name,
+        &translation,
+        listing,
+        offer_sdp,
+        requester.untranscoded(),
+    )
 }
 
 /// The rendition a viewer asked for by its constraints, when the stream is not already
@@ -190,7 +203,14 @@ fn join_published(
     if let Some(rendition) = rendition_for(ctx, parent, &requester)? {
         return join_shared(ctx, name, &rendition, listing, offer_sdp, requester);
     }
-    join_shared(ctx, name, published, listing, offer_sdp, requester)
+    join_shared(
+        ctx,
+        name,
+        published,
+        listing,
+        offer_sdp,
+        requester.untranscoded(),
+    )
 }
 
 /// A stream many viewers join on its one timeline: a live translation or a published
@@ -274,10 +294,7 @@ fn join_shared(
     offer_sdp: &str,
     requester: Requester<'_>,
 ) -> Result<Playback, StreamError> {
-    let accepted = ctx
-        .rtc
-        .accept_offer(offer_sdp, Instant::now(), requester.transport)
-        .map_err(offer_refused)?;
+    let accepted = accept(ctx, offer_sdp, &requester)?;
     refuse_without_video(&accepted, shared.media())?;
     let answer_sdp = accepted.answer_sdp.clone();
     let info = shared.media().clone();
@@ -331,11 +348,9 @@ async fn start_personal(
         .await?;
     let info = reader.info().clone();
 
-    let accepted = ctx
-        .rtc
-        .accept_offer(offer_sdp, Instant::now(), requester.transport)
-        .map_err(offer_refused)?;
+    let accepted = accept(ctx, offer_sdp, &requester)?;
     refuse_without_video(&accepted, &info)?;
+    let vp8 = accepted.sends_vp8;
     let answer_sdp = accepted.answer_sdp.clone();
 
     let stream = StreamId::next();
@@ -370,7 +385,7 @@ async fn start_personal(
     PersonalVod {
         viewer,
         viewer_events: events_rx,
-        sinks: ctx.registry.sinks_for(stream, None),
+        sinks: ctx.registry.video_sinks_for(stream, vp8),
         ticket,
         name: name.to_string(),
     }
@@ -381,6 +396,38 @@ async fn start_personal(
         info,
         span,
     })
+}
+
+impl Requester<'_> {
+    /// The requester joining the stream itself, not a rendition: its VP8 mark dropped
+    /// (the stream has no video to encode), so its offer is answered as it is.
+    fn untranscoded(self) -> Self {
+        Requester {
+            constraints: self.constraints.filter(|c| !c.vp8),
+            ..self
+        }
+    }
+
+    /// Its video is encoded to VP8 ([`VideoConstraints::vp8`]).
+    fn wants_vp8(&self) -> bool {
+        self.constraints.is_some_and(|c| c.vp8)
+    }
+}
+
+/// Answers the viewer's offer: in VP8 when its stream is encoded so for it.
+fn accept(
+    ctx: &ServerContext,
+    offer_sdp: &str,
+    requester: &Requester<'_>,
+) -> Result<crate::webrtc::Accepted, StreamError> {
+    let now = Instant::now();
+    if requester.wants_vp8() {
+        ctx.rtc
+            .accept_offer_or_vp8(offer_sdp, now, requester.transport)
+    } else {
+        ctx.rtc.accept_offer(offer_sdp, now, requester.transport)
+    }
+    .map_err(offer_refused)
 }
 
 /// The span of lines about one viewer of stream `name`.

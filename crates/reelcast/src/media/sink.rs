@@ -43,6 +43,13 @@ pub trait Sink: Send {
 pub trait SinkFactory: Send + Sync {
     /// The sink of the new stream `stream`.
     fn sink(&self, stream: StreamId) -> Box<dyn Sink>;
+
+    /// The sink of the new stream `stream` whose video frames are VP8 (a rendition for
+    /// browsers without H.264). A sink that does not look into video bytes may keep the
+    /// default, its usual sink.
+    fn vp8_sink(&self, stream: StreamId) -> Box<dyn Sink> {
+        self.sink(stream)
+    }
 }
 
 /// Every sink of a stream, fed as one. Each frame is handed to each sink (a `Frame`

@@ -25,6 +25,9 @@ pub struct VideoConstraints {
     pub height: Option<u32>,
     /// Bit rate asked, kbit/s.
     pub bitrate_kbps: Option<u32>,
+    /// VP8 instead of H.264: the viewer's browser offered no H.264 (not a play
+    /// parameter; set from the viewer's offer). Part of a rendition's key.
+    pub vp8: bool,
 }
 
 impl VideoConstraints {
@@ -40,6 +43,7 @@ impl VideoConstraints {
             width: bounded("width", width, &SIZE_RANGE)?,
             height: bounded("height", height, &SIZE_RANGE)?,
             bitrate_kbps: bounded("bitrate", bitrate, &BITRATE_RANGE_KBPS)?,
+            vp8: false,
         };
         Ok((c != VideoConstraints::default()).then_some(c))
     }
@@ -49,10 +53,20 @@ impl VideoConstraints {
         fit_size(width, height, self.width, self.height)
     }
 
+    /// `asked` (or nothing asked) encoded to VP8, for a viewer whose browser offered no
+    /// H.264.
+    pub fn vp8(asked: Option<Self>) -> Self {
+        VideoConstraints {
+            vp8: true,
+            ..asked.unwrap_or_default()
+        }
+    }
+
     /// Whether a source of `width`×`height` (0×0: not known yet) needs a transcode for
-    /// these constraints: a bit rate is asked, or a size other than the source's.
+    /// these constraints: VP8 or a bit rate is asked, or a size other than the source's.
     pub fn need_transcode(&self, width: u32, height: u32) -> bool {
-        self.bitrate_kbps.is_some()
+        self.vp8
+            || self.bitrate_kbps.is_some()
             || width == 0
             || height == 0
             || self.size_for(width, height) != (width & !1, height & !1)
@@ -71,6 +85,7 @@ impl VideoConstraints {
             width: Some(w),
             height: Some(h),
             bitrate_kbps: self.bitrate_kbps,
+            vp8: self.vp8,
         }
     }
 
@@ -135,7 +150,7 @@ mod tests {
         assert_eq!(parse(json!(null), json!(""), json!(0)), "None");
         assert_eq!(
             parse(json!(320), json!("180"), json!(300.0)),
-            "Some(VideoConstraints { width: Some(320), height: Some(180), bitrate_kbps: Some(300) })"
+            "Some(VideoConstraints { width: Some(320), height: Some(180), bitrate_kbps: Some(300), vp8: false })"
         );
         for (w, h, b) in [
             (json!(-1), json!(0), json!(0)),
@@ -162,12 +177,22 @@ mod tests {
             width,
             height,
             bitrate_kbps,
+            vp8: false,
         };
         assert!(!c(Some(1280), Some(720), None).need_transcode(1280, 720));
         assert!(!c(Some(1920), None, None).need_transcode(1280, 720));
         assert!(c(Some(320), Some(180), None).need_transcode(1280, 720));
         assert!(c(None, None, Some(500)).need_transcode(1280, 720));
         assert!(c(Some(320), None, None).need_transcode(0, 0));
+        // VP8 is always a transcode, at the source's size unless a size is asked too.
+        let vp8 = VideoConstraints::vp8(None);
+        assert!(vp8.need_transcode(1280, 720));
+        assert_eq!(vp8.resolved_for(1280, 720).size_for(1280, 720), (1280, 720));
+        assert!(vp8.resolved_for(1280, 720).vp8);
+        assert_ne!(
+            vp8.resolved_for(1280, 720),
+            c(None, None, None).resolved_for(1280, 720)
+        );
         assert_eq!(c(None, Some(180), None).size_for(1280, 720), (320, 180));
         // Asks that come to the same picture are the same rendition.
         assert_eq!(

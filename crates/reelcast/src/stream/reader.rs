@@ -313,7 +313,9 @@ impl<S: ByteSource> MediaReader<S> {
                     // B-frames are transcoded away.
                     let codec = if info.reordered_video || asked.is_some() {
                         info.h264_profile_idc = Some(CONSTRAINED_BASELINE);
-                        info.video_codec = Some(if info.reordered_video {
+                        info.video_codec = Some(if asked.is_some_and(|c| c.vp8) {
+                            "VP8 (from H.264)".into()
+                        } else if info.reordered_video {
                             "H264 (from H.264 with B-frames)".into()
                         } else {
                             "H264 (rendition)".into()
@@ -354,7 +356,12 @@ impl<S: ByteSource> MediaReader<S> {
                     let (w, h) = (u32::from(*width), u32::from(*height));
                     (info.width, info.height) = policy.video.map_or((w, h), |c| c.size_for(w, h));
                     info.h264_profile_idc = Some(CONSTRAINED_BASELINE);
-                    info.video_codec = Some(format!("H264 (from {})", kind.name()));
+                    let to = if policy.video.is_some_and(|c| c.vp8) {
+                        "VP8"
+                    } else {
+                        "H264"
+                    };
+                    info.video_codec = Some(format!("{to} (from {})", kind.name()));
                     info.duration_us = info.duration_us.max(track_duration_us(&track));
                     video = Some(VideoTrack {
                         lane: SampleLane::new(track),

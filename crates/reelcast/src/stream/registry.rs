@@ -373,7 +373,7 @@ impl Registry {
             key,
             parent: parent.info.clone(),
             stream,
-            sinks: self.sinks_for(stream, None),
+            sinks: self.video_sinks_for(stream, constraints.vp8),
             busy,
             viewers_ending: if parent.published {
                 published::viewers_ending
@@ -402,6 +402,16 @@ impl Registry {
         })?;
         maps.renditions.insert(key, handle.clone());
         Ok(handle)
+    }
+
+    /// The sinks of a stream `stream` without HLS (a rendition, a personal VOD): with
+    /// `vp8`, its video frames are VP8 and only the WebRTC feed takes them.
+    pub fn video_sinks_for(&self, stream: StreamId, vp8: bool) -> Sinks {
+        if vp8 {
+            Sinks::new(vec![self.rtc_feeds.vp8_sink(stream)])
+        } else {
+            self.sinks_for(stream, None)
+        }
     }
 
     /// The sinks of a stream `stream`; with `hls` (a

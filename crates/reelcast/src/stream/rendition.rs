@@ -233,7 +233,11 @@ fn rendition_info(parent: &MediaInfo, constraints: VideoConstraints) -> MediaInf
         width,
         height,
         h264_profile_idc: Some(CONSTRAINED_BASELINE),
-        video_codec: Some(format!("H264 ({width}x{height} rendition)")),
+        video_codec: Some(if constraints.vp8 {
+            format!("VP8 ({width}x{height} rendition)")
+        } else {
+            format!("H264 ({width}x{height} rendition)")
+        }),
         transcoded_video: true,
         aac_config: None,
         ..parent.clone()
@@ -465,6 +469,9 @@ impl Encoder {
             Err(e) => return self.fail(&e.to_string()),
         };
         t.set_size(self.constraints.width, self.constraints.height);
+        if self.constraints.vp8 {
+            t.set_output(::transcode::OutputCodec::Vp8);
+        }
         if let Some(bits) = self.constraints.bit_rate() {
             t.set_bit_rate(bits);
         }
@@ -545,9 +552,8 @@ mod tests {
             ..MediaInfo::default()
         };
         let c = VideoConstraints {
-            width: None,
             height: Some(180),
-            bitrate_kbps: None,
+            ..VideoConstraints::default()
         };
         let info = rendition_info(&parent, c);
         assert_eq!((info.width, info.height), (320, 180));

@@ -135,6 +135,9 @@ impl TranscodedVideo {
                 match VideoTranscoder::new(&input) {
                     Ok(mut t) => {
                         t.set_size(output.width, output.height);
+                        if output.vp8 {
+                            t.set_output(::transcode::OutputCodec::Vp8);
+                        }
                         if let Some(bits) = output.bit_rate() {
                             t.set_bit_rate(bits);
                         }

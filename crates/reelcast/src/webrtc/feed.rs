@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::hub::RtcHub;
 use super::ids::FeedId;
+use super::packets::VideoCodec;
 use super::publisher_peer::FRAME_QUEUE;
 use super::rtc_factory::Accepted;
 use super::viewer::ViewerPlan;
@@ -25,12 +26,19 @@ use crate::media::{
 pub struct RtcFeed {
     hub: RtcHub,
     feed: FeedId,
+    /// How the stream's video frames are cut into RTP payloads.
+    video: VideoCodec,
 }
 
 impl RtcFeed {
-    /// The sink for `feed`; the feed opens when the stream's clock starts.
+    /// The sink for `feed` of H.264 video; the feed opens when the stream's clock starts.
     pub fn new(hub: RtcHub, feed: FeedId) -> Self {
-        RtcFeed { hub, feed }
+        Self::with_video(hub, feed, VideoCodec::H264)
+    }
+
+    /// The sink for `feed` whose video frames are `video` (a VP8 rendition's).
+    pub fn with_video(hub: RtcHub, feed: FeedId, video: VideoCodec) -> Self {
+        RtcFeed { hub, feed, video }
     }
 }
 
@@ -45,7 +53,7 @@ impl Sink for RtcFeed {
         if first.kind == MediaKind::Aac {
             return;
         }
-        self.hub.send_frames(self.feed, first, second);
+        self.hub.send_frames(self.feed, first, second, self.video);
     }
 
     fn end(&mut self, _ending: &Ending) {
@@ -131,6 +139,14 @@ impl PublisherControl for PublisherHandle {
 impl SinkFactory for RtcFeeds {
     fn sink(&self, stream: StreamId) -> Box<dyn Sink> {
         Box::new(RtcFeed::new(self.hub.clone(), FeedId::from(stream)))
+    }
+
+    fn vp8_sink(&self, stream: StreamId) -> Box<dyn Sink> {
+        Box::new(RtcFeed::with_video(
+            self.hub.clone(),
+            FeedId::from(stream),
+            VideoCodec::Vp8,
+        ))
     }
 }
 

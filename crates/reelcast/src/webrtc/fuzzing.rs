@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use str0m::crypto::dtls::SrtpProfile;
 
 use super::media_plane::{MediaPlane, OutTrack, RtxTrack};
-use super::packets::{packetize, RtpFrame};
+use super::packets::{packetize, RtpFrame, VideoCodec};
 use super::rtc_factory::crypto_provider;
 use super::srtp::SrtpKeys;
 use super::transmits::Transmits;
@@ -131,7 +131,7 @@ pub fn packetize_picture(annex_b: &[u8], keyframe: bool) -> Vec<usize> {
         keyframe,
         data: Arc::from(annex_b),
     };
-    packetize(&frame)
+    packetize(&frame, VideoCodec::H264)
         .map(|f| f.payloads.iter().map(|p| p.len()).collect())
         .unwrap_or_default()
 }

@@ -20,6 +20,7 @@ use super::events::ViewerEvents;
 use super::hub_core::{Command, HubCore};
 use super::ice_tcp::{self, TcpInput};
 use super::ids::{FeedId, ViewerId};
+use super::packets::VideoCodec;
 use super::udp;
 use super::udp_sender::UdpSender;
 use super::viewer::ViewerPlan;
@@ -135,12 +136,20 @@ impl RtcHub {
     }
 
     /// Sends a frame, or two, to every viewer of `feed`. Two go to each viewer back to
-    /// back, so two equal-sized packets leave as one message (`outbox`).
-    pub fn send_frames(&self, feed: FeedId, first: Frame, second: Option<Frame>) {
+    /// back, so two equal-sized packets leave as one message (`outbox`). Video frames are
+    /// in `video`.
+    pub fn send_frames(
+        &self,
+        feed: FeedId,
+        first: Frame,
+        second: Option<Frame>,
+        video: VideoCodec,
+    ) {
         let _ = self.tx.send(Command::Frames {
             feed,
             first,
             second,
+            video,
         });
     }
 }

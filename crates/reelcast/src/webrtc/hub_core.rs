@@ -50,7 +50,7 @@ use tracing::debug;
 
 use super::events::ViewerEvents;
 use super::ids::{FeedId, TcpId, ViewerId};
-use super::packets::{self, RtpFrame};
+use super::packets::{self, RtpFrame, VideoCodec};
 use super::publisher_peer::PublisherPeer;
 use super::transmits::{TcpAction, Transmits, BATCH};
 use super::udp::Path;
@@ -90,11 +90,12 @@ pub(super) enum Command {
     PublisherKeyframe { id: ViewerId },
     /// Closes a publisher from our side.
     RemovePublisher { id: ViewerId, reason: Ending },
-    /// One frame, or two back to back, for every viewer of a feed.
+    /// One frame, or two back to back, for every viewer of a feed; its video in `video`.
     Frames {
         feed: FeedId,
         first: Frame,
         second: Option<Frame>,
+        video: VideoCodec,
     },
 }
 
@@ -329,11 +330,12 @@ impl HubCore {
                 feed,
                 first,
                 second,
+                video,
             } => {
                 let Some(f) = self.feeds.get_mut(&feed) else {
                     return;
                 };
-                let frames = packets::packetize_pair(&first, second.as_ref());
+                let frames = packets::packetize_pair(&first, second.as_ref(), video);
                 for frame in &frames {
                     f.gop.push(frame);
                 }

@@ -50,7 +50,8 @@ pub use announce::announced_ips;
 pub use feed::{RtcFeed, RtcFeeds};
 pub use hub::RtcHub;
 pub use ids::FeedId;
-pub use rtc_factory::{with_start_bitrate, Accepted, IceTransport, RtcFactory};
+pub use packets::VideoCodec;
+pub use rtc_factory::{offers_vp8_only, with_start_bitrate, Accepted, IceTransport, RtcFactory};
 pub use udp::bind as bind_media_port;
 pub use viewer::ViewerPlan;
 

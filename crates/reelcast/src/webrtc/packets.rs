@@ -1,7 +1,7 @@
 //! Cutting each frame into RTP payloads once per feed, for every viewer to share.
 //!
-//! The payload of an RTP packet (an H.264 FU-A fragment, a STAP-A with SPS and PPS, an
-//! Opus packet) is the same for every viewer of a feed; only the header (SSRC, sequence
+//! The payload of an RTP packet (an H.264 FU-A fragment, a STAP-A with SPS and PPS, a
+//! VP8 partition piece behind its payload descriptor, an Opus packet) is the same for every viewer of a feed; only the header (SSRC, sequence
 //! number, timestamp offset) and the SRTP encryption differ. So the feed packetizes a frame
 //! once and hands every viewer the same `Arc`ed payloads: a viewer's engine only writes
 //! headers and encrypts, and its retransmission cache holds references, not copies. With
@@ -18,6 +18,16 @@ const MAX_PAYLOAD: usize = {
     let budget = str0m::DATAGRAM_MTU_TARGET - 16;
     budget - budget % 16
 };
+
+/// The codec of a feed's video frames: it decides how they are cut into payloads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VideoCodec {
+    /// Annex-B H.264 access units, sent as RFC 6184 packetization mode 1.
+    #[default]
+    H264,
+    /// VP8 frames as an encoder writes them, sent as RFC 7741.
+    Vp8,
+}
 
 /// One frame as RTP payloads, shared by every viewer of a feed.
 #[derive(Debug)]
@@ -36,10 +46,11 @@ pub(super) struct RtpFrame {
     pub padding: u8,
 }
 
-/// Cuts `frame` into payloads; `None` for a frame that yields none (empty, or only access
-/// unit delimiters and filler).
-pub(super) fn packetize(frame: &Frame) -> Option<Arc<RtpFrame>> {
+/// Cuts `frame` into payloads, video as `codec`; `None` for a frame that yields none
+/// (empty, or only access unit delimiters and filler).
+pub(super) fn packetize(frame: &Frame, codec: VideoCodec) -> Option<Arc<RtpFrame>> {
     let payloads: Vec<Arc<[u8]>> = match frame.kind {
+        MediaKind::Video if codec == VideoCodec::Vp8 => vp8_payloads(&frame.data, MAX_PAYLOAD),
         MediaKind::Video => h264_payloads(&frame.data, MAX_PAYLOAD),
         // An Opus packet is one payload (RFC 7587); at most 1,275 bytes, it fits a datagram.
         MediaKind::Audio if frame.data.is_empty() => Vec::new(),
@@ -70,10 +81,14 @@ pub(super) fn packetize(frame: &Frame) -> Option<Arc<RtpFrame>> {
 /// first packet gets RTP padding (RFC 3550 §5.1) up to the second's length. Done here,
 /// once per feed, so each viewer only sets the header's P bit. At most 255 bytes, what
 /// one padding count byte can say; a larger gap goes unpadded.
-pub(super) fn packetize_pair(first: &Frame, second: Option<&Frame>) -> Vec<Arc<RtpFrame>> {
+pub(super) fn packetize_pair(
+    first: &Frame,
+    second: Option<&Frame>,
+    codec: VideoCodec,
+) -> Vec<Arc<RtpFrame>> {
     let mut frames: Vec<Arc<RtpFrame>> = std::iter::once(first)
         .chain(second)
-        .filter_map(packetize)
+        .filter_map(|f| packetize(f, codec))
         .collect();
     if let [a, b] = frames.as_mut_slice() {
         if let Some(padded) = padded_to(a, b) {
@@ -106,6 +121,29 @@ fn padded_to(short: &RtpFrame, long: &RtpFrame) -> Option<RtpFrame> {
         bytes: short.bytes,
         padding,
     })
+}
+
+/// RFC 7741 payload descriptor with only the S bit: set on the packet that starts a
+/// frame (partition 0), clear on the rest.
+const VP8_START: u8 = 0x10;
+const VP8_CONTINUED: u8 = 0x00;
+
+/// RFC 7741 packetization of one VP8 frame: the frame cut into pieces that fit `max`
+/// with the one-byte descriptor in front. No picture id: nothing here needs it (a
+/// browser's decoder finds a lost frame by the sequence numbers), and the descriptor stays
+/// the same for every viewer. (str0m has such a packetizer but does not export it.)
+fn vp8_payloads(frame: &[u8], max: usize) -> Vec<Arc<[u8]>> {
+    frame
+        .chunks(max - 1)
+        .enumerate()
+        .map(|(i, piece)| {
+            let descriptor = if i == 0 { VP8_START } else { VP8_CONTINUED };
+            let mut payload = Vec::with_capacity(1 + piece.len());
+            payload.push(descriptor);
+            payload.extend_from_slice(piece);
+            Arc::from(payload)
+        })
+        .collect()
 }
 
 /// NAL unit types (H.264 table 7-1) and RTP payload types (RFC 6184) used here.
@@ -242,7 +280,7 @@ mod tests {
 
     #[test]
     fn the_shorter_first_packet_of_a_pair_is_padded_to_the_second() {
-        let frames = packetize_pair(&opus(90, 0), Some(&opus(130, 20)));
+        let frames = packetize_pair(&opus(90, 0), Some(&opus(130, 20)), VideoCodec::H264);
         let [a, b] = frames.as_slice() else {
             panic!("two frames")
         };
@@ -257,7 +295,7 @@ mod tests {
     #[test]
     fn pairs_that_already_merge_or_cannot_be_padded_are_left_alone() {
         for (first, second) in [(130, 90), (100, 100), (10, 10 + 256)] {
-            let frames = packetize_pair(&opus(first, 0), Some(&opus(second, 20)));
+            let frames = packetize_pair(&opus(first, 0), Some(&opus(second, 20)), VideoCodec::H264);
             let sizes: Vec<(usize, u8)> = frames
                 .iter()
                 .map(|f| (f.payloads[0].len(), f.padding))
@@ -267,9 +305,13 @@ mod tests {
         let frames = packetize_pair(
             &opus(50, 0),
             Some(&video(vec![0, 0, 0, 1, 0x65, 1, 2], true)),
+            VideoCodec::H264,
         );
         assert_eq!(frames[0].padding, 0, "only audio pairs are padded");
-        assert_eq!(packetize_pair(&opus(50, 0), None).len(), 1);
+        assert_eq!(
+            packetize_pair(&opus(50, 0), None, VideoCodec::H264).len(),
+            1
+        );
     }
 
     fn video(data: Vec<u8>, keyframe: bool) -> Frame {
@@ -286,7 +328,7 @@ mod tests {
     fn a_large_picture_is_cut_into_payloads_that_fit_a_datagram() {
         let mut nal = vec![0, 0, 0, 1, 0x65];
         nal.extend(std::iter::repeat_n(0xAB, 10_000));
-        let frame = packetize(&video(nal.clone(), true)).expect("payloads");
+        let frame = packetize(&video(nal.clone(), true), VideoCodec::H264).expect("payloads");
         let n = frame.payloads.len();
         assert_eq!(n, 10_000_usize.div_ceil(MAX_PAYLOAD - 2));
         assert!(frame.payloads.iter().all(|p| p.len() <= MAX_PAYLOAD));
@@ -321,7 +363,7 @@ mod tests {
             &idr,
         ]
         .concat();
-        let frame = packetize(&video(annex_b, true)).expect("payloads");
+        let frame = packetize(&video(annex_b, true), VideoCodec::H264).expect("payloads");
         // STAP-A (NRI of the highest part) with SPS and PPS, then the IDR slice in fragments.
         let stap = &frame.payloads[0];
         assert_eq!(
@@ -348,14 +390,22 @@ mod tests {
 
     #[test]
     fn an_empty_frame_yields_nothing() {
-        assert!(packetize(&video(Vec::new(), false)).is_none());
-        assert!(packetize(&video(vec![0, 0, 0, 1, 0x09, 0xF0], false)).is_none());
+        assert!(packetize(&video(Vec::new(), false), VideoCodec::H264).is_none());
+        assert!(packetize(
+            &video(vec![0, 0, 0, 1, 0x09, 0xF0], false),
+            VideoCodec::H264
+        )
+        .is_none());
     }
 
     #[test]
     fn small_slices_go_out_whole_and_opus_packets_as_they_are() {
         let p_slice = [0x41, 0x9A, 0x02, 0x03];
-        let frame = packetize(&video([&[0, 0, 0, 1][..], &p_slice].concat(), false)).unwrap();
+        let frame = packetize(
+            &video([&[0, 0, 0, 1][..], &p_slice].concat(), false),
+            VideoCodec::H264,
+        )
+        .unwrap();
         assert_eq!(frame.payloads.len(), 1);
         assert_eq!(&frame.payloads[0][..], &p_slice);
         let opus = Frame {
@@ -365,7 +415,28 @@ mod tests {
             keyframe: true,
             data: vec![0xFC, 1, 2, 3].into(),
         };
-        let frame = packetize(&opus).unwrap();
+        let frame = packetize(&opus, VideoCodec::H264).unwrap();
         assert_eq!(&frame.payloads[..], std::slice::from_ref(&opus.data));
+    }
+
+    #[test]
+    fn a_vp8_frame_is_cut_behind_one_byte_descriptors_start_bit_on_the_first() {
+        let data: Vec<u8> = (0..5_000u32).map(|i| i as u8).collect();
+        let frame = packetize(&video(data.clone(), true), VideoCodec::Vp8).expect("payloads");
+        let n = frame.payloads.len();
+        assert_eq!(n, 5_000_usize.div_ceil(MAX_PAYLOAD - 1));
+        assert!(frame.payloads.iter().all(|p| p.len() <= MAX_PAYLOAD));
+        assert_eq!(frame.payloads[0][0], 0x10);
+        assert!(frame.payloads[1..].iter().all(|p| p[0] == 0x00));
+        let body: Vec<u8> = frame
+            .payloads
+            .iter()
+            .flat_map(|p| p[1..].to_vec())
+            .collect();
+        assert_eq!(body, data);
+        // A small frame is one packet; an empty one none.
+        let small = packetize(&video(vec![1, 2, 3], false), VideoCodec::Vp8).unwrap();
+        assert_eq!(&small.payloads[..], &[Arc::from(&[0x10, 1, 2, 3][..])]);
+        assert!(packetize(&video(Vec::new(), false), VideoCodec::Vp8).is_none());
     }
 }

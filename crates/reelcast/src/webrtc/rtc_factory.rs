@@ -23,6 +23,7 @@ use str0m::{Candidate, IceCreds, Rtc};
 use tracing::debug;
 
 use super::dtls_keys::{self, KeySlot};
+use super::packets::VideoCodec;
 use super::WebRtcError;
 
 /// The server's crypto provider: str0m's, with DTLS wrapped so each viewer's SRTP keys can
@@ -77,8 +78,12 @@ pub struct Accepted {
     pub(crate) ice_password: String,
     /// Where the SRTP keys land when DTLS is done.
     pub(crate) keys: KeySlot,
-    /// The answer sends H.264 video (the offer had an H.264 video section).
+    /// The answer sends video: H.264 when the offer had an H.264 video section, else VP8
+    /// when it had VP8 and the caller allowed it ([`RtcFactory::accept_offer_or_vp8`]).
     pub sends_video: bool,
+    /// The video the answer sends is VP8 (the offer had no H.264): the viewer must be
+    /// given a VP8 stream.
+    pub sends_vp8: bool,
     /// A publisher's answer receives H.264 video (packetization-mode 1) from it.
     pub receives_video: bool,
     /// A publisher's answer receives Opus audio from it.
@@ -125,7 +130,31 @@ impl RtcFactory {
         now: Instant,
         transport: IceTransport,
     ) -> Result<Accepted, WebRtcError> {
-        self.answer(offer_sdp, now, transport, extensions_without_twcc())
+        self.answer(
+            offer_sdp,
+            now,
+            transport,
+            extensions_without_twcc(),
+            VideoCodec::H264,
+        )
+    }
+
+    /// As [`accept_offer`](Self::accept_offer), but an offer whose video has no H.264 and
+    /// has VP8 (some Android and Firefox builds) is answered with VP8
+    /// ([`Accepted::sends_vp8`]). For callers that can transcode the stream to VP8; an
+    /// offer with H.264 is answered with H.264 alone, as by `accept_offer`.
+    pub fn accept_offer_or_vp8(
+        &self,
+        offer_sdp: &str,
+        now: Instant,
+        transport: IceTransport,
+    ) -> Result<Accepted, WebRtcError> {
+        let video = if offers_vp8_only(offer_sdp) {
+            VideoCodec::Vp8
+        } else {
+            VideoCodec::H264
+        };
+        self.answer(offer_sdp, now, transport, extensions_without_twcc(), video)
     }
 
     /// Accepts `offer_sdp` from a browser that wants to *send* (a publisher: its camera as
@@ -141,7 +170,13 @@ impl RtcFactory {
         now: Instant,
         transport: IceTransport,
     ) -> Result<Accepted, WebRtcError> {
-        let accepted = self.answer(offer_sdp, now, transport, ExtensionMap::standard())?;
+        let accepted = self.answer(
+            offer_sdp,
+            now,
+            transport,
+            ExtensionMap::standard(),
+            VideoCodec::H264,
+        )?;
         if !accepted.receives_video && !accepted.receives_audio {
             return Err(WebRtcError::BadOffer(
                 "it sends no H.264 (packetization-mode 1) video or Opus audio",
@@ -150,13 +185,15 @@ impl RtcFactory {
         Ok(accepted)
     }
 
-    /// Answers an offer with the header extensions `extensions`.
+    /// Answers an offer with the header extensions `extensions` and `video` as the one
+    /// video codec.
     fn answer(
         &self,
         offer_sdp: &str,
         now: Instant,
         transport: IceTransport,
         extensions: ExtensionMap,
+        video: VideoCodec,
     ) -> Result<Accepted, WebRtcError> {
         // str0m's words stay in our log: its parse errors carry a heap address
         // (`PointerOffset(0x7f…)`), nothing a client should read.
@@ -168,16 +205,19 @@ impl RtcFactory {
         let local_ufrag = creds.ufrag.clone();
         let ice_password = creds.pass.clone();
         let (mut rtc, keys) = dtls_keys::build_with_slot(|| {
-            Rtc::builder()
+            let builder = Rtc::builder()
                 .set_ice_lite(true)
                 .set_crypto_provider(self.provider.clone())
                 .set_dtls_cert(self.cert.clone())
                 .set_local_ice_credentials(creds)
                 .clear_codecs()
-                .enable_opus(true, false)
-                .enable_h264(true)
-                .set_extension_map(extensions)
-                .build(now)
+                .enable_opus(true, false);
+            match video {
+                VideoCodec::H264 => builder.enable_h264(true),
+                VideoCodec::Vp8 => builder.enable_vp8(true),
+            }
+            .set_extension_map(extensions)
+            .build(now)
         });
         let tcp_only = transport == IceTransport::Tcp && !self.tcp_candidates.is_empty();
         let udp = if tcp_only { &[][..] } else { &self.candidates };
@@ -211,9 +251,11 @@ impl RtcFactory {
             WebRtcError::BadOffer("it cannot be answered (its media sections are inconsistent)")
         })?;
         let answer_sdp = one_media_stream(&answer.to_sdp_string());
+        let sends_vp8 = video == VideoCodec::Vp8 && has_video_codec(&answer_sdp, " VP8/90000");
         Ok(Accepted {
             rtc,
-            sends_video: answers_h264_video(&answer_sdp),
+            sends_video: has_video_codec(&answer_sdp, " H264/90000") || sends_vp8,
+            sends_vp8,
             receives_video: receives(&answer_sdp, "video", " H264/90000"),
             receives_audio: receives(&answer_sdp, "audio", " opus/48000"),
             answered_at: now,
@@ -223,6 +265,13 @@ impl RtcFactory {
             keys,
         })
     }
+}
+
+/// True when `offer_sdp` receives video in VP8 and not in H.264 (some Android and
+/// Firefox builds): its viewer needs a VP8 stream, answered by
+/// [`RtcFactory::accept_offer_or_vp8`].
+pub fn offers_vp8_only(offer_sdp: &str) -> bool {
+    !has_video_codec(offer_sdp, " H264/90000") && has_video_codec(offer_sdp, " VP8/90000")
 }
 
 /// str0m's standard RTP header extensions minus transport-wide congestion control.
@@ -242,13 +291,12 @@ fn extensions_without_twcc() -> ExtensionMap {
     map
 }
 
-/// True when `sdp` has an active (port not 0) video section offering H.264.
-fn answers_h264_video(sdp: &str) -> bool {
+/// True when `sdp` has an active (port not 0) video section with the codec whose rtpmap
+/// ends in `rtpmap` (`" H264/90000"`).
+fn has_video_codec(sdp: &str, rtpmap: &str) -> bool {
     sdp.split("\nm=").skip(1).any(|section| {
         let mut words = section.split_whitespace();
-        words.next() == Some("video")
-            && words.next() != Some("0")
-            && section.contains(" H264/90000")
+        words.next() == Some("video") && words.next() != Some("0") && section.contains(rtpmap)
     })
 }
 
@@ -426,11 +474,50 @@ mod tests {
         let vp8 = factory
             .accept_offer(&offer(true), Instant::now(), IceTransport::Any)
             .expect("answered");
-        assert!(!vp8.sends_video, "{}", vp8.answer_sdp);
+        assert!(!vp8.sends_video && !vp8.sends_vp8, "{}", vp8.answer_sdp);
         let h264 = factory
             .accept_offer(&offer(false), Instant::now(), IceTransport::Any)
             .expect("answered");
-        assert!(h264.sends_video, "{}", h264.answer_sdp);
+        assert!(h264.sends_video && !h264.sends_vp8, "{}", h264.answer_sdp);
+    }
+
+    #[test]
+    fn vp8_is_answered_when_allowed_and_the_offer_has_no_h264() {
+        let factory =
+            RtcFactory::new(vec!["127.0.0.1:9".parse().unwrap()], vec![]).expect("factory");
+        let vp8_only = {
+            let mut browser = Rtc::builder()
+                .clear_codecs()
+                .enable_opus(true, false)
+                .enable_vp8(true)
+                .build(Instant::now());
+            let mut api = browser.sdp_api();
+            api.add_media(
+                str0m::media::MediaKind::Video,
+                str0m::media::Direction::RecvOnly,
+                None,
+                None,
+                None,
+            );
+            api.apply().expect("an offer").0.to_sdp_string()
+        };
+        let vp8 = factory
+            .accept_offer_or_vp8(&vp8_only, Instant::now(), IceTransport::Any)
+            .expect("answered");
+        assert!(vp8.sends_video && vp8.sends_vp8, "{}", vp8.answer_sdp);
+        assert!(vp8.answer_sdp.contains(" VP8/90000"), "{}", vp8.answer_sdp);
+        // A browser offering both (str0m's defaults have H.264 and VP8) keeps H.264 alone.
+        let both = video_only_offer();
+        assert!(both.contains(" VP8/90000") && both.contains(" H264/90000"));
+        let h264 = factory
+            .accept_offer_or_vp8(&both, Instant::now(), IceTransport::Any)
+            .expect("answered");
+        assert!(h264.sends_video && !h264.sends_vp8, "{}", h264.answer_sdp);
+        assert!(
+            !h264.answer_sdp.contains(" VP8/90000"),
+            "{}",
+            h264.answer_sdp
+        );
     }
 
     #[test]

@@ -598,7 +598,8 @@ impl Viewer {
 
 /// The video stream the viewer gets: the H.264 payload type whose profile matches the
 /// file (a browser decodes any profile it offered, but the matching one keeps the SDP
-/// honest), its SSRC, and the retransmission stream when negotiated.
+/// honest), or VP8's when the answer has VP8 alone (`Accepted::sends_vp8`: the feed is
+/// then VP8), its SSRC, and the retransmission stream when negotiated.
 fn video_track(rtc: &mut Rtc, mid: Mid, profile_idc: u8) -> Option<OutTrack> {
     let writer = rtc.writer(mid)?;
     let h264: Vec<(Pt, Option<Pt>, Option<u32>)> = writer
@@ -607,10 +608,14 @@ fn video_track(rtc: &mut Rtc, mid: Mid, profile_idc: u8) -> Option<OutTrack> {
         .filter(|p| p.spec().format.packetization_mode == Some(1))
         .map(|p| (p.pt(), p.resend(), p.spec().format.profile_level_id))
         .collect();
+    let vp8 = writer
+        .payload_params()
+        .find(|p| p.spec().codec == Codec::Vp8)
+        .map(|p| (p.pt(), p.resend(), None));
     let same_profile = h264
         .iter()
         .find(|(_, _, plid)| plid.map(|v| (v >> 16) as u8) == Some(profile_idc));
-    let (pt, rtx_pt, _) = *same_profile.or(h264.first())?;
+    let (pt, rtx_pt, _) = same_profile.or(h264.first()).copied().or(vp8)?;
     let mut api = rtc.direct_api();
     let stream = api.stream_tx_by_mid(mid, None)?;
     let rtx = stream.rtx().zip(rtx_pt).map(|(ssrc, pt)| RtxTrack {

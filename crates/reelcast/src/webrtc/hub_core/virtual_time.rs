@@ -20,6 +20,7 @@ use super::{Command, HubCore};
 use crate::media::{Ending, FailReason, Frame, LinkNotices, LinkShort, MediaKind, StopReason};
 use crate::webrtc::events::ViewerEvent;
 use crate::webrtc::ids::{FeedId, ViewerId};
+use crate::webrtc::packets::VideoCodec;
 use crate::webrtc::transmits::Message;
 use crate::webrtc::udp::Path;
 use crate::webrtc::viewer::ViewerPlan;
@@ -339,6 +340,7 @@ impl Net {
                 feed: self.feed,
                 first: frame,
                 second: None,
+                video: VideoCodec::H264,
             },
         );
         self.deliver();
@@ -549,6 +551,7 @@ fn an_audio_pair_with_a_shorter_first_packet_leaves_as_one_message() {
             feed: net.feed,
             first: opus(Duration::from_millis(40), 90),
             second: Some(opus(Duration::from_millis(60), 130)),
+            video: VideoCodec::H264,
         },
     );
     net.deliver();
