@@ -47,7 +47,10 @@ pub fn spawn(cache: Arc<TranscodeCache>, name: EntryName, open: Opener) {
             let _span = tracing::info_span!("transcode_cache", entry = %file_name).entered();
             let dir = running.cache.dir().to_path_buf();
             let part = format!(".{file_name}.part");
-            match fill(&running.cache, open, &dir.join(&part)) {
+            // Made by the first job (not at start: a server that never caches leaves no
+            // folder behind).
+            let made = std::fs::create_dir_all(&dir).map_err(|e| format!("the cache folder: {e}"));
+            match made.and_then(|()| fill(&running.cache, open, &dir.join(&part))) {
                 Ok(()) => match finalize_file(&dir, &part, &file_name) {
                     Ok(done) => {
                         let bytes = std::fs::metadata(dir.join(&file_name)).map_or(0, |m| m.len());

@@ -34,13 +34,18 @@ pub struct Store {
 }
 
 impl Store {
-    /// Reads `dir` (made if missing): its entries kept, the leftovers of unfinished
-    /// jobs removed, then as many least recently used entries evicted as the limit
-    /// asks (it may have been lowered).
+    /// Reads `dir` (none yet: empty; the first job makes it, so a server that never
+    /// caches leaves no folder in `record_dir`): its entries kept, the leftovers of
+    /// unfinished jobs removed, then as many least recently used entries evicted as the
+    /// limit asks (it may have been lowered).
     pub fn open(dir: &Path, max_bytes: u64) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
         let mut entries = HashMap::new();
-        for item in std::fs::read_dir(dir)?.flatten() {
+        let items = match std::fs::read_dir(dir) {
+            Ok(items) => Some(items),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        for item in items.into_iter().flatten().flatten() {
             let Ok(file_name) = item.file_name().into_string() else {
                 continue;
             };
