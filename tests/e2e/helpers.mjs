@@ -5,7 +5,7 @@
 // /usr/bin/chromium, the WCS client is the unmodified @flashphoner/websdk bundle.
 // Under CI=true anything missing is a hard failure (never a skip).
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
@@ -615,4 +615,42 @@ export async function restPost(server, path, body) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+/**
+ * A metric's value in the server's /metrics: an unlabelled gauge, or a counter by its full
+ * name (`…_total`); `name` without the `reelcast_` prefix. Fails if the line is absent.
+ */
+export async function metricValue(server, name) {
+  const text = await (await fetch(`${server.base}/metrics`)).text();
+  const escaped = name.replace(/[{}"=,]/g, (c) => `\\${c}`);
+  const m = text.match(new RegExp(`^reelcast_${escaped} (\\d+(?:\\.\\d+)?)$`, 'm'));
+  if (!m) throw new Error(`no reelcast_${name} in /metrics`);
+  return Number(m[1]);
+}
+
+/** Waits until `metricValue(server, name)` is `value`; fails after `timeoutMs` saying `what`. */
+export async function metricBecomes(server, name, value, what, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs;
+  let now;
+  while ((now = await metricValue(server, name)) !== value) {
+    if (Date.now() >= deadline) {
+      throw new Error(withServerLog(server, `${what}: reelcast_${name} is ${now}, not ${value}`));
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * Makes `dir/name`: `seconds` of WIDTHxHEIGHT testsrc2 at `fps` as H.264 without B-frames
+ * (a keyframe each second) and a 440 Hz tone as AAC, moov first. Returns its path.
+ */
+export function makeH264File(dir, { name = 'test.mp4', width = 640, height = 360, fps = 30, seconds = 20 } = {}) {
+  const file = path.join(dir, name);
+  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
+    '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${fps}`,
+    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+    '-t', String(seconds), '-c:v', 'libx264', '-preset', 'veryfast', '-bf', '0', '-g', String(fps),
+    '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '96k', '-movflags', '+faststart', file]);
+  return file;
 }

@@ -9,46 +9,17 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  FAKE_MEDIA_FLAGS, addSdkPublisher, launchBrowser, openSdkPage, readStats, restPost, startServer, waitForStats, waitForStatus,
-  withServerLog,
+  addSdkPublisher, FAKE_MEDIA_FLAGS, launchBrowser, makeH264File, metricBecomes, metricValue, openSdkPage,
+  readStats, restPost, startServer, waitForStats, waitForStatus, withServerLog,
 } from './helpers.mjs';
 import { closeAllViewers, installFrameRecorder } from './frames.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const FPS = 30;
-
-/** A 720p30 H.264 (no B-frames, keyframe each second) + AAC file of `seconds`, made here. */
-function make720p(dir, seconds = 20) {
-  const file = path.join(dir, 'r720.mp4');
-  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
-    '-f', 'lavfi', '-i', `testsrc2=size=1280x720:rate=${FPS}`,
-    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
-    '-t', String(seconds), '-c:v', 'libx264', '-preset', 'veryfast', '-bf', '0', '-g', String(FPS),
-    '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '96k', '-movflags', '+faststart', file]);
-  return file;
-}
-
-/** The value of an unlabelled gauge in the server's /metrics. */
-async function gauge(server, name) {
-  const text = await (await fetch(`${server.base}/metrics`)).text();
-  const m = text.match(new RegExp(`^reelcast_${name} (\\d+)$`, 'm'));
-  assert.ok(m, `no reelcast_${name} in /metrics`);
-  return Number(m[1]);
-}
-
-async function gaugeBecomes(server, name, value, what, timeoutMs = 10000) {
-  const deadline = Date.now() + timeoutMs;
-  let now;
-  while ((now = await gauge(server, name)) !== value) {
-    assert.ok(Date.now() < deadline, withServerLog(server, `${what}: reelcast_${name} is ${now}, not ${value}`));
-    await sleep(200);
-  }
-}
 
 /**
  * Plays `name` through the SDK in a new page with `constraints` (as createStream takes
@@ -131,7 +102,7 @@ describe('renditions: transcoding on play', { timeout: 300000 }, () => {
 
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'reelcast-renditions-'));
-    file = make720p(dir);
+    file = makeH264File(dir, { name: 'r720.mp4', width: 1280, height: 720, fps: FPS });
     browser = await launchBrowser();
   }, { timeout: 60000 });
 
@@ -161,7 +132,7 @@ describe('renditions: transcoding on play', { timeout: 300000 }, () => {
         assertPictures(b.page, server, '320x180', 'second 320x180 viewer'),
         assertPictures(plain.page, server, '1280x720', 'viewer without constraints'),
       ]);
-      assert.equal(await gauge(server, 'video_transcoders_busy'), 1,
+      assert.equal(await metricValue(server, 'video_transcoders_busy'), 1,
         'two viewers asking the same rendition: one encoder');
 
       // REST: each viewer's play object has the size it receives.
@@ -187,7 +158,7 @@ describe('renditions: transcoding on play', { timeout: 300000 }, () => {
       const r = await whepPlayWith(whep, name, 'height=240');
       assert.equal(r.status, 201, JSON.stringify(r));
       await assertPictures(whep, server, '426x240', 'WHEP ?height=240');
-      assert.equal(await gauge(server, 'video_transcoders_busy'), 2, 'a second rendition, a second encoder');
+      assert.equal(await metricValue(server, 'video_transcoders_busy'), 2, 'a second rendition, a second encoder');
       const bad = await whepPlayWith(whep, name, 'width=5');
       assert.equal(bad.status, 400);
       assert.equal(bad.body, 'Bad constraints: width must be 0 or 16 to 3840');
@@ -195,9 +166,9 @@ describe('renditions: transcoding on play', { timeout: 300000 }, () => {
       // The last viewers of a rendition leave: its encoder stops; the source plays on.
       await closePage(pages.shift());
       await closePage(pages.shift());
-      await gaugeBecomes(server, 'video_transcoders_busy', 1, 'the 320x180 viewers left');
+      await metricBecomes(server, 'video_transcoders_busy', 1, 'the 320x180 viewers left');
       await closePage(pages.pop());
-      await gaugeBecomes(server, 'video_transcoders_busy', 0, 'the WHEP viewer left');
+      await metricBecomes(server, 'video_transcoders_busy', 0, 'the WHEP viewer left');
       const still = await readStats(plain.page);
       await sleep(1000);
       assert.ok((await readStats(plain.page)).video.framesDecoded > still.video.framesDecoded + 15,
@@ -214,13 +185,13 @@ describe('renditions: transcoding on play', { timeout: 300000 }, () => {
       const a = await sdkPlayWith(browser, server, 'vod://r720.mp4', { video: { width: 640 } });
       assert.equal(a.ev.status, 'PLAYING', withServerLog(server, JSON.stringify(a.ev)));
       await assertPictures(a.page, server, '640x360', 'personal VOD at width 640');
-      assert.equal(await gauge(server, 'video_transcoders_busy'), 1);
+      assert.equal(await metricValue(server, 'video_transcoders_busy'), 1);
       await closePage(a.page);
-      await gaugeBecomes(server, 'video_transcoders_busy', 0, 'the personal VOD ended');
+      await metricBecomes(server, 'video_transcoders_busy', 0, 'the personal VOD ended');
       const same = await sdkPlayWith(browser, server, 'vod://r720.mp4', { video: { width: 1280, height: 720 } });
       assert.equal(same.ev.status, 'PLAYING', JSON.stringify(same.ev));
       await assertPictures(same.page, server, '1280x720', 'personal VOD asking the source size');
-      assert.equal(await gauge(server, 'video_transcoders_busy'), 0, 'the source size needs no encoder');
+      assert.equal(await metricValue(server, 'video_transcoders_busy'), 0, 'the source size needs no encoder');
       await closePage(same.page);
     } finally {
       await server.stop();
@@ -295,11 +266,11 @@ describe('renditions: transcoding on play', { timeout: 300000 }, () => {
       const later = await readStats(viewer);
       assert.ok(later.video.framesDecoded - first.video.framesDecoded >= 30,
         withServerLog(server, `${later.video.framesDecoded - first.video.framesDecoded} pictures in 3 s`));
-      assert.equal(await gauge(server, 'video_transcoders_busy'), 1);
+      assert.equal(await metricValue(server, 'video_transcoders_busy'), 1);
       await pub.evaluate((i) => window.__unpublish(i), p);
       const end = await waitForStatus(viewer, 0, ['STOPPED', 'FAILED'], 10000);
       assert.equal(end.info, 'Stopped by publisher stop', JSON.stringify(end));
-      await gaugeBecomes(server, 'video_transcoders_busy', 0, 'the published stream ended');
+      await metricBecomes(server, 'video_transcoders_busy', 0, 'the published stream ended');
     } finally {
       if (viewer) await closePage(viewer).catch(() => {});
       await camera.close();

@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  launchBrowser, openSdkPage, readStats, requireFiles, restPost, sdkPlay, startServer, testMedia,
+  launchBrowser, metricValue, openSdkPage, readStats, requireFiles, restPost, sdkPlay, startServer, testMedia,
   waitForStats, waitForStatus, withServerLog,
 } from './helpers.mjs';
 import { closeAllViewers, whepWatch } from './frames.mjs';
@@ -28,14 +28,6 @@ const FILES = [
 ];
 const FPS = 30;
 const MEASURE_MS = 5000;
-
-/** The value of an unlabelled gauge in the server's /metrics. */
-async function gauge(server, name) {
-  const text = await (await fetch(`${server.base}/metrics`)).text();
-  const m = text.match(new RegExp(`^reelcast_${name} (\\d+)$`, 'm'));
-  assert.ok(m, `no reelcast_${name} in /metrics`);
-  return Number(m[1]);
-}
 
 /**
  * Waits for the first picture and sound in `page`, then measures for MEASURE_MS: the
@@ -105,7 +97,7 @@ describe('transcoding: files browsers cannot take as they are', { timeout: 40000
     const name = 'vod-live://tc_bframes.mp4';
     // The personal VODs of the tests before end as their viewers leave.
     const deadline = Date.now() + 10000;
-    while (await gauge(server, 'video_transcoders_busy') !== 0) {
+    while (await metricValue(server, 'video_transcoders_busy') !== 0) {
       assert.ok(Date.now() < deadline, 'a transcode of an earlier test still runs');
       await sleep(200);
     }
@@ -122,7 +114,7 @@ describe('transcoding: files browsers cannot take as they are', { timeout: 40000
           { timeoutMs: 10000, what: 'a second of the translation' })
           .catch((e) => { throw new Error(withServerLog(server, e.message)); });
       }
-      assert.equal(await gauge(server, 'video_transcoders_busy'), 1,
+      assert.equal(await metricValue(server, 'video_transcoders_busy'), 1,
         'two viewers of one translation: one video transcode');
       // REST tells how fast the transcode runs (media seconds per second of work, judged
       // over 5 s of media), on the translation and on its viewers' plays.
@@ -205,7 +197,7 @@ describe('transcoding settings', { timeout: 120000 }, () => {
       const seconds = (Date.now() - t0) / 1000;
       assert.ok(seconds <= 7.2, withServerLog(server, `6 s of pictures across the loop's seam took ${seconds.toFixed(1)} s`));
       assert.ok(s.video.freezeCount <= 1, `${s.video.freezeCount} freezes across the seam`);
-      assert.equal(await gauge(server, 'video_transcoders_busy'), 1, 'one transcode after the rewind');
+      assert.equal(await metricValue(server, 'video_transcoders_busy'), 1, 'one transcode after the rewind');
     } finally {
       await closeAllViewers(page).catch(() => {});
       await page.close();

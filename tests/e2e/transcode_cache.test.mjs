@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { copyFile, readdir, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  launchBrowser, readStats, requireFiles, startServer, testMedia, waitForStats, withServerLog,
+  launchBrowser, metricValue, readStats, requireFiles, startServer, testMedia, waitForStats, withServerLog,
 } from './helpers.mjs';
 import { closeAllViewers, whepWatch } from './frames.mjs';
 import { startStore } from './s3_store.mjs';
@@ -21,19 +21,11 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const FILE = 'tc_bframes.mp4'; // 640x360, 30 fps, 10 s, B-frames + AAC
 const FPS = 30;
 
-/** A metric's value (a counter's `_total` or an unlabelled gauge) in /metrics. */
-async function metric(server, name) {
-  const text = await (await fetch(`${server.base}/metrics`)).text();
-  const m = text.match(new RegExp(`^reelcast_${name} (\\d+)$`, 'm'));
-  assert.ok(m, `no reelcast_${name} in /metrics`);
-  return Number(m[1]);
-}
-
 const counts = async (server) => ({
-  hits: await metric(server, 'transcode_cache_hits_total'),
-  misses: await metric(server, 'transcode_cache_misses_total'),
-  evictions: await metric(server, 'transcode_cache_evictions_total'),
-  bytes: await metric(server, 'transcode_cache_bytes'),
+  hits: await metricValue(server, 'transcode_cache_hits_total'),
+  misses: await metricValue(server, 'transcode_cache_misses_total'),
+  evictions: await metricValue(server, 'transcode_cache_evictions_total'),
+  bytes: await metricValue(server, 'transcode_cache_bytes'),
 });
 
 /** Polls `check()` until true (`what` in the failure). */
@@ -67,7 +59,7 @@ async function play(browser, server, name, during = async () => {}) {
 /** No video transcode runs (the personal VODs before, and their cache jobs, ended). */
 async function noTranscoders(server) {
   await until(server, 'no video transcoder busy',
-    async () => (await metric(server, 'video_transcoders_busy')) === 0, 30000);
+    async () => (await metricValue(server, 'video_transcoders_busy')) === 0, 30000);
 }
 
 describe('transcode cache of personal VODs', { timeout: 400000 }, () => {
@@ -91,10 +83,10 @@ describe('transcode cache of personal VODs', { timeout: 400000 }, () => {
       const first = await counts(server);
       assert.equal(first.misses, 1, JSON.stringify(first));
       assert.equal(first.hits, 0);
-      await until(server, 'the cache entry', async () => (await metric(server, 'transcode_cache_bytes')) > 0);
+      await until(server, 'the cache entry', async () => (await metricValue(server, 'transcode_cache_bytes')) > 0);
       const [entry] = await entries(server);
       assert.ok(entry, 'a finished entry in the cache folder');
-      assert.equal((await stat(path.join(cacheDir(server), entry))).size, await metric(server, 'transcode_cache_bytes'));
+      assert.equal((await stat(path.join(cacheDir(server), entry))).size, await metricValue(server, 'transcode_cache_bytes'));
       await noTranscoders(server);
 
       // 2. A hit: no transcoder while it plays, frames at the file's rate.
@@ -105,7 +97,7 @@ describe('transcode cache of personal VODs', { timeout: 400000 }, () => {
         const s0 = await readStats(page);
         const t0 = Date.now();
         for (let i = 0; i < 8; i++) {
-          assert.equal(await metric(server, 'video_transcoders_busy'), 0, 'a cached play runs no transcoder');
+          assert.equal(await metricValue(server, 'video_transcoders_busy'), 0, 'a cached play runs no transcoder');
           await sleep(500);
         }
         const s1 = await readStats(page);
@@ -138,8 +130,8 @@ describe('transcode cache of personal VODs', { timeout: 400000 }, () => {
       const probe = await startServer({ files: [testMedia(FILE)] });
       try {
         await play(browser, probe, FILE);
-        await until(probe, 'the cache entry', async () => (await metric(probe, 'transcode_cache_bytes')) > 0);
-        size = await metric(probe, 'transcode_cache_bytes');
+        await until(probe, 'the cache entry', async () => (await metricValue(probe, 'transcode_cache_bytes')) > 0);
+        size = await metricValue(probe, 'transcode_cache_bytes');
       } finally {
         await probe.stop();
       }
@@ -153,19 +145,19 @@ describe('transcode cache of personal VODs', { timeout: 400000 }, () => {
 
     test('the least recently used entry is evicted', { timeout: 200000 }, async () => {
       await play(browser, server, FILE);
-      await until(server, 'the first entry', async () => (await metric(server, 'transcode_cache_bytes')) > 0);
+      await until(server, 'the first entry', async () => (await metricValue(server, 'transcode_cache_bytes')) > 0);
       await noTranscoders(server);
       await play(browser, server, 'copy.mp4');
-      await until(server, 'an eviction', async () => (await metric(server, 'transcode_cache_evictions_total')) === 1);
+      await until(server, 'an eviction', async () => (await metricValue(server, 'transcode_cache_evictions_total')) === 1);
       const c = await counts(server);
       assert.ok(c.bytes > 0 && c.bytes <= size * 1.5, JSON.stringify(c));
       assert.equal((await entries(server)).length, 1);
       await noTranscoders(server);
       // The evicted file is a miss again; the one kept is a hit.
       await play(browser, server, 'copy.mp4');
-      assert.equal(await metric(server, 'transcode_cache_hits_total'), 1);
+      assert.equal(await metricValue(server, 'transcode_cache_hits_total'), 1);
       await play(browser, server, FILE);
-      assert.equal(await metric(server, 'transcode_cache_misses_total'), 3);
+      assert.equal(await metricValue(server, 'transcode_cache_misses_total'), 3);
     });
   });
 
@@ -196,11 +188,11 @@ describe('transcode cache of personal VODs', { timeout: 400000 }, () => {
     test('is cached by its ETag: a second play is a hit, a replaced object a miss', { timeout: 200000 }, async () => {
       const name = 's3/media/tc.mp4';
       await play(browser, server, name);
-      assert.equal(await metric(server, 'transcode_cache_misses_total'), 1);
-      await until(server, 'the cache entry', async () => (await metric(server, 'transcode_cache_bytes')) > 0);
+      assert.equal(await metricValue(server, 'transcode_cache_misses_total'), 1);
+      await until(server, 'the cache entry', async () => (await metricValue(server, 'transcode_cache_bytes')) > 0);
       await noTranscoders(server);
       await play(browser, server, name);
-      assert.equal(await metric(server, 'transcode_cache_hits_total'), 1,
+      assert.equal(await metricValue(server, 'transcode_cache_hits_total'), 1,
         withServerLog(server, 'the second play of the unchanged object'));
       // The object replaced by another file (another ETag): never the stale entry.
       const code = [
@@ -213,8 +205,8 @@ describe('transcode cache of personal VODs', { timeout: 400000 }, () => {
         ['-c', code, store.endpoint, store.reader.key, store.reader.secret, testMedia('tc_hevc.mp4')]);
       await noTranscoders(server);
       await play(browser, server, name);
-      assert.equal(await metric(server, 'transcode_cache_misses_total'), 2);
-      assert.equal(await metric(server, 'transcode_cache_hits_total'), 1);
+      assert.equal(await metricValue(server, 'transcode_cache_misses_total'), 2);
+      assert.equal(await metricValue(server, 'transcode_cache_hits_total'), 1);
     });
   });
 });

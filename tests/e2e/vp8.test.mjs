@@ -8,28 +8,16 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  FAKE_MEDIA_FLAGS, addSdkPublisher, launchBrowser, openSdkPage, readStats, sdkPlay, startServer, waitForStats,
-  waitForStatus, withServerLog,
+  addSdkPublisher, FAKE_MEDIA_FLAGS, launchBrowser, makeH264File, openSdkPage, readStats, sdkPlay, startServer,
+  waitForStats, waitForStatus, withServerLog,
 } from './helpers.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const FPS = 30;
-
-/** A 640x360 30 fps H.264 (no B-frames) + AAC file of `seconds`, made here. */
-function makeFile(dir, seconds = 20) {
-  const file = path.join(dir, 'v360.mp4');
-  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
-    '-f', 'lavfi', '-i', `testsrc2=size=640x360:rate=${FPS}`,
-    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
-    '-t', String(seconds), '-c:v', 'libx264', '-preset', 'veryfast', '-bf', '0', '-g', String(FPS),
-    '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '96k', '-movflags', '+faststart', file]);
-  return file;
-}
 
 /**
  * Plays `name` over WHEP in `page`; with `vp8Only`, the offer's video has VP8 alone.
@@ -123,7 +111,7 @@ describe('VP8 for browsers without H.264', { timeout: 300000 }, () => {
   let browser;
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'reelcast-vp8-'));
-    file = makeFile(dir);
+    file = makeH264File(dir, { name: 'v360.mp4', fps: FPS });
     browser = await launchBrowser();
   });
   after(async () => {
