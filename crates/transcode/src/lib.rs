@@ -110,9 +110,14 @@ pub enum TranscodeError {
         /// libavcodec's words.
         reason: String,
     },
-    /// The encoder or scaler failed.
-    #[error("H.264 encoding failed: {0}")]
-    Encode(String),
+    /// The video encoder (H.264 or VP8) or the scaler failed.
+    #[error("{codec} encoding failed: {reason}")]
+    Encode {
+        /// What was being made: `H.264`, `VP8`, or `scaled pictures` for the scaler.
+        codec: &'static str,
+        /// libavcodec's words.
+        reason: String,
+    },
     /// The AAC encoder failed.
     #[error("AAC encoding failed: {0}")]
     AacEncode(String),

@@ -242,6 +242,7 @@ impl VideoTranscoder {
         if self.encoding.is_none() {
             self.encoding = Some(self.open_encoder()?);
         }
+        let output = self.output;
         let e = self.encoding.as_mut().expect("opened just above");
         let (w, h, format) = (
             self.decoded.width(),
@@ -264,7 +265,10 @@ impl VideoTranscoder {
                     e.height,
                     scaling::Flags::BILINEAR,
                 )
-                .map_err(|e| TranscodeError::Encode(format!("scaler: {e}")))?;
+                .map_err(|e| TranscodeError::Encode {
+                    codec: output.name(),
+                    reason: format!("scaler: {e}"),
+                })?;
                 e.scaler = Some((format, w, h, s));
                 self.scaled = frame::Video::empty();
             }
@@ -273,7 +277,10 @@ impl VideoTranscoder {
             let (_, _, _, scaler) = e.scaler.as_mut().expect("set just above");
             scaler
                 .run(&self.decoded, &mut self.scaled)
-                .map_err(|e| TranscodeError::Encode(format!("scaler: {e}")))?;
+                .map_err(|e| TranscodeError::Encode {
+                    codec: output.name(),
+                    reason: format!("scaler: {e}"),
+                })?;
             &mut self.scaled
         } else {
             &mut self.decoded
@@ -288,7 +295,10 @@ impl VideoTranscoder {
         });
         e.encoder
             .send_frame(input)
-            .map_err(|e| TranscodeError::Encode(e.to_string()))?;
+            .map_err(|e| TranscodeError::Encode {
+                codec: output.name(),
+                reason: e.to_string(),
+            })?;
         self.drain_encoder(out)
     }
 
@@ -309,7 +319,12 @@ impl VideoTranscoder {
                 }
                 Err(ffmpeg_next::Error::Eof) => return Ok(()),
                 Err(ffmpeg_next::Error::Other { errno: EAGAIN }) => return Ok(()),
-                Err(err) => return Err(TranscodeError::Encode(err.to_string())),
+                Err(err) => {
+                    return Err(TranscodeError::Encode {
+                        codec: self.output.name(),
+                        reason: err.to_string(),
+                    })
+                }
             }
         }
     }
@@ -326,60 +341,57 @@ impl VideoTranscoder {
         let bit_rate = self
             .bit_rate
             .unwrap_or_else(|| default_bit_rate(width, height, self.frame_rate));
-        if self.output == OutputCodec::Vp8 {
-            return self.open_vp8(width, height, bit_rate);
+        match self.output {
+            // `superfast` rather than `veryfast`: a quarter less CPU for 0.001 less SSIM
+            // on a hard 1080p source (docs/PERFORMANCE.md).
+            OutputCodec::H264 => self.open_codec(
+                "libx264",
+                (width, height, bit_rate),
+                &[
+                    ("preset", "superfast"),
+                    ("tune", "zerolatency"),
+                    ("profile", "baseline"),
+                    ("forced-idr", "1"),
+                ],
+            ),
+            // Realtime settings: no look-ahead (a picture in, its frame out), error
+            // resilient (a lost frame spoils less), the fastest speed that still spends
+            // bits well.
+            OutputCodec::Vp8 => self.open_codec(
+                "libvpx",
+                (width, height, bit_rate),
+                &[
+                    ("deadline", "realtime"),
+                    ("cpu-used", "8"),
+                    ("lag-in-frames", "0"),
+                    ("auto-alt-ref", "0"),
+                    ("error-resilient", "1"),
+                ],
+            ),
         }
-        let x264 = encoder::find_by_name("libx264").ok_or_else(|| {
-            TranscodeError::Unsupported("H.264 encoding (no libx264 in libavcodec)".into())
-        })?;
-        let mut video = Context::new_with_codec(x264)
-            .encoder()
-            .video()
-            .map_err(|e| TranscodeError::Encode(e.to_string()))?;
-        video.set_width(width);
-        video.set_height(height);
-        video.set_format(Pixel::YUV420P);
-        video.set_time_base(MICROS);
-        video.set_frame_rate(Some(frame_rate_rational(self.frame_rate)));
-        video.set_max_b_frames(0);
-        // The interval is kept by time (see `encode_decoded`); this is x264's own
-        // bound, for a frame rate that is lower than the file said.
-        video.set_gop((self.frame_rate * 2.0).round().max(1.0) as u32);
-        video.set_bit_rate(bit_rate as usize);
-        video.set_max_bit_rate((bit_rate * 3 / 2) as usize);
-        let mut options = Dictionary::new();
-        // `superfast` rather than `veryfast`: a quarter less CPU for 0.001 less SSIM on a
-        // hard 1080p source (docs/PERFORMANCE.md).
-        options.set("preset", "superfast");
-        options.set("tune", "zerolatency");
-        options.set("profile", "baseline");
-        options.set("forced-idr", "1");
-        options.set("threads", "1");
-        // A one-second VBV buffer: peaks at most half again the average, so a keyframe
-        // does not burst a link that carries the average.
-        options.set("bufsize", &bit_rate.to_string());
-        let encoder = video
-            .open_as_with(x264, options)
-            .map_err(|e| TranscodeError::Encode(e.to_string()))?;
-        Ok(Encoding {
-            encoder,
-            bit_rate,
-            width,
-            height,
-            scaler: None,
-        })
     }
 
-    /// libvpx's VP8 encoder with realtime settings: no look-ahead (a picture in, its
-    /// frame out), error resilient (a lost frame spoils less), the fastest speed that
-    /// still spends bits well, one thread; the same rate control as x264's (bit rate,
-    /// one-second buffer) and keyframes by the same rule (a picture of type I forces one).
-    fn open_vp8(&self, width: u32, height: u32, bit_rate: u64) -> Result<Encoding, TranscodeError> {
-        let failed = |e: ffmpeg_next::Error| TranscodeError::Encode(format!("VP8: {e}"));
-        let vpx = encoder::find_by_name("libvpx").ok_or_else(|| {
-            TranscodeError::Unsupported("VP8 encoding (no libvpx in libavcodec)".into())
+    /// Opens libavcodec's encoder `name` (for `self.output`) with what both encoders share:
+    /// no B-frames, one thread, the rate control (the bit rate, peaks at most half again
+    /// above it, a one-second VBV buffer so a keyframe does not burst a link that carries
+    /// the average), x264's own keyframe bound at two seconds (the interval is kept by
+    /// time in `encode_decoded`: this bounds a frame rate lower than the file said), and
+    /// the codec's own `options`.
+    fn open_codec(
+        &self,
+        name: &str,
+        (width, height, bit_rate): (u32, u32, u64),
+        options: &[(&str, &str)],
+    ) -> Result<Encoding, TranscodeError> {
+        let codec = self.output.name();
+        let failed = |e: ffmpeg_next::Error| TranscodeError::Encode {
+            codec,
+            reason: e.to_string(),
+        };
+        let found = encoder::find_by_name(name).ok_or_else(|| {
+            TranscodeError::Unsupported(format!("{codec} encoding (no {name} in libavcodec)"))
         })?;
-        let mut video = Context::new_with_codec(vpx)
+        let mut video = Context::new_with_codec(found)
             .encoder()
             .video()
             .map_err(failed)?;
@@ -388,18 +400,17 @@ impl VideoTranscoder {
         video.set_format(Pixel::YUV420P);
         video.set_time_base(MICROS);
         video.set_frame_rate(Some(frame_rate_rational(self.frame_rate)));
+        video.set_max_b_frames(0);
         video.set_gop((self.frame_rate * 2.0).round().max(1.0) as u32);
         video.set_bit_rate(bit_rate as usize);
         video.set_max_bit_rate((bit_rate * 3 / 2) as usize);
-        let mut options = Dictionary::new();
-        options.set("deadline", "realtime");
-        options.set("cpu-used", "8");
-        options.set("lag-in-frames", "0");
-        options.set("auto-alt-ref", "0");
-        options.set("error-resilient", "1");
-        options.set("threads", "1");
-        options.set("bufsize", &bit_rate.to_string());
-        let encoder = video.open_as_with(vpx, options).map_err(failed)?;
+        let mut dictionary = Dictionary::new();
+        for (key, value) in options {
+            dictionary.set(key, value);
+        }
+        dictionary.set("threads", "1");
+        dictionary.set("bufsize", &bit_rate.to_string());
+        let encoder = video.open_as_with(found, dictionary).map_err(failed)?;
         Ok(Encoding {
             encoder,
             bit_rate,
@@ -418,6 +429,16 @@ pub enum OutputCodec {
     H264,
     /// VP8 (libvpx), one frame per picture: for browsers that offer no H.264.
     Vp8,
+}
+
+impl OutputCodec {
+    /// The codec's name as errors say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputCodec::H264 => "H.264",
+            OutputCodec::Vp8 => "VP8",
+        }
+    }
 }
 
 /// The bit rate the encoder runs at when nobody asks for another: 0.08 bits per pixel
