@@ -6,6 +6,7 @@
 #   bench/rendition.sh                     # 1080p30 → 640x360, default bit rate, 10 s
 #   SIZE=320x180 KBPS=300 bench/rendition.sh
 #   SECONDS_OF_MEDIA=20 bench/rendition.sh
+#   CODEC=vp8 bench/rendition.sh           # VP8 (libvpx, realtime): a viewer without H.264
 #
 # For each picture (`plain`: ffmpeg's testsrc2; `detail`: the same with a zooming
 # mandelbrot over it, as bench/transcode.sh makes) it makes a 1080p30 H.264 source
@@ -20,6 +21,8 @@ cd "$(dirname "$0")/.."
 dur=${SECONDS_OF_MEDIA:-10}
 size=${SIZE:-0x360}
 kbps=${KBPS:-}
+codec=${CODEC:-h264}
+case $codec in h264) out=out.h264 ;; vp8) out=out.ivf ;; *) echo "CODEC is h264 or vp8" >&2; exit 2 ;; esac
 target=${CARGO_TARGET_DIR:-target}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -39,9 +42,9 @@ for picture in plain detail; do
       -filter_complex "[0]scale=1920x1080:flags=bicubic[m];[1][m]blend=all_mode=overlay:all_opacity=0.5,format=yuv420p" -t "$dur" \
       -c:v libx264 -preset veryfast -bf 0 -g 30 "$src"
   fi
-  echo "1080p30 $picture ($(( $(stat -c %s "$src") * 8 / dur / 1000 )) kbit/s source) → $size${kbps:+ at $kbps kbit/s}:"
+  echo "1080p30 $picture ($(( $(stat -c %s "$src") * 8 / dur / 1000 )) kbit/s source) → $codec $size${kbps:+ at $kbps kbit/s}:"
   # shellcheck disable=SC2086 # KBPS is one word or none
-  "$bin" "$src" "$work/out.h264" "$size" $kbps
-  ffprobe -v error -select_streams v -show_entries stream=width,height -of csv=p=0 "$work/out.h264" \
+  "$bin" "$src" "$work/$out" "$size" $kbps
+  ffprobe -v error -select_streams v -show_entries stream=width,height -of csv=p=0 "$work/$out" \
     | sed 's/^/  encoded size: /; s/,/x/'
 done

@@ -6,7 +6,8 @@
 //!   … -- IN.mp4 OUT.h264 640x360 [KBPS]   # a rendition (bench/rendition.sh): scaled
 //!
 //! A size of `0xH` or `Wx0` gives one side only (the other keeps the aspect), as a
-//! viewer's `constraints` do.
+//! viewer's `constraints` do. An output named `*.ivf` gets VP8 (what a viewer without
+//! H.264 is sent) in an IVF file, which ffprobe reads.
 //!
 //! Prints the media duration, the CPU time spent (user + system, this process: the
 //! transcoder runs on this one thread, as on the server), and the default bit rate.
@@ -16,7 +17,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::Instant;
 
 use mp4::{Codec, MovieOpener, OpenStep, SampleWalker, VideoFormat, WalkStep};
-use transcode::{CodecKind, VideoInput, VideoTranscoder};
+use transcode::{CodecKind, EncodedFrame, OutputCodec, VideoInput, VideoTranscoder};
 
 fn read_at(file: &mut File, offset: u64, len: usize) -> Vec<u8> {
     let mut buf = vec![0; len];
@@ -32,6 +33,60 @@ fn cpu_seconds() -> f64 {
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
     ticks / 100.0 // USER_HZ, 100 on Linux
+}
+
+/// Where the encoded frames go: raw H.264 (Annex-B), or VP8 in IVF (a 32-byte file
+/// header, then each frame after its size and time; the header's frame count and picture
+/// size are written at the end, when known).
+struct Output {
+    file: File,
+    ivf: bool,
+    frames: u32,
+}
+
+impl Output {
+    fn create(path: &str) -> Output {
+        let mut file = File::create(path).expect("create the output");
+        let ivf = std::path::Path::new(path)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("ivf"));
+        if ivf {
+            file.write_all(&[0; 32]).expect("write");
+        }
+        Output {
+            file,
+            ivf,
+            frames: 0,
+        }
+    }
+
+    fn write(&mut self, frame: &EncodedFrame) {
+        if self.ivf {
+            let mut head = (frame.data.len() as u32).to_le_bytes().to_vec();
+            head.extend_from_slice(&(frame.pts_us as u64).to_le_bytes());
+            self.file.write_all(&head).expect("write");
+        }
+        self.file.write_all(&frame.data).expect("write");
+        self.frames += 1;
+    }
+
+    fn finish(mut self, (width, height): (u32, u32)) {
+        if !self.ivf {
+            return;
+        }
+        let mut head = b"DKIF".to_vec();
+        head.extend_from_slice(&0u16.to_le_bytes()); // version
+        head.extend_from_slice(&32u16.to_le_bytes()); // header size
+        head.extend_from_slice(b"VP80");
+        head.extend_from_slice(&(width as u16).to_le_bytes());
+        head.extend_from_slice(&(height as u16).to_le_bytes());
+        head.extend_from_slice(&1_000_000u32.to_le_bytes()); // time base: microseconds
+        head.extend_from_slice(&1u32.to_le_bytes());
+        head.extend_from_slice(&self.frames.to_le_bytes());
+        head.extend_from_slice(&0u32.to_le_bytes());
+        self.file.seek(SeekFrom::Start(0)).expect("seek");
+        self.file.write_all(&head).expect("write");
+    }
 }
 
 fn main() {
@@ -91,7 +146,10 @@ fn main() {
     if let Some(k) = kbps {
         t.set_bit_rate(k.parse::<u64>().expect("kbit/s") * 1000);
     }
-    let mut out = File::create(output).expect("create the output");
+    let mut out = Output::create(output);
+    if out.ivf {
+        t.set_output(OutputCodec::Vp8);
+    }
     let mut frames = Vec::new();
     let mut walker = SampleWalker::new();
     let (cpu0, wall0) = (cpu_seconds(), Instant::now());
@@ -113,15 +171,16 @@ fn main() {
             eprintln!("sample skipped: {e}");
         }
         for f in frames.drain(..) {
-            out.write_all(&f.data).expect("write");
+            out.write(&f);
             count += 1;
         }
     }
     t.flush(&mut frames).expect("flush");
     for f in frames.drain(..) {
-        out.write_all(&f.data).expect("write");
+        out.write(&f);
         count += 1;
     }
+    out.finish(t.encoded_size().unwrap_or((0, 0)));
     let cpu = cpu_seconds() - cpu0;
     let media = duration_us as f64 / 1e6;
     println!(

@@ -156,6 +156,11 @@ impl VideoTranscoder {
         self.encoding.as_ref().map(|e| e.bit_rate)
     }
 
+    /// The picture size the encoder makes, once it is open.
+    pub fn encoded_size(&self) -> Option<(u32, u32)> {
+        self.encoding.as_ref().map(|e| (e.width, e.height))
+    }
+
     /// Takes one compressed sample (its decode and presentation times in µs, whether it
     /// is a sync sample) and appends the pictures that came out to `out`. An error is
     /// for this sample only: the transcoder goes on from the next keyframe.
