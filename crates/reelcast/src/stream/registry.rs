@@ -209,6 +209,13 @@ pub struct HlsOf<'a> {
     pub source_video: bool,
 }
 
+/// What a stream name in a URL path escapes (as JavaScript's `encodeURIComponent`).
+const URI_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 fn micros(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
@@ -339,8 +346,7 @@ impl Registry {
         let s = &self.settings;
         let disabled = s.transcoding_disabled.then(|| {
             let encoded: String =
-                percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
-                    .collect();
+                percent_encoding::utf8_percent_encode(name, URI_COMPONENT).collect();
             let host = s.ip.first().copied().unwrap_or(s.ip_local);
             let host = if host.is_unspecified() {
                 "SERVER".to_string()
