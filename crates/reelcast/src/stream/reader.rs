@@ -48,11 +48,7 @@ use crate::media::{Frame, MediaKind};
 use crate::metrics::{TranscoderBusy, VideoTranscoderBusy};
 use crate::source::ByteSource;
 
-/// Why a file that needs transcoding fails when `transcoding_disabled` is set (WCS's words).
-pub const TRANSCODING_DISABLED: &str = "Transcoding required, but disabled";
-/// Why a file that needs transcoding fails when `video_transcoders_max` are at work
-/// (WCS's words).
-pub const NO_TRANSCODERS: &str = "No available transcoders";
+pub use super::transcode::{NO_TRANSCODERS, TRANSCODING_DISABLED};
 
 /// What the server allows for transcoding (from its settings).
 #[derive(Debug, Clone, Copy, Default)]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-use super::reader::NO_TRANSCODERS;
+use super::transcode::NO_TRANSCODERS;
 use super::StreamError;
 use crate::metrics::VideoTranscoderBusy;
 

@@ -168,12 +168,11 @@ impl ReorderedVideo {
                 }
             }
         };
-        let reencoded = match transcode {
-            Some(t) => t.next_dts_us(growing, || read(true))?,
-            None => {
-                read(false)?;
-                None
-            }
+        let reencoded = if let Some(t) = transcode {
+            t.next_dts_us(growing, || read(true))?
+        } else {
+            read(false)?;
+            None
         };
         let own_dts = self.own.front().map(|f| f.dts_us);
         let (dts, next) = match (own_dts, reencoded) {
