@@ -57,7 +57,7 @@ measure() { # label, binary
         [[ -n ${seen[$uri]:-} ]] && continue
         seen[$uri]=1
         curl -sf "$base/$uri" -o /dev/null || true
-      done < <(grep -o -E '^[^#].*|URI="[^"]*"' "$work/$label.m3u8" 2>/dev/null | sed -E 's/^URI="(.*)"$/\1/' | grep -v '\.m3u8' || true)
+      done < <(grep -o -E '^[^#].*|^#EXT-X-MAP:URI="[^"]*"' "$work/$label.m3u8" 2>/dev/null | sed -E 's/^#EXT-X-MAP:URI="(.*)"$/\1/' || true)
       sleep 1
     done
   ) &
@@ -71,7 +71,7 @@ measure() { # label, binary
   local busy
   busy=$(curl -sf "http://127.0.0.1:$http/metrics" | awk '/^reelcast_video_transcoders_busy /{print $2}')
   local profile
-  profile=$(ffprobe -v error -select_streams v -show_entries stream=profile,has_b_frames -of csv=p=0 "$url" 2>/dev/null | head -1)
+  profile=$(ffprobe -v error -select_streams v -show_entries stream=profile,has_b_frames -of csv=p=0 "$url" 2>/dev/null | head -1 || true)
   kill "$reader" 2>/dev/null || true
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
