@@ -10,6 +10,12 @@
 //! once from its GOP cache. Started only by the registry (`start` is `pub(super)`),
 //! which it does not know: it is handed what to do at its end.
 //!
+//! A file whose H.264 has B-frames is re-encoded for WebRTC only while it is needed: the
+//! task wants the reader's re-encode when a viewer that is not an HLS reader joins (or
+//! is refused, with the reason) and, every [`NEED_CHECK`], while such viewers or sinks
+//! that take the re-encode are there; it lets it go [`REENCODE_LINGER`](super::reencode_demand::REENCODE_LINGER) after
+//! (`reencode_demand`, `reordered`).
+//!
 //! Looping: the same reader is rewound and its timestamps shifted by the file's length
 //! per pass, so RTP time keeps rising across the seam and audio and video share the
 //! shift exactly (no drift however many passes).

@@ -10,6 +10,9 @@
 //! video other than H.264 without B-frames (H.264 with B-frames, HEVC, VP9, AV1, MPEG-4
 //! Part 2) through the `transcode` stage's thread to H.264 constrained baseline; MP3,
 //! AC-3, E-AC-3 and FLAC decoded here (libavcodec) into the same Opus encoding as AAC.
+//! A translation's H.264 with B-frames ([`MediaReader::open_translation`]) is read by
+//! `reordered` instead: the file's own pictures for HLS, the re-encode only while a
+//! `ReencodeDemand` wants it (WebRTC viewers).
 //! MP4 files only: the demuxer is ours (crates/mp4).
 //!
 //! Memory: the sample tables stay in the file and are read 4 KiB at a time per table as
@@ -81,8 +84,8 @@ pub struct MediaInfo {
     pub audio_codec: Option<String>,
     /// Length of the longest track, in microseconds.
     pub duration_us: i64,
-    /// The file's video has pictures out of presentation order (B-frames); viewers get
-    /// it transcoded.
+    /// The file's video has pictures out of presentation order (B-frames); WebRTC
+    /// viewers get it transcoded (a translation's HLS gets the file's own pictures).
     pub reordered_video: bool,
     /// The video is decoded and re-encoded for viewers (`stream::transcode`).
     pub transcoded_video: bool,
