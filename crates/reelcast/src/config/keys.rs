@@ -431,6 +431,11 @@ pub static TABLE: &[Key] = &[
         "true: files that need transcoding (HEVC, VP9, AV1, MPEG-4 Part 2, H.264 with B-frames) fail instead.",
     ),
     Key::new(
+        "h264_b_frames_force_transcoding",
+        field!(h264_b_frames_force_transcoding: Bool),
+        "true: HLS of an H.264 file with B-frames carries the re-encode too, not the file's own pictures.",
+    ),
+    Key::new(
         "video_transcoders_max",
         field!(video_transcoders_max: Opt<Count<usize>>),
         "How many video transcodes may run at once; not set: no limit.",

@@ -169,6 +169,11 @@ pub struct Settings {
     /// other than H.264 without B-frames) fails with `Transcoding required, but disabled`
     /// instead of being transcoded.
     pub transcoding_disabled: bool,
+    /// `h264_b_frames_force_transcoding` (WCS's): HLS of a translation of an H.264 file
+    /// with B-frames carries the re-encode WebRTC viewers get (re-encoded whoever watches)
+    /// instead of the file's own pictures. `false`: HLS gets the file's H.264 as it is and
+    /// the re-encode runs only while WebRTC viewers (or a recording, a rendition) need it.
+    pub h264_b_frames_force_transcoding: bool,
     /// `video_transcoders_max` (reelcast's own): how many video transcodes may run at
     /// once (each takes about one core); a play that would start one more fails with
     /// `No available transcoders` (WCS's words). `None`: no limit.
@@ -257,6 +262,7 @@ impl Default for Settings {
             vod_mp4_container_new_buffer_ms: 10_000,
             vod_index_memory_mb: 256,
             transcoding_disabled: false,
+            h264_b_frames_force_transcoding: false,
             video_transcoders_max: None,
             transcode_cache_dir: PathBuf::from(".transcode-cache"),
             transcode_cache_max_size: 10 << 30,

@@ -169,6 +169,11 @@ impl Sink for OpusHlsSink {
         self.tx = None;
     }
 
+    fn needs_reencode(&self) -> bool {
+        // It carries the stream's `Video` (a file with B-frames: the re-encode) while open.
+        self.tx.is_some()
+    }
+
     fn last_read(&self) -> Option<Instant> {
         self.window.last_read()
     }

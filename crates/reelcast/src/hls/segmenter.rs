@@ -83,6 +83,9 @@ pub struct Segmenter {
     last_video_dts_us: Option<i64>,
     last_interval_us: i64,
     sequence: u32,
+    /// Added to every picture's decode time: the first keyframe's composition offset
+    /// (0 without B-frames). See [`Self::push_video`].
+    reorder_us: i64,
 }
 
 impl Segmenter {
@@ -116,6 +119,7 @@ impl Segmenter {
             last_video_dts_us: None,
             last_interval_us: 40_000,
             sequence: 0,
+            reorder_us: 0,
         }
     }
 
@@ -138,8 +142,19 @@ impl Segmenter {
         }
     }
 
+    /// A picture in decode order. With B-frames a picture's decode time comes before its
+    /// presentation time (a file's first ones before 0); the segmenter works on decode
+    /// times moved later by the first keyframe's composition offset, so a keyframe's time
+    /// is its presentation time: segments are cut at keyframes in decode order, their
+    /// durations are those of presentation, `tfdt` never goes below the first keyframe's
+    /// presentation time, and audio stays on its own clock. The pictures keep their
+    /// presentation times through `trun`'s signed composition offsets (version 1: a
+    /// B-frame's is negative), as hls.js, browsers' MSE and FFmpeg read them.
     fn push_video(&mut self, frame: &Frame, out: &mut Vec<Cut>) {
-        let t = frame.dts_us;
+        if !self.started && frame.keyframe {
+            self.reorder_us = (frame.pts_us - frame.dts_us).max(0);
+        }
+        let t = frame.dts_us + self.reorder_us;
         if self.started {
             if let Some(last) = self.last_video_dts_us {
                 if t > last {
@@ -646,5 +661,229 @@ mod tests {
             format!("h264,{pictures}\naac,{aac}"),
             "streams and frame counts"
         );
+    }
+
+    /// A file with B-frames as ffmpeg makes them (`-bf 2`, pyramid: composition offsets
+    /// of 0 to 3 frames, the first pictures decoded before time 0), 2 s at 25 fps with
+    /// AAC. `None` without ffmpeg (a failure under CI=true).
+    fn bframe_file() -> Option<Bytes> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        if !test_support::tools_available(&["ffmpeg"], "the B-frame CMAF tests") {
+            return None;
+        }
+        // One file per test: tests run at once.
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = test_support::temp_dir("cmaf-bf").join(format!("bframes{n}.mp4"));
+        let status = std::process::Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=s=160x120:r=25:d=2",
+            ])
+            .args(["-f", "lavfi", "-i", "sine=f=440:d=2", "-c:v", "libx264"])
+            .args([
+                "-pix_fmt",
+                "yuv420p",
+                "-profile:v",
+                "high",
+                "-bf",
+                "2",
+                "-g",
+                "25",
+            ])
+            .args(["-c:a", "aac"])
+            .arg(&path)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success(), "ffmpeg failed ({status})");
+        let data = std::fs::read(&path).expect("ffmpeg wrote it");
+        let _ = std::fs::remove_file(&path);
+        Some(Bytes::from(data))
+    }
+
+    /// What a translation of `file` hands its HLS muxer: the file's own pictures (routed
+    /// to `source_video`, no re-encode wanted) and its AAC.
+    fn own_frames(file: Bytes) -> (Vec<Frame>, Option<Arc<[u8]>>) {
+        use crate::stream::budget::MemoryBudget;
+        use crate::stream::reader::TranscodePolicy;
+        use crate::stream::reencode_demand::ReencodeDemand;
+        let mut reader = MediaReader::open_translation(
+            Memory(file),
+            &MemoryBudget::unlimited(),
+            TranscodePolicy::default(),
+            Arc::new(ReencodeDemand::new(0, None)),
+        )
+        .expect("opens");
+        reader.emit_aac();
+        assert!(reader.emit_source_video(), "H.264 with B-frames");
+        let asc = reader.info().aac_config.clone();
+        let mut frames = Vec::new();
+        while let Some(r) = reader.read_routed().expect("reads") {
+            assert!(
+                r.source_video || r.frame.kind != MediaKind::Video,
+                "no re-encode when nobody wants it"
+            );
+            if r.frame.kind != MediaKind::Audio {
+                frames.push(r.frame);
+            }
+        }
+        (frames, asc)
+    }
+
+    fn cmaf_of(frames: &[Frame], asc: Option<&[u8]>) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let mut segmenter = Segmenter::new(1_000_000, 500_000, true, asc);
+        let mut cuts = Vec::new();
+        for f in frames {
+            segmenter.push(f, &mut cuts);
+        }
+        segmenter.finish(&mut cuts);
+        let (mut init, mut parts) = (Vec::new(), Vec::new());
+        for cut in cuts {
+            match cut {
+                Cut::Init(b) => init = b,
+                Cut::Part(p) => parts.push(p.bytes),
+                Cut::SegmentEnd => {}
+            }
+        }
+        (init, parts)
+    }
+
+    fn be32(b: &[u8], at: usize) -> u32 {
+        u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+    }
+
+    /// The video `tfdt` and `trun` of a fragment (the first `traf`): the version, each
+    /// sample's presentation time (90 kHz) and composition offset.
+    fn video_run(fragment: &[u8]) -> (u8, Vec<(i64, i32)>) {
+        let find = |kind: &[u8]| fragment.windows(4).position(|w| w == kind).unwrap();
+        let tfdt = find(b"tfdt");
+        let mut decode = i64::try_from(u64::from_be_bytes(
+            fragment[tfdt + 8..tfdt + 16].try_into().unwrap(),
+        ))
+        .unwrap();
+        let trun = find(b"trun");
+        let version = fragment[trun + 4];
+        let count = be32(fragment, trun + 8) as usize;
+        // After the count: the data offset, then duration, size, flags, offset per sample.
+        let mut at = trun + 16;
+        let mut samples = Vec::new();
+        for _ in 0..count {
+            let duration = i64::from(be32(fragment, at));
+            let cts = i32::from_be_bytes(fragment[at + 12..at + 16].try_into().unwrap());
+            samples.push((decode + i64::from(cts), cts));
+            decode += duration;
+            at += 16;
+        }
+        (version, samples)
+    }
+
+    /// The file's pictures keep their presentation times through the fragments:
+    /// `tfdt` + durations + `trun`'s signed composition offsets (version 1), negative for
+    /// B-frames, 0 for the first keyframe; decode times never go below 0.
+    #[test]
+    fn b_frames_keep_their_presentation_times_through_signed_composition_offsets() {
+        let Some(file) = bframe_file() else {
+            return;
+        };
+        let (frames, asc) = own_frames(file);
+        let pictures: Vec<&Frame> = frames
+            .iter()
+            .filter(|f| f.kind == MediaKind::Video)
+            .collect();
+        assert_eq!(pictures.len(), 50, "2 s at 25 fps");
+        assert!(
+            pictures[0].dts_us < 0,
+            "the file's first pictures decode before 0"
+        );
+        let (_, parts) = cmaf_of(&frames, asc.as_deref());
+        let mut got = Vec::new();
+        for part in &parts {
+            let (version, samples) = video_run(part);
+            assert_eq!(version, 1, "signed composition offsets");
+            got.extend(samples);
+        }
+        assert_eq!(got.len(), pictures.len());
+        assert_eq!(
+            got[0].1, 0,
+            "the first keyframe is presented at its decode time"
+        );
+        assert!(
+            got.iter().any(|s| s.1 < 0),
+            "B-frames come out of order: {got:?}"
+        );
+        for (want, (pts, _)) in pictures.iter().zip(&got) {
+            let want = i64::try_from(video_ticks(want.pts_us)).unwrap();
+            assert!(
+                (want - pts).abs() <= 1,
+                "presented at {pts}, the file says {want}"
+            );
+        }
+    }
+
+    /// FFmpeg reads the fragments as the file's H.264 (High profile, B-frames), decodes
+    /// every picture and finds no error; each picture's bytes are the file's.
+    #[test]
+    fn ffmpeg_reads_b_frame_fragments_as_the_files_own_pictures() {
+        if !test_support::tools_available(&["ffprobe", "ffmpeg"], "the B-frame CMAF check") {
+            return;
+        }
+        let Some(file) = bframe_file() else {
+            return;
+        };
+        let dir = test_support::temp_dir("cmaf-bf-probe");
+        let original = dir.join("original.mp4");
+        std::fs::write(&original, &file).unwrap();
+        let (frames, asc) = own_frames(file);
+        let (init, parts) = cmaf_of(&frames, asc.as_deref());
+        let cmaf = dir.join("own.mp4");
+        std::fs::write(&cmaf, [init, parts.concat()].concat()).unwrap();
+        let out = std::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-count_frames",
+                "-select_streams",
+                "v",
+                "-show_entries",
+            ])
+            .args([
+                "stream=profile,has_b_frames,nb_read_frames",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(&cmaf)
+            .output()
+            .expect("ffprobe runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && stderr.is_empty(), "{stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout.trim(), "High,2,50", "profile, B-frames, pictures");
+        // Per-packet hashes of the video as stored (length-prefixed NAL units), in order.
+        let hashes = |path: &std::path::Path| {
+            let out = std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-i"])
+                .arg(path)
+                .args(["-map", "0:v", "-c", "copy", "-f", "framemd5", "-"])
+                .output()
+                .expect("ffmpeg runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(|l| l.rsplit(',').next().unwrap().trim().to_string())
+                .collect::<Vec<_>>()
+        };
+        let (ours, theirs) = (hashes(&cmaf), hashes(&original));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(ours.len(), 50);
+        assert_eq!(ours, theirs, "every picture's bytes are the file's");
     }
 }

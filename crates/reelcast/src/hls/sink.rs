@@ -1,6 +1,8 @@
 //! The HLS muxer as a stream's [`Sink`]: frames go through the [`Segmenter`] into the
 //! stream's [`Window`], in the stream's task (a part is a copy of its frames' bytes and a
 //! few boxes: no waiting, no I/O). Readers are served from the window by the HTTP side.
+//! For a file with B-frames it carries the file's own pictures ([`Sink::source_video`]),
+//! never their re-encode, unless told to carry the re-encode (then it needs one).
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -8,7 +10,7 @@ use std::time::{Instant, SystemTime};
 use super::directory::Directory;
 use super::segmenter::Segmenter;
 use super::window::Window;
-use crate::media::{Ending, Frame, Sink};
+use crate::media::{Ending, Frame, MediaKind, Sink};
 
 /// One stream's HLS muxer.
 pub struct HlsSink {
@@ -16,6 +18,9 @@ pub struct HlsSink {
     window: Arc<Window>,
     directory: Arc<Directory>,
     id: String,
+    /// Carries the file's own H.264 ([`Sink::source_video`]) rather than the stream's
+    /// `Video` frames (its re-encode).
+    source_video: bool,
 }
 
 impl HlsSink {
@@ -31,7 +36,14 @@ impl HlsSink {
             window,
             directory,
             id,
+            source_video: false,
         }
+    }
+
+    /// Carry the file's own H.264 pictures the stream hands out beside their re-encode
+    /// (a file with B-frames: HLS players reorder them), not the re-encode.
+    pub fn take_source_video(&mut self) {
+        self.source_video = true;
     }
 }
 
@@ -48,9 +60,25 @@ impl Sink for HlsSink {
     fn frames(&mut self, first: Frame, second: Option<Frame>) {
         let mut cuts = Vec::new();
         for frame in std::iter::once(&first).chain(second.as_ref()) {
+            // The re-encode is WebRTC's when the file's own pictures come.
+            if self.source_video && frame.kind == MediaKind::Video {
+                continue;
+            }
             self.segmenter.push(frame, &mut cuts);
         }
         self.window.add(cuts);
+    }
+
+    fn source_video(&mut self, picture: Frame) {
+        if self.source_video {
+            let mut cuts = Vec::new();
+            self.segmenter.push(&picture, &mut cuts);
+            self.window.add(cuts);
+        }
+    }
+
+    fn needs_reencode(&self) -> bool {
+        !self.source_video
     }
 
     fn end(&mut self, _ending: &Ending) {

@@ -137,6 +137,12 @@ impl Sink for AttachedSinks {
         }
     }
 
+    fn needs_reencode(&self) -> bool {
+        // A recording or a rendition takes the stream's `Video` frames: a stream that
+        // re-encodes only on demand must while one is attached.
+        !self.0.lock().sinks.is_empty()
+    }
+
     fn last_read(&self) -> Option<Instant> {
         // An attached sink may stand for readers of the stream (a rendition's viewers).
         let s = self.0.lock();

@@ -27,6 +27,22 @@ pub trait Sink: Send {
     /// leave back to back (an audio pair, `stream::audio_pairs`).
     fn frames(&mut self, first: Frame, second: Option<Frame>);
 
+    /// A picture of the file's own H.264 (decode order, Annex-B, its composition offset
+    /// in `pts_us - dts_us`), for a stream whose `Video` frames are a re-encode of it
+    /// (H.264 with B-frames: browsers' WebRTC decoders do not reorder). A sink whose
+    /// players reorder (HLS) carries these instead of the re-encode; the others ignore
+    /// them (the default). Comes among [`Self::frames`] at its decode time.
+    fn source_video(&mut self, _picture: Frame) {}
+
+    /// True when this sink takes the stream's `Video` frames whoever watches, so a
+    /// stream whose video is re-encoded only on demand (a translation of an H.264 file
+    /// with B-frames) must re-encode while it is there: a recording or a rendition
+    /// attached, an HLS muxer that carries the re-encode. The WebRTC feed keeps the
+    /// default (`false`): its need is its viewers', which the stream counts.
+    fn needs_reencode(&self) -> bool {
+        false
+    }
+
     /// The stream ended; nothing more comes.
     fn end(&mut self, ending: &Ending);
 
@@ -95,6 +111,16 @@ impl Sink for Sinks {
             sink.frames(first.clone(), second.clone());
         }
         last.frames(first, second);
+    }
+
+    fn source_video(&mut self, picture: Frame) {
+        for sink in &mut self.0 {
+            sink.source_video(picture.clone());
+        }
+    }
+
+    fn needs_reencode(&self) -> bool {
+        self.0.iter().any(|s| s.needs_reencode())
     }
 
     fn end(&mut self, ending: &Ending) {

@@ -63,6 +63,11 @@ impl Audience {
         }
     }
 
+    /// Whether some viewer is so.
+    pub(super) fn any(&self, f: impl Fn(&Viewer) -> bool) -> bool {
+        self.viewers.values().any(|(v, _)| f(v))
+    }
+
     /// Nobody watches.
     pub(super) fn is_empty(&self) -> bool {
         self.viewers.is_empty()

@@ -31,10 +31,37 @@ pub const READ_AHEAD_FRAMES: usize = 96;
 /// Free room in the queue that starts a batch of reads.
 const BATCH_FRAMES: usize = READ_AHEAD_FRAMES / 2;
 
+/// A frame read, and whom it is for.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    /// The frame.
+    pub frame: Frame,
+    /// The file's own picture beside its re-encode (H.264 with B-frames), for the sinks
+    /// that carry it ([`Sink::source_video`](crate::media::Sink::source_video)); `false`:
+    /// for every sink ([`Sink::frames`](crate::media::Sink::frames)).
+    pub source_video: bool,
+}
+
+impl Routed {
+    /// A frame for every sink.
+    pub fn all(frame: Frame) -> Self {
+        Routed {
+            frame,
+            source_video: false,
+        }
+    }
+}
+
 /// Anything that yields a stream's frames in order. Runs on a blocking thread.
 pub trait FrameSource: Send + 'static {
     /// The next frame, `None` at the end (or, see [`pending`](Self::pending), for now).
     fn next_frame(&mut self) -> Result<Option<Frame>, StreamError>;
+
+    /// The next frame with whom it is for; a source that has only frames for every
+    /// sink keeps the default.
+    fn next_routed(&mut self) -> Result<Option<Routed>, StreamError> {
+        Ok(self.next_frame()?.map(Routed::all))
+    }
 
     /// After `next_frame` gave `None`: `Some(wait)` when more may still come (a file
     /// still being written), to be asked again after `wait`; `None` (the default) when
@@ -55,7 +82,7 @@ enum Batch {
 }
 
 /// One frame, or the reason the stream cannot go on; the queue ends after the last frame.
-pub type ReadResult = Result<Frame, StreamError>;
+pub type ReadResult = Result<Routed, StreamError>;
 
 /// Reads `source` ahead of the consumer, at most [`READ_AHEAD_FRAMES`] ahead. Reading stops
 /// when the source ends or fails (the failure is the last item) or the receiver is dropped.
@@ -100,7 +127,7 @@ pub fn spawn_reader(source: impl FrameSource) -> mpsc::Receiver<ReadResult> {
 /// Reads up to a batch of frames into `tx`, and says how it ended.
 fn read_batch(source: &mut impl FrameSource, tx: &mpsc::Sender<ReadResult>) -> Batch {
     for _ in 0..BATCH_FRAMES {
-        let item = match source.next_frame() {
+        let item = match source.next_routed() {
             Ok(Some(frame)) => Ok(frame),
             Ok(None) => return source.pending().map_or(Batch::Over, Batch::Later),
             Err(e) => {
@@ -175,13 +202,13 @@ mod tests {
             for (i, frames) in streams.iter_mut().enumerate() {
                 let first = tokio::time::timeout(Duration::from_secs(5), frames.recv()).await;
                 let first = first.unwrap_or_else(|_| panic!("stream {i} never got a frame"));
-                assert_eq!(first.unwrap().unwrap().dts_us, 1, "stream {i}");
+                assert_eq!(first.unwrap().unwrap().frame.dts_us, 1, "stream {i}");
             }
             // And a full queue is refilled as it is drained, in order.
             let frames = &mut streams[0];
             for expected in 2..=(3 * READ_AHEAD_FRAMES as i64) {
                 let frame = frames.recv().await.unwrap().unwrap();
-                assert_eq!(frame.dts_us, expected);
+                assert_eq!(frame.frame.dts_us, expected);
             }
         });
     }
@@ -262,7 +289,7 @@ mod tests {
             let frame = tokio::time::timeout(Duration::from_secs(10), frames.recv())
                 .await
                 .expect("a frame within 10 s");
-            assert_eq!(frame.unwrap().unwrap().dts_us, expected);
+            assert_eq!(frame.unwrap().unwrap().frame.dts_us, expected);
         }
         let end = tokio::time::timeout(Duration::from_secs(10), frames.recv()).await;
         assert!(end.expect("the end within 10 s").is_none());

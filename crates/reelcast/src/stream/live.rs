@@ -10,6 +10,12 @@
 //! once from its GOP cache. Started only by the registry (`start` is `pub(super)`),
 //! which it does not know: it is handed what to do at its end.
 //!
+//! A file whose H.264 has B-frames is re-encoded for WebRTC only while it is needed: the
+//! task wants the reader's re-encode when a viewer that is not an HLS reader joins (or
+//! is refused, with the reason) and, every [`NEED_CHECK`], while such viewers or sinks
+//! that take the re-encode are there; it lets it go [`REENCODE_LINGER`](super::reencode_demand::REENCODE_LINGER) after
+//! (`reencode_demand`, `reordered`).
+//!
 //! Looping: the same reader is rewound and its timestamps shifted by the file's length
 //! per pass, so RTP time keeps rising across the seam and audio and video share the
 //! shift exactly (no drift however many passes).
@@ -23,13 +29,14 @@ use tracing::{info, Instrument};
 
 use super::audience::Audience;
 use super::clock::sleep_until;
-use super::frame_queue::{spawn_reader, FrameSource};
+use super::frame_queue::{spawn_reader, FrameSource, Routed};
 use super::open::AnyReader;
 use super::pacer::Pacer;
+use super::reencode_demand::{Follower, ReencodeDemand};
 use super::status::{PlayTicket, Unlist};
 use super::{MediaInfo, PacingClock, StreamError};
 use crate::media::{Ending, FailReason, Frame, MediaKind, Sink, Sinks, StopReason, StreamId};
-use crate::media::{Viewer, ViewerEvent, ViewerEvents, ViewerEventsRx, ViewerId};
+use crate::media::{Viewer, ViewerEvent, ViewerEvents, ViewerEventsRx, ViewerId, ViewerProtocol};
 
 use crate::source::{PlayMode, StreamUri};
 
@@ -147,6 +154,8 @@ pub(super) struct Parts {
     pub reader: AnyReader,
     /// Where its frames go, made for `stream`.
     pub sinks: Sinks,
+    /// The reader's video is re-encoded only while this wants it (H.264 with B-frames).
+    pub reencode: Option<Arc<ReencodeDemand>>,
     pub stream: StreamId,
     /// `vod_stream_timeout`.
     pub idle_timeout: Duration,
@@ -167,6 +176,7 @@ pub(super) fn start(
         spec,
         reader,
         mut sinks,
+        reencode,
         stream,
         idle_timeout,
         unlist,
@@ -199,6 +209,7 @@ pub(super) fn start(
         unlist: Some(unlist),
         idle_timeout,
         audience: Audience::new(handle.viewers.clone()),
+        reencode: reencode.map(Follower::new),
     };
     let span = tracing::info_span!("live", stream = %handle.name);
     let source = LoopingReader::new(reader, handle.looped);
@@ -215,7 +226,12 @@ struct Translation {
     unlist: Option<Unlist>,
     idle_timeout: Duration,
     audience: Audience,
+    /// Wants the reader's video re-encode while WebRTC viewers or sinks need it.
+    reencode: Option<Follower>,
 }
+
+/// How often a translation whose re-encode is on demand looks at what its sinks need.
+const NEED_CHECK: Duration = Duration::from_millis(500);
 
 impl Translation {
     async fn run(
@@ -230,6 +246,7 @@ impl Translation {
         let mut reader_done = false;
         // No viewer yet: a translation nobody joins ends like one everybody left.
         let mut idle_since = Some(Instant::now());
+        let mut need_check = tokio::time::interval(NEED_CHECK);
 
         let ending: Ending = loop {
             let wake_at = pacer.wake_at();
@@ -240,6 +257,11 @@ impl Translation {
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(Command::Join { viewer, ticket }) => {
+                        if let Err(ending) = self.admit(&viewer) {
+                            viewer.leave(ending.clone());
+                            ticket.end(ending);
+                            continue;
+                        }
                         self.audience.join(viewer, ticket);
                         idle_since = None;
                     }
@@ -285,8 +307,12 @@ impl Translation {
                     break StopReason::NoViewers.into();
                 }
                 () = sleep_until(end_at), if end_at.is_some() => break StopReason::EndOfFile.into(),
+                _ = need_check.tick(), if self.reencode.is_some() => self.follow_need(),
             }
         };
+        if let Some(reencode) = &mut self.reencode {
+            reencode.end();
+        }
 
         info!("translation ended: {ending:?}");
         if let Some(unlist) = self.unlist.take() {
@@ -296,6 +322,34 @@ impl Translation {
         self.audience.end_all(&ending);
         self.sinks.end(&ending);
     }
+}
+
+impl Translation {
+    /// A viewer joining: one that needs the re-encode (WebRTC) gets it started, or the
+    /// ending it is refused with (transcoding disabled, no free transcoder).
+    fn admit(&mut self, viewer: &Viewer) -> Result<(), Ending> {
+        match &mut self.reencode {
+            Some(reencode) if needs_reencode(viewer.protocol()) => reencode
+                .admit()
+                .map_err(|e| Ending::Failed(FailReason::Stream(e))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Wants the re-encode while a WebRTC viewer or a sink needs it.
+    fn follow_need(&mut self) {
+        let needed =
+            self.audience.any(|v| needs_reencode(v.protocol())) || self.sinks.needs_reencode();
+        if let Some(reencode) = &mut self.reencode {
+            reencode.update(needed, Instant::now());
+        }
+    }
+}
+
+/// A viewer by `protocol` decodes pictures in decode order without reordering (WebRTC):
+/// it needs the re-encode of a file with B-frames. HLS players reorder.
+fn needs_reencode(protocol: ViewerProtocol) -> bool {
+    protocol != ViewerProtocol::Hls
 }
 
 /// The reader, rewound at the end when looping, with each pass's timestamps shifted by
@@ -337,7 +391,21 @@ const AUDIO_PACKET_US: i64 = 20_000;
 impl FrameSource for LoopingReader {
     fn next_frame(&mut self) -> Result<Option<Frame>, StreamError> {
         loop {
-            let Some(mut frame) = self.reader.read_frame()? else {
+            match self.next_routed()? {
+                None => return Ok(None),
+                Some(r) if !r.source_video => return Ok(Some(r.frame)),
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn next_routed(&mut self) -> Result<Option<Routed>, StreamError> {
+        loop {
+            let Some(Routed {
+                mut frame,
+                source_video,
+            }) = self.reader.read_routed()?
+            else {
                 // A recording still being written: not its end yet.
                 if self.reader.pending().is_some()
                     || !self.looped
@@ -362,7 +430,10 @@ impl FrameSource for LoopingReader {
                 self.after_seam = false;
                 self.audio_end_us = frame.pts_us + AUDIO_PACKET_US;
             }
-            return Ok(Some(frame));
+            return Ok(Some(Routed {
+                frame,
+                source_video,
+            }));
         }
     }
 
@@ -516,6 +587,7 @@ mod tests {
             },
             reader: sample_reader(),
             sinks: Sinks::new(sinks),
+            reencode: None,
             stream: StreamId::next(),
             idle_timeout: Duration::from_secs(60),
             unlist: Box::new(move || {
@@ -592,6 +664,7 @@ mod tests {
             },
             reader: sample_reader(),
             sinks: Sinks::default(),
+            reencode: None,
             stream: StreamId::next(),
             idle_timeout: Duration::from_secs(60),
             unlist: Box::new(|| {}),

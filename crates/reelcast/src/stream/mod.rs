@@ -2,7 +2,9 @@
 //! stream's sinks ([`Sink`](crate::media::Sink): the WebRTC feed today).
 //!
 //! Owns: opening a source as media (`reader`: demux, H.264 to Annex-B, AAC to Opus, once
-//! per stream; `transcode`: the thread that re-encodes video browsers cannot take; `budget`: the server-wide bound on what files' indexes hold; `growing`: a
+//! per stream; `transcode`: the thread that re-encodes video browsers cannot take;
+//! `reordered`, `reencode_demand`: a translation's B-frame H.264, its own pictures for
+//! HLS and a re-encode for WebRTC only while one is wanted; `budget`: the server-wide bound on what files' indexes hold; `growing`: a
 //! recording still being written, followed as it grows; `transcode_cache`: personal VODs'
 //! transcodes kept for the next plays of the file), reading it ahead of the clock on shared blocking threads (`frame_queue`),
 //! real-time pacing (`clock`, `pacer`, `audio_pairs`), and a stream's life (`personal_vod`: personal VOD, one
@@ -29,8 +31,10 @@ pub mod pacer;
 pub mod personal_vod;
 pub mod published;
 pub mod reader;
+pub mod reencode_demand;
 pub mod registry;
 pub mod rendition;
+pub mod reordered;
 pub mod status;
 #[cfg(test)]
 pub(crate) mod testing;

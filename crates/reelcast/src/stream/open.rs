@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::budget::MemoryBudget;
 use super::constraints::VideoConstraints;
 use super::reader::TranscodePolicy;
+use super::reencode_demand::ReencodeDemand;
 use super::transcode_cache::TranscodeCache;
 use super::{MediaReader, StreamError};
 use crate::config::Settings;
@@ -19,22 +20,25 @@ use crate::source::{ByteSource, LocalFile, Location, S3Object};
 /// A reader over whichever byte source the name points at.
 pub type AnyReader = MediaReader<Box<dyn ByteSource>>;
 
-/// Opens `location` and reads its movie structure, holding what its index needs from
-/// `budget`. Errors are what the viewer is told.
-pub fn open_media(
+/// Opens `location` for a translation and reads its movie structure, holding what its
+/// index needs from `budget`; H.264 with B-frames is re-encoded only while `reencode`
+/// wants it. Errors are what the viewer is told.
+pub fn open_translation(
     settings: &Settings,
     location: &Location,
     budget: &Arc<MemoryBudget>,
+    reencode: Arc<ReencodeDemand>,
 ) -> Result<AnyReader, StreamError> {
-    MediaReader::open_within(
+    MediaReader::open_translation(
         open_source(settings, location)?,
         budget,
         policy(settings, None),
+        reencode,
     )
 }
 
-/// [`open_media`] for a personal VOD: from `cache` when it holds the file's transcode
-/// (no transcoder then); else as [`open_media`], and when the video is transcoded, the
+/// As [`open_translation`], for a personal VOD: from `cache` when it holds the file's transcode
+/// (no transcoder then); else as any file (B-frames always re-encoded: one viewer, over WebRTC), and when the video is transcoded, the
 /// cache's job for the file is started beside the play (`stream::transcode_cache`).
 /// A viewer who asked for a size or bit rate (`video`, its `constraints`) gets the
 /// reader's video encoded so when the source is not, never through the cache (it holds

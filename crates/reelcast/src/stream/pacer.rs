@@ -9,8 +9,9 @@
 use std::time::Instant;
 
 use super::audio_pairs::AudioPairs;
+use super::frame_queue::Routed;
 use super::PacingClock;
-use crate::media::{Frame, Sink};
+use crate::media::Sink;
 
 /// How long before its time an audio packet leaves. RTP timestamps and sender reports
 /// stay exact; only the send time moves. Why: a browser holds audio longer than video
@@ -27,7 +28,7 @@ pub const AUDIO_LEAD_US: i64 = 80_000;
 /// gone out so far.
 pub struct Pacer {
     clock: PacingClock,
-    next: Option<Frame>,
+    next: Option<Routed>,
     pairs: AudioPairs,
     last_pts_us: i64,
 }
@@ -49,7 +50,7 @@ impl Pacer {
     }
 
     /// The next frame in decode order; it goes out at its due time.
-    pub fn put(&mut self, frame: Frame) {
+    pub fn put(&mut self, frame: Routed) {
         debug_assert!(self.next.is_none(), "a frame is already waiting");
         self.next = Some(frame);
     }
@@ -57,7 +58,7 @@ impl Pacer {
     /// When [`Self::wake`] has something to do: a frame falls due, or a held audio frame
     /// must go out alone.
     pub fn wake_at(&self) -> Option<Instant> {
-        let due = self.next.as_ref().map(|f| self.clock.due(f.dts_us));
+        let due = self.next.as_ref().map(|f| self.clock.due(f.frame.dts_us));
         match (due, self.pairs.deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -70,11 +71,19 @@ impl Pacer {
         if self
             .next
             .as_ref()
-            .is_some_and(|f| self.clock.due(f.dts_us) <= now)
+            .is_some_and(|f| self.clock.due(f.frame.dts_us) <= now)
         {
-            let frame = self.next.take().expect("checked above");
+            let Routed {
+                frame,
+                source_video,
+            } = self.next.take().expect("checked above");
             self.last_pts_us = self.last_pts_us.max(frame.pts_us);
-            self.pairs.due(frame, now).send(sink);
+            if source_video {
+                // A picture, never paired.
+                sink.source_video(frame);
+            } else {
+                self.pairs.due(frame, now).send(sink);
+            }
         }
         if self.pairs.deadline().is_some_and(|d| d <= now) {
             self.pairs.flush_to(sink);

@@ -10,6 +10,9 @@
 //! video other than H.264 without B-frames (H.264 with B-frames, HEVC, VP9, AV1, MPEG-4
 //! Part 2) through the `transcode` stage's thread to H.264 constrained baseline; MP3,
 //! AC-3, E-AC-3 and FLAC decoded here (libavcodec) into the same Opus encoding as AAC.
+//! A translation's H.264 with B-frames ([`MediaReader::open_translation`]) is read by
+//! `reordered` instead: the file's own pictures for HLS, the re-encode only while a
+//! `ReencodeDemand` wants it (WebRTC viewers).
 //! MP4 files only: the demuxer is ours (crates/mp4).
 //!
 //! Memory: the sample tables stay in the file and are read 4 KiB at a time per table as
@@ -37,20 +40,18 @@ use tracing::warn;
 
 use super::budget::{MemoryBudget, Reservation};
 use super::constraints::VideoConstraints;
-use super::frame_queue::FrameSource;
+use super::frame_queue::{FrameSource, Routed};
 use super::growing::{Check, GrowingFile, POLL_INTERVAL};
 use super::pacer::AUDIO_LEAD_US;
+use super::reencode_demand::ReencodeDemand;
+use super::reordered::{self, ReorderedVideo};
 use super::transcode::{Sample, TranscodeSpeed, TranscodedVideo};
 use super::StreamError;
 use crate::media::{Frame, MediaKind};
 use crate::metrics::{TranscoderBusy, VideoTranscoderBusy};
 use crate::source::ByteSource;
 
-/// Why a file that needs transcoding fails when `transcoding_disabled` is set (WCS's words).
-pub const TRANSCODING_DISABLED: &str = "Transcoding required, but disabled";
-/// Why a file that needs transcoding fails when `video_transcoders_max` are at work
-/// (WCS's words).
-pub const NO_TRANSCODERS: &str = "No available transcoders";
+pub use super::transcode::{NO_TRANSCODERS, TRANSCODING_DISABLED};
 
 /// What the server allows for transcoding (from its settings).
 #[derive(Debug, Clone, Copy, Default)]
@@ -83,8 +84,8 @@ pub struct MediaInfo {
     pub audio_codec: Option<String>,
     /// Length of the longest track, in microseconds.
     pub duration_us: i64,
-    /// The file's video has pictures out of presentation order (B-frames); viewers get
-    /// it transcoded.
+    /// The file's video has pictures out of presentation order (B-frames); WebRTC
+    /// viewers get it transcoded (a translation's HLS gets the file's own pictures).
     pub reordered_video: bool,
     /// The video is decoded and re-encoded for viewers (`stream::transcode`).
     pub transcoded_video: bool,
@@ -172,6 +173,9 @@ enum VideoCodec {
         /// Its speed, kept by every thread it runs on (a loop starts a new one).
         speed: Arc<TranscodeSpeed>,
     },
+    /// H.264 with B-frames in a translation: the file's own pictures for sinks whose
+    /// players reorder (HLS), re-encoded only while something wants it (`reordered`).
+    Reordered(Box<ReorderedVideo>),
 }
 
 impl VideoCodec {
@@ -180,6 +184,7 @@ impl VideoCodec {
         match self {
             VideoCodec::Direct(_) => None,
             VideoCodec::Transcoded { speed, .. } => Some(speed.clone()),
+            VideoCodec::Reordered(video) => Some(video.speed()),
         }
     }
 }
@@ -197,6 +202,10 @@ impl VideoTrack {
             VideoCodec::Transcoded { transcode, .. } => {
                 let lane = &mut self.lane;
                 transcode.next_dts_us(growing, || next_sample(lane, source))
+            }
+            VideoCodec::Reordered(video) => {
+                let lane = &mut self.lane;
+                video.next_dts_us(growing, || next_sample(lane, source))
             }
         }
     }
@@ -280,6 +289,28 @@ impl<S: ByteSource> MediaReader<S> {
         budget: &Arc<MemoryBudget>,
         policy: TranscodePolicy,
     ) -> Result<Self, StreamError> {
+        Self::open_with(source, budget, policy, None)
+    }
+
+    /// [`Self::open_within`] for a translation: H.264 with B-frames is re-encoded only
+    /// while `reencode` wants it (`reordered`), and its own pictures can be handed out
+    /// beside ([`Self::emit_source_video`]); other video that needs a transcode is
+    /// transcoded as for any stream.
+    pub fn open_translation(
+        source: S,
+        budget: &Arc<MemoryBudget>,
+        policy: TranscodePolicy,
+        reencode: Arc<ReencodeDemand>,
+    ) -> Result<Self, StreamError> {
+        Self::open_with(source, budget, policy, Some(reencode))
+    }
+
+    fn open_with(
+        source: S,
+        budget: &Arc<MemoryBudget>,
+        policy: TranscodePolicy,
+        reencode: Option<Arc<ReencodeDemand>>,
+    ) -> Result<Self, StreamError> {
         let (movie, index_memory, follower) = open_movie(&source, budget)?;
         refuse_cut_short(&movie, source.size())?;
         let mut info = MediaInfo::default();
@@ -320,7 +351,15 @@ impl<S: ByteSource> MediaReader<S> {
                         } else {
                             "H264 (rendition)".into()
                         });
-                        transcoded(&track, CodecKind::H264, avcc.clone(), policy)?
+                        match reencode.clone().filter(|_| asked.is_none()) {
+                            Some(demand) => VideoCodec::Reordered(Box::new(ReorderedVideo::new(
+                                avc,
+                                video_input(&track, CodecKind::H264, avcc.clone()),
+                                demand,
+                                Arc::default(),
+                            ))),
+                            None => transcoded(&track, CodecKind::H264, avcc.clone(), policy)?,
+                        }
                     } else {
                         info.h264_profile_idc = Some(avc.profile_idc);
                         info.video_codec = Some("H264".into());
@@ -522,6 +561,29 @@ impl<S: ByteSource> MediaReader<S> {
         }
     }
 
+    /// The video is re-encoded only while a [`ReencodeDemand`] wants it (a translation
+    /// of H.264 with B-frames, [`Self::open_translation`]).
+    pub fn reencodes_on_demand(&self) -> bool {
+        matches!(
+            self.video.as_ref().map(|v| &v.codec),
+            Some(VideoCodec::Reordered(_))
+        )
+    }
+
+    /// Also hand out the file's own H.264 pictures beside their re-encode, when the
+    /// video is re-encoded only on demand ([`Self::open_translation`], H.264 with
+    /// B-frames): routed to [`Sink::source_video`](crate::media::Sink::source_video)
+    /// (HLS), in decode order among the other frames. True when there are such pictures.
+    pub fn emit_source_video(&mut self) -> bool {
+        match self.video.as_mut().map(|v| &mut v.codec) {
+            Some(VideoCodec::Reordered(video)) => {
+                video.emit_own();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Goes back to the start of the file (a looping translation): every track to its
     /// first sample, and a fresh AAC decoder, since its state belongs to the last pass.
     pub fn rewind(&mut self) -> Result<(), StreamError> {
@@ -539,6 +601,9 @@ impl<S: ByteSource> MediaReader<S> {
                 // its queues are dropped.
                 *transcode =
                     TranscodedVideo::start_measured(input.clone(), *output, speed.clone())?;
+            }
+            if let VideoCodec::Reordered(video) = &mut v.codec {
+                video.rewind()?;
             }
         }
         if let Some(a) = &mut self.audio {
@@ -582,6 +647,38 @@ impl<S: ByteSource> MediaReader<S> {
     /// again. A frame of one track goes out while the other is at its end only when it
     /// comes before that end (so the order stays right) or [`TRACK_LAG_US`] after it.
     pub fn read_frame(&mut self) -> Result<Option<Frame>, StreamError> {
+        loop {
+            match self.read_routed()? {
+                None => return Ok(None),
+                Some(r) if !r.source_video => return Ok(Some(r.frame)),
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// [`Self::read_frame`] with whom each frame is for: the file's own pictures of a
+    /// video re-encoded on demand come too when asked ([`Self::emit_source_video`]).
+    pub fn read_routed(&mut self) -> Result<Option<Routed>, StreamError> {
+        loop {
+            let Some((frame, source_video)) = self.read_any()? else {
+                return Ok(None);
+            };
+            let wanted = !source_video
+                || matches!(
+                    self.video.as_ref().map(|v| &v.codec),
+                    Some(VideoCodec::Reordered(v)) if v.emits_own()
+                );
+            if wanted {
+                return Ok(Some(Routed {
+                    frame,
+                    source_video,
+                }));
+            }
+        }
+    }
+
+    /// The next item, own pictures of a re-encoded-on-demand video marked `true`.
+    fn read_any(&mut self) -> Result<Option<(Frame, bool)>, StreamError> {
         self.pending = None;
         loop {
             let growing = self.growing.is_some();
@@ -634,16 +731,18 @@ impl<S: ByteSource> MediaReader<S> {
         &mut self,
         video_dts: Option<i64>,
         audio_dts: Option<i64>,
-    ) -> Result<Option<Frame>, StreamError> {
+    ) -> Result<Option<(Frame, bool)>, StreamError> {
+        let audio = |r: &mut Self| r.take_audio().map(|f| (f, false));
         match (video_dts, audio_dts) {
             (None, None) => Ok(None),
-            (Some(v), Some(a)) if a < v => Ok(self.take_audio()),
+            (Some(v), Some(a)) if a < v => Ok(audio(self)),
             (Some(_), _) => self.read_video().map(Some),
-            (None, Some(_)) => Ok(self.take_audio()),
+            (None, Some(_)) => Ok(audio(self)),
         }
     }
 
-    fn read_video(&mut self) -> Result<Frame, StreamError> {
+    /// The next video item; `true` with a picture of the file's own beside a re-encode.
+    fn read_video(&mut self) -> Result<(Frame, bool), StreamError> {
         // Invariant: only called when `next_dts_us` found a sample on the video track.
         let v = self.video.as_mut().expect("video track present");
         let avc = match &mut v.codec {
@@ -651,7 +750,14 @@ impl<S: ByteSource> MediaReader<S> {
             VideoCodec::Transcoded { transcode, .. } => {
                 return transcode
                     .take()
+                    .map(|f| (f, false))
                     .ok_or_else(|| StreamError::Streaming("no transcoded frame ready".into()));
+            }
+            VideoCodec::Reordered(video) => {
+                return video
+                    .take()
+                    .map(|(f, out)| (f, out == reordered::Output::Own))
+                    .ok_or_else(|| StreamError::Streaming("no video frame ready".into()));
             }
         };
         let (i, sample) = v
@@ -663,13 +769,14 @@ impl<S: ByteSource> MediaReader<S> {
         h264::sample_to_annex_b(avc, &bytes, sample.sync, &mut self.annex_b)
             .map_err(|e| StreamError::Streaming(format!("bad H.264 sample {i}: {e}")))?;
         let (dts_us, pts_us) = sample_times_us(&v.lane.track, &sample);
-        Ok(Frame {
+        let frame = Frame {
             kind: MediaKind::Video,
             dts_us,
             pts_us,
             keyframe: sample.sync,
             data: Arc::from(self.annex_b.as_slice()),
-        })
+        };
+        Ok((frame, false))
     }
 
     /// The audio frame [`AudioTrack::next_dts_us`] made ready: the earlier of the next
@@ -774,6 +881,10 @@ impl<S: ByteSource> FrameSource for MediaReader<S> {
         self.read_frame()
     }
 
+    fn next_routed(&mut self) -> Result<Option<Routed>, StreamError> {
+        self.read_routed()
+    }
+
     fn pending(&self) -> Option<Duration> {
         self.pending
     }
@@ -855,17 +966,7 @@ fn transcoded(
     }
     let busy = VideoTranscoderBusy::try_start(policy.max_video)
         .ok_or_else(|| StreamError::Other(NO_TRANSCODERS.into()))?;
-    let duration_us = track.duration_us();
-    let frame_rate = if duration_us > 0 {
-        track.samples.len() as f64 * 1_000_000.0 / duration_us as f64
-    } else {
-        0.0
-    };
-    let input = VideoInput {
-        codec,
-        config,
-        frame_rate,
-    };
+    let input = video_input(track, codec, config);
     let output = policy.video.unwrap_or_default();
     let speed = Arc::<TranscodeSpeed>::default();
     Ok(VideoCodec::Transcoded {
@@ -875,6 +976,21 @@ fn transcoded(
         _busy: busy,
         speed,
     })
+}
+
+/// What the video decoder of `track` is told: its codec, configuration and frame rate.
+fn video_input(track: &Track, codec: CodecKind, config: Vec<u8>) -> VideoInput {
+    let duration_us = track.duration_us();
+    let frame_rate = if duration_us > 0 {
+        track.samples.len() as f64 * 1_000_000.0 / duration_us as f64
+    } else {
+        0.0
+    };
+    VideoInput {
+        codec,
+        config,
+        frame_rate,
+    }
 }
 
 /// The decoder and Opus encoder for audio in `codec`.

@@ -35,9 +35,10 @@ use std::time::{Instant, SystemTime};
 use super::budget::MemoryBudget;
 use super::constraints::VideoConstraints;
 use super::live::{self, Parts, StartError, TranslationHandle, TranslationSpec};
-use super::open::{open_media, open_personal, AnyReader};
+use super::open::{open_personal, open_translation, AnyReader};
 use super::published::{self, PublishError, PublishSpec, PublishedHandle};
 use super::reader::{NO_TRANSCODERS, TRANSCODING_DISABLED};
+use super::reencode_demand::ReencodeDemand;
 use super::rendition::{self, RenditionHandle, RenditionKey};
 use super::status::{PlayTicket, StatusTx};
 use super::transcode_cache::TranscodeCache;
@@ -203,7 +204,17 @@ pub struct HlsOf<'a> {
     pub id: &'a str,
     /// Its media.
     pub info: &'a MediaInfo,
+    /// Its video reaches sinks as the file's own H.264 beside a re-encode (B-frames):
+    /// the muxer carries the file's pictures.
+    pub source_video: bool,
 }
+
+/// What a stream name in a URL path escapes (as JavaScript's `encodeURIComponent`).
+const URI_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 fn micros(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
@@ -311,14 +322,58 @@ impl Registry {
         self.recorder.list()
     }
 
-    /// Opens a source (on a blocking thread) and reads its structure. Errors are what
+    /// Opens a translation's source (on a blocking thread) and reads its structure;
+    /// H.264 with B-frames is re-encoded only while `reencode` wants it. Errors are what
     /// the viewer is told.
-    pub async fn open(&self, location: &Location) -> Result<AnyReader, StreamError> {
+    pub async fn open_translation(
+        &self,
+        location: &Location,
+        reencode: Arc<ReencodeDemand>,
+    ) -> Result<AnyReader, StreamError> {
         let (settings, location) = (self.settings.clone(), location.clone());
         let budget = self.index_budget.clone();
-        tokio::task::spawn_blocking(move || open_media(&settings, &location, &budget))
-            .await
-            .map_err(|e| StreamError::internal("opening the file", &e))?
+        tokio::task::spawn_blocking(move || {
+            open_translation(&settings, &location, &budget, reencode)
+        })
+        .await
+        .map_err(|e| StreamError::internal("opening the file", &e))?
+    }
+
+    /// The re-encode demand of a new translation named `name`: its slot counted against
+    /// `video_transcoders_max`; with transcoding disabled, what a WebRTC viewer is told
+    /// (WCS's words, and where the file plays as it is: its HLS URL).
+    fn reencode_demand(&self, name: &str) -> Arc<ReencodeDemand> {
+        let s = &self.settings;
+        let disabled = s.transcoding_disabled.then(|| {
+            let encoded: String =
+                percent_encoding::utf8_percent_encode(name, URI_COMPONENT).collect();
+            let host = s.ip.first().copied().unwrap_or(s.ip_local);
+            let host = if host.is_unspecified() {
+                "SERVER".to_string()
+            } else if host.is_ipv6() {
+                format!("[{host}]")
+            } else {
+                host.to_string()
+            };
+            let url = match (s.hls_port, s.hls_https_port) {
+                (Some(port), _) => Some(format!("http://{host}:{port}/{encoded}/{encoded}.m3u8")),
+                (None, Some(port)) => {
+                    Some(format!("https://{host}:{port}/{encoded}/{encoded}.m3u8"))
+                }
+                (None, None) => None,
+            };
+            match url {
+                Some(url) => format!(
+                    "{TRANSCODING_DISABLED}: H.264 with B-frames plays over WebRTC only \
+                     re-encoded; play it over HLS: {url}"
+                ),
+                None => TRANSCODING_DISABLED.to_string(),
+            }
+        });
+        Arc::new(ReencodeDemand::new(
+            s.video_transcoders_max.unwrap_or(0),
+            disabled,
+        ))
     }
 
     /// Opens a personal VOD's source (on a blocking thread): as [`Self::open`], through
@@ -421,7 +476,12 @@ impl Registry {
     pub fn sinks_for(&self, stream: StreamId, hls: Option<HlsOf<'_>>) -> Sinks {
         let webrtc = self.rtc_feeds.sink(stream);
         let mut sinks = vec![webrtc];
-        if let Some(HlsOf { id, info }) = hls.filter(|_| self.settings.hls_enabled()) {
+        if let Some(HlsOf {
+            id,
+            info,
+            source_video,
+        }) = hls.filter(|_| self.settings.hls_enabled())
+        {
             if info.has_audio && info.aac_config.is_none() {
                 // Audio the file does not have as AAC (Opus, or MP3/AC-3/FLAC the reader
                 // decodes into Opus): HLS carries it re-encoded to AAC, as for a
@@ -439,11 +499,23 @@ impl Registry {
             );
             if segmenter.has_media() {
                 let window = self.hls.add(id, self.hls_window_config());
-                let sink = HlsSink::new(segmenter, window, self.hls.clone(), id.to_string());
+                let mut sink = HlsSink::new(segmenter, window, self.hls.clone(), id.to_string());
+                if source_video {
+                    sink.take_source_video();
+                }
                 sinks.push(Box::new(sink));
             }
         }
         Sinks::new(sinks)
+    }
+
+    /// Whether a translation's HLS muxer carries the file's own H.264 when its video has
+    /// B-frames (HLS players reorder) rather than the re-encode WebRTC viewers get: unless
+    /// `h264_b_frames_force_transcoding` (WCS's behaviour), and only with the file's AAC
+    /// (the muxer of Opus audio takes the stream's `Video`).
+    fn hls_takes_source_video(&self, info: &MediaInfo) -> bool {
+        !self.settings.h264_b_frames_force_transcoding
+            && (info.aac_config.is_some() || !info.has_audio)
     }
 
     /// The HLS muxer of a translation whose audio reaches its sinks as Opus, listed in
@@ -543,15 +615,22 @@ impl Registry {
         if self.maps().name_in_use(&spec.name) {
             return Err(StartError::NameInUse);
         }
-        let mut reader = self.open(&spec.uri.location).await?;
+        let reencode = self.reencode_demand(&spec.name);
+        let mut reader = self
+            .open_translation(&spec.uri.location, reencode.clone())
+            .await?;
+        let on_demand = reader.reencodes_on_demand();
+        let mut source_video = false;
         if self.settings.hls_enabled() {
             reader.emit_aac();
+            source_video = self.hls_takes_source_video(reader.info()) && reader.emit_source_video();
         }
         let stream = StreamId::next();
         let id = uuid::Uuid::new_v4().to_string();
         let hls = HlsOf {
             id: &id,
             info: reader.info(),
+            source_video,
         };
         let mut sinks = self.sinks_for(stream, Some(hls));
         let info = reader.info();
@@ -570,6 +649,7 @@ impl Registry {
             spec,
             reader,
             sinks,
+            reencode: on_demand.then_some(reencode),
             stream,
             idle_timeout: self.settings.vod_stream_timeout,
             unlist: Box::new(move || registry.remove_translation(&name, &id_at_end)),

@@ -33,6 +33,12 @@ use super::constraints::VideoConstraints;
 use super::StreamError;
 use crate::media::{Frame, MediaKind};
 
+/// Why a file that needs transcoding fails when `transcoding_disabled` is set (WCS's words).
+pub const TRANSCODING_DISABLED: &str = "Transcoding required, but disabled";
+/// Why a file that needs transcoding fails when `video_transcoders_max` are at work
+/// (WCS's words).
+pub const NO_TRANSCODERS: &str = "No available transcoders";
+
 /// Samples queued for the transcode thread (a second at 30 fps, a few MB of 1080p).
 pub const SAMPLES_AHEAD: usize = 32;
 /// Encoded frames the thread may have ready before the reader takes them.
