@@ -254,7 +254,7 @@ async fn find_window(
                 ));
             }
             registry
-                .find_or_start_translation(name, uri)
+                .find_or_start_translation_for_hls(name, uri)
                 .await
                 .map_err(|e| plain(StatusCode::NOT_FOUND, &e.to_string()))?
         }

@@ -188,6 +188,8 @@ pub async fn startup(
         name,
         uri,
         looped: req.looped.unwrap_or(ctx.settings.vod_live_loop),
+        // WCS's translations are for WebRTC viewers: theirs is ready when they come.
+        reencode_at_start: true,
     };
     match ctx.registry.start_translation(spec).await {
         Ok(t) => Ok(Json(VodObject::of_translation(&t))),

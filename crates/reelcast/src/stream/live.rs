@@ -143,6 +143,12 @@ pub struct TranslationSpec {
     pub uri: StreamUri,
     /// Start again at end of file.
     pub looped: bool,
+    /// For a file whose video is re-encoded on demand (H.264 with B-frames): re-encode
+    /// from the first picture, for the WebRTC viewer about to join (or expected, for
+    /// REST), rather than from the first keyframe after it joins. Kept only while
+    /// needed: released [`REENCODE_LINGER`](super::reencode_demand::REENCODE_LINGER)
+    /// after it is not. False for a translation HLS starts.
+    pub reencode_at_start: bool,
 }
 
 /// What a translation is made of, made by the registry ([`super::Registry`]).
@@ -584,6 +590,7 @@ mod tests {
                 name: "t".into(),
                 uri: StreamUri::parse("vod-live://sample.mp4").expect("a live uri"),
                 looped: false,
+                reencode_at_start: false,
             },
             reader: sample_reader(),
             sinks: Sinks::new(sinks),

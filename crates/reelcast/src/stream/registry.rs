@@ -620,6 +620,11 @@ impl Registry {
             .open_translation(&spec.uri.location, reencode.clone())
             .await?;
         let on_demand = reader.reencodes_on_demand();
+        if on_demand && spec.reencode_at_start {
+            // Before the first read: the reader re-encodes from the first picture. A
+            // refusal (no free transcoder) waits for the first viewer, who is told it.
+            let _ = reencode.want();
+        }
         let mut source_video = false;
         if self.settings.hls_enabled() {
             reader.emit_aac();
@@ -658,11 +663,30 @@ impl Registry {
     }
 
     /// The running translation named `name` or playing `uri`, or a new one of `uri`
-    /// named `name` (looping by `vod_live_loop`).
+    /// named `name` (looping by `vod_live_loop`), for a WebRTC viewer.
     pub async fn find_or_start_translation(
         self: &Arc<Self>,
         name: &str,
         uri: StreamUri,
+    ) -> Result<TranslationHandle, StreamError> {
+        self.find_or_start(name, uri, true).await
+    }
+
+    /// [`Self::find_or_start_translation`] for an HLS reader: a new translation of a
+    /// B-frame file re-encodes nothing until a WebRTC viewer comes.
+    pub async fn find_or_start_translation_for_hls(
+        self: &Arc<Self>,
+        name: &str,
+        uri: StreamUri,
+    ) -> Result<TranslationHandle, StreamError> {
+        self.find_or_start(name, uri, false).await
+    }
+
+    async fn find_or_start(
+        self: &Arc<Self>,
+        name: &str,
+        uri: StreamUri,
+        reencode_at_start: bool,
     ) -> Result<TranslationHandle, StreamError> {
         let canonical = uri.uri_string();
         let running = || {
@@ -682,6 +706,7 @@ impl Registry {
             name: name.to_string(),
             uri,
             looped: self.settings.vod_live_loop,
+            reencode_at_start,
         };
         self.start_translation(spec).await.map_err(|e| match e {
             StartError::Stream(e) => e,
@@ -1270,6 +1295,7 @@ mod tests {
                 name: "live".into(),
                 uri: StreamUri::parse("vod-live://sample.mp4").unwrap(),
                 looped: false,
+                reencode_at_start: false,
             };
             assert!(matches!(
                 registry.start_translation(translation).await,
