@@ -55,7 +55,7 @@ impl Form for AbrLadder {
             return Err(EXPECTED);
         }
         // Highest first: the order the playlist lists them in.
-        rungs.sort_by(|a, b| b.height.cmp(&a.height));
+        rungs.sort_by_key(|r| std::cmp::Reverse(r.height));
         Ok(rungs)
     }
     fn show(value: &Vec<Rung>) -> String {

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use super::cmaf::VIDEO_TRACK;
+use super::cmaf::{VIDEO_TIMESCALE, VIDEO_TRACK};
 
 /// One variant as the multivariant playlist lists it.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,8 +96,8 @@ const INIT_PATH: [&[u8; 4]; 9] = [
 pub fn codecs(init: &[u8]) -> String {
     let mut out = Vec::new();
     if let Some(avcc) = find(init, &INIT_PATH, b"avcC") {
-        if let Some(p) = avcc.get(1..4) {
-            out.push(format!("avc1.{:02x}{:02x}{:02x}", p[0], p[1], p[2]));
+        if let Some([profile, constraints, level]) = avcc.get(1..4) {
+            out.push(format!("avc1.{profile:02x}{constraints:02x}{level:02x}"));
         }
     }
     if find(init, &INIT_PATH, b"mp4a").is_some() {
@@ -147,12 +147,11 @@ fn aac_object_type(esds: &[u8]) -> Option<u8> {
 }
 
 /// Pictures per second of a CMAF segment lasting `duration_us`: its video track's
-/// samples (`moof`/`traf`/`trun` of the video track) over its length.
+/// samples (`moof`/`traf`/`trun` of the video track) over their own durations when the
+/// runs carry them, else over the segment's length (which may begin with audio before
+/// the first picture).
 pub fn frame_rate(segment: &[u8], duration_us: i64) -> Option<f64> {
-    if duration_us <= 0 {
-        return None;
-    }
-    let mut pictures = 0u64;
+    let (mut pictures, mut ticks, mut timed) = (0u64, 0u64, true);
     for (kind, moof) in boxes(segment) {
         if &kind != b"moof" {
             continue;
@@ -169,15 +168,55 @@ pub fn frame_rate(segment: &[u8], duration_us: i64) -> Option<f64> {
                 continue;
             }
             for (kind, trun) in boxes(traf) {
-                if &kind == b"trun" {
-                    if let Some(n) = trun.get(4..8) {
-                        pictures += u64::from(u32::from_be_bytes([n[0], n[1], n[2], n[3]]));
-                    }
+                if &kind != b"trun" {
+                    continue;
+                }
+                let (count, run_ticks) = run_samples(trun)?;
+                pictures += u64::from(count);
+                match run_ticks {
+                    Some(t) => ticks += t,
+                    None => timed = false,
                 }
             }
         }
     }
-    (pictures > 0).then(|| pictures as f64 * 1e6 / duration_us as f64)
+    if pictures == 0 {
+        return None;
+    }
+    if timed && ticks > 0 {
+        return Some(pictures as f64 * f64::from(VIDEO_TIMESCALE) / ticks as f64);
+    }
+    (duration_us > 0).then(|| pictures as f64 * 1e6 / duration_us as f64)
+}
+
+/// A `trun` body's sample count and, when each sample states it, their total duration
+/// in timescale ticks.
+fn run_samples(trun: &[u8]) -> Option<(u32, Option<u64>)> {
+    let word = |at: usize| {
+        trun.get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let flags = word(0)? & 0x00ff_ffff;
+    let count = word(4)?;
+    let mut at = 8;
+    if flags & 0x01 != 0 {
+        at += 4;
+    }
+    if flags & 0x04 != 0 {
+        at += 4;
+    }
+    if flags & 0x100 == 0 {
+        return Some((count, None));
+    }
+    let per_sample = 4 * [0x100, 0x200, 0x400, 0x800]
+        .iter()
+        .filter(|f| flags & **f != 0)
+        .count();
+    let mut ticks = 0u64;
+    for i in 0..usize::try_from(count).ok()? {
+        ticks += u64::from(word(at + i * per_sample)?);
+    }
+    Some((count, Some(ticks)))
 }
 
 #[cfg(test)]
@@ -231,6 +270,7 @@ mod tests {
         };
         let init = init_segment(Some(&video), Some(&audio));
         assert_eq!(codecs(&init), "avc1.64001f,mp4a.40.2");
+        // 30 fps at the 90 kHz video timescale.
         let sample = |sync| Sample {
             duration: 3000,
             size: 1,
@@ -252,6 +292,7 @@ mod tests {
             },
         ];
         let segment = fragment(1, &runs);
-        assert_eq!(frame_rate(&segment, 500_000), Some(30.0));
+        // The pictures' own durations, whatever the segment's length says.
+        assert_eq!(frame_rate(&segment, 800_000), Some(30.0));
     }
 }
