@@ -146,12 +146,12 @@ fn aac_object_type(esds: &[u8]) -> Option<u8> {
     (object_type > 0).then_some(object_type)
 }
 
-/// Pictures per second of a CMAF segment lasting `duration_us`: its video track's
-/// samples (`moof`/`traf`/`trun` of the video track) over their own durations when the
-/// runs carry them, else over the segment's length (which may begin with audio before
-/// the first picture).
+/// Pictures per second of a CMAF segment lasting `duration_us`: from the typical
+/// (median) duration of its video track's samples (`moof`/`traf`/`trun` of the video
+/// track), so a gap (pictures an encoder dropped) does not lower it; over the segment's
+/// length when the runs do not state durations.
 pub fn frame_rate(segment: &[u8], duration_us: i64) -> Option<f64> {
-    let (mut pictures, mut ticks, mut timed) = (0u64, 0u64, true);
+    let (mut pictures, mut durations) = (0u64, Vec::new());
     for (kind, moof) in boxes(segment) {
         if &kind != b"moof" {
             continue;
@@ -168,14 +168,8 @@ pub fn frame_rate(segment: &[u8], duration_us: i64) -> Option<f64> {
                 continue;
             }
             for (kind, trun) in boxes(traf) {
-                if &kind != b"trun" {
-                    continue;
-                }
-                let (count, run_ticks) = run_samples(trun)?;
-                pictures += u64::from(count);
-                match run_ticks {
-                    Some(t) => ticks += t,
-                    None => timed = false,
+                if &kind == b"trun" {
+                    pictures += u64::from(run_samples(trun, &mut durations)?);
                 }
             }
         }
@@ -183,15 +177,16 @@ pub fn frame_rate(segment: &[u8], duration_us: i64) -> Option<f64> {
     if pictures == 0 {
         return None;
     }
-    if timed && ticks > 0 {
-        return Some(pictures as f64 * f64::from(VIDEO_TIMESCALE) / ticks as f64);
+    durations.sort_unstable();
+    match durations.get(durations.len() / 2) {
+        Some(&typical) if typical > 0 => Some(f64::from(VIDEO_TIMESCALE) / f64::from(typical)),
+        _ => (duration_us > 0).then(|| pictures as f64 * 1e6 / duration_us as f64),
     }
-    (duration_us > 0).then(|| pictures as f64 * 1e6 / duration_us as f64)
 }
 
-/// A `trun` body's sample count and, when each sample states it, their total duration
-/// in timescale ticks.
-fn run_samples(trun: &[u8]) -> Option<(u32, Option<u64>)> {
+/// A `trun` body's sample count; each sample's duration, when stated, goes to
+/// `durations` (timescale ticks).
+fn run_samples(trun: &[u8], durations: &mut Vec<u32>) -> Option<u32> {
     let word = |at: usize| {
         trun.get(at..at + 4)
             .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
@@ -206,17 +201,16 @@ fn run_samples(trun: &[u8]) -> Option<(u32, Option<u64>)> {
         at += 4;
     }
     if flags & 0x100 == 0 {
-        return Some((count, None));
+        return Some(count);
     }
     let per_sample = 4 * [0x100, 0x200, 0x400, 0x800]
         .iter()
         .filter(|f| flags & **f != 0)
         .count();
-    let mut ticks = 0u64;
     for i in 0..usize::try_from(count).ok()? {
-        ticks += u64::from(word(at + i * per_sample)?);
+        durations.push(word(at + i * per_sample)?);
     }
-    Some((count, Some(ticks)))
+    Some(count)
 }
 
 #[cfg(test)]
@@ -281,7 +275,13 @@ mod tests {
             TrackRun {
                 track_id: VIDEO_TRACK,
                 base_decode_time: 0,
-                samples: (0..15).map(|i| sample(i == 0)).collect(),
+                // A gap (dropped pictures) after the fifth does not change the rate.
+                samples: (0..15)
+                    .map(|i| Sample {
+                        duration: if i == 4 { 30_000 } else { 3000 },
+                        ..sample(i == 0)
+                    })
+                    .collect(),
                 data: vec![0u8; 15],
             },
             TrackRun {
