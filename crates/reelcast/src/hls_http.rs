@@ -5,15 +5,19 @@
 //! stream's run, so a cache never serves one run's segment for another's).
 //!
 //! Owns: the URLs, finding the stream through the registry (starting a translation with
-//! `hls_auto_start`, through `Registry::find_or_start_translation`; a published stream
+//! `hls_auto_start`, through `Registry::find_or_start_translation_for_hls`; a published stream
 //! is never started here, its muxer attached by `Registry::published_hls`), blocking
 //! playlist reloads (`_HLS_msn`, `_HLS_part`) and preload-hinted parts, each waiting at
 //! most a bounded time, and the headers a CDN and a player on another origin need. Everything
 //! is served from the stream's window in memory ([`crate::hls::Window`]). Who reads is
-//! [`readers`]'. Must not:
+//! [`readers`]'. The ABR form (`/NAME-HLS-ABR-STREAM/NAME-HLS-ABR-STREAM.m3u8`: a
+//! multivariant playlist of NAME and its renditions) is [`abr`]'s, its running ladders
+//! [`ladder`]'s. Must not:
 //! mux or keep media (that is `crate::hls`).
 
+mod abr;
 mod cache;
+pub mod ladder;
 pub mod readers;
 
 use std::collections::HashMap;
@@ -32,6 +36,7 @@ use bytes::Bytes;
 use crate::context::ServerContext;
 use crate::hls::{PartLookup, Readiness, Stored, Window};
 use crate::source::{PlayMode, StreamUri};
+use ladder::Ladders;
 use readers::{Read, Readers};
 
 /// How long a newly started translation may take to make its first segment.
@@ -41,10 +46,13 @@ const FIRST_SEGMENT_WAIT: Duration = Duration::from_secs(10);
 pub fn router(ctx: Arc<ServerContext>) -> Router {
     // A player reloads its playlist at least every target duration: three without a
     // request and it has gone.
-    let readers = Readers::new(ctx.settings.hls_target_duration * 3);
+    let quiet = ctx.settings.hls_target_duration * 3;
+    let readers = Readers::new(quiet);
+    let ladders = Ladders::new(quiet);
     Router::new()
         .route("/{name}/{file}", get(serve))
         .layer(Extension(readers))
+        .layer(Extension(ladders))
         .fallback(|| async { plain(StatusCode::NOT_FOUND, "Not found") })
         .with_state(ctx)
 }
@@ -122,24 +130,43 @@ const IMMUTABLE: &str = "max-age=31536000, immutable";
 async fn serve(
     State(ctx): State<Arc<ServerContext>>,
     Extension(readers): Extension<Arc<Readers>>,
+    Extension(ladders): Extension<Arc<Ladders>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path((name, file)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let response = answer(&ctx, &readers, peer, &name, &file, &query, &headers).await;
+    let response = answer(
+        &ctx, &readers, &ladders, peer, &name, &file, &query, &headers,
+    )
+    .await;
     cache::conditional(&headers, response)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn answer(
     ctx: &Arc<ServerContext>,
     readers: &Arc<Readers>,
+    ladders: &Arc<Ladders>,
     peer: SocketAddr,
     name: &str,
     file: &str,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Response {
+    if let Some(base) = abr::base_name(name) {
+        let request = abr::AbrRequest {
+            readers,
+            ladders,
+            peer,
+            name,
+            base,
+            file,
+            query,
+            headers,
+        };
+        return abr::answer(ctx, request).await;
+    }
     let Some(asked) = parse_file(name, file) else {
         return plain(StatusCode::NOT_FOUND, "Not found");
     };
@@ -159,14 +186,25 @@ async fn answer(
     let _visit = stream
         .as_ref()
         .map(|t| readers.visit(&ctx.registry, t, &request));
+    from_window(ctx, &window, asked, query, headers).await
+}
+
+/// The answer to `asked` from `window` (a stream's, or a variant's of an ABR stream).
+async fn from_window(
+    ctx: &ServerContext,
+    window: &Arc<Window>,
+    asked: Asked,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
     // The stream stays up while this request lasts, waits included.
-    let _reading = Window::reading(&window, Instant::now());
-    if let Err(response) = first_segment(&window).await {
+    let _reading = Window::reading(window, Instant::now());
+    if let Err(response) = first_segment(window).await {
         return response;
     }
     let part_wait = ctx.settings.ll_hls_part_target * 3 + ctx.settings.hls_target_duration;
     match asked {
-        Asked::Playlist => playlist(ctx, &window, query, cache::accepts_gzip(headers)).await,
+        Asked::Playlist => playlist(ctx, window, query, cache::accepts_gzip(headers)).await,
         Asked::Init(run) if run == window.tag() => match window.init() {
             Some(init) => stored(init, &format!("{run}-init")),
             None => plain(StatusCode::NOT_FOUND, "Not found"),

@@ -82,6 +82,7 @@ pub struct Metrics {
     time_to_first_frame: Histograms,
     transcoders_busy: Gauge,
     video_transcoders_busy: Gauge,
+    hls_abr_rungs: Gauge,
     /// Personal VODs of a file needing video transcoding played from the transcode cache.
     pub transcode_cache_hits: Counter,
     /// Such plays with no usable cache entry (transcoded as they play).
@@ -122,6 +123,7 @@ impl Metrics {
             }),
             transcoders_busy: Gauge::default(),
             video_transcoders_busy: Gauge::default(),
+            hls_abr_rungs: Gauge::default(),
             transcode_cache_hits: Counter::default(),
             transcode_cache_misses: Counter::default(),
             transcode_cache_evictions: Counter::default(),
@@ -225,6 +227,12 @@ impl Metrics {
             "Video transcoders (decode, then H.264 encode) running now: one per stream whose \
              file browsers cannot take as it is (a translation's is shared by its viewers)",
             m.video_transcoders_busy.clone(),
+        );
+        r.register(
+            "hls_abr_rungs",
+            "HLS ABR ladder rungs running now: one video encoder each, shared by every reader \
+             of the ladders that offer it (also counted in video_transcoders_busy)",
+            m.hls_abr_rungs.clone(),
         );
         r.register(
             "transcode_cache_hits",
@@ -408,6 +416,25 @@ impl TranscoderBusy {
 impl Drop for TranscoderBusy {
     fn drop(&mut self) {
         METRICS.transcoders_busy.dec();
+    }
+}
+
+/// One rung of an HLS ABR ladder at work, counted in `reelcast_hls_abr_rungs` while this
+/// lives (held by the rung's encoder thread).
+#[derive(Debug)]
+pub struct HlsAbrRung(());
+
+impl HlsAbrRung {
+    /// Counts one more rung.
+    pub fn start() -> Self {
+        METRICS.hls_abr_rungs.inc();
+        HlsAbrRung(())
+    }
+}
+
+impl Drop for HlsAbrRung {
+    fn drop(&mut self) {
+        METRICS.hls_abr_rungs.dec();
     }
 }
 

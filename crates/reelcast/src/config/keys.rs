@@ -23,6 +23,7 @@
 //!
 //! Must not: hold checks between keys (`load::check_combinations`) or read files.
 
+use super::ladder::AbrLadder;
 use super::record::{AudioCodecForm, PolicyForm, Template};
 use super::s3::{Addressing, AllowedEndpoints, Credentials, Endpoint};
 use super::settings::Settings;
@@ -250,6 +251,16 @@ pub static TABLE: &[Key] = &[
         "hls_muxer_idle_timeout",
         field!(hls_muxer_idle_timeout: PositiveMillis),
         "Milliseconds a published stream's HLS muxer runs with no HLS request before it closes.",
+    ),
+    Key::new(
+        "hls_abr_auto_start",
+        field!(hls_abr_auto_start: Bool),
+        "true: a request for NAME-HLS-ABR-STREAM starts NAME's ladder of renditions; false: no ABR.",
+    ),
+    Key::new(
+        "hls_abr_ladder",
+        field!(hls_abr_ladder: AbrLadder),
+        "HEIGHT:KBPS renditions an HLS ABR playlist offers below its source's height.",
     ),
     Key::new(
         "hls_max_window_mb",

@@ -16,13 +16,13 @@
 //! - [`values`]: value forms (how text parses, what a wrong value is told, how it reads
 //!   back) and the small value types; [`s3`]: the S3 ones and per-store credentials;
 //!   [`allowed_endpoint`]: an `aws_s3_allowed_endpoints` entry; [`record`]: the
-//!   recorder's.
+//!   recorder's; [`ladder`]: the HLS ABR ladder's.
 //! - [`properties`]: the Java properties parser.
 //! - [`load`](mod@load): the layered loader, checks between keys, the start-up summary.
 //! - [`error`]: [`Origin`] and [`ConfigError`], the words a user reads.
 //!
 //! Layers inside, bottom first (a file imports only from files below it): `error`,
-//! `values`, `allowed_endpoint`, `properties`; `s3`, `record`; `settings`; `keys`; `access`;
+//! `values`, `allowed_endpoint`, `properties`; `s3`, `record`, `ladder`; `settings`; `keys`; `access`;
 //! `load`.
 //!
 //! Must not: open sockets, start anything, or read media.
@@ -31,6 +31,7 @@ pub mod access;
 pub mod allowed_endpoint;
 pub mod error;
 pub mod keys;
+pub mod ladder;
 pub mod load;
 pub mod properties;
 pub mod record;

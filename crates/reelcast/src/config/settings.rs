@@ -80,6 +80,11 @@ pub struct Settings {
     /// `hls_muxer_idle_timeout`: a published stream's HLS muxer (attached on the first
     /// request, its audio re-encoded) closes after this long without a request.
     pub hls_muxer_idle_timeout: Duration,
+    /// `hls_abr_auto_start` (WCS's key): a request for `NAME-HLS-ABR-STREAM` starts the
+    /// ladder of NAME's renditions; false: the ABR form is not served.
+    pub hls_abr_auto_start: bool,
+    /// `hls_abr_ladder`: the renditions an ABR playlist offers below its source.
+    pub hls_abr_ladder: Vec<super::ladder::Rung>,
     /// `hls_max_window_mb`: what one stream's segments may hold in memory, MiB.
     pub hls_max_window_mb: u64,
     /// `hls_player_url`: the hls.js script the demo page's HLS player loads.
@@ -226,6 +231,8 @@ impl Default for Settings {
             hls_target_duration: Duration::from_millis(2000),
             ll_hls_part_target: Duration::from_millis(500),
             hls_muxer_idle_timeout: Duration::from_millis(60_000),
+            hls_abr_auto_start: true,
+            hls_abr_ladder: super::ladder::default_ladder(),
             hls_max_window_mb: 64,
             hls_player_url: DEFAULT_HLS_PLAYER_URL.into(),
             disable_rest_auth: true,

@@ -7,11 +7,13 @@
 //! its id. Serving them over HTTP (URLs, blocking reloads, headers, auto-start) is
 //! `crate::hls_http`'s. A stream whose audio is Opus (a published stream) has
 //! [`OpusHlsSink`] instead: the same segmenter and window, its Opus re-encoded to AAC on
-//! a thread of its own ([`opus_sink`]). Nothing here does I/O or knows where frames
+//! a thread of its own ([`opus_sink`]). An ABR stream's multivariant playlist is
+//! [`master`]'s. Nothing here does I/O or knows where frames
 //! come from.
 
 pub mod cmaf;
 pub mod directory;
+pub mod master;
 pub mod opus_sink;
 pub mod segmenter;
 pub mod sink;

@@ -452,6 +452,34 @@ impl Window {
     pub fn bytes(&self) -> usize {
         self.state().bytes
     }
+
+    /// The bit rates of the complete segments in the window, bits per second: the
+    /// highest one segment had and the average over all (a multivariant playlist's
+    /// `BANDWIDTH` and `AVERAGE-BANDWIDTH`). `None` before the first complete segment.
+    pub fn bit_rates(&self) -> Option<(u64, u64)> {
+        let s = self.state();
+        let (mut peak, mut bytes, mut us) = (0u64, 0u64, 0i64);
+        for seg in s.segments.iter().filter(|g| g.whole.is_some()) {
+            let d = seg.duration_us();
+            if d <= 0 {
+                continue;
+            }
+            let len = seg.bytes() as u64;
+            peak = peak.max(len * 8_000_000 / d.unsigned_abs());
+            bytes += len;
+            us += d;
+        }
+        (us > 0).then(|| (peak, bytes * 8_000_000 / us.unsigned_abs()))
+    }
+
+    /// The newest complete segment and its length in µs.
+    pub fn last_segment(&self) -> Option<(Bytes, i64)> {
+        let s = self.state();
+        s.segments
+            .iter()
+            .rev()
+            .find_map(|g| g.whole.clone().map(|w| (w, g.duration_us())))
+    }
 }
 
 /// The part that comes next: the open segment's next one, or a new segment's first.

@@ -34,7 +34,7 @@ pub enum Read {
 
 impl Read {
     /// Which stream (a reader's key): one run of it.
-    fn id(&self) -> &str {
+    pub(super) fn id(&self) -> &str {
         match self {
             Read::Translation(t) => &t.id,
             Read::Published(_, window) => window,

@@ -404,7 +404,37 @@ impl Registry {
         let key = RenditionKey {
             parent: parent.stream,
             constraints,
+            hls: false,
         };
+        self.find_or_start_rendition_of(parent, key)
+    }
+
+    /// The rung of an HLS ABR ladder of the running shared stream `parent` at
+    /// `constraints` (H.264): a rendition as [`Self::find_or_start_rendition`]'s, counted
+    /// and refused alike, whose child stream has an HLS muxer, its window listed in
+    /// [`Self::hls`] under [`RenditionHandle::hls_window`].
+    pub fn find_or_start_hls_rendition(
+        self: &Arc<Self>,
+        parent: RenditionParent<'_>,
+        constraints: VideoConstraints,
+    ) -> Result<RenditionHandle, StreamError> {
+        let key = RenditionKey {
+            parent: parent.stream,
+            constraints: VideoConstraints {
+                vp8: false,
+                ..constraints
+            },
+            hls: true,
+        };
+        self.find_or_start_rendition_of(parent, key)
+    }
+
+    fn find_or_start_rendition_of(
+        self: &Arc<Self>,
+        parent: RenditionParent<'_>,
+        key: RenditionKey,
+    ) -> Result<RenditionHandle, StreamError> {
+        let constraints = key.constraints;
         // Under the lock: two viewers asking the same at once share one encoder.
         let mut maps = self.maps();
         maps.renditions.retain(|_, r| !r.is_ended());
@@ -424,11 +454,17 @@ impl Registry {
             .ok_or_else(|| StreamError::Other(NO_TRANSCODERS.into()))?;
         let stream = StreamId::next();
         let registry = Arc::clone(self);
+        let (sinks, hls_window) = if key.hls {
+            self.hls_rung_sinks(stream, parent.info)
+        } else {
+            (self.video_sinks_for(stream, constraints.vp8), None)
+        };
         let parts = rendition::Parts {
             key,
             parent: parent.info.clone(),
             stream,
-            sinks: self.video_sinks_for(stream, constraints.vp8),
+            sinks,
+            hls_window,
             busy,
             viewers_ending: if parent.published {
                 published::viewers_ending
@@ -457,6 +493,27 @@ impl Registry {
         })?;
         maps.renditions.insert(key, handle.clone());
         Ok(handle)
+    }
+
+    /// The sinks of an HLS ladder's rung `stream` made of a stream whose media is
+    /// `parent`: its WebRTC feed and an HLS muxer taking the parent's audio (its AAC, or
+    /// its Opus re-encoded) beside the rung's H.264; and the muxer's window id, `None`
+    /// when no muxer could be made.
+    fn hls_rung_sinks(&self, stream: StreamId, parent: &MediaInfo) -> (Sinks, Option<String>) {
+        let id = uuid::Uuid::new_v4().to_string();
+        let info = MediaInfo {
+            has_video: true,
+            ..parent.clone()
+        };
+        let sinks = self.sinks_for(
+            stream,
+            Some(HlsOf {
+                id: &id,
+                info: &info,
+            }),
+        );
+        let made = self.hls.get(&id).is_some();
+        (sinks, made.then_some(id))
     }
 
     /// The sinks of a stream `stream` without HLS (a rendition, a personal VOD): with

@@ -35,7 +35,7 @@ use super::transcode::{Speed, TranscodeSpeed};
 use super::{MediaInfo, StreamError};
 use crate::media::{Ending, FailReason, Frame, MediaKind, Sink, Sinks, StopReason, StreamId};
 use crate::media::{Viewer, ViewerEvent, ViewerEvents, ViewerEventsRx, ViewerId};
-use crate::metrics::VideoTranscoderBusy;
+use crate::metrics::{HlsAbrRung, VideoTranscoderBusy};
 
 /// Pictures queued for a rendition's encoder (a second at 30 fps).
 const PICTURES_AHEAD: usize = 32;
@@ -47,6 +47,9 @@ pub struct RenditionKey {
     pub parent: StreamId,
     /// What was asked.
     pub constraints: VideoConstraints,
+    /// A rung of an HLS ABR ladder: its child stream has an HLS muxer (WebRTC viewers'
+    /// renditions have none, so the two are never the same rendition).
+    pub hls: bool,
 }
 
 /// A running rendition as others see it: what it plays and how to join it. Cheap to
@@ -59,6 +62,8 @@ pub struct RenditionHandle {
     pub stream: StreamId,
     /// What its viewers are told: the parent's media at the rendition's size.
     pub info: MediaInfo,
+    /// The id of its HLS window in the registry's directory (an HLS ladder's rung).
+    pub hls_window: Option<String>,
     viewer_events: ViewerEvents,
     commands: UnboundedSender<Command>,
     viewers: Arc<AtomicUsize>,
@@ -136,6 +141,10 @@ pub(super) struct Parts {
     pub parent_keyframe: Option<ParentKeyframe>,
     /// Takes it off the registry.
     pub unlist: Unlist,
+    /// The id of the child's HLS window, when it has one (an HLS ladder's rung): the
+    /// parent's AAC goes on to the child, and the encoder makes a keyframe where the
+    /// parent has one, so that the ladder's segments begin at the same pictures.
+    pub hls_window: Option<String>,
 }
 
 /// Makes a rendition: its handle, and the sink to attach to the parent, which starts
@@ -155,6 +164,7 @@ pub(super) fn start(
         viewers_ending,
         parent_keyframe,
         unlist,
+        hls_window,
     } = parts;
     if parent
         .video_codec
@@ -177,6 +187,7 @@ pub(super) fn start(
         key,
         stream,
         info,
+        hls_window: hls_window.clone(),
         viewer_events,
         commands: commands.clone(),
         viewers: Arc::default(),
@@ -194,6 +205,7 @@ pub(super) fn start(
         EncoderShared {
             keyframe: keyframe.clone(),
             speed,
+            for_hls: hls_window.is_some(),
         },
         commands,
         busy,
@@ -318,6 +330,8 @@ struct RenditionSink {
     commands: UnboundedSender<Command>,
     span: Span,
     parent_keyframe: Option<ParentKeyframe>,
+    /// The child has an HLS muxer: the AAC beside the parent's Opus goes on to it.
+    aac: bool,
 }
 
 impl RenditionSink {
@@ -339,6 +353,8 @@ impl RenditionSink {
             speed: Speed::new(&shared.speed),
             commands: commands.clone(),
             parent_keyframe: parent_keyframe.clone(),
+            aligned: shared.for_hls,
+            _rung: shared.for_hls.then(HlsAbrRung::start),
             _busy: busy,
         };
         let thread_span = span.clone();
@@ -357,6 +373,7 @@ impl RenditionSink {
             commands,
             span,
             parent_keyframe,
+            aac: shared.for_hls,
         })
     }
 
@@ -410,7 +427,8 @@ impl Sink for RenditionSink {
                     self.frames(second, None);
                 }
             }
-            // The AAC beside Opus is for an HLS muxer; the child has none.
+            // The AAC beside Opus is for an HLS muxer: the child's, if it has one.
+            MediaKind::Aac if self.aac => self.child().frames(first, second),
             MediaKind::Aac => {}
         }
     }
@@ -434,6 +452,8 @@ struct EncoderShared {
     keyframe: Arc<AtomicBool>,
     /// How fast the encoder runs (REST's `transcodeSpeed` of its viewers).
     speed: Arc<TranscodeSpeed>,
+    /// The child has an HLS muxer (see [`Parts::hls_window`]).
+    for_hls: bool,
 }
 
 /// The encoder thread: the parent's pictures in, the rendition's out to the child.
@@ -444,6 +464,10 @@ struct Encoder {
     speed: Speed,
     commands: UnboundedSender<Command>,
     parent_keyframe: Option<ParentKeyframe>,
+    /// A keyframe where the parent has one (an HLS rung: segments aligned across the
+    /// ladder, so a player switching rungs finds the same cut points).
+    aligned: bool,
+    _rung: Option<HlsAbrRung>,
     _busy: VideoTranscoderBusy,
 }
 
@@ -478,7 +502,7 @@ impl Encoder {
         let mut out = Vec::new();
         let mut decode_errors = 0u32;
         for frame in [first, second].into_iter().chain(pictures.iter()) {
-            if self.keyframe.swap(false, Ordering::Relaxed) {
+            if self.keyframe.swap(false, Ordering::Relaxed) || (self.aligned && frame.keyframe) {
                 t.force_keyframe();
             }
             let started = Instant::now();
