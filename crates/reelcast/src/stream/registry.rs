@@ -510,6 +510,8 @@ impl Registry {
             Some(HlsOf {
                 id: &id,
                 info: &info,
+                // The rung's own H.264, made from the parent's browser-safe pictures.
+                source_video: false,
             }),
         );
         let made = self.hls.get(&id).is_some();
