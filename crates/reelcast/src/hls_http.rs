@@ -13,6 +13,7 @@
 //! [`readers`]'. Must not:
 //! mux or keep media (that is `crate::hls`).
 
+pub mod auth;
 mod cache;
 pub mod readers;
 
@@ -32,6 +33,7 @@ use bytes::Bytes;
 use crate::context::ServerContext;
 use crate::hls::{PartLookup, Readiness, Stored, Window};
 use crate::source::{PlayMode, StreamUri};
+use auth::Auth;
 use readers::{Read, Readers};
 
 /// How long a newly started translation may take to make its first segment.
@@ -42,9 +44,11 @@ pub fn router(ctx: Arc<ServerContext>) -> Router {
     // A player reloads its playlist at least every target duration: three without a
     // request and it has gone.
     let readers = Readers::new(ctx.settings.hls_target_duration * 3);
+    let auth = Auth::new(&ctx);
     Router::new()
         .route("/{name}/{file}", get(serve))
         .layer(Extension(readers))
+        .layer(Extension(auth))
         .fallback(|| async { plain(StatusCode::NOT_FOUND, "Not found") })
         .with_state(ctx)
 }
@@ -122,26 +126,47 @@ const IMMUTABLE: &str = "max-age=31536000, immutable";
 async fn serve(
     State(ctx): State<Arc<ServerContext>>,
     Extension(readers): Extension<Arc<Readers>>,
+    Extension(auth): Extension<Arc<Auth>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path((name, file)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let response = answer(&ctx, &readers, peer, &name, &file, &query, &headers).await;
+    let asked = Url {
+        name: &name,
+        file: &file,
+        query: &query,
+    };
+    let response = answer(&ctx, &readers, &auth, peer, asked, &headers).await;
     cache::conditional(&headers, response)
+}
+
+/// What a request's URL holds.
+struct Url<'a> {
+    name: &'a str,
+    file: &'a str,
+    query: &'a HashMap<String, String>,
 }
 
 async fn answer(
     ctx: &Arc<ServerContext>,
     readers: &Arc<Readers>,
+    auth: &Auth,
     peer: SocketAddr,
-    name: &str,
-    file: &str,
-    query: &HashMap<String, String>,
+    url: Url<'_>,
     headers: &HeaderMap,
 ) -> Response {
+    let Url { name, file, query } = url;
     let Some(asked) = parse_file(name, file) else {
         return plain(StatusCode::NOT_FOUND, "Not found");
+    };
+    // Before anything is looked up or started: a refused client costs nothing more.
+    let token = match auth
+        .check(ctx, name, query.get("token").map(String::as_str))
+        .await
+    {
+        Ok(token) => token,
+        Err(response) => return response,
     };
     let (stream, window) = match find_window(ctx, name, asked == Asked::Playlist).await {
         Ok(found) => found,
@@ -166,7 +191,10 @@ async fn answer(
     }
     let part_wait = ctx.settings.ll_hls_part_target * 3 + ctx.settings.hls_target_duration;
     match asked {
-        Asked::Playlist => playlist(ctx, &window, query, cache::accepts_gzip(headers)).await,
+        Asked::Playlist => {
+            let gzip = cache::accepts_gzip(headers);
+            playlist(ctx, &window, query, gzip, token).await
+        }
         Asked::Init(run) if run == window.tag() => match window.init() {
             Some(init) => stored(init, &format!("{run}-init")),
             None => plain(StatusCode::NOT_FOUND, "Not found"),
@@ -296,6 +324,7 @@ async fn playlist(
     window: &Window,
     query: &HashMap<String, String>,
     gzip: bool,
+    token: Option<&str>,
 ) -> Response {
     let number = |key: &str| query.get(key).map(|v| v.parse::<u64>());
     let blocking = match (number("_HLS_msn"), number("_HLS_part")) {
@@ -338,7 +367,11 @@ async fn playlist(
             }
         }
     }
-    let text = window.playlist();
+    let mut text = window.playlist();
+    if let Some(token) = token {
+        // The segments' URIs hand the token on (`auth`).
+        text = auth::with_token(&text, token);
+    }
     let mut etag = format!("{}-{:016x}", window.tag(), fnv1a(text.as_bytes()));
     let cache = if blocking.is_some() {
         "no-cache"
