@@ -62,8 +62,6 @@ pub async fn serve_tcp(listener: TcpListener, gate: Arc<Gate>, app: Router, limi
         };
         match gate.admit(peer.ip()) {
             Ok(permit) => {
-                // Segments from memory files go out with `sendfile` on plain connections.
-                let socket = crate::sendable::Stream::new(socket);
                 tokio::spawn(serve_connection(socket, peer, permit, app.clone(), limits));
             }
             Err(refused) => {

@@ -17,7 +17,6 @@ pub mod playback;
 pub mod publishing;
 pub mod record;
 pub mod rest;
-pub mod sendable;
 pub mod server;
 pub mod shutdown;
 pub mod signal;

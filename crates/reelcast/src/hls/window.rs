@@ -257,10 +257,12 @@ impl Window {
         let Some(open) = s.segments.back_mut().filter(|seg| seg.whole.is_none()) else {
             return;
         };
-        // One copy into the whole segment; the parts become slices of it. It is kept
-        // where sockets send it without copying it again per answer (`sendable`).
-        let chunks: Vec<&[u8]> = open.parts.iter().map(|p| &p.bytes[..]).collect();
-        let whole = crate::sendable::sendable(&chunks);
+        // One copy into the whole segment; the parts become slices of it.
+        let mut whole = Vec::with_capacity(open.bytes());
+        for p in &open.parts {
+            whole.extend_from_slice(&p.bytes);
+        }
+        let whole = Bytes::from(whole);
         let mut at = 0;
         for p in &mut open.parts {
             let len = p.bytes.len();
