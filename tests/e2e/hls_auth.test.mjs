@@ -93,6 +93,14 @@ describe('HLS authentication: hls_auth_enabled and the /playHLS hook', { timeout
     assert.equal(typeof call.fields.mediaSessionId, 'string');
   });
 
+  test('hls.js in low-latency mode keeps the token on blocking reloads and parts', { timeout: 60000 }, async () => {
+    const seen = await playWithHlsJs(browser, server.base, `${playlistUrl}?token=${GOOD}`, { lowLatencyMode: true });
+    assert.deepEqual(seen.errors, [], withServerLog(server, 'no fatal hls.js error'));
+    assert.ok(seen.pictures >= 60, `${seen.pictures} pictures shown`);
+    assert.ok(seen.parts > 0, 'partial segments loaded');
+    assert.equal(app.calls(GOOD), 1, 'still one call within the cache time');
+  });
+
   test('ffprobe reads the stream with the good token', { timeout: 60000 }, async () => {
     const probe = await run('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name', '-of', 'csv=p=0',
       '-i', `${playlistUrl}?token=${GOOD}`]);
