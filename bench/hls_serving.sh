@@ -6,11 +6,12 @@
 #
 # Needs Debian's `nginx-light` and `wrk` (apt-get install nginx-light wrk). Everything is
 # on loopback. reelcast runs a looped translation of media/sample.mp4 (640x360 H.264 +
-# AAC, ~800 kbit/s: ~200 KB segments, ~50 KB parts) on core 0 (taskset); one segment and
-# one part of its window are copied to a tmpfs folder that nginx (one worker, also on core
-# 0, access log off, sendfile on) serves under the same paths. wrk (on core 1, keep-alive,
-# CONNS connections, one thread) asks each server for the same URL for DURATION seconds,
-# the two servers taking turns ROUNDS times. A figure per core is bytes (or requests)
+# AAC, ~800 kbit/s: ~200 KB segments, ~50 KB parts) on core 0 (taskset). Before each
+# pair of runs the newest complete segment of the live playlist and its first part are
+# copied to a tmpfs folder that nginx (one worker, also on core 0, access log off,
+# sendfile on) serves under the same paths; wrk (on core 1, keep-alive, CONNS
+# connections, one thread) asks each server for that URL for DURATION seconds, the two
+# servers taking turns ROUNDS times. A figure per core is bytes (or requests)
 # per CPU-second the server process used during the run (utime + stime of /proc/PID/stat),
 # so a run where the server is not quite saturated, or shares core 0 with other programs,
 # still compares fairly; requests/s as wrk saw them is given beside it. reelcast's process
@@ -51,20 +52,27 @@ pids+=("$reelcast_pid")
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http_port/health" >/dev/null && break; sleep 0.1; done
 curl -sf -X POST -H 'content-type: application/json' "http://127.0.0.1:$http_port/rest-api/vod/startup" \
   -d '{"uri":"vod-live://sample.mp4","localStreamName":"bench","loop":true}' >/dev/null
-# Wait for three complete segments, then take the second one and a part of it.
+# The URLs under test are picked fresh before each measurement (the newest complete
+# segment of the live playlist and its first part) and copied to nginx's folder, so both
+# servers serve the same bytes and the window never loses them mid-run.
 base="http://127.0.0.1:$hls_port/bench"
-playlist=""
 for _ in $(seq 40); do
-  playlist=$(curl -sf "$base/bench.m3u8" || true)
-  [[ $(grep -c '^[^#].*\.m4s$' <<<"$playlist" || true) -ge 3 ]] && break
+  [[ $(curl -sf "$base/bench.m3u8" | grep -c '^[^#].*-[0-9]*\.m4s$' || true) -ge 3 ]] && break
   sleep 0.5
 done
-segment=$(grep '^[^#].*\.m4s$' <<<"$playlist" | grep -v '\.[0-9]*\.m4s$' | sed -n 2p)
-[[ -n "$segment" ]] || { echo "no segments in the playlist:"; echo "$playlist"; exit 1; } >&2
-part="${segment%.m4s}.1.m4s"
-for f in "$segment" "$part"; do
-  curl -sf "$base/$f" -o "$work/www/bench/$f" || { echo "cannot fetch $f" >&2; exit 1; }
-done
+# Sets $segment and $part to fresh names, both copied to nginx's folder.
+pick() {
+  local playlist f
+  playlist=$(curl -sf "$base/bench.m3u8" || true)
+  segment=$(grep '^[^#].*-[0-9]*\.m4s$' <<<"$playlist" | tail -1)
+  [[ -n "$segment" ]] || { echo "no segments in the playlist:"; echo "$playlist"; exit 1; } >&2
+  part="${segment%.m4s}.1.m4s"
+  rm -f "$work/www/bench/"*
+  for f in "$segment" "$part"; do
+    curl -sf "$base/$f" -o "$work/www/bench/$f" || { echo "cannot fetch $f" >&2; exit 1; }
+  done
+}
+pick
 
 cat >"$work/nginx.conf" <<EOF
 worker_processes 1;
@@ -122,15 +130,15 @@ PY
 idle_before=$(cpu_ticks "$reelcast_pid"); sleep "$DURATION"; idle_after=$(cpu_ticks "$reelcast_pid")
 idle_cpu=$(python3 -c "print(($idle_after - $idle_before) / $hz)")
 echo "reelcast with no requests: $idle_cpu CPU-s in ${DURATION} s (the translation itself)"
-seg_bytes=$(stat -c %s "$work/www/bench/$segment")
-part_bytes=$(stat -c %s "$work/www/bench/$part")
-echo "segment $segment: $seg_bytes bytes; part $part: $part_bytes bytes; wrk -t1 -c$CONNS -d${DURATION}s, keep-alive"
-echo "| what | server | round | requests/s | MB/s | server CPU s | MB per CPU-second | requests per CPU-second |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "wrk -t1 -c$CONNS -d${DURATION}s, keep-alive; each row's URL is picked fresh (its size beside it)"
+echo "| what | bytes | server | round | requests/s | MB/s | server CPU s | MB per CPU-second | requests per CPU-second |"
+echo "|---|---|---|---|---|---|---|---|---|"
 declare -A sum_bytes sum_cpu sum_reqs
 for round in $(seq "$ROUNDS"); do
   for what in ${WHAT:-segment part}; do
+    pick
     file=$segment; [[ $what == part ]] && file=$part
+    size=$(stat -c %s "$work/www/bench/$file")
     for srv in reelcast nginx; do
       if [[ $srv == reelcast ]]; then pid=$reelcast_pid; url="$base/$file"; else pid=$nginx_worker; url="http://127.0.0.1:$nginx_port/bench/$file"; fi
       read -r rps bps cpu total reqs < <(measure "$pid" "$url")
@@ -138,7 +146,7 @@ for round in $(seq "$ROUNDS"); do
       sum_bytes[$key]=$(( ${sum_bytes[$key]:-0} + total ))
       sum_reqs[$key]=$(( ${sum_reqs[$key]:-0} + reqs ))
       sum_cpu[$key]=$(python3 -c "print(${sum_cpu[$key]:-0} + $cpu)")
-      python3 -c "print(f'| $what | $srv | $round | $rps | {$bps/1e6:.1f} | $cpu | {$total/1e6/max($cpu,0.01):.0f} | {$reqs/max($cpu,0.01):.0f} |')"
+      python3 -c "print(f'| $what | $size | $srv | $round | $rps | {$bps/1e6:.1f} | $cpu | {$total/1e6/max($cpu,0.01):.0f} | {$reqs/max($cpu,0.01):.0f} |')"
     done
   done
 done

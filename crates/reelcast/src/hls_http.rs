@@ -16,6 +16,7 @@
 //! mux or keep media (that is `crate::hls`).
 
 mod abr;
+pub mod auth;
 mod cache;
 pub mod ladder;
 pub mod readers;
@@ -36,6 +37,7 @@ use bytes::Bytes;
 use crate::context::ServerContext;
 use crate::hls::{PartLookup, Readiness, Stored, Window};
 use crate::source::{PlayMode, StreamUri};
+use auth::Auth;
 use ladder::Ladders;
 use readers::{Read, Readers};
 
@@ -49,10 +51,12 @@ pub fn router(ctx: Arc<ServerContext>) -> Router {
     let quiet = ctx.settings.hls_target_duration * 3;
     let readers = Readers::new(quiet);
     let ladders = Ladders::new(quiet);
+    let auth = Auth::new(&ctx);
     Router::new()
         .route("/{name}/{file}", get(serve))
         .layer(Extension(readers))
         .layer(Extension(ladders))
+        .layer(Extension(auth))
         .fallback(|| async { plain(StatusCode::NOT_FOUND, "Not found") })
         .with_state(ctx)
 }
@@ -131,30 +135,47 @@ async fn serve(
     State(ctx): State<Arc<ServerContext>>,
     Extension(readers): Extension<Arc<Readers>>,
     Extension(ladders): Extension<Arc<Ladders>>,
+    Extension(auth): Extension<Arc<Auth>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path((name, file)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let response = answer(
-        &ctx, &readers, &ladders, peer, &name, &file, &query, &headers,
-    )
-    .await;
+    let asked = Url {
+        name: &name,
+        file: &file,
+        query: &query,
+    };
+    let response = answer(&ctx, &readers, &ladders, &auth, peer, asked, &headers).await;
     cache::conditional(&headers, response)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a request's URL holds.
+struct Url<'a> {
+    name: &'a str,
+    file: &'a str,
+    query: &'a HashMap<String, String>,
+}
+
 async fn answer(
     ctx: &Arc<ServerContext>,
     readers: &Arc<Readers>,
     ladders: &Arc<Ladders>,
+    auth: &Auth,
     peer: SocketAddr,
-    name: &str,
-    file: &str,
-    query: &HashMap<String, String>,
+    url: Url<'_>,
     headers: &HeaderMap,
 ) -> Response {
+    let Url { name, file, query } = url;
     if let Some(base) = abr::base_name(name) {
+        // Asked of the backend under the name the client asked for.
+        let token = match auth
+            .check(ctx, name, query.get("token").map(String::as_str))
+            .await
+        {
+            Ok(token) => token,
+            Err(response) => return response,
+        };
         let request = abr::AbrRequest {
             readers,
             ladders,
@@ -164,11 +185,20 @@ async fn answer(
             file,
             query,
             headers,
+            token,
         };
         return abr::answer(ctx, request).await;
     }
     let Some(asked) = parse_file(name, file) else {
         return plain(StatusCode::NOT_FOUND, "Not found");
+    };
+    // Before anything is looked up or started: a refused client costs nothing more.
+    let token = match auth
+        .check(ctx, name, query.get("token").map(String::as_str))
+        .await
+    {
+        Ok(token) => token,
+        Err(response) => return response,
     };
     let (stream, window) = match find_window(ctx, name, asked == Asked::Playlist).await {
         Ok(found) => found,
@@ -186,16 +216,18 @@ async fn answer(
     let _visit = stream
         .as_ref()
         .map(|t| readers.visit(&ctx.registry, t, &request));
-    from_window(ctx, &window, asked, query, headers).await
+    from_window(ctx, &window, asked, query, headers, token).await
 }
 
-/// The answer to `asked` from `window` (a stream's, or a variant's of an ABR stream).
+/// The answer to `asked` from `window` (a stream's, or a variant's of an ABR stream);
+/// a playlist hands `token` on in its URIs (`auth`).
 async fn from_window(
     ctx: &ServerContext,
     window: &Arc<Window>,
     asked: Asked,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
+    token: Option<&str>,
 ) -> Response {
     // The stream stays up while this request lasts, waits included.
     let _reading = Window::reading(window, Instant::now());
@@ -204,7 +236,10 @@ async fn from_window(
     }
     let part_wait = ctx.settings.ll_hls_part_target * 3 + ctx.settings.hls_target_duration;
     match asked {
-        Asked::Playlist => playlist(ctx, window, query, cache::accepts_gzip(headers)).await,
+        Asked::Playlist => {
+            let gzip = cache::accepts_gzip(headers);
+            playlist(ctx, window, query, gzip, token).await
+        }
         Asked::Init(run) if run == window.tag() => match window.init() {
             Some(init) => stored(init, &format!("{run}-init")),
             None => plain(StatusCode::NOT_FOUND, "Not found"),
@@ -334,6 +369,7 @@ async fn playlist(
     window: &Window,
     query: &HashMap<String, String>,
     gzip: bool,
+    token: Option<&str>,
 ) -> Response {
     let number = |key: &str| query.get(key).map(|v| v.parse::<u64>());
     let blocking = match (number("_HLS_msn"), number("_HLS_part")) {
@@ -376,7 +412,11 @@ async fn playlist(
             }
         }
     }
-    let text = window.playlist();
+    let mut text = window.playlist();
+    if let Some(token) = token {
+        // The segments' URIs hand the token on (`auth`).
+        text = auth::with_token(&text, token);
+    }
     let mut etag = format!("{}-{:016x}", window.tag(), fnv1a(text.as_bytes()));
     let cache = if blocking.is_some() {
         "no-cache"

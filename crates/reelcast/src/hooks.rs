@@ -5,7 +5,8 @@
 //! to `{rest_hook_url}/connect` when a WCS session opens (and when a WHEP request comes,
 //! with its Bearer token as `authToken`), to `{rest_hook_url}/playStream` before a
 //! stream plays and to `{rest_hook_url}/publishStream` before one is published (WCS
-//! `publishStream`, WHIP). The body carries the session's fields and the client's `custom` data. A
+//! `publishStream`, WHIP), and `{rest_hook_url}/playHLS` for an HLS token when
+//! `hls_auth_enabled` is on. The body carries the session's fields and the client's `custom` data. A
 //! `200` lets it go on; any other answer refuses it, and the client's FAILED info is the
 //! answer's `reason` (or `info`) field when its body is JSON with one, else the status's
 //! own words (`Forbidden`). A backend that cannot be reached, or answers later than
@@ -64,6 +65,8 @@ pub enum Hook {
     PlayStream,
     /// `/publishStream`: before each publish (WCS `publishStream`, WHIP POST).
     PublishStream,
+    /// `/playHLS`: an HLS token, with `hls_auth_enabled` (`crate::hls_http`).
+    PlayHls,
 }
 
 impl Hook {
@@ -72,6 +75,7 @@ impl Hook {
             Hook::Connect => "connect",
             Hook::PlayStream => "playStream",
             Hook::PublishStream => "publishStream",
+            Hook::PlayHls => "playHLS",
         }
     }
 }

@@ -233,6 +233,16 @@ pub static TABLE: &[Key] = &[
         "true: a playlist request for a translation that is not running starts it.",
     ),
     Key::new(
+        "hls_auth_enabled",
+        field!(hls_auth_enabled: Bool),
+        "true: HLS requests need ?token=, which the backend's /playHLS hook must allow.",
+    ),
+    Key::new(
+        "hls_auth_token_cache",
+        field!(hls_auth_token_cache: Count<u64>),
+        "Seconds a /playHLS verdict is kept per token and stream.",
+    ),
+    Key::new(
         "hls_list_size",
         field!(hls_list_size: Count<usize>),
         "Segments an HLS playlist lists (and the server keeps in memory) per stream.",

@@ -71,6 +71,10 @@ pub struct Settings {
     pub hls_port: Option<u16>,
     /// `hls_auto_start`: a playlist request for a translation that is not running starts it.
     pub hls_auto_start: bool,
+    /// `hls_auth_enabled`: HLS requests carry `?token=`, checked by the `/playHLS` hook.
+    pub hls_auth_enabled: bool,
+    /// `hls_auth_token_cache`: seconds a `/playHLS` verdict is kept per token and stream.
+    pub hls_auth_token_cache: u64,
     /// `hls_list_size`: complete segments a playlist lists and the server keeps.
     pub hls_list_size: usize,
     /// `hls_target_duration`: a segment lasts at least this (cut at the next keyframe).
@@ -227,6 +231,8 @@ impl Default for Settings {
             publisher_start_bitrate: 1500,
             hls_port: None,
             hls_auto_start: true,
+            hls_auth_enabled: false,
+            hls_auth_token_cache: 10,
             hls_list_size: 8,
             hls_target_duration: Duration::from_millis(2000),
             ll_hls_part_target: Duration::from_millis(500),

@@ -74,6 +74,9 @@ pub(super) struct AbrRequest<'a> {
     pub file: &'a str,
     pub query: &'a HashMap<String, String>,
     pub headers: &'a HeaderMap,
+    /// The token the backend let read this stream (`hls_auth_enabled`), handed on in
+    /// every playlist's URIs.
+    pub token: Option<&'a str>,
 }
 
 pub(super) async fn answer(ctx: &Arc<ServerContext>, r: AbrRequest<'_>) -> Response {
@@ -126,9 +129,11 @@ pub(super) async fn answer(ctx: &Arc<ServerContext>, r: AbrRequest<'_>) -> Respo
     let _reader = r.readers.visit(&ctx.registry, &ladder.parent, &request);
     let _use = ladder.visit();
     match asked {
-        AbrAsked::Multivariant => multivariant(&ladder).await,
+        AbrAsked::Multivariant => multivariant(&ladder, r.token).await,
         AbrAsked::Variant(stem) => match ladder.variant(&stem) {
-            Some(window) => from_window(ctx, &window, Asked::Playlist, r.query, r.headers).await,
+            Some(window) => {
+                from_window(ctx, &window, Asked::Playlist, r.query, r.headers, r.token).await
+            }
             None => plain(StatusCode::NOT_FOUND, "No such variant"),
         },
         AbrAsked::Media(asked) => {
@@ -137,7 +142,7 @@ pub(super) async fn answer(ctx: &Arc<ServerContext>, r: AbrRequest<'_>) -> Respo
                 Asked::Playlist => return plain(StatusCode::NOT_FOUND, "Not found"),
             };
             match ladder.by_tag(run) {
-                Some(window) => from_window(ctx, &window, asked, r.query, r.headers).await,
+                Some(window) => from_window(ctx, &window, asked, r.query, r.headers, r.token).await,
                 None => plain(StatusCode::NOT_FOUND, "Not found: the stream was restarted"),
             }
         }
@@ -147,7 +152,7 @@ pub(super) async fn answer(ctx: &Arc<ServerContext>, r: AbrRequest<'_>) -> Respo
 /// The multivariant playlist: the source, then each running rung, each once it has a
 /// segment to be measured by (a rung not ready within the first-segment wait is left
 /// out of this answer; the next reload lists it).
-async fn multivariant(ladder: &Ladder) -> Response {
+async fn multivariant(ladder: &Ladder, token: Option<&str>) -> Response {
     let until = Instant::now() + FIRST_SEGMENT_WAIT;
     let source_size = (ladder.parent_info.width, ladder.parent_info.height);
     let mut variants = Vec::new();
@@ -166,7 +171,10 @@ async fn multivariant(ladder: &Ladder) -> Response {
             "The stream has no media yet",
         );
     }
-    let text = master::multivariant(&variants);
+    let mut text = master::multivariant(&variants);
+    if let Some(token) = token {
+        text = super::auth::with_token(&text, token);
+    }
     let etag = format!("{}-{:016x}", ladder.source.tag(), fnv1a(text.as_bytes()));
     media(
         Bytes::from(text),
