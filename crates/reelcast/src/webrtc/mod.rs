@@ -35,6 +35,7 @@ mod ice_tcp;
 mod ids;
 mod link_meter;
 mod media_plane;
+mod move_policy;
 mod packets;
 mod publisher_peer;
 mod received_frames;
