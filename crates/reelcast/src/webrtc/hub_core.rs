@@ -34,6 +34,13 @@
 //! whole GOP is sent on connect, its timestamps packed just before the newest picture, so
 //! the browser decodes up to "now" in one go and then follows the shared timeline.
 //!
+//! A viewer can be moved to another feed (a lower rendition of its stream, or back:
+//! [`Command::MoveViewer`]): it is listed on the target at once but gets nothing from it
+//! until the target's next video keyframe, and the feed it leaves feeds it until then; at
+//! that keyframe it switches (its own tracks, sequence numbers and an RTP time offset go
+//! on: [`Viewer::switch_to_pending`]) and is taken off the old feed's list after the
+//! fan-out. A viewer on its usual feed pays one comparison per frame for this.
+//!
 //! Every wake-up costs O(1) in the number of viewers, apart from fanning a frame out (which
 //! must visit the feed's viewers): viewers' timeouts wait in a min-heap ([`Wakeups`]), and
 //! only viewers driven since the last wake-up are checked for having ended. A fan-out

@@ -12,7 +12,11 @@
 //!
 //! When the media plane's link meter finds the viewer's link too narrow for the stream
 //! (see [`super::link_meter`]), the viewer logs it, counts it and tells whoever asked to
-//! hear it (its WCS session; a WHEP viewer has no channel to be told on).
+//! hear it (its WCS session; a WHEP viewer has no channel to be told on). Each window the
+//! meter measures also goes to the viewer's move policy ([`super::move_policy`]); its asks
+//! (down a rendition, back up) go to `ViewerPlan::link_moves`, and a move the hub makes
+//! keeps the browser's one stream going: same tracks, sequence numbers going on, RTP time
+//! forward through an offset added to the feed's times.
 //!
 //! Part of the hub's sans-IO core: time comes in as `now` (no clock is read here), and what
 //! a viewer sends goes into the hub's [`Transmits`] queue, never to a socket.
