@@ -70,6 +70,8 @@ pub struct Metrics {
     pub plays_started: Family<Labels, Counter>,
     /// Viewers told their link carries less than their stream sends, by protocol.
     bandwidth_short: Family<Labels, Counter>,
+    /// Viewers moved to a lower rendition of their stream or back up, by direction.
+    rendition_moves: Family<Labels, Counter>,
     /// Plays refused, by fixed reason.
     pub play_failures: Family<Labels, Counter>,
     /// Object bytes S3 answers carried (bodies of ranged GETs, not error documents).
@@ -113,6 +115,7 @@ impl Metrics {
             keyframe_requests: Counter::default(),
             plays_started: Family::default(),
             bandwidth_short: Family::default(),
+            rendition_moves: Family::default(),
             play_failures: Family::default(),
             s3_fetched_bytes: Counter::default(),
             s3_requests: Family::default(),
@@ -190,6 +193,12 @@ impl Metrics {
             "Sustained shortfalls of viewers' links (the stream's bit rate above what the link \
              carries, from receiver reports), by protocol (wcs: the SDK is told, whep: logged)",
             m.bandwidth_short.clone(),
+        );
+        r.register(
+            "viewer_rendition_moves",
+            "Viewers moved for their link, by direction (down: to a lower rendition of their \
+             stream, up: back to the stream they joined)",
+            m.rendition_moves.clone(),
         );
         r.register(
             "play_failures",
@@ -286,6 +295,11 @@ impl Metrics {
                 .time_to_first_frame
                 .get_or_create(&vec![("protocol", protocol)]);
         }
+        for direction in ["down", "up"] {
+            let _ = m
+                .rendition_moves
+                .get_or_create(&vec![("direction", direction)]);
+        }
         for outcome in S3_OUTCOMES {
             let _ = m.s3_requests.get_or_create(&vec![("outcome", outcome)]);
         }
@@ -295,7 +309,14 @@ impl Metrics {
         Metrics { registry: r, ..m }
     }
 
-    /// Counts a viewer's link found short of its stream's bit rate.
+    /// Counts a viewer moved for its link: `down` to a lower rendition, `up` back.
+    pub fn count_rendition_move(&self, direction: &'static str) {
+        self.rendition_moves
+            .get_or_create(&vec![("direction", direction)])
+            .inc();
+    }
+
+    /// Counts a viewer told its link is too narrow, by protocol.
     pub fn count_bandwidth_short(&self, protocol: &'static str) {
         self.bandwidth_short
             .get_or_create(&vec![("protocol", protocol)])

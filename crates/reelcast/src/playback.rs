@@ -18,6 +18,8 @@
 //! made here, where the viewer's id is chosen; signalling writes its lines about the
 //! play in it. A personal VOD's stream task has its own `vod` span with the same fields.
 
+mod moves;
+
 use std::time::{Instant, SystemTime};
 
 use tokio::sync::mpsc;
@@ -216,6 +218,9 @@ fn join_published(
 /// A stream many viewers join on its one timeline: a live translation or a published
 /// stream (their handles, seen alike by [`join_shared`]).
 trait SharedStream: Clone + Send + Sync + 'static {
+    /// The stream as a moving viewer's place, with the id its renditions' slot is listed
+    /// by; `None`: its viewers are not moved (a rendition asked for by constraints).
+    fn movable(&self) -> Option<(moves::Holder, String)>;
     fn feed(&self) -> StreamId;
     fn media(&self) -> &MediaInfo;
     fn events(&self) -> ViewerEvents;
@@ -224,6 +229,9 @@ trait SharedStream: Clone + Send + Sync + 'static {
 }
 
 impl SharedStream for TranslationHandle {
+    fn movable(&self) -> Option<(moves::Holder, String)> {
+        Some((moves::Holder::Translation(self.clone()), self.id.clone()))
+    }
     fn feed(&self) -> StreamId {
         self.stream
     }
@@ -242,6 +250,9 @@ impl SharedStream for TranslationHandle {
 }
 
 impl SharedStream for RenditionHandle {
+    fn movable(&self) -> Option<(moves::Holder, String)> {
+        None
+    }
     fn feed(&self) -> StreamId {
         self.stream
     }
@@ -260,6 +271,12 @@ impl SharedStream for RenditionHandle {
 }
 
 impl SharedStream for PublishedHandle {
+    fn movable(&self) -> Option<(moves::Holder, String)> {
+        Some((
+            moves::Holder::Published(self.clone()),
+            self.media_session_id.clone(),
+        ))
+    }
     fn feed(&self) -> StreamId {
         self.stream
     }
@@ -299,15 +316,39 @@ fn join_shared(
     let answer_sdp = accepted.answer_sdp.clone();
     let info = shared.media().clone();
     let key = PlayKey::next();
+    // A viewer of the stream itself, with H.264 video, may be moved for its link.
+    let moving = shared
+        .movable()
+        .filter(|_| ctx.settings.rendition_moves && info.has_video && !accepted.sends_vp8)
+        .filter(|_| requester.constraints.is_none())
+        .map(|(parent, slot_id)| {
+            moves::start(
+                ctx.registry.clone(),
+                ctx.feeds.clone(),
+                parent,
+                slot_id,
+                key,
+            )
+        });
+    let mut plan = plan(&info, &requester, key);
+    plan.link_moves = moving.as_ref().map(|m| m.notes.clone());
     let viewer = ctx.feeds.add_viewer(
         shared.feed(),
         accepted,
-        plan(&info, &requester, key),
+        plan,
         requester.protocol,
         shared.events(),
     );
     let (handle, viewer_id) = (shared.clone(), viewer.id());
     let span = viewer_span(name, viewer_id);
+    if let Some(m) = &moving {
+        m.set_viewer(viewer_id, &span);
+    }
+    // A moved viewer is stopped where it is now.
+    let stopper = match moving.map(|m| m.place) {
+        Some(place) => Stopper::new(move |reason| moves::leave_place(&place, viewer_id, reason)),
+        None => Stopper::new(move |reason| handle.remove(viewer_id, reason)),
+    };
     let record = PlayRecord {
         key,
         media_session_id: requester.media_session_id.to_string(),
@@ -317,7 +358,7 @@ fn join_shared(
         info: info.clone(),
         created: SystemTime::now(),
         protocol: requester.protocol,
-        stopper: Stopper::new(move |reason| handle.remove(viewer_id, reason)),
+        stopper,
     };
     let ticket = ctx.registry.add_play(record, requester.statuses);
     // A stream that has just ended lets the viewer go and drops the ticket, which
@@ -465,6 +506,7 @@ fn plan(info: &MediaInfo, requester: &Requester<'_>, key: PlayKey) -> ViewerPlan
             protocol: requester.protocol.as_str(),
         },
         link_notices: requester.statuses.clone().map(|to| link_notices(to, key)),
+        link_moves: None,
     }
 }
 

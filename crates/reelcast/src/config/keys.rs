@@ -462,6 +462,11 @@ pub static TABLE: &[Key] = &[
         "How many video transcodes may run at once; not set: no limit.",
     ),
     Key::new(
+        "rendition_moves",
+        field!(rendition_moves: Bool),
+        "false: a viewer whose link is too narrow is only told so, never moved to a lower rendition.",
+    ),
+    Key::new(
         "transcode_cache_dir",
         field!(transcode_cache_dir: Path),
         "Folder a personal VOD's transcoded video is cached in (relative: inside record_dir); empty: no cache.",

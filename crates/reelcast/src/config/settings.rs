@@ -187,6 +187,10 @@ pub struct Settings {
     /// once (each takes about one core); a play that would start one more fails with
     /// `No available transcoders` (WCS's words). `None`: no limit.
     pub video_transcoders_max: Option<usize>,
+    /// `rendition_moves` (reelcast's own): a viewer of a translation or published stream
+    /// whose link stays too narrow is moved to a lower rendition of it (started if none
+    /// runs, within `video_transcoders_max`), and back up when its link recovers.
+    pub rendition_moves: bool,
     /// `transcode_cache_dir` (reelcast's own): where a personal VOD's transcoded video
     /// is kept for the next plays of the same file (`stream::transcode_cache`); a
     /// relative path is inside `record_dir`; empty: no cache.
@@ -277,6 +281,7 @@ impl Default for Settings {
             transcoding_disabled: false,
             h264_b_frames_force_transcoding: false,
             video_transcoders_max: None,
+            rendition_moves: true,
             transcode_cache_dir: PathBuf::from(".transcode-cache"),
             transcode_cache_max_size: 10 << 30,
             shutdown_grace_period: Duration::from_millis(10_000),

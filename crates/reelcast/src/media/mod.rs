@@ -21,6 +21,6 @@ pub use publisher::{Publisher, PublisherControl, PublisherEvent};
 pub use sink::{Sink, SinkFactory, Sinks};
 pub use stream_error::StreamError;
 pub use viewer::{
-    Carrier, LinkNotices, LinkShort, Viewer, ViewerEvent, ViewerEvents, ViewerEventsRx,
-    ViewerProtocol,
+    Carrier, LinkMoves, LinkNotices, LinkShort, MoveNote, Viewer, ViewerEvent, ViewerEvents,
+    ViewerEventsRx, ViewerProtocol,
 };

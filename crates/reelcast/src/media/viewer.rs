@@ -92,6 +92,43 @@ impl fmt::Debug for LinkNotices {
     }
 }
 
+/// What a carrier tells whoever can move a viewer between renditions of its stream
+/// (beyond WCS: the stream itself never sees it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveNote {
+    /// The link has been too narrow for a while: a lower rendition, if there is one.
+    Down(LinkShort),
+    /// The link has been clean at the lower rate for a while: back to the parent stream.
+    Up,
+    /// The move asked last is done: the viewer now gets the stream it was moved to (from
+    /// one of its keyframes on).
+    Switched,
+    /// The move asked last was given up (the target's feed ended before a keyframe).
+    Abandoned,
+}
+
+/// Who hears a viewer's [`MoveNote`]s. Called from the carrier's loop: must not block.
+#[derive(Clone)]
+pub struct LinkMoves(Arc<dyn Fn(MoveNote) + Send + Sync>);
+
+impl LinkMoves {
+    /// Notes that go to `tell`.
+    pub fn new(tell: impl Fn(MoveNote) + Send + Sync + 'static) -> Self {
+        LinkMoves(Arc::new(tell))
+    }
+
+    /// Tells one note.
+    pub fn tell(&self, note: MoveNote) {
+        (self.0)(note);
+    }
+}
+
+impl fmt::Debug for LinkMoves {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LinkMoves")
+    }
+}
+
 /// What carries viewers' media (the WebRTC hub), as a stream sees it: only how to let
 /// one of them go.
 pub trait Carrier: Send + Sync {

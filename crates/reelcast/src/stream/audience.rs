@@ -15,6 +15,12 @@ use tracing::debug;
 use super::status::PlayTicket;
 use crate::media::{Ending, Viewer, ViewerId};
 
+/// Where a stream's task sends a viewer it hands over ([`Audience::hand_over`]).
+pub(crate) type HandOver = tokio::sync::oneshot::Sender<(Viewer, PlayTicket)>;
+
+/// What asks a stream's task to hand a viewer over: its handle's side.
+pub(crate) type HandedOver = tokio::sync::oneshot::Receiver<(Viewer, PlayTicket)>;
+
 /// A stream's viewers, held by its task.
 pub(super) struct Audience {
     viewers: HashMap<ViewerId, (Viewer, PlayTicket)>,
@@ -53,6 +59,27 @@ impl Audience {
             debug!(viewer = id.0, "viewer left");
         }
         self.count.store(self.viewers.len(), Ordering::Relaxed);
+    }
+
+    /// Hands a viewer over as it is, still carried and playing, to join another stream
+    /// (a rendition of this one, or back): `None` for a viewer not here.
+    pub(super) fn hand_over(&mut self, id: ViewerId) -> Option<(Viewer, PlayTicket)> {
+        let held = self.viewers.remove(&id);
+        self.count.store(self.viewers.len(), Ordering::Relaxed);
+        held
+    }
+
+    /// Hands viewer `id` over to `to` ([`Self::hand_over`]); if nobody takes it, it stays.
+    /// True when it is no longer here.
+    pub(super) fn hand_over_to(&mut self, id: ViewerId, to: HandOver) -> bool {
+        let Some(held) = self.hand_over(id) else {
+            return false;
+        };
+        if let Err((viewer, ticket)) = to.send(held) {
+            self.join(viewer, ticket);
+            return false;
+        }
+        true
     }
 
     /// Lets every viewer go with `ending` (the stream's end).

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{info, Instrument};
 
-use super::audience::Audience;
+use super::audience::{Audience, HandOver, HandedOver};
 use super::clock::sleep_until;
 use super::frame_queue::{spawn_reader, FrameSource, Routed};
 use super::open::AnyReader;
@@ -105,6 +105,15 @@ impl TranslationHandle {
     pub(crate) fn leave(&self, viewer: ViewerId, reason: StopReason) {
         let _ = self.commands.send(Command::Leave { viewer, reason });
     }
+
+    /// Hands `viewer` over, still carried and playing, to join another stream (a viewer
+    /// moved between renditions): it comes out of the returned receiver, or nothing
+    /// comes when it is not here.
+    pub(crate) fn hand_over(&self, viewer: ViewerId) -> HandedOver {
+        let (to, rx) = tokio::sync::oneshot::channel();
+        let _ = self.commands.send(Command::HandOver { viewer, to });
+        rx
+    }
 }
 
 enum Command {
@@ -118,6 +127,11 @@ enum Command {
     },
     Terminate {
         reason: StopReason,
+    },
+    /// Hand this viewer over to another stream.
+    HandOver {
+        viewer: ViewerId,
+        to: HandOver,
     },
 }
 
@@ -274,6 +288,12 @@ impl Translation {
                     Some(Command::Leave { viewer, reason }) => {
                         self.audience.drop_viewer(viewer, reason.into());
                         if self.audience.is_empty() {
+                            idle_since = Some(Instant::now());
+                        }
+                    }
+                    Some(Command::HandOver { viewer, to }) => {
+                        // Its rendition keeps the translation up meanwhile (its sink).
+                        if self.audience.hand_over_to(viewer, to) && self.audience.is_empty() {
                             idle_since = Some(Instant::now());
                         }
                     }

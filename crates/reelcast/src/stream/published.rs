@@ -25,7 +25,7 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{info, Instrument};
 
-use super::audience::Audience;
+use super::audience::{Audience, HandOver, HandedOver};
 use super::audio_pairs::AudioPairs;
 use super::clock::sleep_until;
 use super::status::{PlayKey, PlayTicket};
@@ -216,6 +216,15 @@ impl PublishedHandle {
     pub(crate) fn leave(&self, viewer: ViewerId, reason: StopReason) {
         let _ = self.commands.send(Command::Leave { viewer, reason });
     }
+
+    /// Hands `viewer` over, still carried and playing, to join another stream (a viewer
+    /// moved between renditions): it comes out of the returned receiver, or nothing
+    /// comes when it is not here.
+    pub(crate) fn hand_over(&self, viewer: ViewerId) -> HandedOver {
+        let (to, rx) = tokio::sync::oneshot::channel();
+        let _ = self.commands.send(Command::HandOver { viewer, to });
+        rx
+    }
 }
 
 enum Command {
@@ -231,6 +240,11 @@ enum Command {
         reason: StopReason,
     },
     RequestKeyframe,
+    /// Hand this viewer over to another stream.
+    HandOver {
+        viewer: ViewerId,
+        to: HandOver,
+    },
 }
 
 /// What a published stream is made of, made by the registry.
@@ -361,6 +375,9 @@ impl Published {
                     }
                     Some(Command::Terminate { reason }) => break (reason.into(), true),
                     Some(Command::RequestKeyframe) => publisher.request_keyframe(),
+                    Some(Command::HandOver { viewer, to }) => {
+                        self.audience.hand_over_to(viewer, to);
+                    }
                     // Every handle is gone (cannot happen while registered).
                     None => break (StopReason::PublisherStop.into(), true),
                 },

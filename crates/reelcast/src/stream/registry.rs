@@ -910,7 +910,15 @@ impl Registry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Every play, oldest first.
+    /// A play moved to another rendition of its stream (for its link): what it plays now,
+    /// as listed (REST's size and codec).
+    pub fn play_moved(&self, key: PlayKey, info: MediaInfo) {
+        if let Some(play) = self.maps().plays.get_mut(&key) {
+            play.info = info;
+        }
+    }
+
+    /// Every play running now, oldest first.
     pub fn plays(&self) -> Vec<PlayRecord> {
         let mut plays: Vec<_> = self.maps().plays.values().cloned().collect();
         plays.sort_by_key(|p| p.created);

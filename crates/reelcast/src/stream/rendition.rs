@@ -28,7 +28,7 @@ use ::transcode::{CodecKind, VideoInput, VideoTranscoder};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{info, warn, Instrument, Span};
 
-use super::audience::Audience;
+use super::audience::{Audience, HandOver, HandedOver};
 use super::constraints::VideoConstraints;
 use super::status::{PlayTicket, Unlist};
 use super::transcode::{Speed, TranscodeSpeed};
@@ -67,6 +67,8 @@ pub struct RenditionHandle {
     viewer_events: ViewerEvents,
     commands: UnboundedSender<Command>,
     viewers: Arc<AtomicUsize>,
+    /// Asks the encoder for a keyframe.
+    keyframe: Arc<AtomicBool>,
 }
 
 impl RenditionHandle {
@@ -103,6 +105,20 @@ impl RenditionHandle {
     pub(crate) fn leave(&self, viewer: ViewerId, reason: StopReason) {
         let _ = self.commands.send(Command::Leave { viewer, reason });
     }
+
+    /// Asks the encoder for a keyframe (a viewer is on its way here: it switches at one).
+    pub fn request_keyframe(&self) {
+        self.keyframe.store(true, Ordering::Relaxed);
+    }
+
+    /// Hands `viewer` over, still carried and playing, to join another stream (a viewer
+    /// moved between renditions): it comes out of the returned receiver, or nothing
+    /// comes when it is not here.
+    pub(crate) fn hand_over(&self, viewer: ViewerId) -> HandedOver {
+        let (to, rx) = tokio::sync::oneshot::channel();
+        let _ = self.commands.send(Command::HandOver { viewer, to });
+        rx
+    }
 }
 
 enum Command {
@@ -113,6 +129,11 @@ enum Command {
     Leave {
         viewer: ViewerId,
         reason: StopReason,
+    },
+    /// Hand this viewer over to another stream.
+    HandOver {
+        viewer: ViewerId,
+        to: HandOver,
     },
     /// The parent stream ended so.
     ParentEnded(Ending),
@@ -191,6 +212,7 @@ pub(super) fn start(
         viewer_events,
         commands: commands.clone(),
         viewers: Arc::default(),
+        keyframe: Arc::new(AtomicBool::new(false)),
     };
     let span = tracing::info_span!(
         "rendition",
@@ -198,7 +220,7 @@ pub(super) fn start(
         height = handle.info.height,
         kbps = key.constraints.bitrate_kbps.unwrap_or(0)
     );
-    let keyframe = Arc::new(AtomicBool::new(false));
+    let keyframe = handle.keyframe.clone();
     let sink = RenditionSink::start(
         sinks,
         key.constraints,
@@ -280,6 +302,12 @@ impl Rendition {
                     Some(Command::Leave { viewer, reason }) => {
                         self.audience.drop_viewer(viewer, reason.into());
                         if self.audience.is_empty() {
+                            break StopReason::NoViewers.into();
+                        }
+                    }
+                    Some(Command::HandOver { viewer, to }) => {
+                        // The last viewer moved back up: the rendition stops as when it left.
+                        if self.audience.hand_over_to(viewer, to) && self.audience.is_empty() {
                             break StopReason::NoViewers.into();
                         }
                     }

@@ -10,7 +10,7 @@
 //!
 //! Must not: know the registry (it is handed what to do at the end) or signalling.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -68,6 +68,8 @@ pub struct PlayTicket {
     key: PlayKey,
     to: Option<StatusTx>,
     unlist: Option<Unlist>,
+    /// PLAYING was told: a viewer moved to another rendition is not told it again.
+    told_playing: AtomicBool,
 }
 
 impl PlayTicket {
@@ -77,6 +79,7 @@ impl PlayTicket {
             key,
             to,
             unlist: Some(unlist),
+            told_playing: AtomicBool::new(false),
         }
     }
 
@@ -85,9 +88,11 @@ impl PlayTicket {
         self.key
     }
 
-    /// Media flows to the viewer.
+    /// Media flows to the viewer (told once per play).
     pub fn playing(&self) {
-        self.send(StreamStatus::Playing);
+        if !self.told_playing.swap(true, Ordering::Relaxed) {
+            self.send(StreamStatus::Playing);
+        }
     }
 
     /// The play ended: unlisted, then its viewer is told.

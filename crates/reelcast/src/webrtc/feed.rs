@@ -102,6 +102,23 @@ impl RtcFeeds {
 }
 
 impl RtcFeeds {
+    /// Moves `viewer` to `stream`'s feed at its next keyframe, seamlessly for the browser
+    /// (same tracks, sequence numbers going on, RTP time forward); its events go to
+    /// `events` from then on, and it hears [`MoveNote::Switched`](crate::media::MoveNote)
+    /// when done. `down`: to a lower rendition (else back up), for the counts.
+    pub fn move_viewer(
+        &self,
+        viewer: ViewerId,
+        stream: StreamId,
+        events: ViewerEvents,
+        down: bool,
+    ) {
+        self.hub
+            .move_viewer(viewer, FeedId::from(stream), events, down);
+    }
+}
+
+impl RtcFeeds {
     /// Takes the browser answered with
     /// [`accept_publisher_offer`](super::RtcFactory::accept_publisher_offer) as a publisher:
     /// its media, received by the hub, comes out of the returned [`Publisher`] as frames

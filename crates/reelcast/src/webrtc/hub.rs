@@ -109,6 +109,17 @@ impl RtcHub {
         let _ = self.tx.send(Command::RemoveViewer { id, reason });
     }
 
+    /// Moves viewer `id` to `feed` at that feed's next keyframe (see
+    /// [`Command::MoveViewer`]); `down`: to a lower rendition, else back up.
+    pub fn move_viewer(&self, id: ViewerId, feed: FeedId, events: ViewerEvents, down: bool) {
+        let _ = self.tx.send(Command::MoveViewer {
+            id,
+            feed,
+            events,
+            down,
+        });
+    }
+
     /// Adds a publisher; its events go to `events`, and `rtp_timeout` without media ends it.
     pub(super) fn add_publisher(
         &self,

@@ -34,6 +34,13 @@
 //! whole GOP is sent on connect, its timestamps packed just before the newest picture, so
 //! the browser decodes up to "now" in one go and then follows the shared timeline.
 //!
+//! A viewer can be moved to another feed (a lower rendition of its stream, or back:
+//! [`Command::MoveViewer`]): it is listed on the target at once but gets nothing from it
+//! until the target's next video keyframe, and the feed it leaves feeds it until then; at
+//! that keyframe it switches (its own tracks, sequence numbers and an RTP time offset go
+//! on: [`Viewer::switch_to_pending`]) and is taken off the old feed's list after the
+//! fan-out. A viewer on its usual feed pays one comparison per frame for this.
+//!
 //! Every wake-up costs O(1) in the number of viewers, apart from fanning a frame out (which
 //! must visit the feed's viewers): viewers' timeouts wait in a min-heap ([`Wakeups`]), and
 //! only viewers driven since the last wake-up are checked for having ended. A fan-out
@@ -79,6 +86,14 @@ pub(super) enum Command {
     },
     /// Closes a viewer from our side.
     RemoveViewer { id: ViewerId, reason: Ending },
+    /// Moves a viewer to another feed (a rendition of its stream, or back to the parent)
+    /// at that feed's next keyframe; its events go to `events` from then on.
+    MoveViewer {
+        id: ViewerId,
+        feed: FeedId,
+        events: ViewerEvents,
+        down: bool,
+    },
     /// Adds a publisher: its events go to `events`; `rtp_timeout` of silence ends it.
     AddPublisher {
         id: ViewerId,
@@ -159,6 +174,9 @@ pub(super) struct HubCore {
     fan_out: Option<FanOut>,
     /// One reading of (monotonic time, time of day), to tell the time of day at any `now`.
     clock_anchor: (Instant, SystemTime),
+    /// Viewers that moved to another feed, and the feed they left: taken off its list
+    /// once no fan-out is under way ([`Self::reap`]).
+    moved: Vec<(ViewerId, FeedId)>,
 }
 
 /// Where a paused fan-out resumes: the next of the feed's viewers to get the frames.
@@ -194,6 +212,7 @@ impl HubCore {
             transmits: Transmits::default(),
             fan_out: None,
             clock_anchor: (now, wall),
+            moved: Vec::new(),
         }
     }
 
@@ -242,7 +261,19 @@ impl HubCore {
                 f.epoch = epoch;
             }
             Command::CloseFeed { feed } => {
-                self.feeds.remove(&feed);
+                // Viewers on their way to it stay where they are.
+                for id in self
+                    .feeds
+                    .remove(&feed)
+                    .map(|f| f.viewers)
+                    .unwrap_or_default()
+                {
+                    if let Some(v) = self.viewers.get_mut(&id) {
+                        if v.pending.as_ref().is_some_and(|p| p.feed == feed) {
+                            v.abandon_move();
+                        }
+                    }
+                }
             }
             Command::AddViewer {
                 id,
@@ -284,6 +315,12 @@ impl HubCore {
                     self.wakeups.after_drain(v);
                 }
             }
+            Command::MoveViewer {
+                id,
+                feed,
+                events,
+                down,
+            } => self.plan_move(id, feed, events, down),
             Command::AddPublisher {
                 id,
                 accepted,
@@ -362,10 +399,28 @@ impl HubCore {
         while let Some(id) = f.viewers.get(fan.next) {
             fan.next += 1;
             if let Some(v) = self.viewers.get_mut(id) {
-                for frame in &fan.frames {
+                let mut frames = &fan.frames[..];
+                if v.feed != fan.feed {
+                    // On its way here: it switches at this feed's next keyframe (a decoder
+                    // can start nowhere else); until then the feed it leaves feeds it.
+                    let keyframe = frames
+                        .iter()
+                        .position(|f| f.kind == MediaKind::Video && f.keyframe);
+                    match keyframe {
+                        Some(k) if v.pending.as_ref().is_some_and(|p| p.feed == fan.feed) => {
+                            if let Some(left) = v.switch_to_pending(frames[k].pts_us, now) {
+                                self.moved.push((*id, left));
+                            }
+                            frames = &frames[k..];
+                        }
+                        // Not yet, or it has left (its place here goes at the next reap).
+                        _ => frames = &[],
+                    }
+                }
+                for frame in frames {
                     v.write(frame, frame.pts_us, true, now, &mut self.transmits);
                 }
-                if v.wants_keyframe {
+                if v.wants_keyframe && v.feed == fan.feed {
                     v.answer_picture_loss(&f.gop.frames, now, &mut self.transmits);
                 }
             }
@@ -470,6 +525,11 @@ impl HubCore {
     /// viewer changes only when it is given input or woken): their routes, their wake-ups,
     /// their place in their feed; their ICE-TCP connections are closed.
     fn reap(&mut self) {
+        for (id, left) in std::mem::take(&mut self.moved) {
+            if let Some(f) = self.feeds.get_mut(&left) {
+                f.viewers.retain(|x| *x != id);
+            }
+        }
         let dead = std::mem::take(&mut self.wakeups.finished);
         for id in dead {
             self.wakeups.forget(id);
@@ -483,8 +543,10 @@ impl HubCore {
                 v.close(StopReason::SessionDisconnect.into());
                 self.by_ufrag.remove(&v.local_ufrag);
                 self.forget_routes(id);
-                if let Some(f) = self.feeds.get_mut(&v.feed) {
-                    f.viewers.retain(|x| *x != id);
+                for feed in std::iter::once(v.feed).chain(v.pending.as_ref().map(|p| p.feed)) {
+                    if let Some(f) = self.feeds.get_mut(&feed) {
+                        f.viewers.retain(|x| *x != id);
+                    }
                 }
                 drop::<Box<Viewer>>(v);
                 debug!(viewer = id.0, "viewer removed");
@@ -494,6 +556,32 @@ impl HubCore {
 }
 
 impl HubCore {
+    /// Starts moving viewer `id` to `feed` (see [`Command::MoveViewer`]): it is listed on
+    /// that feed at once and switches at its next keyframe. A viewer already there, or a
+    /// feed that is gone, makes no move (the viewer hears it was abandoned).
+    fn plan_move(&mut self, id: ViewerId, feed: FeedId, events: ViewerEvents, down: bool) {
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        if v.feed == feed || v.closed || !self.feeds.contains_key(&feed) {
+            v.abandon_move();
+            return;
+        }
+        if let Some(before) = v.pending.as_ref().map(|p| p.feed) {
+            if let Some(other) = self.feeds.get_mut(&before) {
+                other.viewers.retain(|x| *x != id);
+            }
+        }
+        // A viewer that left this feed a moment ago may still be listed on it.
+        self.moved.retain(|(x, left)| !(*x == id && *left == feed));
+        if let Some(f) = self.feeds.get_mut(&feed) {
+            if !f.viewers.contains(&id) {
+                f.viewers.push(id);
+            }
+        }
+        v.plan_move(feed, events, down);
+    }
+
     /// Removes every path routed to `id`; its ICE-TCP connections end with it.
     fn forget_routes(&mut self, id: ViewerId) {
         let out = &mut self.transmits;

@@ -131,6 +131,8 @@ pub(super) struct LinkMeter {
     /// A shortfall was told and the link has not recovered since.
     told: bool,
     last_told: Option<Instant>,
+    /// The window just measured (its start and estimate), until the viewer takes it.
+    window: Option<(Instant, LinkEstimate)>,
 }
 
 impl LinkMeter {
@@ -174,6 +176,7 @@ impl LinkMeter {
             lossy: loss >= SHORT_LOSS,
         };
         self.estimate = Some(estimate);
+        self.window = Some((start.at, estimate));
         self.judge(start.at, now, estimate)
     }
 
@@ -207,6 +210,12 @@ impl LinkMeter {
     /// that).
     pub(super) fn estimate(&self) -> Option<LinkEstimate> {
         self.estimate
+    }
+
+    /// The window measured since the last call, with when it started: what the viewer's
+    /// rendition moves judge ([`super::move_policy`]).
+    pub(super) fn take_window(&mut self) -> Option<(Instant, LinkEstimate)> {
+        self.window.take()
     }
 
     /// True while a told shortfall has not recovered: for a rendition switch to read.

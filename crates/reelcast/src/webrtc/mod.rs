@@ -9,7 +9,8 @@
 //! RTP time, keyframe gating (`viewer`); the SRTP keys the handshake exports
 //! (`dtls_keys`), and once connected, the viewer's media without str0m: RTP, SRTP and RTCP
 //! (`media_plane`, `srtp`), and what its link carries, from its receiver reports
-//! (`link_meter`); cutting frames into RTP payloads once per feed for all its
+//! (`link_meter`), and when that calls for a move to a lower rendition or back
+//! (`move_policy`); cutting frames into RTP payloads once per feed for all its
 //! viewers (`packets`); sending the queue in segmented batches (`udp_sender`); the media
 //! socket, which tells each datagram's local address so answers leave from it (`udp`);
 //! which addresses we announce (`announce`); the same port over TCP for viewers whose
@@ -35,6 +36,7 @@ mod ice_tcp;
 mod ids;
 mod link_meter;
 mod media_plane;
+mod move_policy;
 mod packets;
 mod publisher_peer;
 mod received_frames;

@@ -12,7 +12,11 @@
 //!
 //! When the media plane's link meter finds the viewer's link too narrow for the stream
 //! (see [`super::link_meter`]), the viewer logs it, counts it and tells whoever asked to
-//! hear it (its WCS session; a WHEP viewer has no channel to be told on).
+//! hear it (its WCS session; a WHEP viewer has no channel to be told on). Each window the
+//! meter measures also goes to the viewer's move policy ([`super::move_policy`]); its asks
+//! (down a rendition, back up) go to `ViewerPlan::link_moves`, and a move the hub makes
+//! keeps the browser's one stream going: same tracks, sequence numbers going on, RTP time
+//! forward through an offset added to the feed's times.
 //!
 //! Part of the hub's sans-IO core: time comes in as `now` (no clock is read here), and what
 //! a viewer sends goes into the hub's [`Transmits`] queue, never to a socket.
@@ -31,11 +35,14 @@ use super::events::{ViewerEvent, ViewerEvents};
 use super::ids::{FeedId, TcpId, ViewerId};
 use super::link_meter::{LinkEstimate, Shortfall};
 use super::media_plane::{Heard, MediaPlane, OutTrack, RtxTrack};
+use super::move_policy::{MovePolicy, Want};
 use super::packets::RtpFrame;
 use super::srtp::SrtpKeys;
 use super::transmits::Transmits;
 use super::udp::Path;
-use crate::media::{Ending, FailReason, LinkNotices, LinkShort, MediaKind, StopReason};
+use crate::media::{
+    Ending, FailReason, LinkMoves, LinkNotices, LinkShort, MediaKind, MoveNote, StopReason,
+};
 
 /// A picture-loss request within this long after a keyframe went out is not answered:
 /// browsers ask for one while they wait for the first, and that one is on its way.
@@ -52,6 +59,10 @@ const HANDSHAKE_LINGER: Duration = Duration::from_secs(5);
 /// Pairs remembered per viewer during the handshake (a browser checks one per candidate
 /// it has and address we announce): beyond this the oldest is forgotten.
 const MAX_LINKS: usize = 8;
+
+/// After a move, the target's first picture follows the last one sent by at least this (a
+/// frame at 30 fps), so RTP time only goes forward.
+const SWITCH_STEP_US: i64 = 33_333;
 
 /// RTP clock rates: H.264 and Opus.
 const VIDEO_CLOCK_HZ: u32 = 90_000;
@@ -80,6 +91,19 @@ pub struct ViewerPlan {
     /// Told when the viewer's link carries less than the stream sends; none: the shortfall
     /// is only logged and counted (WHEP).
     pub link_notices: Option<LinkNotices>,
+    /// Told when the viewer is to move to a lower rendition of its stream or back up, and
+    /// when a move is done; none: the viewer is never moved (a personal VOD, a viewer
+    /// that asked for its size, moves turned off).
+    pub link_moves: Option<LinkMoves>,
+}
+
+/// A move the hub was asked to make: the feed the viewer goes to at its next keyframe.
+pub(super) struct PendingMove {
+    pub feed: FeedId,
+    /// Where the viewer's events go from the move on (the target stream's channel).
+    events: ViewerEvents,
+    /// To a lower rendition (else back up).
+    down: bool,
 }
 
 /// Where the viewer's handshake stands.
@@ -120,6 +144,17 @@ pub(super) struct Viewer {
     gop_resend_after: Instant,
     /// Set when the browser asked for a picture; the hub answers from the feed's cache.
     pub wants_keyframe: bool,
+    /// When to move to a lower rendition and back (used only with `plan.link_moves`).
+    policy: MovePolicy,
+    /// A move waiting for the target feed's next keyframe.
+    pub pending: Option<PendingMove>,
+    /// Added to the feed's presentation times (µs): after a move, the target's timeline
+    /// may be behind what was sent (an encoder's delay), and RTP time must not go back.
+    offset_us: i64,
+    /// Presentation time of the last audio frame written (as sent).
+    last_audio_pts_us: i64,
+    /// After a move, audio up to this time (as sent) is left out: it would go back.
+    audio_floor_us: Option<i64>,
     pub next_timeout: Instant,
     pub closed: bool,
 }
@@ -162,6 +197,11 @@ impl Viewer {
             last_video_pts_us: 0,
             gop_resend_after: now,
             wants_keyframe: false,
+            policy: MovePolicy::default(),
+            pending: None,
+            offset_us: 0,
+            last_audio_pts_us: 0,
+            audio_floor_us: None,
             next_timeout: now,
             closed: false,
         }
@@ -190,8 +230,12 @@ impl Viewer {
             if plane.path() != before {
                 self.new_routes.push(plane.path());
             }
+            let window = plane.link.take_window();
             if let Some(shortfall) = plane.shortfall.take() {
                 self.tell_link_short(shortfall);
+            }
+            if let Some((from, estimate)) = window {
+                self.judge_moves(from, now, &estimate);
             }
             match heard {
                 Heard::Nothing => {}
@@ -257,6 +301,10 @@ impl Viewer {
                 self.drain(now, out);
             }
         }
+        // Stream time as sent runs `offset_us` ahead of the feed's: the sender reports'
+        // clock mapping follows it.
+        let offset = Duration::from_micros(self.offset_us.max(0) as u64);
+        let epoch = epoch.map(|e| e.checked_sub(offset).unwrap_or(e));
         if let Some(plane) = &mut self.plane {
             if plane.next_timeout() <= now && !plane.on_timeout(epoch, now, wall, out) {
                 self.close(FailReason::RtpActivity.into());
@@ -350,6 +398,90 @@ impl Viewer {
                 carries_bps: s.carries_bps,
             });
         }
+    }
+
+    /// A link window was measured: asks to move down or up when the policy says so (only
+    /// a viewer that can be moved, and not while a move is under way).
+    fn judge_moves(&mut self, from: Instant, now: Instant, estimate: &LinkEstimate) {
+        let Some(moves) = &self.plan.link_moves else {
+            return;
+        };
+        if self.pending.is_some() || self.closed {
+            return;
+        }
+        let note = match self.policy.on_window(from, now, estimate) {
+            None => return,
+            Some(Want::Down {
+                stream_bps,
+                carries_bps,
+            }) => {
+                info!(
+                    viewer = self.id.0,
+                    stream_bps, carries_bps, "link short for a while: asking for a lower rendition"
+                );
+                MoveNote::Down(LinkShort {
+                    sending_bps: stream_bps,
+                    carries_bps,
+                })
+            }
+            Some(Want::Up) => {
+                info!(
+                    viewer = self.id.0,
+                    "link clean at the lower rate for a while: probing back up"
+                );
+                MoveNote::Up
+            }
+        };
+        moves.tell(note);
+    }
+
+    /// The hub was asked to move the viewer to `feed` (events from then on to `events`):
+    /// it goes there at that feed's next keyframe ([`Self::switch_to_pending`]).
+    pub(super) fn plan_move(&mut self, feed: FeedId, events: ViewerEvents, down: bool) {
+        self.pending = Some(PendingMove { feed, events, down });
+    }
+
+    /// The move under way cannot be made (its target ended, or the viewer is there
+    /// already): it stays, and hears it.
+    pub(super) fn abandon_move(&mut self) {
+        self.pending = None;
+        self.policy.abandoned();
+        if let Some(moves) = &self.plan.link_moves {
+            moves.tell(MoveNote::Abandoned);
+        }
+    }
+
+    /// Makes the move under way at the target's keyframe stamped `keyframe_pts_us`: the
+    /// viewer's feed and events change, its timeline offset is set so that RTP time goes
+    /// on forward, and the stream it now gets hears it connected (it asks its source for
+    /// a fresh keyframe, as for any newcomer). Returns the feed it left.
+    pub(super) fn switch_to_pending(
+        &mut self,
+        keyframe_pts_us: i64,
+        now: Instant,
+    ) -> Option<FeedId> {
+        let PendingMove { feed, events, down } = self.pending.take()?;
+        let left = std::mem::replace(&mut self.feed, feed);
+        if self.video_started {
+            // Each timeline is the parent's; a rendition's lags it by its encoder's delay.
+            self.offset_us = (self.last_video_pts_us + SWITCH_STEP_US - keyframe_pts_us).max(0);
+            self.audio_floor_us = Some(self.last_audio_pts_us);
+        }
+        self.events = events;
+        let _ = self.events.send((self.id, ViewerEvent::Connected));
+        self.policy.moved(now, down);
+        let direction = if down { "down" } else { "up" };
+        crate::metrics::METRICS.count_rendition_move(direction);
+        info!(
+            viewer = self.id.0,
+            direction,
+            offset_ms = self.offset_us / 1000,
+            "moved {direction} a rendition"
+        );
+        if let Some(moves) = &self.plan.link_moves {
+            moves.tell(MoveNote::Switched);
+        }
+        Some(left)
     }
 
     /// What the viewer's link carried in the last measured window (see
@@ -462,8 +594,8 @@ impl Viewer {
         };
     }
 
-    /// Sends one frame's packets, stamped `pts_us` (its own time, or another one for a
-    /// catch-up or a re-sent keyframe). `fresh`: the frame is the feed's next one, not a
+    /// Sends one frame's packets, stamped `pts_us` (its own time on the feed's timeline,
+    /// or another one for a catch-up or a re-sent keyframe; the viewer's offset is added). `fresh`: the frame is the feed's next one, not a
     /// catch-up or a repair (only those make the stream's bit rate the viewer is told of).
     /// Before the media plane is up nothing is sent.
     pub(super) fn write(
@@ -484,7 +616,18 @@ impl Viewer {
         if video && self.awaiting_keyframe && !frame.keyframe {
             return;
         }
-        let pts_us = pts_us.max(0);
+        let pts_us = pts_us.saturating_add(self.offset_us).max(0);
+        if !video {
+            // After a move the audio's offset may have shrunk: what would go back is left
+            // out (a moment of silence, not a jump back).
+            if let Some(floor) = self.audio_floor_us {
+                if pts_us <= floor {
+                    return;
+                }
+                self.audio_floor_us = None;
+            }
+            self.last_audio_pts_us = pts_us;
+        }
         plane.send_frame(frame, pts_us as u64, now, out);
         if fresh {
             plane.count_fresh(frame);
@@ -551,7 +694,8 @@ impl Viewer {
             // The GOP cache overflowed: the next real keyframe is the answer.
             return;
         };
-        let base = self.last_video_pts_us;
+        // On the feed's timeline (`write` adds the offset back).
+        let base = self.last_video_pts_us - self.offset_us;
         if now >= self.gop_resend_after {
             let span =
                 Duration::from_micros(newest.pts_us.saturating_sub(keyframe.pts_us).max(0) as u64);

@@ -17,7 +17,9 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 use super::{Command, HubCore};
-use crate::media::{Ending, FailReason, Frame, LinkNotices, LinkShort, MediaKind, StopReason};
+use crate::media::{
+    Ending, FailReason, Frame, LinkMoves, LinkNotices, LinkShort, MediaKind, MoveNote, StopReason,
+};
 use crate::webrtc::events::ViewerEvent;
 use crate::webrtc::ids::{FeedId, ViewerId};
 use crate::webrtc::packets::VideoCodec;
@@ -132,6 +134,8 @@ struct Net {
     narrow_link: Option<NarrowLink>,
     /// Every viewer's link-too-narrow notices, in order.
     link_shorts: Arc<Mutex<Vec<(ViewerId, LinkShort)>>>,
+    /// Every viewer's move notes, in order.
+    move_notes: Arc<Mutex<Vec<(ViewerId, MoveNote)>>>,
 }
 
 impl Net {
@@ -157,6 +161,7 @@ impl Net {
             dropped: None,
             narrow_link: None,
             link_shorts: Arc::default(),
+            move_notes: Arc::default(),
         }
     }
 
@@ -185,6 +190,8 @@ impl Net {
         let id = ViewerId::next();
         let shorts = self.link_shorts.clone();
         let link_notices = LinkNotices::new(move |s| shorts.lock().unwrap().push((id, s)));
+        let notes = self.move_notes.clone();
+        let link_moves = LinkMoves::new(move |n| notes.lock().unwrap().push((id, n)));
         self.core.handle_command(
             self.now,
             Command::AddViewer {
@@ -199,6 +206,7 @@ impl Net {
                         protocol: "whep",
                     },
                     link_notices: Some(link_notices),
+                    link_moves: Some(link_moves),
                 },
                 events: self.events_tx.clone(),
             },
@@ -408,6 +416,7 @@ fn opus(pts: Duration, len: usize) -> Frame {
 }
 
 /// RTP, not RTCP (RFC 5761: RTCP's packet types sit where RTP's marker and type would).
+mod moves;
 mod publishing;
 
 fn is_rtp(data: &[u8]) -> bool {

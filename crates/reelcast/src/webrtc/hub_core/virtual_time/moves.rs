@@ -1,0 +1,198 @@
+//! A viewer moved between two feeds (a stream and its lower rendition) on virtual time:
+//! what the browser gets across the move (one SSRC and payload type, sequence numbers
+//! going on, RTP time forward, the target from its keyframe on), and when the hub asks
+//! for a move.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::{is_rtp, opus, picture, ssrc, NarrowLink, Net, FRAME};
+use crate::media::{MoveNote, ViewerEvent};
+use crate::webrtc::hub_core::Command;
+use crate::webrtc::ids::FeedId;
+use crate::webrtc::packets::VideoCodec;
+
+/// Sends one frame on `feed` and passes it to the browsers.
+fn send(net: &mut Net, feed: FeedId, frame: crate::media::Frame) {
+    net.core.handle_command(
+        net.now,
+        Command::Frames {
+            feed,
+            first: frame,
+            second: None,
+            video: VideoCodec::H264,
+        },
+    );
+    net.deliver();
+}
+
+/// One 40 ms step of both feeds: the stream's picture `i` and audio, and the rendition's
+/// audio and its picture five frames behind (its encoder's delay), a keyframe when
+/// `rendition_key`. Sizes tell them apart: the stream's pictures are larger.
+fn step(net: &mut Net, rendition: FeedId, i: u32, rendition_key: bool) {
+    let main = net.feed;
+    send(net, main, picture(FRAME * i, i == 0, 1200));
+    send(net, main, opus(FRAME * i, 100));
+    send(net, rendition, opus(FRAME * i, 90));
+    if i >= 5 {
+        send(net, rendition, picture(FRAME * (i - 5), rendition_key, 300));
+    }
+    net.pass(FRAME);
+}
+
+/// (sequence number, RTP time, payload type) of each RTP packet the hub sent with `ssrc`.
+fn headers(net: &Net, of: u32) -> Vec<(u16, u32, u8)> {
+    net.sent
+        .iter()
+        .filter(|s| is_rtp(&s.data) && ssrc(&s.data) == of)
+        .map(|s| {
+            let d = &s.data;
+            (
+                u16::from_be_bytes([d[2], d[3]]),
+                u32::from_be_bytes([d[4], d[5], d[6], d[7]]),
+                d[1] & 0x7F,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_moved_viewer_switches_at_the_targets_keyframe_with_one_stream_going_on_forward() {
+    let mut net = Net::new();
+    let rendition = FeedId::next();
+    net.core.handle_command(
+        net.now,
+        Command::OpenFeed {
+            feed: rendition,
+            epoch: net.now,
+        },
+    );
+    let b = net.join();
+    net.connect_all();
+    for i in 0..25 {
+        step(&mut net, rendition, i, false);
+    }
+    assert_eq!(net.browsers[b].pictures.len(), 25, "the stream's only");
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    net.core.handle_command(
+        net.now,
+        Command::MoveViewer {
+            id: net.browsers[b].id,
+            feed: rendition,
+            events: events_tx,
+            down: true,
+        },
+    );
+    // The rendition's keyframe comes at step 35 (its picture of step 30).
+    for i in 25..45 {
+        step(&mut net, rendition, i, i == 35);
+    }
+    let got = net.browsers[b].pictures.clone();
+    // The stream's 25 + 11 (up to the keyframe's step), then the rendition's 10.
+    assert_eq!(got.len(), 46, "{got:?}");
+    assert!(got[36].1, "switched at the rendition's keyframe: {got:?}");
+    for pair in got.windows(2) {
+        assert!(pair[1].0 > pair[0].0, "RTP time went back: {got:?}");
+    }
+    // The keyframe follows the stream's last picture by a frame's time at most; then the
+    // rendition's own spacing.
+    assert!(got[36].0 - got[35].0 <= 3600, "{got:?}");
+    assert!(got[37..].windows(2).all(|p| p[1].0 - p[0].0 == 3600));
+    // One video stream: same SSRC and payload type, sequence numbers one after another.
+    let video_ssrc = net
+        .sent
+        .iter()
+        .find(|s| is_rtp(&s.data) && s.data.len() > 1000)
+        .map(|s| ssrc(&s.data))
+        .expect("video sent");
+    let video = headers(&net, video_ssrc);
+    assert!(video.windows(2).all(|p| p[1].0 == p[0].0.wrapping_add(1)));
+    assert!(video.iter().all(|h| h.2 == video[0].2));
+    // Audio: one stream too, its time never going back.
+    let audio_ssrc = net
+        .sent
+        .iter()
+        .find(|s| is_rtp(&s.data) && s.data.len() < 200 && ssrc(&s.data) != video_ssrc)
+        .map(|s| ssrc(&s.data))
+        .expect("audio sent");
+    let audio = headers(&net, audio_ssrc);
+    assert!(audio.len() > 40);
+    assert!(audio.windows(2).all(|p| p[1].0 == p[0].0.wrapping_add(1)));
+    assert!(audio.windows(2).all(|p| p[1].1 > p[0].1), "{audio:?}");
+    // The stream it went to hears it connected; whoever moves it, that it is done.
+    assert_eq!(
+        events.try_recv().ok(),
+        Some((net.browsers[b].id, ViewerEvent::Connected))
+    );
+    let notes = net.move_notes.lock().unwrap().clone();
+    assert_eq!(notes, vec![(net.browsers[b].id, MoveNote::Switched)]);
+    // The stream it left feeds it no more.
+    let before = net.browsers[b].pictures.len();
+    let main = net.feed;
+    send(&mut net, main, picture(FRAME * 45, true, 1200));
+    net.pass(FRAME);
+    assert_eq!(net.browsers[b].pictures.len(), before);
+}
+
+#[test]
+fn a_move_whose_target_ends_before_its_keyframe_is_abandoned_and_the_viewer_stays() {
+    let mut net = Net::new();
+    let rendition = FeedId::next();
+    net.core.handle_command(
+        net.now,
+        Command::OpenFeed {
+            feed: rendition,
+            epoch: net.now,
+        },
+    );
+    let b = net.join();
+    net.connect_all();
+    for i in 0..10 {
+        step(&mut net, rendition, i, false);
+    }
+    let (events_tx, _events) = mpsc::unbounded_channel();
+    let id = net.browsers[b].id;
+    net.core.handle_command(
+        net.now,
+        Command::MoveViewer {
+            id,
+            feed: rendition,
+            events: events_tx,
+            down: true,
+        },
+    );
+    net.core
+        .handle_command(net.now, Command::CloseFeed { feed: rendition });
+    let notes = net.move_notes.lock().unwrap().clone();
+    assert_eq!(notes, vec![(id, MoveNote::Abandoned)]);
+    let before = net.browsers[b].pictures.len();
+    for i in 10..15 {
+        let main = net.feed;
+        send(&mut net, main, picture(FRAME * i, false, 1200));
+        net.pass(FRAME);
+    }
+    assert_eq!(net.browsers[b].pictures.len(), before + 5);
+}
+
+/// A viewer whose link carries half its stream asks to move down within a few seconds,
+/// with what its link carried; the viewer beside it on a clean link never asks.
+#[test]
+fn a_sustained_short_link_asks_for_a_lower_rendition_and_a_clean_one_never() {
+    let mut net = Net::new();
+    let clean = net.join();
+    let full = net.join();
+    net.connect_all();
+    net.gop(Duration::ZERO, 75);
+    assert!(net.move_notes.lock().unwrap().is_empty());
+    net.narrow_link = Some(NarrowLink::new(net.browsers[full].addr, 120_000, net.now));
+    net.gop(FRAME * 75, 100);
+    let notes = net.move_notes.lock().unwrap().clone();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let (who, MoveNote::Down(short)) = notes[0] else {
+        panic!("not a move down: {notes:?}");
+    };
+    assert_eq!(who, net.browsers[full].id);
+    assert!(short.carries_bps < short.sending_bps, "{short:?}");
+    assert!(notes.iter().all(|(id, _)| *id != net.browsers[clean].id));
+}

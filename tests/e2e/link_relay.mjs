@@ -1,0 +1,58 @@
+// A narrowing relay whose link can be narrowed and widened while a viewer plays: for tests
+// and benchmarks of what the server does when a viewer's link drops and recovers. Built on
+// relay.mjs (the server announces FRONT_IP; every browser address gets an upstream socket of
+// its own). Browser addresses first heard from after `controlNew()` are *controlled*: what
+// the server sends them as RTP passes a token bucket of the rate set by `setLink(bps)`
+// (`depthMs` deep, as a router's queue: 250 ms by default; `null`: no limit). Others pass
+// untouched.
+
+import { udpRelay } from './relay.mjs';
+
+export { FRONT_IP } from './relay.mjs';
+
+/** RTP from the server (not RTCP, STUN or DTLS): what a media link's capacity limits. */
+function isRtp(msg) {
+  return msg.length >= 12 && msg[0] >= 0x80 && msg[0] < 0xc0 && !(msg[1] >= 192 && msg[1] <= 223);
+}
+
+/** Resolves to { stats, controlNew(), setLink(bps|null), close() } relaying to `port`. */
+export async function linkRelay(port, { depthMs = 250 } = {}) {
+  const stats = {};
+  let controlling = false;
+  let bps = null;
+  let tokens = 0;
+  let last = performance.now();
+  // One bucket for every controlled address (tests control one viewer at a time).
+  const carries = (len) => {
+    if (bps === null) return true;
+    const rate = bps / 8 / 1000; // bytes per ms
+    const now = performance.now();
+    tokens = Math.min(rate * depthMs, tokens + (now - last) * rate);
+    last = now;
+    if (tokens < len) return false;
+    tokens -= len;
+    return true;
+  };
+  const relay = await udpRelay(port, (key) => {
+    const s = { controlled: controlling, passed: 0, dropped: 0 };
+    stats[key] = s;
+    return (back) => {
+      if (!s.controlled || !isRtp(back)) return true;
+      if (!carries(back.length)) { s.dropped++; return false; }
+      s.passed++;
+      return true;
+    };
+  });
+  return {
+    stats,
+    /** Browser addresses first heard from after this are controlled. */
+    controlNew() { controlling = true; },
+    /** The controlled link's rate from now on, in bit/s; `null`: unlimited. */
+    setLink(rate) {
+      bps = rate;
+      tokens = 0;
+      last = performance.now();
+    },
+    close: () => relay.close(),
+  };
+}
