@@ -147,14 +147,13 @@ impl OpusToAac {
             self.fed += gap;
         }
         let ch = usize::from(self.channels);
-        let n = match self.decoder.decode(opus, &mut self.decoded, false) {
-            Ok(n) => n.min(MAX_PACKET_SAMPLES),
-            Err(_) => {
-                // Its 20 ms as silence.
-                self.decode_failures += 1;
-                self.decoded[..960 * ch].fill(0);
-                960
-            }
+        let n = if let Ok(n) = self.decoder.decode(opus, &mut self.decoded, false) {
+            n.min(MAX_PACKET_SAMPLES)
+        } else {
+            // Its 20 ms as silence.
+            self.decode_failures += 1;
+            self.decoded[..960 * ch].fill(0);
+            960
         };
         self.pcm.extend_from_slice(&self.decoded[..n * ch]);
         self.fed += n as u64;
