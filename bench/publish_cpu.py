@@ -5,6 +5,7 @@ test; issue 13's "≤ 2 % of a core per stream at 720p 2 Mbit/s, Opus→AAC incl
     bench/publish_cpu.py bench [--publishers 1,4] [--duration 20] [--settle 6] [--rounds 2]
                                [--server PATH] [--server-cpu 0] [--client-cpu 1]
                                [--audio-channels 2|1] [--server-set KEY=VALUE ...]
+    bench/publish_cpu.py ab BIN_A BIN_B [--mode recorded] [--rounds 4] [same options]
     bench/publish_cpu.py publish URL [--media FILE] [--seconds S]
 
 `bench`: for each round and each N, in turn: the idle server, N publishers without
@@ -17,6 +18,10 @@ gets). The server runs pinned to one CPU (`taskset`), the publishers on the othe
 cost = (recorded − not recorded) / N. Prints a Markdown table of medians over the
 rounds, and checks each recording with ffprobe (codecs, duration). Bounded: every server
 and publisher is stopped by the script, every publisher also stops by itself.
+
+`ab`: two server binaries A/B in one run, one publisher each, `--mode` (recorded by
+default) only, the two alternating (A, B, B, A, A, B, …) so both see the same machine
+load; prints each binary's median % of a core (the idle server is ~0).
 
 `publish`: one WHIP publisher, aiortc (PyPI) with no encoder: the H.264 and Opus packets
 of a file made once with ffmpeg (1280x720 30 fps H.264 constrained baseline at a
@@ -429,6 +434,29 @@ def bench(opts):
               f"[{', '.join(f'{x:.2f}' for x in diff)}] |")
 
 
+def ab(opts):
+    """Two binaries alternating A B B A …, one publisher, one mode."""
+    opts.media = make_media(MEDIA_MONO, channels=1) if opts.audio_channels == 1 else make_media()
+    bins = {"A": opts.a, "B": opts.b}
+    cpu = {"A": [], "B": []}
+    for r in range(opts.rounds):
+        for which in ("AB" if r % 2 == 0 else "BA"):
+            opts.server = bins[which]
+            p = measure(opts, opts.mode, 1)
+            cpu[which].append(p["cpu"])
+            recs = ", ".join(f"{'+'.join(c)} {d:.1f} s" for _, c, d in p["recordings"])
+            print(f"round {r + 1}: {which} {p['cpu']:.2f} % of a core, {p['kbps']:.0f} kbit/s"
+                  f"{'; ' + recs if recs else ''}; load {os.getloadavg()[0]:.1f}",
+                  file=sys.stderr)
+    print(f"\n{opts.mode}, 1 publisher ({opts.audio_channels}-channel Opus), {opts.rounds} "
+          f"rounds, settle {opts.settle} s, window {opts.duration} s\n")
+    print("| server | % of a core, median | rounds |")
+    print("|---|---|---|")
+    for which in "AB":
+        print(f"| {which}: {bins[which]} | **{statistics.median(cpu[which]):.2f} %** | "
+              f"{', '.join(f'{x:.2f}' for x in cpu[which])} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -448,6 +476,17 @@ def main():
     b.add_argument("--audio-channels", type=int, choices=(1, 2), default=2,
                    help="the publishers' Opus: 2 = 64 kbit/s stereo, 1 = 32 kbit/s mono "
                    "(Chromium's default microphone)")
+    a = sub.add_parser("ab")
+    a.add_argument("a")
+    a.add_argument("b")
+    a.add_argument("--mode", choices=("published", "recorded"), default="recorded")
+    a.add_argument("--duration", type=float, default=20)
+    a.add_argument("--settle", type=float, default=6)
+    a.add_argument("--rounds", type=int, default=4)
+    a.add_argument("--server-cpu", type=int, default=0)
+    a.add_argument("--client-cpu", type=int, default=1)
+    a.add_argument("--server-set", action="append", default=[], metavar="KEY=VALUE")
+    a.add_argument("--audio-channels", type=int, choices=(1, 2), default=1)
     p = sub.add_parser("publish")
     p.add_argument("url")
     p.add_argument("--media", default=str(MEDIA))
@@ -464,6 +503,8 @@ def main():
                 os.getppid() if opts.while_parent else None)
     elif opts.cmd == "make-media":
         print(make_media())
+    elif opts.cmd == "ab":
+        ab(opts)
     else:
         bench(opts)
 

@@ -9,6 +9,9 @@
 //   N=5 RUN_SECONDS=5 REF_RUNS=1 node bench/publish_latency.mjs   # fewer / shorter runs
 //   SIZE=640x360 ...       # publish a smaller canvas
 //   START_KBPS=1500 ...    # the WHIP publisher adds x-google-start-bitrate to the answer
+//   SERVER_LOG=/tmp/x.log RUST_LOG=info,reelcast=debug ...  # keep the server's log (a trace
+//                          of each handshake's steps, timestamped to the µs)
+//   ONLY=sdk ...           # one path only (whip or sdk)
 //
 // Needs tests/e2e/node_modules (playwright-core, @flashphoner/websdk) and Debian's
 // chromium. Two headless Chromiums on this machine (one system clock), one page each,
@@ -52,6 +55,7 @@
 //
 // Bounded: every wait has a timeout (20 s); the whole program is ~5 min with defaults.
 
+import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import {
@@ -66,6 +70,8 @@ const REF_RUNS = Number(process.env.REF_RUNS || 3);
 const [SW, SH] = (process.env.SIZE || '1280x720').split('x').map(Number);
 const SOURCE = { width: SW, height: SH };
 const START_KBPS = Number(process.env.START_KBPS || 0);
+const SERVER_LOG = process.env.SERVER_LOG || '';
+const ONLY = process.env.ONLY || '';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function pct(xs, p) {
@@ -635,20 +641,24 @@ async function main() {
       const ps = r.pubStats;
       process.stdout.write(`${kind} ${String(i).padStart(2)}: first frame ${fmt(ff)} ms (publisher answered ${fmt(r.whipAnswered - r.t0)}, viewer asked ${fmt(r.whepPosted - r.t0)}, publisher connected ${fmt(r.pubConnected - r.t0)}, viewer connected ${fmt(r.viewConnected - r.t0)}, first picture's age ${fmt(s.firstAge)}), `
         + `delay median ${fmt(median(s.delays))} p90 ${fmt(pct(s.delays, 90))} (after 2 s: ${fmt(median(s.steady))}), ${s.decoded}/${s.frames} frames decoded ${JSON.stringify(s.reasons)}, `
-        + `${fmt(s.fps)} fps ${s.sizes.join(',')}, sent ${ps ? `${ps.framesEncoded} frames, last ${ps.frameWidth}x${ps.frameHeight} (${ps.limitation})` : 'n/a'}${s.backwards ? `, ${s.backwards} BACKWARDS` : ''}${r.error ? ` ERROR ${r.error}` : ''}\n`);
+        + `${fmt(s.fps)} fps ${s.sizes.join(',')}, sent ${ps ? `${ps.framesEncoded} frames, last ${ps.frameWidth}x${ps.frameHeight} (${ps.limitation})` : 'n/a'}${s.backwards ? `, ${s.backwards} BACKWARDS` : ''}${r.error ? ` ERROR ${r.error}` : ''}${SERVER_LOG && r.t0 ? ` t0 ${new Date(r.t0).toISOString()}` : ''}\n`);
     };
     // Warm-ups (not counted): a browser's first encoder and decoder cost more.
     await whipWhepRun(pub, view, server.base, relay, 'warm-whip', 2);
     await sdkRun(pub, view, server.wsUrl, relay, 'warm-sdk', 2);
     for (let i = 1; i <= N; i += 1) {
-      const w = await whipWhepRun(pub, view, server.base, relay, `whip-${i}`, SECONDS);
-      runs.whip.push(w);
-      report('whip→whep', i, w);
-      await sleep(300);
-      const s = await sdkRun(pub, view, server.wsUrl, relay, `sdk-${i}`, SECONDS);
-      runs.sdk.push(s);
-      report('sdk→sdk  ', i, s);
-      await sleep(300);
+      if (ONLY !== 'sdk') {
+        const w = await whipWhepRun(pub, view, server.base, relay, `whip-${i}`, SECONDS);
+        runs.whip.push(w);
+        report('whip→whep', i, w);
+        await sleep(300);
+      }
+      if (ONLY !== 'whip') {
+        const s = await sdkRun(pub, view, server.wsUrl, relay, `sdk-${i}`, SECONDS);
+        runs.sdk.push(s);
+        report('sdk→sdk  ', i, s);
+        await sleep(300);
+      }
     }
     for (let i = 1; i <= REF_RUNS; i += 1) {
       const r = await referenceRun(view, SECONDS);
@@ -663,6 +673,7 @@ async function main() {
     await viewBrowser.close();
     relay.close();
     await server.stop();
+    if (SERVER_LOG) fs.writeFileSync(SERVER_LOG, server.stderr());
   }
 
   const all = (k) => {

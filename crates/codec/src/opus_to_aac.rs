@@ -7,6 +7,11 @@
 //! stereo or 64 kbit/s mono, raw access units of 1024 samples. No files, clocks or
 //! containers.
 //!
+//! Mono is encoded with libavcodec's `fast` coder, stereo with its default `twoloop`:
+//! mono Opus is what a browser's microphone sends (speech), where `fast` scored as well
+//! or better at ~40 % of the CPU; a page asks for stereo for music, where `twoloop`
+//! scored better (docs/PERFORMANCE.md, "Publishing and recording").
+//!
 //! # Timestamps
 //! Output is counted in 48 kHz samples from the first packet's start: access unit *k*
 //! holds encoder samples `k × 1024 …`, so the track never drifts whatever the packets'
@@ -22,7 +27,7 @@
 //! skip it exactly and a decoder keeps its warm-up.
 
 use opus2::{Channels, Decoder};
-use transcode::AacEncoder;
+use transcode::{AacCoder, AacEncoder};
 
 use crate::audio::AudioError;
 
@@ -58,6 +63,8 @@ pub struct OpusToAac {
     fed: u64,
     /// Interleaved PCM waiting for a whole encoder frame.
     pcm: Vec<i16>,
+    /// Room for one decoded packet, kept from packet to packet.
+    decoded: Vec<i16>,
     /// Access units produced.
     units: u64,
     decode_failures: u64,
@@ -81,14 +88,15 @@ impl OpusToAac {
     /// mono or stereo; anything unreadable counts as stereo).
     pub fn new(first_packet: &[u8]) -> Result<Self, AudioError> {
         let stereo = first_packet.first().is_none_or(|toc| toc & 0x04 != 0);
-        let (channels, count, rate) = if stereo {
-            (Channels::Stereo, 2, 128_000)
+        let (channels, count, rate, coder) = if stereo {
+            (Channels::Stereo, 2, 128_000, AacCoder::TwoLoop)
         } else {
-            (Channels::Mono, 1, 64_000)
+            (Channels::Mono, 1, 64_000, AacCoder::Fast)
         };
         let decoder =
             Decoder::new(SAMPLE_RATE, channels).map_err(|e| internal("Opus decoder", e))?;
-        let encoder = AacEncoder::new(count, rate).map_err(|e| internal("AAC encoder", e))?;
+        let encoder =
+            AacEncoder::with_coder(count, rate, coder).map_err(|e| internal("AAC encoder", e))?;
         Ok(OpusToAac {
             decoder,
             encoder,
@@ -96,6 +104,7 @@ impl OpusToAac {
             first_pts_us: None,
             fed: 0,
             pcm: Vec::new(),
+            decoded: vec![0; MAX_PACKET_SAMPLES * usize::from(count)],
             units: 0,
             decode_failures: 0,
         })
@@ -138,16 +147,15 @@ impl OpusToAac {
             self.fed += gap;
         }
         let ch = usize::from(self.channels);
-        let mut out = vec![0i16; MAX_PACKET_SAMPLES * ch];
-        let n = self
-            .decoder
-            .decode(opus, &mut out, false)
-            .unwrap_or_else(|_| {
-                self.decode_failures += 1;
-                960
-            });
-        self.pcm
-            .extend_from_slice(&out[..n.min(MAX_PACKET_SAMPLES) * ch]);
+        let n = if let Ok(n) = self.decoder.decode(opus, &mut self.decoded, false) {
+            n.min(MAX_PACKET_SAMPLES)
+        } else {
+            // Its 20 ms as silence.
+            self.decode_failures += 1;
+            self.decoded[..960 * ch].fill(0);
+            960
+        };
+        self.pcm.extend_from_slice(&self.decoded[..n * ch]);
         self.fed += n as u64;
         self.encode_whole_frames()
     }

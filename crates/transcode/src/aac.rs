@@ -184,6 +184,27 @@ pub const ENCODER_RATE: u32 = 48_000;
 /// Samples (per channel) in one AAC access unit.
 pub const ENCODER_FRAME: usize = 1024;
 
+/// How the encoder chooses its quantizers: libavcodec's `aac_coder` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AacCoder {
+    /// `twoloop`, libavcodec's default: an iterative search per band, the better choice
+    /// for tonal music.
+    TwoLoop,
+    /// `fast`: one pass per band, about 40 % of `twoloop`'s CPU. Measured on speech
+    /// through Opus 32 kbit/s mono (docs/PERFORMANCE.md), it scores as well or better
+    /// (PESQ-WB, segmental SNR) at 64 kbit/s mono; on tonal music PESQ scores it lower.
+    Fast,
+}
+
+impl AacCoder {
+    fn option(self) -> &'static str {
+        match self {
+            AacCoder::TwoLoop => "twoloop",
+            AacCoder::Fast => "fast",
+        }
+    }
+}
+
 /// One stream's AAC-LC encoder (48 kHz, mono or stereo); see the module docs.
 pub struct AacEncoder {
     encoder: encoder::audio::Encoder,
@@ -204,8 +225,18 @@ impl std::fmt::Debug for AacEncoder {
 }
 
 impl AacEncoder {
-    /// An AAC-LC encoder at 48 kHz for `channels` (1 or 2) at `bit_rate` bits/s.
+    /// An AAC-LC encoder at 48 kHz for `channels` (1 or 2) at `bit_rate` bits/s, with
+    /// libavcodec's default coder ([`AacCoder::TwoLoop`]).
     pub fn new(channels: u16, bit_rate: usize) -> Result<Self, TranscodeError> {
+        Self::with_coder(channels, bit_rate, AacCoder::TwoLoop)
+    }
+
+    /// As [`AacEncoder::new`], with the quantizer search `coder`.
+    pub fn with_coder(
+        channels: u16,
+        bit_rate: usize,
+        coder: AacCoder,
+    ) -> Result<Self, TranscodeError> {
         init();
         let aac = encoder::find(Id::AAC)
             .ok_or_else(|| TranscodeError::Unsupported("AAC encoding".to_string()))?;
@@ -223,7 +254,9 @@ impl AacEncoder {
         audio.set_format(PLANAR_F32);
         audio.set_bit_rate(bit_rate);
         audio.set_time_base(Rational(1, ENCODER_RATE as i32));
-        let encoder = audio.open_as(aac).map_err(encode_error)?;
+        let mut options = ffmpeg_next::Dictionary::new();
+        options.set("aac_coder", coder.option());
+        let encoder = audio.open_as_with(aac, options).map_err(encode_error)?;
         if encoder.frame_size() as usize != ENCODER_FRAME {
             return Err(encode_error(format!(
                 "unexpected frame size {}",
@@ -339,6 +372,41 @@ mod tests {
             at.abs_diff(want) < 48,
             "the tone comes out at {at}, expected {want} (input onset + priming)"
         );
+    }
+
+    #[test]
+    fn the_fast_coder_is_taken_and_decodes() {
+        // The same second of a chord, both ways: if the option were not taken, the
+        // output would be the same bytes.
+        let encode = |coder| {
+            let mut enc = AacEncoder::with_coder(1, 64_000, coder).expect("encoder");
+            let mut units = Vec::new();
+            for f in 0..48 {
+                let pcm: Vec<i16> = (0..ENCODER_FRAME)
+                    .map(|i| {
+                        let t = (f * ENCODER_FRAME + i) as f32 / ENCODER_RATE as f32;
+                        let v: f32 = [440.0f32, 554.4, 659.3, 3520.0]
+                            .iter()
+                            .map(|hz| (2.0 * std::f32::consts::PI * hz * t).sin())
+                            .sum();
+                        (v * 6_000.0) as i16
+                    })
+                    .collect();
+                enc.encode(&pcm, &mut units).expect("encode");
+            }
+            (enc, units)
+        };
+        let (slow, slow_units) = encode(AacCoder::TwoLoop);
+        let (fast, fast_units) = encode(AacCoder::Fast);
+        assert_ne!(slow_units, fast_units, "aac_coder=fast was not taken");
+        assert_eq!(fast.priming(), slow.priming());
+        let mut dec = AacDecoder::new(fast.audio_specific_config()).expect("decoder");
+        let (mut l, mut r) = (Vec::new(), Vec::new());
+        for u in &fast_units {
+            dec.decode(u, &mut l, &mut r).expect("decodes");
+        }
+        let loud = l.iter().skip(4096).filter(|s| s.abs() > 0.2).count();
+        assert!(loud > 1000, "the chord comes back ({loud} loud samples)");
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub mod video;
 
 use std::sync::Once;
 
-pub use aac::{AacDecoder, AacEncoder};
+pub use aac::{AacCoder, AacDecoder, AacEncoder};
 pub use audio::{AudioDecoder, AudioInput, DecodedAudio};
 pub use video::{fit_size, EncodedFrame, OutputCodec, VideoInput, VideoTranscoder};
 

@@ -3,7 +3,8 @@
 //!
 //! Owns: where the recording starts (its first keyframe; audio presented before it is
 //! dropped), where fragments are cut (at every keyframe, and before any frame that would
-//! take a fragment past [`MAX_FRAGMENT_US`], so none is longer than a second), and what a
+//! take a fragment past [`MAX_FRAGMENT_US`], so none is longer than a second with the
+//! writer's batching delay), and what a
 //! sample is (H.264 from Annex-B to length-prefixed NAL units, the first keyframe's
 //! SPS/PPS in the init segment, later different ones kept in their pictures; Opus as it
 //! came or re-encoded to AAC). The init segment goes out with the first fragment: by
@@ -28,8 +29,9 @@ use mp4::write::{
 use crate::config::RecordAudioCodec;
 use crate::media::{Frame, MediaKind};
 
-/// A fragment lasts at most this long: what a `kill -9` can cost.
-pub const MAX_FRAGMENT_US: i64 = 1_000_000;
+/// A fragment lasts at most this long. What a `kill -9` can cost is this plus the
+/// writer's batching delay (`super::writer::BATCH`, 50 ms): under a second.
+pub const MAX_FRAGMENT_US: i64 = 950_000;
 /// Audio kept before the first keyframe, for the packets presented after it that were
 /// sent before it (audio leaves ahead of its time).
 const PRE_START_US: i64 = 300_000;

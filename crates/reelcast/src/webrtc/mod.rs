@@ -25,6 +25,7 @@
 
 mod announce;
 mod dtls_keys;
+mod early_nomination;
 mod events;
 mod feed;
 #[cfg(feature = "fuzzing")]

@@ -38,7 +38,7 @@ use super::ids::ViewerId;
 use super::received_frames::{ParameterSets, TrackClock};
 use super::transmits::Transmits;
 use super::udp::Path;
-use super::viewer::{path_for, received_input, remember_link, Link};
+use super::viewer::{nominate_early, path_for, received_input, remember_link, Link};
 use crate::media::{Ending, FailReason, Frame, MediaKind, PublisherEvent, StopReason};
 
 /// Frames the channel to the stream holds (about 1.5 s of 30 fps video with its audio).
@@ -76,6 +76,9 @@ pub(super) struct PublisherPeer {
     audio_clock: TrackClock,
     sets: ParameterSets,
     connected: bool,
+    /// The browser's first check has been seen (and, not nominating, nominated for it:
+    /// [`super::early_nomination`]).
+    first_check_seen: bool,
     last_media_at: Instant,
     /// Video is dropped until a keyframe (after loss or a dropped picture).
     awaiting_keyframe: bool,
@@ -116,6 +119,7 @@ impl PublisherPeer {
             audio_clock: TrackClock::new(AUDIO_CLOCK_HZ),
             sets: ParameterSets::default(),
             connected: false,
+            first_check_seen: false,
             last_media_at: now,
             awaiting_keyframe: true,
             keyframe_wanted: false,
@@ -158,6 +162,10 @@ impl PublisherPeer {
         }
         if let Err(e) = self.rtc.handle_input(input) {
             debug!(publisher = self.id.0, "bad input: {e}");
+        }
+        if is_stun && !self.first_check_seen {
+            self.first_check_seen = true;
+            nominate_early(&mut self.rtc, data, from, candidate, now);
         }
         self.drain(now, out);
     }

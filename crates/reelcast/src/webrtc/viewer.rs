@@ -130,6 +130,9 @@ pub(super) struct Viewer {
     links: Vec<Link>,
     /// The pair the browser nominated, as str0m sends its DTLS on it: where media goes.
     nominated: Option<Path>,
+    /// The browser's first check has been seen (and, not nominating, nominated for it:
+    /// [`super::early_nomination`]).
+    first_check_seen: bool,
     /// Browser paths proven since the hub last looked (authenticated ICE checks): the hub
     /// routes their other datagrams here.
     pub new_routes: Vec<Path>,
@@ -190,6 +193,7 @@ impl Viewer {
             plane: None,
             links: Vec::new(),
             nominated: None,
+            first_check_seen: false,
             new_routes: Vec::new(),
             awaiting_keyframe: true,
             video_started: false,
@@ -272,6 +276,10 @@ impl Viewer {
         };
         if let Err(e) = handshake.rtc.handle_input(input) {
             warn!(viewer = self.id.0, "bad input: {e}");
+        }
+        if is_stun && !self.first_check_seen {
+            self.first_check_seen = true;
+            nominate_early(&mut handshake.rtc, data, from, candidate, now);
         }
         self.drain(now, out);
     }
@@ -866,6 +874,27 @@ pub(super) fn path_for(
         } else {
             None
         },
+    }
+}
+
+/// Feeds `rtc` the nominating copy of the browser's first check (accepted just before),
+/// so DTLS answers at once: see [`super::early_nomination`].
+pub(super) fn nominate_early(
+    rtc: &mut Rtc,
+    check: &[u8],
+    from: Path,
+    candidate: SocketAddr,
+    now: Instant,
+) {
+    let password = rtc.direct_api().local_ice_credentials().pass;
+    let Some(copy) = super::early_nomination::nominating_copy(check, &password) else {
+        return;
+    };
+    let Ok(contents) = copy.as_slice().try_into() else {
+        return;
+    };
+    if let Err(e) = rtc.handle_input(received_input(now, &from, candidate, contents)) {
+        debug!("early nomination refused: {e}");
     }
 }
 
