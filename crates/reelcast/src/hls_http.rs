@@ -131,6 +131,8 @@ fn media(body: Bytes, content_type: &'static str, cache: &'static str, etag: &st
 
 const IMMUTABLE: &str = "max-age=31536000, immutable";
 
+// An axum handler: each argument is one extractor.
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     State(ctx): State<Arc<ServerContext>>,
     Extension(readers): Extension<Arc<Readers>>,

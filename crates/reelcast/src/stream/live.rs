@@ -688,6 +688,7 @@ mod tests {
                 uri: StreamUri::parse("vod-live://sample.mp4").expect("a live uri"),
                 // Looping: the file's end never comes first, however slow the machine.
                 looped: true,
+                reencode_at_start: false,
             },
             reader: sample_reader(),
             sinks: Sinks::default(),
