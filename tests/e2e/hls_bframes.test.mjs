@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  freeTcpPort, launchBrowser, openSdkPage, sdkPlay, startServer, testMedia, waitForStats,
+  freeTcpPort, launchBrowser, openSdkPage, restPost, sdkPlay, startServer, testMedia, waitForStats,
   waitForStatus, withServerLog,
 } from './helpers.mjs';
 import { closeAllViewers, whepWatch } from './frames.mjs';
@@ -209,6 +209,24 @@ describe('B-frame translations and the transcoding settings', { timeout: 200000 
   let browser;
   before(async () => { browser = await launchBrowser(); }, { timeout: 60000 });
   after(async () => { if (browser) await browser.close(); });
+
+  test('a translation started for WebRTC (REST /vod/startup) re-encodes from its first picture; unwatched, it lets go after the linger', { timeout: 60000 }, async () => {
+    const server = await startServer({ files: [testMedia(FILE)], settings: { vod_live_loop: 'true' } });
+    try {
+      const r = await restPost(server, '/vod/startup', { uri: `vod-live://${FILE}`, localStreamName: 'bf' });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      // Before any viewer: its first WebRTC viewer finds the re-encode running.
+      assert.equal(await gaugeBecomes(server, 'video_transcoders_busy', 1, 3000), 1,
+        withServerLog(server, 'the re-encode runs from the start'));
+      // Nobody came: released after the linger (5 s), the translation still running.
+      assert.equal(await gaugeBecomes(server, 'video_transcoders_busy', 0, 12000), 0,
+        withServerLog(server, 'the unwatched re-encode lets go'));
+      const found = await restPost(server, '/vod/find', { localStreamName: 'bf' });
+      assert.equal(found.status, 200, 'the translation goes on');
+    } finally {
+      await server.stop();
+    }
+  });
 
   test('h264_b_frames_force_transcoding=true: HLS carries the re-encode (no B-frames), as WCS does', { timeout: 90000 }, async () => {
     const hlsPort = await freeTcpPort();

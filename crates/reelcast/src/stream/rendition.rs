@@ -1,7 +1,9 @@
 //! Renditions: a shared stream (a live translation, a published stream) at another
 //! picture size or bit rate, for the viewers who asked for it on play
 //! ([`VideoConstraints`]). One rendition per stream and constraints, shared by every
-//! viewer asking the same; it ends when its last viewer leaves, or with its stream.
+//! viewer asking the same; it ends when its last viewer leaves, when nobody joins it
+//! within [`UNJOINED_TIMEOUT`] (one started for a move that was then abandoned), or with
+//! its stream.
 //!
 //! Shape: a rendition is a [`Sink`] attached to its parent stream (through the parent's
 //! [`SinkSlot`](crate::media::SinkSlot)) feeding a child stream of its own, whose sinks
@@ -22,7 +24,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self as std_mpsc, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ::transcode::{CodecKind, VideoInput, VideoTranscoder};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
@@ -39,6 +41,15 @@ use crate::metrics::{HlsAbrRung, VideoTranscoderBusy};
 
 /// Pictures queued for a rendition's encoder (a second at 30 fps).
 const PICTURES_AHEAD: usize = 32;
+
+/// A rendition nobody has joined this long after its start ends (one started for a
+/// viewer's move that was then abandoned). Short in unit tests, which wait for it in
+/// real time.
+pub const UNJOINED_TIMEOUT: Duration = if cfg!(test) {
+    Duration::from_millis(300)
+} else {
+    Duration::from_secs(10)
+};
 
 /// Which rendition: its parent stream and what its viewers asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -295,8 +306,12 @@ impl Rendition {
         unlist: Unlist,
         detach: Box<dyn FnOnce() + Send>,
     ) {
+        let unjoined = tokio::time::sleep(UNJOINED_TIMEOUT);
+        tokio::pin!(unjoined);
         let ending: Ending = loop {
             tokio::select! {
+                // Only while empty: a rendition that had viewers ends with its last.
+                () = &mut unjoined, if self.audience.is_empty() => break StopReason::NoViewers.into(),
                 command = commands.recv() => match command {
                     Some(Command::Join { viewer, ticket }) => self.audience.join(viewer, ticket),
                     Some(Command::Leave { viewer, reason }) => {
@@ -591,6 +606,54 @@ impl Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A rendition started for a move that was abandoned (nobody joins) ends after
+    /// [`UNJOINED_TIMEOUT`]: unlisted, off its parent, its transcoder slot free.
+    #[tokio::test]
+    async fn a_rendition_nobody_joins_ends_after_the_unjoined_timeout() {
+        let unlisted = Arc::new(AtomicBool::new(false));
+        let detached = Arc::new(AtomicBool::new(false));
+        let (u, d) = (unlisted.clone(), detached.clone());
+        let parts = Parts {
+            key: RenditionKey {
+                parent: StreamId::next(),
+                constraints: VideoConstraints {
+                    height: Some(180),
+                    ..VideoConstraints::default()
+                },
+                hls: false,
+            },
+            parent: MediaInfo {
+                has_video: true,
+                width: 1280,
+                height: 720,
+                video_codec: Some("H264".into()),
+                ..MediaInfo::default()
+            },
+            stream: StreamId::next(),
+            sinks: Sinks::default(),
+            busy: VideoTranscoderBusy::try_start(0).expect("no limit"),
+            viewers_ending: |e| e.clone(),
+            parent_keyframe: None,
+            unlist: Box::new(move || u.store(true, Ordering::SeqCst)),
+            hls_window: None,
+        };
+        let attach = move |sink: Box<dyn Sink>| {
+            // The parent would hold the sink until detached.
+            let held = Mutex::new(Some(sink));
+            Ok(Box::new(move || {
+                drop(held.lock().map(|mut s| s.take()));
+                d.store(true, Ordering::SeqCst);
+            }) as Box<dyn FnOnce() + Send>)
+        };
+        let handle = start(parts, attach).expect("an H.264 parent");
+        tokio::time::sleep(UNJOINED_TIMEOUT / 3).await;
+        assert!(!unlisted.load(Ordering::SeqCst), "not before the time-out");
+        tokio::time::sleep(UNJOINED_TIMEOUT * 3).await;
+        assert!(unlisted.load(Ordering::SeqCst), "unlisted at the time-out");
+        assert!(detached.load(Ordering::SeqCst), "off its parent");
+        assert!(handle.is_ended());
+    }
 
     #[test]
     fn a_renditions_viewers_are_told_its_size_and_codec() {
