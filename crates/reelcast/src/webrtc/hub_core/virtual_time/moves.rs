@@ -57,8 +57,10 @@ fn headers(net: &Net, of: u32) -> Vec<(u16, u32, u8)> {
         .collect()
 }
 
-#[test]
-fn a_moved_viewer_switches_at_the_targets_keyframe_with_one_stream_going_on_forward() {
+/// A net with a second feed open (a rendition's) beside the stream's, one connected
+/// viewer of the stream, and `frames` steps of both sent: the net, the rendition's feed
+/// and the viewer.
+fn viewer_beside_a_rendition(frames: u32) -> (Net, FeedId, usize) {
     let mut net = Net::new();
     let rendition = FeedId::next();
     net.core.handle_command(
@@ -70,9 +72,15 @@ fn a_moved_viewer_switches_at_the_targets_keyframe_with_one_stream_going_on_forw
     );
     let b = net.join();
     net.connect_all();
-    for i in 0..25 {
+    for i in 0..frames {
         step(&mut net, rendition, i, false);
     }
+    (net, rendition, b)
+}
+
+#[test]
+fn a_moved_viewer_switches_at_the_targets_keyframe_with_one_stream_going_on_forward() {
+    let (mut net, rendition, b) = viewer_beside_a_rendition(25);
     assert_eq!(net.browsers[b].pictures.len(), 25, "the stream's only");
     let (events_tx, mut events) = mpsc::unbounded_channel();
     net.core.handle_command(
@@ -137,20 +145,7 @@ fn a_moved_viewer_switches_at_the_targets_keyframe_with_one_stream_going_on_forw
 
 #[test]
 fn a_move_whose_target_ends_before_its_keyframe_is_abandoned_and_the_viewer_stays() {
-    let mut net = Net::new();
-    let rendition = FeedId::next();
-    net.core.handle_command(
-        net.now,
-        Command::OpenFeed {
-            feed: rendition,
-            epoch: net.now,
-        },
-    );
-    let b = net.join();
-    net.connect_all();
-    for i in 0..10 {
-        step(&mut net, rendition, i, false);
-    }
+    let (mut net, rendition, b) = viewer_beside_a_rendition(10);
     let (events_tx, _events) = mpsc::unbounded_channel();
     let id = net.browsers[b].id;
     net.core.handle_command(
