@@ -11,14 +11,13 @@
 // inbound-rtp frameWidth is below 1280 (getStats polled every 20 ms); the page is closed
 // and the rendition left to end before the next run, so every run starts its rendition.
 
-import { execFileSync } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {
   launchBrowser, openSdkPage, sdkPlay, startServer, waitForStats, waitForStatus,
 } from '../tests/e2e/helpers.mjs';
-import { FRONT_IP, linkRelay } from '../tests/e2e/link_relay.mjs';
+import { FRONT_IP, linkRelay, make720 } from '../tests/e2e/link_relay.mjs';
 
 const N = Number(process.env.N || 5);
 const LINK_BPS = 400_000;
@@ -26,13 +25,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'reelcast-switch-bench-'));
-const file = path.join(dir, 'switch720.mp4');
-execFileSync('ffmpeg', ['-v', 'error', '-y',
-  '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30,noise=alls=12:allf=t',
-  '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', '12',
-  '-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'main', '-bf', '0', '-g', '30',
-  '-b:v', '1800k', '-maxrate', '2000k', '-bufsize', '2000k', '-pix_fmt', 'yuv420p',
-  '-c:a', 'aac', '-b:a', '64k', '-movflags', '+faststart', file]);
+const file = make720(dir);
 
 const server = await startServer({
   files: [file],

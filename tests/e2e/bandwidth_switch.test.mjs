@@ -10,7 +10,6 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,22 +17,10 @@ import {
   launchBrowser, measure, openSdkPage, readStats, restPost, sdkPlay, startServer,
   waitForStats, waitForStatus, withServerLog,
 } from './helpers.mjs';
-import { FRONT_IP, linkRelay } from './link_relay.mjs';
+import { FRONT_IP, linkRelay, make720 } from './link_relay.mjs';
 
 const LINK_BPS = 400_000;
 const NAME = 'vod-live://switch720.mp4';
-
-/** A 720p30 H.264 file of ~1.9 Mbit/s (no B-frames, a keyframe a second) with AAC: `dir/switch720.mp4`. */
-export function make720(dir) {
-  const file = path.join(dir, 'switch720.mp4');
-  execFileSync('ffmpeg', ['-v', 'error', '-y',
-    '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30,noise=alls=12:allf=t',
-    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', '12',
-    '-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'main', '-bf', '0', '-g', '30',
-    '-b:v', '1800k', '-maxrate', '2000k', '-bufsize', '2000k', '-pix_fmt', 'yuv420p',
-    '-c:a', 'aac', '-b:a', '64k', '-movflags', '+faststart', file]);
-  return file;
-}
 
 async function metric(server, name) {
   const text = await (await fetch(`${server.base}/metrics`)).text();

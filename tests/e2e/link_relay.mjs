@@ -6,9 +6,23 @@
 // (`depthMs` deep, as a router's queue: 250 ms by default; `null`: no limit). Others pass
 // untouched.
 
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import { udpRelay } from './relay.mjs';
 
 export { FRONT_IP } from './relay.mjs';
+
+/** A 720p30 H.264 file of ~1.9 Mbit/s (no B-frames, a keyframe a second) with AAC: `dir/switch720.mp4`. */
+export function make720(dir) {
+  const file = path.join(dir, 'switch720.mp4');
+  execFileSync('ffmpeg', ['-v', 'error', '-y',
+    '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30,noise=alls=12:allf=t',
+    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', '12',
+    '-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'main', '-bf', '0', '-g', '30',
+    '-b:v', '1800k', '-maxrate', '2000k', '-bufsize', '2000k', '-pix_fmt', 'yuv420p',
+    '-c:a', 'aac', '-b:a', '64k', '-movflags', '+faststart', file]);
+  return file;
+}
 
 /** RTP from the server (not RTCP, STUN or DTLS): what a media link's capacity limits. */
 function isRtp(msg) {
