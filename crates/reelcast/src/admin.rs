@@ -113,7 +113,7 @@ async fn metrics(State(ctx): State<Arc<ServerContext>>, headers: HeaderMap) -> R
             .count()
     };
     let mut translations = ctx.registry.translations();
-    translations.retain(|t| !t.is_ended());
+    translations.retain(|t| !t.door.is_ended());
     let now = Gauges {
         personal: plays
             .iter()

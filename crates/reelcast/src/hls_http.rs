@@ -307,7 +307,7 @@ async fn find_window(
         .filter(|u| u.mode == PlayMode::Live);
     let running = registry
         .translation(name)
-        .filter(|t| !t.is_ended())
+        .filter(|t| !t.door.is_ended())
         .or_else(|| {
             live_uri
                 .as_ref()

@@ -26,18 +26,16 @@ use tokio::sync::mpsc;
 use tracing::{info, Span};
 
 use crate::context::ServerContext;
-use crate::media::{
-    LinkNotices, StopReason, StreamId, Viewer, ViewerEvents, ViewerId, ViewerProtocol,
-};
+use crate::media::{LinkNotices, StreamId, ViewerId, ViewerProtocol};
 use crate::metrics::PlayRequest;
 use crate::source::{PlayMode, StreamUri};
 use crate::stream::constraints::VideoConstraints;
+use crate::stream::door::ViewerDoor;
 use crate::stream::live::TranslationHandle;
 use crate::stream::personal_vod::PersonalVod;
 use crate::stream::published::PublishedHandle;
 use crate::stream::registry::{PlayKey, PlayKind, PlayRecord, RenditionParent};
 use crate::stream::rendition::RenditionHandle;
-use crate::stream::status::PlayTicket;
 use crate::stream::{MediaInfo, PlayStatus, StatusTx, Stopper, StreamError, StreamStatus};
 use crate::webrtc::{IceTransport, ViewerPlan, WebRtcError};
 
@@ -112,7 +110,11 @@ async fn start_play(
     if let Some(p) = ctx.registry.published(name) {
         return join_published(ctx, name, &p, offer_sdp, requester);
     }
-    if let Some(t) = ctx.registry.translation(name).filter(|t| !t.is_ended()) {
+    if let Some(t) = ctx
+        .registry
+        .translation(name)
+        .filter(|t| !t.door.is_ended())
+    {
         return join_translation(ctx, name, t, offer_sdp, requester);
     }
     let uri = StreamUri::parse(name).map_err(|e| match e {
@@ -223,9 +225,7 @@ trait SharedStream: Clone + Send + Sync + 'static {
     fn movable(&self) -> Option<(moves::Holder, String)>;
     fn feed(&self) -> StreamId;
     fn media(&self) -> &MediaInfo;
-    fn events(&self) -> ViewerEvents;
-    fn add(&self, viewer: Viewer, ticket: PlayTicket) -> bool;
-    fn remove(&self, viewer: ViewerId, reason: StopReason);
+    fn door(&self) -> &ViewerDoor;
 }
 
 impl SharedStream for TranslationHandle {
@@ -238,14 +238,8 @@ impl SharedStream for TranslationHandle {
     fn media(&self) -> &MediaInfo {
         &self.info
     }
-    fn events(&self) -> ViewerEvents {
-        self.viewer_events()
-    }
-    fn add(&self, viewer: Viewer, ticket: PlayTicket) -> bool {
-        self.join(viewer, ticket)
-    }
-    fn remove(&self, viewer: ViewerId, reason: StopReason) {
-        self.leave(viewer, reason);
+    fn door(&self) -> &ViewerDoor {
+        &self.door
     }
 }
 
@@ -259,14 +253,8 @@ impl SharedStream for RenditionHandle {
     fn media(&self) -> &MediaInfo {
         &self.info
     }
-    fn events(&self) -> ViewerEvents {
-        self.viewer_events()
-    }
-    fn add(&self, viewer: Viewer, ticket: PlayTicket) -> bool {
-        self.join(viewer, ticket)
-    }
-    fn remove(&self, viewer: ViewerId, reason: StopReason) {
-        self.leave(viewer, reason);
+    fn door(&self) -> &ViewerDoor {
+        &self.door
     }
 }
 
@@ -283,14 +271,8 @@ impl SharedStream for PublishedHandle {
     fn media(&self) -> &MediaInfo {
         &self.info
     }
-    fn events(&self) -> ViewerEvents {
-        self.viewer_events()
-    }
-    fn add(&self, viewer: Viewer, ticket: PlayTicket) -> bool {
-        self.join(viewer, ticket)
-    }
-    fn remove(&self, viewer: ViewerId, reason: StopReason) {
-        self.leave(viewer, reason);
+    fn door(&self) -> &ViewerDoor {
+        &self.door
     }
 }
 
@@ -337,7 +319,7 @@ fn join_shared(
         accepted,
         plan,
         requester.protocol,
-        shared.events(),
+        shared.door().viewer_events(),
     );
     let (handle, viewer_id) = (shared.clone(), viewer.id());
     let span = viewer_span(name, viewer_id);
@@ -347,7 +329,7 @@ fn join_shared(
     // A moved viewer is stopped where it is now.
     let stopper = match moving.map(|m| m.place) {
         Some(place) => Stopper::new(move |reason| moves::leave_place(&place, viewer_id, reason)),
-        None => Stopper::new(move |reason| handle.remove(viewer_id, reason)),
+        None => Stopper::new(move |reason| handle.door().leave(viewer_id, reason)),
     };
     let record = PlayRecord {
         key,
@@ -363,7 +345,7 @@ fn join_shared(
     let ticket = ctx.registry.add_play(record, requester.statuses);
     // A stream that has just ended lets the viewer go and drops the ticket, which
     // unlists the play.
-    if !shared.add(viewer, ticket) {
+    if !shared.door().join(viewer, ticket) {
         return Err(StreamError::StreamNotFound);
     }
     // Entered, not named as `parent:`: the JSON form lists only entered spans in `spans`.

@@ -122,7 +122,7 @@ impl Ladder {
             return;
         }
         for rung in &self.rungs {
-            rung.handle.leave(rung.viewer, StopReason::NoViewers);
+            rung.handle.door.leave(rung.viewer, StopReason::NoViewers);
         }
     }
 
@@ -316,7 +316,10 @@ fn start_rungs(
         let viewer = ViewerId::next();
         // Not listed: the ladder's hold on the rung is no one's play.
         let ticket = PlayTicket::new(PlayKey::next(), None, Box::new(|| {}));
-        if !handle.join(Viewer::new(viewer, ViewerProtocol::Hls, carrier), ticket) {
+        if !handle
+            .door
+            .join(Viewer::new(viewer, ViewerProtocol::Hls, carrier), ticket)
+        {
             continue;
         }
         rungs.push(Rung {

@@ -15,13 +15,12 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::media::{
-    Carrier, Ending, StopReason, Viewer, ViewerEvent, ViewerEvents, ViewerId, ViewerProtocol,
-};
+use crate::media::{Carrier, Ending, StopReason, Viewer, ViewerEvent, ViewerId, ViewerProtocol};
+use crate::stream::door::ViewerDoor;
 use crate::stream::live::TranslationHandle;
 use crate::stream::published::PublishedHandle;
 use crate::stream::registry::{PlayKind, PlayRecord};
-use crate::stream::{MediaInfo, PlayKey, PlayTicket, Registry, Stopper};
+use crate::stream::{MediaInfo, PlayKey, Registry, Stopper};
 
 /// The running stream an HLS reader reads.
 #[derive(Clone)]
@@ -74,24 +73,10 @@ impl Read {
         }
     }
 
-    fn join(&self, viewer: Viewer, ticket: PlayTicket) -> bool {
+    fn door(&self) -> &ViewerDoor {
         match self {
-            Read::Translation(t) => t.join(viewer, ticket),
-            Read::Published(p, _) => p.join(viewer, ticket),
-        }
-    }
-
-    fn leave(&self, viewer: ViewerId, reason: StopReason) {
-        match self {
-            Read::Translation(t) => t.leave(viewer, reason),
-            Read::Published(p, _) => p.leave(viewer, reason),
-        }
-    }
-
-    fn viewer_events(&self) -> ViewerEvents {
-        match self {
-            Read::Translation(t) => t.viewer_events(),
-            Read::Published(p, _) => p.viewer_events(),
+            Read::Translation(t) => &t.door,
+            Read::Published(p, _) => &p.door,
         }
     }
 }
@@ -271,15 +256,19 @@ impl Readers {
             info: stream.info().clone(),
             created: SystemTime::now(),
             protocol: ViewerProtocol::Hls,
-            stopper: Stopper::new(move |reason| handle.leave(viewer, reason)),
+            stopper: Stopper::new(move |reason| handle.door().leave(viewer, reason)),
         };
         let ticket = registry.add_play(record, None);
         let carrier: Arc<dyn Carrier> = self.clone();
-        if !stream.join(Viewer::new(viewer, ViewerProtocol::Hls, carrier), ticket) {
+        if !stream
+            .door()
+            .join(Viewer::new(viewer, ViewerProtocol::Hls, carrier), ticket)
+        {
             return false;
         }
         // Its media is already on the way: a reader is playing once it is in.
         let _ = stream
+            .door()
             .viewer_events()
             .send((viewer, ViewerEvent::Connected));
         crate::metrics::METRICS.count_play(ViewerProtocol::Hls.as_str(), Ok(()));
@@ -308,7 +297,7 @@ impl Readers {
         }
         // Off the list first: the stream may have ended and hear nothing.
         if self.state().remove(viewer) {
-            stream.leave(viewer, StopReason::SessionDisconnect);
+            stream.door().leave(viewer, StopReason::SessionDisconnect);
         }
     }
 

@@ -20,15 +20,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tracing::{info, Instrument, Span};
 
-use crate::media::{
-    LinkMoves, LinkShort, MoveNote, StopReason, StreamId, Viewer, ViewerEvents, ViewerId,
-};
+use crate::media::{LinkMoves, LinkShort, MoveNote, StopReason, StreamId, ViewerId};
 use crate::stream::constraints::{VideoConstraints, BITRATE_RANGE_KBPS};
+use crate::stream::door::ViewerDoor;
 use crate::stream::live::TranslationHandle;
 use crate::stream::published::PublishedHandle;
 use crate::stream::registry::{PlayKey, Registry, RenditionParent};
 use crate::stream::rendition::RenditionHandle;
-use crate::stream::status::PlayTicket;
 use crate::stream::MediaInfo;
 use crate::webrtc::RtcFeeds;
 
@@ -64,36 +62,12 @@ impl Holder {
         }
     }
 
-    fn events(&self) -> ViewerEvents {
+    /// How viewers come in and go.
+    fn door(&self) -> &ViewerDoor {
         match self {
-            Holder::Translation(t) => t.viewer_events(),
-            Holder::Published(p) => p.viewer_events(),
-            Holder::Rendition(r) => r.viewer_events(),
-        }
-    }
-
-    fn hand_over(&self, viewer: ViewerId) -> tokio::sync::oneshot::Receiver<(Viewer, PlayTicket)> {
-        match self {
-            Holder::Translation(t) => t.hand_over(viewer),
-            Holder::Published(p) => p.hand_over(viewer),
-            Holder::Rendition(r) => r.hand_over(viewer),
-        }
-    }
-
-    fn join(&self, viewer: Viewer, ticket: PlayTicket) -> bool {
-        match self {
-            Holder::Translation(t) => t.join(viewer, ticket),
-            Holder::Published(p) => p.join(viewer, ticket),
-            Holder::Rendition(r) => r.join(viewer, ticket),
-        }
-    }
-
-    /// Removes the viewer (its play stopped): STOPPED with `reason`.
-    pub(super) fn leave(&self, viewer: ViewerId, reason: StopReason) {
-        match self {
-            Holder::Translation(t) => t.leave(viewer, reason),
-            Holder::Published(p) => p.leave(viewer, reason),
-            Holder::Rendition(r) => r.leave(viewer, reason),
+            Holder::Translation(t) => &t.door,
+            Holder::Published(p) => &p.door,
+            Holder::Rendition(r) => &r.door,
         }
     }
 
@@ -117,7 +91,7 @@ pub(super) fn leave_place(place: &Place, viewer: ViewerId, reason: StopReason) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    holder.leave(viewer, reason);
+    holder.door().leave(viewer, reason);
 }
 
 /// One moving viewer (see the module docs).
@@ -259,7 +233,7 @@ impl Mover {
         let target = Holder::Rendition(rendition);
         target.ask_keyframe();
         self.feeds
-            .move_viewer(viewer, target.stream(), target.events(), true);
+            .move_viewer(viewer, target.stream(), target.door().viewer_events(), true);
         self.pending = Some((target, step));
     }
 
@@ -270,8 +244,12 @@ impl Mover {
         info!("moving back up to the stream at its next keyframe");
         let target = self.parent.clone();
         target.ask_keyframe();
-        self.feeds
-            .move_viewer(viewer, target.stream(), target.events(), false);
+        self.feeds.move_viewer(
+            viewer,
+            target.stream(),
+            target.door().viewer_events(),
+            false,
+        );
         self.pending = Some((target, 0));
     }
 
@@ -286,11 +264,11 @@ impl Mover {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         // Nothing comes when the viewer has left meanwhile.
-        let Ok((held, ticket)) = from.hand_over(viewer).await else {
+        let Ok((held, ticket)) = from.door().hand_over(viewer).await else {
             return;
         };
         // A target that has just ended lets the viewer go and ends its play.
-        target.join(held, ticket);
+        target.door().join(held, ticket);
         self.registry.play_moved(self.key, target.info().clone());
         *self
             .place

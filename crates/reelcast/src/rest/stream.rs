@@ -100,7 +100,7 @@ impl StreamObject {
             media_type: "publish",
             media_provider: "WebRTC",
             uri: t.uri.clone(),
-            viewers: Some(t.viewer_count()),
+            viewers: Some(t.door.viewer_count()),
             protocol: None,
             transcode_speed: speed_of(&t.info),
         }
@@ -128,7 +128,7 @@ impl StreamObject {
             media_type: "publish",
             media_provider: "WebRTC",
             uri: p.name.clone(),
-            viewers: Some(p.viewer_count()),
+            viewers: Some(p.door.viewer_count()),
             protocol: Some(p.protocol.as_str()),
             transcode_speed: None,
         }
@@ -269,7 +269,7 @@ fn all_streams(ctx: &ServerContext) -> Vec<(StreamObject, Running)> {
     let published = registry
         .translations()
         .into_iter()
-        .filter(|t| !t.is_ended())
+        .filter(|t| !t.door.is_ended())
         .map(|t| {
             let recording = registry.recorder.is_recording(&t.id);
             (

@@ -160,7 +160,7 @@ fn all_vods(ctx: &ServerContext) -> Vec<(VodObject, Running)> {
     let translations = registry
         .translations()
         .into_iter()
-        .filter(|t| !t.is_ended())
+        .filter(|t| !t.door.is_ended())
         .map(|t| (VodObject::of_translation(&t), Running::Translation(t)));
     let personal = registry
         .plays()

@@ -20,23 +20,23 @@
 //! per pass, so RTP time keeps rising across the seam and audio and video share the
 //! shift exactly (no drift however many passes).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{info, Instrument};
 
-use super::audience::{Audience, HandOver, HandedOver};
+use super::audience::Audience;
 use super::clock::sleep_until;
+use super::door::{self, DoorCommand, Entrance, ViewerDoor};
 use super::frame_queue::{spawn_reader, FrameSource, Routed};
 use super::open::AnyReader;
 use super::pacer::Pacer;
 use super::reencode_demand::{Follower, ReencodeDemand};
-use super::status::{PlayTicket, Unlist};
+use super::status::Unlist;
 use super::{MediaInfo, PacingClock, StreamError};
 use crate::media::{Ending, FailReason, Frame, MediaKind, Sink, Sinks, StopReason, StreamId};
-use crate::media::{Viewer, ViewerEvent, ViewerEvents, ViewerEventsRx, ViewerId, ViewerProtocol};
+use crate::media::{Viewer, ViewerEvent, ViewerProtocol};
 
 use crate::source::{PlayMode, StreamUri};
 
@@ -58,81 +58,20 @@ pub struct TranslationHandle {
     pub created: SystemTime,
     /// The stream its sinks were made for (viewers are added to its WebRTC feed).
     pub stream: StreamId,
-    /// Where what carries this translation's viewers reports their events.
-    viewer_events: ViewerEvents,
+    /// How its viewers come in and go.
+    pub door: ViewerDoor,
     commands: UnboundedSender<Command>,
-    viewers: Arc<AtomicUsize>,
 }
 
 impl TranslationHandle {
-    /// True once the translation has ended (it cannot be joined any more).
-    pub fn is_ended(&self) -> bool {
-        self.commands.is_closed()
-    }
-
-    /// Viewers watching now.
-    pub fn viewer_count(&self) -> usize {
-        self.viewers.load(Ordering::Relaxed)
-    }
-
     /// Ends the translation; every viewer gets STOPPED with `reason`.
     pub fn terminate(&self, reason: StopReason) {
         let _ = self.commands.send(Command::Terminate { reason });
     }
-
-    /// Where a viewer's carrier reports its events (connected, closed), given when the
-    /// viewer is added to it.
-    pub fn viewer_events(&self) -> ViewerEvents {
-        self.viewer_events.clone()
-    }
-
-    /// Adds a viewer already given to its carrier (its events going to
-    /// [`Self::viewer_events`]); its statuses go through `ticket`. `false` when the
-    /// translation has just ended (the viewer is let go and the ticket dropped).
-    pub(crate) fn join(&self, viewer: Viewer, ticket: PlayTicket) -> bool {
-        match self.commands.send(Command::Join { viewer, ticket }) {
-            Ok(()) => true,
-            Err(mpsc::error::SendError(command)) => {
-                if let Command::Join { viewer, .. } = command {
-                    viewer.leave(StopReason::SessionDisconnect.into());
-                }
-                false
-            }
-        }
-    }
-
-    /// Removes a viewer; it gets STOPPED with `reason`.
-    pub(crate) fn leave(&self, viewer: ViewerId, reason: StopReason) {
-        let _ = self.commands.send(Command::Leave { viewer, reason });
-    }
-
-    /// Hands `viewer` over, still carried and playing, to join another stream (a viewer
-    /// moved between renditions): it comes out of the returned receiver, or nothing
-    /// comes when it is not here.
-    pub(crate) fn hand_over(&self, viewer: ViewerId) -> HandedOver {
-        let (to, rx) = tokio::sync::oneshot::channel();
-        let _ = self.commands.send(Command::HandOver { viewer, to });
-        rx
-    }
 }
 
 enum Command {
-    Join {
-        viewer: Viewer,
-        ticket: PlayTicket,
-    },
-    Leave {
-        viewer: ViewerId,
-        reason: StopReason,
-    },
-    Terminate {
-        reason: StopReason,
-    },
-    /// Hand this viewer over to another stream.
-    HandOver {
-        viewer: ViewerId,
-        to: HandOver,
-    },
+    Terminate { reason: StopReason },
 }
 
 /// Why a translation could not start.
@@ -205,7 +144,7 @@ pub(super) fn start(
         return Err(StartError::NotLive(spec.uri.uri_string()));
     }
     let (commands, command_rx) = mpsc::unbounded_channel();
-    let (viewer_events, event_rx) = mpsc::unbounded_channel();
+    let (door, entrance, audience) = door::open(StopReason::SessionDisconnect);
     let handle = TranslationHandle {
         id,
         name: spec.name,
@@ -214,9 +153,8 @@ pub(super) fn start(
         info: reader.info().clone(),
         created: SystemTime::now(),
         stream,
-        viewer_events,
+        door,
         commands,
-        viewers: Arc::new(AtomicUsize::new(0)),
     };
     let clock = PacingClock::new(Instant::now());
     sinks.start(clock.epoch());
@@ -228,13 +166,13 @@ pub(super) fn start(
         sinks,
         unlist: Some(unlist),
         idle_timeout,
-        audience: Audience::new(handle.viewers.clone()),
+        audience,
         reencode: reencode.map(Follower::new),
     };
     let span = tracing::info_span!("live", stream = %handle.name);
     let source = LoopingReader::new(reader, handle.looped);
     tokio::spawn(
-        task.run(clock, source, command_rx, event_rx)
+        task.run(clock, source, command_rx, entrance)
             .instrument(span),
     );
     info!(stream = %handle.name, uri = %handle.uri, looped = handle.looped, "translation started");
@@ -259,7 +197,7 @@ impl Translation {
         clock: PacingClock,
         source: LoopingReader,
         mut commands: UnboundedReceiver<Command>,
-        mut events: ViewerEventsRx,
+        mut entrance: Entrance,
     ) {
         let mut frames = spawn_reader(source);
         let mut pacer = Pacer::new(clock);
@@ -275,8 +213,8 @@ impl Translation {
             let end_at =
                 reader_done.then(|| clock.due(pacer.last_pts_us()) + Duration::from_millis(200));
             tokio::select! {
-                command = commands.recv() => match command {
-                    Some(Command::Join { viewer, ticket }) => {
+                Some(door) = entrance.commands.recv() => match door {
+                    DoorCommand::Join { viewer, ticket } => {
                         if let Err(ending) = self.admit(&viewer) {
                             viewer.leave(ending.clone());
                             ticket.end(ending);
@@ -285,23 +223,25 @@ impl Translation {
                         self.audience.join(viewer, ticket);
                         idle_since = None;
                     }
-                    Some(Command::Leave { viewer, reason }) => {
+                    DoorCommand::Leave { viewer, reason } => {
                         self.audience.drop_viewer(viewer, reason.into());
                         if self.audience.is_empty() {
                             idle_since = Some(Instant::now());
                         }
                     }
-                    Some(Command::HandOver { viewer, to }) => {
+                    DoorCommand::HandOver { viewer, to } => {
                         // Its rendition keeps the translation up meanwhile (its sink).
                         if self.audience.hand_over_to(viewer, to) && self.audience.is_empty() {
                             idle_since = Some(Instant::now());
                         }
                     }
+                },
+                command = commands.recv() => match command {
                     Some(Command::Terminate { reason }) => break reason.into(),
                     // Every handle is gone (cannot happen while registered): nothing can join.
                     None => break StopReason::EndOfFile.into(),
                 },
-                Some((viewer, event)) = events.recv() => match event {
+                Some((viewer, event)) = entrance.events.recv() => match event {
                     ViewerEvent::Connected => {
                         self.audience.connected(viewer);
                     }
@@ -345,6 +285,7 @@ impl Translation {
             unlist();
         }
         commands.close();
+        entrance.close_into(&mut self.audience);
         self.audience.end_all(&ending);
         self.sinks.end(&ending);
     }
@@ -475,7 +416,7 @@ mod tests {
     use super::*;
     use crate::media::viewer::testing::NotingCarrier;
     use crate::media::ViewerProtocol;
-    use crate::stream::status::{PlayKey, PlayStatus, StreamStatus};
+    use crate::stream::status::{PlayKey, PlayStatus, PlayTicket, StreamStatus};
     use crate::stream::testing::sample_reader;
 
     /// Many passes of the 10 s sample (read as fast as it decodes, no pacing): the
@@ -705,15 +646,15 @@ mod tests {
         );
         let (sdk_id, whep_id) = (sdk.id(), whep.id());
         let (sdk_key, whep_key) = (PlayKey::next(), PlayKey::next());
-        assert!(handle.join(sdk, ticket(sdk_key)));
-        assert!(handle.join(whep, ticket(whep_key)));
+        assert!(handle.door.join(sdk, ticket(sdk_key)));
+        assert!(handle.door.join(whep, ticket(whep_key)));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while handle.viewer_count() < 2 {
+        while handle.door.viewer_count() < 2 {
             assert!(Instant::now() < deadline, "the viewers never joined");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
 
-        let events = handle.viewer_events();
+        let events = handle.door.viewer_events();
         events.send((sdk_id, ViewerEvent::Connected)).unwrap();
         let status = next_status(&mut statuses).await;
         assert_eq!(
@@ -731,7 +672,7 @@ mod tests {
             (whep_key, StreamStatus::Ended(dtls.clone()))
         );
         assert_eq!(carrier.released(), vec![(whep_id, dtls.clone())]);
-        assert_eq!(handle.viewer_count(), 1);
+        assert_eq!(handle.door.viewer_count(), 1);
 
         handle.terminate(StopReason::RestTerminate);
         let terminated: Ending = StopReason::RestTerminate.into();
@@ -746,13 +687,13 @@ mod tests {
             "the viewer left was let go with the translation's ending"
         );
 
-        while !handle.is_ended() {
+        while !handle.door.is_ended() {
             assert!(Instant::now() < deadline, "the translation never ended");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let late = carrier.viewer(ViewerProtocol::Wcs);
         let late_id = late.id();
-        assert!(!handle.join(late, ticket(PlayKey::next())));
+        assert!(!handle.door.join(late, ticket(PlayKey::next())));
         assert_eq!(
             carrier.released().last(),
             Some(&(late_id, StopReason::SessionDisconnect.into())),

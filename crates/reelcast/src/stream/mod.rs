@@ -23,6 +23,7 @@ pub mod audio_pairs;
 pub mod budget;
 pub mod clock;
 pub mod constraints;
+pub mod door;
 pub mod frame_queue;
 pub mod growing;
 pub mod live;

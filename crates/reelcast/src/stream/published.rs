@@ -18,20 +18,21 @@
 //! media (WebRTC) or what carries its viewers.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{info, Instrument};
 
-use super::audience::{Audience, HandOver, HandedOver};
+use super::audience::Audience;
 use super::audio_pairs::AudioPairs;
 use super::clock::sleep_until;
+use super::door::{self, DoorCommand, Entrance, ViewerDoor};
 use super::status::{PlayKey, PlayTicket};
 use super::MediaInfo;
 use crate::media::{Ending, Publisher, PublisherEvent, Sink, Sinks, StopReason, StreamId};
-use crate::media::{Viewer, ViewerEvent, ViewerEvents, ViewerEventsRx, ViewerId, ViewerProtocol};
+use crate::media::{ViewerEvent, ViewerId, ViewerProtocol};
 
 /// How a publisher came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,25 +144,15 @@ pub struct PublishedHandle {
     record_name: Arc<Mutex<Option<String>>>,
     /// True once the publisher's connection is up (PUBLISHING).
     publishing: Arc<AtomicBool>,
-    viewer_events: ViewerEvents,
+    /// How its viewers come in and go.
+    pub door: ViewerDoor,
     commands: UnboundedSender<Command>,
-    viewers: Arc<AtomicUsize>,
 }
 
 impl PublishedHandle {
-    /// True once the stream has ended (it cannot be joined any more).
-    pub fn is_ended(&self) -> bool {
-        self.commands.is_closed()
-    }
-
     /// True once the publisher's media flows (WCS status `PUBLISHING`; before: `PENDING`).
     pub fn is_publishing(&self) -> bool {
         self.publishing.load(Ordering::Relaxed)
-    }
-
-    /// Viewers watching now.
-    pub fn viewer_count(&self) -> usize {
-        self.viewers.load(Ordering::Relaxed)
     }
 
     /// The recording's file name, once a recording of this stream has one.
@@ -192,59 +183,11 @@ impl PublishedHandle {
     pub fn terminate(&self, reason: StopReason) {
         let _ = self.commands.send(Command::Terminate { reason });
     }
-
-    /// Where a viewer's carrier reports its events, given when the viewer is added to it.
-    pub fn viewer_events(&self) -> ViewerEvents {
-        self.viewer_events.clone()
-    }
-
-    /// Adds a viewer already given to its carrier; its statuses go through `ticket`.
-    /// `false` when the stream has just ended (the viewer is let go, the ticket dropped).
-    pub(crate) fn join(&self, viewer: Viewer, ticket: PlayTicket) -> bool {
-        match self.commands.send(Command::Join { viewer, ticket }) {
-            Ok(()) => true,
-            Err(mpsc::error::SendError(command)) => {
-                if let Command::Join { viewer, .. } = command {
-                    viewer.leave(StopReason::PublisherStop.into());
-                }
-                false
-            }
-        }
-    }
-
-    /// Removes a viewer; it gets STOPPED with `reason`.
-    pub(crate) fn leave(&self, viewer: ViewerId, reason: StopReason) {
-        let _ = self.commands.send(Command::Leave { viewer, reason });
-    }
-
-    /// Hands `viewer` over, still carried and playing, to join another stream (a viewer
-    /// moved between renditions): it comes out of the returned receiver, or nothing
-    /// comes when it is not here.
-    pub(crate) fn hand_over(&self, viewer: ViewerId) -> HandedOver {
-        let (to, rx) = tokio::sync::oneshot::channel();
-        let _ = self.commands.send(Command::HandOver { viewer, to });
-        rx
-    }
 }
 
 enum Command {
-    Join {
-        viewer: Viewer,
-        ticket: PlayTicket,
-    },
-    Leave {
-        viewer: ViewerId,
-        reason: StopReason,
-    },
-    Terminate {
-        reason: StopReason,
-    },
+    Terminate { reason: StopReason },
     RequestKeyframe,
-    /// Hand this viewer over to another stream.
-    HandOver {
-        viewer: ViewerId,
-        to: HandOver,
-    },
 }
 
 /// What a published stream is made of, made by the registry.
@@ -278,7 +221,7 @@ pub(super) fn start<E>(
         ticket,
     } = parts;
     let (commands, command_rx) = mpsc::unbounded_channel();
-    let (viewer_events, event_rx) = mpsc::unbounded_channel();
+    let (door, entrance, audience) = door::open(StopReason::PublisherStop);
     let handle = PublishedHandle {
         key,
         media_session_id: spec.media_session_id,
@@ -290,9 +233,8 @@ pub(super) fn start<E>(
         protocol: spec.protocol,
         record_name: Arc::default(),
         publishing: Arc::default(),
-        viewer_events,
+        door,
         commands,
-        viewers: Arc::default(),
     };
     sinks.start(epoch);
     if let Err(e) = register(&handle) {
@@ -304,13 +246,13 @@ pub(super) fn start<E>(
     let task = Published {
         handle: handle.clone(),
         sinks,
-        audience: Audience::new(handle.viewers.clone()),
+        audience,
         pairs: AudioPairs::default(),
         hls_readers: HashSet::new(),
     };
     let span = tracing::info_span!("published", stream = %handle.name);
     tokio::spawn(
-        task.run(publisher, ticket, command_rx, event_rx)
+        task.run(publisher, ticket, command_rx, entrance)
             .instrument(span),
     );
     info!(stream = %handle.name, protocol = handle.protocol.as_str(), record = handle.record, "publisher accepted");
@@ -332,7 +274,7 @@ impl Published {
         mut publisher: Publisher,
         ticket: PlayTicket,
         mut commands: UnboundedReceiver<Command>,
-        mut events: ViewerEventsRx,
+        mut entrance: Entrance,
     ) {
         // Whether the publisher must still be told to close (it did not end itself).
         let (ending, close_publisher): (Ending, bool) = loop {
@@ -356,8 +298,16 @@ impl Published {
                 },
                 // An audio frame whose partner did not come in time goes alone.
                 () = sleep_until(hold) => self.pairs.flush_to(&mut self.sinks),
+                // Before the door: a terminate sent ahead of its viewers' stops ends them
+                // all with the publisher's ending, not each with its own.
                 command = commands.recv() => match command {
-                    Some(Command::Join { viewer, ticket }) => {
+                    Some(Command::Terminate { reason }) => break (reason.into(), true),
+                    Some(Command::RequestKeyframe) => publisher.request_keyframe(),
+                    // Every handle is gone (cannot happen while registered).
+                    None => break (StopReason::PublisherStop.into(), true),
+                },
+                Some(door) = entrance.commands.recv() => match door {
+                    DoorCommand::Join { viewer, ticket } => {
                         let hls = viewer.protocol() == ViewerProtocol::Hls;
                         if hls {
                             self.hls_readers.insert(viewer.id());
@@ -369,19 +319,15 @@ impl Published {
                             publisher.request_keyframe();
                         }
                     }
-                    Some(Command::Leave { viewer, reason }) => {
+                    DoorCommand::Leave { viewer, reason } => {
                         self.hls_readers.remove(&viewer);
                         self.audience.drop_viewer(viewer, reason.into());
                     }
-                    Some(Command::Terminate { reason }) => break (reason.into(), true),
-                    Some(Command::RequestKeyframe) => publisher.request_keyframe(),
-                    Some(Command::HandOver { viewer, to }) => {
+                    DoorCommand::HandOver { viewer, to } => {
                         self.audience.hand_over_to(viewer, to);
                     }
-                    // Every handle is gone (cannot happen while registered).
-                    None => break (StopReason::PublisherStop.into(), true),
                 },
-                Some((viewer, event)) = events.recv() => match event {
+                Some((viewer, event)) = entrance.events.recv() => match event {
                     ViewerEvent::Connected => {
                         if self.audience.connected(viewer) && !self.hls_readers.contains(&viewer) {
                             publisher.request_keyframe();
@@ -397,6 +343,7 @@ impl Published {
 
         info!("published stream ended: {ending}");
         commands.close();
+        entrance.close_into(&mut self.audience);
         if close_publisher {
             publisher.close(ending.clone());
         }

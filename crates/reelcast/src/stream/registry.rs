@@ -135,8 +135,13 @@ struct PublishedHls {
 impl Maps {
     /// A running translation or published stream has this name.
     fn name_in_use(&self, name: &str) -> bool {
-        self.translations.get(name).is_some_and(|t| !t.is_ended())
-            || self.publishers.get(name).is_some_and(|p| !p.is_ended())
+        self.translations
+            .get(name)
+            .is_some_and(|t| !t.door.is_ended())
+            || self
+                .publishers
+                .get(name)
+                .is_some_and(|p| !p.door.is_ended())
     }
 
     /// Whether one more publisher named `name` may start (of `max` at most).
@@ -144,7 +149,13 @@ impl Maps {
         if self.name_in_use(name) {
             return Err(PublishError::NameInUse);
         }
-        if self.publishers.values().filter(|p| !p.is_ended()).count() >= max {
+        if self
+            .publishers
+            .values()
+            .filter(|p| !p.door.is_ended())
+            .count()
+            >= max
+        {
             return Err(PublishError::TooMany(max));
         }
         Ok(())
@@ -437,7 +448,7 @@ impl Registry {
         let constraints = key.constraints;
         // Under the lock: two viewers asking the same at once share one encoder.
         let mut maps = self.maps();
-        maps.renditions.retain(|_, r| !r.is_ended());
+        maps.renditions.retain(|_, r| !r.door.is_ended());
         if let Some(r) = maps.renditions.get(&key) {
             return Ok(r.clone());
         }
@@ -750,7 +761,7 @@ impl Registry {
         let canonical = uri.uri_string();
         let running = || {
             self.translation(name)
-                .filter(|t| !t.is_ended())
+                .filter(|t| !t.door.is_ended())
                 .or_else(|| self.translation_of(&canonical))
         };
         if let Some(t) = running() {
@@ -877,7 +888,7 @@ impl Registry {
         self.maps()
             .publishers
             .get(name)
-            .filter(|p| !p.is_ended())
+            .filter(|p| !p.door.is_ended())
             .cloned()
     }
 
@@ -887,7 +898,7 @@ impl Registry {
             .maps()
             .publishers
             .values()
-            .filter(|p| !p.is_ended())
+            .filter(|p| !p.door.is_ended())
             .cloned()
             .collect();
         list.sort_by_key(|p| p.created);
@@ -950,7 +961,7 @@ impl Registry {
         let mut found: Vec<_> = maps
             .translations
             .values()
-            .filter(|t| t.uri == uri && !t.is_ended())
+            .filter(|t| t.uri == uri && !t.door.is_ended())
             .collect();
         found.sort_by_key(|t| t.created);
         found.first().map(|t| (*t).clone())
@@ -1233,11 +1244,12 @@ mod tests {
             let viewer_id = viewer.id();
             let viewer_key = PlayKey::next();
             let ticket = PlayTicket::new(viewer_key, Some(status_tx.clone()), Box::new(|| {}));
-            assert!(stream.join(viewer, ticket));
-            until("the viewer is counted", || stream.viewer_count() == 1).await;
+            assert!(stream.door.join(viewer, ticket));
+            until("the viewer is counted", || stream.door.viewer_count() == 1).await;
             let keyframes = *control.keyframes.lock().unwrap();
             assert!(keyframes >= 1, "a joining viewer asks for a keyframe");
             stream
+                .door
                 .viewer_events()
                 .send((viewer_id, ViewerEvent::Connected))
                 .unwrap();
@@ -1299,11 +1311,11 @@ mod tests {
             let carrier = Arc::new(NotingCarrier::default());
             let viewer = carrier.viewer(ViewerProtocol::Wcs);
             let viewer_key = PlayKey::next();
-            assert!(stream.join(
+            assert!(stream.door.join(
                 viewer,
                 PlayTicket::new(viewer_key, Some(status_tx), Box::new(|| {}))
             ));
-            until("the viewer is counted", || stream.viewer_count() == 1).await;
+            until("the viewer is counted", || stream.door.viewer_count() == 1).await;
 
             let silent: Ending = FailReason::RtpActivity.into();
             events
@@ -1395,11 +1407,11 @@ mod tests {
             let carrier = Arc::new(NotingCarrier::default());
             let viewer = carrier.viewer(ViewerProtocol::Whep);
             let viewer_key = PlayKey::next();
-            assert!(stream.join(
+            assert!(stream.door.join(
                 viewer,
                 PlayTicket::new(viewer_key, Some(status_tx), Box::new(|| {}))
             ));
-            until("the viewer is counted", || stream.viewer_count() == 1).await;
+            until("the viewer is counted", || stream.door.viewer_count() == 1).await;
             assert!(registry.stop(stream.key, StopReason::RestTerminate));
             let s = next(&mut statuses).await;
             assert_eq!(

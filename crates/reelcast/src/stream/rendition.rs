@@ -21,7 +21,7 @@
 //! ([`VideoTranscoderBusy`]). Started only by the registry, which it does not know: it
 //! is handed what to do at its end (unlist, detach from the parent).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self as std_mpsc, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,13 +30,14 @@ use ::transcode::{CodecKind, VideoInput, VideoTranscoder};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{info, warn, Instrument, Span};
 
-use super::audience::{Audience, HandOver, HandedOver};
+use super::audience::Audience;
 use super::constraints::VideoConstraints;
-use super::status::{PlayTicket, Unlist};
+use super::door::{self, DoorCommand, Entrance, ViewerDoor};
+use super::status::Unlist;
 use super::transcode::{Speed, TranscodeSpeed};
 use super::{MediaInfo, StreamError};
+use crate::media::ViewerEvent;
 use crate::media::{Ending, FailReason, Frame, MediaKind, Sink, Sinks, StopReason, StreamId};
-use crate::media::{Viewer, ViewerEvent, ViewerEvents, ViewerEventsRx, ViewerId};
 use crate::metrics::{HlsAbrRung, VideoTranscoderBusy};
 
 /// Pictures queued for a rendition's encoder (a second at 30 fps).
@@ -75,77 +76,20 @@ pub struct RenditionHandle {
     pub info: MediaInfo,
     /// The id of its HLS window in the registry's directory (an HLS ladder's rung).
     pub hls_window: Option<String>,
-    viewer_events: ViewerEvents,
-    commands: UnboundedSender<Command>,
-    viewers: Arc<AtomicUsize>,
+    /// How its viewers come in and go.
+    pub door: ViewerDoor,
     /// Asks the encoder for a keyframe.
     keyframe: Arc<AtomicBool>,
 }
 
 impl RenditionHandle {
-    /// True once the rendition has ended (it cannot be joined any more).
-    pub fn is_ended(&self) -> bool {
-        self.commands.is_closed()
-    }
-
-    /// Viewers watching now.
-    pub fn viewer_count(&self) -> usize {
-        self.viewers.load(Ordering::Relaxed)
-    }
-
-    /// Where a viewer's carrier reports its events.
-    pub fn viewer_events(&self) -> ViewerEvents {
-        self.viewer_events.clone()
-    }
-
-    /// Adds a viewer already given to its carrier; `false` when the rendition has just
-    /// ended (the viewer is let go, the ticket dropped).
-    pub(crate) fn join(&self, viewer: Viewer, ticket: PlayTicket) -> bool {
-        match self.commands.send(Command::Join { viewer, ticket }) {
-            Ok(()) => true,
-            Err(mpsc::error::SendError(command)) => {
-                if let Command::Join { viewer, .. } = command {
-                    viewer.leave(StopReason::SessionDisconnect.into());
-                }
-                false
-            }
-        }
-    }
-
-    /// Removes a viewer; it gets STOPPED with `reason`.
-    pub(crate) fn leave(&self, viewer: ViewerId, reason: StopReason) {
-        let _ = self.commands.send(Command::Leave { viewer, reason });
-    }
-
     /// Asks the encoder for a keyframe (a viewer is on its way here: it switches at one).
     pub fn request_keyframe(&self) {
         self.keyframe.store(true, Ordering::Relaxed);
     }
-
-    /// Hands `viewer` over, still carried and playing, to join another stream (a viewer
-    /// moved between renditions): it comes out of the returned receiver, or nothing
-    /// comes when it is not here.
-    pub(crate) fn hand_over(&self, viewer: ViewerId) -> HandedOver {
-        let (to, rx) = tokio::sync::oneshot::channel();
-        let _ = self.commands.send(Command::HandOver { viewer, to });
-        rx
-    }
 }
 
 enum Command {
-    Join {
-        viewer: Viewer,
-        ticket: PlayTicket,
-    },
-    Leave {
-        viewer: ViewerId,
-        reason: StopReason,
-    },
-    /// Hand this viewer over to another stream.
-    HandOver {
-        viewer: ViewerId,
-        to: HandOver,
-    },
     /// The parent stream ended so.
     ParentEnded(Ending),
     /// The encoder failed so.
@@ -209,7 +153,7 @@ pub(super) fn start(
         )));
     }
     let (commands, command_rx) = mpsc::unbounded_channel();
-    let (viewer_events, event_rx) = mpsc::unbounded_channel();
+    let (door, entrance, audience) = door::open(StopReason::SessionDisconnect);
     let speed = Arc::<TranscodeSpeed>::default();
     let info = MediaInfo {
         transcode_speed: Some(speed.clone()),
@@ -220,9 +164,7 @@ pub(super) fn start(
         stream,
         info,
         hls_window: hls_window.clone(),
-        viewer_events,
-        commands: commands.clone(),
-        viewers: Arc::default(),
+        door,
         keyframe: Arc::new(AtomicBool::new(false)),
     };
     let span = tracing::info_span!(
@@ -251,12 +193,12 @@ pub(super) fn start(
         ask();
     }
     let task = Rendition {
-        audience: Audience::new(handle.viewers.clone()),
+        audience,
         keyframe,
         viewers_ending,
     };
     tokio::spawn(
-        task.run(command_rx, event_rx, unlist, detach)
+        task.run(command_rx, entrance, unlist, detach)
             .instrument(span.clone()),
     );
     span.in_scope(|| info!("rendition started"));
@@ -302,7 +244,7 @@ impl Rendition {
     async fn run(
         mut self,
         mut commands: UnboundedReceiver<Command>,
-        mut events: ViewerEventsRx,
+        mut entrance: Entrance,
         unlist: Unlist,
         detach: Box<dyn FnOnce() + Send>,
     ) {
@@ -312,25 +254,27 @@ impl Rendition {
             tokio::select! {
                 // Only while empty: a rendition that had viewers ends with its last.
                 () = &mut unjoined, if self.audience.is_empty() => break StopReason::NoViewers.into(),
-                command = commands.recv() => match command {
-                    Some(Command::Join { viewer, ticket }) => self.audience.join(viewer, ticket),
-                    Some(Command::Leave { viewer, reason }) => {
+                Some(door) = entrance.commands.recv() => match door {
+                    DoorCommand::Join { viewer, ticket } => self.audience.join(viewer, ticket),
+                    DoorCommand::Leave { viewer, reason } => {
                         self.audience.drop_viewer(viewer, reason.into());
                         if self.audience.is_empty() {
                             break StopReason::NoViewers.into();
                         }
                     }
-                    Some(Command::HandOver { viewer, to }) => {
+                    DoorCommand::HandOver { viewer, to } => {
                         // The last viewer moved back up: the rendition stops as when it left.
                         if self.audience.hand_over_to(viewer, to) && self.audience.is_empty() {
                             break StopReason::NoViewers.into();
                         }
                     }
+                },
+                command = commands.recv() => match command {
                     Some(Command::ParentEnded(ending)) => break (self.viewers_ending)(&ending),
                     Some(Command::Failed(ending)) => break ending,
                     None => break StopReason::NoViewers.into(),
                 },
-                Some((viewer, event)) = events.recv() => match event {
+                Some((viewer, event)) = entrance.events.recv() => match event {
                     ViewerEvent::Connected => {
                         if self.audience.connected(viewer) {
                             // A fresh keyframe for the newcomer (the hub's GOP cache
@@ -350,12 +294,7 @@ impl Rendition {
         info!("rendition ended: {ending}");
         unlist();
         commands.close();
-        // Viewers whose join was queued behind the end are let go too.
-        while let Ok(command) = commands.try_recv() {
-            if let Command::Join { viewer, ticket } = command {
-                self.audience.join(viewer, ticket);
-            }
-        }
+        entrance.close_into(&mut self.audience);
         self.audience.end_all(&ending);
         // Off the parent: the sink's end stops the encoder and closes the child feed.
         detach();
@@ -652,7 +591,7 @@ mod tests {
         tokio::time::sleep(UNJOINED_TIMEOUT * 3).await;
         assert!(unlisted.load(Ordering::SeqCst), "unlisted at the time-out");
         assert!(detached.load(Ordering::SeqCst), "off its parent");
-        assert!(handle.is_ended());
+        assert!(handle.door.is_ended());
     }
 
     #[test]
