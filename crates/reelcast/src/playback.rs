@@ -108,14 +108,14 @@ async fn start_play(
         return Err(StreamError::ShuttingDown);
     }
     if let Some(p) = ctx.registry.published(name) {
-        return join_published(ctx, name, &p, offer_sdp, requester);
+        return join_parent(ctx, name, &p, offer_sdp, requester);
     }
     if let Some(t) = ctx
         .registry
         .translation(name)
         .filter(|t| !t.door.is_ended())
     {
-        return join_translation(ctx, name, t, offer_sdp, requester);
+        return join_parent(ctx, name, &t, offer_sdp, requester);
     }
     let uri = StreamUri::parse(name).map_err(|e| match e {
         // A plain name that is no running translation: WCS's words for it.
@@ -127,39 +127,30 @@ async fn start_play(
     match uri.mode {
         PlayMode::Live => {
             let translation = ctx.registry.find_or_start_translation(name, uri).await?;
-            join_translation(ctx, name, translation, offer_sdp, requester)
+            join_parent(ctx, name, &translation, offer_sdp, requester)
         }
         PlayMode::Personal => start_personal(ctx, name, uri, offer_sdp, requester).await,
     }
 }
 
-fn join_translation(
+/// A viewer of a translation or a published stream: it joins the rendition its
+/// constraints ask for, or the stream itself. A published stream asks its publisher for a
+/// keyframe when the viewer connects.
+fn join_parent(
     ctx: &ServerContext,
     name: &str,
-    translation: TranslationHandle,
+    stream: &impl ParentStream,
     offer_sdp: &str,
     requester: Requester<'_>,
 ) -> Result<Playback, StreamError> {
-    let listing = Listing {
-        uri: translation.uri.clone(),
-        kind: PlayKind::Live {
-            translation: translation.name.clone(),
-        },
-        joined: "joined the translation",
-    };
-    let parent = RenditionParent {
-        slot_id: &translation.id,
-        stream: translation.stream,
-        info: &translation.info,
-        published: false,
-    };
-    if let Some(rendition) = rendition_for(ctx, parent, &requester)? {
+    let listing = stream.listing();
+    if let Some(rendition) = rendition_for(ctx, stream.as_parent(), &requester)? {
         return join_shared(ctx, name, &rendition, listing, offer_sdp, requester);
     }
     join_shared(
         ctx,
         name,
-        &translation,
+        stream,
         listing,
         offer_sdp,
         requester.untranscoded(),
@@ -180,41 +171,6 @@ fn rendition_for(
     };
     let c = c.resolved_for(parent.info.width, parent.info.height);
     ctx.registry.find_or_start_rendition(parent, c).map(Some)
-}
-
-/// A viewer of a published stream: added to its feed as a translation's viewer is; the
-/// stream asks its publisher for a keyframe when the viewer connects.
-fn join_published(
-    ctx: &ServerContext,
-    name: &str,
-    published: &PublishedHandle,
-    offer_sdp: &str,
-    requester: Requester<'_>,
-) -> Result<Playback, StreamError> {
-    let listing = Listing {
-        uri: published.name.clone(),
-        kind: PlayKind::Published {
-            stream: published.name.clone(),
-        },
-        joined: "joined the published stream",
-    };
-    let parent = RenditionParent {
-        slot_id: &published.media_session_id,
-        stream: published.stream,
-        info: &published.info,
-        published: true,
-    };
-    if let Some(rendition) = rendition_for(ctx, parent, &requester)? {
-        return join_shared(ctx, name, &rendition, listing, offer_sdp, requester);
-    }
-    join_shared(
-        ctx,
-        name,
-        published,
-        listing,
-        offer_sdp,
-        requester.untranscoded(),
-    )
 }
 
 /// A stream many viewers join on its one timeline: a live translation or a published
@@ -273,6 +229,54 @@ impl SharedStream for PublishedHandle {
     }
     fn door(&self) -> &ViewerDoor {
         &self.door
+    }
+}
+
+/// A shared stream viewers play by its name, which renditions can be made of.
+trait ParentStream: SharedStream {
+    /// How its viewers' plays are listed.
+    fn listing(&self) -> Listing;
+    /// It as the parent of its renditions.
+    fn as_parent(&self) -> RenditionParent<'_>;
+}
+
+impl ParentStream for TranslationHandle {
+    fn listing(&self) -> Listing {
+        Listing {
+            uri: self.uri.clone(),
+            kind: PlayKind::Live {
+                translation: self.name.clone(),
+            },
+            joined: "joined the translation",
+        }
+    }
+    fn as_parent(&self) -> RenditionParent<'_> {
+        RenditionParent {
+            slot_id: &self.id,
+            stream: self.stream,
+            info: &self.info,
+            published: false,
+        }
+    }
+}
+
+impl ParentStream for PublishedHandle {
+    fn listing(&self) -> Listing {
+        Listing {
+            uri: self.name.clone(),
+            kind: PlayKind::Published {
+                stream: self.name.clone(),
+            },
+            joined: "joined the published stream",
+        }
+    }
+    fn as_parent(&self) -> RenditionParent<'_> {
+        RenditionParent {
+            slot_id: &self.media_session_id,
+            stream: self.stream,
+            info: &self.info,
+            published: true,
+        }
     }
 }
 
