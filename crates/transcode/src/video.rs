@@ -446,12 +446,18 @@ impl OutputCodec {
     }
 }
 
-/// The bit rate the encoder runs at when nobody asks for another: 0.08 bits per pixel
-/// per picture (1080p30: 5.0 Mbit/s; 720p30: 2.2; 640×360×30: 550 kbit/s), from 150 kbit/s
-/// to 8 Mbit/s: the lowest at which x264's `superfast` kept SSIM at 0.95 against a hard
-/// 1080p source (docs/PERFORMANCE.md).
+/// The bit rate the encoder runs at when nobody asks for another. A smaller picture needs
+/// more bits per pixel for the same quality (each pixel carries more of the scene), so the
+/// share falls with the size: 0.08 bit per pixel per picture at 1080p, times
+/// (1080p's pixels / the picture's)^0.75, at most 0.15 (1080p30: 5.0 Mbit/s; 720p30: 4.1;
+/// 960×540×30: 2.3; 640×360×30: 1.0; close to Apple's HLS authoring ladder), from
+/// 150 kbit/s to 8 Mbit/s. The lowest at which x264's `superfast` kept SSIM at 0.95
+/// against the hard 720p and 1080p sources of `bench/transcode.sh` (docs/PERFORMANCE.md).
 pub fn default_bit_rate(width: u32, height: u32, frame_rate: f64) -> u64 {
-    let bits = f64::from(width) * f64::from(height) * frame_rate * 0.08;
+    const FULL_HD: f64 = 1920.0 * 1080.0;
+    let pixels = (f64::from(width) * f64::from(height)).max(1.0);
+    let bits_per_pixel = (0.08 * (FULL_HD / pixels).powf(0.75)).min(0.15);
+    let bits = pixels * frame_rate * bits_per_pixel;
     (bits as u64).clamp(150_000, 8_000_000)
 }
 
@@ -493,8 +499,14 @@ mod tests {
 
     #[test]
     fn default_bit_rate_follows_the_picture_size_within_bounds() {
-        assert_eq!(default_bit_rate(1920, 1080, 30.0), 4_976_640);
-        assert_eq!(default_bit_rate(1280, 720, 30.0), 2_211_840);
+        let mbps = |w, h, fps| default_bit_rate(w, h, fps) as f64 / 1e6;
+        assert!((mbps(1920, 1080, 30.0) - 4.98).abs() < 0.01);
+        assert!((mbps(1280, 720, 30.0) - 4.07).abs() < 0.01);
+        // Smaller pictures: at most 0.15 bit per pixel.
+        assert!((mbps(960, 540, 30.0) - 2.33).abs() < 0.01);
+        assert!((mbps(640, 360, 30.0) - 1.04).abs() < 0.01);
+        // Larger ones: less per pixel, within the bounds.
+        assert!((mbps(3840, 2160, 30.0) - 7.04).abs() < 0.01);
         assert_eq!(default_bit_rate(160, 120, 25.0), 150_000);
         assert_eq!(default_bit_rate(7680, 4320, 60.0), 8_000_000);
     }
