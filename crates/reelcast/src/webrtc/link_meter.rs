@@ -3,7 +3,8 @@
 //!
 //! The browser reports, for each stream it receives, the highest sequence number it has
 //! seen and how many packets it has lost in all (RTCP receiver reports, RFC 3550 §6.4.2;
-//! browsers send one about every second). Over a window of at least [`WINDOW`] the meter
+//! browsers send one about every second, and one with each NACK). Over a window of at
+//! least [`WINDOW`] (or [`QUICK_WINDOW`] when it holds [`QUICK_PACKETS`]) the meter
 //! compares them with the payload bytes sent in the same time: what got through is what was
 //! sent less the share that was lost, and when a tenth or more is lost the link is full and
 //! that is what it carries. A link that loses nothing carries at least what is sent.
@@ -36,6 +37,13 @@ use std::time::{Duration, Instant};
 /// Reports closer together than this are folded into one window: the loss count of a
 /// report sent with a NACK (browsers add one to each) covers too few packets to judge.
 pub(super) const WINDOW: Duration = Duration::from_secs(1);
+/// A window may end this soon when it already holds [`QUICK_PACKETS`]: a link that starts
+/// losing makes the browser report with each NACK, and half-second windows of a full-rate
+/// stream let a drop be judged half a second sooner ([`super::move_policy`]); a slow
+/// stream's windows stay a second long (too few packets to judge sooner).
+pub(super) const QUICK_WINDOW: Duration = Duration::from_millis(500);
+/// Packets a window must hold to end before [`WINDOW`].
+pub(super) const QUICK_PACKETS: u32 = 60;
 /// Shortfall must last this long (a window's start to a later window's end) to be told.
 pub(super) const SUSTAIN: Duration = Duration::from_secs(2);
 /// A window that lost at least this share of its packets says the link is full.
@@ -156,7 +164,9 @@ impl LinkMeter {
             return None;
         };
         let span = now.saturating_duration_since(start.at);
-        if span < WINDOW {
+        let packets = mark.media.max_seq.wrapping_sub(start.media.max_seq);
+        let quick = span >= QUICK_WINDOW && (QUICK_PACKETS..=MAX_WINDOW_PACKETS).contains(&packets);
+        if span < WINDOW && !quick {
             return None;
         }
         self.start = Some(mark);
@@ -416,6 +426,34 @@ mod tests {
         r.run(15 * S, 0.04, Duration::from_millis(100));
         r.run(5 * S, 0.625, Duration::from_millis(100));
         assert_eq!(r.told.len(), 1, "{:?}", r.told);
+    }
+
+    #[test]
+    fn a_full_rate_streams_windows_end_at_half_a_second_a_slow_streams_at_one() {
+        // Reports every 100 ms (a losing link: one with each NACK).
+        let windows = |packets_per_report: u32| {
+            let t0 = Instant::now();
+            let mut m = LinkMeter::default();
+            let mut ends = Vec::new();
+            for i in 0..=20u32 {
+                let octets = i * packets_per_report * 1000;
+                let sent = Sent {
+                    octets,
+                    fresh_octets: octets,
+                    resent_octets: 0,
+                };
+                let at = t0 + Duration::from_millis(100) * i;
+                m.on_report(at, i * packets_per_report, 0, sent);
+                if m.take_window().is_some() {
+                    ends.push((at - t0).as_millis());
+                }
+            }
+            ends
+        };
+        // 200 packets a second: 100 in half a second, enough to judge.
+        assert_eq!(windows(20), vec![500, 1000, 1500, 2000]);
+        // 50 a second: too few in half a second; a second each.
+        assert_eq!(windows(5), vec![1000, 2000]);
     }
 
     #[test]
