@@ -50,6 +50,12 @@ pub(super) const SUSTAIN: Duration = Duration::from_secs(2);
 pub(super) const SHORT_LOSS: f64 = 0.10;
 /// A window that lost less than this share says the link has recovered.
 pub(super) const RECOVERED_LOSS: f64 = 0.02;
+/// A window that lost this share or more is heavy: the link carries well under the stream.
+pub(super) const HEAVY_LOSS: f64 = 0.3;
+/// Heavy windows (two at least) spanning this long are a shortfall too, told sooner than
+/// [`SUSTAIN`]: the same rule moves the viewer down ([`super::move_policy`]), so the
+/// event and the move come at one report, the event with the stream's own figures.
+pub(super) const HEAVY_SUSTAIN: Duration = Duration::from_secs(1);
 /// A viewer is told no more often than this.
 pub(super) const REPEAT: Duration = Duration::from_secs(10);
 
@@ -136,6 +142,8 @@ pub(super) struct LinkMeter {
     estimate: Option<LinkEstimate>,
     /// Start of the first window of the current run of lossy windows.
     short_since: Option<Instant>,
+    /// The current run of heavy windows: the first one's start, and how many.
+    heavy: Option<(Instant, u32)>,
     /// A shortfall was told and the link has not recovered since.
     told: bool,
     last_told: Option<Instant>,
@@ -194,13 +202,16 @@ impl LinkMeter {
     fn judge(&mut self, from: Instant, now: Instant, e: LinkEstimate) -> Option<Shortfall> {
         if !e.lossy || e.stream_bps <= e.carries_bps {
             self.short_since = None;
+            self.heavy = None;
             if e.loss < RECOVERED_LOSS {
                 self.told = false;
             }
             return None;
         }
         let since = *self.short_since.get_or_insert(from);
-        let sustained = now.saturating_duration_since(since) >= SUSTAIN;
+        self.heavy = heavy_run(self.heavy, from, e.loss);
+        let sustained = now.saturating_duration_since(since) >= SUSTAIN
+            || heavy_for(self.heavy, now, HEAVY_SUSTAIN);
         let spaced = self
             .last_told
             .is_none_or(|t| now.saturating_duration_since(t) >= REPEAT);
@@ -233,6 +244,25 @@ impl LinkMeter {
     pub(super) fn is_short(&self) -> bool {
         self.told
     }
+}
+
+/// The run of heavy windows after a short window from `from` that lost `loss`: one more,
+/// or none when it was not heavy.
+pub(super) fn heavy_run(
+    run: Option<(Instant, u32)>,
+    from: Instant,
+    loss: f64,
+) -> Option<(Instant, u32)> {
+    if loss < HEAVY_LOSS {
+        return None;
+    }
+    let (first, n) = run.unwrap_or((from, 0));
+    Some((first, n + 1))
+}
+
+/// True when a run of heavy windows holds two at least and spans `long` by `now`.
+pub(super) fn heavy_for(run: Option<(Instant, u32)>, now: Instant, long: Duration) -> bool {
+    run.is_some_and(|(first, n)| n >= 2 && now.saturating_duration_since(first) >= long)
 }
 
 /// RFC 3550's cumulative loss is a signed 24-bit number (duplicates can make it negative).
@@ -324,6 +354,25 @@ mod tests {
         assert_eq!(s.stream_bps, 800_000);
         assert!((290_000..=310_000).contains(&s.carries_bps), "{s:?}");
         assert!(r.meter.is_short());
+    }
+
+    #[test]
+    fn heavy_loss_is_told_after_a_second_of_half_second_windows_lighter_after_two() {
+        // Reports every 100 ms at 100 packets a second: windows of 0.6 s, from the first
+        // report at 0.1 s (3.1–3.7 s is the first all lossy).
+        let every = Duration::from_millis(100);
+        let mut r = Reports::new();
+        r.run(3 * S, 0.0, every);
+        r.run(4 * S, 0.8, every);
+        assert_eq!(r.told.len(), 1, "{:?}", r.told);
+        // Two heavy windows, 3.1–3.7 and 3.7–4.3 s.
+        assert_eq!(r.told[0].0, Duration::from_millis(4300));
+        let mut r = Reports::new();
+        r.run(3 * S, 0.0, every);
+        r.run(4 * S, 0.2, every);
+        assert_eq!(r.told.len(), 1, "{:?}", r.told);
+        // Lighter: two seconds of short windows from 3.1 s, at the first window end after.
+        assert_eq!(r.told[0].0, Duration::from_millis(5500));
     }
 
     #[test]

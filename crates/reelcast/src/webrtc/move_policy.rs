@@ -3,7 +3,7 @@
 //!
 //! Down: after [`DOWN_AFTER`] of short windows (lossy, and the stream's rate above what the
 //! link carried), or sooner, after [`HEAVY_DOWN_AFTER`], when at least two windows in a
-//! row lost [`HEAVY_LOSS`] or more (a link that fell far below the stream, not a moment of
+//! row lost [`HEAVY_LOSS`](super::link_meter::HEAVY_LOSS) or more (a link that fell far below the stream, not a moment of
 //! loss: one window, a join's burst, never moves a viewer), the viewer asks for a lower
 //! rendition, with the link's figures; whoever
 //! hears it picks the rendition (or has none to offer: then the viewer keeps the
@@ -19,15 +19,14 @@
 
 use std::time::{Duration, Instant};
 
-use super::link_meter::{LinkEstimate, RECOVERED_LOSS};
+use super::link_meter::{heavy_for, heavy_run, LinkEstimate, RECOVERED_LOSS};
 
 /// Short windows must span this long (a window's start to a later one's end) to move down:
 /// two of the browser's one-second reports.
 pub(super) const DOWN_AFTER: Duration = Duration::from_millis(1500);
-/// A window that lost this share or more is heavy: the link carries well under the stream.
-pub(super) const HEAVY_LOSS: f64 = 0.3;
-/// Heavy windows (two at least) must span this long to move down.
-pub(super) const HEAVY_DOWN_AFTER: Duration = Duration::from_millis(1000);
+/// Heavy windows (two at least) must span this long to move down: as long as the link
+/// meter's for the not-enough-bandwidth event, so both come at one report.
+pub(super) const HEAVY_DOWN_AFTER: Duration = super::link_meter::HEAVY_SUSTAIN;
 /// Clean windows at the lower rate must span this long to probe back up, at first.
 pub(super) const UP_AFTER: Duration = Duration::from_secs(10);
 /// The longest wait before probing up.
@@ -99,15 +98,8 @@ impl MovePolicy {
         if e.lossy && e.stream_bps > e.carries_bps {
             self.clean_since = None;
             let since = *self.short_since.get_or_insert(from);
-            self.heavy = if e.loss >= HEAVY_LOSS {
-                let (first, n) = self.heavy.unwrap_or((from, 0));
-                Some((first, n + 1))
-            } else {
-                None
-            };
-            let heavy_long_enough = self.heavy.is_some_and(|(first, n)| {
-                n >= 2 && now.saturating_duration_since(first) >= HEAVY_DOWN_AFTER
-            });
+            self.heavy = heavy_run(self.heavy, from, e.loss);
+            let heavy_long_enough = heavy_for(self.heavy, now, HEAVY_DOWN_AFTER);
             if now.saturating_duration_since(since) < DOWN_AFTER && !heavy_long_enough {
                 return None;
             }
