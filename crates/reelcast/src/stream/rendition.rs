@@ -11,7 +11,9 @@
 //! come already paced: audio goes on to the child at once, as it came; video goes to
 //! a thread of its own (decode the parent's H.264, scale, encode with x264 at the asked
 //! size and bit rate: [`VideoTranscoder`]) whose pictures go to the child as soon as
-//! each is encoded, on the parent's timeline and clock, never re-paced. A viewer that
+//! each is encoded, on the parent's timeline and clock, never re-paced. At the start the
+//! parent's GOP so far (given on attach) is decoded only, and the newest picture is the
+//! first encoded, a keyframe at once (an HLS rung encodes it whole). A viewer that
 //! connects gets a keyframe asked of the encoder (the hub's GOP cache gives it the
 //! pictures since the last one meanwhile).
 //!
