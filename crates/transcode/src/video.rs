@@ -78,6 +78,8 @@ pub struct VideoTranscoder {
     output: OutputCodec,
     /// After a decode error: packets are dropped up to the next keyframe.
     skipping: bool,
+    /// Pictures decoded now are not encoded ([`Self::decode_only`]).
+    decode_only: bool,
     last_keyframe_us: Option<i64>,
     last_pts_us: Option<i64>,
     decoded: frame::Video,
@@ -119,6 +121,7 @@ impl VideoTranscoder {
             size: (None, None),
             output: OutputCodec::H264,
             skipping: false,
+            decode_only: false,
             last_keyframe_us: None,
             last_pts_us: None,
             decoded: frame::Video::empty(),
@@ -192,6 +195,24 @@ impl VideoTranscoder {
         self.drain_decoder(out)
     }
 
+    /// Takes one compressed sample as [`Self::push`] does, but only decodes it: its
+    /// pictures are not encoded. For catching up: a transcode started in the middle of
+    /// a GOP decodes the pictures since its keyframe and encodes from the newest, which
+    /// is then its first keyframe.
+    pub fn decode_only(
+        &mut self,
+        data: &[u8],
+        dts_us: i64,
+        pts_us: i64,
+        keyframe: bool,
+    ) -> Result<(), TranscodeError> {
+        self.decode_only = true;
+        let mut none = Vec::new();
+        let decoded = self.push(data, dts_us, pts_us, keyframe, &mut none);
+        self.decode_only = false;
+        decoded
+    }
+
     /// The end of the input: what the decoder and encoder still hold.
     pub fn flush(&mut self, out: &mut Vec<EncodedFrame>) -> Result<(), TranscodeError> {
         if !self.skipping && self.decoder.send_eof().is_ok() {
@@ -230,6 +251,9 @@ impl VideoTranscoder {
     /// (x264 needs it), forced to a keyframe where the source has one or the last is
     /// [`MAX_KEYFRAME_INTERVAL_US`] old.
     fn encode_decoded(&mut self, out: &mut Vec<EncodedFrame>) -> Result<(), TranscodeError> {
+        if self.decode_only {
+            return Ok(());
+        }
         let Some(pts) = self.decoded.timestamp().or(self.decoded.pts()) else {
             return Ok(());
         };

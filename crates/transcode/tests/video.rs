@@ -352,3 +352,32 @@ fn vp8_output_has_the_asked_size_and_keyframes() {
         format!("vp8,160,120,{}", out.len())
     );
 }
+
+/// A transcode started in the middle of a GOP catches up: the pictures since the keyframe
+/// are decoded only, and the first one encoded (the newest) comes out as a keyframe, with
+/// every later one after it.
+#[test]
+fn a_catch_up_decodes_the_gop_so_far_and_encodes_from_the_newest_as_a_keyframe() {
+    let Some(path) = make(
+        "catch_up.mp4",
+        &["-c:v", "libx264", "-preset", "veryfast", "-bf", "0"],
+    ) else {
+        return;
+    };
+    let (track, samples) = demux(&path);
+    let mut t = transcoder(&track);
+    t.set_size(Some(160), None);
+    let mut out = Vec::new();
+    // Pictures 0 (the keyframe) to 9 are the GOP so far; 10 (0.4 s) is the newest.
+    for (data, dts, pts, sync) in &samples[..10] {
+        t.decode_only(data, *dts, *pts, *sync).expect("decodes");
+    }
+    assert_eq!(t.encoded_size(), None, "nothing encoded while catching up");
+    for (data, dts, pts, sync) in &samples[10..] {
+        t.push(data, *dts, *pts, *sync, &mut out).expect("decodes");
+    }
+    t.flush(&mut out).expect("flush");
+    assert_eq!(out.len(), samples.len() - 10);
+    assert_eq!(out[0].pts_us, 400_000);
+    assert!(out[0].keyframe && nal_types(&out[0].data).contains(&5));
+}

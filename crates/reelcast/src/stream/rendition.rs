@@ -11,7 +11,9 @@
 //! come already paced: audio goes on to the child at once, as it came; video goes to
 //! a thread of its own (decode the parent's H.264, scale, encode with x264 at the asked
 //! size and bit rate: [`VideoTranscoder`]) whose pictures go to the child as soon as
-//! each is encoded, on the parent's timeline and clock, never re-paced. A viewer that
+//! each is encoded, on the parent's timeline and clock, never re-paced. At the start the
+//! parent's GOP so far (given on attach) is decoded only, and the newest picture is the
+//! first encoded, a keyframe at once (an HLS rung encodes it whole). A viewer that
 //! connects gets a keyframe asked of the encoder (the hub's GOP cache gives it the
 //! pictures since the last one meanwhile).
 //!
@@ -21,6 +23,7 @@
 //! ([`VideoTranscoderBusy`]). Started only by the registry, which it does not know: it
 //! is handed what to do at its end (unlist, detach from the parent).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self as std_mpsc, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -483,18 +486,37 @@ impl Encoder {
         }
         let mut out = Vec::new();
         let mut decode_errors = 0u32;
-        for frame in [first, second].into_iter().chain(pictures.iter()) {
-            if self.keyframe.swap(false, Ordering::Relaxed) || (self.aligned && frame.keyframe) {
+        let mut queued = VecDeque::from([first, second]);
+        // An HLS rung encodes the parent's GOP whole: its segments start where the
+        // parent's do.
+        let mut caught_up = self.aligned;
+        while let Some(frame) = queued.pop_front().or_else(|| pictures.recv().ok()) {
+            // Until the first picture is encoded, one with another queued behind it (the
+            // parent's GOP so far, given at the start) is only decoded: the first keyframe
+            // is the newest picture, at once, and not a GOP's worth of old ones in a burst.
+            if !caught_up && queued.is_empty() {
+                queued.extend(pictures.try_recv().ok());
+            }
+            let catching_up = !caught_up && !queued.is_empty();
+            caught_up |= !catching_up;
+            if !catching_up
+                && (self.keyframe.swap(false, Ordering::Relaxed)
+                    || (self.aligned && frame.keyframe))
+            {
                 t.force_keyframe();
             }
             let started = Instant::now();
-            let pushed = t.push(
-                &frame.data,
-                frame.dts_us,
-                frame.pts_us,
-                frame.keyframe,
-                &mut out,
-            );
+            let pushed = if catching_up {
+                t.decode_only(&frame.data, frame.dts_us, frame.pts_us, frame.keyframe)
+            } else {
+                t.push(
+                    &frame.data,
+                    frame.dts_us,
+                    frame.pts_us,
+                    frame.keyframe,
+                    &mut out,
+                )
+            };
             if let Some(ratio) = self.speed.add(started.elapsed(), frame.pts_us) {
                 warn!(
                     "the rendition's encoder runs slower than real time ({ratio:.2}x): its \

@@ -3,7 +3,8 @@
 //!
 //! The browser reports, for each stream it receives, the highest sequence number it has
 //! seen and how many packets it has lost in all (RTCP receiver reports, RFC 3550 §6.4.2;
-//! browsers send one about every second). Over a window of at least [`WINDOW`] the meter
+//! browsers send one about every second, and one with each NACK). Over a window of at
+//! least [`WINDOW`] (or [`QUICK_WINDOW`] when it holds [`QUICK_PACKETS`]) the meter
 //! compares them with the payload bytes sent in the same time: what got through is what was
 //! sent less the share that was lost, and when a tenth or more is lost the link is full and
 //! that is what it carries. A link that loses nothing carries at least what is sent.
@@ -36,12 +37,25 @@ use std::time::{Duration, Instant};
 /// Reports closer together than this are folded into one window: the loss count of a
 /// report sent with a NACK (browsers add one to each) covers too few packets to judge.
 pub(super) const WINDOW: Duration = Duration::from_secs(1);
+/// A window may end this soon when it already holds [`QUICK_PACKETS`]: a link that starts
+/// losing makes the browser report with each NACK, and half-second windows of a full-rate
+/// stream let a drop be judged half a second sooner ([`super::move_policy`]); a slow
+/// stream's windows stay a second long (too few packets to judge sooner).
+pub(super) const QUICK_WINDOW: Duration = Duration::from_millis(500);
+/// Packets a window must hold to end before [`WINDOW`].
+pub(super) const QUICK_PACKETS: u32 = 60;
 /// Shortfall must last this long (a window's start to a later window's end) to be told.
 pub(super) const SUSTAIN: Duration = Duration::from_secs(2);
 /// A window that lost at least this share of its packets says the link is full.
 pub(super) const SHORT_LOSS: f64 = 0.10;
 /// A window that lost less than this share says the link has recovered.
 pub(super) const RECOVERED_LOSS: f64 = 0.02;
+/// A window that lost this share or more is heavy: the link carries well under the stream.
+pub(super) const HEAVY_LOSS: f64 = 0.3;
+/// Heavy windows (two at least) spanning this long are a shortfall too, told sooner than
+/// [`SUSTAIN`]: the same rule moves the viewer down ([`super::move_policy`]), so the
+/// event and the move come at one report, the event with the stream's own figures.
+pub(super) const HEAVY_SUSTAIN: Duration = Duration::from_secs(1);
 /// A viewer is told no more often than this.
 pub(super) const REPEAT: Duration = Duration::from_secs(10);
 
@@ -128,6 +142,8 @@ pub(super) struct LinkMeter {
     estimate: Option<LinkEstimate>,
     /// Start of the first window of the current run of lossy windows.
     short_since: Option<Instant>,
+    /// The current run of heavy windows: the first one's start, and how many.
+    heavy: Option<(Instant, u32)>,
     /// A shortfall was told and the link has not recovered since.
     told: bool,
     last_told: Option<Instant>,
@@ -156,7 +172,9 @@ impl LinkMeter {
             return None;
         };
         let span = now.saturating_duration_since(start.at);
-        if span < WINDOW {
+        let packets = mark.media.max_seq.wrapping_sub(start.media.max_seq);
+        let quick = span >= QUICK_WINDOW && (QUICK_PACKETS..=MAX_WINDOW_PACKETS).contains(&packets);
+        if span < WINDOW && !quick {
             return None;
         }
         self.start = Some(mark);
@@ -184,13 +202,16 @@ impl LinkMeter {
     fn judge(&mut self, from: Instant, now: Instant, e: LinkEstimate) -> Option<Shortfall> {
         if !e.lossy || e.stream_bps <= e.carries_bps {
             self.short_since = None;
+            self.heavy = None;
             if e.loss < RECOVERED_LOSS {
                 self.told = false;
             }
             return None;
         }
         let since = *self.short_since.get_or_insert(from);
-        let sustained = now.saturating_duration_since(since) >= SUSTAIN;
+        self.heavy = heavy_run(self.heavy, from, e.loss);
+        let sustained = now.saturating_duration_since(since) >= SUSTAIN
+            || heavy_for(self.heavy, now, HEAVY_SUSTAIN);
         let spaced = self
             .last_told
             .is_none_or(|t| now.saturating_duration_since(t) >= REPEAT);
@@ -223,6 +244,25 @@ impl LinkMeter {
     pub(super) fn is_short(&self) -> bool {
         self.told
     }
+}
+
+/// The run of heavy windows after a short window from `from` that lost `loss`: one more,
+/// or none when it was not heavy.
+pub(super) fn heavy_run(
+    run: Option<(Instant, u32)>,
+    from: Instant,
+    loss: f64,
+) -> Option<(Instant, u32)> {
+    if loss < HEAVY_LOSS {
+        return None;
+    }
+    let (first, n) = run.unwrap_or((from, 0));
+    Some((first, n + 1))
+}
+
+/// True when a run of heavy windows holds two at least and spans `long` by `now`.
+pub(super) fn heavy_for(run: Option<(Instant, u32)>, now: Instant, long: Duration) -> bool {
+    run.is_some_and(|(first, n)| n >= 2 && now.saturating_duration_since(first) >= long)
 }
 
 /// RFC 3550's cumulative loss is a signed 24-bit number (duplicates can make it negative).
@@ -314,6 +354,25 @@ mod tests {
         assert_eq!(s.stream_bps, 800_000);
         assert!((290_000..=310_000).contains(&s.carries_bps), "{s:?}");
         assert!(r.meter.is_short());
+    }
+
+    #[test]
+    fn heavy_loss_is_told_after_a_second_of_half_second_windows_lighter_after_two() {
+        // Reports every 100 ms at 100 packets a second: windows of 0.6 s, from the first
+        // report at 0.1 s (3.1–3.7 s is the first all lossy).
+        let every = Duration::from_millis(100);
+        let mut r = Reports::new();
+        r.run(3 * S, 0.0, every);
+        r.run(4 * S, 0.8, every);
+        assert_eq!(r.told.len(), 1, "{:?}", r.told);
+        // Two heavy windows, 3.1–3.7 and 3.7–4.3 s.
+        assert_eq!(r.told[0].0, Duration::from_millis(4300));
+        let mut r = Reports::new();
+        r.run(3 * S, 0.0, every);
+        r.run(4 * S, 0.2, every);
+        assert_eq!(r.told.len(), 1, "{:?}", r.told);
+        // Lighter: two seconds of short windows from 3.1 s, at the first window end after.
+        assert_eq!(r.told[0].0, Duration::from_millis(5500));
     }
 
     #[test]
@@ -416,6 +475,34 @@ mod tests {
         r.run(15 * S, 0.04, Duration::from_millis(100));
         r.run(5 * S, 0.625, Duration::from_millis(100));
         assert_eq!(r.told.len(), 1, "{:?}", r.told);
+    }
+
+    #[test]
+    fn a_full_rate_streams_windows_end_at_half_a_second_a_slow_streams_at_one() {
+        // Reports every 100 ms (a losing link: one with each NACK).
+        let windows = |packets_per_report: u32| {
+            let t0 = Instant::now();
+            let mut m = LinkMeter::default();
+            let mut ends = Vec::new();
+            for i in 0..=20u32 {
+                let octets = i * packets_per_report * 1000;
+                let sent = Sent {
+                    octets,
+                    fresh_octets: octets,
+                    resent_octets: 0,
+                };
+                let at = t0 + Duration::from_millis(100) * i;
+                m.on_report(at, i * packets_per_report, 0, sent);
+                if m.take_window().is_some() {
+                    ends.push((at - t0).as_millis());
+                }
+            }
+            ends
+        };
+        // 200 packets a second: 100 in half a second, enough to judge.
+        assert_eq!(windows(20), vec![500, 1000, 1500, 2000]);
+        // 50 a second: too few in half a second; a second each.
+        assert_eq!(windows(5), vec![1000, 2000]);
     }
 
     #[test]

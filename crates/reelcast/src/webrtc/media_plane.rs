@@ -394,6 +394,13 @@ impl MediaPlane {
         }
     }
 
+    /// Forgets the pictures sent so far: none is re-sent on NACK any more. After a move to
+    /// another feed the browser decodes from the new feed's keyframe on; repairs of the
+    /// old feed's pictures would take the link (one just too narrow for them) from it.
+    pub(super) fn forget_sent_video(&mut self) {
+        self.sent_video.clear();
+    }
+
     /// Sends a lost video packet again: on the RTX stream when negotiated (RFC 4588: the
     /// original sequence number first, then the payload), else as it was.
     fn resend(&mut self, seq16: u16, out: &mut Transmits) {

@@ -2,7 +2,10 @@
 //! decision only, from the link meter's windows ([`super::link_meter`]).
 //!
 //! Down: after [`DOWN_AFTER`] of short windows (lossy, and the stream's rate above what the
-//! link carried) the viewer asks for a lower rendition, with the link's figures; whoever
+//! link carried), or sooner, after [`HEAVY_DOWN_AFTER`], when at least two windows in a
+//! row lost [`HEAVY_LOSS`](super::link_meter::HEAVY_LOSS) or more (a link that fell far below the stream, not a moment of
+//! loss: one window, a join's burst, never moves a viewer), the viewer asks for a lower
+//! rendition, with the link's figures; whoever
 //! hears it picks the rendition (or has none to offer: then the viewer keeps the
 //! not-enough-bandwidth event alone, and asks again no sooner than [`ASK_TIMEOUT`]).
 //! Up: once on a lower rendition, after a clean run (every window under
@@ -16,11 +19,14 @@
 
 use std::time::{Duration, Instant};
 
-use super::link_meter::{LinkEstimate, RECOVERED_LOSS};
+use super::link_meter::{heavy_for, heavy_run, LinkEstimate, RECOVERED_LOSS};
 
 /// Short windows must span this long (a window's start to a later one's end) to move down:
 /// two of the browser's one-second reports.
 pub(super) const DOWN_AFTER: Duration = Duration::from_millis(1500);
+/// Heavy windows (two at least) must span this long to move down: as long as the link
+/// meter's for the not-enough-bandwidth event, so both come at one report.
+pub(super) const HEAVY_DOWN_AFTER: Duration = super::link_meter::HEAVY_SUSTAIN;
 /// Clean windows at the lower rate must span this long to probe back up, at first.
 pub(super) const UP_AFTER: Duration = Duration::from_secs(10);
 /// The longest wait before probing up.
@@ -49,6 +55,8 @@ pub(super) struct MovePolicy {
     asked_at: Option<Instant>,
     /// Start of the first window of the current run of short windows.
     short_since: Option<Instant>,
+    /// The current run of heavy windows: the first one's start, and how many.
+    heavy: Option<(Instant, u32)>,
     /// Start of the first window of the current run of clean windows.
     clean_since: Option<Instant>,
     /// The current wait before probing up.
@@ -63,6 +71,7 @@ impl Default for MovePolicy {
             lower: false,
             asked_at: None,
             short_since: None,
+            heavy: None,
             clean_since: None,
             up_after: UP_AFTER,
             moved_up_at: None,
@@ -84,13 +93,14 @@ impl MovePolicy {
             }
             // Nobody moved the viewer: nothing to offer. Judge afresh from here.
             self.asked_at = None;
-            self.short_since = None;
-            self.clean_since = None;
+            self.forget_runs();
         }
         if e.lossy && e.stream_bps > e.carries_bps {
             self.clean_since = None;
             let since = *self.short_since.get_or_insert(from);
-            if now.saturating_duration_since(since) < DOWN_AFTER {
+            self.heavy = heavy_run(self.heavy, from, e.loss);
+            let heavy_long_enough = heavy_for(self.heavy, now, HEAVY_DOWN_AFTER);
+            if now.saturating_duration_since(since) < DOWN_AFTER && !heavy_long_enough {
                 return None;
             }
             self.asked_at = Some(now);
@@ -100,6 +110,7 @@ impl MovePolicy {
             });
         }
         self.short_since = None;
+        self.heavy = None;
         if !self.lower || e.loss >= RECOVERED_LOSS {
             self.clean_since = None;
             return None;
@@ -115,8 +126,7 @@ impl MovePolicy {
     /// The viewer was moved at `now`: down to a lower rendition, or back up.
     pub(super) fn moved(&mut self, now: Instant, down: bool) {
         self.asked_at = None;
-        self.short_since = None;
-        self.clean_since = None;
+        self.forget_runs();
         if down {
             let probe_failed = self
                 .moved_up_at
@@ -137,7 +147,13 @@ impl MovePolicy {
     /// again once the link says so anew.
     pub(super) fn abandoned(&mut self) {
         self.asked_at = None;
+        self.forget_runs();
+    }
+
+    /// Runs of windows judged so far count no more.
+    fn forget_runs(&mut self) {
         self.short_since = None;
+        self.heavy = None;
         self.clean_since = None;
     }
 
@@ -206,6 +222,74 @@ mod tests {
         // Not again while the ask is open; again once it timed out unanswered.
         assert!(run(&mut p, t0, &mut t, 9, short).is_empty());
         assert_eq!(run(&mut p, t0, &mut t, 3, short).len(), 1);
+    }
+
+    /// Feeds `n` windows of `e`, each `len` long, from `t`; returns when (ms from `t0`)
+    /// a move down was asked.
+    fn run_windows(
+        p: &mut MovePolicy,
+        t0: Instant,
+        t: &mut Instant,
+        n: u32,
+        len: Duration,
+        e: LinkEstimate,
+    ) -> Vec<u128> {
+        let mut asked = Vec::new();
+        for _ in 0..n {
+            let from = *t;
+            *t += len;
+            if let Some(Want::Down { .. }) = p.on_window(from, *t, &e) {
+                asked.push((*t - t0).as_millis());
+            }
+        }
+        asked
+    }
+
+    const HALF: Duration = Duration::from_millis(500);
+
+    #[test]
+    fn heavy_loss_over_two_windows_asks_down_after_a_second_lighter_loss_after_one_and_a_half() {
+        // A 1.9 Mbit/s stream on a 400 kbit/s link: 80 % lost.
+        let heavy = window(0.8, 1_900_000, 400_000);
+        let t0 = Instant::now();
+        let (mut t, mut p) = (t0, MovePolicy::default());
+        assert_eq!(run_windows(&mut p, t0, &mut t, 3, HALF, heavy), vec![1000]);
+        // 15 % lost: short, not heavy: the usual wait.
+        let (mut t, mut p) = (t0, MovePolicy::default());
+        let light = window(0.15, 1_900_000, 1_600_000);
+        assert_eq!(run_windows(&mut p, t0, &mut t, 4, HALF, light), vec![1500]);
+        // One heavy window a second long is one report: not yet.
+        let (mut t, mut p) = (t0, MovePolicy::default());
+        assert!(run_windows(&mut p, t0, &mut t, 1, 2 * HALF, heavy).is_empty());
+        assert_eq!(
+            run_windows(&mut p, t0, &mut t, 1, 2 * HALF, heavy),
+            vec![2000]
+        );
+    }
+
+    #[test]
+    fn one_heavy_window_a_joins_burst_does_not_move_a_viewer_sooner() {
+        let t0 = Instant::now();
+        let heavy = window(0.8, 1_900_000, 400_000);
+        let light = window(0.15, 1_900_000, 1_600_000);
+        let clean = window(0.0, 1_900_000, 1_900_000);
+        // A heavy window then clean ones: nothing.
+        let (mut t, mut p) = (t0, MovePolicy::default());
+        assert!(run_windows(&mut p, t0, &mut t, 1, HALF, heavy).is_empty());
+        assert!(run_windows(&mut p, t0, &mut t, 10, HALF, clean).is_empty());
+        // Heavy, then lighter loss: the heavy run is broken, the short one goes on to
+        // the usual wait.
+        let (mut t, mut p) = (t0, MovePolicy::default());
+        assert!(run_windows(&mut p, t0, &mut t, 1, HALF, heavy).is_empty());
+        assert!(run_windows(&mut p, t0, &mut t, 1, HALF, light).is_empty());
+        assert_eq!(run_windows(&mut p, t0, &mut t, 1, HALF, heavy), vec![1500]);
+        // A join's catch-up lost heavily got through faster than the stream runs: not
+        // short at all, and the heavy run starts after it.
+        let burst = window(0.5, 1_900_000, 4_000_000);
+        let (mut t, mut p) = (t0, MovePolicy::default());
+        assert!(run_windows(&mut p, t0, &mut t, 1, HALF, burst).is_empty());
+        assert!(run_windows(&mut p, t0, &mut t, 1, HALF, heavy).is_empty());
+        assert_eq!(run_windows(&mut p, t0, &mut t, 1, HALF, heavy), vec![1500]);
     }
 
     #[test]

@@ -461,8 +461,9 @@ impl Viewer {
 
     /// Makes the move under way at the target's keyframe stamped `keyframe_pts_us`: the
     /// viewer's feed and events change, its timeline offset is set so that RTP time goes
-    /// on forward, and the stream it now gets hears it connected (it asks its source for
-    /// a fresh keyframe, as for any newcomer). Returns the feed it left.
+    /// on forward, the old feed's pictures are no longer re-sent on NACK, and the stream
+    /// it now gets hears it connected (it asks its source for a fresh keyframe, as for any
+    /// newcomer). Returns the feed it left.
     pub(super) fn switch_to_pending(
         &mut self,
         keyframe_pts_us: i64,
@@ -474,6 +475,10 @@ impl Viewer {
             // Each timeline is the parent's; a rendition's lags it by its encoder's delay.
             self.offset_us = (self.last_video_pts_us + SWITCH_STEP_US - keyframe_pts_us).max(0);
             self.audio_floor_us = Some(self.last_audio_pts_us);
+        }
+        // The old feed's pictures are no use now: NACKs for them go unanswered.
+        if let Some(plane) = &mut self.plane {
+            plane.forget_sent_video();
         }
         self.events = events;
         let _ = self.events.send((self.id, ViewerEvent::Connected));

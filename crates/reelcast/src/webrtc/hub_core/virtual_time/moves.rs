@@ -143,6 +143,50 @@ fn a_moved_viewer_switches_at_the_targets_keyframe_with_one_stream_going_on_forw
     assert_eq!(net.browsers[b].pictures.len(), before);
 }
 
+/// A packet of the stream lost just before the switch is not re-sent when the browser
+/// asks: the browser decodes from the rendition's keyframe on, and repairs of the old
+/// stream would take the narrow link from it.
+#[test]
+fn after_a_move_the_old_streams_lost_packets_are_not_re_sent() {
+    let (mut net, rendition, b) = viewer_beside_a_rendition(25);
+    let (events_tx, _events) = mpsc::unbounded_channel();
+    net.core.handle_command(
+        net.now,
+        Command::MoveViewer {
+            id: net.browsers[b].id,
+            feed: rendition,
+            events: events_tx,
+            down: true,
+        },
+    );
+    for i in 25..35 {
+        step(&mut net, rendition, i, false);
+    }
+    // The stream's picture of the step where the rendition's keyframe comes is lost.
+    let from = net.sent.len();
+    net.drop_nth_large = Some(1);
+    step(&mut net, rendition, 35, true);
+    assert!(net.dropped.is_some(), "a packet of the stream was lost");
+    for i in 36..45 {
+        step(&mut net, rendition, i, false);
+    }
+    let notes = net.move_notes.lock().unwrap().clone();
+    assert_eq!(notes, vec![(net.browsers[b].id, MoveNote::Switched)]);
+    let video_ssrc = ssrc(&net.dropped.take().unwrap());
+    let audio_ssrc = net
+        .sent
+        .iter()
+        .find(|s| is_rtp(&s.data) && s.data.len() < 200 && ssrc(&s.data) != video_ssrc)
+        .map(|s| ssrc(&s.data))
+        .expect("audio sent");
+    let resent = net.sent[from..]
+        .iter()
+        .filter(|s| s.to == net.browsers[b].addr && is_rtp(&s.data))
+        .filter(|s| ![video_ssrc, audio_ssrc].contains(&ssrc(&s.data)))
+        .count();
+    assert_eq!(resent, 0, "the old stream's packet was re-sent");
+}
+
 #[test]
 fn a_move_whose_target_ends_before_its_keyframe_is_abandoned_and_the_viewer_stays() {
     let (mut net, rendition, b) = viewer_beside_a_rendition(10);
