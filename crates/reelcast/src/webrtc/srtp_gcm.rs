@@ -147,15 +147,14 @@ impl GcmCipher {
         }
         let (ciphertext, tag) = input.split_at(n);
         let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| fail("SRTP tag"))?;
-        let aad: &[u8] = match aads {
-            [one] => one,
-            _ => {
-                self.aad.clear();
-                for piece in aads {
-                    self.aad.extend_from_slice(piece);
-                }
-                &self.aad
+        let aad: &[u8] = if let [one] = aads {
+            one
+        } else {
+            self.aad.clear();
+            for piece in aads {
+                self.aad.extend_from_slice(piece);
             }
+            &self.aad
         };
         output[..n].copy_from_slice(ciphertext);
         let nonce = aead::Nonce::assume_unique_for_key(*iv);
@@ -233,11 +232,11 @@ mod tests {
     /// ciphertext, the tag or the associated data fails.
     #[test]
     fn ring_gcm_agrees_with_openssl_both_ways_and_rejects_forgeries() {
+        type Seal = Box<dyn FnMut(&[u8], &mut [u8])>;
+        type Open = Box<dyn FnMut(&[&[u8]], &[u8], &mut [u8]) -> Result<usize, CryptoError>>;
         let iv = [7u8; 12];
         let header = [0x80u8, 0x60, 0, 1, 0, 0, 0, 2, 0xde, 0xad, 0xbe, 0xef];
         let payload: Vec<u8> = (0..1200u32).map(|i| (i * 31 % 251) as u8).collect();
-        type Seal = Box<dyn FnMut(&[u8], &mut [u8])>;
-        type Open = Box<dyn FnMut(&[&[u8]], &[u8], &mut [u8]) -> Result<usize, CryptoError>>;
         let pairs: Vec<(&str, Seal, Open, Seal, Open)> = vec![
             {
                 let mut a = openssl().aead_aes_128_gcm().create_cipher([3; 16], true);
