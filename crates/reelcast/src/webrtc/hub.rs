@@ -1,5 +1,6 @@
 //! The hub's I/O edge: one task that owns the shared UDP socket, reads the clock, the
-//! socket, the command channel and the ICE-TCP connections, feeds each input with `now` to
+//! socket (a batch of datagrams per wake-up: [`udp::recv_batch`]), the command channel and
+//! the ICE-TCP connections, feeds each input with `now` to
 //! the state machine ([`HubCore`], which owns every viewer and feed and decides everything),
 //! then hands what it queued to the sender ([`UdpSender`]: `sendmmsg`, `UDP_SEGMENT`, or the
 //! connection's queue for an ICE-TCP path). [`RtcHub`] is the cheap handle streams and
@@ -187,8 +188,7 @@ async fn run(
         Instant::now(),
         SystemTime::now(),
     );
-    let mut buf = vec![0u8; 2048];
-    let mut control = udp::control_buffer();
+    let mut batch = udp::RecvBatch::new();
     info!(
         "WebRTC on udp {} (announced {})",
         socket
@@ -205,16 +205,33 @@ async fn run(
                 Some(command) => core.handle_command(Instant::now(), command),
                 None => break,
             },
-            received = udp::recv(&socket, &mut buf, &mut control) => match received {
-                Ok(r) => {
-                    // Counted here, where UDP arrives; ICE-TCP packets are not UDP (as on
-                    // the send side, where only the socket's sends are counted).
+            received = udp::recv_batch(&socket, &mut batch) => match received {
+                Ok(()) => {
+                    // One clock reading for the batch: its datagrams were all queued by now.
+                    let now = Instant::now();
                     let m = &crate::metrics::METRICS;
-                    m.udp_received_packets.inc();
-                    m.udp_received_bytes.inc_by(r.len as u64);
-                    core.handle_datagram(Instant::now(), &buf[..r.len], r.path);
+                    for (data, path) in batch.datagrams() {
+                        // Counted here, where UDP arrives; ICE-TCP packets are not UDP (as
+                        // on the send side, where only the socket's sends are counted).
+                        m.udp_received_packets.inc();
+                        m.udp_received_bytes.inc_by(data.len() as u64);
+                        core.handle_datagram(now, data, path);
+                        // What each datagram queued leaves before the next is handled, as
+                        // when they came one per wake-up.
+                        while let Some(transmits) = core.poll_transmit(now) {
+                            sender.send(transmits);
+                        }
+                    }
+                    if batch.truncated() > 0 {
+                        debug!(
+                            "udp receive: {} datagrams over {} bytes dropped",
+                            batch.truncated(),
+                            udp::DATAGRAM_MAX
+                        );
+                    }
                 }
-                // ICMP "port unreachable" from a closed browser surfaces here on Linux.
+                // A socket error (Linux reports ICMP errors on connected sockets only, and
+                // this one is not): logged, and receiving goes on.
                 Err(e) => debug!("udp receive: {e}"),
             },
             Some(input) = recv_tcp(&mut tcp_rx) => match input {

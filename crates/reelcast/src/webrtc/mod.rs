@@ -8,7 +8,8 @@
 //! handshake in a str0m [`Rtc`](str0m::Rtc) and what it needs on its own: payload types,
 //! RTP time, keyframe gating (`viewer`); the SRTP keys the handshake exports
 //! (`dtls_keys`), and once connected, the viewer's media without str0m: RTP, SRTP and RTCP
-//! (`media_plane`, `srtp`), and what its link carries, from its receiver reports
+//! (`media_plane`, `srtp`; str0m's own SRTP AES-GCM goes through `ring`: `srtp_gcm`), and
+//! what its link carries, from its receiver reports
 //! (`link_meter`), and when that calls for a move to a lower rendition or back
 //! (`move_policy`); cutting frames into RTP payloads once per feed for all its
 //! viewers (`packets`); sending the queue in segmented batches (`udp_sender`); the media
@@ -43,6 +44,7 @@ mod publisher_peer;
 mod received_frames;
 mod rtc_factory;
 mod srtp;
+mod srtp_gcm;
 mod tcp_framing;
 mod transmits;
 mod udp;

@@ -24,13 +24,16 @@ use tracing::debug;
 
 use super::dtls_keys::{self, KeySlot};
 use super::packets::VideoCodec;
+use super::srtp_gcm;
 use super::WebRtcError;
 
 /// The server's crypto provider: str0m's, with DTLS wrapped so each viewer's SRTP keys can
-/// be taken for its media plane.
+/// be taken for its media plane, and SRTP's AES-GCM done by `ring` (`srtp_gcm`).
 pub(super) fn crypto_provider() -> &'static CryptoProvider {
     static PROVIDER: OnceLock<CryptoProvider> = OnceLock::new();
-    PROVIDER.get_or_init(|| dtls_keys::capturing_provider(str0m::crypto::from_feature_flags()))
+    PROVIDER.get_or_init(|| {
+        dtls_keys::capturing_provider(srtp_gcm::with_ring_gcm(str0m::crypto::from_feature_flags()))
+    })
 }
 
 /// Makes answering `Rtc`s that all share one certificate and one UDP port.
