@@ -12,6 +12,8 @@
 //   SERVER_LOG=/tmp/x.log RUST_LOG=info,reelcast=debug ...  # keep the server's log (a trace
 //                          of each handshake's steps, timestamped to the µs)
 //   ONLY=sdk ...           # one path only (whip or sdk)
+//   TRACE=1 ...            # print each run's browser-side steps (WebSocket messages, the
+//                          # pcs' offer/answer and states), ms from t0
 //
 // Needs tests/e2e/node_modules (playwright-core, @flashphoner/websdk) and Debian's
 // chromium. Two headless Chromiums on this machine (one system clock), one page each,
@@ -72,6 +74,7 @@ const SOURCE = { width: SW, height: SH };
 const START_KBPS = Number(process.env.START_KBPS || 0);
 const SERVER_LOG = process.env.SERVER_LOG || '';
 const ONLY = process.env.ONLY || '';
+const TRACE = Boolean(process.env.TRACE);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function pct(xs, p) {
@@ -86,6 +89,72 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 const fmt = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
+
+/**
+ * TRACE=1, in every page before its scripts: window.__trace gets [wall ms, what] for each
+ * WebSocket message (`ws> name` sent, `ws< name STATUS` received), each pc's
+ * createOffer / setLocalDescription / setRemoteDescription done, and its ICE, DTLS and
+ * connection states.
+ */
+function traceSignals() {
+  const trace = [];
+  window.__trace = trace;
+  const now = () => performance.timeOrigin + performance.now();
+  const T = (what) => trace.push([now(), what]);
+  const WS = window.WebSocket;
+  window.WebSocket = class extends WS {
+    constructor(...a) {
+      super(...a);
+      this.addEventListener('message', (e) => {
+        try {
+          const m = JSON.parse(e.data);
+          const d = m.data && m.data[0];
+          T(`ws< ${m.message}${d && d.status ? ` ${d.status}` : ''}`);
+        } catch { /* not JSON */ }
+      });
+    }
+
+    send(data) {
+      try { T(`ws> ${JSON.parse(data).message}`); } catch { /* not JSON */ }
+      super.send(data);
+    }
+  };
+  const states = { iceconnectionstatechange: 'iceConnectionState', connectionstatechange: 'connectionState', icegatheringstatechange: 'iceGatheringState' };
+  let n = 0;
+  const Orig = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Orig {
+    constructor(...a) {
+      super(...a);
+      this.__tid = n;
+      n += 1;
+      T(`pc${this.__tid} new`);
+      for (const [ev, key] of Object.entries(states)) {
+        this.addEventListener(ev, () => T(`pc${this.__tid} ${key} ${this[key]}`));
+      }
+      this.addEventListener('track', (e) => T(`pc${this.__tid} track ${e.track.kind}`));
+    }
+  };
+  const P = Orig.prototype;
+  for (const m of ['createOffer', 'createAnswer', 'setLocalDescription', 'setRemoteDescription']) {
+    const orig = P[m];
+    P[m] = function traced(...a) {
+      const pc = this;
+      const r = orig.apply(pc, a);
+      if (r && r.then) {
+        r.then(() => {
+          T(`pc${pc.__tid} ${m} done`);
+          if (m !== 'setRemoteDescription') return;
+          const dtls = pc.getTransceivers().map((t) => t.sender.transport).find(Boolean);
+          if (dtls && !dtls.__traced) {
+            dtls.__traced = true;
+            dtls.addEventListener('statechange', () => T(`pc${pc.__tid} dtls ${dtls.state}`));
+          }
+        }, () => {});
+      }
+      return r;
+    };
+  }
+}
 
 /**
  * Runs in every page before its scripts (`width`x`height`: the source canvas):
@@ -621,6 +690,10 @@ async function main() {
   const viewBrowser = await launchBrowser();
   const runs = { whip: [], sdk: [], ref: [] };
   try {
+    if (TRACE) {
+      await pubBrowser.context.addInitScript(traceSignals);
+      await viewBrowser.context.addInitScript(traceSignals);
+    }
     await pubBrowser.context.addInitScript(inPage, SOURCE);
     await viewBrowser.context.addInitScript(inPage, SOURCE);
     // Both on the helper's app origin with the SDK loaded; WHIP/WHEP are cross-origin
@@ -643,6 +716,17 @@ async function main() {
         + `delay median ${fmt(median(s.delays))} p90 ${fmt(pct(s.delays, 90))} (after 2 s: ${fmt(median(s.steady))}), ${s.decoded}/${s.frames} frames decoded ${JSON.stringify(s.reasons)}, `
         + `${fmt(s.fps)} fps ${s.sizes.join(',')}, sent ${ps ? `${ps.framesEncoded} frames, last ${ps.frameWidth}x${ps.frameHeight} (${ps.limitation})` : 'n/a'}${s.backwards ? `, ${s.backwards} BACKWARDS` : ''}${r.error ? ` ERROR ${r.error}` : ''}${SERVER_LOG && r.t0 ? ` t0 ${new Date(r.t0).toISOString()}` : ''}\n`);
     };
+    // TRACE=1: both pages' steps of the run just done, merged, ms from its t0 (then cleared).
+    const printTrace = async (r) => {
+      if (!TRACE) return;
+      const take = (page) => page.evaluate(() => window.__trace.splice(0));
+      const steps = [
+        ...(await take(pub)).map(([t, w]) => [t, `pub  ${w}`]),
+        ...(await take(view)).map(([t, w]) => [t, `view ${w}`]),
+        ...(r.first != null ? [[r.first, 'view first frame shown']] : []),
+      ].filter(([t]) => t >= r.t0 - 1 && (r.first == null || t <= r.first + 1)).sort((a, b) => a[0] - b[0]);
+      for (const [t, w] of steps) console.log(`    +${(t - r.t0).toFixed(1).padStart(6)}  ${w}`);
+    };
     // Warm-ups (not counted): a browser's first encoder and decoder cost more.
     await whipWhepRun(pub, view, server.base, relay, 'warm-whip', 2);
     await sdkRun(pub, view, server.wsUrl, relay, 'warm-sdk', 2);
@@ -651,12 +735,14 @@ async function main() {
         const w = await whipWhepRun(pub, view, server.base, relay, `whip-${i}`, SECONDS);
         runs.whip.push(w);
         report('whip→whep', i, w);
+        await printTrace(w);
         await sleep(300);
       }
       if (ONLY !== 'whip') {
         const s = await sdkRun(pub, view, server.wsUrl, relay, `sdk-${i}`, SECONDS);
         runs.sdk.push(s);
         report('sdk→sdk  ', i, s);
+        await printTrace(s);
         await sleep(300);
       }
     }
