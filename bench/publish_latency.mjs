@@ -12,6 +12,12 @@
 //   SERVER_LOG=/tmp/x.log RUST_LOG=info,reelcast=debug ...  # keep the server's log (a trace
 //                          of each handshake's steps, timestamped to the µs)
 //   ONLY=sdk ...           # one path only (whip or sdk)
+//   SET=key=value,key=value ...  # server settings (e.g. SET=publisher_start_bitrate=2500)
+//   AB=/path/to/a,/path/to/b ...  # A/B: two servers (two builds) side by side, each run
+//                          # pair on both, the order alternating (A B, B A, ...); N pairs;
+//                          # a table per build. SERVER_LOG gets .A and .B.
+//   TRACE=1 ...            # print each run's browser-side steps (WebSocket messages, the
+//                          # pcs' offer/answer and states), ms from t0
 //
 // Needs tests/e2e/node_modules (playwright-core, @flashphoner/websdk) and Debian's
 // chromium. Two headless Chromiums on this machine (one system clock), one page each,
@@ -72,6 +78,9 @@ const SOURCE = { width: SW, height: SH };
 const START_KBPS = Number(process.env.START_KBPS || 0);
 const SERVER_LOG = process.env.SERVER_LOG || '';
 const ONLY = process.env.ONLY || '';
+const TRACE = Boolean(process.env.TRACE);
+const AB = (process.env.AB || '').split(',').filter(Boolean);
+const SETTINGS = Object.fromEntries((process.env.SET || '').split(',').filter(Boolean).map((kv) => kv.split('=')));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function pct(xs, p) {
@@ -86,6 +95,100 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 const fmt = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
+
+/**
+ * TRACE=1, in every page before its scripts: window.__trace gets [wall ms, what] for each
+ * WebSocket message (`ws> name` sent, `ws< name STATUS` received), each pc's
+ * createOffer / setLocalDescription / setRemoteDescription done, and its ICE, DTLS and
+ * connection states.
+ */
+function traceSignals() {
+  const trace = [];
+  window.__trace = trace;
+  const now = () => performance.timeOrigin + performance.now();
+  const T = (what) => trace.push([now(), what]);
+  const WS = window.WebSocket;
+  window.WebSocket = class extends WS {
+    constructor(...a) {
+      super(...a);
+      this.addEventListener('message', (e) => {
+        try {
+          const m = JSON.parse(e.data);
+          const d = m.data && m.data[0];
+          T(`ws< ${m.message}${d && d.status ? ` ${d.status}` : ''}`);
+        } catch { /* not JSON */ }
+      });
+    }
+
+    send(data) {
+      try { T(`ws> ${JSON.parse(data).message}`); } catch { /* not JSON */ }
+      super.send(data);
+    }
+  };
+  const states = { iceconnectionstatechange: 'iceConnectionState', connectionstatechange: 'connectionState', icegatheringstatechange: 'iceGatheringState' };
+  let n = 0;
+  const Orig = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Orig {
+    constructor(...a) {
+      super(...a);
+      this.__tid = n;
+      n += 1;
+      T(`pc${this.__tid} new`);
+      for (const [ev, key] of Object.entries(states)) {
+        this.addEventListener(ev, () => T(`pc${this.__tid} ${key} ${this[key]}`));
+      }
+      this.addEventListener('track', (e) => T(`pc${this.__tid} track ${e.track.kind}`));
+      // Video's first steps from the stats, polled every 5 ms for 1 s once ICE checks.
+      let polling = false;
+      this.addEventListener('iceconnectionstatechange', () => {
+        if (polling || this.iceConnectionState !== 'checking') return;
+        polling = true;
+        const seen = new Set();
+        const end = performance.now() + 1000;
+        const note = (key, what) => { if (!seen.has(key)) { seen.add(key); T(`pc${this.__tid} ${what}`); } };
+        const poll = async () => {
+          const stats = await this.getStats().catch(() => null);
+          if (stats) {
+            stats.forEach((r) => {
+              if (r.kind !== 'video') return;
+              if (r.type === 'outbound-rtp') {
+                if (r.framesEncoded > 0) note('enc', `video first frame encoded ${r.frameWidth}x${r.frameHeight}`);
+                if (r.packetsSent > 0) note('sent', 'video first packet sent');
+                if (r.framesSent > 0) note('fsent', 'video first frame sent');
+              } else if (r.type === 'inbound-rtp') {
+                if (r.packetsReceived > 0) note('recv', 'video first packet received');
+                if (r.framesReceived > 0) note('frecv', 'video first frame received');
+                if (r.framesDecoded > 0) note('dec', 'video first frame decoded');
+              }
+            });
+          }
+          if (performance.now() < end && seen.size < 3) setTimeout(poll, 5);
+        };
+        poll();
+      });
+    }
+  };
+  const P = Orig.prototype;
+  for (const m of ['createOffer', 'createAnswer', 'setLocalDescription', 'setRemoteDescription']) {
+    const orig = P[m];
+    P[m] = function traced(...a) {
+      const pc = this;
+      const r = orig.apply(pc, a);
+      if (r && r.then) {
+        r.then(() => {
+          T(`pc${pc.__tid} ${m} done`);
+          if (m !== 'setRemoteDescription') return;
+          const dtls = pc.getTransceivers().map((t) => t.sender.transport).find(Boolean);
+          if (dtls && !dtls.__traced) {
+            dtls.__traced = true;
+            dtls.addEventListener('statechange', () => T(`pc${pc.__tid} dtls ${dtls.state}`));
+          }
+        }, () => {});
+      }
+      return r;
+    };
+  }
+}
 
 /**
  * Runs in every page before its scripts (`width`x`height`: the source canvas):
@@ -612,15 +715,22 @@ function line(label, xs, unit = 'ms') {
 
 async function main() {
   const started = Date.now();
-  const server = await startServer({ settings: {} });
+  if (AB.length && AB.length !== 2) throw new Error('AB takes two binaries: AB=/path/a,/path/b');
+  // One server, or A and B side by side (an idle one costs the other nothing).
+  const labels = AB.length ? ['A', 'B'] : [''];
+  const servers = await Promise.all(labels.map((_, i) => startServer({ settings: SETTINGS, ...(AB.length ? { bin: AB[i] } : {}) })));
   const relay = await startRelay();
   // Two browsers, one page each (the publisher's, the viewer's): in this headless Chromium
   // a second page that draws makes the first one's animation frames (and so its canvas
   // capture or its video frames) drop to a few a second; browsers apart do not.
   const pubBrowser = await launchBrowser();
   const viewBrowser = await launchBrowser();
-  const runs = { whip: [], sdk: [], ref: [] };
+  const runsBy = labels.map(() => ({ whip: [], sdk: [], ref: [] }));
   try {
+    if (TRACE) {
+      await pubBrowser.context.addInitScript(traceSignals);
+      await viewBrowser.context.addInitScript(traceSignals);
+    }
     await pubBrowser.context.addInitScript(inPage, SOURCE);
     await viewBrowser.context.addInitScript(inPage, SOURCE);
     // Both on the helper's app origin with the SDK loaded; WHIP/WHEP are cross-origin
@@ -632,8 +742,10 @@ async function main() {
     // A random grid with valid fixed cells passes the CRC-16 1 time in 65,536: 2,000 of them
     // may let one through, not four.
     if (selfTest.roundTripFailures || selfTest.flipsAccepted || selfTest.garbageAccepted > 3 || !selfTest.blackRejected) throw new Error('the block-code decoder failed its self-test');
-    await pub.evaluate((u) => window.__session(u), server.wsUrl);
-    await view.evaluate((u) => window.__session(u), server.wsUrl);
+    for (const server of servers) {
+      await pub.evaluate((u) => window.__session(u), server.wsUrl);
+      await view.evaluate((u) => window.__session(u), server.wsUrl);
+    }
 
     const report = (kind, i, r) => {
       const s = frameSummary(r);
@@ -643,41 +755,63 @@ async function main() {
         + `delay median ${fmt(median(s.delays))} p90 ${fmt(pct(s.delays, 90))} (after 2 s: ${fmt(median(s.steady))}), ${s.decoded}/${s.frames} frames decoded ${JSON.stringify(s.reasons)}, `
         + `${fmt(s.fps)} fps ${s.sizes.join(',')}, sent ${ps ? `${ps.framesEncoded} frames, last ${ps.frameWidth}x${ps.frameHeight} (${ps.limitation})` : 'n/a'}${s.backwards ? `, ${s.backwards} BACKWARDS` : ''}${r.error ? ` ERROR ${r.error}` : ''}${SERVER_LOG && r.t0 ? ` t0 ${new Date(r.t0).toISOString()}` : ''}\n`);
     };
+    // TRACE=1: both pages' steps of the run just done, merged, ms from its t0 (then cleared).
+    const printTrace = async (r) => {
+      if (!TRACE) return;
+      const take = (page) => page.evaluate(() => window.__trace.splice(0));
+      const steps = [
+        ...(await take(pub)).map(([t, w]) => [t, `pub  ${w}`]),
+        ...(await take(view)).map(([t, w]) => [t, `view ${w}`]),
+        ...(r.first != null ? [[r.first, 'view first frame shown']] : []),
+      ].filter(([t]) => t >= r.t0 - 1 && (r.first == null || t <= r.first + 1)).sort((a, b) => a[0] - b[0]);
+      for (const [t, w] of steps) console.log(`    +${(t - r.t0).toFixed(1).padStart(6)}  ${w}`);
+    };
     // Warm-ups (not counted): a browser's first encoder and decoder cost more.
-    await whipWhepRun(pub, view, server.base, relay, 'warm-whip', 2);
-    await sdkRun(pub, view, server.wsUrl, relay, 'warm-sdk', 2);
+    for (const server of servers) {
+      await whipWhepRun(pub, view, server.base, relay, 'warm-whip', 2);
+      await sdkRun(pub, view, server.wsUrl, relay, 'warm-sdk', 2);
+    }
     for (let i = 1; i <= N; i += 1) {
-      if (ONLY !== 'sdk') {
-        const w = await whipWhepRun(pub, view, server.base, relay, `whip-${i}`, SECONDS);
-        runs.whip.push(w);
-        report('whip→whep', i, w);
-        await sleep(300);
-      }
-      if (ONLY !== 'whip') {
-        const s = await sdkRun(pub, view, server.wsUrl, relay, `sdk-${i}`, SECONDS);
-        runs.sdk.push(s);
-        report('sdk→sdk  ', i, s);
-        await sleep(300);
+      // A/B: A then B on odd rounds, B then A on even ones.
+      const order = labels.map((_, j) => j);
+      if (i % 2 === 0) order.reverse();
+      for (const j of order) {
+        const [server, runs, tag] = [servers[j], runsBy[j], labels[j] ? ` ${labels[j]}` : ''];
+        if (ONLY !== 'sdk') {
+          const w = await whipWhepRun(pub, view, server.base, relay, `whip-${i}${labels[j]}`, SECONDS);
+          runs.whip.push(w);
+          report(`whip→whep${tag}`, i, w);
+          await printTrace(w);
+          await sleep(300);
+        }
+        if (ONLY !== 'whip') {
+          const s = await sdkRun(pub, view, server.wsUrl, relay, `sdk-${i}${labels[j]}`, SECONDS);
+          runs.sdk.push(s);
+          report(`sdk→sdk${tag}  `, i, s);
+          await printTrace(s);
+          await sleep(300);
+        }
       }
     }
     for (let i = 1; i <= REF_RUNS; i += 1) {
       const r = await referenceRun(view, SECONDS);
-      runs.ref.push(r);
+      runsBy[0].ref.push(r);
       report('pc→pc ref', i, r);
     }
   } catch (e) {
-    console.error(withServerLog(server, String((e && e.stack) || e)));
+    console.error(withServerLog(servers[0], String((e && e.stack) || e)));
     process.exitCode = 1;
   } finally {
     await pubBrowser.close();
     await viewBrowser.close();
     relay.close();
-    await server.stop();
-    if (SERVER_LOG) fs.writeFileSync(SERVER_LOG, server.stderr());
+    for (const [j, server] of servers.entries()) {
+      await server.stop();
+      if (SERVER_LOG) fs.writeFileSync(`${SERVER_LOG}${labels[j] ? `.${labels[j]}` : ''}`, server.stderr());
+    }
   }
 
-  const all = (k) => {
-    const rs = runs[k];
+  const all = (rs) => {
     const sums = rs.map(frameSummary);
     return {
       first: rs.map((r) => r.first - r.t0).filter(Number.isFinite),
@@ -699,14 +833,15 @@ async function main() {
     };
   };
   const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
-  console.log(`\npublish → first frame and end-to-end delay, N=${N} runs of ${SECONDS} s each way, source ${SW}x${SH}${START_KBPS ? `, WHIP answer with x-google-start-bitrate=${START_KBPS}` : ''}, ${os.cpus().length} CPUs, load ${load}, ${new Date().toISOString()}, ${((Date.now() - started) / 1000).toFixed(0)} s total`);
+  console.log(`\npublish → first frame and end-to-end delay${AB.length ? ` (A/B: A=${AB[0]}, B=${AB[1]}, N run pairs, order alternating)` : ''}, N=${N} runs of ${SECONDS} s each way, source ${SW}x${SH}${START_KBPS ? `, WHIP answer with x-google-start-bitrate=${START_KBPS}` : ''}, ${os.cpus().length} CPUs, load ${load}, ${new Date().toISOString()}, ${((Date.now() - started) / 1000).toFixed(0)} s total`);
   console.log('| path | metric | median ms | p90 ms | min | max | n |');
   console.log('|---|---|---:|---:|---:|---:|---:|');
   const names = { whip: 'WHIP → WHEP', sdk: 'WCS SDK → WCS SDK', ref: 'reference: pc → pc, no server' };
-  for (const k of ['whip', 'sdk', 'ref']) {
-    const a = all(k);
+  for (const [j, label] of labels.entries()) for (const k of ['whip', 'sdk', 'ref']) {
+    const runs = runsBy[j];
     if (!runs[k].length) continue;
-    const p = names[k];
+    const a = all(runs[k]);
+    const p = `${names[k]}${label ? ` [${label}]` : ''}`;
     if (k === 'whip') {
       console.log(line(`${p} | t0 (WHIP POST) → first frame`, a.first));
       console.log(line(`${p} | t0 → WHIP answer`, a.answered));

@@ -100,14 +100,14 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * Resolves once GET /api/files answers 200 (20 s at most, else rejects with the
  * server's stderr). `extraFiles` maps a path relative to the temp root (outside the
  * media dir) to a source file, for path-traversal tests. `env` adds to (or replaces)
- * the server's environment.
+ * the server's environment. `bin` runs another build (benchmarks comparing two).
  *
  * Recordings go to `root`/records unless `settings.record_dir` says otherwise.
  *
  * Returns { http, ws, media, base, wsUrl, mediaDir, root, stderr(), stop(), alive() }.
  */
-export async function startServer({ files = [SAMPLE], outside = {}, settings = {}, env = {}, readyTimeoutMs = 20000, netns = null } = {}) {
-  requireFiles(BIN, ...files, ...Object.values(outside));
+export async function startServer({ files = [SAMPLE], outside = {}, settings = {}, env = {}, readyTimeoutMs = 20000, netns = null, bin = BIN } = {}) {
+  requireFiles(bin, ...files, ...Object.values(outside));
   const root = await mkdtemp(path.join(os.tmpdir(), 'reelcast-e2e-'));
   const mediaDir = path.join(root, 'media');
   await mkdir(mediaDir);
@@ -129,7 +129,7 @@ export async function startServer({ files = [SAMPLE], outside = {}, settings = {
     // Recordings go to the temp root too (the default ./records is the caller's folder).
     const all = { record_dir: path.join(root, 'records'), ...own };
     for (const [k, v] of Object.entries(all)) args.push('--set', `${k}=${v}`);
-    const [cmd, cmdArgs] = netns ? ['ip', ['netns', 'exec', netns.name, BIN, ...args]] : [BIN, args];
+    const [cmd, cmdArgs] = netns ? ['ip', ['netns', 'exec', netns.name, bin, ...args]] : [bin, args];
     const proc = spawn(cmd, cmdArgs, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NO_COLOR: '1', RUST_BACKTRACE: '1', RUST_LOG: process.env.RUST_LOG || 'info', ...env },

@@ -3,6 +3,7 @@
 //! https, wss).
 //!
 //! Owns, for every connection:
+//! - Nagle's algorithm off ([`no_delay`]: messages leave when written);
 //! - admission: `http.max_connections` per port and `http.max_connections_per_client`
 //!   per port and address ([`Gate`]); a plain connection over the cap gets a `503` with the
 //!   reason and is closed, a TLS one is closed before its handshake;
@@ -62,6 +63,7 @@ pub async fn serve_tcp(listener: TcpListener, gate: Arc<Gate>, app: Router, limi
         };
         match gate.admit(peer.ip()) {
             Ok(permit) => {
+                no_delay(&socket);
                 tokio::spawn(serve_connection(socket, peer, permit, app.clone(), limits));
             }
             Err(refused) => {
@@ -70,6 +72,16 @@ pub async fn serve_tcp(listener: TcpListener, gate: Arc<Gate>, app: Router, limi
                 let _ = socket.try_write(busy_answer(refused).as_bytes());
             }
         }
+    }
+}
+
+/// Turns Nagle's algorithm off on an accepted connection. Our writes are whole messages
+/// (an answer, a WCS status); with Nagle on, a small one written while the previous is
+/// not yet acknowledged waits for that ACK, which a browser delays up to 40 ms: a WCS
+/// `PUBLISHING` right after its `setRemoteSDP` reached the browser ~30 ms late.
+pub fn no_delay(socket: &tokio::net::TcpStream) {
+    if let Err(e) = socket.set_nodelay(true) {
+        debug!("TCP_NODELAY not set: {e}");
     }
 }
 
@@ -199,5 +211,22 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let result = Pin::new(&mut self.io).poll_shutdown(cx);
         self.moved(result, cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_have_nagle_off() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(!accepted.nodelay().unwrap(), "Nagle is on by default");
+        no_delay(&accepted);
+        assert!(accepted.nodelay().unwrap());
+        drop(client);
     }
 }

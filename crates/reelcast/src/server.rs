@@ -182,6 +182,7 @@ pub async fn launch(
         None => Vec::new(),
     };
     let rtc = RtcFactory::new(candidates.clone(), tcp_candidates).context("WebRTC setup")?;
+    rtc.warm_up();
     let feeds = RtcFeeds::new(RtcHub::start(udp, candidates, ice_tcp));
 
     let http = bind_tcp(bind_ip, settings.http_port, "http.port").await?;

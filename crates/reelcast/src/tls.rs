@@ -20,7 +20,7 @@ use tokio_openssl::SslStream;
 use tracing::debug;
 
 use crate::gate::{Gate, Permit};
-use crate::http_conn::{serve_connection, ConnLimits};
+use crate::http_conn::{no_delay, serve_connection, ConnLimits};
 
 /// A client must finish its handshake within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -127,6 +127,7 @@ async fn accept_loop(
                 continue;
             }
         };
+        no_delay(&socket);
         let (acceptor, ready) = (acceptor.clone(), ready.clone());
         tokio::spawn(async move {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&acceptor, socket)).await {

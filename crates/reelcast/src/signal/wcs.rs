@@ -316,6 +316,10 @@ impl Session {
             }
         };
         let first = incoming.data.into_iter().next().unwrap_or(Value::Null);
+        if matches!(incoming.message.as_str(), "playStream" | "publishStream") {
+            // The start of a handshake in a trace (docs/PERFORMANCE.md, publishing).
+            debug!("{} received", incoming.message);
+        }
         match incoming.message.as_str() {
             "connection" => self.connect(first).await,
             "ping" => vec![message("pong", json!([null]))],

@@ -8,7 +8,8 @@
 //!
 //! The provider is shared by every viewer and is handed no viewer context, so the slot the
 //! keys go to is passed through a thread-local: [`build_with_slot`] sets it, builds the
-//! `Rtc` (which makes its DTLS instance on the spot, on this thread) and takes it back.
+//! `Rtc` (which asks for its DTLS instance on the spot, on this thread) and takes it back.
+//! The instance itself comes from the [`DtlsStock`] when it has one ready.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -20,6 +21,8 @@ use str0m::crypto::dtls::{
     SrtpProfile,
 };
 use str0m::crypto::{CryptoError, CryptoProvider};
+
+use super::dtls_stock::DtlsStock;
 
 /// What the DTLS handshake exported, as RFC 5764 §4.2 lays it out.
 #[derive(Clone)]
@@ -68,11 +71,13 @@ pub(super) fn build_with_slot<T>(build: impl FnOnce() -> T) -> (T, KeySlot) {
     (built, slot)
 }
 
-/// `base` with its DTLS implementation wrapped to capture keys.
-pub(super) fn capturing_provider(base: CryptoProvider) -> CryptoProvider {
+/// `base` with its DTLS implementation wrapped to capture keys, its instances taken
+/// from `stock` when it has them (`stock` makes `base`'s).
+pub(super) fn capturing_provider(base: CryptoProvider, stock: Arc<DtlsStock>) -> CryptoProvider {
     // The provider holds `&'static` parts; one wrapper is made per server, not per viewer.
     let dtls: &'static CapturingDtls = Box::leak(Box::new(CapturingDtls {
         inner: base.dtls_provider,
+        stock,
     }));
     CryptoProvider {
         dtls_provider: dtls,
@@ -84,6 +89,7 @@ pub(super) fn capturing_provider(base: CryptoProvider) -> CryptoProvider {
 #[derive(Debug)]
 struct CapturingDtls {
     inner: &'static dyn DtlsProvider,
+    stock: Arc<DtlsStock>,
 }
 
 impl DtlsProvider for CapturingDtls {
@@ -98,7 +104,10 @@ impl DtlsProvider for CapturingDtls {
         dtls_version: DtlsVersion,
         mtu: Option<usize>,
     ) -> Result<Box<dyn DtlsInstance>, CryptoError> {
-        let inner = self.inner.new_dtls(cert, now, dtls_version, mtu)?;
+        let inner = match self.stock.take(cert, dtls_version, mtu) {
+            Some(ready) => ready,
+            None => self.inner.new_dtls(cert, now, dtls_version, mtu)?,
+        };
         // No slot: an `Rtc` built outside `build_with_slot` (a test client) keeps its keys.
         match NEXT_SLOT.with(|next| next.borrow_mut().take()) {
             Some(slot) => Ok(Box::new(CapturingInstance { inner, slot })),

@@ -7,9 +7,10 @@
 //! feeds (`ids`) and the viewer events it sends (`events`, the streams' own), each viewer's
 //! handshake in a str0m [`Rtc`](str0m::Rtc) and what it needs on its own: payload types,
 //! RTP time, keyframe gating (`viewer`); the SRTP keys the handshake exports
-//! (`dtls_keys`), and once connected, the viewer's media without str0m: RTP, SRTP and RTCP
-//! (`media_plane`, `srtp`; str0m's own SRTP AES-GCM goes through `ring`: `srtp_gcm`), and
-//! what its link carries, from its receiver reports
+//! (`dtls_keys`) and its DTLS instances made ahead (`dtls_stock`), and once connected, the
+//! viewer's media without str0m: RTP, SRTP and RTCP (`media_plane`, `srtp`; str0m's own
+//! SRTP AES-GCM goes through `ring`: `srtp_gcm`), and what its link carries, from its
+//! receiver reports
 //! (`link_meter`), and when that calls for a move to a lower rendition or back
 //! (`move_policy`); cutting frames into RTP payloads once per feed for all its
 //! viewers (`packets`); sending the queue in segmented batches (`udp_sender`); the media
@@ -26,6 +27,7 @@
 
 mod announce;
 mod dtls_keys;
+mod dtls_stock;
 mod early_nomination;
 mod events;
 mod feed;

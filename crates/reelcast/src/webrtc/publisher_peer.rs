@@ -290,6 +290,9 @@ impl PublisherPeer {
             };
             if self.push(frame) {
                 if picture.keyframe {
+                    if self.awaiting_keyframe {
+                        debug!(publisher = self.id.0, "keyframe received");
+                    }
                     self.awaiting_keyframe = false;
                 }
             } else {

@@ -7,7 +7,8 @@
 //! TCP candidate (RFC 6544) on the TCP port, for browsers whose network blocks UDP; the
 //! WCS SDK's `transport` option asks for one kind only, as WCS answers it. The DTLS certificate and crypto
 //! provider are made once per server: generating a key per viewer would cost milliseconds
-//! of CPU on every join.
+//! of CPU on every join. Each answer's DTLS instance is made ahead (`dtls_stock`), for the
+//! same reason.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -23,17 +24,28 @@ use str0m::{Candidate, IceCreds, Rtc};
 use tracing::debug;
 
 use super::dtls_keys::{self, KeySlot};
+use super::dtls_stock::DtlsStock;
 use super::packets::VideoCodec;
 use super::srtp_gcm;
 use super::WebRtcError;
 
 /// The server's crypto provider: str0m's, with DTLS wrapped so each viewer's SRTP keys can
-/// be taken for its media plane, and SRTP's AES-GCM done by `ring` (`srtp_gcm`).
+/// be taken for its media plane, its instances made ahead (`dtls_stock`), and SRTP's
+/// AES-GCM done by `ring` (`srtp_gcm`).
 pub(super) fn crypto_provider() -> &'static CryptoProvider {
     static PROVIDER: OnceLock<CryptoProvider> = OnceLock::new();
     PROVIDER.get_or_init(|| {
-        dtls_keys::capturing_provider(srtp_gcm::with_ring_gcm(str0m::crypto::from_feature_flags()))
+        dtls_keys::capturing_provider(
+            srtp_gcm::with_ring_gcm(str0m::crypto::from_feature_flags()),
+            dtls_stock().clone(),
+        )
     })
+}
+
+/// The one stock of DTLS instances, made by str0m's own provider.
+fn dtls_stock() -> &'static Arc<DtlsStock> {
+    static STOCK: OnceLock<Arc<DtlsStock>> = OnceLock::new();
+    STOCK.get_or_init(|| DtlsStock::new(str0m::crypto::from_feature_flags().dtls_provider))
 }
 
 /// Makes answering `Rtc`s that all share one certificate and one UDP port.
@@ -111,6 +123,7 @@ impl RtcFactory {
             .dtls_provider
             .generate_certificate()
             .ok_or_else(|| WebRtcError::Setup("could not generate a DTLS certificate".into()))?;
+        dtls_stock().keep_for(&cert);
         Ok(RtcFactory {
             provider: Arc::new(provider),
             cert,
@@ -207,21 +220,8 @@ impl RtcFactory {
         let creds = IceCreds::new();
         let local_ufrag = creds.ufrag.clone();
         let ice_password = creds.pass.clone();
-        let (mut rtc, keys) = dtls_keys::build_with_slot(|| {
-            let builder = Rtc::builder()
-                .set_ice_lite(true)
-                .set_crypto_provider(self.provider.clone())
-                .set_dtls_cert(self.cert.clone())
-                .set_local_ice_credentials(creds)
-                .clear_codecs()
-                .enable_opus(true, false);
-            match video {
-                VideoCodec::H264 => builder.enable_h264(true),
-                VideoCodec::Vp8 => builder.enable_vp8(true),
-            }
-            .set_extension_map(extensions)
-            .build(now)
-        });
+        let (mut rtc, keys) =
+            dtls_keys::build_with_slot(|| self.engine(creds, extensions, video, now));
         let tcp_only = transport == IceTransport::Tcp && !self.tcp_candidates.is_empty();
         let udp = if tcp_only { &[][..] } else { &self.candidates };
         let tcp = match transport {
@@ -267,6 +267,44 @@ impl RtcFactory {
             ice_password,
             keys,
         })
+    }
+}
+
+impl RtcFactory {
+    /// A new answering engine (its DTLS instance from the stock when one is ready).
+    fn engine(
+        &self,
+        creds: IceCreds,
+        extensions: ExtensionMap,
+        video: VideoCodec,
+        now: Instant,
+    ) -> Rtc {
+        let builder = Rtc::builder()
+            .set_ice_lite(true)
+            .set_crypto_provider(self.provider.clone())
+            .set_dtls_cert(self.cert.clone())
+            .set_local_ice_credentials(creds)
+            .clear_codecs()
+            .enable_opus(true, false);
+        match video {
+            VideoCodec::H264 => builder.enable_h264(true),
+            VideoCodec::Vp8 => builder.enable_vp8(true),
+        }
+        .set_extension_map(extensions)
+        .build(now)
+    }
+
+    /// Makes one engine as an answer would, and drops it: the DTLS stock learns what
+    /// answers ask for and fills up before the first browser comes (else the first
+    /// answer makes its own). Costs a few ms of CPU, once; call it at start.
+    pub fn warm_up(&self) {
+        let engine = self.engine(
+            IceCreds::new(),
+            ExtensionMap::standard(),
+            VideoCodec::H264,
+            Instant::now(),
+        );
+        drop(engine);
     }
 }
 

@@ -648,6 +648,7 @@ impl Viewer {
         if video && plane.video.is_some() {
             if !self.video_started {
                 self.plan.request.first_frame_sent(now);
+                debug!(viewer = self.id.0, "first video frame sent");
             }
             self.video_started = true;
             self.last_video_pts_us = pts_us;
