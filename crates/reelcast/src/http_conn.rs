@@ -32,7 +32,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 use tower::Layer;
 use tracing::debug;
@@ -50,6 +50,21 @@ pub struct ConnLimits {
 
 /// Accepts on `listener` forever, serving `app` on every admitted connection.
 pub async fn serve_tcp(listener: TcpListener, gate: Arc<Gate>, app: Router, limits: ConnLimits) {
+    serve_tcp_with(listener, gate, app, limits, |socket| socket).await;
+}
+
+/// [`serve_tcp`], each admitted socket first wrapped by `wrap` (the HLS port's sender of
+/// bodies without a copy).
+pub async fn serve_tcp_with<I, W>(
+    listener: TcpListener,
+    gate: Arc<Gate>,
+    app: Router,
+    limits: ConnLimits,
+    wrap: W,
+) where
+    W: Fn(TcpStream) -> I,
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -62,7 +77,13 @@ pub async fn serve_tcp(listener: TcpListener, gate: Arc<Gate>, app: Router, limi
         };
         match gate.admit(peer.ip()) {
             Ok(permit) => {
-                tokio::spawn(serve_connection(socket, peer, permit, app.clone(), limits));
+                tokio::spawn(serve_connection(
+                    wrap(socket),
+                    peer,
+                    permit,
+                    app.clone(),
+                    limits,
+                ));
             }
             Err(refused) => {
                 debug!(%peer, "connection refused: {refused}");
