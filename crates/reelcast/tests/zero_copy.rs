@@ -16,6 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// The tests count the process's descriptors and spliced bytes: one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// Set once the process has made its first connection.
+static WARM: Once = Once::new();
 
 /// Runs `test` alone on a runtime of its own; no descriptor may be left open after it
 /// (the connection's pipes, the bodies' pipes once the bodies are dropped).
@@ -28,7 +30,6 @@ fn alone<F: Future<Output = ()>>(test: impl FnOnce() -> F) {
             .unwrap()
     };
     // What the process opens once for good on its first connection is not a leak.
-    static WARM: Once = Once::new();
     WARM.call_once(|| {
         runtime().block_on(async {
             let (mut out, mut client) = pair(None).await;

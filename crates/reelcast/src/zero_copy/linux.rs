@@ -274,9 +274,10 @@ impl Sender {
     fn poll_send(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.io.poll_write_ready(cx))?;
-            match self.try_send(len) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                done => return Poll::Ready(done),
+            // Would block: readiness was cleared, wait for the next.
+            let done = self.try_send(len);
+            if !is_would_block(&done) {
+                return Poll::Ready(done);
             }
         }
     }
@@ -292,12 +293,15 @@ impl Sender {
                     MsgFlags::from_bits_retain(nix::libc::MSG_MORE) | MsgFlags::MSG_NOSIGNAL;
                 sendmsg::<SockaddrStorage>(socket, head, &[], flags, None).map_err(io::Error::from)
             });
-            match sent {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                done => return Poll::Ready(done),
+            if !is_would_block(&sent) {
+                return Poll::Ready(sent);
             }
         }
     }
+}
+
+fn is_would_block(result: &io::Result<usize>) -> bool {
+    matches!(result, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
 impl AsyncRead for Sender {
