@@ -69,7 +69,13 @@ start_reelcast() {
   done
 }
 start_reelcast "$server"; reelcast_pid=$started_pid; base=$started_base
-if [[ -n $BASELINE ]]; then start_reelcast "$BASELINE"; baseline_pid=$started_pid; baseline_base=$started_base; fi
+if [[ -n $BASELINE ]]; then
+  start_reelcast "$BASELINE"; baseline_pid=$started_pid; baseline_base=$started_base
+  # A stream nobody reads ends: the baseline's is read only every third run, so a
+  # playlist request every 2 s keeps it (and this build's, alike) going.
+  while sleep 2; do curl -sf "$base/bench.m3u8" "$baseline_base/bench.m3u8" -o /dev/null -o /dev/null || true; done &
+  pids+=("$!")
+fi
 
 # The newest complete segment of the playlist at `$1`: sets $segment and $part (its
 # first part).
