@@ -11,9 +11,9 @@
 //! goes the plain way.
 //!
 //! Why pipes and not `sendfile` from a memory file: on loopback, with a 200 KB body,
-//! `tee` + `splice` cost about half the CPU of `sendfile` from tmpfs (which has to look
-//! up every page in the file on every send), and both far less than the copy
-//! (docs/PERFORMANCE.md, "Serving").
+//! `tee` + `splice` took about a third less CPU than `sendfile` (which looks up every
+//! page of the file on every send), and both far less than the copy
+//! (docs/PERFORMANCE.md, "Serving: segments without a copy").
 //!
 //! Must not: know HTTP or HLS (the head before a body is any bytes).
 
