@@ -14,6 +14,9 @@
 //!   answer ([`Watched`]); the same bound on request bodies is the app's
 //!   (`RequestBodyTimeoutLayer`, see [`crate::server`]).
 //!
+//! A port may wrap each socket first ([`serve_tcp_with`]: the HLS port's
+//! `zero_copy::Sender`).
+//!
 //! A connection upgraded to a WebSocket keeps its slot and its write time-out for as long
 //! as the session lives (both travel inside the I/O object); reads on it are the WCS
 //! keep-alive's business. Must not: know routes or what the app does.

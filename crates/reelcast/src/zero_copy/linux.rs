@@ -122,6 +122,9 @@ struct Found {
 }
 
 fn find(slice: &[u8]) -> Option<Found> {
+    if slice.is_empty() {
+        return None;
+    }
     let at = slice.as_ptr() as usize;
     let bodies = BODIES.read().ok()?;
     let (start, entry) = bodies.range(..=at).next_back()?;
