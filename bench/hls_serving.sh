@@ -3,6 +3,7 @@
 #
 #   bench/hls_serving.sh        # after: cargo build --release -p reelcast
 #   DURATION=10 CONNS=16 ROUNDS=2 WHAT="segment part" bench/hls_serving.sh
+#   BASELINE=/path/to/other/reelcast bench/hls_serving.sh   # A/B: a second build in turn
 #
 # Needs Debian's `nginx-light` and `wrk` (apt-get install nginx-light wrk). Everything is
 # on loopback. reelcast runs a looped translation of media/sample.mp4 (640x360 H.264 +
@@ -17,7 +18,10 @@
 # still compares fairly; requests/s as wrk saw them is given beside it. reelcast's process
 # also runs the translation itself (pacing, AAC→Opus for WebRTC viewers): its CPU with no
 # request for DURATION seconds is measured first and taken off each run's ("net" columns).
-# Bounded: about ROUNDS x 4 x DURATION seconds; everything it starts it stops.
+# With BASELINE set, a second reelcast (that binary, same settings, its own translation and
+# its own newest segment, also on core 0) takes its turn after the two in every round, and
+# the summary compares the two builds too. Bounded: about ROUNDS x 4 x DURATION seconds
+# (x 6 with BASELINE); everything it starts it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -25,7 +29,8 @@ server="${REELCAST_BIN:-$target/release/reelcast}"
 DURATION="${DURATION:-10}"
 CONNS="${CONNS:-16}"
 ROUNDS="${ROUNDS:-2}"
-for tool in "$server" nginx wrk taskset curl python3; do
+BASELINE="${BASELINE:-}"
+for tool in "$server" ${BASELINE:+"$BASELINE"} nginx wrk taskset curl python3; do
   command -v "$tool" >/dev/null || [[ -x "$tool" ]] || { echo "missing: $tool" >&2; exit 1; }
 done
 
@@ -39,34 +44,53 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-http_port=$(free_port); ws_port=$(free_port); hls_port=$(free_port); udp_port=$(free_port); nginx_port=$(free_port)
-
+nginx_port=$(free_port)
 mkdir -p "$work/media" "$work/www/bench"
 cp media/sample.mp4 "$work/media/"
-# A window of 60 segments (2 min): the URLs under test stay served through the run.
-taskset -c 0 "$server" serve --media-dir "$work/media" --http-port "$http_port" --ws-port "$ws_port" \
-  --media-port "$udp_port" --set ip=127.0.0.1 --set ip_local=127.0.0.1 --set hls.port="$hls_port" \
-  --set hls_list_size=60 >"$work/reelcast.log" 2>&1 &
-reelcast_pid=$!
-pids+=("$reelcast_pid")
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http_port/health" >/dev/null && break; sleep 0.1; done
-curl -sf -X POST -H 'content-type: application/json' "http://127.0.0.1:$http_port/rest-api/vod/startup" \
-  -d '{"uri":"vod-live://sample.mp4","localStreamName":"bench","loop":true}' >/dev/null
-# The URLs under test are picked fresh before each measurement (the newest complete
-# segment of the live playlist and its first part) and copied to nginx's folder, so both
-# servers serve the same bytes and the window never loses them mid-run.
-base="http://127.0.0.1:$hls_port/bench"
-for _ in $(seq 40); do
-  [[ $(curl -sf "$base/bench.m3u8" | grep -c '^[^#].*-[0-9]*\.m4s$' || true) -ge 3 ]] && break
-  sleep 0.5
-done
-# Sets $segment and $part to fresh names, both copied to nginx's folder.
-pick() {
-  local playlist f
-  playlist=$(curl -sf "$base/bench.m3u8" || true)
+
+# Starts `$1` serving a looped translation "bench" with HLS; sets $started_pid and
+# $started_base (the stream's HLS URL folder).
+start_reelcast() {
+  local bin=$1 http_port ws_port hls_port udp_port
+  http_port=$(free_port); ws_port=$(free_port); hls_port=$(free_port); udp_port=$(free_port)
+  # A window of 60 segments (2 min): the URLs under test stay served through the run.
+  taskset -c 0 "$bin" serve --media-dir "$work/media" --http-port "$http_port" --ws-port "$ws_port" \
+    --media-port "$udp_port" --set ip=127.0.0.1 --set ip_local=127.0.0.1 --set hls.port="$hls_port" \
+    --set hls_list_size=60 >"$work/reelcast-$hls_port.log" 2>&1 &
+  started_pid=$!
+  pids+=("$started_pid")
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http_port/health" >/dev/null && break; sleep 0.1; done
+  curl -sf -X POST -H 'content-type: application/json' "http://127.0.0.1:$http_port/rest-api/vod/startup" \
+    -d '{"uri":"vod-live://sample.mp4","localStreamName":"bench","loop":true}' >/dev/null
+  started_base="http://127.0.0.1:$hls_port/bench"
+  for _ in $(seq 40); do
+    [[ $(curl -sf "$started_base/bench.m3u8" | grep -c '^[^#].*-[0-9]*\.m4s$' || true) -ge 3 ]] && break
+    sleep 0.5
+  done
+}
+start_reelcast "$server"; reelcast_pid=$started_pid; base=$started_base
+if [[ -n $BASELINE ]]; then
+  start_reelcast "$BASELINE"; baseline_pid=$started_pid; baseline_base=$started_base
+  # A stream nobody reads ends: the baseline's is read only every third run, so a
+  # playlist request every 2 s keeps it (and this build's, alike) going.
+  while sleep 2; do curl -sf "$base/bench.m3u8" "$baseline_base/bench.m3u8" -o /dev/null -o /dev/null || true; done &
+  pids+=("$!")
+fi
+
+# The newest complete segment of the playlist at `$1`: sets $segment and $part (its
+# first part).
+newest() {
+  local playlist
+  playlist=$(curl -sf "$1/bench.m3u8" || true)
   segment=$(grep '^[^#].*-[0-9]*\.m4s$' <<<"$playlist" | tail -1)
   [[ -n "$segment" ]] || { echo "no segments in the playlist:"; echo "$playlist"; exit 1; } >&2
   part="${segment%.m4s}.1.m4s"
+}
+# The URLs under test are picked fresh before each measurement and copied to nginx's
+# folder, so both servers serve the same bytes and the window never loses them mid-run.
+pick() {
+  local f
+  newest "$base"
   rm -f "$work/www/bench/"*
   for f in "$segment" "$part"; do
     curl -sf "$base/$f" -o "$work/www/bench/$f" || { echo "cannot fetch $f" >&2; exit 1; }
@@ -130,6 +154,13 @@ PY
 idle_before=$(cpu_ticks "$reelcast_pid"); sleep "$DURATION"; idle_after=$(cpu_ticks "$reelcast_pid")
 idle_cpu=$(python3 -c "print(($idle_after - $idle_before) / $hz)")
 echo "reelcast with no requests: $idle_cpu CPU-s in ${DURATION} s (the translation itself)"
+servers="reelcast nginx"
+if [[ -n $BASELINE ]]; then
+  servers="reelcast nginx baseline"
+  idle_before=$(cpu_ticks "$baseline_pid"); sleep "$DURATION"; idle_after=$(cpu_ticks "$baseline_pid")
+  baseline_idle=$(python3 -c "print(($idle_after - $idle_before) / $hz)")
+  echo "baseline ($BASELINE) with no requests: $baseline_idle CPU-s in ${DURATION} s"
+fi
 echo "wrk -t1 -c$CONNS -d${DURATION}s, keep-alive; each row's URL is picked fresh (its size beside it)"
 echo "| what | bytes | server | round | requests/s | MB/s | server CPU s | MB per CPU-second | requests per CPU-second |"
 echo "|---|---|---|---|---|---|---|---|---|"
@@ -139,8 +170,14 @@ for round in $(seq "$ROUNDS"); do
     pick
     file=$segment; [[ $what == part ]] && file=$part
     size=$(stat -c %s "$work/www/bench/$file")
-    for srv in reelcast nginx; do
-      if [[ $srv == reelcast ]]; then pid=$reelcast_pid; url="$base/$file"; else pid=$nginx_worker; url="http://127.0.0.1:$nginx_port/bench/$file"; fi
+    for srv in $servers; do
+      case $srv in
+        reelcast) pid=$reelcast_pid; url="$base/$file" ;;
+        nginx) pid=$nginx_worker; url="http://127.0.0.1:$nginx_port/bench/$file" ;;
+        # Its own newest segment (another run of the stream: other names, like sizes).
+        baseline) pid=$baseline_pid; newest "$baseline_base"
+          url="$baseline_base/$segment"; [[ $what == part ]] && url="$baseline_base/$part" ;;
+      esac
       read -r rps bps cpu total reqs < <(measure "$pid" "$url")
       key="$what/$srv"
       sum_bytes[$key]=$(( ${sum_bytes[$key]:-0} + total ))
@@ -164,3 +201,16 @@ q = ${sum_reqs[$what/reelcast]} / net
 qn = ${sum_reqs[$what/nginx]} / max(${sum_cpu[$what/nginx]}, 0.01)
 print(f'| $what | {r/1e6:.0f} | {rn/1e6:.0f} | {n/1e6:.0f} | {100*r/n:.0f} % | {100*rn/n:.0f} % | {q:.0f} | {qn:.0f} |')"
 done
+if [[ -n $BASELINE ]]; then
+  echo
+  echo "| what | reelcast MB per CPU-s | baseline MB per CPU-s | reelcast / baseline | reelcast net / baseline net |"
+  echo "|---|---|---|---|---|"
+  for what in ${WHAT:-segment part}; do
+    python3 -c "
+r = ${sum_bytes[$what/reelcast]} / max(${sum_cpu[$what/reelcast]}, 0.01)
+b = ${sum_bytes[$what/baseline]} / max(${sum_cpu[$what/baseline]}, 0.01)
+rn = ${sum_bytes[$what/reelcast]} / max(${sum_cpu[$what/reelcast]} - $ROUNDS * $idle_cpu, 0.01)
+bn = ${sum_bytes[$what/baseline]} / max(${sum_cpu[$what/baseline]} - $ROUNDS * $baseline_idle, 0.01)
+print(f'| $what | {r/1e6:.0f} | {b/1e6:.0f} | {100*r/b:.0f} % | {100*rn/bn:.0f} % |')"
+  done
+fi

@@ -3,7 +3,8 @@
 //! https, wss).
 //!
 //! Owns, for every connection:
-//! - Nagle's algorithm off ([`no_delay`]: messages leave when written);
+//! - Nagle's algorithm off ([`no_delay`]: messages leave when written), but on the HLS
+//!   port, whose sender turns it off only for spliced segment bodies (`zero_copy`);
 //! - admission: `http.max_connections` per port and `http.max_connections_per_client`
 //!   per port and address ([`Gate`]); a plain connection over the cap gets a `503` with the
 //!   reason and is closed, a TLS one is closed before its handshake;
@@ -14,6 +15,9 @@
 //! - `http.idle_timeout`: the longest wait for a client to take the next bytes of an
 //!   answer ([`Watched`]); the same bound on request bodies is the app's
 //!   (`RequestBodyTimeoutLayer`, see [`crate::server`]).
+//!
+//! A port may wrap each socket first ([`serve_tcp_with`]: the HLS port's
+//! `zero_copy::Sender`).
 //!
 //! A connection upgraded to a WebSocket keeps its slot and its write time-out for as long
 //! as the session lives (both travel inside the I/O object); reads on it are the WCS
@@ -33,7 +37,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 use tower::Layer;
 use tracing::debug;
@@ -51,6 +55,28 @@ pub struct ConnLimits {
 
 /// Accepts on `listener` forever, serving `app` on every admitted connection.
 pub async fn serve_tcp(listener: TcpListener, gate: Arc<Gate>, app: Router, limits: ConnLimits) {
+    // Nagle off: a short answer (a WCS status, a REST reply) leaves at once instead of
+    // waiting for the client's delayed ACK.
+    serve_tcp_with(listener, gate, app, limits, |socket| {
+        no_delay(&socket);
+        socket
+    })
+    .await;
+}
+
+/// [`serve_tcp`], each admitted socket first wrapped by `wrap` (the HLS port's sender of
+/// bodies without a copy, which sets Nagle off only where a body is spliced: parts and
+/// playlists measured faster with it on).
+pub async fn serve_tcp_with<I, W>(
+    listener: TcpListener,
+    gate: Arc<Gate>,
+    app: Router,
+    limits: ConnLimits,
+    wrap: W,
+) where
+    W: Fn(TcpStream) -> I,
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -63,8 +89,13 @@ pub async fn serve_tcp(listener: TcpListener, gate: Arc<Gate>, app: Router, limi
         };
         match gate.admit(peer.ip()) {
             Ok(permit) => {
-                no_delay(&socket);
-                tokio::spawn(serve_connection(socket, peer, permit, app.clone(), limits));
+                tokio::spawn(serve_connection(
+                    wrap(socket),
+                    peer,
+                    permit,
+                    app.clone(),
+                    limits,
+                ));
             }
             Err(refused) => {
                 debug!(%peer, "connection refused: {refused}");

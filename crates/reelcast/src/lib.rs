@@ -24,6 +24,7 @@ pub mod source;
 pub mod stream;
 pub mod tls;
 pub mod webrtc;
+pub mod zero_copy;
 
 /// This build's version (`Cargo.toml`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -331,7 +331,11 @@ pub async fn launch(
             servers.spawn(tls::serve(listener, hls_app.clone(), limits));
         }
         if let Some(listener) = hls {
-            servers.spawn(http_conn::serve_tcp(listener, hls_gate, hls_app, limits));
+            // Segments leave through pipes, not copied into the socket (`zero_copy`).
+            let sender = crate::zero_copy::sender;
+            servers.spawn(http_conn::serve_tcp_with(
+                listener, hls_gate, hls_app, limits, sender,
+            ));
         }
         // The servers run forever; one ending is a bug worth stopping for.
         if let Some(ended) = servers.join_next().await {

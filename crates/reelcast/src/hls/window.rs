@@ -262,7 +262,8 @@ impl Window {
         for p in &open.parts {
             whole.extend_from_slice(&p.bytes);
         }
-        let whole = Bytes::from(whole);
+        // Sent without a copy to plain-TCP readers (`zero_copy`).
+        let whole = crate::zero_copy::shareable(whole);
         let mut at = 0;
         for p in &mut open.parts {
             let len = p.bytes.len();
