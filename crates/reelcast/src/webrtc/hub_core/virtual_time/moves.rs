@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::{is_rtp, opus, picture, ssrc, NarrowLink, Net, FRAME};
-use crate::media::{MoveNote, ViewerEvent};
+use crate::media::{MoveNote, ViewerEvent, ViewerEventsRx};
 use crate::webrtc::hub_core::Command;
 use crate::webrtc::ids::FeedId;
 use crate::webrtc::packets::VideoCodec;
@@ -78,11 +78,9 @@ fn viewer_beside_a_rendition(frames: u32) -> (Net, FeedId, usize) {
     (net, rendition, b)
 }
 
-#[test]
-fn a_moved_viewer_switches_at_the_targets_keyframe_with_one_stream_going_on_forward() {
-    let (mut net, rendition, b) = viewer_beside_a_rendition(25);
-    assert_eq!(net.browsers[b].pictures.len(), 25, "the stream's only");
-    let (events_tx, mut events) = mpsc::unbounded_channel();
+/// Asks the hub to move viewer `b` down to `rendition`; the events the move tells.
+fn move_down(net: &mut Net, b: usize, rendition: FeedId) -> ViewerEventsRx {
+    let (events_tx, events) = mpsc::unbounded_channel();
     net.core.handle_command(
         net.now,
         Command::MoveViewer {
@@ -92,6 +90,14 @@ fn a_moved_viewer_switches_at_the_targets_keyframe_with_one_stream_going_on_forw
             down: true,
         },
     );
+    events
+}
+
+#[test]
+fn a_moved_viewer_switches_at_the_targets_keyframe_with_one_stream_going_on_forward() {
+    let (mut net, rendition, b) = viewer_beside_a_rendition(25);
+    assert_eq!(net.browsers[b].pictures.len(), 25, "the stream's only");
+    let mut events = move_down(&mut net, b, rendition);
     // The rendition's keyframe comes at step 35 (its picture of step 30).
     for i in 25..45 {
         step(&mut net, rendition, i, i == 35);
@@ -149,16 +155,7 @@ fn a_moved_viewer_switches_at_the_targets_keyframe_with_one_stream_going_on_forw
 #[test]
 fn after_a_move_the_old_streams_lost_packets_are_not_re_sent() {
     let (mut net, rendition, b) = viewer_beside_a_rendition(25);
-    let (events_tx, _events) = mpsc::unbounded_channel();
-    net.core.handle_command(
-        net.now,
-        Command::MoveViewer {
-            id: net.browsers[b].id,
-            feed: rendition,
-            events: events_tx,
-            down: true,
-        },
-    );
+    let _events = move_down(&mut net, b, rendition);
     for i in 25..35 {
         step(&mut net, rendition, i, false);
     }
@@ -190,17 +187,8 @@ fn after_a_move_the_old_streams_lost_packets_are_not_re_sent() {
 #[test]
 fn a_move_whose_target_ends_before_its_keyframe_is_abandoned_and_the_viewer_stays() {
     let (mut net, rendition, b) = viewer_beside_a_rendition(10);
-    let (events_tx, _events) = mpsc::unbounded_channel();
     let id = net.browsers[b].id;
-    net.core.handle_command(
-        net.now,
-        Command::MoveViewer {
-            id,
-            feed: rendition,
-            events: events_tx,
-            down: true,
-        },
-    );
+    let _events = move_down(&mut net, b, rendition);
     net.core
         .handle_command(net.now, Command::CloseFeed { feed: rendition });
     let notes = net.move_notes.lock().unwrap().clone();
