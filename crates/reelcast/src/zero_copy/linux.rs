@@ -5,11 +5,12 @@ use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use nix::fcntl::{fcntl, splice, tee, FcntlArg, OFlag, SpliceFFlags};
+use nix::sys::resource::{getrlimit, Resource};
 use nix::sys::socket::{sendmsg, MsgFlags, SockaddrStorage};
 use nix::unistd::pipe2;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
@@ -19,8 +20,22 @@ use tokio::net::TcpStream;
 const MIN_LEN: usize = 16 * 1024;
 /// At most this many bodies hold a pipe (two file descriptors each while it is made,
 /// one after): a bound on descriptors and pipe memory whatever the streams. Beyond it,
-/// bodies go the plain way.
+/// bodies go the plain way. Less where the process may open few files: [`max_bodies`].
 const MAX_BODIES: usize = 2048;
+
+/// [`MAX_BODIES`], or a quarter of the process's limit on open files if that is less:
+/// pipes must never take the descriptors its connections need.
+fn max_bodies() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| {
+        bodies_allowed(getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft))
+    })
+}
+
+/// How many bodies may hold a pipe when the process may open `open_files` files.
+fn bodies_allowed(open_files: u64) -> usize {
+    MAX_BODIES.min(usize::try_from(open_files / 4).unwrap_or(MAX_BODIES))
+}
 
 /// A body's pipe: its read end, holding the whole body, which is never read, only
 /// `tee`d from.
@@ -66,7 +81,7 @@ impl Drop for Body {
 /// enough and a pipe could be made for it; else plain `Bytes`). The bytes are copied once
 /// here, into the pipe.
 pub fn shareable(data: Vec<u8>) -> Bytes {
-    let full = || BODIES.read().map_or(true, |b| b.len() >= MAX_BODIES);
+    let full = || BODIES.read().map_or(true, |b| b.len() >= max_bodies());
     if data.len() < MIN_LEN || full() {
         return Bytes::from(data);
     }
@@ -81,7 +96,7 @@ pub fn shareable(data: Vec<u8>) -> Bytes {
     };
     {
         let mut bodies = BODIES.write().unwrap_or_else(PoisonError::into_inner);
-        if bodies.len() >= MAX_BODIES {
+        if bodies.len() >= max_bodies() {
             return Bytes::from(data);
         }
         // The heap buffer does not move when the Vec does: this stays its address.
@@ -362,5 +377,18 @@ impl AsyncWrite for Sender {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipes_take_at_most_a_quarter_of_the_descriptors_a_process_may_open() {
+        assert_eq!(bodies_allowed(1024), 256, "a shell's usual limit");
+        assert_eq!(bodies_allowed(65_536), MAX_BODIES, "the service unit's");
+        assert_eq!(bodies_allowed(u64::MAX), MAX_BODIES);
+        assert_eq!(bodies_allowed(0), 0);
     }
 }
