@@ -7,21 +7,21 @@
 #
 # Needs Debian's `nginx-light` and `wrk` (apt-get install nginx-light wrk). Everything is
 # on loopback. reelcast runs a looped translation of media/sample.mp4 (640x360 H.264 +
-# AAC, ~800 kbit/s: ~200 KB segments, ~50 KB parts) on core 0 (taskset). Before each
-# pair of runs the newest complete segment of the live playlist and its first part are
-# copied to a tmpfs folder that nginx (one worker, also on core 0, access log off,
-# sendfile on) serves under the same paths; wrk (on core 1, keep-alive, CONNS
-# connections, one thread) asks each server for that URL for DURATION seconds, the two
-# servers taking turns ROUNDS times. A figure per core is bytes (or requests)
-# per CPU-second the server process used during the run (utime + stime of /proc/PID/stat),
-# so a run where the server is not quite saturated, or shares core 0 with other programs,
-# still compares fairly; requests/s as wrk saw them is given beside it. reelcast's process
-# also runs the translation itself (pacing, AAC→Opus for WebRTC viewers): its CPU with no
-# request for DURATION seconds is measured first and taken off each run's ("net" columns).
-# With BASELINE set, a second reelcast (that binary, same settings, its own translation and
-# its own newest segment, also on core 0) takes its turn after the two in every round, and
-# the summary compares the two builds too. Bounded: about ROUNDS x 4 x DURATION seconds
-# (x 6 with BASELINE); everything it starts it stops.
+# AAC, ~800 kbit/s: ~200 KB segments, ~50 KB parts) on core 0 (taskset). Before each pair
+# of runs the newest complete segment of the live playlist and its second part (`.1`, in
+# the middle of the segment; parts are numbered from 0) are copied to a tmpfs folder that
+# nginx (one worker, also on core 0, access log off, sendfile on) serves under the same
+# paths; wrk (on core 1, keep-alive, CONNS connections, one thread) asks each server for
+# that URL for DURATION seconds, the two servers taking turns ROUNDS times. A figure per
+# core is bytes (or requests) per CPU-second the server process used during the run (utime
+# + stime of /proc/PID/stat), so a run where the server is not quite saturated, or shares
+# core 0 with other programs, still compares fairly; requests/s as wrk saw them is given
+# beside it. reelcast's process also runs the translation itself (pacing, AAC→Opus for
+# WebRTC viewers): its CPU with no request for DURATION seconds is measured first and
+# taken off each run's ("net" columns). With BASELINE set, a second reelcast (that binary,
+# same settings, its own translation and its own newest segment, also on core 0) takes its
+# turn after the two in every round, and the summary compares the two builds too. Bounded:
+# about ROUNDS x 4 x DURATION seconds (x 6 with BASELINE); everything it starts it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -78,7 +78,7 @@ if [[ -n $BASELINE ]]; then
 fi
 
 # The newest complete segment of the playlist at `$1`: sets $segment and $part (its
-# first part).
+# second part, in the middle of the segment as most parts are).
 newest() {
   local playlist
   playlist=$(curl -sf "$1/bench.m3u8" || true)
