@@ -57,6 +57,15 @@ fn headers(net: &Net, of: u32) -> Vec<(u16, u32, u8)> {
         .collect()
 }
 
+/// The SSRC of the audio the net sent beside `video_ssrc` (small RTP packets).
+fn audio_ssrc(net: &Net, video_ssrc: u32) -> u32 {
+    net.sent
+        .iter()
+        .find(|s| is_rtp(&s.data) && s.data.len() < 200 && ssrc(&s.data) != video_ssrc)
+        .map(|s| ssrc(&s.data))
+        .expect("audio sent")
+}
+
 /// A net with a second feed open (a rendition's) beside the stream's, one connected
 /// viewer of the stream, and `frames` steps of both sent: the net, the rendition's feed
 /// and the viewer.
@@ -124,12 +133,7 @@ fn a_moved_viewer_switches_at_the_targets_keyframe_with_one_stream_going_on_forw
     assert!(video.windows(2).all(|p| p[1].0 == p[0].0.wrapping_add(1)));
     assert!(video.iter().all(|h| h.2 == video[0].2));
     // Audio: one stream too, its time never going back.
-    let audio_ssrc = net
-        .sent
-        .iter()
-        .find(|s| is_rtp(&s.data) && s.data.len() < 200 && ssrc(&s.data) != video_ssrc)
-        .map(|s| ssrc(&s.data))
-        .expect("audio sent");
+    let audio_ssrc = audio_ssrc(&net, video_ssrc);
     let audio = headers(&net, audio_ssrc);
     assert!(audio.len() > 40);
     assert!(audio.windows(2).all(|p| p[1].0 == p[0].0.wrapping_add(1)));
@@ -170,12 +174,7 @@ fn after_a_move_the_old_streams_lost_packets_are_not_re_sent() {
     let notes = net.move_notes.lock().unwrap().clone();
     assert_eq!(notes, vec![(net.browsers[b].id, MoveNote::Switched)]);
     let video_ssrc = ssrc(&net.dropped.take().unwrap());
-    let audio_ssrc = net
-        .sent
-        .iter()
-        .find(|s| is_rtp(&s.data) && s.data.len() < 200 && ssrc(&s.data) != video_ssrc)
-        .map(|s| ssrc(&s.data))
-        .expect("audio sent");
+    let audio_ssrc = audio_ssrc(&net, video_ssrc);
     let resent = net.sent[from..]
         .iter()
         .filter(|s| s.to == net.browsers[b].addr && is_rtp(&s.data))
