@@ -3,8 +3,8 @@
 //! one later holds the [`SinkSlot`] made with it.
 //!
 //! A sink attached late is told the stream's epoch (if the clock runs), then gets the
-//! frames since the stream's last keyframe (the GOP in progress, kept here: at most
-//! [`MAX_PREROLL_FRAMES`], else none), so a recording starts with a picture without
+//! frames since the stream's last keyframe at once (`Sink::preroll`: the GOP in
+//! progress, kept here: at most [`MAX_PREROLL_FRAMES`], else none), so a recording starts with a picture without
 //! waiting for the next keyframe, which a file cannot make on request; then every frame
 //! from then on, and is told the ending: when the stream ends, or when it is detached. Owns only the list; the stream's task takes the lock once per
 //! frame batch, the attacher only to add or remove (never while a sink works long: sinks
@@ -71,9 +71,7 @@ impl SinkSlot {
         if let Some(epoch) = s.epoch {
             sink.start(epoch);
         }
-        for f in &s.preroll {
-            sink.frames(f.clone(), None);
-        }
+        sink.preroll(&s.preroll);
         s.next += 1;
         let id = AttachId(s.next);
         s.sinks.push((id, sink));

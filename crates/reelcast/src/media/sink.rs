@@ -27,6 +27,15 @@ pub trait Sink: Send {
     /// leave back to back (an audio pair, `stream::audio_pairs`).
     fn frames(&mut self, first: Frame, second: Option<Frame>);
 
+    /// The frames of the GOP in progress, given at once to a sink attached to a running
+    /// stream (`media::attach`), before any frame that falls due after. By default they
+    /// go as [`Self::frames`]; a sink with a bounded queue takes them as one batch.
+    fn preroll(&mut self, frames: &[Frame]) {
+        for f in frames {
+            self.frames(f.clone(), None);
+        }
+    }
+
     /// A picture of the file's own H.264 (decode order, Annex-B, its composition offset
     /// in `pts_us - dts_us`), for a stream whose `Video` frames are a re-encode of it
     /// (H.264 with B-frames: browsers' WebRTC decoders do not reorder). A sink whose

@@ -43,8 +43,18 @@ use crate::media::ViewerEvent;
 use crate::media::{Ending, FailReason, Frame, MediaKind, Sink, Sinks, StopReason, StreamId};
 use crate::metrics::{HlsAbrRung, VideoTranscoderBusy};
 
-/// Pictures queued for a rendition's encoder (a second at 30 fps).
+/// Pictures queued for a rendition's encoder (a second at 30 fps). The parent's GOP in
+/// progress, given at the start, takes one place: [`Input::Preroll`].
 const PICTURES_AHEAD: usize = 32;
+
+/// What the encoder thread is given.
+enum Input {
+    /// A picture falling due now.
+    Picture(Frame),
+    /// The parent's GOP so far, from its keyframe, at the start (decoded only, up to its
+    /// newest picture): one batch, however long, so it never fills the queue.
+    Preroll(Vec<Frame>),
+}
 
 /// A rendition nobody has joined this long after its start ends (one started for a
 /// viewer's move that was then abandoned). Short in unit tests, which wait for it in
@@ -306,7 +316,7 @@ impl Rendition {
 
 /// The sink on the parent: audio on to the child, video to the encoder thread.
 struct RenditionSink {
-    pictures: Option<SyncSender<Frame>>,
+    pictures: Option<SyncSender<Input>>,
     child: Arc<Mutex<Sinks>>,
     /// Until the next keyframe (the start, or pictures dropped): pictures are not queued.
     want_keyframe: bool,
@@ -369,7 +379,7 @@ impl RenditionSink {
         if self.want_keyframe && !frame.keyframe {
             return;
         }
-        match pictures.try_send(frame) {
+        match pictures.try_send(Input::Picture(frame)) {
             Ok(()) => self.want_keyframe = false,
             Err(TrySendError::Full(_)) => {
                 // Decoding on from a gap would show garbage: the next keyframe.
@@ -400,6 +410,27 @@ impl RenditionSink {
 impl Sink for RenditionSink {
     fn start(&mut self, epoch: Instant) {
         self.child().start(epoch);
+    }
+
+    fn preroll(&mut self, frames: &[Frame]) {
+        let (video, other): (Vec<&Frame>, Vec<&Frame>) =
+            frames.iter().partition(|f| f.kind == MediaKind::Video);
+        for f in other {
+            self.frames(f.clone(), None);
+        }
+        // A GOP from its keyframe, or nothing: the next keyframe then.
+        if !video.first().is_some_and(|f| f.keyframe) {
+            return;
+        }
+        let Some(pictures) = &self.pictures else {
+            return;
+        };
+        let batch = video.into_iter().cloned().collect();
+        match pictures.try_send(Input::Preroll(batch)) {
+            Ok(()) => self.want_keyframe = false,
+            Err(TrySendError::Full(_)) => {}
+            Err(TrySendError::Disconnected(_)) => self.pictures = None,
+        }
     }
 
     fn frames(&mut self, first: Frame, second: Option<Frame>) {
@@ -441,6 +472,30 @@ struct EncoderShared {
     for_hls: bool,
 }
 
+/// The next picture for the encoder: the queued ones first, then the channel's (a
+/// pre-roll batch joins the queue); waits for one when `wait`, else `None` when none is
+/// there yet.
+fn next_picture(
+    queued: &mut VecDeque<Frame>,
+    pictures: &Receiver<Input>,
+    wait: bool,
+) -> Option<Frame> {
+    loop {
+        if let Some(frame) = queued.pop_front() {
+            return Some(frame);
+        }
+        let input = if wait {
+            pictures.recv().ok()?
+        } else {
+            pictures.try_recv().ok()?
+        };
+        match input {
+            Input::Picture(frame) => return Some(frame),
+            Input::Preroll(batch) => queued.extend(batch),
+        }
+    }
+}
+
 /// The encoder thread: the parent's pictures in, the rendition's out to the child.
 struct Encoder {
     child: Arc<Mutex<Sinks>>,
@@ -457,10 +512,15 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn run(mut self, pictures: &Receiver<Frame>) {
+    fn run(mut self, pictures: &Receiver<Input>) {
+        let mut queued = VecDeque::new();
         // The first two pictures tell the frame rate (x264's rate control needs it).
-        let Ok(first) = pictures.recv() else { return };
-        let Ok(second) = pictures.recv() else { return };
+        let Some(first) = next_picture(&mut queued, pictures, true) else {
+            return;
+        };
+        let Some(second) = next_picture(&mut queued, pictures, true) else {
+            return;
+        };
         let step = second.dts_us - first.dts_us;
         let frame_rate = if step > 0 {
             (1_000_000.0 / step as f64).clamp(1.0, 120.0)
@@ -486,16 +546,19 @@ impl Encoder {
         }
         let mut out = Vec::new();
         let mut decode_errors = 0u32;
-        let mut queued = VecDeque::from([first, second]);
+        queued.push_front(second);
+        queued.push_front(first);
         // An HLS rung encodes the parent's GOP whole: its segments start where the
         // parent's do.
         let mut caught_up = self.aligned;
-        while let Some(frame) = queued.pop_front().or_else(|| pictures.recv().ok()) {
+        while let Some(frame) = next_picture(&mut queued, pictures, true) {
             // Until the first picture is encoded, one with another queued behind it (the
             // parent's GOP so far, given at the start) is only decoded: the first keyframe
             // is the newest picture, at once, and not a GOP's worth of old ones in a burst.
             if !caught_up && queued.is_empty() {
-                queued.extend(pictures.try_recv().ok());
+                if let Some(behind) = next_picture(&mut queued, pictures, false) {
+                    queued.push_front(behind);
+                }
             }
             let catching_up = !caught_up && !queued.is_empty();
             caught_up |= !catching_up;
@@ -614,6 +677,55 @@ mod tests {
         assert!(unlisted.load(Ordering::SeqCst), "unlisted at the time-out");
         assert!(detached.load(Ordering::SeqCst), "off its parent");
         assert!(handle.door.is_ended());
+    }
+
+    fn frame(kind: MediaKind, i: i64, keyframe: bool) -> Frame {
+        Frame {
+            kind,
+            dts_us: i * 33_333,
+            pts_us: i * 33_333,
+            keyframe,
+            data: Arc::from(vec![0u8; 8]),
+        }
+    }
+
+    /// A rendition started three seconds into its parent's GOP gets the GOP so far (90
+    /// pictures, more than its queue holds) as one batch and the pictures after it in
+    /// turn: nothing dropped, no wait for the next keyframe.
+    #[test]
+    fn a_long_gop_so_far_reaches_the_encoder_whole_and_the_pictures_after_it_follow() {
+        let (tx, rx) = std_mpsc::sync_channel(PICTURES_AHEAD);
+        let (commands, _commands_rx) = mpsc::unbounded_channel();
+        let mut sink = RenditionSink {
+            pictures: Some(tx),
+            child: Arc::new(Mutex::new(Sinks::default())),
+            want_keyframe: true,
+            said_full: false,
+            commands,
+            span: Span::none(),
+            parent_keyframe: None,
+            aac: false,
+        };
+        let gop: Vec<Frame> = (0..90)
+            .flat_map(|i| {
+                [
+                    frame(MediaKind::Video, i, i == 0),
+                    frame(MediaKind::Audio, i, true),
+                ]
+            })
+            .collect();
+        sink.preroll(&gop);
+        for i in 90..100 {
+            sink.frames(frame(MediaKind::Video, i, false), None);
+        }
+        let (mut queued, mut got) = (VecDeque::new(), Vec::new());
+        while let Some(f) = next_picture(&mut queued, &rx, false) {
+            got.push(f);
+        }
+        assert_eq!(got.len(), 100, "the GOP so far and every picture after it");
+        assert!(got[0].keyframe);
+        assert!(got.iter().zip(0..).all(|(f, i)| f.dts_us == i * 33_333));
+        assert!(!sink.said_full, "the queue never filled");
     }
 
     #[test]
