@@ -21,21 +21,22 @@ mod cache;
 pub mod ladder;
 pub mod readers;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::HeaderMap;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
+use axum::response::Response;
 use bytes::Bytes;
+use hyper::body::Incoming;
 
 use crate::context::ServerContext;
 use crate::hls::{PartLookup, Readiness, Stored, Window};
+use crate::http_conn;
 use crate::source::{PlayMode, StreamUri};
 use auth::Auth;
 use ladder::Ladders;
@@ -44,21 +45,92 @@ use readers::{Read, Readers};
 /// How long a newly started translation may take to make its first segment.
 const FIRST_SEGMENT_WAIT: Duration = Duration::from_secs(10);
 
-/// The HLS app.
-pub fn router(ctx: Arc<ServerContext>) -> Router {
+/// The HLS app: what the HLS ports serve. Not an axum `Router`: its requests are
+/// few in kind and come by the tens of thousands a second (LL-HLS parts), so it reads
+/// hyper's request itself; the router and its layers were a fifth of a part answer's CPU.
+#[derive(Clone)]
+pub struct HlsApp(Arc<Shared>);
+
+struct Shared {
+    ctx: Arc<ServerContext>,
+    readers: Arc<Readers>,
+    ladders: Arc<Ladders>,
+    auth: Arc<Auth>,
+}
+
+/// The HLS app of the server `ctx`.
+pub fn app(ctx: Arc<ServerContext>) -> HlsApp {
     // A player reloads its playlist at least every target duration: three without a
     // request and it has gone.
     let quiet = ctx.settings.hls_target_duration * 3;
-    let readers = Readers::new(quiet);
-    let ladders = Ladders::new(quiet);
-    let auth = Auth::new(&ctx);
-    Router::new()
-        .route("/{name}/{file}", get(serve))
-        .layer(Extension(readers))
-        .layer(Extension(ladders))
-        .layer(Extension(auth))
-        .fallback(|| async { plain(StatusCode::NOT_FOUND, "Not found") })
-        .with_state(ctx)
+    HlsApp(Arc::new(Shared {
+        readers: Readers::new(quiet),
+        ladders: Ladders::new(quiet),
+        auth: Auth::new(&ctx),
+        ctx,
+    }))
+}
+
+impl http_conn::App for HlsApp {
+    type Body = Body;
+    type BodyError = axum::Error;
+
+    async fn answer(self, peer: SocketAddr, request: Request<Incoming>) -> Response {
+        self.0.serve(peer, request).await
+    }
+}
+
+impl Shared {
+    async fn serve(&self, peer: SocketAddr, request: Request<Incoming>) -> Response {
+        if !matches!(*request.method(), Method::GET | Method::HEAD) {
+            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "Only GET and HEAD");
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
+            return response;
+        }
+        let Some((name, file)) = split_path(request.uri().path()) else {
+            return plain(StatusCode::NOT_FOUND, "Not found");
+        };
+        let (Some(name), Some(file)) = (decoded(name), decoded(file)) else {
+            return plain(StatusCode::BAD_REQUEST, "The URL is not valid UTF-8");
+        };
+        let query: HashMap<String, String> = request
+            .uri()
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        let headers = request.headers();
+        let asked = Url {
+            name: &name,
+            file: &file,
+            query: &query,
+        };
+        let response = answer(
+            &self.ctx,
+            &self.readers,
+            &self.ladders,
+            &self.auth,
+            peer,
+            asked,
+            headers,
+        )
+        .await;
+        cache::conditional(headers, response)
+    }
+}
+
+/// `/NAME/FILE` → (NAME, FILE), both not empty, still percent-encoded.
+fn split_path(path: &str) -> Option<(&str, &str)> {
+    let (name, file) = path.strip_prefix('/')?.split_once('/')?;
+    (!name.is_empty() && !file.is_empty() && !file.contains('/')).then_some((name, file))
+}
+
+/// A path segment percent-decoded; `None` when that is not UTF-8.
+fn decoded(segment: &str) -> Option<Cow<'_, str>> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
 }
 
 /// What a URL under `/NAME/` asks for.
@@ -92,65 +164,53 @@ fn parse_file(name: &str, file: &str) -> Option<Asked> {
 }
 
 fn plain(status: StatusCode, text: &str) -> Response {
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        format!("{text}\n"),
-    )
-        .into_response()
+    let mut response = Response::new(Body::from(format!("{text}\n")));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// A segment, part or init answer: immutable, with its ETag and `Last-Modified`.
-fn stored(item: Stored, etag: &str) -> Response {
+fn stored(item: Stored, etag: fmt::Arguments<'_>) -> Response {
     let mut response = media(item.bytes, "video/mp4", IMMUTABLE, etag);
     cache::last_modified(&mut response, item.made);
     response
 }
 
-/// A media answer: its type, how long it may be cached, its ETag.
-fn media(body: Bytes, content_type: &'static str, cache: &'static str, etag: &str) -> Response {
-    let mut response = (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
-            (header::CACHE_CONTROL, cache),
-        ],
-        body,
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
-        response.headers_mut().insert(header::ETAG, v);
+/// A media answer: its type, how long it may be cached, its ETag (without the quotes).
+/// Built header by header from static values (a part is asked for tens of thousands of
+/// times a second).
+fn media(
+    body: Bytes,
+    content_type: &'static str,
+    cache: &'static str,
+    etag: fmt::Arguments<'_>,
+) -> Response {
+    let mut response = Response::new(Body::from(body));
+    let headers = response.headers_mut();
+    headers.reserve(6);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(format!("\"{etag}\""))) {
+        headers.insert(header::ETAG, v);
     }
     response
 }
 
 const IMMUTABLE: &str = "max-age=31536000, immutable";
-
-// An axum handler: each argument is one extractor.
-#[allow(clippy::too_many_arguments)]
-async fn serve(
-    State(ctx): State<Arc<ServerContext>>,
-    Extension(readers): Extension<Arc<Readers>>,
-    Extension(ladders): Extension<Arc<Ladders>>,
-    Extension(auth): Extension<Arc<Auth>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path((name, file)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let asked = Url {
-        name: &name,
-        file: &file,
-        query: &query,
-    };
-    let response = answer(&ctx, &readers, &ladders, &auth, peer, asked, &headers).await;
-    cache::conditional(&headers, response)
-}
 
 /// What a request's URL holds.
 struct Url<'a> {
@@ -243,11 +303,11 @@ async fn from_window(
             playlist(ctx, window, query, gzip, token).await
         }
         Asked::Init(run) if run == window.tag() => match window.init() {
-            Some(init) => stored(init, &format!("{run}-init")),
+            Some(init) => stored(init, format_args!("{run}-init")),
             None => plain(StatusCode::NOT_FOUND, "Not found"),
         },
         Asked::Segment(run, msn) if run == window.tag() => match window.segment(msn) {
-            Some(seg) => stored(seg, &format!("{run}-{msn}")),
+            Some(seg) => stored(seg, format_args!("{run}-{msn}")),
             None => plain(
                 StatusCode::NOT_FOUND,
                 "Segment not in the playlist's window",
@@ -258,7 +318,7 @@ async fn from_window(
             loop {
                 let mut changes = window.changes();
                 match window.part(msn, index) {
-                    PartLookup::Ready(p) => return stored(p, &format!("{run}-{msn}.{index}")),
+                    PartLookup::Ready(p) => return stored(p, format_args!("{run}-{msn}.{index}")),
                     PartLookup::Missing => {
                         return plain(StatusCode::NOT_FOUND, "Part not in the playlist's window")
                     }
@@ -299,20 +359,22 @@ async fn find_window(
                 "Stream not found: it has ended or has no media HLS carries",
             ));
         };
-        registry.hls.served_as(&id, name);
+        let _ = registry.hls.served_as(&id, name);
         return Ok((Some(Read::Published(published, id)), window));
     }
-    let live_uri = StreamUri::parse(name)
-        .ok()
-        .filter(|u| u.mode == PlayMode::Live);
-    let running = registry
-        .translation(name)
-        .filter(|t| !t.door.is_ended())
-        .or_else(|| {
-            live_uri
+    // The name is read as a `vod-live://` URI only when no translation has it.
+    let (running, live_uri) =
+        if let Some(t) = registry.translation(name).filter(|t| !t.door.is_ended()) {
+            (Some(t), None)
+        } else {
+            let uri = StreamUri::parse(name)
+                .ok()
+                .filter(|u| u.mode == PlayMode::Live);
+            let running = uri
                 .as_ref()
-                .and_then(|u| registry.translation_of(&u.uri_string()))
-        });
+                .and_then(|u| registry.translation_of(&u.uri_string()));
+            (running, uri)
+        };
     if running.is_none() {
         // Just ended: its last window, while it lingers.
         if let Some(window) = registry.hls.named(name) {
@@ -335,8 +397,7 @@ async fn find_window(
         }
         _ => return Err(plain(StatusCode::NOT_FOUND, "Stream not found")),
     };
-    registry.hls.served_as(&handle.id, name);
-    let Some(window) = registry.hls.get(&handle.id) else {
+    let Some(window) = registry.hls.served_as(&handle.id, name) else {
         return Err(plain(
             StatusCode::NOT_FOUND,
             "Stream has no HLS: it has no H.264 video or AAC audio",
@@ -432,7 +493,12 @@ async fn playlist(
     } else {
         Bytes::from(text)
     };
-    let mut response = media(body, "application/vnd.apple.mpegurl", cache, &etag);
+    let mut response = media(
+        body,
+        "application/vnd.apple.mpegurl",
+        cache,
+        format_args!("{etag}"),
+    );
     let headers = response.headers_mut();
     headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     if gzip {
@@ -451,6 +517,23 @@ fn fnv1a(data: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_is_a_name_and_a_file() {
+        assert_eq!(split_path("/a/a.m3u8"), Some(("a", "a.m3u8")));
+        assert_eq!(
+            split_path("/vod-live%3A%2F%2Fx.mp4/init-1.mp4"),
+            Some(("vod-live%3A%2F%2Fx.mp4", "init-1.mp4"))
+        );
+        for path in ["", "/", "/a", "/a/", "//a", "/a/b/c", "a/b"] {
+            assert_eq!(split_path(path), None, "{path}");
+        }
+        assert_eq!(
+            decoded("vod-live%3A%2F%2Fx.mp4").unwrap(),
+            "vod-live://x.mp4"
+        );
+        assert_eq!(decoded("%FF"), None);
+    }
 
     #[test]
     fn urls_under_the_stream_name() {

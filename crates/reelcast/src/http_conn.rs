@@ -16,13 +16,16 @@
 //!   answer ([`Watched`]); the same bound on request bodies is the app's
 //!   (`RequestBodyTimeoutLayer`, see [`crate::server`]).
 //!
-//! A port may wrap each socket first ([`serve_tcp_with`]: the HLS port's
-//! `zero_copy::Sender`).
+//! What a port serves is an [`App`]: an axum `Router` (the HTTP and WebSocket ports), or
+//! an app that answers hyper's requests itself (the HLS port's, whose answers are few and
+//! asked for tens of thousands of times a second). A port may wrap each socket first
+//! ([`serve_tcp_with`]: the HLS port's `zero_copy::Sender`).
 //!
 //! A connection upgraded to a WebSocket keeps its slot and its write time-out for as long
 //! as the session lives (both travel inside the I/O object); reads on it are the WCS
 //! keep-alive's business. Must not: know routes or what the app does.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -32,17 +35,56 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
-use axum::{Extension, Router};
+use axum::Router;
+use bytes::Bytes;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
-use tower::Layer;
+use tower::ServiceExt;
 use tracing::debug;
 
 use crate::gate::{Gate, Permit, Refused};
+
+/// What a port serves: the answer to each request of a connection from `peer`.
+pub trait App: Clone + Send + Sync + 'static {
+    /// The answers' body.
+    type Body: hyper::body::Body<Data = Bytes, Error = Self::BodyError> + Send + 'static;
+    /// What reading an answer's body can fail with.
+    type BodyError: Into<Box<dyn std::error::Error + Send + Sync>>;
+
+    /// The answer to `request`.
+    fn answer(
+        self,
+        peer: SocketAddr,
+        request: Request<Incoming>,
+    ) -> impl Future<Output = Response<Self::Body>> + Send + 'static;
+}
+
+/// An axum app: its handlers get the client's address as `ConnectInfo<SocketAddr>`, as
+/// with `axum::serve(..).into_make_service_with_connect_info()`.
+impl App for Router {
+    type Body = axum::body::Body;
+    type BodyError = axum::Error;
+
+    fn answer(
+        self,
+        peer: SocketAddr,
+        mut request: Request<Incoming>,
+    ) -> impl Future<Output = Response<Self::Body>> + Send + 'static {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        async move {
+            match self.oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    }
+}
 
 /// The time-outs every connection of a port gets.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +96,7 @@ pub struct ConnLimits {
 }
 
 /// Accepts on `listener` forever, serving `app` on every admitted connection.
-pub async fn serve_tcp(listener: TcpListener, gate: Arc<Gate>, app: Router, limits: ConnLimits) {
+pub async fn serve_tcp(listener: TcpListener, gate: Arc<Gate>, app: impl App, limits: ConnLimits) {
     // Nagle off: a short answer (a WCS status, a REST reply) leaves at once instead of
     // waiting for the client's delayed ACK.
     serve_tcp_with(listener, gate, app, limits, |socket| {
@@ -67,13 +109,14 @@ pub async fn serve_tcp(listener: TcpListener, gate: Arc<Gate>, app: Router, limi
 /// [`serve_tcp`], each admitted socket first wrapped by `wrap` (the HLS port's sender of
 /// bodies without a copy, which sets Nagle off only where a body is spliced: parts and
 /// playlists measured faster with it on).
-pub async fn serve_tcp_with<I, W>(
+pub async fn serve_tcp_with<A, I, W>(
     listener: TcpListener,
     gate: Arc<Gate>,
-    app: Router,
+    app: A,
     limits: ConnLimits,
     wrap: W,
 ) where
+    A: App,
     W: Fn(TcpStream) -> I,
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -128,18 +171,21 @@ fn busy_answer(refused: Refused) -> String {
 
 /// Serves one admitted connection until it closes, times out or is upgraded (then the
 /// upgraded I/O, slot included, lives on in the WebSocket session).
-pub async fn serve_connection<I>(
+pub async fn serve_connection<A, I>(
     io: I,
     peer: SocketAddr,
     permit: Permit,
-    app: Router,
+    app: A,
     limits: ConnLimits,
 ) where
+    A: App,
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let io = TokioIo::new(Watched::new(io, permit, limits.idle_timeout));
-    // What `axum::serve(..).into_make_service_with_connect_info()` would give handlers.
-    let service = TowerToHyperService::new(Extension(ConnectInfo(peer)).layer(app));
+    let service = service_fn(move |request| {
+        let answer = app.clone().answer(peer, request);
+        async move { Ok::<_, Infallible>(answer.await) }
+    });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)

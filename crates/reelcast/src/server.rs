@@ -297,10 +297,7 @@ pub async fn launch(
         .with_state(ctx.clone());
     // HLS on its own port (and over TLS on hls.https.port), with the same connection caps
     // as the others; a blocked playlist reload holds its connection's slot while it waits.
-    let (hls_gate, hls_app) = (
-        port_gate(&ctx.settings),
-        crate::hls_http::router(ctx.clone()),
-    );
+    let (hls_gate, hls_app) = (port_gate(&ctx.settings), crate::hls_http::app(ctx.clone()));
     let ws_app = Router::new()
         .fallback(get(ws_upgrade))
         .with_state(ctx.clone());

@@ -20,7 +20,7 @@ use tokio_openssl::SslStream;
 use tracing::debug;
 
 use crate::gate::{Gate, Permit};
-use crate::http_conn::{no_delay, serve_connection, ConnLimits};
+use crate::http_conn::{no_delay, serve_connection, App, ConnLimits};
 
 /// A client must finish its handshake within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -155,7 +155,7 @@ async fn handshake(
 }
 
 /// Serves `app` on every connection that finishes its handshake, forever.
-pub async fn serve(mut listener: TlsListener, app: axum::Router, limits: ConnLimits) {
+pub async fn serve(mut listener: TlsListener, app: impl App, limits: ConnLimits) {
     while let Some((stream, peer, permit)) = listener.ready.recv().await {
         tokio::spawn(serve_connection(stream, peer, permit, app.clone(), limits));
     }

@@ -673,6 +673,65 @@ async fn a_cdn_gets_validators_304s_and_gzipped_playlists() {
     assert!(refused.text().starts_with("#EXTM3U"));
 }
 
+/// The HLS port reads hyper's requests itself (no router): methods, paths, percent-encoding
+/// and queries are answered as a router would, HEAD as GET without the body.
+#[tokio::test]
+async fn the_port_answers_methods_paths_and_queries_as_a_router_would() {
+    let (ports, _ctx) = start().await;
+    let hls = ports.hls.expect("hls.port is bound");
+    let first = get(hls, &playlist_url()).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let p = parse(&first.text());
+    let segment = url(p.segments[0].uri.as_ref().expect("a complete segment"));
+
+    let full = get(hls, &segment).await;
+    let head = request(hls, "HEAD", &segment, "").await;
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty(), "HEAD has no body");
+    assert_eq!(head.header("content-length"), full.body.len().to_string());
+    assert_eq!(head.header("etag"), full.header("etag"));
+    assert_eq!(head.header("content-type"), "video/mp4");
+
+    for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
+        let refused = request(hls, method, &segment, "").await;
+        assert_eq!(refused.status, 405, "{method}");
+        assert_eq!(refused.header("allow"), "GET,HEAD", "{method}");
+    }
+    for path in [
+        "/",
+        "/x",
+        "/x/",
+        "//x.m3u8",
+        "/x/y/z.m3u8",
+        &format!("{segment}/"),
+    ] {
+        let answer = get(hls, path).await;
+        assert_eq!(answer.status, 404, "{path}");
+        assert_eq!(answer.text(), "Not found\n", "{path}");
+    }
+    let not_utf8 = get(hls, "/%FF/%FF.m3u8").await;
+    assert_eq!(not_utf8.status, 400);
+    assert_eq!(not_utf8.text(), "The URL is not valid UTF-8\n");
+
+    // The query is read: a blocking reload's numbers are checked, encoded or not.
+    for query in [
+        "_HLS_msn=x",
+        "_HLS%5Fmsn=x",
+        "a=1&_HLS_msn=1&_HLS_part=%2D1",
+    ] {
+        let bad = get(hls, &format!("{}?{query}", playlist_url())).await;
+        assert_eq!(bad.status, 400, "{query}: {}", bad.text());
+        assert_eq!(
+            bad.text(),
+            "_HLS_msn and _HLS_part must be whole numbers\n",
+            "{query}"
+        );
+    }
+    let part_alone = get(hls, &format!("{}?_HLS_part=1", playlist_url())).await;
+    assert_eq!(part_alone.status, 400);
+    assert_eq!(part_alone.text(), "_HLS_part needs _HLS_msn\n");
+}
+
 /// A player's playlist request, as `agent`.
 async fn read_as(hls: SocketAddr, agent: &str) -> u16 {
     request(

@@ -58,13 +58,15 @@ impl Directory {
         self.map().get(id).map(|e| e.window.clone())
     }
 
-    /// Stream `id` was served under `name`: after its end, [`Self::named`] finds it.
-    pub fn served_as(&self, id: &str, name: &str) {
-        if let Some(e) = self.map().get_mut(id) {
-            if e.names.len() < NAMES_KEPT && !e.names.iter().any(|n| n == name) {
-                e.names.push(name.to_string());
-            }
+    /// Stream `id` is served under `name` (after its end, [`Self::named`] finds it by
+    /// that name): its window.
+    pub fn served_as(&self, id: &str, name: &str) -> Option<Arc<Window>> {
+        let mut map = self.map();
+        let e = map.get_mut(id)?;
+        if e.names.len() < NAMES_KEPT && !e.names.iter().any(|n| n == name) {
+            e.names.push(name.to_string());
         }
+        Some(e.window.clone())
     }
 
     /// The ended window last served under `name`, while it lingers.

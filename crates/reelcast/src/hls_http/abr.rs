@@ -180,7 +180,7 @@ async fn multivariant(ladder: &Ladder, token: Option<&str>) -> Response {
         Bytes::from(text),
         "application/vnd.apple.mpegurl",
         "max-age=1",
-        &etag,
+        format_args!("{etag}"),
     )
 }
 

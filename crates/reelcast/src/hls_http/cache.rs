@@ -4,6 +4,7 @@
 //! Owns: reading the request's cache and encoding headers and turning a full answer into
 //! a 304 or a gzipped one. Must not: know URLs, windows or waits (that is `hls_http`).
 
+use std::cell::RefCell;
 use std::io::Write as _;
 use std::time::SystemTime;
 
@@ -13,9 +14,28 @@ use bytes::Bytes;
 
 /// The `Last-Modified` header of something made at `made`.
 pub(super) fn last_modified(response: &mut Response, made: SystemTime) {
-    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(made)) {
+    if let Some(v) = http_date(made) {
         response.headers_mut().insert(header::LAST_MODIFIED, v);
     }
+}
+
+/// `made` as an HTTP date. The last one made on each thread is kept: the parts players
+/// ask for were mostly made in the same second, and formatting a date per answer showed
+/// in a part answer's profile.
+fn http_date(made: SystemTime) -> Option<HeaderValue> {
+    thread_local! {
+        static LAST: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    let second = made.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
+    LAST.with_borrow_mut(|last| match last {
+        Some((s, value)) if *s == second => Some(value.clone()),
+        _ => {
+            let text = httpdate::fmt_http_date(made);
+            let value = HeaderValue::from_maybe_shared(Bytes::from(text)).ok()?;
+            *last = Some((second, value.clone()));
+            Some(value)
+        }
+    })
 }
 
 /// `response` (a 200 with its `ETag` / `Last-Modified` set), or a 304 with the same
@@ -46,16 +66,19 @@ fn still_fresh(request: &HeaderMap, answer: &HeaderMap) -> bool {
                 .any(|t| t == "*" || t == etag)
         });
     }
-    let since = request
+    let Some(since) = request
         .get(header::IF_MODIFIED_SINCE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| httpdate::parse_http_date(v).ok());
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+    else {
+        return false;
+    };
     let modified = answer
         .get(header::LAST_MODIFIED)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| httpdate::parse_http_date(v).ok());
     // Both are whole seconds (the header's precision).
-    matches!((since, modified), (Some(s), Some(m)) if m <= s)
+    modified.is_some_and(|m| m <= since)
 }
 
 /// True when the request accepts gzip (`Accept-Encoding: gzip`, not with `q=0`).

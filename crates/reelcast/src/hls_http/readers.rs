@@ -89,15 +89,11 @@ pub const MAX_READERS: usize = 4096;
 /// The `User-Agent` kept of a reader (its key), at most.
 const MAX_AGENT_LEN: usize = 256;
 
-/// Who a reader is: the stream it reads, its address, its `User-Agent`.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct Key {
-    stream: String,
-    address: IpAddr,
-    agent: String,
-}
-
+/// One reader: who it is (the stream it reads and its `User-Agent`; its address is where
+/// it is listed) and how it stands.
 struct Reader {
+    stream: String,
+    agent: String,
     viewer: ViewerId,
     last_seen: Instant,
     /// Requests of this reader under way (a blocking reload may wait long): it is not
@@ -105,23 +101,40 @@ struct Reader {
     in_flight: usize,
 }
 
+/// The readers, listed by address: at most [`MAX_READERS_PER_ADDRESS`] each, so a
+/// request finds its reader by scanning a short list, with nothing allocated.
 #[derive(Default)]
 struct State {
-    by_key: HashMap<Key, Reader>,
-    by_viewer: HashMap<ViewerId, Key>,
-    per_address: HashMap<IpAddr, usize>,
+    by_address: HashMap<IpAddr, Vec<Reader>>,
+    /// The address each reader is listed under.
+    by_viewer: HashMap<ViewerId, IpAddr>,
 }
 
 impl State {
+    /// The reader of `stream` at `address` with `agent`.
+    fn find(&mut self, address: IpAddr, stream: &str, agent: &str) -> Option<&mut Reader> {
+        self.by_address
+            .get_mut(&address)?
+            .iter_mut()
+            .find(|r| r.stream == stream && r.agent == agent)
+    }
+
+    /// Reader `viewer`, listed under `address`.
+    fn reader(&mut self, address: IpAddr, viewer: ViewerId) -> Option<&mut Reader> {
+        self.by_address
+            .get_mut(&address)?
+            .iter_mut()
+            .find(|r| r.viewer == viewer)
+    }
+
     fn remove(&mut self, viewer: ViewerId) -> bool {
-        let Some(key) = self.by_viewer.remove(&viewer) else {
+        let Some(address) = self.by_viewer.remove(&viewer) else {
             return false;
         };
-        self.by_key.remove(&key);
-        if let Some(n) = self.per_address.get_mut(&key.address) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_address.remove(&key.address);
+        if let Some(list) = self.by_address.get_mut(&address) {
+            list.retain(|r| r.viewer != viewer);
+            if list.is_empty() {
+                self.by_address.remove(&address);
             }
         }
         true
@@ -138,13 +151,14 @@ pub struct Readers {
 /// reader's last sight.
 pub struct Visit {
     readers: Arc<Readers>,
-    key: Option<Key>,
+    /// The reader's address and viewer id, when it is listed.
+    reader: Option<(IpAddr, ViewerId)>,
 }
 
 impl Drop for Visit {
     fn drop(&mut self) {
-        if let Some(key) = &self.key {
-            if let Some(r) = self.readers.state().by_key.get_mut(key) {
+        if let Some((address, viewer)) = self.reader {
+            if let Some(r) = self.readers.state().reader(address, viewer) {
                 r.in_flight = r.in_flight.saturating_sub(1);
                 r.last_seen = Instant::now();
             }
@@ -190,50 +204,46 @@ impl Readers {
         stream: &Read,
         request: &Request<'_>,
     ) -> Visit {
-        let key = Key {
-            stream: stream.id().to_string(),
-            address: address_of(request.peer),
-            agent: agent_of(request.agent),
-        };
+        let address = address_of(request.peer);
+        let agent = agent_of(request.agent);
         let viewer = {
             let mut state = self.state();
-            if let Some(r) = state.by_key.get_mut(&key) {
+            if let Some(r) = state.find(address, stream.id(), agent) {
                 r.in_flight += 1;
                 r.last_seen = Instant::now();
-                return self.seen(Some(key));
+                let viewer = r.viewer;
+                return self.seen(Some((address, viewer)));
             }
-            let per_address = state.per_address.get(&key.address).copied().unwrap_or(0);
+            let per_address = state.by_address.get(&address).map_or(0, Vec::len);
             if !request.may_begin
                 || per_address >= MAX_READERS_PER_ADDRESS
-                || state.by_key.len() >= MAX_READERS
+                || state.by_viewer.len() >= MAX_READERS
             {
                 return self.seen(None);
             }
             let viewer = ViewerId::next();
-            state.by_key.insert(
-                key.clone(),
-                Reader {
-                    viewer,
-                    last_seen: Instant::now(),
-                    in_flight: 1,
-                },
-            );
-            state.by_viewer.insert(viewer, key.clone());
-            *state.per_address.entry(key.address).or_default() += 1;
+            state.by_address.entry(address).or_default().push(Reader {
+                stream: stream.id().to_string(),
+                agent: agent.to_string(),
+                viewer,
+                last_seen: Instant::now(),
+                in_flight: 1,
+            });
+            state.by_viewer.insert(viewer, address);
             viewer
         };
         // Outside the lock: a stream that has just ended lets the viewer go at once.
         if !self.join(registry, stream, request.name, viewer) {
             return self.seen(None);
         }
-        tokio::spawn(Arc::clone(self).end_when_quiet(key.clone(), viewer, stream.clone()));
-        self.seen(Some(key))
+        tokio::spawn(Arc::clone(self).end_when_quiet(address, viewer, stream.clone()));
+        self.seen(Some((address, viewer)))
     }
 
-    fn seen(self: &Arc<Self>, key: Option<Key>) -> Visit {
+    fn seen(self: &Arc<Self>, reader: Option<(IpAddr, ViewerId)>) -> Visit {
         Visit {
             readers: Arc::clone(self),
-            key,
+            reader,
         }
     }
 
@@ -277,15 +287,13 @@ impl Readers {
     }
 
     /// Waits until the reader has made no request for the timeout, then ends it.
-    async fn end_when_quiet(self: Arc<Self>, key: Key, viewer: ViewerId, stream: Read) {
+    async fn end_when_quiet(self: Arc<Self>, address: IpAddr, viewer: ViewerId, stream: Read) {
         loop {
             let due = {
-                let state = self.state();
-                match state.by_key.get(&key) {
-                    Some(r) if r.viewer == viewer && r.in_flight > 0 => {
-                        Instant::now() + self.timeout
-                    }
-                    Some(r) if r.viewer == viewer => r.last_seen + self.timeout,
+                let mut state = self.state();
+                match state.reader(address, viewer) {
+                    Some(r) if r.in_flight > 0 => Instant::now() + self.timeout,
+                    Some(r) => r.last_seen + self.timeout,
                     // Let go already (by its stream).
                     _ => return,
                 }
@@ -303,7 +311,7 @@ impl Readers {
 
     /// Readers now (for tests and logs).
     pub fn len(&self) -> usize {
-        self.state().by_key.len()
+        self.state().by_viewer.len()
     }
 
     /// No reader now.
@@ -323,13 +331,14 @@ fn address_of(peer: IpAddr) -> IpAddr {
     crate::gate::client_key(peer)
 }
 
-fn agent_of(agent: Option<&str>) -> String {
+/// The part of a `User-Agent` kept as a reader's key.
+fn agent_of(agent: Option<&str>) -> &str {
     let agent = agent.unwrap_or("");
     let mut end = agent.len().min(MAX_AGENT_LEN);
     while !agent.is_char_boundary(end) {
         end -= 1;
     }
-    agent[..end].to_string()
+    &agent[..end]
 }
 
 #[cfg(test)]

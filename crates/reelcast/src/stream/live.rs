@@ -41,9 +41,13 @@ use crate::media::{Viewer, ViewerEvent, ViewerProtocol};
 use crate::source::{PlayMode, StreamUri};
 
 /// A running translation as others see it: what it plays and how to join or end it.
-/// Cheap to clone.
+/// Cheap to clone (one reference count: the HLS port clones it for every request), its
+/// fields read through [`TranslationInfo`].
 #[derive(Clone)]
-pub struct TranslationHandle {
+pub struct TranslationHandle(Arc<TranslationInfo>);
+
+/// What a [`TranslationHandle`] holds.
+pub struct TranslationInfo {
     /// `localMediaSessionId` in the REST API.
     pub id: String,
     /// `localStreamName`: what viewers play to join.
@@ -61,6 +65,14 @@ pub struct TranslationHandle {
     /// How its viewers come in and go.
     pub door: ViewerDoor,
     commands: UnboundedSender<Command>,
+}
+
+impl std::ops::Deref for TranslationHandle {
+    type Target = TranslationInfo;
+
+    fn deref(&self) -> &TranslationInfo {
+        &self.0
+    }
 }
 
 impl TranslationHandle {
@@ -145,7 +157,7 @@ pub(super) fn start(
     }
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (door, entrance, audience) = door::open(StopReason::SessionDisconnect);
-    let handle = TranslationHandle {
+    let handle = TranslationHandle(Arc::new(TranslationInfo {
         id,
         name: spec.name,
         uri: spec.uri.uri_string(),
@@ -155,7 +167,7 @@ pub(super) fn start(
         stream,
         door,
         commands,
-    };
+    }));
     let clock = PacingClock::new(Instant::now());
     sinks.start(clock.epoch());
     if !register(&handle) {

@@ -119,9 +119,13 @@ pub struct PublishSpec {
 }
 
 /// A running published stream as others see it: what it is and how to join or end it.
-/// Cheap to clone.
+/// Cheap to clone (one reference count: the HLS port clones it for every request), its
+/// fields read through [`PublishedInfo`].
 #[derive(Clone)]
-pub struct PublishedHandle {
+pub struct PublishedHandle(Arc<PublishedInfo>);
+
+/// What a [`PublishedHandle`] holds.
+pub struct PublishedInfo {
     /// The publisher's status key: its statuses come tagged with it, and the registry
     /// stops it by it.
     pub key: PlayKey,
@@ -141,12 +145,20 @@ pub struct PublishedHandle {
     pub protocol: PublishProtocol,
     /// The recording's file name, set by whoever starts a recording of this stream
     /// (WCS's `recordName`).
-    record_name: Arc<Mutex<Option<String>>>,
+    record_name: Mutex<Option<String>>,
     /// True once the publisher's connection is up (PUBLISHING).
-    publishing: Arc<AtomicBool>,
+    publishing: AtomicBool,
     /// How its viewers come in and go.
     pub door: ViewerDoor,
     commands: UnboundedSender<Command>,
+}
+
+impl std::ops::Deref for PublishedHandle {
+    type Target = PublishedInfo;
+
+    fn deref(&self) -> &PublishedInfo {
+        &self.0
+    }
 }
 
 impl PublishedHandle {
@@ -222,7 +234,7 @@ pub(super) fn start<E>(
     } = parts;
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (door, entrance, audience) = door::open(StopReason::PublisherStop);
-    let handle = PublishedHandle {
+    let handle = PublishedHandle(Arc::new(PublishedInfo {
         key,
         media_session_id: spec.media_session_id,
         name: spec.name,
@@ -231,11 +243,11 @@ pub(super) fn start<E>(
         created: SystemTime::now(),
         stream,
         protocol: spec.protocol,
-        record_name: Arc::default(),
-        publishing: Arc::default(),
+        record_name: Mutex::default(),
+        publishing: AtomicBool::default(),
         door,
         commands,
-    };
+    }));
     sinks.start(epoch);
     if let Err(e) = register(&handle) {
         let ending = Ending::Stopped(StopReason::ByUser);
