@@ -3,8 +3,8 @@
 // IPv4 and IPv6 on each end, and a server address the client cannot reach). Nothing here
 // touches this machine's real interfaces or sends anywhere outside the two namespaces.
 //
-// The non-browser client is aiortc (PyPI) as a WHEP viewer: it must decode video frames
-// and audio. Its host candidates are its namespace's non-loopback addresses, and it drops
+// The non-browser clients are aiortc (PyPI) as a WHEP viewer, which must decode video
+// frames and audio, and ffmpeg reading HLS over IPv4 and IPv6 at once. Its host candidates are its namespace's non-loopback addresses, and it drops
 // answers that do not come from the address it wrote to, as browsers do.
 
 import { after, before, describe, test } from 'node:test';
@@ -100,6 +100,34 @@ describe('clients on another address than loopback (network namespaces)', { time
       const r = await aiortcPlays(net, server);
       assertPlayed(r, server);
       assert.ok(!(r.pair || '').includes(UNREACHABLE_IP), r.pair);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test('HLS from another host over IPv4 and IPv6: ffmpeg reads a translation on WCS\'s port, each address a reader', { timeout: 120000 }, async () => {
+    const server = await startServer({ files: [SAMPLE], netns: net.server, settings: { 'hls.port': 8082 } });
+    const name = encodeURIComponent('vod-live://sample.mp4');
+    const hosts = [SERVER_IP, `[${SERVER_IP6}]`];
+    const playlist = (host) => `http://${host}:8082/${name}/${name}.m3u8`;
+    try {
+      // Six seconds of media from each address at once, every picture and audio frame
+      // decoded: the playlist, the init segment and the segments all came over it.
+      await Promise.all(hosts.map(async (host) => {
+        const read = await execIn(net.client, 'ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-i', playlist(host), '-t', '6', '-f', 'null', '-'], { timeout: 60000 })
+          .catch((e) => assert.fail(withServerLog(server, `ffmpeg over ${host} failed: ${e.stderr || e.message}`)));
+        assert.equal(read.stderr.trim(), '', `ffmpeg over ${host} reported errors`);
+      }));
+      // Readers are told apart by address: one from each, listed by REST until they have
+      // been quiet three target durations.
+      const found = await execIn(net.client, 'curl', ['-sS', '-X', 'POST', `${server.base}/rest-api/stream/find_all`]);
+      const hls = JSON.parse(found.stdout).filter((p) => p.protocol === 'hls');
+      assert.equal(hls.length, 2, withServerLog(server, `HLS readers listed: ${found.stdout}`));
+      for (const host of hosts) {
+        const probe = await execIn(net.client, 'ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name', '-of', 'csv=p=0', playlist(host)]);
+        const kinds = new Set(probe.stdout.split('\n').map((l) => l.trim().replace(/,$/, '')).filter(Boolean));
+        assert.deepEqual([...kinds].sort(), ['aac', 'h264'], `over ${host}`);
+      }
     } finally {
       await server.stop();
     }

@@ -30,7 +30,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::{AllowedOrigins, Settings};
 pub use crate::context::ServerContext;
@@ -185,13 +185,13 @@ pub async fn launch(
     rtc.warm_up();
     let feeds = RtcFeeds::new(RtcHub::start(udp, candidates, ice_tcp));
 
-    let http = bind_tcp(bind_ip, settings.http_port, "http.port").await?;
-    let ws = bind_tcp(bind_ip, settings.ws_port, "ws.port").await?;
+    let http = bind_tcp(bind_ip, settings.http_port, "http.port")?;
+    let ws = bind_tcp(bind_ip, settings.ws_port, "ws.port")?;
     // Settings loading refuses hls.https.port without a certificate; a Settings built in
     // code without one gets no HLS over TLS rather than a port that cannot handshake.
     let hls_https = match (&acceptor, settings.hls_https_port) {
         (Some(acceptor), Some(port)) => Some(TlsListener::new(
-            bind_tcp(bind_ip, port, "hls.https.port").await?,
+            bind_tcp(bind_ip, port, "hls.https.port")?,
             acceptor.clone(),
             port_gate(&settings),
         )?),
@@ -199,8 +199,8 @@ pub async fn launch(
     };
     let (https, wss) = match acceptor {
         Some(acceptor) => {
-            let https = bind_tcp(bind_ip, settings.https_port, "https.port").await?;
-            let wss = bind_tcp(bind_ip, settings.wss_port, "wss.port").await?;
+            let https = bind_tcp(bind_ip, settings.https_port, "https.port")?;
+            let wss = bind_tcp(bind_ip, settings.wss_port, "wss.port")?;
             (
                 Some(TlsListener::new(
                     https,
@@ -213,11 +213,11 @@ pub async fn launch(
         None => (None, None),
     };
     let metrics = match settings.metrics_port {
-        Some(port) => Some(bind_tcp(bind_ip, port, "metrics_port").await?),
+        Some(port) => Some(bind_tcp(bind_ip, port, "metrics_port")?),
         None => None,
     };
     let hls = match settings.hls_port {
-        Some(port) => Some(bind_tcp(bind_ip, port, "hls.port").await?),
+        Some(port) => Some(bind_tcp(bind_ip, port, "hls.port")?),
         None => None,
     };
     let ports = BoundPorts {
@@ -344,10 +344,19 @@ pub async fn launch(
 }
 
 /// Listens on `port` of `ip`; the error names the settings `key` that chose the port.
-async fn bind_tcp(ip: IpAddr, port: u16, key: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(SocketAddr::new(ip, port))
-        .await
-        .with_context(|| format!("cannot bind {key} {port}"))
+/// Bound to every address (`0.0.0.0` or `::`), the port takes IPv6 and IPv4 both on one
+/// dual-stack socket, as the media port does (a client that reaches the media over IPv6
+/// reaches the signalling and HLS too), or IPv4 alone on a host without IPv6.
+fn bind_tcp(ip: IpAddr, port: u16, key: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    let listener = if ip.is_unspecified() {
+        listen_tcp(ip, port, true).or_else(|e| {
+            warn!("no IPv6 on {key} {port} ({e}): IPv4 only");
+            listen_tcp(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), port, false)
+        })
+    } else {
+        listen_tcp(ip, port, false)
+    };
+    listener.with_context(|| format!("cannot bind {key} {port}"))
 }
 
 /// How many ephemeral UDP ports are tried for one whose TCP twin is free too.
@@ -385,19 +394,23 @@ fn bind_media_ports(
     )))
 }
 
-/// The connection caps of one TCP port.
 /// The ICE-TCP listener: the media port's number over TCP, which is where WCS users'
 /// firewalls already let media in (WCS serves WebRTC over TCP on its media ports). Bound
 /// like the UDP port: on `ip`, or dual-stack on every address when the UDP port is.
 fn bind_ice_tcp(ip: IpAddr, port: u16, v6: bool) -> std::io::Result<tokio::net::TcpListener> {
+    listen_tcp(ip, port, ip.is_unspecified() && v6)
+}
+
+/// A TCP listener on `port` of `ip`, or with `dual_stack` on every IPv6 and IPv4 address.
+fn listen_tcp(ip: IpAddr, port: u16, dual_stack: bool) -> std::io::Result<tokio::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let addr = if ip.is_unspecified() && v6 {
+    let addr = if dual_stack {
         SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), port)
     } else {
         SocketAddr::new(ip, port)
     };
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if addr.is_ipv6() && ip.is_unspecified() {
+    if dual_stack {
         socket.set_only_v6(false)?;
     }
     socket.set_reuse_address(true)?;
@@ -407,6 +420,7 @@ fn bind_ice_tcp(ip: IpAddr, port: u16, v6: bool) -> std::io::Result<tokio::net::
     tokio::net::TcpListener::from_std(socket.into())
 }
 
+/// The connection caps of one TCP port.
 fn port_gate(settings: &Settings) -> Arc<Gate> {
     Gate::new(
         settings.http_max_connections,
