@@ -47,7 +47,8 @@ const FIRST_SEGMENT_WAIT: Duration = Duration::from_secs(10);
 
 /// The HLS app: what the HLS ports serve. Not an axum `Router`: its requests are
 /// few in kind and come by the tens of thousands a second (LL-HLS parts), so it reads
-/// hyper's request itself; the router and its layers were a fifth of a part answer's CPU.
+/// hyper's request itself. With the per-request clones and allocations that went with it,
+/// the router and its layers were ~30 % of a part answer's CPU (docs/PERFORMANCE.md).
 #[derive(Clone)]
 pub struct HlsApp(Arc<Shared>);
 
