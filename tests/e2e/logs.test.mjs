@@ -148,17 +148,19 @@ describe('logs', { timeout: 120000 }, () => {
     const inVod = events.filter((e) => (e.spans || []).some((s) => s.name === 'vod' && s.stream === 'vod://sample.mp4' && s.viewer !== undefined));
     assert.ok(inVod.length > 0, 'no event in the span of the personal VOD with its stream and viewer');
     // A translation's viewers: their lines are in a `viewer` span with the stream and
-    // viewer, and every line naming one of them (outside the WebRTC engine's, which
-    // knows viewers only) names the stream too.
+    // viewer, and every line naming one of them names the stream too (the WebRTC engine's
+    // as fields: it runs outside the play's span).
     const viewerSpan = (e) => (e.spans || []).find((sp) => sp.name === 'viewer' && sp.stream === LIVE && sp.viewer !== undefined);
     const joined = events.filter((e) => e.message === 'joined the translation' && viewerSpan(e));
     assert.equal(joined.length, 2, 'a line per translation viewer (WHEP, WCS) in its span');
     assert.ok(events.some((e) => e.message === 'PLAYING' && viewerSpan(e)), 'the WCS viewer\'s PLAYING in its span');
     const ids = new Set(joined.map((e) => viewerSpan(e).viewer));
-    const about = events.filter((e) => !String(e.target).startsWith('reelcast::webrtc')
-      && (ids.has(e.viewer) || (e.spans || []).some((sp) => ids.has(sp.viewer))));
+    const about = events.filter((e) => ids.has(e.viewer) || (e.spans || []).some((sp) => ids.has(sp.viewer)));
+    const fromEngine = about.filter((e) => String(e.target).startsWith('reelcast::webrtc'));
     const withoutStream = about.filter((e) => e.stream === undefined && !(e.spans || []).some((sp) => sp.stream !== undefined));
     assert.ok(about.length >= 4, `only ${about.length} lines about the translation's viewers`);
+    assert.ok(fromEngine.some((e) => e.message === 'WebRTC connected' && e.stream === LIVE),
+      `no "WebRTC connected" line of the engine naming ${LIVE}: ${JSON.stringify(fromEngine.slice(0, 3))}`);
     assert.deepEqual(withoutStream, [], 'lines about a translation viewer without its stream');
     assertNoSecrets(log, 'json');
   });

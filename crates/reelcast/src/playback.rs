@@ -316,7 +316,7 @@ fn join_shared(
                 key,
             )
         });
-    let mut plan = plan(&info, &requester, key);
+    let mut plan = plan(&info, &requester, key, name);
     plan.link_moves = moving.as_ref().map(|m| m.notes.clone());
     let viewer = ctx.feeds.add_viewer(
         shared.feed(),
@@ -389,7 +389,7 @@ async fn start_personal(
     let viewer = ctx.feeds.add_viewer(
         stream,
         accepted,
-        plan(&info, &requester, key),
+        plan(&info, &requester, key, name),
         requester.protocol,
         events_tx,
     );
@@ -483,8 +483,9 @@ fn offer_refused(e: WebRtcError) -> StreamError {
     }
 }
 
-fn plan(info: &MediaInfo, requester: &Requester<'_>, key: PlayKey) -> ViewerPlan {
+fn plan(info: &MediaInfo, requester: &Requester<'_>, key: PlayKey, name: &str) -> ViewerPlan {
     ViewerPlan {
+        stream: name.into(),
         h264_profile_idc: info.h264_profile_idc,
         has_audio: info.has_audio,
         request: PlayRequest {

@@ -548,8 +548,8 @@ impl HubCore {
                         f.viewers.retain(|x| *x != id);
                     }
                 }
+                debug!(viewer = id.0, stream = %v.stream(), "viewer removed");
                 drop::<Box<Viewer>>(v);
-                debug!(viewer = id.0, "viewer removed");
             }
         }
     }

@@ -88,6 +88,9 @@ pub struct ViewerPlan {
     pub has_audio: bool,
     /// The play request: its time to first frame is observed at the first video frame.
     pub request: crate::metrics::PlayRequest,
+    /// The name the viewer asked for: the engine's log lines carry it (the hub runs
+    /// outside the play's span).
+    pub stream: Arc<str>,
     /// Told when the viewer's link carries less than the stream sends; none: the shortfall
     /// is only logged and counted (WHEP).
     pub link_notices: Option<LinkNotices>,
@@ -163,6 +166,11 @@ pub(super) struct Viewer {
 }
 
 impl Viewer {
+    /// The name the viewer asked for.
+    pub(super) fn stream(&self) -> &str {
+        &self.plan.stream
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         id: ViewerId,
@@ -275,7 +283,8 @@ impl Viewer {
             return;
         };
         if let Err(e) = handshake.rtc.handle_input(input) {
-            warn!(viewer = self.id.0, "bad input: {e}");
+            warn!(viewer = self.id.0,
+            stream = %self.plan.stream, "bad input: {e}");
         }
         if is_stun && !self.first_check_seen {
             self.first_check_seen = true;
@@ -304,7 +313,8 @@ impl Viewer {
         if let Some(handshake) = &mut self.handshake {
             if handshake.next_timeout <= now {
                 if let Err(e) = handshake.rtc.handle_input(Input::Timeout(now)) {
-                    warn!(viewer = self.id.0, "engine timeout error: {e}");
+                    warn!(viewer = self.id.0,
+            stream = %self.plan.stream, "engine timeout error: {e}");
                 }
                 self.drain(now, out);
             }
@@ -348,7 +358,8 @@ impl Viewer {
                 }
                 Ok(Output::Event(event)) => events.push(event),
                 Err(e) => {
-                    warn!(viewer = self.id.0, "WebRTC engine failed: {e}");
+                    warn!(viewer = self.id.0,
+            stream = %self.plan.stream, "WebRTC engine failed: {e}");
                     events.push(Event::Closed);
                     break;
                 }
@@ -393,6 +404,7 @@ impl Viewer {
         let protocol = self.plan.request.protocol;
         info!(
             viewer = self.id.0,
+            stream = %self.plan.stream,
             stream_bps = s.stream_bps,
             carries_bps = s.carries_bps,
             "not enough bandwidth: the link carries {} of the stream's {} kbit/s",
@@ -424,9 +436,10 @@ impl Viewer {
                 carries_bps,
             }) => {
                 info!(
-                    viewer = self.id.0,
-                    stream_bps, carries_bps, "link short for a while: asking for a lower rendition"
-                );
+                        viewer = self.id.0,
+                stream = %self.plan.stream,
+                        stream_bps, carries_bps, "link short for a while: asking for a lower rendition"
+                    );
                 MoveNote::Down(LinkShort {
                     sending_bps: stream_bps,
                     carries_bps,
@@ -434,9 +447,10 @@ impl Viewer {
             }
             Some(Want::Up) => {
                 info!(
-                    viewer = self.id.0,
-                    "link clean at the lower rate for a while: probing back up"
-                );
+                        viewer = self.id.0,
+                stream = %self.plan.stream,
+                        "link clean at the lower rate for a while: probing back up"
+                    );
                 MoveNote::Up
             }
         };
@@ -487,6 +501,7 @@ impl Viewer {
         crate::metrics::METRICS.count_rendition_move(direction);
         info!(
             viewer = self.id.0,
+            stream = %self.plan.stream,
             direction,
             offset_ms = self.offset_us / 1000,
             "moved {direction} a rendition"
@@ -528,6 +543,7 @@ impl Viewer {
             // wrapped provider copied: missing keys mean that wrapping is broken.
             warn!(
                 viewer = self.id.0,
+            stream = %self.plan.stream,
                 "connected, but no SRTP keys were captured"
             );
             self.close(FailReason::DtlsError.into());
@@ -540,6 +556,7 @@ impl Viewer {
         ) else {
             warn!(
                 viewer = self.id.0,
+            stream = %self.plan.stream,
                 "DTLS exported keys of an unexpected size"
             );
             self.close(FailReason::DtlsError.into());
@@ -558,6 +575,7 @@ impl Viewer {
         {
             warn!(
                 viewer = self.id.0,
+            stream = %self.plan.stream,
                 "browser offered no H.264 with packetization-mode 1: video not sent"
             );
         }
@@ -570,7 +588,8 @@ impl Viewer {
             audio,
             now,
         ));
-        info!(viewer = self.id.0, "WebRTC connected");
+        info!(viewer = self.id.0,
+            stream = %self.plan.stream, "WebRTC connected");
         let _ = self.events.send((self.id, ViewerEvent::Connected));
     }
 
@@ -584,7 +603,8 @@ impl Viewer {
             .is_some_and(|t| now.duration_since(t) >= HANDSHAKE_LINGER);
         if plane.peer_has_keys || lingered {
             self.handshake = None;
-            debug!(viewer = self.id.0, "handshake engine dropped");
+            debug!(viewer = self.id.0,
+            stream = %self.plan.stream, "handshake engine dropped");
         }
     }
 
@@ -648,7 +668,8 @@ impl Viewer {
         if video && plane.video.is_some() {
             if !self.video_started {
                 self.plan.request.first_frame_sent(now);
-                debug!(viewer = self.id.0, "first video frame sent");
+                debug!(viewer = self.id.0,
+            stream = %self.plan.stream, "first video frame sent");
             }
             self.video_started = true;
             self.last_video_pts_us = pts_us;
@@ -681,6 +702,7 @@ impl Viewer {
         }
         debug!(
             viewer = self.id.0,
+            stream = %self.plan.stream,
             frames = gop.len(),
             "joined mid-stream: sent the current GOP"
         );
@@ -720,6 +742,7 @@ impl Viewer {
             }
             debug!(
                 viewer = self.id.0,
+            stream = %self.plan.stream,
                 frames = gop.len(),
                 "picture loss answered with the GOP so far"
             );
@@ -729,6 +752,7 @@ impl Viewer {
         self.awaiting_keyframe = true;
         debug!(
             viewer = self.id.0,
+            stream = %self.plan.stream,
             "picture loss answered with the keyframe alone (a GOP was re-sent recently)"
         );
     }

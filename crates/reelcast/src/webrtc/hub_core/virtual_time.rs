@@ -199,6 +199,7 @@ impl Net {
                 feed: self.feed,
                 accepted: Box::new(accepted),
                 plan: ViewerPlan {
+                    stream: "virtual".into(),
                     h264_profile_idc: Some(0x42),
                     has_audio: true,
                     request: crate::metrics::PlayRequest {
