@@ -107,16 +107,7 @@ impl Shared {
             file: &file,
             query: &query,
         };
-        let response = answer(
-            &self.ctx,
-            &self.readers,
-            &self.ladders,
-            &self.auth,
-            peer,
-            asked,
-            headers,
-        )
-        .await;
+        let response = self.answer(peer, asked, headers).await;
         cache::conditional(headers, response)
     }
 }
@@ -220,18 +211,42 @@ struct Url<'a> {
     query: &'a HashMap<String, String>,
 }
 
-async fn answer(
-    ctx: &Arc<ServerContext>,
-    readers: &Arc<Readers>,
-    ladders: &Arc<Ladders>,
-    auth: &Auth,
-    peer: SocketAddr,
-    url: Url<'_>,
-    headers: &HeaderMap,
-) -> Response {
-    let Url { name, file, query } = url;
-    if let Some(base) = abr::base_name(name) {
-        // Asked of the backend under the name the client asked for.
+impl Shared {
+    /// The answer to `url` from `peer`: an ABR name's, or a stream's from its window.
+    async fn answer(&self, peer: SocketAddr, url: Url<'_>, headers: &HeaderMap) -> Response {
+        let Shared {
+            ctx,
+            readers,
+            ladders,
+            auth,
+        } = self;
+        let Url { name, file, query } = url;
+        if let Some(base) = abr::base_name(name) {
+            // Asked of the backend under the name the client asked for.
+            let token = match auth
+                .check(ctx, name, query.get("token").map(String::as_str))
+                .await
+            {
+                Ok(token) => token,
+                Err(response) => return response,
+            };
+            let request = abr::AbrRequest {
+                readers,
+                ladders,
+                peer,
+                name,
+                base,
+                file,
+                query,
+                headers,
+                token,
+            };
+            return abr::answer(ctx, request).await;
+        }
+        let Some(asked) = parse_file(name, file) else {
+            return plain(StatusCode::NOT_FOUND, "Not found");
+        };
+        // Before anything is looked up or started: a refused client costs nothing more.
         let token = match auth
             .check(ctx, name, query.get("token").map(String::as_str))
             .await
@@ -239,47 +254,24 @@ async fn answer(
             Ok(token) => token,
             Err(response) => return response,
         };
-        let request = abr::AbrRequest {
-            readers,
-            ladders,
-            peer,
-            name,
-            base,
-            file,
-            query,
-            headers,
-            token,
+        let (stream, window) = match find_window(ctx, name, asked == Asked::Playlist).await {
+            Ok(found) => found,
+            Err(response) => return response,
         };
-        return abr::answer(ctx, request).await;
+        let request = readers::Request {
+            peer: peer.ip(),
+            agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok()),
+            name,
+            may_begin: asked == Asked::Playlist,
+        };
+        // A stream that has just ended (its last window lingers) has no readers to count.
+        let _visit = stream
+            .as_ref()
+            .map(|t| readers.visit(&ctx.registry, t, &request));
+        from_window(ctx, &window, asked, query, headers, token).await
     }
-    let Some(asked) = parse_file(name, file) else {
-        return plain(StatusCode::NOT_FOUND, "Not found");
-    };
-    // Before anything is looked up or started: a refused client costs nothing more.
-    let token = match auth
-        .check(ctx, name, query.get("token").map(String::as_str))
-        .await
-    {
-        Ok(token) => token,
-        Err(response) => return response,
-    };
-    let (stream, window) = match find_window(ctx, name, asked == Asked::Playlist).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
-    let request = readers::Request {
-        peer: peer.ip(),
-        agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok()),
-        name,
-        may_begin: asked == Asked::Playlist,
-    };
-    // A stream that has just ended (its last window lingers) has no readers to count.
-    let _visit = stream
-        .as_ref()
-        .map(|t| readers.visit(&ctx.registry, t, &request));
-    from_window(ctx, &window, asked, query, headers, token).await
 }
 
 /// The answer to `asked` from `window` (a stream's, or a variant's of an ABR stream);

@@ -350,7 +350,7 @@ pub async fn launch(
 fn bind_tcp(ip: IpAddr, port: u16, key: &str) -> anyhow::Result<tokio::net::TcpListener> {
     let listener = if ip.is_unspecified() {
         listen_tcp(ip, port, true).or_else(|e| {
-            warn!("no IPv6 on {key} {port} ({e}): IPv4 only");
+            warn!("{key} {port} not bound on IPv6 and IPv4 both ({e}): trying IPv4 only");
             listen_tcp(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), port, false)
         })
     } else {

@@ -4,8 +4,9 @@
 //!
 //! A sink attached late is told the stream's epoch (if the clock runs), then gets the
 //! frames since the stream's last keyframe at once (`Sink::preroll`: the GOP in
-//! progress, kept here: at most [`MAX_PREROLL_FRAMES`], else none), so a recording starts with a picture without
-//! waiting for the next keyframe, which a file cannot make on request; then every frame
+//! progress, kept here: at most [`MAX_PREROLL_FRAMES`], else none), so a recording
+//! starts with a picture without waiting for the next keyframe, which a file cannot make
+//! on request; then every frame
 //! from then on, and is told the ending: when the stream ends, or when it is detached. Owns only the list; the stream's task takes the lock once per
 //! frame batch, the attacher only to add or remove (never while a sink works long: sinks
 //! must not block, as every `Sink`).

@@ -68,7 +68,7 @@ pub fn bind(ip: IpAddr, port: u16) -> io::Result<UdpSocket> {
         match dual_stack(port) {
             Ok(socket) => socket,
             Err(e) => {
-                warn!("no IPv6 on the media port ({e}): IPv4 only");
+                warn!("media port not bound on IPv6 and IPv4 both ({e}): trying IPv4 only");
                 plain(SocketAddr::new(
                     IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
                     port,
